@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferrycd/ferry/manifests"
+)
+
+func newInitCommand() *cobra.Command {
+	var runtime, name string
+	cmd := &cobra.Command{
+		Use:   "init [DIR] --runtime go|python|nodejs",
+		Short: "Add a function, its HTTP trigger and a test to a repository",
+		Long: `Write a new function into DIR (default .): its code and a test in
+DIR/NAME/, and a Function with an HTTPTrigger on /NAME in ferry.yaml
+(appended to it if it exists). Nothing is overwritten, and nothing is left
+behind if the result would not validate.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := dirArg(args)
+			if name == "" {
+				name = defaultName(dir)
+			}
+			res, err := manifests.Init(cmd.Context(), dir, runtime, name)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "created function %s (%s) in %s\n", name, runtime, dir)
+			for _, f := range res.Files {
+				fmt.Fprintf(out, "  %s\n", filepath.Join(dir, f))
+			}
+			fmt.Fprintf(out, "  %s\nnext: ferry validate %s\n", filepath.Join(dir, res.Manifest), dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&runtime, "runtime", "", "the function's runtime: go, python or nodejs")
+	cmd.Flags().StringVar(&name, "name", "", "the function's name (default: the folder's name, or hello)")
+	_ = cmd.MarkFlagRequired("runtime")
+	return cmd
+}
+
+// defaultName names a function after its repository's folder when that
+// makes a valid name, as most scaffolding tools do.
+func defaultName(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "hello"
+	}
+	base := strings.ToLower(filepath.Base(abs))
+	for _, r := range base {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return "hello"
+		}
+	}
+	if base == "" || len(base) > 63 || strings.HasPrefix(base, "-") || strings.HasSuffix(base, "-") {
+		return "hello"
+	}
+	return base
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferrycd/ferry/manifests"
+)
+
+func newValidateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate [DIR]",
+		Short: "Check a repository's manifests; list every error as file:line:col: message",
+		Long: `Load ferry.yaml and .ferry/*.yaml from DIR (default .), and check them
+against the rules and the repository's files. Exit 0 if they are valid;
+else print every error, one per line, as file:line:col: message, and
+exit 1.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := dirArg(args)
+			set, err := load(cmd, dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid: %s\n", dir, summary(set))
+			return nil
+		},
+	}
+}
+
+func dirArg(args []string) string {
+	if len(args) == 0 {
+		return "."
+	}
+	return args[0]
+}
+
+// load loads the repository in dir, printing manifest errors with paths
+// that start at the working folder, so an editor can jump to them.
+func load(cmd *cobra.Command, dir string) (*manifests.Set, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("%s is not a folder; give the repository's folder", dir)
+	}
+	set, err := manifests.Load(cmd.Context(), os.DirFS(dir))
+	if list := manifests.Errors(err); list != nil {
+		for _, e := range list {
+			e.File = filepath.Join(dir, e.File)
+			fmt.Fprintln(cmd.ErrOrStderr(), e.Error())
+		}
+		return nil, errReported
+	}
+	return set, err
+}
+
+func summary(s *manifests.Set) string {
+	var parts []string
+	count := func(n int, kind string) {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, kind))
+		}
+	}
+	count(len(s.Functions), "Function")
+	count(len(s.HTTPTriggers), "HTTPTrigger")
+	count(len(s.CronTriggers), "CronTrigger")
+	count(len(s.NATSTriggers), "NATSTrigger")
+	count(len(s.KafkaTriggers), "KafkaTrigger")
+	stages := make([]string, len(s.Pipeline.Spec.Stages))
+	for i, st := range s.Pipeline.Spec.Stages {
+		stages[i] = st.Name
+	}
+	return strings.Join(parts, ", ") + "; stages " + strings.Join(stages, " -> ")
+}

@@ -1,0 +1,646 @@
+package manifests
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// decoder turns one YAML document into a typed object, strictly, recording
+// the position of every field it sets and every problem it finds. It decodes
+// by reflection over the json tags of the API types, so the manifest accepts
+// exactly the fields a Kubernetes API server would, spelled exactly as it
+// would (no case folding).
+//
+// It is only ever run on a tree that checkTree has bounded, so following
+// aliases here cannot explode.
+type decoder struct {
+	file   string
+	errs   *errs
+	origin *Origin
+}
+
+// Origin records where an object and each of its fields came from, so that
+// validation can point at the line that needs fixing.
+type Origin struct {
+	// Pos is the start of the object's document.
+	Pos
+	fields map[string]Pos
+}
+
+// At returns the position of a field path ("spec.runtime"), or of its
+// nearest enclosing field that was written, or of the object.
+func (o *Origin) At(field string) Pos {
+	if o == nil {
+		return Pos{}
+	}
+	for f := field; f != ""; f = parentPath(f) {
+		if p, ok := o.fields[f]; ok {
+			return p
+		}
+	}
+	return o.Pos
+}
+
+// Has reports whether the manifest wrote the field itself (as opposed to a
+// default filling it in).
+func (o *Origin) Has(field string) bool {
+	if o == nil {
+		return false
+	}
+	_, ok := o.fields[field]
+	return ok
+}
+
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+func (d *decoder) pos(n *yaml.Node) Pos {
+	return Pos{File: d.file, Line: n.Line, Column: n.Column}
+}
+
+func (d *decoder) fail(n *yaml.Node, field, format string, args ...any) {
+	d.errs.add(d.pos(n), field, format, args...)
+}
+
+var (
+	durationType   = reflect.TypeOf(metav1.Duration{})
+	quantityType   = reflect.TypeOf(resource.Quantity{})
+	rawType        = reflect.TypeOf(runtime.RawExtension{})
+	objectMetaType = reflect.TypeOf(metav1.ObjectMeta{})
+	typeMetaType   = reflect.TypeOf(metav1.TypeMeta{})
+)
+
+// resolve follows aliases and unwraps documents.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil {
+		switch n.Kind {
+		case yaml.AliasNode:
+			n = n.Alias
+		case yaml.DocumentNode:
+			if len(n.Content) == 0 {
+				return nil
+			}
+			n = n.Content[0]
+		default:
+			return n
+		}
+	}
+	return nil
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
+}
+
+// decode sets v from n. path names v in error messages and in the origin.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	n = resolve(n)
+	if n == nil {
+		return
+	}
+	if path != "" {
+		d.origin.fields[path] = d.pos(n)
+	}
+	t := v.Type()
+	switch t {
+	case durationType:
+		d.decodeDuration(n, v, path)
+		return
+	case quantityType:
+		d.decodeQuantity(n, v, path)
+		return
+	case rawType:
+		d.decodeRaw(n, v, path)
+		return
+	case objectMetaType:
+		d.decodeMeta(n, v, path)
+		return
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		if isNull(n) {
+			return
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Map:
+		d.decodeMap(n, v, path)
+	case reflect.Slice:
+		d.decodeSlice(n, v, path)
+	case reflect.String:
+		if s, ok := d.scalar(n, path, "!!str", "a string"); ok {
+			v.SetString(s)
+		}
+	case reflect.Bool:
+		if s, ok := d.scalar(n, path, "!!bool", "true or false"); ok {
+			b, _ := strconv.ParseBool(s)
+			v.SetBool(b)
+		}
+	case reflect.Int32, reflect.Int64, reflect.Int:
+		if s, ok := d.scalar(n, path, "!!int", "a whole number"); ok {
+			var x any
+			if err := n.Decode(&x); err != nil {
+				d.fail(n, path, "%q is not a whole number", s)
+				return
+			}
+			i, ok := toInt64(x)
+			if !ok || v.OverflowInt(i) {
+				d.fail(n, path, "%s is out of range", s)
+				return
+			}
+			v.SetInt(i)
+		}
+	default:
+		// Every API type is made of the kinds above; a new field of another
+		// kind must be taught here before it can be loaded.
+		d.fail(n, path, "ferry cannot load a field of Go type %s; this is a bug in ferry", t)
+	}
+}
+
+func toInt64(x any) (int64, bool) {
+	switch x := x.(type) {
+	case int:
+		return int64(x), true
+	case int64:
+		return x, true
+	case uint64:
+		if x > math.MaxInt64 {
+			return 0, false
+		}
+		return int64(x), true
+	}
+	return 0, false
+}
+
+// scalar checks that n is a scalar of the wanted tag and returns its text.
+// A plain scalar that YAML reads as another type is refused with a hint,
+// because silently turning 128 into "128" or yes into true hides mistakes.
+func (d *decoder) scalar(n *yaml.Node, path, tag, want string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n, path, "expected %s, got %s", want, describe(n))
+		return "", false
+	}
+	got := n.ShortTag()
+	if got == tag {
+		return n.Value, true
+	}
+	if got == "!!null" {
+		return "", false
+	}
+	hint := ""
+	if tag == "!!str" && n.Style == 0 {
+		hint = fmt.Sprintf(" (quote it: %q)", n.Value)
+	}
+	d.fail(n, path, "expected %s, got %s%s", want, describe(n), hint)
+	return "", false
+}
+
+// describe names what a node is, for error messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		v := n.Value
+		if len(v) > 40 {
+			v = v[:37] + "..."
+		}
+		switch n.ShortTag() {
+		case "!!str":
+			return fmt.Sprintf("the string %q", v)
+		case "!!int":
+			return "the number " + v
+		case "!!float":
+			return "the number " + v
+		case "!!bool":
+			return v
+		case "!!null":
+			return "null"
+		default:
+			return fmt.Sprintf("%s %q", n.ShortTag(), v)
+		}
+	}
+	return "nothing"
+}
+
+// pair is one key and value of a mapping, after merge keys are applied.
+type pair struct {
+	key, value *yaml.Node
+}
+
+// pairs lists a mapping's entries, applying YAML merge keys ("<<: *base",
+// where explicit keys win) and refusing duplicate keys, which yaml.v3's node
+// API would otherwise let through silently.
+func (d *decoder) pairs(n *yaml.Node, path string) []pair {
+	var explicit, merged []pair
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := resolve(n.Content[i]), n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			merged = append(merged, d.mergeSources(val, path)...)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k, path, "a key must be a plain string, got %s", describe(k))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			d.fail(k, joinPath(path, k.Value), "set twice (first at line %d); remove one", first.Line)
+			continue
+		}
+		seen[k.Value] = k
+		explicit = append(explicit, pair{k, val})
+	}
+	for _, p := range merged {
+		if _, ok := seen[p.key.Value]; ok {
+			continue
+		}
+		seen[p.key.Value] = p.key
+		explicit = append(explicit, p)
+	}
+	return explicit
+}
+
+func (d *decoder) mergeSources(val *yaml.Node, path string) []pair {
+	val = resolve(val)
+	switch {
+	case val == nil:
+		return nil
+	case val.Kind == yaml.MappingNode:
+		return d.pairs(val, path)
+	case val.Kind == yaml.SequenceNode:
+		// In a list of merged maps, earlier maps win.
+		var out []pair
+		have := map[string]bool{}
+		for _, m := range val.Content {
+			m = resolve(m)
+			if m == nil || m.Kind != yaml.MappingNode {
+				d.fail(val, path, "<< merges mappings only, got %s", describe(val))
+				return nil
+			}
+			for _, p := range d.pairs(m, path) {
+				if !have[p.key.Value] {
+					have[p.key.Value] = true
+					out = append(out, p)
+				}
+			}
+		}
+		return out
+	}
+	d.fail(val, path, "<< merges mappings only, got %s", describe(val))
+	return nil
+}
+
+func joinPath(path, key string) string {
+	if strings.ContainsAny(key, ".[]") {
+		key = "[" + strconv.Quote(key) + "]"
+		return path + key
+	}
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (d *decoder) mapping(n *yaml.Node, path string) ([]pair, bool) {
+	if isNull(n) {
+		return nil, false
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "expected a mapping, got %s", describe(n))
+		return nil, false
+	}
+	return d.pairs(n, path), true
+}
+
+// field is one settable field of a struct, reached through inline
+// embedded structs.
+type field struct {
+	name  string
+	index []int
+}
+
+var fieldCache sync.Map // reflect.Type -> []field
+
+// fieldsOf lists a struct's fields by json name, flattening ",inline"
+// embedded structs the way the Kubernetes JSON decoder does.
+func fieldsOf(t reflect.Type) []field {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.([]field)
+	}
+	var out []field
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		tag := sf.Tag.Get("json")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if sf.Anonymous && name == "" && strings.Contains(opts, "inline") {
+			for _, sub := range fieldsOf(sf.Type) {
+				out = append(out, field{sub.name, append([]int{i}, sub.index...)})
+			}
+			continue
+		}
+		if name == "" {
+			name = sf.Name
+		}
+		out = append(out, field{name, []int{i}})
+	}
+	fieldCache.Store(t, out)
+	return out
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	pairs, ok := d.mapping(n, path)
+	if !ok {
+		return
+	}
+	fields := fieldsOf(v.Type())
+	for _, p := range pairs {
+		key := p.key.Value
+		f, found := lookupField(fields, key)
+		if !found {
+			d.unknownField(p.key, path, key, fields)
+			continue
+		}
+		if path == "" && key == "status" {
+			d.fail(p.key, "status", "status is written by ferry, not by a manifest; remove it")
+			continue
+		}
+		d.decode(p.value, v.FieldByIndex(f.index), joinPath(path, key))
+	}
+}
+
+func lookupField(fields []field, key string) (field, bool) {
+	for _, f := range fields {
+		if f.name == key {
+			return f, true
+		}
+	}
+	return field{}, false
+}
+
+func (d *decoder) unknownField(k *yaml.Node, path, key string, fields []field) {
+	names := make([]string, 0, len(fields))
+	for _, f := range fields {
+		if path == "" && (f.name == "status" || f.name == "apiVersion" || f.name == "kind") {
+			continue
+		}
+		names = append(names, f.name)
+	}
+	where := "here"
+	if path != "" {
+		where = "in " + path
+	}
+	if s := closest(key, names); s != "" {
+		d.fail(k, joinPath(path, key), "unknown field; did you mean %q?", s)
+		return
+	}
+	d.fail(k, joinPath(path, key), "unknown field; the fields allowed %s are %s", where, strings.Join(names, ", "))
+}
+
+// closest returns the candidate nearest to s (by edit distance, ignoring
+// case), if it is near enough to be a likely typo.
+func closest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		dist := editDistance(strings.ToLower(s), strings.ToLower(c))
+		if dist < bestD {
+			best, bestD = c, dist
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
+	pairs, ok := d.mapping(n, path)
+	if !ok {
+		return
+	}
+	t := v.Type()
+	if t.Key().Kind() != reflect.String {
+		d.fail(n, path, "ferry cannot load a map keyed by %s; this is a bug in ferry", t.Key())
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMapWithSize(t, len(pairs)))
+	}
+	for _, p := range pairs {
+		if p.key.ShortTag() != "!!str" {
+			d.fail(p.key, path, "a key must be a string, got %s (quote it: %q)", describe(p.key), p.key.Value)
+			continue
+		}
+		elem := reflect.New(t.Elem()).Elem()
+		d.decode(p.value, elem, joinPath(path, p.key.Value))
+		v.SetMapIndex(reflect.ValueOf(p.key.Value).Convert(t.Key()), elem)
+	}
+}
+
+func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, path, "expected a list, got %s", describe(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(s)
+}
+
+func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
+	s, ok := d.scalar(n, path, "!!str", "a duration such as 500ms, 10s or 1m30s")
+	if !ok {
+		return
+	}
+	dur, err := time.ParseDuration(s)
+	if err != nil {
+		d.fail(n, path, "%q is not a duration (use a number and a unit: 500ms, 10s, 1m30s, 2h)", s)
+		return
+	}
+	v.Set(reflect.ValueOf(metav1.Duration{Duration: dur}))
+}
+
+func (d *decoder) decodeQuantity(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!str" && n.ShortTag() != "!!int") {
+		d.fail(n, path, "expected a quantity such as 128Mi or 1Gi, got %s", describe(n))
+		return
+	}
+	q, err := resource.ParseQuantity(n.Value)
+	if err != nil {
+		d.fail(n, path, "%q is not a quantity (use a number and a binary unit: 128Mi, 1Gi)", n.Value)
+		return
+	}
+	v.Set(reflect.ValueOf(q))
+}
+
+// decodeRaw keeps free-form data (a cron trigger's event data, a check's
+// expected value) as canonical JSON: keys sorted, no insignificant space.
+func (d *decoder) decodeRaw(n *yaml.Node, v reflect.Value, path string) {
+	val, ok := d.toJSON(n, path)
+	if !ok {
+		return
+	}
+	b, err := json.Marshal(val)
+	if err != nil {
+		d.fail(n, path, "cannot be written as JSON: %v", err)
+		return
+	}
+	v.Set(reflect.ValueOf(runtime.RawExtension{Raw: b}))
+}
+
+// toJSON converts a YAML tree to the Go values encoding/json writes.
+func (d *decoder) toJSON(n *yaml.Node, path string) (any, bool) {
+	n = resolve(n)
+	if n == nil {
+		return nil, true
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		out := map[string]any{}
+		ok := true
+		for _, p := range d.pairs(n, path) {
+			if p.key.ShortTag() != "!!str" {
+				d.fail(p.key, path, "JSON keys are strings; quote %q", p.key.Value)
+				ok = false
+				continue
+			}
+			val, vok := d.toJSON(p.value, joinPath(path, p.key.Value))
+			ok = ok && vok
+			out[p.key.Value] = val
+		}
+		return out, ok
+	case yaml.SequenceNode:
+		out := make([]any, len(n.Content))
+		ok := true
+		for i, item := range n.Content {
+			val, vok := d.toJSON(item, fmt.Sprintf("%s[%d]", path, i))
+			ok = ok && vok
+			out[i] = val
+		}
+		return out, ok
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return nil, true
+		case "!!str", "!!timestamp":
+			return n.Value, true
+		case "!!bool":
+			b, _ := strconv.ParseBool(n.Value)
+			return b, true
+		case "!!int", "!!float":
+			var x any
+			if err := n.Decode(&x); err != nil {
+				d.fail(n, path, "%q is not a number", n.Value)
+				return nil, false
+			}
+			if f, isFloat := x.(float64); isFloat && (math.IsInf(f, 0) || math.IsNaN(f)) {
+				d.fail(n, path, "%s has no JSON form; quote it to send a string", n.Value)
+				return nil, false
+			}
+			return x, true
+		}
+	}
+	d.fail(n, path, "%s cannot be written as JSON", describe(n))
+	return nil, false
+}
+
+// metaFields are the metadata a manifest may set. Everything else in
+// ObjectMeta (uid, resourceVersion, namespace, ...) belongs to whoever
+// stores the object.
+var metaFields = []string{"name", "labels", "annotations"}
+
+func (d *decoder) decodeMeta(n *yaml.Node, v reflect.Value, path string) {
+	pairs, ok := d.mapping(n, path)
+	if !ok {
+		return
+	}
+	meta := v.Addr().Interface().(*metav1.ObjectMeta)
+	for _, p := range pairs {
+		key := p.key.Value
+		fp := joinPath(path, key)
+		switch key {
+		case "name":
+			d.decode(p.value, reflect.ValueOf(&meta.Name).Elem(), fp)
+		case "labels":
+			d.decode(p.value, reflect.ValueOf(&meta.Labels).Elem(), fp)
+		case "annotations":
+			d.decode(p.value, reflect.ValueOf(&meta.Annotations).Elem(), fp)
+		case "namespace":
+			d.fail(p.key, fp, "the environment chooses the namespace; remove metadata.namespace")
+		default:
+			if _, known := lookupField(fieldsOf(objectMetaType), key); known {
+				d.fail(p.key, fp, "set by whoever stores the object, not by a manifest; remove it")
+				continue
+			}
+			if s := closest(key, metaFields); s != "" {
+				d.fail(p.key, fp, "unknown field; did you mean %q?", s)
+				continue
+			}
+			d.fail(p.key, fp, "unknown field; metadata holds %s", strings.Join(metaFields, ", "))
+		}
+	}
+}
+
+// sortedKeys is a helper for deterministic messages.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

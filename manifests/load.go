@@ -1,0 +1,416 @@
+package manifests
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
+)
+
+// Limits against hostile or broken input. A repository is untrusted: a pull
+// request from anyone reaches the loader, so every limit is checked before
+// the expensive step it protects.
+const (
+	// MaxFileSize is the largest manifest file read. Real manifests are a
+	// few kilobytes; a megabyte leaves room for a thousand objects.
+	MaxFileSize = 1 << 20
+	// MaxObjects is the most objects one repository may declare.
+	MaxObjects = 1000
+	// MaxFiles is the most files .ferry/ may hold.
+	MaxFiles = 1000
+	// MaxDepth is the deepest nesting of mappings and lists, aliases
+	// followed. The API's own depth is under ten; free-form data gets the
+	// rest.
+	MaxDepth = 64
+	// maxDocuments bounds empty documents ("---" repeated), which hold no
+	// object and so do not count against MaxObjects.
+	maxDocuments = 10 * MaxObjects
+	// expansionAllowance is how many nodes aliases may add beyond twice
+	// the nodes actually written: plenty for "<<: *defaults" on every
+	// function, nothing like the billion a "laughs" bomb expands to.
+	expansionAllowance = 100_000
+)
+
+// Where a repository's manifests live.
+const (
+	// ManifestFile is the manifest at the repository root.
+	ManifestFile = "ferry.yaml"
+	// ManifestDir holds more manifests, *.yaml and *.yml, not recursively.
+	ManifestDir = ".ferry"
+)
+
+// Load reads every manifest of the repository in fsys, decodes it strictly,
+// applies defaults and validates the result against the repository's files.
+// The error, if any, is an ErrorList holding every problem found, each with
+// its file:line:column; the Set is nil then, so nothing downstream ever sees
+// a half-valid declaration.
+//
+// fsys should implement fs.ReadLinkFS (os.DirFS does) so that symlinks can
+// be confined to the repository; on one that does not, symlinks are
+// invisible and followed.
+func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
+	files, err := findManifests(fsys)
+	if err != nil {
+		return nil, err
+	}
+	l := &loader{fsys: fsys, errs: &errs{}, set: newSet()}
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := l.loadFile(f); err != nil {
+			return nil, err
+		}
+		if l.tooMany {
+			break
+		}
+	}
+	if err := l.errs.err(); err != nil {
+		return nil, err
+	}
+	l.set.Files = files
+	Default(l.set)
+	if err := validate(ctx, fsys, l.set); err != nil {
+		return nil, err
+	}
+	return l.set, nil
+}
+
+// findManifests lists the manifest files: ferry.yaml (or ferry.yml), then
+// .ferry/*.yaml and .ferry/*.yml in name order.
+func findManifests(fsys fs.FS) ([]string, error) {
+	var files []string
+	var c errs
+	root := ""
+	for _, name := range []string{ManifestFile, "ferry.yml"} {
+		info, err := fs.Lstat(fsys, name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
+		}
+		if root != "" {
+			c.add(Pos{File: name, Line: 1, Column: 1}, "", "both %s and %s exist; keep one", root, name)
+			continue
+		}
+		if info.IsDir() {
+			c.add(Pos{File: name, Line: 1, Column: 1}, "", "is a folder; the manifest is a file (use %s/ for a folder of manifests)", ManifestDir)
+			continue
+		}
+		root = name
+		files = append(files, name)
+	}
+	entries, err := fs.ReadDir(fsys, ManifestDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		// ReadDir follows a symlinked .ferry; refuse it before trusting it.
+		if _, rerr := resolveInRoot(fsys, ManifestDir); rerr != nil {
+			c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "%v", rerr)
+			break
+		}
+		return nil, fmt.Errorf("reading %s: %w", ManifestDir, err)
+	default:
+		if _, rerr := resolveInRoot(fsys, ManifestDir); rerr != nil {
+			c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "%v", rerr)
+			break
+		}
+		n := 0
+		for _, e := range entries {
+			ext := path.Ext(e.Name())
+			if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
+				continue
+			}
+			if n++; n > MaxFiles {
+				c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "holds more than %d manifest files; merge some", MaxFiles)
+				break
+			}
+			files = append(files, path.Join(ManifestDir, e.Name()))
+		}
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, ErrorList{{Pos: Pos{File: ManifestFile, Line: 1, Column: 1},
+			Message: fmt.Sprintf("no manifest found: the repository needs %s or %s/*.yaml (ferry init writes one)", ManifestFile, ManifestDir)}}
+	}
+	return files, nil
+}
+
+type loader struct {
+	fsys    fs.FS
+	errs    *errs
+	set     *Set
+	objects int
+	docs    int
+	tooMany bool
+}
+
+// loadFile decodes every document of one file. It returns an error only
+// for a failure of the file system; problems with the content are
+// collected in l.errs.
+func (l *loader) loadFile(name string) error {
+	at := func(line, col int) Pos { return Pos{File: name, Line: line, Column: col} }
+	real, err := resolveInRoot(l.fsys, name)
+	if err != nil {
+		l.errs.add(at(1, 1), "", "%v", err)
+		return nil
+	}
+	info, err := fs.Stat(l.fsys, real)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	if !info.Mode().IsRegular() {
+		l.errs.add(at(1, 1), "", "is not a regular file")
+		return nil
+	}
+	if info.Size() > MaxFileSize {
+		l.errs.add(at(1, 1), "", "is %s; a manifest file may be at most %s (split it into %s/*.yaml)", sizeString(info.Size()), sizeString(MaxFileSize), ManifestDir)
+		return nil
+	}
+	f, err := l.fsys.Open(real)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	defer f.Close()
+	// Read one byte past the limit: the size from Stat can lie (a file
+	// that grows, a file system that does not know).
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	if len(data) > MaxFileSize {
+		l.errs.add(at(1, 1), "", "is larger than %s; a manifest file may be at most that (split it into %s/*.yaml)", sizeString(MaxFileSize), ManifestDir)
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			line, msg := syntaxError(err)
+			l.errs.add(at(line, 1), "", "invalid YAML: %s", msg)
+			return nil
+		}
+		if l.docs++; l.docs > maxDocuments {
+			l.errs.add(at(doc.Line, doc.Column), "", "more than %d YAML documents; a repository may declare at most %d objects", maxDocuments, MaxObjects)
+			l.tooMany = true
+			return nil
+		}
+		root := resolve(&doc)
+		if isNull(root) {
+			continue // an empty document, as between two "---"
+		}
+		if l.objects++; l.objects > MaxObjects {
+			l.errs.add(at(root.Line, root.Column), "", "more than %d objects; a repository may declare at most %d (split it into several repositories or sources)", MaxObjects, MaxObjects)
+			l.tooMany = true
+			return nil
+		}
+		if err := checkTree(&doc); err != nil {
+			l.errs.add(at(err.line, err.col), "", "%s", err.msg)
+			continue
+		}
+		l.decodeObject(name, root)
+	}
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError pulls the line out of a yaml.v3 error. The parser does not
+// report a column; the loader then says column 1.
+func syntaxError(err error) (int, string) {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return max(n, 1), m[2]
+	}
+	return 1, strings.TrimPrefix(msg, "yaml: ")
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%d bytes", n)
+	}
+}
+
+// newObject returns an empty object of a kind, or nil for a kind ferry
+// does not know.
+func newObject(kind string) Object {
+	switch kind {
+	case v1alpha1.KindFunction:
+		return &v1alpha1.Function{}
+	case v1alpha1.KindHTTPTrigger:
+		return &v1alpha1.HTTPTrigger{}
+	case v1alpha1.KindCronTrigger:
+		return &v1alpha1.CronTrigger{}
+	case v1alpha1.KindNATSTrigger:
+		return &v1alpha1.NATSTrigger{}
+	case v1alpha1.KindKafkaTrigger:
+		return &v1alpha1.KafkaTrigger{}
+	case v1alpha1.KindPipeline:
+		return &v1alpha1.Pipeline{}
+	}
+	return nil
+}
+
+// decodeObject reads apiVersion and kind, then decodes the document into
+// the kind's type and adds it to the set if it decoded cleanly.
+func (l *loader) decodeObject(file string, root *yaml.Node) {
+	origin := &Origin{Pos: Pos{File: file, Line: root.Line, Column: root.Column}, fields: map[string]Pos{}}
+	d := &decoder{file: file, errs: l.errs, origin: origin}
+	if root.Kind != yaml.MappingNode {
+		d.fail(root, "", "expected an object with apiVersion, kind, metadata and spec, got %s", describe(root))
+		return
+	}
+	var apiVersion, kind *yaml.Node
+	for _, p := range d.pairs(root, "") {
+		switch p.key.Value {
+		case "apiVersion":
+			apiVersion = resolve(p.value)
+		case "kind":
+			kind = resolve(p.value)
+		}
+	}
+	before := len(l.errs.list) + l.errs.dropped
+	switch {
+	case apiVersion == nil:
+		d.fail(root, "apiVersion", "missing; set apiVersion: %s", v1alpha1.APIVersion)
+	case apiVersion.Kind != yaml.ScalarNode || apiVersion.Value != v1alpha1.APIVersion:
+		d.fail(apiVersion, "apiVersion", "%s is not supported; use %s", describe(apiVersion), v1alpha1.APIVersion)
+	}
+	var obj Object
+	switch {
+	case kind == nil:
+		d.fail(root, "kind", "missing; set one of %s", strings.Join(v1alpha1.Kinds, ", "))
+	case kind.Kind != yaml.ScalarNode:
+		d.fail(kind, "kind", "expected one of %s, got %s", strings.Join(v1alpha1.Kinds, ", "), describe(kind))
+	default:
+		obj = newObject(kind.Value)
+		if obj == nil {
+			hint := ""
+			if s := closest(kind.Value, v1alpha1.Kinds); s != "" {
+				hint = fmt.Sprintf("did you mean %s? ", s)
+			}
+			d.fail(kind, "kind", "unknown kind %q; %sferry knows %s", kind.Value, hint, strings.Join(v1alpha1.Kinds, ", "))
+		}
+	}
+	if obj == nil {
+		return
+	}
+	d.decode(root, reflect.ValueOf(obj).Elem(), "")
+	if len(l.errs.list)+l.errs.dropped != before {
+		// Keep the name so that references to a broken object are not
+		// reported a second time as dangling.
+		if obj.GetName() != "" {
+			l.set.broken[kindName{kind.Value, obj.GetName()}] = true
+		}
+		return
+	}
+	// The API server would default apiVersion and kind; write them as the
+	// manifest did so that rendering is self-describing.
+	obj.GetObjectKind().SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind.Value))
+	l.set.add(obj, origin)
+}
+
+// treeError is a problem found by checkTree.
+type treeError struct {
+	line, col int
+	msg       string
+}
+
+func (e *treeError) Error() string { return e.msg }
+
+// checkTree bounds a parsed document before anything follows its aliases:
+// nesting depth (aliases included) and the number of nodes the document
+// expands to. A billion-laughs document is a few hundred bytes that expand
+// to a billion nodes; it is refused here after visiting each written node
+// once, because sizes of anchored nodes are memoized.
+func checkTree(doc *yaml.Node) *treeError {
+	c := &treeCheck{memo: map[*yaml.Node]treeSize{}, active: map[*yaml.Node]bool{}}
+	total, err := c.visit(doc, 0)
+	if err != nil {
+		return err
+	}
+	if limit := 2*c.written + expansionAllowance; total.nodes > limit {
+		return &treeError{doc.Line, doc.Column, fmt.Sprintf(
+			"YAML aliases expand this document to %d nodes from %d written (an alias bomb?); at most %d are allowed, so write the values out or use fewer aliases",
+			total.nodes, c.written, limit)}
+	}
+	return nil
+}
+
+type treeSize struct {
+	nodes  int // nodes after expanding aliases
+	height int // levels of nesting below and including this node
+}
+
+type treeCheck struct {
+	memo    map[*yaml.Node]treeSize
+	active  map[*yaml.Node]bool
+	written int
+}
+
+// saturate keeps node counts from overflowing on a deep alias bomb.
+const saturate = 1 << 40
+
+func (c *treeCheck) visit(n *yaml.Node, depth int) (treeSize, *treeError) {
+	if n.Kind == yaml.AliasNode {
+		t := n.Alias
+		if t == nil || c.active[t] {
+			return treeSize{}, &treeError{n.Line, n.Column, fmt.Sprintf("alias *%s refers to itself; a value cannot contain itself", n.Value)}
+		}
+		s, ok := c.memo[t]
+		if !ok {
+			// An alias before its anchor cannot parse; this only happens
+			// for an anchor inside a merge, visited through the alias.
+			var err *treeError
+			if s, err = c.visit(t, depth); err != nil {
+				return s, err
+			}
+		}
+		if depth+s.height > MaxDepth {
+			return s, &treeError{n.Line, n.Column, fmt.Sprintf("alias *%s nests values more than %d levels deep; flatten the document", n.Value, MaxDepth)}
+		}
+		return s, nil
+	}
+	c.written++
+	if depth > MaxDepth {
+		return treeSize{}, &treeError{n.Line, n.Column, fmt.Sprintf("values nest more than %d levels deep; flatten the document", MaxDepth)}
+	}
+	c.active[n] = true
+	defer delete(c.active, n)
+	s := treeSize{nodes: 1, height: 1}
+	for _, child := range n.Content {
+		cs, err := c.visit(child, depth+1)
+		if err != nil {
+			return s, err
+		}
+		s.nodes = min(s.nodes+cs.nodes, saturate)
+		s.height = max(s.height, cs.height+1)
+	}
+	if n.Anchor != "" {
+		c.memo[n] = s
+	}
+	return s, nil
+}

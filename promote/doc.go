@@ -1,0 +1,3 @@
+// Package promote owns Releases in Environments: policies, approvals,
+// verification, promotion, rollback by digest, history and locks.
+package promote

@@ -1,0 +1,3 @@
+// Package server owns ferry's HTTP surface: the API, the webhook
+// endpoints, the web dashboard and Prometheus metrics.
+package server
