@@ -36,17 +36,46 @@ type decoder struct {
 type Origin struct {
 	// Pos is the start of the object's document.
 	Pos
-	fields map[string]Pos
+	// values holds where each scalar value was written; keys where each
+	// field's key was (for a mapping or list, the line to point at).
+	values map[string]Pos
+	keys   map[string]Pos
+	// bad holds the fields that failed to decode, so validation does not
+	// report them a second time.
+	bad map[string]bool
 }
 
-// At returns the position of a field path ("spec.runtime"), or of its
-// nearest enclosing field that was written, or of the object.
+// reported says whether a problem with field was already reported while
+// decoding: the field itself, one inside it, or one around it.
+func (o *Origin) reported(field string) bool {
+	if o == nil {
+		return false
+	}
+	for b := range o.bad {
+		if b == field || field == "" || b == "" || within(field, b) || within(b, field) {
+			return true
+		}
+	}
+	return false
+}
+
+// within reports whether path p lies inside the field parent.
+func within(p, parent string) bool {
+	return strings.HasPrefix(p, parent) && len(p) > len(parent) && (p[len(parent)] == '.' || p[len(parent)] == '[')
+}
+
+// At returns the position of a field path ("spec.runtime"): its value if
+// that is a scalar, else its key; for a field that was not written, the key
+// of its nearest enclosing field, or the object's start.
 func (o *Origin) At(field string) Pos {
 	if o == nil {
 		return Pos{}
 	}
+	if p, ok := o.values[field]; ok {
+		return p
+	}
 	for f := field; f != ""; f = parentPath(f) {
-		if p, ok := o.fields[f]; ok {
+		if p, ok := o.keys[f]; ok {
 			return p
 		}
 	}
@@ -59,7 +88,7 @@ func (o *Origin) Has(field string) bool {
 	if o == nil {
 		return false
 	}
-	_, ok := o.fields[field]
+	_, ok := o.keys[field]
 	return ok
 }
 
@@ -76,6 +105,10 @@ func (d *decoder) pos(n *yaml.Node) Pos {
 }
 
 func (d *decoder) fail(n *yaml.Node, field, format string, args ...any) {
+	if d.origin.bad == nil {
+		d.origin.bad = map[string]bool{}
+	}
+	d.origin.bad[field] = true
 	d.errs.add(d.pos(n), field, format, args...)
 }
 
@@ -115,8 +148,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n == nil {
 		return
 	}
-	if path != "" {
-		d.origin.fields[path] = d.pos(n)
+	if path != "" && n.Kind == yaml.ScalarNode {
+		d.origin.values[path] = d.pos(n)
 	}
 	t := v.Type()
 	switch t {
@@ -394,6 +427,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(p.key, "status", "status is written by ferry, not by a manifest; remove it")
 			continue
 		}
+		d.origin.keys[joinPath(path, key)] = d.pos(p.key)
 		d.decode(p.value, v.FieldByIndex(f.index), joinPath(path, key))
 	}
 }
@@ -481,6 +515,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		elem := reflect.New(t.Elem()).Elem()
+		d.origin.keys[joinPath(path, p.key.Value)] = d.pos(p.key)
 		d.decode(p.value, elem, joinPath(path, p.key.Value))
 		v.SetMapIndex(reflect.ValueOf(p.key.Value).Convert(t.Key()), elem)
 	}
@@ -496,7 +531,11 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
-		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		if r := resolve(item); r != nil {
+			d.origin.keys[ip] = d.pos(r)
+		}
+		d.decode(item, s.Index(i), ip)
 	}
 	v.Set(s)
 }
@@ -612,6 +651,7 @@ func (d *decoder) decodeMeta(n *yaml.Node, v reflect.Value, path string) {
 	for _, p := range pairs {
 		key := p.key.Value
 		fp := joinPath(path, key)
+		d.origin.keys[fp] = d.pos(p.key)
 		switch key {
 		case "name":
 			d.decode(p.value, reflect.ValueOf(&meta.Name).Elem(), fp)

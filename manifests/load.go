@@ -76,12 +76,14 @@ func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 			break
 		}
 	}
-	if err := l.errs.err(); err != nil {
+	l.set.Files = files
+	// Validate even when decoding failed, so that one run reports every
+	// problem; fields that failed to decode are not reported twice.
+	Default(l.set)
+	if err := validate(ctx, fsys, l.set, l.errs); err != nil {
 		return nil, err
 	}
-	l.set.Files = files
-	Default(l.set)
-	if err := validate(ctx, fsys, l.set); err != nil {
+	if err := l.errs.err(); err != nil {
 		return nil, err
 	}
 	return l.set, nil
@@ -277,7 +279,7 @@ func newObject(kind string) Object {
 // decodeObject reads apiVersion and kind, then decodes the document into
 // the kind's type and adds it to the set if it decoded cleanly.
 func (l *loader) decodeObject(file string, root *yaml.Node) {
-	origin := &Origin{Pos: Pos{File: file, Line: root.Line, Column: root.Column}, fields: map[string]Pos{}}
+	origin := &Origin{Pos: Pos{File: file, Line: root.Line, Column: root.Column}, values: map[string]Pos{}, keys: map[string]Pos{}}
 	d := &decoder{file: file, errs: l.errs, origin: origin}
 	if root.Kind != yaml.MappingNode {
 		d.fail(root, "", "expected an object with apiVersion, kind, metadata and spec, got %s", describe(root))
@@ -292,7 +294,6 @@ func (l *loader) decodeObject(file string, root *yaml.Node) {
 			kind = resolve(p.value)
 		}
 	}
-	before := len(l.errs.list) + l.errs.dropped
 	switch {
 	case apiVersion == nil:
 		d.fail(root, "apiVersion", "missing; set apiVersion: %s", v1alpha1.APIVersion)
@@ -311,6 +312,11 @@ func (l *loader) decodeObject(file string, root *yaml.Node) {
 			hint := ""
 			if s := closest(kind.Value, v1alpha1.Kinds); s != "" {
 				hint = fmt.Sprintf("did you mean %s? ", s)
+				// Whatever the document names is probably what others
+				// refer to as that kind; do not call those dangling.
+				if name := metadataName(root); name != "" {
+					l.set.broken[kindName{s, name}] = true
+				}
 			}
 			d.fail(kind, "kind", "unknown kind %q; %sferry knows %s", kind.Value, hint, strings.Join(v1alpha1.Kinds, ", "))
 		}
@@ -319,18 +325,33 @@ func (l *loader) decodeObject(file string, root *yaml.Node) {
 		return
 	}
 	d.decode(root, reflect.ValueOf(obj).Elem(), "")
-	if len(l.errs.list)+l.errs.dropped != before {
-		// Keep the name so that references to a broken object are not
-		// reported a second time as dangling.
-		if obj.GetName() != "" {
-			l.set.broken[kindName{kind.Value, obj.GetName()}] = true
-		}
-		return
-	}
-	// The API server would default apiVersion and kind; write them as the
-	// manifest did so that rendering is self-describing.
+	// Keep an object even if parts of it failed to decode: validation of
+	// the rest still reports everything else in the same run, and Load
+	// returns no Set when anything failed.
 	obj.GetObjectKind().SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind.Value))
 	l.set.add(obj, origin)
+}
+
+// metadataName digs metadata.name out of a document that could not be
+// decoded, for error bookkeeping only.
+func metadataName(root *yaml.Node) string {
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != "metadata" {
+			continue
+		}
+		m := resolve(root.Content[i+1])
+		if m == nil || m.Kind != yaml.MappingNode {
+			return ""
+		}
+		for j := 0; j+1 < len(m.Content); j += 2 {
+			if m.Content[j].Value == "name" {
+				if v := resolve(m.Content[j+1]); v != nil && v.Kind == yaml.ScalarNode {
+					return v.Value
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // treeError is a problem found by checkTree.
@@ -388,6 +409,11 @@ func (c *treeCheck) visit(n *yaml.Node, depth int) (treeSize, *treeError) {
 			if s, err = c.visit(t, depth); err != nil {
 				return s, err
 			}
+		}
+		if s.nodes > expansionAllowance {
+			return s, &treeError{n.Line, n.Column, fmt.Sprintf(
+				"alias *%s expands to %d nodes (an alias bomb?); at most %d are allowed, so write the values out or use fewer aliases",
+				n.Value, s.nodes, expansionAllowance)}
 		}
 		if depth+s.height > MaxDepth {
 			return s, &treeError{n.Line, n.Column, fmt.Sprintf("alias *%s nests values more than %d levels deep; flatten the document", n.Value, MaxDepth)}

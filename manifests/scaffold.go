@@ -48,8 +48,8 @@ func Init(ctx context.Context, dir, runtime, name string) (*InitResult, error) {
 	if !slices.Contains(v1alpha1.Runtimes, runtime) {
 		return nil, fmt.Errorf("runtime %q is not supported (use %s)", runtime, orList(v1alpha1.Runtimes))
 	}
-	if msgs := content.IsDNS1123Label(name); len(msgs) > 0 {
-		return nil, fmt.Errorf("%q is not a valid function name: %s (use lower-case letters, digits and '-', such as %q)", name, strings.Join(msgs, "; "), suggestName(name))
+	if len(content.IsDNS1123Label(name)) > 0 {
+		return nil, fmt.Errorf("%q is not a valid function name; %s", name, nameRule(name))
 	}
 	data := map[string]string{
 		"Name":    name,

@@ -62,8 +62,8 @@ type validator struct {
 
 // validate runs every rule. A rule never stops at the first problem, so
 // one run reports everything a user has to fix.
-func validate(ctx context.Context, fsys fs.FS, s *Set) error {
-	v := &validator{ctx: ctx, fsys: fsys, set: s, errs: &errs{}}
+func validate(ctx context.Context, fsys fs.FS, s *Set, into *errs) error {
+	v := &validator{ctx: ctx, fsys: fsys, set: s, errs: into}
 	for _, rule := range []func(){
 		v.names,
 		v.functions,
@@ -76,10 +76,13 @@ func validate(ctx context.Context, fsys fs.FS, s *Set) error {
 		}
 		rule()
 	}
-	return v.errs.err()
+	return nil
 }
 
 func (v *validator) errorf(obj Object, field, format string, args ...any) {
+	if v.set.Origin(obj).reported(field) {
+		return
+	}
 	pos := v.set.Origin(obj).At(field)
 	if pos.File == "" {
 		// Only objects built by code have no origin; name the object.
@@ -131,8 +134,8 @@ func (v *validator) meta(obj Object) {
 	case name == "":
 		v.errorf(obj, "metadata.name", "missing; every %s needs a name such as %q", kindOf(obj), "thumbnail")
 	default:
-		if msgs := content.IsDNS1123Label(name); len(msgs) > 0 {
-			v.errorf(obj, "metadata.name", "%q is not a valid name: %s (use lower-case letters, digits and '-', such as %q)", name, strings.Join(msgs, "; "), suggestName(name))
+		if len(content.IsDNS1123Label(name)) > 0 {
+			v.errorf(obj, "metadata.name", "%q is not a valid name; %s", name, nameRule(name))
 		}
 	}
 	for _, k := range sortedKeys(obj.GetLabels()) {
@@ -149,6 +152,13 @@ func (v *validator) meta(obj Object) {
 			v.errorf(obj, joinPath("metadata.annotations", k), "annotation key %q: %s", k, msg)
 		}
 	}
+}
+
+// nameRule says what a name must look like, with a valid one close to
+// what the user wrote. Names become host names and Kubernetes object
+// names, so DNS-1123 labels it is.
+func nameRule(name string) string {
+	return fmt.Sprintf("use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit, such as %q", suggestName(name))
 }
 
 // suggestName turns an invalid name into a valid one, for the message.
@@ -451,9 +461,10 @@ func (v *validator) triggers() {
 			v.errorf(t, "spec.functionSelector", "matches %d functions (%s), but an HTTP request is answered by one; name it with spec.function", len(names), strings.Join(names, ", "))
 		}
 		v.httpPath(t, "spec.path", t.Spec.Path)
-		for i, m := range t.Spec.Methods {
+		// Methods were sorted by Default, so name the method, not its index.
+		for _, m := range t.Spec.Methods {
 			if !slices.Contains(httpMethods, m) {
-				v.errorf(t, fmt.Sprintf("spec.methods[%d]", i), "%q is not an HTTP method ferry routes (use %s)", m, orList(httpMethods))
+				v.errorf(t, "spec.methods", "%q is not an HTTP method ferry routes (use %s)", m, orList(httpMethods))
 			}
 		}
 	}
@@ -491,11 +502,11 @@ func (v *validator) target(t Object, ft *v1alpha1.FunctionTarget) []string {
 		names := functionNames(v.set)
 		hint := ""
 		if s := closest(ft.Function, names); s != "" {
-			hint = fmt.Sprintf(" did you mean %q?", s)
+			hint = fmt.Sprintf(" (did you mean %q?)", s)
 		} else if len(names) > 0 {
-			hint = " the functions are " + strings.Join(names, ", ") + "."
+			hint = " (the functions are " + strings.Join(names, ", ") + ")"
 		}
-		v.errorf(t, "spec.function", "no Function named %q;%s declare it or fix the name", ft.Function, hint)
+		v.errorf(t, "spec.function", "no Function named %q%s; declare it or fix the name", ft.Function, hint)
 	case ft.FunctionSelector != nil:
 		sel := ft.FunctionSelector
 		if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
@@ -701,7 +712,7 @@ func (v *validator) pipeline() {
 			v.errorf(p, f+".name", "missing; name the environment, such as dev")
 			continue
 		case len(content.IsDNS1123Label(st.Name)) > 0:
-			v.errorf(p, f+".name", "%q is not a valid environment name (use lower-case letters, digits and '-', such as %q)", st.Name, suggestName(st.Name))
+			v.errorf(p, f+".name", "%q is not a valid environment name; %s", st.Name, nameRule(st.Name))
 		case previewName.MatchString(st.Name) || slices.Contains(reservedStages, st.Name):
 			v.errorf(p, f+".name", "%q is a name ferry gives its own environments (pull-request previews are pr-<n>, ferry run uses local); choose another", st.Name)
 		}
@@ -712,6 +723,9 @@ func (v *validator) pipeline() {
 		index[st.Name] = i
 	}
 	for i, st := range stages {
+		if index[st.Name] != i {
+			continue // a second stage of the same name, already reported
+		}
 		v.stage(p, i, st, index)
 	}
 	v.stageCycles(p, index)
@@ -861,6 +875,9 @@ func (v *validator) stageCycles(p *v1alpha1.Pipeline, index map[string]int) {
 		state[i] = visiting
 		stack = append(stack, p.Spec.Stages[i].Name)
 		for _, from := range p.Spec.Stages[i].From {
+			if i == 0 {
+				break // the first stage's from is an error of its own
+			}
 			j, ok := index[from]
 			if !ok || j == i {
 				continue // reported by stage

@@ -1,0 +1,20 @@
+#!/bin/sh
+# deps.sh: make sure the host programs the tests run are present: git (the
+# tests build repositories), python3 and node (the examples' own tests).
+# Installs what is missing with apt-get on a Debian machine; does nothing
+# when everything is there, so it is cheap to run every time.
+set -eu
+missing=""
+command -v git >/dev/null 2>&1 || missing="$missing git"
+command -v python3 >/dev/null 2>&1 || missing="$missing python3"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+[ -z "$missing" ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "deps.sh: missing:$missing; install them with your package manager" >&2
+	exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "deps.sh: installing$missing" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
