@@ -46,12 +46,13 @@ verify:
 
 generate:
 	hack/tool.sh controller-gen object:headerFile=hack/boilerplate.go.txt paths=./manifests/...
+	$(GO) run ./cmd/ferry docs > docs/cli.md
 
 unit:
 	$(GO) test -race -count=1 ./...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) ./manifests
+	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./manifests
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...

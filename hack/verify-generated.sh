@@ -14,6 +14,12 @@ if ! cmp -s "$tmp/before.go" manifests/v1alpha1/zz_generated.deepcopy.go; then
 	echo "verify: zz_generated.deepcopy.go is stale; run make generate and commit it" >&2
 	exit 1
 fi
+go run ./cmd/ferry docs > "$tmp/cli.md"
+if ! cmp -s "$tmp/cli.md" docs/cli.md; then
+	diff -u docs/cli.md "$tmp/cli.md" || true
+	echo "verify: docs/cli.md is stale; run make generate and commit it" >&2
+	exit 1
+fi
 # The CRDs are not committed yet; generating them proves the markers parse.
 hack/tool.sh controller-gen crd paths=./manifests/... output:crd:dir="$tmp/crds"
 n=$(ls "$tmp/crds" | wc -l)

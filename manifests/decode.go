@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -581,6 +582,8 @@ func (d *decoder) decodeRaw(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(reflect.ValueOf(runtime.RawExtension{Raw: b}))
 }
 
+var bigIntRE = regexp.MustCompile(`^-?[0-9]+$`)
+
 // toJSON converts a YAML tree to the Go values encoding/json writes.
 func (d *decoder) toJSON(n *yaml.Node, path string) (any, bool) {
 	n = resolve(n)
@@ -626,11 +629,27 @@ func (d *decoder) toJSON(n *yaml.Node, path string) (any, bool) {
 				d.fail(n, path, "%q is not a number", n.Value)
 				return nil, false
 			}
-			if f, isFloat := x.(float64); isFloat && (math.IsInf(f, 0) || math.IsNaN(f)) {
-				d.fail(n, path, "%s has no JSON form; quote it to send a string", n.Value)
-				return nil, false
+			switch x := x.(type) {
+			case int:
+				return json.Number(strconv.Itoa(x)), true
+			case int64:
+				return json.Number(strconv.FormatInt(x, 10)), true
+			case uint64:
+				return json.Number(strconv.FormatUint(x, 10)), true
+			case float64:
+				if math.IsInf(x, 0) || math.IsNaN(x) {
+					d.fail(n, path, "%s has no JSON form; quote it to send a string", n.Value)
+					return nil, false
+				}
+				// An integer too large for 64 bits keeps its digits; JSON
+				// numbers have no size limit.
+				if digits := strings.TrimPrefix(strings.ReplaceAll(n.Value, "_", ""), "+"); bigIntRE.MatchString(digits) {
+					return json.Number(digits), true
+				}
+				return json.Number(strconv.FormatFloat(x, 'g', -1, 64)), true
 			}
-			return x, true
+			d.fail(n, path, "%q is not a number", n.Value)
+			return nil, false
 		}
 	}
 	d.fail(n, path, "%s cannot be written as JSON", describe(n))

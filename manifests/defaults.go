@@ -101,6 +101,10 @@ func defaultFunction(spec *v1alpha1.FunctionSpec) {
 		q := DefaultMemory.DeepCopy()
 		spec.Memory = &q
 	}
+	// Memory is a count of bytes however it was written (134217728,
+	// 0.125Gi, 128Mi); one form, binary units where they fit, makes one
+	// rendering.
+	spec.Memory = resource.NewQuantity(spec.Memory.Value(), resource.BinarySI)
 	if spec.Scale == nil {
 		spec.Scale = &v1alpha1.Scale{}
 	}

@@ -77,3 +77,26 @@ func mustLoad(t testing.TB, manifest string, extra map[string]string) *Set {
 	}
 	return set
 }
+
+// copyTree copies every file and symlink of src into dst.
+func copyTree(src fs.FS, dst fstest.MapFS) error {
+	return fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			target, err := fs.ReadLink(src, p)
+			if err != nil {
+				return err
+			}
+			dst[p] = &fstest.MapFile{Data: []byte(target), Mode: fs.ModeSymlink | 0o777}
+			return nil
+		}
+		b, err := fs.ReadFile(src, p)
+		if err != nil {
+			return err
+		}
+		dst[p] = &fstest.MapFile{Data: b, Mode: 0o644}
+		return nil
+	})
+}

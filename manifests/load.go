@@ -114,32 +114,27 @@ func findManifests(fsys fs.FS) ([]string, error) {
 		root = name
 		files = append(files, name)
 	}
-	entries, err := fs.ReadDir(fsys, ManifestDir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		// ReadDir follows a symlinked .ferry; refuse it before trusting it.
-		if _, rerr := resolveInRoot(fsys, ManifestDir); rerr != nil {
-			c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "%v", rerr)
-			break
-		}
-		return nil, fmt.Errorf("reading %s: %w", ManifestDir, err)
-	default:
-		if _, rerr := resolveInRoot(fsys, ManifestDir); rerr != nil {
-			c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "%v", rerr)
-			break
-		}
-		n := 0
-		for _, e := range entries {
-			ext := path.Ext(e.Name())
-			if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
-				continue
+	if _, err := fs.Lstat(fsys, ManifestDir); err == nil {
+		// Resolve .ferry before reading it: ReadDir would follow a link
+		// out of the repository.
+		real, err := resolveInRoot(fsys, ManifestDir)
+		if err != nil {
+			c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "%v", err)
+		} else if entries, err := fs.ReadDir(fsys, real); err != nil {
+			c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "cannot be read as a folder: %v", err)
+		} else {
+			n := 0
+			for _, e := range entries {
+				ext := path.Ext(e.Name())
+				if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
+					continue
+				}
+				if n++; n > MaxFiles {
+					c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "holds more than %d manifest files; merge some", MaxFiles)
+					break
+				}
+				files = append(files, path.Join(ManifestDir, e.Name()))
 			}
-			if n++; n > MaxFiles {
-				c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "holds more than %d manifest files; merge some", MaxFiles)
-				break
-			}
-			files = append(files, path.Join(ManifestDir, e.Name()))
 		}
 	}
 	if err := c.err(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -129,9 +128,13 @@ func yamlNode(v any) *yaml.Node {
 		}
 		return n
 	case json.Number:
-		tag := "!!int"
-		if strings.ContainsAny(string(v), ".eE") {
-			tag = "!!float"
+		// YAML reads an integer beyond 64 bits as a float; tag it so, or
+		// the encoder would write an explicit !!int the loader refuses.
+		tag := "!!float"
+		if _, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			tag = "!!int"
+		} else if _, err := strconv.ParseUint(string(v), 10, 64); err == nil {
+			tag = "!!int"
 		}
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: string(v)}
 	case string:

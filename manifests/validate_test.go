@@ -307,7 +307,7 @@ func TestValidManifests(t *testing.T) {
 			fnDoc("p", "runtime: python\nsource: pypkg\nhandler: app.handle") +
 			fnDoc("n", "runtime: nodejs\nsource: .\nhandler: node/index.handler"),
 		"symlinks that stay inside": pyFunction + fnDoc("l", "runtime: python\nsource: linked"),
-		"fan-in stages": pyFunction + pipelineDoc("stages:\n- name: dev\n- name: eu\n- name: us\n  from: [dev]\n- name: prod\n  from: [eu, us]\n  approval: {approvers: [alice, group:sre], required: 2, expireAfter: 24h}"),
+		"fan-in stages":             pyFunction + pipelineDoc("stages:\n- name: dev\n- name: eu\n- name: us\n  from: [dev]\n- name: prod\n  from: [eu, us]\n  approval: {approvers: [alice, group:sre], required: 2, expireAfter: 24h}"),
 		"anchors and merge keys": pyFunction +
 			"---\napiVersion: ferry.dev/v1alpha1\nkind: Function\nmetadata: {name: m}\nspec: &spec\n  runtime: python\n  source: fn\n---\napiVersion: ferry.dev/v1alpha1\nkind: Function\nmetadata: {name: m2}\nspec:\n  <<: *spec\n  timeout: 5s\n",
 		"cron descriptors and time zones": pyFunction + obj("CronTrigger", "a", "function: fn\nschedule: \"@every 5m\"") +

@@ -3,6 +3,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +15,9 @@ func main() {
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
+		if !errors.Is(err, errReported) {
+			fmt.Fprintf(os.Stderr, "ferry: %v\n", err)
+		}
 		os.Exit(1)
 	}
 }

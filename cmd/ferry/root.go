@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/spf13/cobra"
 )
@@ -28,28 +27,6 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newRenderCommand(),
 		newInitCommand(),
 	)
-	// Print errors once, here, so every command reports them the same way.
-	root.PersistentPostRunE = nil
-	cobra.OnFinalize()
-	wrapErrors(root)
+	root.AddCommand(newDocsCommand(root))
 	return root
-}
-
-// wrapErrors makes every command print its error to stderr as
-// "ferry: <error>", except errors already reported in full.
-func wrapErrors(cmd *cobra.Command) {
-	for _, c := range cmd.Commands() {
-		wrapErrors(c)
-	}
-	run := cmd.RunE
-	if run == nil {
-		return
-	}
-	cmd.RunE = func(c *cobra.Command, args []string) error {
-		err := run(c, args)
-		if err != nil && !errors.Is(err, errReported) {
-			fmt.Fprintf(c.ErrOrStderr(), "ferry %s: %v\n", c.Name(), err)
-		}
-		return err
-	}
 }

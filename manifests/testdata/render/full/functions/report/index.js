@@ -1,0 +1,1 @@
+exports.handler = async (event) => ({ full: event.data && event.data.full });
