@@ -41,15 +41,7 @@ func FuzzLoad(f *testing.F) {
 		fsys[ManifestFile] = &fstest.MapFile{Data: data, Mode: 0o644}
 		set, err := Load(context.Background(), fsys)
 		if err != nil {
-			list := Errors(err)
-			if list == nil {
-				t.Fatalf("Load returned a non-manifest error: %v", err)
-			}
-			for _, e := range list {
-				if e.File == "" || e.Line < 1 || e.Column < 1 {
-					t.Fatalf("error without file:line:col: %q", e.Error())
-				}
-			}
+			positioned(t, err)
 			return
 		}
 		first, err := Render(set)

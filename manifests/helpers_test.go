@@ -3,6 +3,7 @@ package manifests
 import (
 	"context"
 	"io/fs"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -56,16 +57,23 @@ func loadFS(t testing.TB, fsys fs.FS) (*Set, []*Error) {
 	if err == nil {
 		return set, nil
 	}
+	return nil, positioned(t, err)
+}
+
+// positioned returns the manifest errors in err, failing the test if err
+// is another kind of error or one of them lacks its file:line:col.
+func positioned(t testing.TB, err error) []*Error {
+	t.Helper()
 	list := Errors(err)
 	if list == nil {
 		t.Fatalf("Load failed with an error that is not a manifest error: %v", err)
 	}
 	for _, e := range list {
 		if e.File == "" || e.Line < 1 || e.Column < 1 {
-			t.Errorf("error without file:line:col: %q", e.Error())
+			t.Fatalf("error without file:line:col: %q", e.Error())
 		}
 	}
-	return nil, list
+	return list
 }
 
 // mustLoad loads a manifest that must be valid.
@@ -99,4 +107,14 @@ func copyTree(src fs.FS, dst fstest.MapFS) error {
 		dst[p] = &fstest.MapFile{Data: b, Mode: 0o644}
 		return nil
 	})
+}
+
+// loadDir loads a repository on disk that must be valid.
+func loadDir(t testing.TB, dir string) *Set {
+	t.Helper()
+	set, errs := loadFS(t, os.DirFS(dir))
+	if errs != nil {
+		t.Fatalf("%s does not validate: %v", dir, ErrorList(errs))
+	}
+	return set
 }

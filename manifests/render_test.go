@@ -27,10 +27,7 @@ var goldenRepos = map[string]string{
 func TestRenderGolden(t *testing.T) {
 	for name, dir := range goldenRepos {
 		t.Run(name, func(t *testing.T) {
-			set, errs := loadFS(t, os.DirFS(dir))
-			if errs != nil {
-				t.Fatal(ErrorList(errs))
-			}
+			set := loadDir(t, dir)
 			for ext, render := range map[string]func(*Set) ([]byte, error){"yaml": Render, "json": RenderJSON} {
 				got, err := render(set)
 				if err != nil {
@@ -91,11 +88,7 @@ func TestRenderStable(t *testing.T) {
 	for name, dir := range goldenRepos {
 		var first []byte
 		for i := 0; i < 20; i++ {
-			set, errs := loadFS(t, os.DirFS(dir))
-			if errs != nil {
-				t.Fatal(ErrorList(errs))
-			}
-			got, err := Render(set)
+			got, err := Render(loadDir(t, dir))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,11 +107,7 @@ func TestRenderStable(t *testing.T) {
 func TestRenderRoundTrip(t *testing.T) {
 	for name, dir := range goldenRepos {
 		t.Run(name, func(t *testing.T) {
-			set, errs := loadFS(t, os.DirFS(dir))
-			if errs != nil {
-				t.Fatal(ErrorList(errs))
-			}
-			first, err := Render(set)
+			first, err := Render(loadDir(t, dir))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,15 +10,6 @@ import (
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
 
-func loadDir(t *testing.T, dir string) *Set {
-	t.Helper()
-	set, errs := loadFS(t, os.DirFS(dir))
-	if errs != nil {
-		t.Fatalf("%s does not validate: %v", dir, ErrorList(errs))
-	}
-	return set
-}
-
 func TestInitEachRuntime(t *testing.T) {
 	for _, rt := range v1alpha1.Runtimes {
 		t.Run(rt, func(t *testing.T) {

@@ -58,12 +58,15 @@ type validator struct {
 	fsys fs.FS
 	set  *Set
 	errs *errs
+	// walked remembers each source folder's walk, so that many functions
+	// sharing one folder (source: ".") cost one walk.
+	walked map[string]error
 }
 
 // validate runs every rule. A rule never stops at the first problem, so
 // one run reports everything a user has to fix.
 func validate(ctx context.Context, fsys fs.FS, s *Set, into *errs) error {
-	v := &validator{ctx: ctx, fsys: fsys, set: s, errs: into}
+	v := &validator{ctx: ctx, fsys: fsys, set: s, errs: into, walked: map[string]error{}}
 	for _, rule := range []func(){
 		v.names,
 		v.functions,
@@ -305,7 +308,12 @@ func (v *validator) source(f *v1alpha1.Function) (string, bool) {
 		v.errorf(f, "spec.source", "%q is a file; give the folder that holds the function's code", src)
 		return "", false
 	}
-	if err := checkTreeConfined(v.ctx, v.fsys, dir); err != nil {
+	err, done := v.walked[dir]
+	if !done {
+		err = checkTreeConfined(v.ctx, v.fsys, dir)
+		v.walked[dir] = err
+	}
+	if err != nil {
 		v.errorf(f, "spec.source", "%q: %v", src, err)
 		return "", false
 	}
