@@ -1,5 +1,3 @@
-// Package hello is ferry's Go example: a function that greets and echoes
-// the data of the event that called it.
 package hello
 
 import (
