@@ -47,13 +47,17 @@ type Origin struct {
 }
 
 // reported says whether a problem with field was already reported while
-// decoding: the field itself, one inside it, or one around it.
+// decoding: the field itself, one around it (a field inside a value that
+// failed to decode was never set, so anything said about it is noise), or
+// one inside it (a list whose item failed holds a blank in its place).
+// A whole section (spec, metadata) is never taken as reported, so one bad
+// field cannot hide the rest of its object.
 func (o *Origin) reported(field string) bool {
 	if o == nil {
 		return false
 	}
 	for b := range o.bad {
-		if b == field || field == "" || b == "" || within(field, b) || within(b, field) {
+		if b != "" && (b == field || within(field, b) || (strings.Contains(field, ".") && within(b, field))) {
 			return true
 		}
 	}
@@ -188,11 +192,19 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 	case reflect.Bool:
 		if s, ok := d.scalar(n, path, "!!bool", "true or false"); ok {
-			b, _ := strconv.ParseBool(s)
+			b, err := parseBool(s)
+			if err != nil {
+				d.fail(n, path, "%s", err)
+				return
+			}
 			v.SetBool(b)
 		}
 	case reflect.Int32, reflect.Int64, reflect.Int:
 		if s, ok := d.scalar(n, path, "!!int", "a whole number"); ok {
+			if leadingZero(s) {
+				d.fail(n, path, "%s has a leading zero, which YAML may read as octal; write the number without it", s)
+				return
+			}
 			var x any
 			if err := n.Decode(&x); err != nil {
 				d.fail(n, path, "%q is not a whole number", s)
@@ -225,6 +237,26 @@ func toInt64(x any) (int64, bool) {
 		return int64(x), true
 	}
 	return 0, false
+}
+
+// parseBool accepts the YAML 1.2 spellings of true and false only; an
+// explicit !!bool tag on "yes" or "1" must not quietly mean false.
+func parseBool(s string) (bool, error) {
+	switch s {
+	case "true", "True", "TRUE":
+		return true, nil
+	case "false", "False", "FALSE":
+		return false, nil
+	}
+	return false, fmt.Errorf("expected true or false, got %q", s)
+}
+
+var leadingZeroRE = regexp.MustCompile(`^[-+]?0[0-9_]`)
+
+// leadingZero reports a number such as 010, which YAML 1.1 reads as octal
+// and YAML 1.2 as decimal: ambiguous, so refused.
+func leadingZero(s string) bool {
+	return leadingZeroRE.MatchString(s)
 }
 
 // scalar checks that n is a scalar of the wanted tag and returns its text.
@@ -298,7 +330,7 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.fail(k, path, "a key must be a plain string, got %s", describe(k))
+			d.fail(k, joinPath(path, "?"), "a key must be a plain string, got %s", describe(k))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
@@ -582,8 +614,6 @@ func (d *decoder) decodeRaw(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(reflect.ValueOf(runtime.RawExtension{Raw: b}))
 }
 
-var bigIntRE = regexp.MustCompile(`^-?[0-9]+$`)
-
 // toJSON converts a YAML tree to the Go values encoding/json writes.
 func (d *decoder) toJSON(n *yaml.Node, path string) (any, bool) {
 	n = resolve(n)
@@ -621,35 +651,19 @@ func (d *decoder) toJSON(n *yaml.Node, path string) (any, bool) {
 		case "!!str", "!!timestamp":
 			return n.Value, true
 		case "!!bool":
-			b, _ := strconv.ParseBool(n.Value)
-			return b, true
-		case "!!int", "!!float":
-			var x any
-			if err := n.Decode(&x); err != nil {
-				d.fail(n, path, "%q is not a number", n.Value)
+			b, err := parseBool(n.Value)
+			if err != nil {
+				d.fail(n, path, "%s", err)
 				return nil, false
 			}
-			switch x := x.(type) {
-			case int:
-				return json.Number(strconv.Itoa(x)), true
-			case int64:
-				return json.Number(strconv.FormatInt(x, 10)), true
-			case uint64:
-				return json.Number(strconv.FormatUint(x, 10)), true
-			case float64:
-				if math.IsInf(x, 0) || math.IsNaN(x) {
-					d.fail(n, path, "%s has no JSON form; quote it to send a string", n.Value)
-					return nil, false
-				}
-				// An integer too large for 64 bits keeps its digits; JSON
-				// numbers have no size limit.
-				if digits := strings.TrimPrefix(strings.ReplaceAll(n.Value, "_", ""), "+"); bigIntRE.MatchString(digits) {
-					return json.Number(digits), true
-				}
-				return json.Number(strconv.FormatFloat(x, 'g', -1, 64)), true
+			return b, true
+		case "!!int", "!!float":
+			num, err := canonicalNumber(n.Value)
+			if err != nil {
+				d.fail(n, path, "%s", err)
+				return nil, false
 			}
-			d.fail(n, path, "%q is not a number", n.Value)
-			return nil, false
+			return num, true
 		}
 	}
 	d.fail(n, path, "%s cannot be written as JSON", describe(n))

@@ -58,6 +58,11 @@ func Default(s *Set) {
 	for _, f := range s.Functions {
 		defaultFunction(&f.Spec)
 	}
+	for _, obj := range s.Objects() {
+		if ft := functionTarget(obj); ft != nil {
+			sortSelector(ft.FunctionSelector)
+		}
+	}
 	for _, t := range s.HTTPTriggers {
 		t.Spec.Path = cleanHTTPPath(t.Spec.Path)
 		t.Spec.Methods = upperSorted(t.Spec.Methods)
@@ -66,6 +71,7 @@ func Default(s *Set) {
 		if t.Spec.TimeZone == "" {
 			t.Spec.TimeZone = DefaultTimeZone
 		}
+		t.Spec.Schedule = strings.Join(strings.Fields(t.Spec.Schedule), " ")
 	}
 	for _, t := range s.NATSTriggers {
 		defaultTopic(&t.Spec)
@@ -125,7 +131,8 @@ func defaultTopic(spec *v1alpha1.TopicTriggerSpec) {
 	}
 	setInt(&spec.Retry.Attempts, DefaultRetryAttempts)
 	setDuration(&spec.Retry.Backoff, DefaultRetryBackoff)
-	setDuration(&spec.Retry.MaxBackoff, DefaultRetryMaxBackoff)
+	// A backoff written above the default cap raises the cap with it.
+	setDuration(&spec.Retry.MaxBackoff, max(DefaultRetryMaxBackoff, spec.Retry.Backoff.Duration))
 }
 
 // DefaultPipeline is the pipeline of a repository that declares none: dev
@@ -150,8 +157,11 @@ func defaultPipeline(p *v1alpha1.Pipeline) {
 	}
 	for i := range p.Spec.Stages {
 		st := &p.Spec.Stages[i]
-		if len(st.From) == 0 && i > 0 {
-			st.From = []string{p.Spec.Stages[i-1].Name}
+		if prev := i - 1; len(st.From) == 0 && prev >= 0 && p.Spec.Stages[prev].Name != "" {
+			st.From = []string{p.Spec.Stages[prev].Name}
+		}
+		if st.Soak != nil && st.Soak.Duration == 0 {
+			st.Soak = nil // a soak of zero is no soak
 		}
 		st.From = sortedUnique(st.From)
 		if st.Approval != nil {
@@ -196,13 +206,55 @@ func defaultPipeline(p *v1alpha1.Pipeline) {
 	setDuration(&p.Spec.Previews.TTL, DefaultPreviewTTL)
 }
 
-// cleanHTTPPath drops a trailing slash, so /hello and /hello/ are one
-// route. It leaves anything odd for validation to report.
+// cleanHTTPPath drops one trailing slash, so /hello and /hello/ are one
+// route. It leaves anything odd ("//", "/a//") for validation to report.
 func cleanHTTPPath(p string) string {
-	if len(p) > 1 && strings.HasSuffix(p, "/") {
-		return strings.TrimRight(p, "/")
+	if len(p) > 1 && strings.HasSuffix(p, "/") && !strings.HasSuffix(p, "//") {
+		return p[:len(p)-1]
 	}
 	return p
+}
+
+// functionTarget returns the part of a trigger that says what it calls.
+func functionTarget(obj Object) *v1alpha1.FunctionTarget {
+	switch t := obj.(type) {
+	case *v1alpha1.HTTPTrigger:
+		return &t.Spec.FunctionTarget
+	case *v1alpha1.CronTrigger:
+		return &t.Spec.FunctionTarget
+	case *v1alpha1.NATSTrigger:
+		return &t.Spec.FunctionTarget
+	case *v1alpha1.KafkaTrigger:
+		return &t.Spec.FunctionTarget
+	}
+	return nil
+}
+
+// sortSelector puts a selector's requirements, which all must hold, and
+// each one's values, which are a set, in one order.
+func sortSelector(sel *metav1.LabelSelector) {
+	if sel == nil {
+		return
+	}
+	for i := range sel.MatchExpressions {
+		sel.MatchExpressions[i].Values = sortedUnique(sel.MatchExpressions[i].Values)
+	}
+	sort.SliceStable(sel.MatchExpressions, func(i, j int) bool {
+		a, b := sel.MatchExpressions[i], sel.MatchExpressions[j]
+		if a.Key != b.Key {
+			return a.Key < b.Key
+		}
+		if a.Operator != b.Operator {
+			return a.Operator < b.Operator
+		}
+		return strings.Join(a.Values, ",") < strings.Join(b.Values, ",")
+	})
+	if len(sel.MatchLabels) == 0 {
+		sel.MatchLabels = nil
+	}
+	if len(sel.MatchExpressions) == 0 {
+		sel.MatchExpressions = nil
+	}
 }
 
 func upperSorted(in []string) []string {

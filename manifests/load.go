@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -154,6 +155,9 @@ type loader struct {
 	objects int
 	docs    int
 	tooMany bool
+	// written and expanded count YAML nodes over the whole load, so that
+	// many documents each just under a limit cannot add up to a bomb.
+	written, expanded int
 }
 
 // loadFile decodes every document of one file. It returns an error only
@@ -201,8 +205,8 @@ func (l *loader) loadFile(name string) error {
 			return nil
 		}
 		if err != nil {
-			line, msg := syntaxError(err)
-			l.errs.add(at(line, 1), "", "invalid YAML: %s", msg)
+			p, msg := syntaxError(data, err)
+			l.errs.add(at(p.Line, p.Column), "", "invalid YAML: %s", msg)
 			return nil
 		}
 		if l.docs++; l.docs > maxDocuments {
@@ -219,25 +223,92 @@ func (l *loader) loadFile(name string) error {
 			l.tooMany = true
 			return nil
 		}
-		if err := checkTree(&doc); err != nil {
+		if err := l.checkTree(&doc); err != nil {
 			l.errs.add(at(err.line, err.col), "", "%s", err.msg)
+			if err.fatal {
+				l.tooMany = true
+				return nil
+			}
 			continue
 		}
 		l.decodeObject(name, root)
 	}
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLine   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlAnchor = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
 
-// syntaxError pulls the line out of a yaml.v3 error. The parser does not
-// report a column; the loader then says column 1.
-func syntaxError(err error) (int, string) {
+// parserProblems are the errors yaml.v3's parser (not its scanner)
+// reports. For those it numbers lines from 0, and the line is either where
+// the enclosing collection starts or where the problem is, so the hint
+// says "near here".
+var parserProblems = map[string]string{
+	"did not find expected key":              "(check the indentation of the mapping's keys near here)",
+	"did not find expected '-' indicator":    "(check the indentation of the list's items near here)",
+	"did not find expected ',' or ']'":       "(a [list] near here is not closed, or its items lack ',')",
+	"did not find expected ',' or '}'":       "(a {mapping} near here is not closed, or its entries lack ',')",
+	"did not find expected node content":     "(a value is missing near here)",
+	"did not find expected <document start>": "",
+	"did not find expected <stream-start>":   "",
+	"found undefined tag handle":             "",
+	"found duplicate %YAML directive":        "",
+	"found duplicate %TAG directive":         "",
+	"found incompatible YAML document":       "",
+}
+
+// syntaxError turns a yaml.v3 parse error into a position and a message.
+// yaml.v3 gives a line for most errors and never a column; where it gives
+// neither, or a line that is off, the position is found in the data.
+func syntaxError(data []byte, err error) (Pos, string) {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		return max(n, 1), m[2]
+		problem := m[2]
+		if hint, ok := parserProblems[problem]; ok {
+			n++
+			if hint != "" {
+				problem += " " + hint
+			}
+		}
+		return Pos{Line: max(n, 1), Column: 1}, problem
 	}
-	return 1, strings.TrimPrefix(msg, "yaml: ")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if m := yamlAnchor.FindStringSubmatch(err.Error()); m != nil {
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			p := offsetPos(data, i)
+			return p, fmt.Sprintf("alias *%s names no anchor; define &%s before it", m[1], m[1])
+		}
+	}
+	if i, what := badCharacter(data); i >= 0 {
+		return offsetPos(data, i), what + "; YAML files are UTF-8 text"
+	}
+	return Pos{Line: 1, Column: 1}, msg
+}
+
+// offsetPos converts a byte offset into a line and a column in runes.
+func offsetPos(data []byte, off int) Pos {
+	line := 1 + bytes.Count(data[:off], []byte("\n"))
+	start := bytes.LastIndexByte(data[:off], '\n') + 1
+	return Pos{Line: line, Column: 1 + utf8.RuneCount(data[start:off])}
+}
+
+// badCharacter finds the first byte YAML does not accept: invalid UTF-8,
+// or a control character other than tab and line breaks.
+func badCharacter(data []byte) (int, string) {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return i, fmt.Sprintf("byte 0x%02x is not valid UTF-8", data[i])
+		case r == '\t' || r == '\n' || r == '\r' || r == 0x85 || r == 0xFEFF:
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0xd800 && r <= 0xdfff) || r == 0xfffe || r == 0xffff:
+			return i, fmt.Sprintf("control character %U is not allowed", r)
+		}
+		i += size
+	}
+	return -1, ""
 }
 
 func sizeString(n int64) string {
@@ -280,13 +351,16 @@ func (l *loader) decodeObject(file string, root *yaml.Node) {
 		d.fail(root, "", "expected an object with apiVersion, kind, metadata and spec, got %s", describe(root))
 		return
 	}
+	// Find apiVersion and kind by a plain scan; decode reports anything
+	// wrong with the mapping itself (a key set twice, say) once, later.
 	var apiVersion, kind *yaml.Node
-	for _, p := range d.pairs(root, "") {
-		switch p.key.Value {
-		case "apiVersion":
-			apiVersion = resolve(p.value)
-		case "kind":
-			kind = resolve(p.value)
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		switch k := root.Content[i]; {
+		case k.Kind != yaml.ScalarNode:
+		case k.Value == "apiVersion" && apiVersion == nil:
+			apiVersion = resolve(root.Content[i+1])
+		case k.Value == "kind" && kind == nil:
+			kind = resolve(root.Content[i+1])
 		}
 	}
 	switch {
@@ -320,6 +394,10 @@ func (l *loader) decodeObject(file string, root *yaml.Node) {
 		return
 	}
 	d.decode(root, reflect.ValueOf(obj).Elem(), "")
+	if origin.reported("metadata.name") {
+		// Its name is unknown, so any reference might have meant it.
+		l.set.broken[kindName{kind.Value, "*"}] = true
+	}
 	// Keep an object even if parts of it failed to decode: validation of
 	// the rest still reports everything else in the same run, and Load
 	// returns no Set when anything failed.
@@ -349,29 +427,33 @@ func metadataName(root *yaml.Node) string {
 	return ""
 }
 
-// treeError is a problem found by checkTree.
+// treeError is a problem found by checkTree; a fatal one ends the load,
+// because the budget it exceeded is the whole load's.
 type treeError struct {
 	line, col int
 	msg       string
+	fatal     bool
 }
 
 func (e *treeError) Error() string { return e.msg }
 
 // checkTree bounds a parsed document before anything follows its aliases:
-// nesting depth (aliases included) and the number of nodes the document
-// expands to. A billion-laughs document is a few hundred bytes that expand
-// to a billion nodes; it is refused here after visiting each written node
-// once, because sizes of anchored nodes are memoized.
-func checkTree(doc *yaml.Node) *treeError {
+// nesting depth (aliases included) and the number of nodes it expands to,
+// counted over the whole load. A billion-laughs document is a few hundred
+// bytes that expand to a billion nodes; it is refused here after visiting
+// each written node once, because sizes of anchored nodes are memoized.
+func (l *loader) checkTree(doc *yaml.Node) *treeError {
 	c := &treeCheck{memo: map[*yaml.Node]treeSize{}, active: map[*yaml.Node]bool{}}
 	total, err := c.visit(doc, 0)
 	if err != nil {
 		return err
 	}
-	if limit := 2*c.written + expansionAllowance; total.nodes > limit {
+	l.written += c.written
+	l.expanded += total.nodes
+	if limit := 2*l.written + expansionAllowance; l.expanded > limit {
 		return &treeError{doc.Line, doc.Column, fmt.Sprintf(
-			"YAML aliases expand this document to %d nodes from %d written (an alias bomb?); at most %d are allowed, so write the values out or use fewer aliases",
-			total.nodes, c.written, limit)}
+			"YAML aliases expand the manifests to %d nodes from %d written (an alias bomb?); at most %d are allowed, so write the values out or use fewer aliases",
+			l.expanded, l.written, limit), true}
 	}
 	return nil
 }
@@ -394,7 +476,7 @@ func (c *treeCheck) visit(n *yaml.Node, depth int) (treeSize, *treeError) {
 	if n.Kind == yaml.AliasNode {
 		t := n.Alias
 		if t == nil || c.active[t] {
-			return treeSize{}, &treeError{n.Line, n.Column, fmt.Sprintf("alias *%s refers to itself; a value cannot contain itself", n.Value)}
+			return treeSize{}, &treeError{n.Line, n.Column, fmt.Sprintf("alias *%s refers to itself; a value cannot contain itself", n.Value), false}
 		}
 		s, ok := c.memo[t]
 		if !ok {
@@ -408,16 +490,16 @@ func (c *treeCheck) visit(n *yaml.Node, depth int) (treeSize, *treeError) {
 		if s.nodes > expansionAllowance {
 			return s, &treeError{n.Line, n.Column, fmt.Sprintf(
 				"alias *%s expands to %d nodes (an alias bomb?); at most %d are allowed, so write the values out or use fewer aliases",
-				n.Value, s.nodes, expansionAllowance)}
+				n.Value, s.nodes, expansionAllowance), false}
 		}
 		if depth+s.height > MaxDepth {
-			return s, &treeError{n.Line, n.Column, fmt.Sprintf("alias *%s nests values more than %d levels deep; flatten the document", n.Value, MaxDepth)}
+			return s, &treeError{n.Line, n.Column, fmt.Sprintf("alias *%s nests values more than %d levels deep; flatten the document", n.Value, MaxDepth), false}
 		}
 		return s, nil
 	}
 	c.written++
 	if depth > MaxDepth {
-		return treeSize{}, &treeError{n.Line, n.Column, fmt.Sprintf("values nest more than %d levels deep; flatten the document", MaxDepth)}
+		return treeSize{}, &treeError{n.Line, n.Column, fmt.Sprintf("values nest more than %d levels deep; flatten the document", MaxDepth), false}
 	}
 	c.active[n] = true
 	defer delete(c.active, n)

@@ -41,33 +41,39 @@ func ConfinePath(fsys fs.FS, name string) (string, error) {
 // resolveInRoot walks name one element at a time with Lstat, expanding
 // symlinks itself instead of letting the file system follow them, so that
 // a link to "/etc" or to "../../.." is caught before anything is read.
+// Every element remembers the link whose target it came from, so an escape
+// is blamed on the link that caused it.
 func resolveInRoot(fsys fs.FS, name string) (string, error) {
 	if strings.HasPrefix(name, "/") || strings.Contains(name, "\\") || strings.IndexByte(name, 0) >= 0 {
 		return "", &escapeError{name: name}
 	}
-	pending := splitPath(name)
+	type elem struct{ name, link, target string }
+	var pending []elem
+	for _, e := range splitPath(name) {
+		pending = append(pending, elem{name: e})
+	}
 	var resolved []string
 	hops := 0
 	for len(pending) > 0 {
-		elem := pending[0]
+		e := pending[0]
 		pending = pending[1:]
-		switch elem {
+		switch e.name {
 		case "", ".":
 			continue
 		case "..":
 			if len(resolved) == 0 {
-				return "", &escapeError{name: name}
+				return "", &escapeError{name: name, link: e.link, target: e.target}
 			}
 			resolved = resolved[:len(resolved)-1]
 			continue
 		}
-		cur := path.Join(append(resolved, elem)...)
+		cur := path.Join(append(resolved, e.name)...)
 		info, err := fs.Lstat(fsys, cur)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", cur, err)
 		}
 		if info.Mode()&fs.ModeSymlink == 0 {
-			resolved = append(resolved, elem)
+			resolved = append(resolved, e.name)
 			continue
 		}
 		if hops++; hops > maxLinkHops {
@@ -81,32 +87,14 @@ func resolveInRoot(fsys fs.FS, name string) (string, error) {
 			return "", &escapeError{name: name, link: cur, target: target}
 		}
 		// A relative target is relative to the link's folder, which is
-		// what resolved holds now. Check it on its own first, so the error
-		// names this link rather than the whole path.
-		if escapes(resolved, target) {
-			return "", &escapeError{name: name, link: cur, target: target}
+		// what resolved holds now; its elements go in front of the rest.
+		var expanded []elem
+		for _, t := range splitPath(target) {
+			expanded = append(expanded, elem{name: t, link: cur, target: target})
 		}
-		pending = append(splitPath(target), pending...)
+		pending = append(expanded, pending...)
 	}
 	return path.Join(append([]string{"."}, resolved...)...), nil
-}
-
-// escapes reports whether target, relative to the folder dir, climbs above
-// the root by its ".." elements alone.
-func escapes(dir []string, target string) bool {
-	depth := len(dir)
-	for _, e := range splitPath(target) {
-		switch e {
-		case "", ".":
-		case "..":
-			if depth--; depth < 0 {
-				return true
-			}
-		default:
-			depth++
-		}
-	}
-	return false
 }
 
 func splitPath(p string) []string {
@@ -114,39 +102,67 @@ func splitPath(p string) []string {
 }
 
 // checkTreeConfined walks the folder root (already resolved) and checks
-// that every symlink in it resolves inside the repository and exists.
-// It does not follow symlinked folders: their targets are checked, and the
-// build will see their files under the target's own path.
+// that every symlink in it resolves inside the repository and exists. A
+// link to a folder is walked too (once), since the build will copy what it
+// holds, and a link inside it may lead out.
 func checkTreeConfined(ctx context.Context, fsys fs.FS, root string) error {
-	entries := 0
-	return fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+	w := &treeWalker{ctx: ctx, fsys: fsys, visited: map[string]bool{root: true}}
+	return w.walk(root, "")
+}
+
+type treeWalker struct {
+	ctx     context.Context
+	fsys    fs.FS
+	visited map[string]bool
+	entries int
+}
+
+// walk checks the folder dir, reached through the link via ("" for the
+// function's own folder).
+func (w *treeWalker) walk(dir, via string) error {
+	return fs.WalkDir(w.fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if entries++; entries > maxSourceEntries {
+		if w.entries++; w.entries > maxSourceEntries {
 			return fmt.Errorf("holds more than %d files; a function's folder should hold its code, not a whole repository", maxSourceEntries)
 		}
-		if entries%1024 == 0 {
-			if err := ctx.Err(); err != nil {
+		if w.entries%1024 == 0 {
+			if err := w.ctx.Err(); err != nil {
 				return err
 			}
 		}
-		if d.IsDir() && d.Name() == ".git" && p != root {
+		if d.IsDir() && d.Name() == ".git" && p != dir {
 			return fs.SkipDir
 		}
 		if d.Type()&fs.ModeSymlink == 0 {
 			return nil
 		}
-		if _, err := resolveInRoot(fsys, p); err != nil {
+		real, err := resolveInRoot(w.fsys, p)
+		if err != nil {
 			var esc *escapeError
-			if errors.As(err, &esc) {
-				return err
+			switch {
+			case errors.As(err, &esc):
+			case errors.Is(err, fs.ErrNotExist):
+				target, _ := fs.ReadLink(w.fsys, p)
+				err = fmt.Errorf("%s is a symlink to %q, which does not exist; fix or remove the link", p, target)
 			}
-			if errors.Is(err, fs.ErrNotExist) {
-				target, _ := fs.ReadLink(fsys, p)
-				return fmt.Errorf("%s is a symlink to %q, which does not exist; fix or remove the link", p, target)
+			if via != "" {
+				err = fmt.Errorf("%w (reached through the link %s)", err, via)
 			}
 			return err
+		}
+		info, err := fs.Stat(w.fsys, real)
+		if err != nil {
+			return err
+		}
+		if info.IsDir() && !w.visited[real] {
+			w.visited[real] = true
+			next := p
+			if via != "" {
+				next = via + " -> " + p
+			}
+			return w.walk(real, next)
 		}
 		return nil
 	})

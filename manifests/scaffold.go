@@ -128,16 +128,18 @@ func execTemplate(name string, data any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// manifestTarget picks where the new objects go: ferry.yaml if it exists or
-// if there is no .ferry/ folder, else .ferry/<name>.yaml. It returns the
+// manifestTarget picks where the new objects go: ferry.yaml (or ferry.yml)
+// if it exists or if there is no .ferry/ folder, else .ferry/<name>.yaml. It returns the
 // file's current content, or nil if it does not exist yet.
 func manifestTarget(dir, name string) (string, []byte, error) {
-	old, err := os.ReadFile(filepath.Join(dir, ManifestFile))
-	switch {
-	case err == nil:
-		return ManifestFile, old, nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return "", nil, err
+	for _, f := range []string{ManifestFile, "ferry.yml"} {
+		old, err := os.ReadFile(filepath.Join(dir, f))
+		switch {
+		case err == nil:
+			return f, old, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", nil, err
+		}
 	}
 	if info, err := os.Stat(filepath.Join(dir, ManifestDir)); err == nil && info.IsDir() {
 		p := path.Join(ManifestDir, name+".yaml")

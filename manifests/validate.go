@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"go/ast"
+	"go/build"
 	"go/parser"
 	"go/token"
+	"io"
 	"io/fs"
 	"path"
 	"regexp"
@@ -199,9 +201,13 @@ func (v *validator) function(f *v1alpha1.Function) {
 	case !slices.Contains(v1alpha1.Runtimes, spec.Runtime):
 		v.errorf(f, "spec.runtime", "%q is not supported (use %s)", spec.Runtime, orList(v1alpha1.Runtimes))
 	}
-	dir, ok := v.source(f)
-	if ok && slices.Contains(v1alpha1.Runtimes, spec.Runtime) {
-		v.handler(f, dir)
+	// A source that failed to decode was defaulted to "."; checking that
+	// folder would only report noise.
+	if !v.set.Origin(f).reported("spec.source") {
+		dir, ok := v.source(f)
+		if ok && slices.Contains(v1alpha1.Runtimes, spec.Runtime) && !v.set.Origin(f).reported("spec.handler") {
+			v.handler(f, dir)
+		}
 	}
 	for _, k := range sortedKeys(spec.Env) {
 		v.envName(f, joinPath("spec.env", k), k)
@@ -386,20 +392,34 @@ func (v *validator) goHandler(f *v1alpha1.Function, dir, h, defaulted string) {
 		return
 	}
 	fset := token.NewFileSet()
+	bctx := v.goContext()
 	var pkgs []string
 	found := false
 	files := 0
 	for _, e := range entries {
 		name := e.Name()
-		if !e.Type().IsRegular() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
 			continue
 		}
 		p := path.Join(dir, name)
-		if info, err := e.Info(); err == nil && info.Size() > maxGoFileSize {
+		real, err := resolveInRoot(v.fsys, p)
+		if err != nil {
+			continue // the walk of the folder reported it
+		}
+		info, err := fs.Stat(v.fsys, real)
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		// The go command skips _x.go, .x.go and files whose build
+		// constraints exclude linux/amd64 (what ferry builds); so does this.
+		if ok, err := bctx.MatchFile(dir, name); err != nil || !ok {
+			continue
+		}
+		if info.Size() > maxGoFileSize {
 			v.errorf(f, "spec.source", "%s is larger than %s; ferry does not build generated files that large", p, sizeString(maxGoFileSize))
 			return
 		}
-		src, err := fs.ReadFile(v.fsys, p)
+		src, err := fs.ReadFile(v.fsys, real)
 		if err != nil {
 			v.errorf(f, "spec.source", "%s: %v", p, err)
 			return
@@ -431,6 +451,23 @@ func (v *validator) goHandler(f *v1alpha1.Function, dir, h, defaulted string) {
 	}
 }
 
+// goContext is a go/build context that reads the repository through the
+// confined file system, for the platform ferry builds functions for.
+func (v *validator) goContext() *build.Context {
+	c := build.Default
+	c.GOOS, c.GOARCH, c.CgoEnabled = "linux", "amd64", false
+	c.JoinPath = path.Join
+	c.IsAbsPath = func(string) bool { return false }
+	c.OpenFile = func(name string) (io.ReadCloser, error) {
+		real, err := resolveInRoot(v.fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		return v.fsys.Open(real)
+	}
+	return &c
+}
+
 func suggestIdent(s string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(s) {
@@ -440,6 +477,9 @@ func suggestIdent(s string) string {
 	}
 	if b.Len() == 0 || b.String() == "main" {
 		return "function"
+	}
+	if token.IsKeyword(b.String()) {
+		return b.String() + "fn" // package go, package type: not allowed
 	}
 	return b.String()
 }
@@ -504,7 +544,7 @@ func (v *validator) target(t Object, ft *v1alpha1.FunctionTarget) []string {
 		if v.set.Function(ft.Function) != nil {
 			return []string{ft.Function}
 		}
-		if v.set.broken[kindName{v1alpha1.KindFunction, ft.Function}] {
+		if v.mayBeBroken(v1alpha1.KindFunction, ft.Function) {
 			return nil // already reported where it is declared
 		}
 		names := functionNames(v.set)
@@ -538,9 +578,16 @@ func (v *validator) target(t Object, ft *v1alpha1.FunctionTarget) []string {
 		}
 		return names
 	default:
-		v.errorf(t, "spec", "says no function to call; set spec.function to a function's name, or spec.functionSelector")
+		v.errorf(t, "spec.function", "missing; set spec.function to a function's name, or spec.functionSelector")
 	}
 	return nil
+}
+
+// mayBeBroken reports whether name may be an object of kind that failed to
+// decode (its own errors are reported; a dangling reference would repeat
+// them).
+func (v *validator) mayBeBroken(kind, name string) bool {
+	return v.set.broken[kindName{kind, name}] || v.set.broken[kindName{kind, "*"}]
 }
 
 func (v *validator) anyBroken(kind string) bool {
@@ -555,7 +602,9 @@ func (v *validator) anyBroken(kind string) bool {
 func functionNames(s *Set) []string {
 	var out []string
 	for _, f := range s.Functions {
-		out = append(out, f.Name)
+		if f.Name != "" {
+			out = append(out, f.Name)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -634,14 +683,37 @@ func (v *validator) cron(t *v1alpha1.CronTrigger) {
 		v.errorf(t, "spec.schedule", "missing; give a schedule such as \"0 3 * * *\" (03:00 every day) or @hourly")
 	case strings.HasPrefix(s, "TZ=") || strings.HasPrefix(s, "CRON_TZ="):
 		v.errorf(t, "spec.schedule", "%q sets a time zone in the schedule; move it to spec.timeZone", s)
+	case strings.HasPrefix(s, "@every"):
+		// robfig/cron rounds anything under a second up to one second and
+		// accepts a negative interval; say what will really happen.
+		d, err := time.ParseDuration(strings.TrimSpace(strings.TrimPrefix(s, "@every")))
+		switch {
+		case err != nil:
+			v.errorf(t, "spec.schedule", "%q: @every needs a duration, such as @every 5m", s)
+		case d < time.Second || d%time.Second != 0:
+			v.errorf(t, "spec.schedule", "%q: @every takes whole seconds, at least 1s", s)
+		}
 	default:
 		if _, err := cronParser.Parse(s); err != nil {
 			v.errorf(t, "spec.schedule", "%q is not a cron schedule (%v); use five fields, minute hour day-of-month month day-of-week, such as \"0 3 * * *\", or @hourly, @daily, @every 5m", s, err)
 		}
 	}
-	if _, err := time.LoadLocation(t.Spec.TimeZone); err != nil || t.Spec.TimeZone == "Local" {
+	if !validTimeZone(t.Spec.TimeZone) {
 		v.errorf(t, "spec.timeZone", "%q is not a time zone; use an IANA name such as UTC or Europe/Berlin", t.Spec.TimeZone)
 	}
+}
+
+// zoneNameRE is the shape of IANA zone names. It refuses the host's
+// special files (localtime, posixrules, posix/..., right/...), which
+// time.LoadLocation would find on some hosts and not on others.
+var zoneNameRE = regexp.MustCompile(`^[A-Z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$`)
+
+func validTimeZone(name string) bool {
+	if name == "Local" || !zoneNameRE.MatchString(name) {
+		return false
+	}
+	_, err := time.LoadLocation(name)
+	return err == nil
 }
 
 var kafkaNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
@@ -748,6 +820,10 @@ func (v *validator) stage(p *v1alpha1.Pipeline, i int, st v1alpha1.Stage, index 
 		v.errorf(p, f+".from", "the first stage receives every new release and has no from; list the stage it should follow first, or remove from")
 	}
 	for _, from := range st.From {
+		if from == "" {
+			v.errorf(p, f+".from", "lists an empty stage name; name the stage this one follows")
+			continue
+		}
 		switch _, ok := index[from]; {
 		case from == st.Name:
 			v.errorf(p, f+".from", "stage %q comes from itself; name the stage before it", st.Name)
@@ -840,7 +916,7 @@ func (v *validator) check(p *v1alpha1.Pipeline, f string, c v1alpha1.Check) {
 		switch {
 		case e.Function == "":
 			v.errorf(p, ef+".function", "missing; name the function to invoke")
-		case v.set.Function(e.Function) == nil && !v.set.broken[kindName{v1alpha1.KindFunction, e.Function}]:
+		case v.set.Function(e.Function) == nil && !v.mayBeBroken(v1alpha1.KindFunction, e.Function):
 			v.errorf(p, ef+".function", "no Function named %q; fix the name", e.Function)
 		}
 		v.status(p, ef+".expectStatus", e.ExpectStatus)

@@ -144,7 +144,7 @@ func TestValidationRules(t *testing.T) {
 		{name: "function and selector", manifest: httpDoc("h", "function: fn\nfunctionSelector: {matchLabels: {app: photos}}\npath: /h"),
 			field: "spec.functionSelector", at: "functionSelector", want: "not both"},
 		{name: "no function named", manifest: httpDoc("h", "path: /h"),
-			field: "spec", at: "spec:", want: "says no function to call"},
+			field: "spec.function", at: "spec:", want: "missing; set spec.function to a function's name, or spec.functionSelector"},
 		{name: "dangling function", manifest: httpDoc("h", "function: fm\npath: /h"),
 			field: "spec.function", at: "function: fm", want: `no Function named "fm" (did you mean "fn"?)`},
 		{name: "empty selector", manifest: obj("NATSTrigger", "n", "functionSelector: {}\ntopic: a"),
