@@ -3,10 +3,11 @@ package manifests
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,7 +123,6 @@ var (
 	quantityType   = reflect.TypeOf(resource.Quantity{})
 	rawType        = reflect.TypeOf(runtime.RawExtension{})
 	objectMetaType = reflect.TypeOf(metav1.ObjectMeta{})
-	typeMetaType   = reflect.TypeOf(metav1.TypeMeta{})
 )
 
 // resolve follows aliases and unwraps documents.
@@ -297,9 +297,7 @@ func describe(n *yaml.Node) string {
 		switch n.ShortTag() {
 		case "!!str":
 			return fmt.Sprintf("the string %q", v)
-		case "!!int":
-			return "the number " + v
-		case "!!float":
+		case "!!int", "!!float":
 			return "the number " + v
 		case "!!bool":
 			return v
@@ -708,12 +706,7 @@ func (d *decoder) decodeMeta(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
-// sortedKeys is a helper for deterministic messages.
+// sortedKeys lists a map's keys in order, for deterministic output.
 func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(m))
 }

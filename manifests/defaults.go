@@ -58,16 +58,13 @@ func Default(s *Set) {
 	for _, f := range s.Functions {
 		defaultFunction(&f.Spec)
 	}
-	for _, obj := range s.Objects() {
-		if ft := functionTarget(obj); ft != nil {
-			sortSelector(ft.FunctionSelector)
-		}
-	}
 	for _, t := range s.HTTPTriggers {
+		sortSelector(t.Spec.FunctionSelector)
 		t.Spec.Path = cleanHTTPPath(t.Spec.Path)
 		t.Spec.Methods = upperSorted(t.Spec.Methods)
 	}
 	for _, t := range s.CronTriggers {
+		sortSelector(t.Spec.FunctionSelector)
 		if t.Spec.TimeZone == "" {
 			t.Spec.TimeZone = DefaultTimeZone
 		}
@@ -91,9 +88,8 @@ func Default(s *Set) {
 func defaultFunction(spec *v1alpha1.FunctionSpec) {
 	if spec.Source == "" {
 		spec.Source = "."
-	} else if !strings.HasPrefix(spec.Source, "/") {
-		spec.Source = path.Clean(spec.Source)
 	}
+	spec.Source = path.Clean(spec.Source)
 	if spec.Handler == "" {
 		spec.Handler = DefaultHandler[spec.Runtime]
 	}
@@ -126,6 +122,7 @@ func defaultFunction(spec *v1alpha1.FunctionSpec) {
 }
 
 func defaultTopic(spec *v1alpha1.TopicTriggerSpec) {
+	sortSelector(spec.FunctionSelector)
 	if spec.Retry == nil {
 		spec.Retry = &v1alpha1.RetryPolicy{}
 	}
@@ -213,21 +210,6 @@ func cleanHTTPPath(p string) string {
 		return p[:len(p)-1]
 	}
 	return p
-}
-
-// functionTarget returns the part of a trigger that says what it calls.
-func functionTarget(obj Object) *v1alpha1.FunctionTarget {
-	switch t := obj.(type) {
-	case *v1alpha1.HTTPTrigger:
-		return &t.Spec.FunctionTarget
-	case *v1alpha1.CronTrigger:
-		return &t.Spec.FunctionTarget
-	case *v1alpha1.NATSTrigger:
-		return &t.Spec.FunctionTarget
-	case *v1alpha1.KafkaTrigger:
-		return &t.Spec.FunctionTarget
-	}
-	return nil
 }
 
 // sortSelector puts a selector's requirements, which all must hold, and

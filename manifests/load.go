@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -50,6 +51,13 @@ const (
 	// ManifestDir holds more manifests, *.yaml and *.yml, not recursively.
 	ManifestDir = ".ferry"
 )
+
+// rootManifests are the names the root manifest may have, preferred first;
+// a repository has at most one of them.
+var rootManifests = []string{ManifestFile, "ferry.yml"}
+
+// fileStart is the position of an error about a whole file.
+func fileStart(name string) Pos { return Pos{File: name, Line: 1, Column: 1} }
 
 // Load reads every manifest of the repository in fsys, decodes it strictly,
 // applies defaults and validates the result against the repository's files.
@@ -96,7 +104,7 @@ func findManifests(fsys fs.FS) ([]string, error) {
 	var files []string
 	var c errs
 	root := ""
-	for _, name := range []string{ManifestFile, "ferry.yml"} {
+	for _, name := range rootManifests {
 		info, err := fs.Lstat(fsys, name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -105,11 +113,11 @@ func findManifests(fsys fs.FS) ([]string, error) {
 			return nil, fmt.Errorf("reading %s: %w", name, err)
 		}
 		if root != "" {
-			c.add(Pos{File: name, Line: 1, Column: 1}, "", "both %s and %s exist; keep one", root, name)
+			c.add(fileStart(name), "", "both %s and %s exist; keep one", root, name)
 			continue
 		}
 		if info.IsDir() {
-			c.add(Pos{File: name, Line: 1, Column: 1}, "", "is a folder; the manifest is a file (use %s/ for a folder of manifests)", ManifestDir)
+			c.add(fileStart(name), "", "is a folder; the manifest is a file (use %s/ for a folder of manifests)", ManifestDir)
 			continue
 		}
 		root = name
@@ -120,9 +128,9 @@ func findManifests(fsys fs.FS) ([]string, error) {
 		// out of the repository.
 		real, err := resolveInRoot(fsys, ManifestDir)
 		if err != nil {
-			c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "%v", err)
+			c.add(fileStart(ManifestDir), "", "%v", err)
 		} else if entries, err := fs.ReadDir(fsys, real); err != nil {
-			c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "cannot be read as a folder: %v", err)
+			c.add(fileStart(ManifestDir), "", "cannot be read as a folder: %v", err)
 		} else {
 			n := 0
 			for _, e := range entries {
@@ -131,7 +139,7 @@ func findManifests(fsys fs.FS) ([]string, error) {
 					continue
 				}
 				if n++; n > MaxFiles {
-					c.add(Pos{File: ManifestDir, Line: 1, Column: 1}, "", "holds more than %d manifest files; merge some", MaxFiles)
+					c.add(fileStart(ManifestDir), "", "holds more than %d manifest files; merge some", MaxFiles)
 					break
 				}
 				files = append(files, path.Join(ManifestDir, e.Name()))
@@ -142,7 +150,7 @@ func findManifests(fsys fs.FS) ([]string, error) {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, ErrorList{{Pos: Pos{File: ManifestFile, Line: 1, Column: 1},
+		return nil, ErrorList{{Pos: fileStart(ManifestFile),
 			Message: fmt.Sprintf("no manifest found: the repository needs %s or %s/*.yaml (ferry init writes one)", ManifestFile, ManifestDir)}}
 	}
 	return files, nil
@@ -167,7 +175,7 @@ func (l *loader) loadFile(name string) error {
 	at := func(line, col int) Pos { return Pos{File: name, Line: line, Column: col} }
 	real, err := resolveInRoot(l.fsys, name)
 	if err != nil {
-		l.errs.add(at(1, 1), "", "%v", err)
+		l.errs.add(fileStart(name), "", "%v", err)
 		return nil
 	}
 	info, err := fs.Stat(l.fsys, real)
@@ -175,11 +183,11 @@ func (l *loader) loadFile(name string) error {
 		return fmt.Errorf("reading %s: %w", name, err)
 	}
 	if !info.Mode().IsRegular() {
-		l.errs.add(at(1, 1), "", "is not a regular file")
+		l.errs.add(fileStart(name), "", "is not a regular file")
 		return nil
 	}
 	if info.Size() > MaxFileSize {
-		l.errs.add(at(1, 1), "", "is %s; a manifest file may be at most %s (split it into %s/*.yaml)", sizeString(info.Size()), sizeString(MaxFileSize), ManifestDir)
+		l.errs.add(fileStart(name), "", "is %s; a manifest file may be at most %s (split it into %s/*.yaml)", sizeString(info.Size()), sizeString(MaxFileSize), ManifestDir)
 		return nil
 	}
 	f, err := l.fsys.Open(real)
@@ -194,7 +202,7 @@ func (l *loader) loadFile(name string) error {
 		return fmt.Errorf("reading %s: %w", name, err)
 	}
 	if len(data) > MaxFileSize {
-		l.errs.add(at(1, 1), "", "is larger than %s; a manifest file may be at most that (split it into %s/*.yaml)", sizeString(MaxFileSize), ManifestDir)
+		l.errs.add(fileStart(name), "", "is larger than %s; a manifest file may be at most that (split it into %s/*.yaml)", sizeString(MaxFileSize), ManifestDir)
 		return nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -303,7 +311,7 @@ func badCharacter(data []byte) (int, string) {
 		case r == utf8.RuneError && size <= 1:
 			return i, fmt.Sprintf("byte 0x%02x is not valid UTF-8", data[i])
 		case r == '\t' || r == '\n' || r == '\r' || r == 0x85 || r == 0xFEFF:
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0xd800 && r <= 0xdfff) || r == 0xfffe || r == 0xffff:
+		case unicode.IsControl(r) || (r >= 0xd800 && r <= 0xdfff) || r == 0xfffe || r == 0xffff:
 			return i, fmt.Sprintf("control character %U is not allowed", r)
 		}
 		i += size
@@ -343,7 +351,8 @@ func newObject(kind string) Object {
 }
 
 // decodeObject reads apiVersion and kind, then decodes the document into
-// the kind's type and adds it to the set if it decoded cleanly.
+// the kind's type and adds it to the set, even if parts of it failed (see
+// below).
 func (l *loader) decodeObject(file string, root *yaml.Node) {
 	origin := &Origin{Pos: Pos{File: file, Line: root.Line, Column: root.Column}, values: map[string]Pos{}, keys: map[string]Pos{}}
 	d := &decoder{file: file, errs: l.errs, origin: origin}

@@ -35,16 +35,14 @@ func canonicalNumber(text string) (json.Number, error) {
 		s = s[1:]
 	}
 	if len(s) > 2 && s[0] == '0' && strings.ContainsRune("xXoObB", rune(s[1])) {
+		// A hex, octal or binary literal: its decimal digits go through
+		// the same normalisation as any other integer.
 		var i big.Int
 		if _, ok := i.SetString(s, 0); !ok {
 			return "", fmt.Errorf("%q is not a number", text)
 		}
-		if neg {
-			i.Neg(&i)
-		}
-		return decimal(i.String(), 0), nil
-	}
-	if leadingZero(s) {
+		s = i.String()
+	} else if leadingZero(s) {
 		return "", fmt.Errorf("%s has a leading zero, which YAML may read as octal; write the number without it, or quote it", text)
 	}
 	m := decimalRE.FindStringSubmatch(s)
@@ -62,31 +60,20 @@ func canonicalNumber(text string) (json.Number, error) {
 	digits := strings.TrimLeft(m[1]+m[2], "0")
 	exp -= len(m[2])
 	if digits == "" {
-		return "0", nil
+		return "0", nil // -0 too
 	}
 	trimmed := strings.TrimRight(digits, "0")
 	exp += len(digits) - len(trimmed)
-	if neg {
-		trimmed = "-" + trimmed
-	}
-	return decimal(trimmed, exp), nil
+	return decimal(neg, trimmed, exp), nil
 }
 
-// decimal writes digits × 10^exp (digits with no leading or trailing
-// zeros, perhaps a leading "-") in plain form where that is short, and in
-// exponent form (1.5e+50) where it is not.
-func decimal(digits string, exp int) json.Number {
+// decimal writes ±digits × 10^exp (digits with no leading or trailing
+// zeros) in plain form where that is short, and in exponent form (1.5e+50)
+// where it is not.
+func decimal(neg bool, digits string, exp int) json.Number {
 	sign := ""
-	if strings.HasPrefix(digits, "-") {
-		sign, digits = "-", digits[1:]
-	}
-	if exp == 0 && digits == "0" {
-		return "0"
-	}
-	// Normalise an integer given with its zeros (from a hex literal).
-	if t := strings.TrimRight(digits, "0"); t != "" && exp >= 0 {
-		exp += len(digits) - len(t)
-		digits = t
+	if neg {
+		sign = "-"
 	}
 	n := len(digits)
 	point := n + exp // digits before the decimal point

@@ -22,23 +22,25 @@ type escapeError struct {
 	name, link, target string
 }
 
+// Error names the path, and the link that leads out if that is not the
+// path itself.
 func (e *escapeError) Error() string {
 	if e.link == "" {
-		return fmt.Sprintf("%q leaves the repository; use a path inside it, relative to its root", e.name)
+		return fmt.Sprintf("%q leaves the repository; use a path inside it, relative to the repository root", e.name)
 	}
-	return fmt.Sprintf("%s is a symlink to %q, which leads outside the repository; replace the link with the files it points to", e.link, e.target)
+	msg := fmt.Sprintf("%s is a symlink to %q, which leads outside the repository; replace the link with the files it points to", e.link, e.target)
+	if e.link != e.name {
+		msg = fmt.Sprintf("%q: %s", e.name, msg)
+	}
+	return msg
 }
 
-// ConfinePath checks that name, a slash-separated path relative to the
+// resolveInRoot checks that name, a slash-separated path relative to the
 // repository root, stays inside the repository once every symlink along it
-// is followed, and returns the path it resolves to (which has no symlinks
-// in it). It does not require the final element to exist; a missing
-// element is reported by the returned error satisfying fs.ErrNotExist.
-func ConfinePath(fsys fs.FS, name string) (string, error) {
-	return resolveInRoot(fsys, name)
-}
-
-// resolveInRoot walks name one element at a time with Lstat, expanding
+// is followed, and returns the path it resolves to, which holds no symlink.
+// A missing element is an error satisfying fs.ErrNotExist.
+//
+// It walks name one element at a time with Lstat, expanding
 // symlinks itself instead of letting the file system follow them, so that
 // a link to "/etc" or to "../../.." is caught before anything is read.
 // Every element remembers the link whose target it came from, so an escape

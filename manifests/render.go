@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -85,8 +85,8 @@ func canonicalObjects(s *Set) ([]map[string]any, error) {
 			Kind:       obj.GetObjectKind().GroupVersionKind().Kind,
 			Metadata: renderedMeta{
 				Name:        obj.GetName(),
-				Labels:      nonEmpty(obj.GetLabels()),
-				Annotations: nonEmpty(obj.GetAnnotations()),
+				Labels:      obj.GetLabels(),
+				Annotations: obj.GetAnnotations(),
 			},
 			Spec: specOf(obj),
 		}
@@ -113,12 +113,7 @@ func yamlNode(v any) *yaml.Node {
 	switch v := v.(type) {
 	case map[string]any:
 		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range sortedKeys(v) {
 			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, yamlNode(v[k]))
 		}
 		return n
@@ -143,7 +138,7 @@ func yamlNode(v any) *yaml.Node {
 		// A string with a line break or another control character is
 		// written double-quoted: the block styles YAML would pick cannot
 		// hold every such string (a leading tab, say) and load it back.
-		if strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) >= 0 {
+		if strings.IndexFunc(v, unicode.IsControl) >= 0 {
 			n.Style = yaml.DoubleQuotedStyle
 		}
 		return n
@@ -153,11 +148,4 @@ func yamlNode(v any) *yaml.Node {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}
 	}
 	panic(fmt.Sprintf("manifests: cannot render %T", v))
-}
-
-func nonEmpty(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	return m
 }

@@ -33,6 +33,8 @@ var scaffoldTests = map[string]string{
 
 // InitResult says what Init wrote.
 type InitResult struct {
+	// Name is the function's name.
+	Name string
 	// Manifest is the manifest file written or appended to.
 	Manifest string
 	// Files are the new files, relative to the repository root.
@@ -41,10 +43,15 @@ type InitResult struct {
 
 // Init adds a new function to the repository in dir (creating dir if need
 // be): its code in dir/<name>/, and a Function with an HTTPTrigger on
-// /<name> in ferry.yaml, appended if the file exists. It never overwrites
-// a file. If the repository does not validate afterwards, Init puts back
-// everything as it was and returns the validation errors.
+// /<name> in ferry.yaml, appended if the file exists. An empty name means
+// the folder's own name when that is a valid name, as most scaffolding
+// tools do, else "hello". It never overwrites a file. If the repository
+// does not validate afterwards, Init puts back everything as it was and
+// returns the validation errors.
 func Init(ctx context.Context, dir, runtime, name string) (*InitResult, error) {
+	if name == "" {
+		name = defaultFunctionName(dir)
+	}
 	if !slices.Contains(v1alpha1.Runtimes, runtime) {
 		return nil, fmt.Errorf("runtime %q is not supported (use %s)", runtime, orList(v1alpha1.Runtimes))
 	}
@@ -94,13 +101,15 @@ func Init(ctx context.Context, dir, runtime, name string) (*InitResult, error) {
 		return nil, err
 	}
 	if old != nil {
+		// Build the new content in its own slice: old is what undo puts back.
+		sep := "---\n"
 		if len(old) > 0 && !bytes.HasSuffix(old, []byte("\n")) {
-			old = append(old, '\n')
+			sep = "\n---\n"
 		}
-		docs = append(append(old, "---\n"...), docs...)
+		docs = slices.Concat(old, []byte(sep), docs)
 	}
 	w := &writer{root: dir}
-	if err := w.apply(files, manifest, docs); err != nil {
+	if err := w.apply(files, manifest, docs, old); err != nil {
 		w.undo()
 		return nil, err
 	}
@@ -108,12 +117,20 @@ func Init(ctx context.Context, dir, runtime, name string) (*InitResult, error) {
 		w.undo()
 		return nil, fmt.Errorf("the new function would leave the repository invalid, so nothing was written:\n%w", err)
 	}
-	res := &InitResult{Manifest: manifest}
-	for p := range files {
-		res.Files = append(res.Files, p)
+	return &InitResult{Name: name, Manifest: manifest, Files: slices.Sorted(maps.Keys(files))}, nil
+}
+
+// defaultFunctionName names a function after its folder if that makes a
+// valid name.
+func defaultFunctionName(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "hello"
 	}
-	slices.Sort(res.Files)
-	return res, nil
+	if base := strings.ToLower(filepath.Base(abs)); len(content.IsDNS1123Label(base)) == 0 {
+		return base
+	}
+	return "hello"
 }
 
 func execTemplate(name string, data any) ([]byte, error) {
@@ -132,7 +149,7 @@ func execTemplate(name string, data any) ([]byte, error) {
 // if it exists or if there is no .ferry/ folder, else .ferry/<name>.yaml. It returns the
 // file's current content, or nil if it does not exist yet.
 func manifestTarget(dir, name string) (string, []byte, error) {
-	for _, f := range []string{ManifestFile, "ferry.yml"} {
+	for _, f := range rootManifests {
 		old, err := os.ReadFile(filepath.Join(dir, f))
 		switch {
 		case err == nil:
@@ -155,10 +172,14 @@ func manifestTarget(dir, name string) (string, []byte, error) {
 type writer struct {
 	root    string
 	created []string // files and folders made, in order
-	saved   map[string][]byte
+	// rewritten is the manifest Init appended to, and saved what it held.
+	rewritten string
+	saved     []byte
 }
 
-func (w *writer) apply(files map[string][]byte, manifest string, docs []byte) error {
+// apply creates files, then writes docs to manifest: a new file if old is
+// nil, else a rewrite of the file that held old.
+func (w *writer) apply(files map[string][]byte, manifest string, docs, old []byte) error {
 	if err := w.mkdirAll(w.root); err != nil {
 		return err
 	}
@@ -167,12 +188,11 @@ func (w *writer) apply(files map[string][]byte, manifest string, docs []byte) er
 			return err
 		}
 	}
-	full := filepath.Join(w.root, filepath.FromSlash(manifest))
-	if old, err := os.ReadFile(full); err == nil {
-		w.saved = map[string][]byte{full: old}
-		return os.WriteFile(full, docs, 0o644)
+	if old == nil {
+		return w.create(manifest, docs)
 	}
-	return w.create(manifest, docs)
+	w.rewritten, w.saved = filepath.Join(w.root, filepath.FromSlash(manifest)), old
+	return os.WriteFile(w.rewritten, docs, 0o644)
 }
 
 func (w *writer) mkdirAll(dir string) error {
@@ -207,8 +227,8 @@ func (w *writer) create(rel string, data []byte) error {
 }
 
 func (w *writer) undo() {
-	for p, b := range w.saved {
-		_ = os.WriteFile(p, b, 0o644)
+	if w.rewritten != "" {
+		_ = os.WriteFile(w.rewritten, w.saved, 0o644)
 	}
 	for i := len(w.created) - 1; i >= 0; i-- {
 		_ = os.Remove(w.created[i])

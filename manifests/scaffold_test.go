@@ -103,7 +103,8 @@ func TestInitChangesNothingOnFailure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before = append(before, "---\n"+httpDoc("taken", "function: first\npath: /web")...)
+		// No trailing newline: undo must put back these exact bytes.
+		before = append(before, strings.TrimSuffix("---\n"+httpDoc("taken", "function: first\npath: /web"), "\n")...)
 		if err := os.WriteFile(manifest, before, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -131,4 +132,17 @@ func TestInitChangesNothingOnFailure(t *testing.T) {
 			t.Fatalf("files were written: %v", entries)
 		}
 	})
+}
+
+func TestInitDefaultName(t *testing.T) {
+	for folder, want := range map[string]string{"shop": "shop", "Shop": "shop", "my_repo": "hello", "-x": "hello"} {
+		dir := filepath.Join(t.TempDir(), folder)
+		res, err := Init(context.Background(), dir, "python", "")
+		if err != nil {
+			t.Fatalf("%s: %v", folder, err)
+		}
+		if res.Name != want || loadDir(t, dir).Functions[0].Name != want {
+			t.Errorf("folder %s: function named %q, want %q", folder, res.Name, want)
+		}
+	}
 }

@@ -46,9 +46,6 @@ func newSet() *Set {
 }
 
 func (s *Set) add(obj Object, o *Origin) {
-	if s.origins == nil {
-		s.origins = map[Object]*Origin{}
-	}
 	s.origins[obj] = o
 	switch obj := obj.(type) {
 	case *v1alpha1.Function:

@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -288,16 +289,12 @@ func (v *validator) envName(obj Object, field, name string) {
 // returns the folder's resolved path.
 func (v *validator) source(f *v1alpha1.Function) (string, bool) {
 	src := f.Spec.Source
-	if strings.HasPrefix(src, "/") || src == ".." || strings.HasPrefix(src, "../") {
-		v.errorf(f, "spec.source", "%q leaves the repository; give a folder inside it, relative to the repository root", src)
-		return "", false
-	}
 	dir, err := resolveInRoot(v.fsys, src)
 	if err != nil {
 		var esc *escapeError
 		switch {
 		case errors.As(err, &esc):
-			v.errorf(f, "spec.source", "%q: %v", src, err)
+			v.errorf(f, "spec.source", "%v", err) // it names the path
 		case errors.Is(err, fs.ErrNotExist):
 			v.errorf(f, "spec.source", "%q does not exist in the repository; create the folder or fix the path", src)
 		default:
@@ -392,7 +389,6 @@ func (v *validator) goHandler(f *v1alpha1.Function, dir, h, defaulted string) {
 		return
 	}
 	fset := token.NewFileSet()
-	bctx := v.goContext()
 	var pkgs []string
 	found := false
 	files := 0
@@ -412,16 +408,14 @@ func (v *validator) goHandler(f *v1alpha1.Function, dir, h, defaulted string) {
 		}
 		// The go command skips _x.go, .x.go and files whose build
 		// constraints exclude linux/amd64 (what ferry builds); so does this.
-		if ok, err := bctx.MatchFile(dir, name); err != nil || !ok {
+		// MatchFile reads the file through goContext, which keeps what it
+		// read so the file is read once.
+		src, ok, err := v.matchGoFile(dir, name, real, info.Size())
+		if err != nil || !ok {
 			continue
 		}
 		if info.Size() > maxGoFileSize {
 			v.errorf(f, "spec.source", "%s is larger than %s; ferry does not build generated files that large", p, sizeString(maxGoFileSize))
-			return
-		}
-		src, err := fs.ReadFile(v.fsys, real)
-		if err != nil {
-			v.errorf(f, "spec.source", "%s: %v", p, err)
 			return
 		}
 		file, err := parser.ParseFile(fset, p, src, parser.SkipObjectResolution)
@@ -451,21 +445,28 @@ func (v *validator) goHandler(f *v1alpha1.Function, dir, h, defaulted string) {
 	}
 }
 
-// goContext is a go/build context that reads the repository through the
-// confined file system, for the platform ferry builds functions for.
-func (v *validator) goContext() *build.Context {
+// matchGoFile reports whether the go command would build the file name
+// in dir (already resolved to real) for the platform ferry builds
+// functions for, and returns its content when it is small enough to parse.
+func (v *validator) matchGoFile(dir, name, real string, size int64) ([]byte, bool, error) {
+	var src []byte
 	c := build.Default
 	c.GOOS, c.GOARCH, c.CgoEnabled = "linux", "amd64", false
 	c.JoinPath = path.Join
 	c.IsAbsPath = func(string) bool { return false }
-	c.OpenFile = func(name string) (io.ReadCloser, error) {
-		real, err := resolveInRoot(v.fsys, name)
+	c.OpenFile = func(string) (io.ReadCloser, error) {
+		if size > maxGoFileSize {
+			return v.fsys.Open(real) // read only the header of a huge file
+		}
+		b, err := fs.ReadFile(v.fsys, real)
 		if err != nil {
 			return nil, err
 		}
-		return v.fsys.Open(real)
+		src = b
+		return io.NopCloser(bytes.NewReader(b)), nil
 	}
-	return &c
+	ok, err := c.MatchFile(dir, name)
+	return src, ok, err
 }
 
 func suggestIdent(s string) string {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,15 +21,12 @@ behind if the result would not validate.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args)
-			if name == "" {
-				name = defaultName(dir)
-			}
 			res, err := manifests.Init(cmd.Context(), dir, runtime, name)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "created function %s (%s) in %s\n", name, runtime, dir)
+			fmt.Fprintf(out, "created function %s (%s) in %s\n", res.Name, runtime, dir)
 			for _, f := range res.Files {
 				fmt.Fprintf(out, "  %s\n", filepath.Join(dir, f))
 			}
@@ -42,23 +38,4 @@ behind if the result would not validate.`,
 	cmd.Flags().StringVar(&name, "name", "", "the function's name (default: the folder's name, or hello)")
 	_ = cmd.MarkFlagRequired("runtime")
 	return cmd
-}
-
-// defaultName names a function after its repository's folder when that
-// makes a valid name, as most scaffolding tools do.
-func defaultName(dir string) string {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "hello"
-	}
-	base := strings.ToLower(filepath.Base(abs))
-	for _, r := range base {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return "hello"
-		}
-	}
-	if base == "" || len(base) > 63 || strings.HasPrefix(base, "-") || strings.HasSuffix(base, "-") {
-		return "hello"
-	}
-	return base
 }
