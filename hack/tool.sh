@@ -1,12 +1,24 @@
 #!/bin/sh
 # tool.sh NAME [ARGS...]: run a tool pinned in hack/tools/go.mod, building
 # it into .cache/tools/<version>/ the first time and reusing it after.
+# tool.sh --path NAME: build it if needed and print the binary's path
+# instead of running it (tests that start the tool need the path).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
+print_path=
+if [ "${1:-}" = --path ]; then
+	print_path=1
+	shift
+fi
+if [ $# -eq 0 ]; then
+	echo "usage: tool.sh [--path] NAME [ARGS...]" >&2
+	exit 2
+fi
 name=$1
 shift
 case $name in
 controller-gen) pkg=sigs.k8s.io/controller-tools/cmd/controller-gen ;;
+registry) pkg=github.com/distribution/distribution/v3/cmd/registry ;;
 *) echo "tool.sh: unknown tool $name" >&2; exit 2 ;;
 esac
 mod=${pkg%%/cmd/*}
@@ -14,6 +26,16 @@ version=$(cd "$root/hack/tools" && go list -m -f '{{.Version}}' "$mod")
 bin=${FERRY_CACHE:-$root/.cache}/tools/$name-$version
 if [ ! -x "$bin" ]; then
 	echo "tool.sh: building $name $version (once)" >&2
-	(cd "$root/hack/tools" && go build -o "$bin.tmp" "$pkg") && mv "$bin.tmp" "$bin"
+	# A temporary name of our own, so that two builds at once (parallel
+	# test packages) never write the same file; mv makes it appear whole.
+	tmp=$bin.tmp.$$
+	mkdir -p "$(dirname "$bin")"
+	trap 'rm -f "$tmp"' EXIT
+	(cd "$root/hack/tools" && go build -o "$tmp" "$pkg") && mv -f "$tmp" "$bin"
+	trap - EXIT
+fi
+if [ -n "$print_path" ]; then
+	echo "$bin"
+	exit 0
 fi
 exec "$bin" "$@"

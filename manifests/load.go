@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"testing/fstest"
 	"unicode"
 	"unicode/utf8"
 
@@ -73,6 +74,24 @@ func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	return load(ctx, fsys, files, false)
+}
+
+// ReleaseFile is the name errors give to a release's manifest.
+const ReleaseFile = "release.yaml"
+
+// LoadRelease reads a release's rendered manifest (what Render printed for
+// a Set whose functions have their images pinned), with the same strict
+// decoding and rules as Load, except that it needs no repository: sources
+// and handlers are not looked up, and every function must carry its image
+// pinned by digest instead. A release is deployable from these bytes
+// alone.
+func LoadRelease(ctx context.Context, data []byte) (*Set, error) {
+	fsys := fstest.MapFS{ReleaseFile: &fstest.MapFile{Data: data, Mode: 0o644}}
+	return load(ctx, fsys, []string{ReleaseFile}, true)
+}
+
+func load(ctx context.Context, fsys fs.FS, files []string, release bool) (*Set, error) {
 	l := &loader{fsys: fsys, errs: &errs{}, set: newSet()}
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
@@ -89,7 +108,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 	// Validate even when decoding failed, so that one run reports every
 	// problem; fields that failed to decode are not reported twice.
 	Default(l.set)
-	if err := validate(ctx, fsys, l.set, l.errs); err != nil {
+	if err := validate(ctx, fsys, l.set, l.errs, release); err != nil {
 		return nil, err
 	}
 	if err := l.errs.err(); err != nil {

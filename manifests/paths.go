@@ -169,3 +169,104 @@ func (w *treeWalker) walk(dir, via string) error {
 		return nil
 	})
 }
+
+// SourceEntry is one file or folder of a function's source, as WalkSource
+// sees it.
+type SourceEntry struct {
+	// Path is the entry's path relative to the walked folder, through
+	// links, slash-separated; "." is the folder itself.
+	Path string
+	// Real is where the content is in the repository once every symlink is
+	// followed; read the file through it.
+	Real string
+	// Info describes Real (never a symlink).
+	Info fs.FileInfo
+}
+
+// WalkSource walks the folder dir of the repository in fsys in lexical
+// order and calls fn for every folder and regular file in it, with
+// symlinks followed, so that a build sees the files a checkout shows. A
+// link that leaves the repository, dangles or loops is an error naming the
+// link; .git folders and anything other than files, folders and links
+// (sockets, devices) are skipped. It stops after maxSourceEntries entries.
+func WalkSource(ctx context.Context, fsys fs.FS, dir string, fn func(SourceEntry) error) error {
+	real, err := resolveInRoot(fsys, path.Clean(dir))
+	if err != nil {
+		return err
+	}
+	w := &sourceWalker{ctx: ctx, fsys: fsys, fn: fn}
+	info, err := fs.Stat(fsys, real)
+	if err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("%s is not a folder", dir)
+	}
+	return w.walk(".", real, info, []string{real})
+}
+
+type sourceWalker struct {
+	ctx     context.Context
+	fsys    fs.FS
+	fn      func(SourceEntry) error
+	entries int
+}
+
+// walk visits the folder real, seen at rel; chain holds the real folders
+// above it, so that a link back to one of them is reported as a loop
+// instead of walked forever.
+func (w *sourceWalker) walk(rel, real string, info fs.FileInfo, chain []string) error {
+	if err := w.fn(SourceEntry{Path: rel, Real: real, Info: info}); err != nil {
+		return err
+	}
+	entries, err := fs.ReadDir(w.fsys, real)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if w.entries++; w.entries > maxSourceEntries {
+			return fmt.Errorf("%s holds more than %d files; a function's folder should hold its code, not a whole repository", chain[0], maxSourceEntries)
+		}
+		if w.entries%1024 == 0 {
+			if err := w.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		childRel := path.Join(rel, e.Name())
+		childReal := path.Join(real, e.Name())
+		if e.Type()&fs.ModeSymlink != 0 {
+			r, err := resolveInRoot(w.fsys, childReal)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					target, _ := fs.ReadLink(w.fsys, childReal)
+					err = fmt.Errorf("%s is a symlink to %q, which does not exist; fix or remove the link", childReal, target)
+				}
+				return err
+			}
+			childReal = r
+		}
+		ci, err := fs.Stat(w.fsys, childReal)
+		if err != nil {
+			return err
+		}
+		switch {
+		case ci.IsDir():
+			if e.Name() == ".git" {
+				continue
+			}
+			for _, c := range chain {
+				if c == childReal || strings.HasPrefix(c, childReal+"/") || childReal == "." {
+					return fmt.Errorf("%s links back to a folder that holds it (a loop); replace the link with the files", path.Join(real, e.Name()))
+				}
+			}
+			if err := w.walk(childRel, childReal, ci, append(chain[:len(chain):len(chain)], childReal)); err != nil {
+				return err
+			}
+		case ci.Mode().IsRegular():
+			if err := w.fn(SourceEntry{Path: childRel, Real: childReal, Info: ci}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

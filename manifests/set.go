@@ -146,3 +146,24 @@ func specOf(obj Object) any {
 	}
 	panic(fmt.Sprintf("manifests: no spec for %T", obj))
 }
+
+// Pin returns a copy of the set in which every function's spec.image is the
+// image images maps its name to: the declaration of a release. It fails,
+// changing nothing, when a function has no image or an image is for a
+// function the set does not declare.
+func (s *Set) Pin(images map[string]string) (*Set, error) {
+	c := s.deepCopy()
+	for _, f := range c.Functions {
+		img, ok := images[f.Name]
+		if !ok || img == "" {
+			return nil, fmt.Errorf("function %s has no image; build it before making a release", f.Name)
+		}
+		f.Spec.Image = img
+	}
+	for name := range images {
+		if c.Function(name) == nil {
+			return nil, fmt.Errorf("an image is given for %s, which the manifest does not declare", name)
+		}
+	}
+	return c, nil
+}

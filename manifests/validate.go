@@ -64,12 +64,15 @@ type validator struct {
 	// walked remembers each source folder's walk, so that many functions
 	// sharing one folder (source: ".") cost one walk.
 	walked map[string]error
+	// release is set when checking a release's manifest, which is judged
+	// without the repository and must pin every image.
+	release bool
 }
 
 // validate runs every rule. A rule never stops at the first problem, so
 // one run reports everything a user has to fix.
-func validate(ctx context.Context, fsys fs.FS, s *Set, into *errs) error {
-	v := &validator{ctx: ctx, fsys: fsys, set: s, errs: into, walked: map[string]error{}}
+func validate(ctx context.Context, fsys fs.FS, s *Set, into *errs, release bool) error {
+	v := &validator{ctx: ctx, fsys: fsys, set: s, errs: into, walked: map[string]error{}, release: release}
 	for _, rule := range []func(){
 		v.names,
 		v.functions,
@@ -202,9 +205,10 @@ func (v *validator) function(f *v1alpha1.Function) {
 	case !slices.Contains(v1alpha1.Runtimes, spec.Runtime):
 		v.errorf(f, "spec.runtime", "%q is not supported (use %s)", spec.Runtime, orList(v1alpha1.Runtimes))
 	}
+	v.image(f)
 	// A source that failed to decode was defaulted to "."; checking that
-	// folder would only report noise.
-	if !v.set.Origin(f).reported("spec.source") {
+	// folder would only report noise. A release has no folders to check.
+	if !v.release && !v.set.Origin(f).reported("spec.source") {
 		dir, ok := v.source(f)
 		if ok && slices.Contains(v1alpha1.Runtimes, spec.Runtime) && !v.set.Origin(f).reported("spec.handler") {
 			v.handler(f, dir)
@@ -252,6 +256,24 @@ func (v *validator) function(f *v1alpha1.Function) {
 		for _, k := range sortedKeys(t.Env) {
 			v.envName(f, joinPath("spec.test.env", k), k)
 		}
+	}
+}
+
+// imageRE is an image reference pinned by digest, the only form a release
+// may hold: a tag could move under a running environment.
+var imageRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.\-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._\-]+[a-z0-9]+)*)+@sha256:[0-9a-f]{64}$`)
+
+// image checks spec.image: ferry's to set, so absent in a repository, and
+// present and pinned by digest in a release.
+func (v *validator) image(f *v1alpha1.Function) {
+	img := f.Spec.Image
+	switch {
+	case !v.release && img != "":
+		v.errorf(f, "spec.image", "is set by ferry when it builds the function; remove it")
+	case v.release && img == "":
+		v.errorf(f, "spec.image", "missing; a release pins every function's image by digest")
+	case v.release && !imageRE.MatchString(img):
+		v.errorf(f, "spec.image", "%q is not an image pinned by digest (HOST/REPO/NAME@sha256:<64 hex>)", img)
 	}
 }
 

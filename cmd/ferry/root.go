@@ -26,6 +26,8 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newValidateCommand(),
 		newRenderCommand(),
 		newInitCommand(),
+		newRegistryCommand(),
+		newBuildCommand(),
 	)
 	root.AddCommand(newDocsCommand(root))
 	return root

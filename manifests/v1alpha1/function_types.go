@@ -53,6 +53,12 @@ type FunctionSpec struct {
 	// Test runs in the pipeline after the build, in a scratch copy of Source.
 	// +optional
 	Test *TestSpec `json:"test,omitempty"`
+
+	// Image is the function's image, pinned by digest
+	// (HOST/REPO/NAME@sha256:...). ferry sets it when it makes a release; a
+	// repository's manifest leaves it out, since ferry builds the image.
+	// +optional
+	Image string `json:"image,omitempty"`
 }
 
 // Scale bounds how many instances of a function run, and how many requests

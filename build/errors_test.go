@@ -1,0 +1,191 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/ferrycd/ferry/test/testreg"
+)
+
+// TestBadInput: each way a build can fail gives an error that says what
+// went wrong and what to do.
+func TestBadInput(t *testing.T) {
+	reg := testreg.Embedded(t, "").Addr
+	build := func(t *testing.T, reg, dir, fn string, opts ...Option) error {
+		t.Helper()
+		src, set := loadRepo(t, dir)
+		_, err := newTestBuilder(t, reg, "", nil, opts...).Build(context.Background(), src, set.Function(fn), testInfo)
+		if err == nil {
+			t.Fatal("the build succeeded")
+		}
+		return err
+	}
+	wantAll := func(t *testing.T, err error, parts ...string) {
+		t.Helper()
+		for _, p := range parts {
+			if !strings.Contains(err.Error(), p) {
+				t.Errorf("error %q\nshould contain %q", err, p)
+			}
+		}
+	}
+
+	t.Run("missing handler", func(t *testing.T) {
+		dir := copyTree(t, filepath.Join("..", "examples", "python"), 0o644, commitTime)
+		src, set := loadRepo(t, dir)
+		f := set.Function("hello")
+		f.Spec.Handler = "app.handle" // no app.py; Load would refuse it, the builder must too
+		_, err := newTestBuilder(t, reg, "", nil).Build(context.Background(), src, f, testInfo)
+		if err == nil {
+			t.Fatal("built a function without its handler")
+		}
+		wantAll(t, err, "function hello", `handler "app.handle" needs app.py`)
+	})
+	t.Run("compile error", func(t *testing.T) {
+		dir := copyTree(t, filepath.Join("..", "examples", "go"), 0o644, commitTime)
+		writeFiles(t, dir, map[string]string{"hello/broken.go": "package hello\n\nfunc broken() int {\n\treturn undefinedName\n}\n"})
+		err := build(t, reg, dir, "hello")
+		wantAll(t, err, "hello/broken.go:4:9", "undefinedName")
+	})
+	t.Run("failed dependency install", func(t *testing.T) {
+		dir := copyTree(t, filepath.Join("..", "examples", "python"), 0o644, commitTime)
+		writeFiles(t, dir, map[string]string{"hello/requirements.txt": "--no-index\nno-such-package-ferry==1.0\n"})
+		err := build(t, reg, dir, "hello")
+		wantAll(t, err, "requirements.txt", "no-such-package-ferry", "fix requirements.txt")
+	})
+	t.Run("unreachable registry", func(t *testing.T) {
+		dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		err := build(t, dead, filepath.Join("..", "examples", "python"), "hello")
+		wantAll(t, err, dead, "unreachable")
+	})
+	t.Run("registry goes down", func(t *testing.T) {
+		srv := testreg.Process(t, testreg.ProcessOptions{})
+		srv.Stop()
+		err := build(t, srv.Addr, filepath.Join("..", "examples", "nodejs"), "hello")
+		wantAll(t, err, "unreachable")
+	})
+	t.Run("refused credentials", func(t *testing.T) {
+		srv := testreg.Process(t, testreg.ProcessOptions{Htpasswd: testreg.Credentials{Username: "ferry", Password: "right"}})
+		wrong := authn.NewMultiKeychain(staticKeychain{authn.FromConfig(authn.AuthConfig{Username: "ferry", Password: "wrong"})})
+		err := build(t, srv.Addr, filepath.Join("..", "examples", "python"), "hello", WithKeychain(wrong))
+		wantAll(t, err, "refused the credentials", "docker login")
+	})
+	t.Run("credentials from the Docker config file", func(t *testing.T) {
+		srv := testreg.Process(t, testreg.ProcessOptions{Htpasswd: testreg.Credentials{Username: "ferry", Password: "right"}})
+		cfgDir := t.TempDir()
+		auth := "ferry:right"
+		writeFiles(t, cfgDir, map[string]string{"config.json": fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, srv.Addr, b64(auth))})
+		t.Setenv("DOCKER_CONFIG", cfgDir)
+		src, set := loadRepo(t, filepath.Join("..", "examples", "python"))
+		b := newTestBuilder(t, srv.Addr, "", nil, WithKeychain(authn.DefaultKeychain))
+		if _, err := b.Build(context.Background(), src, set.Function("hello"), testInfo); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("unknown runtime base option", func(t *testing.T) {
+		if _, err := newBuilder(reg+"/x", WithBase("ruby", Scratch)); err == nil || !strings.Contains(err.Error(), "go, python or nodejs") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("registry with a tag", func(t *testing.T) {
+		if _, err := newBuilder(reg+"/x:latest", WithCacheDir(t.TempDir())); err == nil || !strings.Contains(err.Error(), "HOST[:PORT]/REPO") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("unpullable base", func(t *testing.T) {
+		err := build(t, reg, filepath.Join("..", "examples", "python"), "hello", WithBase("python", reg+"/no/such:tag"))
+		wantAll(t, err, "base image", "python=scratch")
+	})
+}
+
+type staticKeychain struct{ auth authn.Authenticator }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
+
+// TestPlainHTTPGuard: plain HTTP goes to loopback registries, and to
+// others only when asked.
+func TestPlainHTTPGuard(t *testing.T) {
+	called := 0
+	inner := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		called++
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	})
+	for _, tc := range []struct {
+		url      string
+		insecure bool
+		ok       bool
+	}{
+		{"http://127.0.0.1:5000/v2/", false, true},
+		{"http://localhost:5000/v2/", false, true},
+		{"http://[::1]:5000/v2/", false, true},
+		{"http://10.1.2.3:5000/v2/", false, false},
+		{"http://registry.internal:5000/v2/", false, false},
+		{"http://10.1.2.3:5000/v2/", true, true},
+		{"https://10.1.2.3:5000/v2/", false, true},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+		_, err := (&plainHTTPGuard{inner: inner, insecure: tc.insecure}).RoundTrip(req)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s insecure=%v: err = %v", tc.url, tc.insecure, err)
+		}
+		if err != nil && (!strings.Contains(err.Error(), "--insecure") || retryable(err)) {
+			t.Errorf("%s: %v should name --insecure and not be retried", tc.url, err)
+		}
+	}
+	if called != 5 {
+		t.Errorf("inner transport called %d times, want 5", called)
+	}
+}
+
+// TestCheckPortable: an image on scratch needs the host's interpreter and
+// cannot go to a target without one.
+func TestCheckPortable(t *testing.T) {
+	if err := CheckPortable("hello", map[string]string{AnnotationRuntime: "go"}); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckPortable("hello", map[string]string{AnnotationRuntime: "python", AnnotationHostInterpreter: "python3"})
+	if err == nil || !strings.Contains(err.Error(), "--base python=python:3.12-slim") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestLocalInfo reads the commit, its time, and a dirty tree from Git.
+func TestLocalInfo(t *testing.T) {
+	dir := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		cmd := execGit(dir, args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	info, err := LocalInfo(context.Background(), dir)
+	if err != nil || info.Revision != "" {
+		t.Fatalf("not a repository: %+v %v", info, err)
+	}
+	git("init", "-q", "-b", "main")
+	writeFiles(t, dir, map[string]string{"a.txt": "a\n"})
+	git("add", ".")
+	git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "one")
+	git("remote", "add", "origin", "https://user:secret@example.com/team/repo.git")
+	info, err = LocalInfo(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Revision) != 40 || info.Time.Unix() != 1700000000 || info.SourceURL != "https://example.com/team/repo.git" {
+		t.Fatalf("info %+v", info)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info, _ = LocalInfo(context.Background(), dir)
+	if !strings.HasSuffix(info.Revision, "-dirty") {
+		t.Fatalf("a changed tree: %+v", info)
+	}
+}

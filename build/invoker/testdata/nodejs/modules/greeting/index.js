@@ -1,0 +1,3 @@
+"use strict";
+
+exports.word = "hello from node_modules";

@@ -1,0 +1,182 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// httpRoundTripper is http.RoundTripper, named for WithTransport.
+type httpRoundTripper = http.RoundTripper
+
+type transportWrapper = func(http.RoundTripper) http.RoundTripper
+
+// backoffPolicy is how registry calls are retried.
+type backoffPolicy struct {
+	steps  int
+	first  time.Duration
+	factor float64
+}
+
+// defaultBackoff tries three times, waiting 1 s then 3 s: enough to ride
+// out a registry restart or a proxy hiccup, short enough that a registry
+// that is really down is reported within seconds.
+var defaultBackoff = backoffPolicy{steps: 3, first: time.Second, factor: 3}
+
+// remoteOptions are the options of every registry call ferry makes.
+func (o *options) remoteOptions() []remote.Option {
+	var rt http.RoundTripper = remote.DefaultTransport
+	rt = &plainHTTPGuard{inner: rt, insecure: o.insecure}
+	if o.transport != nil {
+		rt = o.transport(rt)
+	}
+	return []remote.Option{
+		remote.WithTransport(rt),
+		remote.WithAuthFromKeychain(o.keychain),
+		remote.WithPlatform(o.platform),
+		remote.WithUserAgent("ferry/" + BuilderVersion),
+		remote.WithRetryPredicate(retryable),
+		remote.WithRetryBackoff(remote.Backoff{
+			Duration: o.backoff.first,
+			Factor:   o.backoff.factor,
+			Jitter:   0.1,
+			Steps:    o.backoff.steps,
+		}),
+	}
+}
+
+// retryable says whether a failed registry call may succeed if tried
+// again: what go-containerregistry calls temporary, a connection cut or
+// reset, and a connection refused, which is what a registry restarting
+// looks like. A terminalError never is.
+func retryable(err error) bool {
+	var term *terminalError
+	if errors.As(err, &term) {
+		return false
+	}
+	var tmp interface{ Temporary() bool }
+	if errors.As(err, &tmp) && tmp.Temporary() {
+		return true
+	}
+	for _, e := range []error{io.EOF, io.ErrUnexpectedEOF, syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.EPIPE} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// plainHTTPGuard refuses plain HTTP to a registry that is not on loopback
+// unless the user asked for it. go-containerregistry falls back to HTTP
+// for private addresses on its own; credentials and images must not cross
+// a network in clear text without an explicit --insecure.
+type plainHTTPGuard struct {
+	inner    http.RoundTripper
+	insecure bool
+}
+
+func (g *plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !g.insecure && !isLoopback(req.URL.Hostname()) {
+		return nil, &terminalError{fmt.Errorf("refusing plain HTTP to %s: it is not on this machine; serve the registry over HTTPS, or pass --insecure if the network is trusted", req.URL.Host)}
+	}
+	return g.inner.RoundTrip(req)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// terminalError is an error no retry can fix.
+type terminalError struct{ err error }
+
+func (e *terminalError) Error() string { return e.err.Error() }
+func (e *terminalError) Unwrap() error { return e.err }
+
+// registryError turns an error of a registry call into one that says what
+// to do: credentials refused, registry unreachable, or the registry's own
+// words.
+func registryError(op string, ref fmt.Stringer, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		switch terr.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%s %s: the registry refused the credentials (%d); log in with `docker login %s` or fix the Docker config file (DOCKER_CONFIG): %w", op, ref, terr.StatusCode, registryHost(ref), err)
+		}
+		return fmt.Errorf("%s %s: %w", op, ref, err)
+	}
+	var nerr net.Error
+	var oerr *net.OpError
+	if errors.As(err, &oerr) || errors.As(err, &nerr) || strings.Contains(err.Error(), "connection refused") {
+		return fmt.Errorf("%s %s: the registry is unreachable: %w; check that it runs and the address is right", op, ref, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, ref, err)
+}
+
+func registryHost(ref fmt.Stringer) string {
+	s := ref.String()
+	if i := strings.IndexByte(s, '/'); i > 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// headDigest reports whether the registry holds the manifest ref. A 404 is
+// false with no error; any other failure is an error.
+func (b *builder) headDigest(ctx context.Context, ref name.Digest) (bool, error) {
+	_, err := remote.Head(ref, append(b.remote, remote.WithContext(ctx))...)
+	if err == nil {
+		return true, nil
+	}
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return false, nil
+	}
+	return false, registryError("checking", ref, err)
+}
+
+// push writes img to ref by digest. Blobs the registry has are skipped
+// (remote.Write asks with HEAD first), so an edit of the code pushes the
+// code layer, the config and the manifest. progress, if set, hears bytes.
+func (b *builder) push(ctx context.Context, ref name.Digest, img v1.Image, progress func(done, total int64)) error {
+	opts := append(b.remote, remote.WithContext(ctx))
+	var updates chan v1.Update
+	done := make(chan struct{})
+	if progress != nil {
+		updates = make(chan v1.Update, 16)
+		opts = append(opts, remote.WithProgress(updates))
+		go func() {
+			defer close(done)
+			for u := range updates {
+				if u.Error == nil {
+					progress(u.Complete, u.Total)
+				}
+			}
+		}()
+	} else {
+		close(done)
+	}
+	err := remote.Write(ref, img, opts...)
+	<-done // remote.Write closes updates when it returns
+	return registryError("pushing", ref, err)
+}

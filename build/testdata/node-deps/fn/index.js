@@ -1,0 +1,4 @@
+"use strict";
+const greet = require("greet");
+
+exports.handler = async (event) => ({ message: greet(event.data.name) });
