@@ -23,10 +23,10 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ferry ./cmd/ferry
 
 # The main job on embedded defaults. Until `ferry serve` lands this checks
-# and renders the Python example, which is what the engine will deploy.
+# the Python example and builds it into the embedded registry, which is
+# what the engine will do on every commit.
 run: build
-	$(BIN)/ferry validate examples/python
-	$(BIN)/ferry render examples/python
+	hack/run.sh
 
 test: deps lint verify unit fuzz
 

@@ -108,6 +108,7 @@ func TestReproducible(t *testing.T) {
 				if img.Cached {
 					t.Fatal("separate caches cannot hit")
 				}
+				pull(t, img.Ref)
 				digests = append(digests, img.Digest.String())
 			}
 			if digests[0] != digests[1] {

@@ -4,10 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -102,6 +107,48 @@ func TestBadInput(t *testing.T) {
 		err := build(t, reg, filepath.Join("..", "examples", "python"), "hello", WithBase("python", reg+"/no/such:tag"))
 		wantAll(t, err, "base image", "python=scratch")
 	})
+}
+
+// TestRetries puts a proxy in front of a real registry that answers 503 the
+// first time it sees each request (method and path): the build gets
+// through by retrying.
+func TestRetries(t *testing.T) {
+	target, err := url.Parse("http://" + testreg.Embedded(t, "").Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	failed := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		// An upload's session id changes with each try; the try is the same.
+		p, _, _ := strings.Cut(r.URL.Path, "/uploads/")
+		key := r.Method + " " + p
+		fail := !seen[key] && r.URL.Path != "/v2/"
+		seen[key] = true
+		if fail {
+			failed++
+		}
+		mu.Unlock()
+		if fail {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	reg := strings.TrimPrefix(srv.URL, "http://")
+	src, set := loadRepo(t, filepath.Join("..", "examples", "python"))
+	img, err := newTestBuilder(t, reg, "", nil, WithRetry(5, time.Millisecond, 2)).Build(context.Background(), src, set.Function("hello"), testInfo)
+	if err != nil {
+		t.Fatalf("with retries: %v", err)
+	}
+	if failed == 0 {
+		t.Fatal("the proxy failed nothing; the test proves nothing")
+	}
+	pull(t, strings.Replace(img.Ref, reg, target.Host, 1))
 }
 
 type staticKeychain struct{ auth authn.Authenticator }

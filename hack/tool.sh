@@ -19,8 +19,11 @@ shift
 case $name in
 controller-gen) pkg=sigs.k8s.io/controller-tools/cmd/controller-gen ;;
 registry) pkg=github.com/distribution/distribution/v3/cmd/registry ;;
+ko) pkg=github.com/google/ko ;;
 *) echo "tool.sh: unknown tool $name" >&2; exit 2 ;;
 esac
+# The module is the package path up to /cmd/, or the whole path when the
+# main package sits at the module's root (ko).
 mod=${pkg%%/cmd/*}
 version=$(cd "$root/hack/tools" && go list -m -f '{{.Version}}' "$mod")
 bin=${FERRY_CACHE:-$root/.cache}/tools/$name-$version
