@@ -20,8 +20,9 @@
 //     and its data in the body, typed by Content-Type. A request with
 //     ce-specversion other than 1.0, or with it but without ce-id,
 //     ce-source or ce-type, gets 400 naming the header. A plain request
-//     (no ce-specversion) is turned into an event with a fresh id, source
-//     "/", type "dev.ferry.http.request" and the body as data, so a browser
+//     (no ce-specversion) is turned into an event with a fresh id, the
+//     current time, source "/", type "dev.ferry.http.request" and the body
+//     as data, so a browser
 //     or curl can call a function directly.
 //   - Data whose Content-Type is JSON (application/json or */*+json, or
 //     none with a non-empty body that parses as JSON) is decoded; an empty

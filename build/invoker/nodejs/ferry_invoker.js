@@ -325,7 +325,7 @@ function buildEvent(headers, body) {
     if (ce["ce-subject"] !== undefined) event.subject = ce["ce-subject"];
     if (ce["ce-dataschema"] !== undefined) event.dataschema = ce["ce-dataschema"];
   } else {
-    event = { data: null, id: randomUUID(), type: PLAIN_EVENT_TYPE, source: "/", time: null, extensions: {} };
+    event = { data: null, id: randomUUID(), type: PLAIN_EVENT_TYPE, source: "/", time: new Date().toISOString(), extensions: {} };
   }
   if (contentType) event.datacontenttype = contentType;
   event.data = decodeData(body, contentType);

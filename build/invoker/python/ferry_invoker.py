@@ -21,6 +21,7 @@ runs on any Python 3.9 or later.
 
 import asyncio
 import codecs
+import datetime
 import http.server
 import importlib
 import inspect
@@ -57,6 +58,13 @@ DRAIN_LIMIT = 16 << 20
 SHUTDOWN_GRACE = 5.0
 
 PLAIN_EVENT_TYPE = "dev.ferry.http.request"
+
+
+def _now():
+    """The current time in the form ce-time takes (RFC 3339, UTC)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 JSON_TYPE = "application/json"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -320,7 +328,7 @@ def build_event(headers, body):
             "id": str(uuid.uuid4()),
             "type": PLAIN_EVENT_TYPE,
             "source": "/",
-            "time": None,
+            "time": _now(),
             "extensions": {},
         }
     if content_type:
