@@ -22,8 +22,7 @@
 //     ce-source or ce-type, gets 400 naming the header. A plain request
 //     (no ce-specversion) is turned into an event with a fresh id, the
 //     current time, source "/", type "dev.ferry.http.request" and the body
-//     as data, so a browser
-//     or curl can call a function directly.
+//     as data, so a browser or curl can call a function directly.
 //   - Data whose Content-Type is JSON (application/json or */*+json, or
 //     none with a non-empty body that parses as JSON) is decoded; an empty
 //     body is null; text/* is a string; anything else is bytes.
