@@ -11,19 +11,31 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// baseImage is a runtime's base, pinned by digest; image is nil for
-// scratch.
+// baseImage is a runtime's base, pinned by digest. Only the digest is
+// needed to plan a build (and to find it in the cache), so the image
+// itself is fetched when a build actually runs: a cached build needs
+// nothing from the base's registry.
 type baseImage struct {
-	ref    string // as configured
+	ref    string // as configured; Scratch for none
 	digest name.Digest
-	image  v1.Image
+	pull   func(context.Context) (v1.Image, error)
 }
 
+func (b *baseImage) scratch() bool { return b.ref == Scratch }
+
 func (b *baseImage) digestString() string {
-	if b.image == nil {
+	if b.scratch() {
 		return Scratch
 	}
 	return b.digest.String()
+}
+
+// image fetches the base, or returns nil for scratch.
+func (b *baseImage) image(ctx context.Context) (v1.Image, error) {
+	if b.scratch() {
+		return nil, nil
+	}
+	return b.pull(ctx)
 }
 
 // baseRecord is a tag resolved to a digest, remembered in the cache.
@@ -62,7 +74,7 @@ func (b *builder) pinBase(ctx context.Context, rt, ref string) (*baseImage, erro
 	fail := func(err error) error {
 		return fmt.Errorf("base image %s for %s: %w; build with --base %s=%s to use no base (the image then runs only on the embedded target)", ref, rt, err, rt, Scratch)
 	}
-	parsed, err := name.ParseReference(ref, b.repoOptions()...)
+	parsed, err := name.ParseReference(ref, b.nameOptions(ref)...)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -79,7 +91,7 @@ func (b *builder) pinBase(ctx context.Context, rt, ref string) (*baseImage, erro
 			return nil, err
 		}
 		if ok && !b.opts.refreshBase {
-			pinned, err = name.NewDigest(rec.Digest, b.repoOptions()...)
+			pinned, err = name.NewDigest(rec.Digest, b.nameOptions(rec.Digest)...)
 			if err != nil {
 				return nil, fail(err)
 			}
@@ -98,9 +110,12 @@ func (b *builder) pinBase(ctx context.Context, rt, ref string) (*baseImage, erro
 			}
 		}
 	}
-	img, err := remote.Image(pinned, opts...)
-	if err != nil {
-		return nil, fail(registryError("pulling", pinned, err))
+	pull := func(ctx context.Context) (v1.Image, error) {
+		img, err := remote.Image(pinned, append(b.remote, remote.WithContext(ctx))...)
+		if err != nil {
+			return nil, fail(registryError("pulling", pinned, err))
+		}
+		return img, nil
 	}
-	return &baseImage{ref: parsed.Name(), digest: pinned, image: img}, nil
+	return &baseImage{ref: parsed.Name(), digest: pinned, pull: pull}, nil
 }

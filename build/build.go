@@ -267,7 +267,15 @@ func newBuilder(repo string, opts ...Option) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &builder{opts: o, repo: r, cache: c, remote: o.remoteOptions()}, nil
+	return &builder{opts: o, repo: r, cache: c, remote: o.remoteOptions(insecureHost(o, r.Registry)), tools: &toolVersions{cache: c, known: map[string]string{}}}, nil
+}
+
+// insecureHost is the registry --insecure applies to: the one given, only.
+func insecureHost(o *options, reg name.Registry) string {
+	if !o.insecure {
+		return ""
+	}
+	return reg.RegistryStr()
 }
 
 // parseRepo checks a registry repository given as HOST[:PORT]/PATH.
@@ -285,6 +293,11 @@ func parseRepo(repo string, insecure bool) (name.Repository, error) {
 	r, err := name.NewRepository(repo, append(nopts, name.StrictValidation)...)
 	if err != nil {
 		return name.Repository{}, fmt.Errorf("build: registry %q: %w; give it as HOST:PORT/REPO in lower case", repo, err)
+	}
+	// A release names images in the form the manifest loader accepts;
+	// check the repository makes such names before anything is pushed.
+	if !manifests.IsPinnedImage(r.Name() + "/f@sha256:" + strings.Repeat("0", 64)) {
+		return name.Repository{}, fmt.Errorf("build: registry %q: a release could not name images in it; give it as HOST[:PORT]/REPO with the path in lower case", repo)
 	}
 	return r, nil
 }

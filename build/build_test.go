@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -133,16 +134,18 @@ func TestReproducible(t *testing.T) {
 	})
 }
 
-// TestCodeEditPushesOnlyCode edits one file and checks that the rebuild
-// uploads one layer and the config, and puts one manifest.
+// TestCodeEditPushesOnlyCode edits one file in a new commit and checks
+// that the rebuild uploads one layer and the config, and puts one
+// manifest: the invoker layer does not change with the commit.
 func TestCodeEditPushesOnlyCode(t *testing.T) {
 	reg := testreg.Embedded(t, "").Addr
 	dir := copyTree(t, filepath.Join("..", "examples", "python"), 0o644, commitTime)
 	rec := &requests{}
 	b := newTestBuilder(t, reg, "", rec)
+	info := testInfo
 	build := func() *Image {
 		src, set := loadRepo(t, dir)
-		img, err := b.Build(context.Background(), src, set.Function("hello"), testInfo)
+		img, err := b.Build(context.Background(), src, set.Function("hello"), info)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +163,9 @@ func TestCodeEditPushesOnlyCode(t *testing.T) {
 		t.Errorf("a no-op rebuild wrote %v", w)
 	}
 	rec.reset()
+	// The edit is a new commit: a later time and another revision.
 	writeFiles(t, dir, map[string]string{"hello/main.py": "def handle(event, context):\n    return {'message': 'edited'}\n"})
+	info = Info{SourceURL: testInfo.SourceURL, Revision: strings.Repeat("b", 40), Time: commitTime.Add(time.Hour)}
 	edited := build()
 	if edited.Cached || edited.Digest == first.Digest {
 		t.Fatalf("edit not rebuilt: %+v", edited)
@@ -342,5 +347,70 @@ func TestConcurrentBuilds(t *testing.T) {
 	}
 	if built != 1 {
 		t.Fatalf("%d builds ran, want 1", built)
+	}
+}
+
+// TestBaseByTag: a base given by tag is pinned to its digest once; a build
+// whose inputs are known needs nothing from the base's registry, which may
+// be down.
+func TestBaseByTag(t *testing.T) {
+	baseReg := testreg.Process(t, testreg.ProcessOptions{})
+	reg := testreg.Embedded(t, "").Addr
+	base, err := random.Image(128, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag(baseReg.Addr + "/bases/python:3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, base); err != nil {
+		t.Fatal(err)
+	}
+	baseDigest, _ := base.Digest()
+	cacheDir := t.TempDir()
+	src, set := loadRepo(t, filepath.Join("..", "examples", "python"))
+	build := func() *Image {
+		t.Helper()
+		img, err := newTestBuilder(t, reg, cacheDir, nil, WithBase(v1alpha1.RuntimePython, tag.String())).Build(context.Background(), src, set.Function("hello"), testInfo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	first := build()
+	pulled := pull(t, first.Ref)
+	ann := annotations(t, pulled)
+	if ann["org.opencontainers.image.base.digest"] != baseDigest.String() || ann[AnnotationHostInterpreter] != "" {
+		t.Fatalf("annotations %v, base %s", ann, baseDigest)
+	}
+	layers, _ := pulled.Layers()
+	if len(layers) != 3 { // the base's, invoker, code
+		t.Fatalf("%d layers", len(layers))
+	}
+	// The tag moves; the pinned digest does not.
+	moved, _ := random.Image(128, 1)
+	if err := remote.Write(tag, moved); err != nil {
+		t.Fatal(err)
+	}
+	baseReg.Stop()
+	again := build()
+	if !again.Cached || again.Digest != first.Digest {
+		t.Fatalf("with the base's registry down: %+v", again)
+	}
+}
+
+// TestRegistryNames: the registries a release can name are accepted, the
+// ones it cannot are refused before anything is built.
+func TestRegistryNames(t *testing.T) {
+	for _, repo := range []string{"127.0.0.1:5000/team", "[::1]:5000/team", "Registry.Example.com/team/apps", "localhost:5000/a/b"} {
+		if _, err := newBuilder(repo, WithCacheDir(t.TempDir())); err != nil {
+			t.Errorf("%s: %v", repo, err)
+		}
+	}
+	for _, repo := range []string{"127.0.0.1:5000", "127.0.0.1:5000/Team", "127.0.0.1:5000/team@sha256:00", "127.0.0.1:5000/team:v1"} {
+		if _, err := newBuilder(repo, WithCacheDir(t.TempDir())); err == nil {
+			t.Errorf("%s: accepted", repo)
+		}
 	}
 }

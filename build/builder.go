@@ -2,13 +2,16 @@ package build
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,12 +31,17 @@ import (
 const (
 	// AnnotationRuntime names the function's runtime.
 	AnnotationRuntime = "dev.ferry.runtime"
-	// AnnotationKey is the build's content key.
-	AnnotationKey = "dev.ferry.key"
 	// AnnotationHostInterpreter names the interpreter an image built on
 	// scratch needs from the host that runs it (python3, node).
 	AnnotationHostInterpreter = "dev.ferry.host-interpreter"
 )
+
+// sharedLayerTime is the mtime in the layers that do not come from the
+// commit: the dependencies and ferry's invoker. With the commit's time they
+// would change with every commit, and a one-line edit would push them and
+// install the dependencies again; with a fixed time they are the same bytes
+// for as long as their inputs are, and the registry already has them.
+var sharedLayerTime = time.Unix(0, 0).UTC()
 
 // Paths inside an image; see package invoker for the layout.
 const (
@@ -51,6 +59,7 @@ type builder struct {
 	repo   name.Repository
 	cache  *cache
 	remote []remote.Option
+	tools  *toolVersions
 
 	// baseMu guards bases, the base images resolved by this builder.
 	baseMu sync.Mutex
@@ -155,7 +164,6 @@ func (b *builder) plan(ctx context.Context, src fs.FS, f *v1alpha1.Function) (*p
 	spec := f.Spec
 	p := &plan{fn: f, src: src, runtime: spec.Runtime}
 	p.ref = b.repo.Registry.Repo(b.repo.RepositoryStr() + "/" + f.Name)
-	var err error
 	source := path.Clean(spec.Source)
 	if source == "" {
 		source = "."
@@ -166,6 +174,11 @@ func (b *builder) plan(ctx context.Context, src fs.FS, f *v1alpha1.Function) (*p
 	k.add("platform %s", b.opts.platform.String())
 	k.add("runtime %s", spec.Runtime)
 	k.add("handler %q", spec.Handler)
+	inv, err := invokerSum(spec.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	k.add("invoker %s", inv)
 	switch spec.Runtime {
 	case v1alpha1.RuntimeGo:
 		root, ok, err := goModuleRoot(src, source)
@@ -176,7 +189,7 @@ func (b *builder) plan(ctx context.Context, src fs.FS, f *v1alpha1.Function) (*p
 		if ok {
 			p.modRoot, walk = root, root
 		}
-		p.files, err = readSource(ctx, src, walk, nil)
+		p.files, err = readSource(ctx, src, walk, goSkip)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +209,10 @@ func (b *builder) plan(ctx context.Context, src fs.FS, f *v1alpha1.Function) (*p
 		if err := checkHandler(spec.Runtime, spec.Handler, spec.Source, p.files); err != nil {
 			return nil, err
 		}
-		p.deps, err = planDeps(ctx, src, spec.Runtime, p.files)
+		if p.base, err = b.resolveBase(ctx, spec.Runtime); err != nil {
+			return nil, err
+		}
+		p.deps, err = b.planDeps(ctx, src, spec.Runtime, p.files, p.base)
 		if err != nil {
 			return nil, err
 		}
@@ -207,13 +223,52 @@ func (b *builder) plan(ctx context.Context, src fs.FS, f *v1alpha1.Function) (*p
 	default:
 		return nil, fmt.Errorf("runtime %q is not supported (use go, python or nodejs)", spec.Runtime)
 	}
-	p.base, err = b.resolveBase(ctx, spec.Runtime)
-	if err != nil {
-		return nil, err
+	if p.base == nil {
+		if p.base, err = b.resolveBase(ctx, spec.Runtime); err != nil {
+			return nil, err
+		}
 	}
 	k.add("base %s", p.base.digestString())
 	p.key = k.sum()
 	return p, nil
+}
+
+// invokerSum hashes ferry's own code that goes into an image of the
+// runtime (the invoker, or the Go main and SDK), so that a ferry with a
+// changed invoker never returns an image made with the old one.
+func invokerSum(rt string) (string, error) {
+	k := &keyBuilder{}
+	if rt == v1alpha1.RuntimeGo {
+		main, err := invoker.GoMain("ferry.local/function", "Handle")
+		if err != nil {
+			return "", err
+		}
+		k.add("main %x", sha256.Sum256(main))
+		err = fs.WalkDir(goSDK, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := fs.ReadFile(goSDK, p)
+			k.add("sdk %x %s", sha256.Sum256(data), p)
+			return err
+		})
+		return k.sum(), err
+	}
+	files, err := invoker.Files(rt)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		k.add("%x %s", sha256.Sum256(files[p]), p)
+	}
+	return k.sum(), nil
+}
+
+// goSkip leaves test files out of a Go build's inputs: the go command
+// does not compile them into the binary, so editing a test must not make a
+// new image.
+func goSkip(rel string, isDir bool) bool {
+	return !isDir && strings.HasSuffix(rel, "_test.go")
 }
 
 // codeSkip leaves out of the code layer what a checkout may hold but the
@@ -255,9 +310,13 @@ func checkHandler(rt, handler, source string, files []sourceFile) error {
 	return fmt.Errorf("handler %q needs %s in %s; create it or set spec.handler", handler, strings.Join(candidates, " or "), source)
 }
 
-func (b *builder) repoOptions() []name.Option {
+// nameOptions are the options to parse ref with: --insecure lets only the
+// registry pushed to be reached over plain HTTP.
+func (b *builder) nameOptions(ref string) []name.Option {
 	if b.opts.insecure {
-		return []name.Option{name.Insecure}
+		if r, err := name.ParseReference(ref); err == nil && r.Context().RegistryStr() == b.repo.RegistryStr() {
+			return []name.Option{name.Insecure}
+		}
 	}
 	return nil
 }
@@ -281,7 +340,10 @@ func layerMediaType(base v1.Image) (types.MediaType, error) {
 
 // assemble builds the layers and the image. The image is not pushed.
 func (b *builder) assemble(ctx context.Context, p *plan, work string, t time.Time, info Info) (v1.Image, error) {
-	base := p.base.image
+	base, err := p.base.image(ctx)
+	if err != nil {
+		return nil, err
+	}
 	mt, err := layerMediaType(base)
 	if err != nil {
 		return nil, fmt.Errorf("base image %s: %w", p.base.ref, err)
@@ -313,7 +375,7 @@ func (b *builder) assemble(ctx context.Context, p *plan, work string, t time.Tim
 		entrypoint = []string{"/" + goBinary}
 	default:
 		if p.deps != nil {
-			l, err := b.depsLayer(ctx, p, work, t, mt)
+			l, err := b.depsLayer(ctx, p, work, mt)
 			if err != nil {
 				return nil, err
 			}
@@ -327,7 +389,7 @@ func (b *builder) assemble(ctx context.Context, p *plan, work string, t time.Tim
 		for name, data := range files {
 			s.addBytes(name, data, false)
 		}
-		l, err := b.tempLayer(work, s, t, mt)
+		l, err := b.tempLayer(work, s, sharedLayerTime, mt)
 		if err != nil {
 			return nil, err
 		}
@@ -401,7 +463,6 @@ func (b *builder) annotations(p *plan, t time.Time, info Info) map[string]string
 	a := map[string]string{
 		"org.opencontainers.image.created": t.UTC().Format(time.RFC3339),
 		AnnotationRuntime:                  p.runtime,
-		AnnotationKey:                      p.key,
 	}
 	if info.SourceURL != "" {
 		a["org.opencontainers.image.source"] = info.SourceURL
@@ -409,7 +470,7 @@ func (b *builder) annotations(p *plan, t time.Time, info Info) map[string]string
 	if info.Revision != "" {
 		a["org.opencontainers.image.revision"] = info.Revision
 	}
-	if p.base.image != nil {
+	if !p.base.scratch() {
 		a["org.opencontainers.image.base.name"] = p.base.ref
 		a["org.opencontainers.image.base.digest"] = p.base.digest.DigestStr()
 	} else if p.runtime != v1alpha1.RuntimeGo {

@@ -24,6 +24,7 @@ import (
 //	images/<key>.json    a build's content key → the manifest digest it made
 //	layers/<key>.json    a layer's inputs (dependencies) → the layer
 //	bases/<hash>.json    a base image tag → the digest it resolved to
+//	tools/<hash>.json    an installer (path, size, mtime) → its version
 //	locks/<key>          a build in progress (flock), so two builds of one
 //	                     key, in one process or two, build it once
 //
@@ -35,7 +36,7 @@ type cache struct {
 }
 
 func openCache(dir string) (*cache, error) {
-	for _, sub := range []string{"blobs/sha256", "images", "layers", "bases", "locks", "tmp"} {
+	for _, sub := range []string{"blobs/sha256", "images", "layers", "bases", "tools", "locks", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("build cache: %w", err)
 		}

@@ -10,9 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
@@ -33,6 +37,9 @@ type depsPlan struct {
 // repeats: the end of it, which is where pip and npm say what failed.
 const maxInstallOutput = 4 << 10
 
+// installKillWait is how long a killed installer's output may stay open.
+const installKillWait = 5 * time.Second
+
 // installTimeout bounds one install; a hung download must not hold a
 // build (and its lock) forever.
 const installTimeout = 10 * time.Minute
@@ -42,10 +49,18 @@ const installTimeout = 10 * time.Minute
 // needs package-lock.json (or npm-shrinkwrap.json): without a lock the
 // install would pick whatever versions are newest that day, and two builds
 // of one commit would differ.
-func planDeps(ctx context.Context, fsys fs.FS, rt string, files []sourceFile) (*depsPlan, error) {
+//
+// The key holds the lock files, the installer's version, the platform and
+// the base (packages with native code are built for them), and, when the
+// declaration names anything inside the function's folder (a wheel, a
+// "file:" package), every file of the folder: which of them an install
+// reads cannot be told without running it.
+func (b *builder) planDeps(ctx context.Context, fsys fs.FS, rt string, files []sourceFile, base *baseImage) (*depsPlan, error) {
 	k := &keyBuilder{}
 	k.add("ferry deps v1 %s", rt)
+	k.add("platform %s base %s", b.opts.platform.String(), base.digestString())
 	p := &depsPlan{runtime: rt}
+	var local bool
 	switch rt {
 	case v1alpha1.RuntimePython:
 		req, ok := findFile(files, "requirements.txt")
@@ -54,26 +69,24 @@ func planDeps(ctx context.Context, fsys fs.FS, rt string, files []sourceFile) (*
 		}
 		p.lockNames = []string{"requirements.txt"}
 		k.add("lock %s %s", req.Sum, req.Path)
-		// A requirement may be a file of the source (a wheel, a folder):
-		// what it names is an input of the install too.
 		text, err := fs.ReadFile(fsys, req.Real)
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range files {
-			if !f.Dir && f.Path != req.Path && strings.Contains(string(text), f.Path) {
-				k.add("named %s %s", f.Sum, f.Path)
-			}
-		}
-		v, err := toolVersion(ctx, "python3", "-m", "pip", "--version")
+		local = namesLocalPython(string(text))
+		v, err := b.tools.version(ctx, "python3", "-c", "import sys, pip; print('pip', pip.__version__, 'python', '.'.join(map(str, sys.version_info[:3])))")
 		if err != nil {
-			return nil, fmt.Errorf("requirements.txt needs pip to install: %w", err)
+			return nil, fmt.Errorf("requirements.txt needs python3 with pip to install: %w", err)
 		}
 		k.add("installer %s", v)
 	case v1alpha1.RuntimeNodeJS:
 		pkg, ok := findFile(files, "package.json")
 		if !ok {
 			return nil, nil
+		}
+		data, err := fs.ReadFile(fsys, pkg.Real)
+		if err != nil {
+			return nil, err
 		}
 		lock, ok := findFile(files, "package-lock.json")
 		if !ok {
@@ -82,10 +95,6 @@ func planDeps(ctx context.Context, fsys fs.FS, rt string, files []sourceFile) (*
 		if !ok {
 			// Without a lock, only a package.json that needs nothing
 			// installs reproducibly.
-			data, err := fs.ReadFile(fsys, pkg.Real)
-			if err != nil {
-				return nil, err
-			}
 			var decl struct {
 				Dependencies map[string]string `json:"dependencies"`
 			}
@@ -100,11 +109,12 @@ func planDeps(ctx context.Context, fsys fs.FS, rt string, files []sourceFile) (*
 		p.lockNames = []string{pkg.Path, lock.Path}
 		k.add("lock %s %s", pkg.Sum, pkg.Path)
 		k.add("lock %s %s", lock.Sum, lock.Path)
-		v, err := toolVersion(ctx, "npm", "--version")
+		local = strings.Contains(string(data), `"file:`) || strings.Contains(string(data), `"link:`)
+		v, err := b.tools.version(ctx, "npm", "--version")
 		if err != nil {
 			return nil, fmt.Errorf("package.json needs npm to install: %w", err)
 		}
-		nv, err := toolVersion(ctx, "node", "--version")
+		nv, err := b.tools.version(ctx, "node", "--version")
 		if err != nil {
 			return nil, fmt.Errorf("package.json needs node to install: %w", err)
 		}
@@ -112,30 +122,95 @@ func planDeps(ctx context.Context, fsys fs.FS, rt string, files []sourceFile) (*
 	default:
 		return nil, nil
 	}
+	if local {
+		k.files("local", files)
+	}
+	if host := (v1.Platform{OS: "linux", Architecture: runtime.GOARCH}); b.opts.platform.OS != host.OS || b.opts.platform.Architecture != host.Architecture {
+		return nil, fmt.Errorf("installing %s for %s on a %s machine is not supported: pip and npm install for the machine they run on; build on a %s machine", strings.Join(p.lockNames, " and "), b.opts.platform, host, b.opts.platform)
+	}
 	p.key = k.sum()
 	return p, nil
 }
 
-// toolVersion runs a tool's version command; a tool that is not installed
-// is an error that says so.
-func toolVersion(ctx context.Context, tool string, args ...string) (string, error) {
-	if _, err := exec.LookPath(tool); err != nil {
+// namesLocalPython reports whether a requirements file refers to anything
+// but packages from an index: a path, a file: or VCS URL, an editable
+// install, a link folder or another requirements file.
+func namesLocalPython(text string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if i := strings.Index(line, " #"); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		for _, marker := range []string{"/", "\\", "file:", "git+", "hg+", "svn+", "bzr+", ".whl", ".tar.gz", ".zip"} {
+			if strings.Contains(line, marker) {
+				return true
+			}
+		}
+		for _, opt := range []string{".", "-e", "--editable", "-f", "--find-links", "-r", "--requirement", "-c", "--constraint"} {
+			if line == opt || strings.HasPrefix(line, opt+" ") || strings.HasPrefix(line, opt+"=") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// toolVersions remembers the version of each installer, on disk and in
+// memory: asking pip takes most of a second, which a no-op build must not
+// pay. An entry is keyed by the program's path, size and modification
+// time, so an upgrade is noticed.
+type toolVersions struct {
+	cache *cache
+	mu    sync.Mutex
+	known map[string]string
+}
+
+// version returns what the tool prints for args; a tool that is not
+// installed is an error that says so.
+func (t *toolVersions) version(ctx context.Context, tool string, args ...string) (string, error) {
+	p, err := exec.LookPath(tool)
+	if err != nil {
 		return "", fmt.Errorf("%s is not installed on this machine; install it (hack/deps.sh does)", tool)
 	}
-	out, err := exec.CommandContext(ctx, tool, args...).Output()
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", err
+	}
+	info, err := os.Stat(real)
+	if err != nil {
+		return "", err
+	}
+	id := (&keyBuilder{lines: append([]string{real, fmt.Sprint(info.Size()), info.ModTime().UTC().String()}, args...)}).sum()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if v, ok := t.known[id]; ok {
+		return v, nil
+	}
+	var rec struct{ Version string }
+	if ok, err := t.cache.getJSON("tools", id, &rec); err == nil && ok && rec.Version != "" {
+		t.known[id] = rec.Version
+		return rec.Version, nil
+	}
+	out, err := exec.CommandContext(ctx, real, args...).Output()
 	if err != nil {
 		return "", fmt.Errorf("%s %s: %w", tool, strings.Join(args, " "), err)
 	}
-	return strings.TrimSpace(string(out)), nil
+	v := strings.TrimSpace(string(out))
+	t.known[id] = v
+	if err := t.cache.putJSON("tools", id, struct{ Version string }{v}); err != nil {
+		return "", err
+	}
+	return v, nil
 }
 
 // depsLayer returns the function's dependency layer, from the cache when
 // its key is known, else by running the installer in a scratch copy of
 // the source and writing what it installed as a layer.
-func (b *builder) depsLayer(ctx context.Context, p *plan, work string, t time.Time, mt types.MediaType) (*builtLayer, error) {
-	// The layer's bytes depend on the time stamped on its files, so the
-	// time is part of the cached layer's key.
-	key := (&keyBuilder{lines: []string{p.deps.key, "time " + t.UTC().Format(time.RFC3339), "media " + string(mt)}}).sum()
+func (b *builder) depsLayer(ctx context.Context, p *plan, work string, mt types.MediaType) (*builtLayer, error) {
+	key := (&keyBuilder{lines: []string{p.deps.key, "media " + string(mt)}}).sum()
 	var rec layerRecord
 	if ok, err := b.cache.getJSON("layers", key, &rec); err != nil {
 		return nil, err
@@ -181,7 +256,7 @@ func (b *builder) depsLayer(ctx context.Context, p *plan, work string, t time.Ti
 			}
 		}
 	}
-	l, err := b.cache.writeLayer(s, t, mt)
+	l, err := b.cache.writeLayer(s, sharedLayerTime, mt)
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +274,12 @@ func runInstaller(ctx context.Context, dir, what string, tool string, args ...st
 	}
 	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Dir = dir
+	// The installer runs in its own process group, all of which a
+	// cancelled build kills: pip and npm start children (builds of source
+	// packages) that would otherwise outlive it and hold its output open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = installKillWait
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = append(os.Environ(), "PIP_ROOT_USER_ACTION=ignore", "npm_config_update_notifier=false")
@@ -217,8 +298,9 @@ func runInstaller(ctx context.Context, dir, what string, tool string, args ...st
 
 // scrubPython removes what pip writes that depends on the machine:
 // direct_url.json records the absolute path a local requirement was
-// installed from, and byte-code caches hold the host interpreter's
-// timestamps.
+// installed from; scripts in bin/ start with the path of the build
+// machine's interpreter, which the image does not have; byte-code caches
+// hold the host interpreter's timestamps.
 func scrubPython(target string) error {
 	entries, err := os.ReadDir(target)
 	if err != nil {
@@ -242,13 +324,16 @@ func scrubPython(target string) error {
 		}
 		var kept []string
 		for _, line := range strings.Split(string(data), "\n") {
-			if !strings.HasPrefix(line, e.Name()+"/direct_url.json,") {
+			if !strings.HasPrefix(line, e.Name()+"/direct_url.json,") && !strings.HasPrefix(line, "../../bin/") && !strings.HasPrefix(line, "bin/") {
 				kept = append(kept, line)
 			}
 		}
 		if err := os.WriteFile(record, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
 			return err
 		}
+	}
+	if err := os.RemoveAll(filepath.Join(target, "bin")); err != nil {
+		return err
 	}
 	return filepath.WalkDir(target, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() && d.Name() == "__pycache__" {

@@ -12,6 +12,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferrycd/ferry/test/testreg"
 )
@@ -20,8 +23,14 @@ import (
 // expects one: the module, METADATA, WHEEL and a RECORD of hashes.
 func writeWheel(t testing.TB, path string) {
 	t.Helper()
+	writeWheelWith(t, path, "def greet(name):\n    return 'hello, ' + name\n")
+}
+
+// writeWheelWith writes the wheel with the given greet/__init__.py.
+func writeWheelWith(t testing.TB, path, module string) {
+	t.Helper()
 	files := []struct{ name, body string }{
-		{"greet/__init__.py", "def greet(name):\n    return 'hello, ' + name\n"},
+		{"greet/__init__.py", module},
 		{"greet-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: greet\nVersion: 1.0\n"},
 		{"greet-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: ferry-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
 	}
@@ -103,22 +112,54 @@ func TestDependencies(t *testing.T) {
 				t.Fatalf("reply %v, want %v", got, want)
 			}
 
-			// A code edit reuses the dependency layer without installing.
+			// A code edit in a later commit reuses the dependency layer:
+			// nothing is installed and only the code layer and the config
+			// are uploaded.
 			writeFiles(t, dir, map[string]string{"fn/extra.txt": "more\n"})
-			src, set = loadRepo(t, dir)
-			b2 := newTestBuilder(t, reg, cacheDir, nil)
-			img2, err := b2.Build(context.Background(), src, set.Function("greeter"), testInfo)
-			if err != nil {
-				t.Fatal(err)
+			later := Info{SourceURL: testInfo.SourceURL, Revision: strings.Repeat("c", 40), Time: commitTime.Add(24 * time.Hour)}
+			rec := &requests{}
+			depsDigest := func(img *Image) v1.Hash {
+				t.Helper()
+				ls, err := pull(t, img.Ref).Layers()
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, _ := ls[0].Digest()
+				return d
 			}
-			layers2, err := pull(t, img2.Ref).Layers()
-			if err != nil {
-				t.Fatal(err)
+			build := func(info Info) *Image {
+				t.Helper()
+				src, set := loadRepo(t, dir)
+				img, err := newTestBuilder(t, reg, cacheDir, rec).Build(context.Background(), src, set.Function("greeter"), info)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return img
 			}
-			d1, _ := layers[0].Digest()
-			d2, _ := layers2[0].Digest()
-			if d1 != d2 {
-				t.Errorf("the dependency layer changed with the code: %s then %s", d1, d2)
+			img2 := build(later)
+			if depsDigest(img2) != depsDigest(img) {
+				t.Errorf("the dependency layer changed with the code")
+			}
+			if n := rec.count("POST "); n != 2 {
+				t.Errorf("a code edit started %d uploads, want 2 (code and config): %v", n, rec.writes())
+			}
+
+			// A change to a local dependency is a change of the
+			// dependencies, though the lock file is the same.
+			switch rt {
+			case "python":
+				writeWheelWith(t, filepath.Join(dir, "fn", "wheels", "greet-1.0-py3-none-any.whl"), "def greet(name):\n    return 'hi, ' + name\n")
+			case "nodejs":
+				writeFiles(t, dir, map[string]string{"fn/vendor/greet/index.js": "module.exports = (name) => 'hi, ' + name;\n"})
+			}
+			img3 := build(later)
+			if depsDigest(img3) == depsDigest(img2) {
+				t.Fatal("a changed local dependency kept the old dependency layer")
+			}
+			root = extract(t, pull(t, img3.Ref))
+			data, err := os.ReadFile(filepath.Join(root, installed))
+			if err != nil || !strings.Contains(string(data), "hi, ") {
+				t.Fatalf("the image has the old dependency: %q %v", data, err)
 			}
 		})
 	}

@@ -165,21 +165,22 @@ func TestPlainHTTPGuard(t *testing.T) {
 	})
 	for _, tc := range []struct {
 		url      string
-		insecure bool
+		insecure string // the registry --insecure was given for
 		ok       bool
 	}{
-		{"http://127.0.0.1:5000/v2/", false, true},
-		{"http://localhost:5000/v2/", false, true},
-		{"http://[::1]:5000/v2/", false, true},
-		{"http://10.1.2.3:5000/v2/", false, false},
-		{"http://registry.internal:5000/v2/", false, false},
-		{"http://10.1.2.3:5000/v2/", true, true},
-		{"https://10.1.2.3:5000/v2/", false, true},
+		{"http://127.0.0.1:5000/v2/", "", true},
+		{"http://localhost:5000/v2/", "", true},
+		{"http://[::1]:5000/v2/", "", true},
+		{"http://10.1.2.3:5000/v2/", "", false},
+		{"http://registry.internal:5000/v2/", "", false},
+		{"http://10.1.2.3:5000/v2/", "10.1.2.3:5000", true},
+		{"http://10.9.9.9:5000/v2/", "10.1.2.3:5000", false}, // --insecure is for one registry only
+		{"https://10.1.2.3:5000/v2/", "", true},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
-		_, err := (&plainHTTPGuard{inner: inner, insecure: tc.insecure}).RoundTrip(req)
+		_, err := (&plainHTTPGuard{inner: inner, insecureHost: tc.insecure}).RoundTrip(req)
 		if (err == nil) != tc.ok {
-			t.Errorf("%s insecure=%v: err = %v", tc.url, tc.insecure, err)
+			t.Errorf("%s insecure for %q: err = %v", tc.url, tc.insecure, err)
 		}
 		if err != nil && (!strings.Contains(err.Error(), "--insecure") || retryable(err)) {
 			t.Errorf("%s: %v should name --insecure and not be retried", tc.url, err)

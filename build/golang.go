@@ -153,7 +153,7 @@ func goCopySource(ctx context.Context, b goBuild, ws *goWorkspace, tool *goTool)
 	if found {
 		walk = modDir
 	}
-	files, err := readSource(ctx, b.Src, walk, nil)
+	files, err := readSource(ctx, b.Src, walk, goSkip)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,10 @@ type layerFile struct {
 	// Open returns the content, of Size bytes.
 	Open func() (io.ReadCloser, error)
 	Size int64
+	// Sum, when set, is the sha256 (hex) the content must have: the build
+	// hashed the file when it computed its key, and a file changed since
+	// must not go into an image filed under that key.
+	Sum string
 }
 
 // layerSpec is the content of one layer: files at paths, written in a
@@ -79,7 +83,7 @@ func (s *layerSpec) addFS(fsys fs.FS, prefix string, e sourceFile) {
 		return
 	}
 	real := e.Real
-	s.add(layerFile{Path: p, Exec: e.Exec, Size: e.Size, Open: func() (io.ReadCloser, error) { return fsys.Open(real) }})
+	s.add(layerFile{Path: p, Exec: e.Exec, Size: e.Size, Sum: e.Sum, Open: func() (io.ReadCloser, error) { return fsys.Open(real) }})
 }
 
 // addDir puts the host folder dir under prefix, for what a package
@@ -243,12 +247,13 @@ func writeEntry(tw *tar.Writer, f layerFile, t time.Time) error {
 		return err
 	}
 	defer rc.Close()
-	n, err := io.Copy(tw, io.LimitReader(rc, f.Size+1))
+	sum := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tw, sum), io.LimitReader(rc, f.Size+1))
 	if err != nil {
 		return err
 	}
-	if n != f.Size {
-		return fmt.Errorf("changed while it was read (%d bytes, then %d); build again", f.Size, n)
+	if n != f.Size || (f.Sum != "" && fmt.Sprintf("%x", sum.Sum(nil)) != f.Sum) {
+		return fmt.Errorf("changed while the build read it; build again")
 	}
 	return nil
 }

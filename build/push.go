@@ -35,9 +35,11 @@ type backoffPolicy struct {
 var defaultBackoff = backoffPolicy{steps: 3, first: time.Second, factor: 3}
 
 // remoteOptions are the options of every registry call ferry makes.
-func (o *options) remoteOptions() []remote.Option {
+// insecureHost is the one registry (HOST[:PORT]) that --insecure lets
+// ferry reach over plain HTTP, or "".
+func (o *options) remoteOptions(insecureHost string) []remote.Option {
 	var rt http.RoundTripper = remote.DefaultTransport
-	rt = &plainHTTPGuard{inner: rt, insecure: o.insecure}
+	rt = &plainHTTPGuard{inner: rt, insecureHost: insecureHost}
 	if o.transport != nil {
 		rt = o.transport(rt)
 	}
@@ -78,16 +80,18 @@ func retryable(err error) bool {
 }
 
 // plainHTTPGuard refuses plain HTTP to a registry that is not on loopback
-// unless the user asked for it. go-containerregistry falls back to HTTP
-// for private addresses on its own; credentials and images must not cross
-// a network in clear text without an explicit --insecure.
+// unless the user asked for it, for that registry. go-containerregistry
+// falls back to HTTP for private addresses on its own; credentials and
+// images must not cross a network in clear text without an explicit
+// --insecure, and --insecure for the registry pushed to must not also let
+// a base image be fetched in clear text from elsewhere.
 type plainHTTPGuard struct {
-	inner    http.RoundTripper
-	insecure bool
+	inner        http.RoundTripper
+	insecureHost string
 }
 
 func (g *plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme == "http" && !g.insecure && !isLoopback(req.URL.Hostname()) {
+	if req.URL.Scheme == "http" && req.URL.Host != g.insecureHost && !isLoopback(req.URL.Hostname()) {
 		return nil, &terminalError{fmt.Errorf("refusing plain HTTP to %s: it is not on this machine; serve the registry over HTTPS, or pass --insecure if the network is trusted", req.URL.Host)}
 	}
 	return g.inner.RoundTrip(req)

@@ -104,7 +104,7 @@ func PushRelease(ctx context.Context, repo string, set *manifests.Set, images ma
 	if err != nil {
 		return nil, err
 	}
-	return pushRelease(ctx, r, set, images, info, o.remoteOptions())
+	return pushRelease(ctx, r, set, images, info, o.remoteOptions(insecureHost(o, r.Registry)))
 }
 
 func pushRelease(ctx context.Context, repo name.Repository, set *manifests.Set, images map[string]string, info Info, opts []remote.Option) (*Release, error) {
@@ -192,7 +192,7 @@ func PullRelease(ctx context.Context, ref string, opts ...Option) (*Release, err
 	if err != nil {
 		return nil, fmt.Errorf("release %q: %w; give it as HOST:PORT/REPO@sha256:<digest>", ref, err)
 	}
-	ctxOpts := append(o.remoteOptions(), remote.WithContext(ctx))
+	ctxOpts := append(o.remoteOptions(insecureHost(o, r.Context().Registry)), remote.WithContext(ctx))
 	desc, err := remote.Get(r, ctxOpts...)
 	if err != nil {
 		return nil, registryError("pulling the release", r, err)

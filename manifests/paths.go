@@ -187,8 +187,8 @@ type SourceEntry struct {
 // order and calls fn for every folder and regular file in it, with
 // symlinks followed, so that a build sees the files a checkout shows. A
 // link that leaves the repository, dangles or loops is an error naming the
-// link; .git folders and anything other than files, folders and links
-// (sockets, devices) are skipped. It stops after maxSourceEntries entries.
+// link; .git (folder or file) and anything other than files, folders and
+// links (sockets, devices) are skipped. It stops after maxSourceEntries entries.
 func WalkSource(ctx context.Context, fsys fs.FS, dir string, fn func(SourceEntry) error) error {
 	real, err := resolveInRoot(fsys, path.Clean(dir))
 	if err != nil {
@@ -232,6 +232,11 @@ func (w *sourceWalker) walk(rel, real string, info fs.FileInfo, chain []string) 
 				return err
 			}
 		}
+		if e.Name() == ".git" {
+			// A folder, or the file a worktree or submodule has instead:
+			// Git's, never the function's.
+			continue
+		}
 		childRel := path.Join(rel, e.Name())
 		childReal := path.Join(real, e.Name())
 		if e.Type()&fs.ModeSymlink != 0 {
@@ -251,9 +256,6 @@ func (w *sourceWalker) walk(rel, real string, info fs.FileInfo, chain []string) 
 		}
 		switch {
 		case ci.IsDir():
-			if e.Name() == ".git" {
-				continue
-			}
 			for _, c := range chain {
 				if c == childReal || strings.HasPrefix(c, childReal+"/") || childReal == "." {
 					return fmt.Errorf("%s links back to a folder that holds it (a loop); replace the link with the files", path.Join(real, e.Name()))

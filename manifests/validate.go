@@ -260,8 +260,13 @@ func (v *validator) function(f *v1alpha1.Function) {
 }
 
 // imageRE is an image reference pinned by digest, the only form a release
-// may hold: a tag could move under a running environment.
-var imageRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.\-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._\-]+[a-z0-9]+)*)+@sha256:[0-9a-f]{64}$`)
+// may hold: a tag could move under a running environment. The host is a
+// name (any case, as DNS is) or a bracketed IPv6 address, with a port.
+var imageRE = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9_.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]+)?(/[a-z0-9]+([._\-]+[a-z0-9]+)*)+@sha256:[0-9a-f]{64}$`)
+
+// IsPinnedImage reports whether ref is an image reference pinned by
+// digest, HOST[:PORT]/PATH@sha256:<64 hex>, as a release must hold it.
+func IsPinnedImage(ref string) bool { return imageRE.MatchString(ref) }
 
 // image checks spec.image: ferry's to set, so absent in a repository, and
 // present and pinned by digest in a release.
@@ -272,7 +277,7 @@ func (v *validator) image(f *v1alpha1.Function) {
 		v.errorf(f, "spec.image", "is set by ferry when it builds the function; remove it")
 	case v.release && img == "":
 		v.errorf(f, "spec.image", "missing; a release pins every function's image by digest")
-	case v.release && !imageRE.MatchString(img):
+	case v.release && !IsPinnedImage(img):
 		v.errorf(f, "spec.image", "%q is not an image pinned by digest (HOST/REPO/NAME@sha256:<64 hex>)", img)
 	}
 }

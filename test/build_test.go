@@ -152,8 +152,9 @@ func TestBuildCommand(t *testing.T) {
 	}
 }
 
-// TestBuildCommandErrors: a broken build exits 1 with a message that says
-// what to do, and pushes no release.
+// TestBuildCommandErrors: a build that cannot run exits 1 with a message
+// that says what to do. (That a failed function keeps the release from
+// being pushed is tested in package build.)
 func TestBuildCommandErrors(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
