@@ -55,8 +55,11 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./manifests
 
+# bench runs the Go benchmarks, then times ferry's builds against ko's
+# (test/bench/README.md); it is not part of `make test`.
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	test/bench/build.sh
 
 clean:
 	rm -rf $(BIN)

@@ -164,13 +164,22 @@ func pushRelease(ctx context.Context, repo name.Repository, set *manifests.Set, 
 		return nil, err
 	}
 	ref := repo.Digest(digest.String())
-	ctxOpts := append(append([]remote.Option(nil), opts...), remote.WithContext(ctx))
-	for _, l := range []v1.Layer{config, layer} {
-		if err := remote.WriteLayer(repo, l, ctxOpts...); err != nil {
-			return nil, registryError("pushing the release to", repo, err)
-		}
+	// One pusher for the three writes, so the registry is pinged and
+	// authenticated once, and the two blobs go up side by side: a release
+	// is pushed after every build, so its round trips are on the path of
+	// every edit.
+	pusher, err := remote.NewPusher(opts...)
+	if err != nil {
+		return nil, err
 	}
-	if err := remote.Put(ref, rawManifest{raw: raw, mediaType: types.OCIManifestSchema1}, ctxOpts...); err != nil {
+	var g errgroup.Group
+	for _, l := range []v1.Layer{config, layer} {
+		g.Go(func() error { return pusher.Upload(ctx, repo, l) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, registryError("pushing the release to", repo, err)
+	}
+	if err := pusher.Put(ctx, ref, rawManifest{raw: raw, mediaType: types.OCIManifestSchema1}); err != nil {
 		return nil, registryError("pushing the release", ref, err)
 	}
 	return &Release{Ref: ref.String(), Digest: digest, Manifest: rendered, Set: loaded, SourceURL: info.SourceURL, Revision: info.Revision}, nil
