@@ -1,16 +1,24 @@
 package test
 
 import (
+	"archive/tar"
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferrycd/ferry/build"
 )
@@ -179,5 +187,61 @@ func TestBuildCommandErrors(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 1 and %q", r.code, r.stderr, tc.want)
 			}
 		})
+	}
+}
+
+// TestBuildLeavesIgnoredFilesOut: a file Git ignores (a .env) never
+// reaches an image, though it is in the working tree that is built.
+func TestBuildLeavesIgnoredFilesOut(t *testing.T) {
+	reg := startRegistry(t, t.TempDir())
+	dir := t.TempDir()
+	cp := exec.Command("cp", "-r", "examples/python/.", dir)
+	cp.Dir = root
+	if out, err := cp.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "c"}} {
+		git := exec.Command("git", append([]string{"-C", dir}, args...)...)
+		git.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+		if out, err := git.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".gitignore"), []byte(".env\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hello", ".env"), []byte("SECRET=hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := ferry(t, "build", dir, "--registry", reg.addr+"/ignored", "--base", "python=scratch", "--cache", t.TempDir(), "-o", "json")
+	var out buildJSON
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != 0 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	ref, err := name.ParseReference(out.Functions[0].Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	var files []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, h.Name)
+	}
+	joined := strings.Join(files, " ")
+	if strings.Contains(joined, ".env") || !strings.Contains(joined, "ferry/function/main.py") {
+		t.Fatalf("image files: %v", files)
 	}
 }

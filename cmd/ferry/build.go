@@ -49,9 +49,10 @@ Functions build in parallel. A function whose inputs have not changed is
 not built again: its image is reused once the registry is seen to hold it.
 No release is pushed when any function fails.
 
-When DIR is a Git work tree, its HEAD commit is recorded in the images'
-annotations and its commit time stamped on every file; SOURCE_DATE_EPOCH
-overrides the time.
+When DIR is a Git work tree, files Git ignores are left out (a .env stays
+on your machine), its HEAD commit is recorded in the images' annotations
+and its commit time stamped on the code; SOURCE_DATE_EPOCH overrides the
+time.
 
 Base images per runtime (--base RUNTIME=REF): go builds on nothing (a
 static binary); python on python:3.12-slim and nodejs on node:22-slim,
@@ -67,7 +68,7 @@ interpreter.`,
 				return fmt.Errorf("-o %q is not supported; use -o json or leave it out for a table", output)
 			}
 			dir := dirArg(args)
-			set, err := load(cmd, dir)
+			set, src, err := load(cmd, dir)
 			if err != nil {
 				return err
 			}
@@ -96,7 +97,7 @@ interpreter.`,
 			if output == "" && isTerminal(cmd.ErrOrStderr()) {
 				info.Progress = newProgressPrinter(cmd.ErrOrStderr()).print
 			}
-			res, err := builder.Release(cmd.Context(), os.DirFS(dir), set, info)
+			res, err := builder.Release(cmd.Context(), src, set, info)
 			if err != nil {
 				return err
 			}

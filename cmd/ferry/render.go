@@ -28,7 +28,7 @@ bytes.`,
 			default:
 				return fmt.Errorf("-o %q: use yaml or json", output)
 			}
-			set, err := load(cmd, dirArg(args))
+			set, _, err := load(cmd, dirArg(args))
 			if err != nil {
 				return err
 			}

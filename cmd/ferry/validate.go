@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/manifests"
 )
 
@@ -22,7 +24,7 @@ exit 1.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args)
-			set, err := load(cmd, dir)
+			set, _, err := load(cmd, dir)
 			if err != nil {
 				return err
 			}
@@ -39,25 +41,30 @@ func dirArg(args []string) string {
 	return args[0]
 }
 
-// load loads the repository in dir, printing manifest errors with paths
-// that start at the working folder, so an editor can jump to them.
-func load(cmd *cobra.Command, dir string) (*manifests.Set, error) {
+// load loads the repository in dir as a build sees it (without what Git
+// ignores), printing manifest errors with paths that start at the working
+// folder, so an editor can jump to them. It returns the tree it loaded.
+func load(cmd *cobra.Command, dir string) (*manifests.Set, fs.FS, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !info.IsDir() {
-		return nil, fmt.Errorf("%s is not a folder; give the repository's folder", dir)
+		return nil, nil, fmt.Errorf("%s is not a folder; give the repository's folder", dir)
 	}
-	set, err := manifests.Load(cmd.Context(), os.DirFS(dir))
+	fsys, err := build.LocalSource(cmd.Context(), dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := manifests.Load(cmd.Context(), fsys)
 	if list := manifests.Errors(err); list != nil {
 		for _, e := range list {
 			e.File = filepath.Join(dir, e.File)
 			fmt.Fprintln(cmd.ErrOrStderr(), e.Error())
 		}
-		return nil, errReported
+		return nil, nil, errReported
 	}
-	return set, err
+	return set, fsys, err
 }
 
 func summary(s *manifests.Set) string {
