@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -294,6 +295,25 @@ func TestGoExample(t *testing.T) {
 		call(t, http.MethodPost, "/anything", "hi <you>", "Content-Type", "text/plain; charset=utf-8").
 			want(t, 200, "application/json", `{"message":"hello from go","echo":"hi <you>"}`)
 	})
+	t.Run("text by its charset", func(t *testing.T) {
+		call(t, http.MethodPost, "/", "caf\xe9 \x80\xff", "Content-Type", "text/plain; charset=ISO-8859-1").
+			want(t, 200, "application/json", "{\"message\":\"hello from go\",\"echo\":\"café \u0080ÿ\"}")
+		call(t, http.MethodPost, "/", "\xa3", "Content-Type", `text/csv; Charset="latin1"`).
+			want(t, 200, "application/json", `{"message":"hello from go","echo":"£"}`)
+		call(t, http.MethodPost, "/", "caf\xe9!", "Content-Type", "text/plain; charset=us-ascii").
+			want(t, 200, "application/json", "{\"message\":\"hello from go\",\"echo\":\"caf\ufffd!\"}")
+		// Any other charset is UTF-8, with U+FFFD for each maximal
+		// ill-formed subsequence, as in Python and Node.js.
+		for _, charset := range []string{"zlib", "idna", "utf-16", "windows-1252", ""} {
+			call(t, http.MethodPost, "/", "\xef\xbb\xbfa\xe2\x82b\xf0\x80\x80c\xed\xa0\x80d\xf4\x8f\xbf", "Content-Type", "text/plain; charset="+charset).
+				want(t, 200, "application/json", "{\"message\":\"hello from go\",\"echo\":\"\ufeffa\ufffdb\ufffd\ufffd\ufffdc\ufffd\ufffd\ufffdd\ufffd\"}")
+		}
+	})
+	t.Run("HEAD /healthz and /metrics", func(t *testing.T) {
+		f.call(t, http.MethodHead, "/healthz", "").want(t, 200, "text/plain; charset=utf-8", "")
+		f.call(t, http.MethodHead, "/metrics", "").want(t, 200, "text/plain; version=0.0.4; charset=utf-8", "")
+		call(t, http.MethodPut, "/metrics", `"put"`).want(t, 200, "application/json", `{"message":"hello from go","echo":"put"}`)
+	})
 	t.Run("plain JSON without content type", func(t *testing.T) {
 		call(t, http.MethodPut, "/", `[true]`).
 			want(t, 200, "application/json", `{"message":"hello from go","echo":[true]}`)
@@ -319,6 +339,29 @@ func TestGoExample(t *testing.T) {
 	})
 	t.Run("invalid JSON", func(t *testing.T) {
 		call(t, http.MethodPost, "/", `{"a":`, ceHeaders("e-5", "application/json")...).wantError(t, 400, "not valid JSON")
+		call(t, http.MethodPost, "/", "\xef\xbb\xbf{}", ceHeaders("e-5", "application/json")...).wantError(t, 400, "not valid JSON")
+		call(t, http.MethodPost, "/", "\"caf\xe9\"", ceHeaders("e-5", "application/json")...).wantError(t, 400, "not UTF-8")
+	})
+	t.Run("JSON nesting", func(t *testing.T) {
+		call(t, http.MethodPost, "/", strings.Repeat("[", 200000), ceHeaders("e-6", "application/json")...).
+			wantError(t, 400, "nests deeper than 512 arrays and objects")
+		call(t, http.MethodPost, "/", strings.Repeat("[", 513)+strings.Repeat("]", 513), ceHeaders("e-6", "application/json")...).
+			wantError(t, 400, "nests deeper than 512 arrays and objects")
+		deep := strings.Repeat("[", 511) + `"[[\"{{\\"` + strings.Repeat("]", 511)
+		call(t, http.MethodPost, "/", deep, ceHeaders("e-6", "application/json")...).
+			want(t, 200, "application/json", `{"message":"hello from go","echo":`+deep+`}`)
+		// Without a Content-Type, JSON too deep is bytes.
+		tooDeep := strings.Repeat("[", 513) + strings.Repeat("]", 513)
+		call(t, http.MethodPost, "/", tooDeep).
+			want(t, 200, "application/json", `{"message":"hello from go","echo":"`+base64.StdEncoding.EncodeToString([]byte(tooDeep))+`"}`)
+	})
+	t.Run("ce-time", func(t *testing.T) {
+		for _, ts := range []string{"2024-05-01t12:00:00Z", "2024-05-01T12:00:00z", "2016-12-31T23:59:60Z", "2023-02-29T12:00:00Z",
+			"2024-05-01T12:00:00,5Z", "2024-05-01T12:00:00+24:00", "2024-05-01T12:00:00+01:60", "2024-05-01T12:00:00."} {
+			call(t, http.MethodPost, "/", `{}`, ceHeaders("e-7", "application/json", "ce-time", ts)...).wantError(t, 400, `ce-time "`+ts+`"`)
+		}
+		call(t, http.MethodPost, "/", `{}`, ceHeaders("e-7", "application/json", "ce-time", "2024-02-29T23:59:59.1234567891+23:59")...).
+			want(t, 200, "application/json", `{"message":"hello from go","echo":{}}`)
 	})
 	t.Run("body over 6 MiB", func(t *testing.T) {
 		call(t, http.MethodPost, "/", strings.Repeat("x", 6<<20+1), "Content-Type", "text/plain").wantError(t, 413, "6 MiB")
@@ -439,6 +482,30 @@ func TestGoSignatures(t *testing.T) {
 		r = f.call(t, http.MethodPost, "/x", "plain words", "Content-Type", "text/plain")
 		r.wantError(t, 500, `content type "text/plain", not JSON`)
 
+		// JSON data is checked before the handler is called, whatever it takes.
+		f.call(t, http.MethodPost, "/", strings.Repeat("[", 200000), ceHeaders("e-2", "application/json")...).
+			wantError(t, 400, "nests deeper than 512 arrays and objects")
+
+		// Of a repeated ce-* header the first counts.
+		req, _ := http.NewRequest(http.MethodPost, f.url+"/", strings.NewReader(`1`))
+		for _, kv := range [][2]string{{"ce-specversion", "1.0"}, {"ce-id", "first"}, {"ce-id", "second"}, {"ce-source", "/s"},
+			{"ce-type", "t"}, {"ce-tenant", "acme"}, {"ce-tenant", "globex"}, {"Content-Type", "application/json"}} {
+			req.Header.Add(kv[0], kv[1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var dup struct {
+			ID  string
+			Ext map[string]string
+		}
+		if err := json.Unmarshal(body, &dup); err != nil || dup.ID != "first" || dup.Ext["tenant"] != "acme" {
+			t.Errorf("repeated ce-* headers became %s", body)
+		}
+
 		r = f.call(t, http.MethodPost, "/", "")
 		var got struct {
 			ID, Source, Type string
@@ -474,16 +541,20 @@ func TestGoSignatures(t *testing.T) {
 	t.Run("bytes", func(t *testing.T) {
 		t.Parallel()
 		f := goStart(t, bins[2], "FUNCTION_NAME=bytes", "FUNCTION_TIMEOUT=300ms")
-		f.call(t, http.MethodPost, "/", "abc", "Content-Type", "application/json").want(t, 200, "application/octet-stream", "got:abc")
+		f.call(t, http.MethodPost, "/", `{"a":1}`, "Content-Type", "application/json").want(t, 200, "application/octet-stream", `got:{"a":1}`)
+		f.call(t, http.MethodPost, "/", "abc", "Content-Type", "text/plain; charset=latin1").want(t, 200, "application/octet-stream", "got:abc")
+		// A []byte handler gets the body as sent, but JSON content must be JSON, as in every runtime.
+		f.call(t, http.MethodPost, "/", "abc", "Content-Type", "application/json").wantError(t, 400, "not valid JSON")
 		f.call(t, http.MethodPost, "/", "fail").wantError(t, 500, "failing as asked")
 		f.call(t, http.MethodPost, "/", "panic").wantError(t, 500, "panicking as asked")
+		// The handler returns ctx.Err() at the deadline: the answer says it timed out.
 		start := time.Now()
-		f.call(t, http.MethodPost, "/", "slow").wantError(t, 500, "deadline exceeded")
+		f.call(t, http.MethodPost, "/", "slow").want(t, 500, "application/json", `{"error":"timed out: the handler did not answer within FUNCTION_TIMEOUT 300ms"}`)
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("a 300ms FUNCTION_TIMEOUT answered after %v", d)
 		}
 		for sample, want := range map[string]string{
-			`function_calls_total{function="bytes"}`:    "4",
+			`function_calls_total{function="bytes"}`:    "6",
 			`function_failures_total{function="bytes"}`: "3",
 		} {
 			if got := f.metric(t, sample); got != want {

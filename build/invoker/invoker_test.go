@@ -161,6 +161,9 @@ func TestInterpretedInvokers(t *testing.T) {
 			t.Run("metrics", func(t *testing.T) { t.Parallel(); testMetrics(t, rt, root) })
 			t.Run("async", func(t *testing.T) { t.Parallel(); testAsync(t, rt, root) })
 			t.Run("sigterm", func(t *testing.T) { t.Parallel(); testSIGTERM(t, rt, root) })
+			t.Run("timeout", func(t *testing.T) { t.Parallel(); testTimeout(t, rt, root) })
+			t.Run("bad FUNCTION_TIMEOUT", func(t *testing.T) { t.Parallel(); testBadTimeout(t, rt, root) })
+			t.Run("connections", func(t *testing.T) { t.Parallel(); testConnections(t, rt, root) })
 			t.Run("broken handlers", func(t *testing.T) { t.Parallel(); testBrokenHandlers(t, rt, root) })
 			t.Run("example", func(t *testing.T) { t.Parallel(); testExample(t, rt, root) })
 		})
@@ -198,12 +201,41 @@ func plainEvent(data map[string]any, extra ...any) map[string]any {
 
 func kind(k string, v any) map[string]any { return map[string]any{"kind": k, "value": v} }
 
+// nested is n arrays, each inside the one before, as JSON decodes them.
+func nested(n int) []any {
+	v := []any{}
+	for range n - 1 {
+		v = []any{v}
+	}
+	return v
+}
+
+// wrap is v inside n arrays, each inside the one before, as JSON decodes
+// them.
+func wrap(n int, v any) []any {
+	w := []any{v}
+	for range n - 1 {
+		w = []any{w}
+	}
+	return w
+}
+
+// ceEvent is the event ce(eventType) makes, with fields added or changed.
+func ceEvent(eventType string, data map[string]any, extra ...any) map[string]any {
+	e := map[string]any{"id": "evt-1", "type": eventType, "source": "/tests", "time": nil, "extensions": map[string]any{}, "data": data}
+	for i := 0; i+1 < len(extra); i += 2 {
+		e[extra[i].(string)] = extra[i+1]
+	}
+	return e
+}
+
 func testEvents(t *testing.T, rt interpreted, root string) {
 	p := startInvoker(t, rt, root, rt.handler, "FUNCTION_NAME=echo", "FUNCTION_TIMEOUT=1m30s", "FUNCTION_MEMORY=256Mi")
 	tests := []struct {
 		name         string
 		method, path string
 		header       map[string]string
+		added        []string // more headers, name and value, added after header's
 		body         string
 		wantStatus   int
 		wantEvent    map[string]any // the event the handler echoes
@@ -273,6 +305,146 @@ func testEvents(t *testing.T, rt interpreted, root string) {
 		wantBody:   "ok",
 		wantType:   "text/plain; charset=utf-8",
 	}, {
+		name:       "HEAD /healthz is the health check",
+		method:     http.MethodHead,
+		path:       "/healthz",
+		wantStatus: http.StatusOK,
+		wantType:   "text/plain; charset=utf-8",
+	}, {
+		name:       "HEAD /metrics is the metrics",
+		method:     http.MethodHead,
+		path:       "/metrics?x=1",
+		wantStatus: http.StatusOK,
+		wantType:   "text/plain; version=0.0.4; charset=utf-8",
+	}, {
+		name:      "PUT /metrics is an invocation",
+		method:    http.MethodPut,
+		path:      "/metrics",
+		wantEvent: plainEvent(kind("null", nil)),
+	}, {
+		name:      "DELETE /healthz is an invocation",
+		method:    http.MethodDelete,
+		path:      "/healthz",
+		wantEvent: plainEvent(kind("null", nil)),
+	}, {
+		name:      "of a repeated ce-* header the first counts",
+		header:    ce("test.echo", "ce-id", ""),
+		added:     []string{"ce-id", "first", "ce-id", "second", "ce-tenant", "acme", "ce-tenant", "globex"},
+		wantEvent: ceEvent("test.echo", kind("null", nil), "id", "first", "extensions", map[string]any{"tenant": "acme"}),
+	}, {
+		name:      "ISO-8859-1 text",
+		header:    ce("test.echo", "Content-Type", "text/plain; charset=ISO-8859-1"),
+		body:      "caf\xe9 \x80\xff",
+		wantEvent: ceEvent("test.echo", kind("string", "café \u0080ÿ"), "datacontenttype", "text/plain; charset=ISO-8859-1"),
+	}, {
+		name:      "latin1 text, quoted",
+		header:    ce("test.echo", "Content-Type", `text/csv; Charset="latin1"`),
+		body:      "\xa3",
+		wantEvent: ceEvent("test.echo", kind("string", "£"), "datacontenttype", `text/csv; Charset="latin1"`),
+	}, {
+		name:      "US-ASCII text",
+		header:    ce("test.echo", "Content-Type", "text/plain; charset=us-ascii"),
+		body:      "caf\xe9!",
+		wantEvent: ceEvent("test.echo", kind("string", "caf\ufffd!"), "datacontenttype", "text/plain; charset=us-ascii"),
+	}, {
+		// zlib and idna are Python codecs, of bytes and of domain names.
+		name:      "a charset that is no text encoding is UTF-8 (zlib)",
+		header:    ce("test.echo", "Content-Type", "text/plain; charset=zlib"),
+		body:      "caf\xc3\xa9 \xff",
+		wantEvent: ceEvent("test.echo", kind("string", "café \ufffd"), "datacontenttype", "text/plain; charset=zlib"),
+	}, {
+		name:      "a charset that is no text encoding is UTF-8 (idna)",
+		header:    ce("test.echo", "Content-Type", "text/plain; charset=idna"),
+		body:      "xn--caf-dma",
+		wantEvent: ceEvent("test.echo", kind("string", "xn--caf-dma"), "datacontenttype", "text/plain; charset=idna"),
+	}, {
+		name:      "a charset other than the three is UTF-8 (utf-16)",
+		header:    ce("test.echo", "Content-Type", "text/plain; charset=utf-16"),
+		body:      "hi",
+		wantEvent: ceEvent("test.echo", kind("string", "hi"), "datacontenttype", "text/plain; charset=utf-16"),
+	}, {
+		name:      "a charset other than the three is UTF-8 (windows-1252)",
+		header:    ce("test.echo", "Content-Type", "text/plain; charset=windows-1252"),
+		body:      "\x80",
+		wantEvent: ceEvent("test.echo", kind("string", "\ufffd"), "datacontenttype", "text/plain; charset=windows-1252"),
+	}, {
+		name:      "ill-formed UTF-8 gets one U+FFFD per maximal subsequence; a byte order mark stays",
+		header:    ce("test.echo", "Content-Type", "text/plain"),
+		body:      "\xef\xbb\xbfa\xe2\x82b\xf0\x80\x80c\xed\xa0\x80d\xf4\x8f\xbf",
+		wantEvent: ceEvent("test.echo", kind("string", "\ufeffa\ufffdb\ufffd\ufffd\ufffdc\ufffd\ufffd\ufffdd\ufffd"), "datacontenttype", "text/plain"),
+	}, {
+		name:       "JSON 200,000 arrays deep",
+		header:     ce("test.echo", "Content-Type", "application/json"),
+		body:       strings.Repeat("[", 200000),
+		wantStatus: http.StatusBadRequest,
+		wantError:  "nests deeper than 512 arrays and objects",
+	}, {
+		name:       "JSON 513 deep",
+		header:     ce("test.echo", "Content-Type", "application/json"),
+		body:       strings.Repeat(`{"a":[`, 256) + `{"b":"[[[["}` + strings.Repeat("]}", 256),
+		wantStatus: http.StatusBadRequest,
+		wantError:  "nests deeper than 512 arrays and objects",
+	}, {
+		name:      "JSON 512 deep",
+		header:    ce("test.echo", "Content-Type", "application/json"),
+		body:      strings.Repeat("[", 512) + strings.Repeat("]", 512),
+		wantEvent: ceEvent("test.echo", kind("array", nested(512)), "datacontenttype", "application/json"),
+	}, {
+		name:      "brackets in JSON strings do not nest",
+		header:    ce("test.echo", "Content-Type", "application/json"),
+		body:      strings.Repeat("[", 511) + `"[[\"{{\\"` + strings.Repeat("]", 511),
+		wantEvent: ceEvent("test.echo", kind("array", wrap(511, `[["{{\`)), "datacontenttype", "application/json"),
+	}, {
+		name:      "JSON too deep and no Content-Type is bytes",
+		body:      strings.Repeat("[", 513) + strings.Repeat("]", 513),
+		wantEvent: plainEvent(kind("bytes", strings.Repeat("5b", 513)+strings.Repeat("5d", 513))),
+	}, {
+		name:       "JSON with a byte order mark",
+		header:     ce("test.echo", "Content-Type", "application/json"),
+		body:       "\xef\xbb\xbf{}",
+		wantStatus: http.StatusBadRequest,
+		wantError:  "not valid JSON",
+	}, {
+		name:       "JSON that is not UTF-8",
+		header:     ce("test.echo", "Content-Type", "application/json"),
+		body:       "\"caf\xe9\"",
+		wantStatus: http.StatusBadRequest,
+		wantError:  "not valid JSON",
+	}, {
+		name:      "ce-time with a long fraction and an offset",
+		header:    ce("test.echo", "ce-time", "2024-02-29T23:59:59.1234567891+23:59"),
+		wantEvent: ceEvent("test.echo", kind("null", nil), "time", "2024-02-29T23:59:59.1234567891+23:59"),
+	}, {
+		name:       "ce-time with a lower-case t",
+		header:     ce("test.echo", "ce-time", "2024-05-01t12:00:00Z"),
+		wantStatus: http.StatusBadRequest,
+		wantError:  `ce-time "2024-05-01t12:00:00Z"`,
+	}, {
+		name:       "ce-time with a lower-case z",
+		header:     ce("test.echo", "ce-time", "2024-05-01T12:00:00z"),
+		wantStatus: http.StatusBadRequest,
+		wantError:  `ce-time "2024-05-01T12:00:00z"`,
+	}, {
+		name:       "ce-time with a leap second",
+		header:     ce("test.echo", "ce-time", "2016-12-31T23:59:60Z"),
+		wantStatus: http.StatusBadRequest,
+		wantError:  `ce-time "2016-12-31T23:59:60Z"`,
+	}, {
+		name:       "ce-time on a day the month has not",
+		header:     ce("test.echo", "ce-time", "2023-02-29T12:00:00Z"),
+		wantStatus: http.StatusBadRequest,
+		wantError:  `ce-time "2023-02-29T12:00:00Z"`,
+	}, {
+		name:       "ce-time with a comma before the fraction",
+		header:     ce("test.echo", "ce-time", "2024-05-01T12:00:00,5Z"),
+		wantStatus: http.StatusBadRequest,
+		wantError:  `ce-time "2024-05-01T12:00:00,5Z"`,
+	}, {
+		name:       "ce-time with offset +24:00",
+		header:     ce("test.echo", "ce-time", "2024-05-01T12:00:00+24:00"),
+		wantStatus: http.StatusBadRequest,
+		wantError:  `ce-time "2024-05-01T12:00:00+24:00"`,
+	}, {
 		name:       "ce-specversion 0.3",
 		header:     ce("test.echo", "ce-specversion", "0.3"),
 		wantStatus: http.StatusBadRequest,
@@ -331,10 +503,13 @@ func testEvents(t *testing.T, rt interpreted, root string) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			method := cmp.Or(tt.method, http.MethodPost)
-			status, header, body := p.do(t, method, cmp.Or(tt.path, "/"), tt.header, tt.body)
+			status, header, body := p.do(t, method, cmp.Or(tt.path, "/"), tt.header, tt.body, tt.added...)
 			wantStatus := cmp.Or(tt.wantStatus, http.StatusOK)
 			if status != wantStatus {
-				t.Fatalf("%s: status %d, want %d; body %s", method, status, wantStatus, body)
+				t.Fatalf("%s: status %d, want %d; body %.300s", method, status, wantStatus, body)
+			}
+			if method == http.MethodHead && len(body) > 0 {
+				t.Errorf("HEAD answered a body: %.300s", body)
 			}
 			wantType := cmp.Or(tt.wantType, "application/json")
 			if got := header.Get("Content-Type"); got != wantType {
@@ -369,7 +544,7 @@ func testEvents(t *testing.T, rt interpreted, root string) {
 				}
 			}
 			if !reflect.DeepEqual(echo.Event, tt.wantEvent) {
-				t.Errorf("the handler got event\n%v\nwant\n%v", echo.Event, tt.wantEvent)
+				t.Errorf("the handler got event\n%.2000v\nwant\n%.2000v", echo.Event, tt.wantEvent)
 			}
 			if !reflect.DeepEqual(echo.Context, rt.context) {
 				t.Errorf("the handler got context %v, want %v", echo.Context, rt.context)
@@ -517,9 +692,10 @@ func testAsync(t *testing.T, rt interpreted, root string) {
 }
 
 // testSIGTERM stops an invoker during a call: the call must finish and the
-// process exit 0.
+// process exit 0. The call takes longer than 5 seconds, but less than
+// FUNCTION_TIMEOUT and a second: the invoker must wait that long.
 func testSIGTERM(t *testing.T, rt interpreted, root string) {
-	p := startInvoker(t, rt, root, rt.handler)
+	p := startInvoker(t, rt, root, rt.handler, "FUNCTION_TIMEOUT=6500ms")
 	type answer struct {
 		status int
 		body   []byte
@@ -527,7 +703,7 @@ func testSIGTERM(t *testing.T, rt interpreted, root string) {
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		status, _, body, err := p.request(http.MethodPost, "/", ce("test.sleep", "Content-Type", "application/json"), "0.5")
+		status, _, body, err := p.request(http.MethodPost, "/", ce("test.sleep", "Content-Type", "application/json"), "5.5")
 		answered <- answer{status, body, err}
 	}()
 	p.waitStderr(t, "sleeping") // the call is in the handler
@@ -543,6 +719,125 @@ func testSIGTERM(t *testing.T, rt interpreted, root string) {
 	if !strings.Contains(p.stderr.String(), "SIGTERM") {
 		t.Errorf("stderr does not mention SIGTERM:\n%s", p.stderr)
 	}
+}
+
+// testTimeout calls handlers that take longer than FUNCTION_TIMEOUT: the
+// invoker answers 500 at the deadline, counts a failure, says on stderr
+// that the handler is still running, and goes on serving.
+func testTimeout(t *testing.T, rt interpreted, root string) {
+	for _, handler := range []string{rt.handler, rt.asyncHandler} {
+		t.Run(handler, func(t *testing.T) {
+			t.Parallel()
+			p := startInvoker(t, rt, root, handler, "FUNCTION_TIMEOUT=300ms", "FUNCTION_NAME=slow")
+			start := time.Now()
+			status, _, body := p.do(t, http.MethodPost, "/", ce("test.sleep", "Content-Type", "application/json"), "3")
+			took := time.Since(start)
+			const want = `{"error":"timed out: the handler did not answer within FUNCTION_TIMEOUT 300ms"}`
+			if status != http.StatusInternalServerError || string(body) != want {
+				t.Errorf("a call past FUNCTION_TIMEOUT answered %d %s, want 500 %s", status, body, want)
+			}
+			if took < 300*time.Millisecond || took > 2*time.Second {
+				t.Errorf("a call past a 300ms FUNCTION_TIMEOUT answered after %v", took)
+			}
+			p.waitStderr(t, "did not answer event evt-1 within FUNCTION_TIMEOUT 300ms")
+			// The invoker still serves, the sleeping handler notwithstanding.
+			if status, _, body := p.do(t, http.MethodPost, "/", ce("test.echo"), ""); status != http.StatusOK {
+				t.Errorf("the call after a timeout answered %d %s", status, body)
+			}
+			_, _, text := p.do(t, http.MethodGet, "/metrics", nil, "")
+			m := parseMetrics(t, text)
+			for sample, want := range map[string]float64{`function_calls_total{function="slow"}`: 2, `function_failures_total{function="slow"}`: 1} {
+				if got := m.samples[sample]; got != want {
+					t.Errorf("%s = %v, want %v", sample, got, want)
+				}
+			}
+		})
+	}
+}
+
+// testBadTimeout starts invokers with a FUNCTION_TIMEOUT that is not a
+// positive Go duration: each must exit 1 naming the variable, as ferry's Go
+// main does.
+func testBadTimeout(t *testing.T, rt interpreted, root string) {
+	for _, timeout := range []string{"soon", "30", "0", "-5s", "1.5.s"} {
+		t.Run(timeout, func(t *testing.T) {
+			t.Parallel()
+			p := launchInvoker(t, rt, root, rt.handler, freePort(t), "FUNCTION_TIMEOUT="+timeout)
+			if code := p.wait(t); code != 1 {
+				t.Errorf("FUNCTION_TIMEOUT=%s: the invoker exited %d, want 1; stderr:\n%s", timeout, code, p.stderr)
+			}
+			if want := `FUNCTION_TIMEOUT "` + timeout + `" is not a positive Go duration`; !strings.Contains(p.stderr.String(), want) {
+				t.Errorf("stderr does not say %q:\n%s", want, p.stderr)
+			}
+		})
+	}
+}
+
+// testConnections checks the invoker closes connections as ferry's Go main
+// does: one that sends no request, or its headers too slowly, after 10s;
+// a kept-alive one idle for longer than that stays open. The three run at
+// once, not as parallel subtests, so that their waits overlap.
+func testConnections(t *testing.T, rt interpreted, root string) {
+	p := startInvoker(t, rt, root, rt.handler)
+	dial := func() net.Conn {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(p.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	// closedAfter reads until the invoker closes conn, answering 408 or not.
+	closedAfter := func(what string, conn net.Conn, start time.Time) {
+		conn.SetReadDeadline(start.Add(20 * time.Second))
+		answer, err := io.ReadAll(conn)
+		took := time.Since(start)
+		if err != nil || took < 9*time.Second || took > 15*time.Second {
+			t.Errorf("%s: the invoker closed the connection after %v (%v), answering %q; want after 10s", what, took, err, answer)
+		}
+		if len(answer) > 0 && !bytes.HasPrefix(answer, []byte("HTTP/1.1 408 ")) {
+			t.Errorf("%s: the invoker answered %q", what, answer)
+		}
+	}
+	silent, slow, idle := dial(), dial(), dial()
+	start := time.Now()
+	var wg sync.WaitGroup
+	wg.Go(func() { closedAfter("a connection without a request", silent, start) })
+	wg.Go(func() {
+		go func() {
+			io.WriteString(slow, "GET /healthz HTTP/1.1\r\nHost: x\r\n")
+			for range 40 {
+				time.Sleep(500 * time.Millisecond)
+				if _, err := io.WriteString(slow, "X-Slow: 1\r\n"); err != nil {
+					return
+				}
+			}
+		}()
+		closedAfter("a request whose headers come slowly", slow, start)
+	})
+	wg.Go(func() {
+		r := bufio.NewReader(idle)
+		for i := range 2 {
+			if i == 1 {
+				time.Sleep(11 * time.Second) // longer than the header timeout
+			}
+			idle.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Errorf("kept-alive connection, request %d: %v", i+1, err)
+				return
+			}
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Errorf("kept-alive connection, request %d: %v", i+1, err)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || string(body) != "ok" {
+				t.Errorf("kept-alive connection, request %d: %d %q", i+1, resp.StatusCode, body)
+			}
+		}
+	})
+	wg.Wait()
 }
 
 // testBrokenHandlers starts invokers whose handler cannot load: each must
@@ -586,8 +881,8 @@ func testExample(t *testing.T, rt interpreted, root string) {
 
 // layOut lays the runtime out as in an image, under a fresh folder that
 // stands for /ferry: invoker/ from Files, function/ and the dependencies
-// from testdata/<runtime>. It returns that folder, or skips the test when
-// the runtime's interpreter is not installed.
+// from testdata/<runtime>. It returns that folder; the test fails when the
+// runtime's interpreter is not installed.
 func layOut(t *testing.T, rt interpreted) string {
 	t.Helper()
 	entrypoint, err := invoker.Entrypoint(rt.runtime)
@@ -595,7 +890,7 @@ func layOut(t *testing.T, rt interpreted) string {
 		t.Fatal(err)
 	}
 	if _, err := exec.LookPath(entrypoint[0]); err != nil {
-		t.Skipf("%s is not installed: %v", entrypoint[0], err)
+		t.Fatalf("%s is not installed (%v): the invoker tests need it; run hack/deps.sh", entrypoint[0], err)
 	}
 	root := t.TempDir()
 	if err := os.CopyFS(root, os.DirFS(filepath.Join("testdata", rt.runtime))); err != nil {
@@ -756,9 +1051,10 @@ func (p *process) waitStderr(t *testing.T, want string) {
 }
 
 // do sends one request and returns the answer; an empty body sends none.
-func (p *process) do(t *testing.T, method, path string, header map[string]string, body string) (int, http.Header, []byte) {
+// added are more headers, name and value, added after header's.
+func (p *process) do(t *testing.T, method, path string, header map[string]string, body string, added ...string) (int, http.Header, []byte) {
 	t.Helper()
-	status, h, answer, err := p.request(method, path, header, body)
+	status, h, answer, err := p.request(method, path, header, body, added...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -767,7 +1063,7 @@ func (p *process) do(t *testing.T, method, path string, header map[string]string
 
 // request is do for goroutines other than the test's, which must not call
 // t.Fatal.
-func (p *process) request(method, path string, header map[string]string, body string) (int, http.Header, []byte, error) {
+func (p *process) request(method, path string, header map[string]string, body string, added ...string) (int, http.Header, []byte, error) {
 	var reader io.Reader
 	if body != "" {
 		reader = strings.NewReader(body)
@@ -778,6 +1074,9 @@ func (p *process) request(method, path string, header map[string]string, body st
 	}
 	for name, value := range header {
 		req.Header.Set(name, value)
+	}
+	for i := 0; i+1 < len(added); i += 2 {
+		req.Header.Add(added[i], added[i+1])
 	}
 	resp, err := client.Do(req)
 	if err != nil {

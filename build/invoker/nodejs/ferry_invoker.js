@@ -4,9 +4,9 @@
 // ferry adds this file to every Node.js function image as
 // /ferry/invoker/ferry_invoker.js and starts it with `node` and this path.
 // The contract is written in build/invoker/doc.go of the ferry repository.
-// In short: GET /healthz and GET /metrics answer themselves, and every other
-// request calls the handler named by FERRY_HANDLER ("path/to/file.export")
-// with the CloudEvent the request carries.
+// In short: GET or HEAD of /healthz and /metrics answer themselves, and
+// every other request calls the handler named by FERRY_HANDLER
+// ("path/to/file.export") with the CloudEvent the request carries.
 //
 // The handler is `(event, context) => result`, or a Promise of it. `event`
 // has data, id, type, source, time (the ce-time string or null) and
@@ -32,16 +32,27 @@ const ROOT = path.dirname(path.dirname(path.resolve(__filename)));
 const FUNCTION_DIR = path.resolve(process.env.FERRY_FUNCTION_DIR || path.join(ROOT, "function"));
 
 const DEFAULT_PORT = 8080;
-const DEFAULT_TIMEOUT_MS = 30000; // ferry's default function timeout
+const DEFAULT_TIMEOUT = "30s"; // ferry's default function timeout
 const DEFAULT_MEMORY = "128Mi"; // ferry's default function memory
+// The longest Go duration, in milliseconds: FUNCTION_TIMEOUT is one.
+const MAX_DURATION_MS = 9223372036854.775;
+// setTimeout fires at once for a longer delay; a timer this long is not armed.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 // The gateway limits bodies too; this limit protects the process.
 const MAX_BODY = 6 * 1024 * 1024;
 // A body this much too large is still read and dropped, so that the client
 // sees the 413 instead of a reset connection; a larger one is not.
 const DRAIN_LIMIT = 16 * 1024 * 1024;
-// After SIGTERM, calls in flight get this long to finish.
-const SHUTDOWN_GRACE_MS = 5000;
+// After SIGTERM, calls in flight get FUNCTION_TIMEOUT and this long to finish.
+const SHUTDOWN_EXTRA_MS = 1000;
+// A kept-alive connection is closed after this long without a request, and
+// one whose request line and headers take longer than HEADER_TIMEOUT_MS;
+// ferry's Go main does the same.
+const IDLE_TIMEOUT_MS = 120 * 1000;
+const HEADER_TIMEOUT_MS = 10 * 1000;
+// JSON data may nest this many arrays and objects, in every runtime.
+const MAX_JSON_DEPTH = 512;
 
 const PLAIN_EVENT_TYPE = "dev.ferry.http.request";
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -59,8 +70,24 @@ const ATTRIBUTE_HEADERS = new Set([
   "ce-dataschema",
 ]);
 const REQUIRED_HEADERS = ["ce-id", "ce-source", "ce-type"];
+// RFC 3339 as ferry's Go main takes it: upper-case T and Z, seconds up to 59,
+// a fraction after a full stop, offsets up to 23:59; isRFC3339 checks the day.
 const RFC3339 =
-  /^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$/;
+  /^([0-9]{4})-(0[1-9]|1[0-2])-([0-9]{2})T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$/;
+// Charsets text data is decoded by, by name; any other is UTF-8. The Python
+// invoker and ferry's Go main know the same names.
+const CHARSETS = new Map([
+  ["utf-8", "utf-8"],
+  ["utf8", "utf-8"],
+  ["us-ascii", "ascii"],
+  ["ascii", "ascii"],
+  ["iso-8859-1", "latin1"],
+  ["iso_8859-1", "latin1"],
+  ["iso8859-1", "latin1"],
+  ["latin1", "latin1"],
+  ["latin-1", "latin1"],
+  ["l1", "latin1"],
+]);
 
 function log(message) {
   process.stderr.write(`ferry invoker: ${message}\n`);
@@ -193,16 +220,21 @@ function parseDuration(text) {
   return sign * total;
 }
 
-function contextFromEnv() {
-  const timeoutText = process.env.FUNCTION_TIMEOUT || "";
-  let timeout = DEFAULT_TIMEOUT_MS;
-  if (timeoutText) {
-    try {
-      timeout = parseDuration(timeoutText);
-    } catch {
-      log(`FUNCTION_TIMEOUT "${timeoutText}" is not a Go duration such as 30s; using ${DEFAULT_TIMEOUT_MS / 1000}s`);
-    }
+// timeoutFromEnv returns FUNCTION_TIMEOUT as set (or the default) and in
+// milliseconds; undefined when it is not a positive Go duration.
+function timeoutFromEnv() {
+  const text = process.env.FUNCTION_TIMEOUT || DEFAULT_TIMEOUT;
+  let ms = 0;
+  try {
+    ms = parseDuration(text);
+  } catch {
+    // not a duration
   }
+  if (!(ms > 0 && ms <= MAX_DURATION_MS)) return undefined;
+  return { text, ms };
+}
+
+function contextFromEnv(timeout) {
   // Frozen: one context serves every call, so no call may change it for the next.
   return Object.freeze({
     functionName: process.env.FUNCTION_NAME || "",
@@ -227,29 +259,74 @@ function mediaType(contentType) {
   return contentType.split(";", 1)[0].trim().toLowerCase();
 }
 
+// charsetOf is the charset parameter of a Content-Type, lower case and
+// unquoted; "" when there is none.
 function charsetOf(contentType) {
   for (const param of contentType.split(";").slice(1)) {
     const eq = param.indexOf("=");
-    if (eq >= 0 && param.slice(0, eq).trim().toLowerCase() === "charset") {
-      return param.slice(eq + 1).trim().replace(/^"|"$/g, "");
+    const key = eq >= 0 ? param.slice(0, eq) : param;
+    if (key.trim().toLowerCase() === "charset") {
+      return (eq >= 0 ? param.slice(eq + 1) : "").trim().replace(/^"/, "").replace(/"$/, "").toLowerCase();
     }
   }
-  return "utf-8";
+  return "";
 }
 
-// parseJSON refuses bytes that are not UTF-8, as JSON must be.
-function parseJSON(body) {
-  return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
-}
-
-function decodeText(body, charset) {
-  let decoder;
-  try {
-    decoder = new TextDecoder(charset);
-  } catch {
-    decoder = new TextDecoder("utf-8"); // a charset Node does not know
+// nestsTooDeeply is whether text opens more than MAX_JSON_DEPTH arrays and
+// objects at once, brackets in strings aside.
+function nestsTooDeeply(text) {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes what follows
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_JSON_DEPTH) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
   }
-  return decoder.decode(body);
+  return false;
+}
+
+// parseJSON refuses bytes that are not UTF-8, as JSON must be, a byte order
+// mark, and JSON nesting deeper than MAX_JSON_DEPTH.
+function parseJSON(body) {
+  const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(body);
+  if (nestsTooDeeply(text)) throw new Error(`it nests deeper than ${MAX_JSON_DEPTH} arrays and objects`);
+  return JSON.parse(text);
+}
+
+// decodeText is text data as a string: by its charset when CHARSETS names
+// it, else UTF-8; a byte the charset does not allow becomes U+FFFD.
+function decodeText(body, charset) {
+  const buffer = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  switch (CHARSETS.get(charset)) {
+    case "latin1":
+      return buffer.toString("latin1"); // ISO-8859-1; TextDecoder's latin1 is windows-1252
+    case "ascii":
+      return buffer.toString("latin1").replace(/[\u0080-\u00ff]/g, "\ufffd");
+    default:
+      // ignoreBOM keeps a byte order mark in the text, as Python and Go do.
+      return new TextDecoder("utf-8", { ignoreBOM: true }).decode(buffer);
+  }
+}
+
+function daysInMonth(year, month) {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+// isRFC3339 is whether text is a timestamp ferry's Go main takes for ce-time.
+function isRFC3339(text) {
+  const match = RFC3339.exec(text);
+  if (match === null) return false;
+  const day = Number(match[3]);
+  return day >= 1 && day <= daysInMonth(Number(match[1]), Number(match[2]));
 }
 
 // decodeData is the event's data: JSON decoded, text/* a string, anything
@@ -289,11 +366,16 @@ function headerValue(value) {
 
 // buildEvent is the event a request carries: binary-mode CloudEvents 1.0, or
 // a plain request made into one.
-function buildEvent(headers, body) {
-  const contentType = headers["content-type"];
+function buildEvent(req, body) {
+  const contentType = req.headers["content-type"];
   const ce = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith("ce-")) ce[name] = headerValue(value);
+  // why: req.headers joins a repeated header with ", "; the first counts, as
+  // in the other runtimes.
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i].toLowerCase();
+    if (name.startsWith("ce-") && name.length > 3 && !Object.hasOwn(ce, name)) {
+      ce[name] = headerValue(req.rawHeaders[i + 1]);
+    }
   }
   let event;
   if (ce["ce-specversion"] !== undefined) {
@@ -307,7 +389,7 @@ function buildEvent(headers, body) {
       }
     }
     const time = ce["ce-time"];
-    if (time !== undefined && !RFC3339.test(time)) {
+    if (time !== undefined && !isRFC3339(time)) {
       throw new HTTPError(400, `header ce-time "${time}" is not an RFC 3339 timestamp such as 2024-05-01T12:00:00Z`);
     }
     const extensions = {};
@@ -430,24 +512,52 @@ function errorBody(message) {
   return JSON.stringify({ error: message });
 }
 
+const TIMED_OUT = Symbol("timed out");
+
 class Invoker {
-  constructor(spec, handler, context) {
+  constructor(spec, handler, context, timeoutText) {
     this.spec = spec;
     this.handler = handler;
     this.context = context;
+    this.timeoutText = timeoutText;
     this.metrics = new Metrics(context.functionName);
     this.inflight = 0;
     this.draining = false;
   }
 
-  // call answers event with [status, body, content type].
+  // call answers event with [status, body, content type]. The handler gets
+  // FUNCTION_TIMEOUT to answer; after that the call is answered 500 without
+  // it. Nothing can stop a promise, so the handler runs on to its end unheard.
   async call(event) {
+    const start = performance.now();
+    let timer;
+    const deadline = new Promise((resolve) => {
+      if (this.context.timeout <= MAX_TIMER_MS) timer = setTimeout(resolve, this.context.timeout, TIMED_OUT);
+    });
+    let running;
+    try {
+      running = Promise.resolve(this.handler(event, this.context));
+    } catch (err) {
+      running = Promise.reject(err);
+    }
     let result;
     try {
-      result = await this.handler(event, this.context);
+      result = await Promise.race([running, deadline]);
     } catch (err) {
-      log(`${this.spec} raised on event ${event.id}:\n${stackOf(err)}`);
-      return [500, errorBody(messageOf(err)), JSON_TYPE];
+      if (performance.now() - start < this.context.timeout) {
+        log(`${this.spec} raised on event ${event.id}:\n${stackOf(err)}`);
+        return [500, errorBody(messageOf(err)), JSON_TYPE];
+      }
+      result = TIMED_OUT; // a handler that blocked past its deadline, then threw
+    } finally {
+      clearTimeout(timer);
+    }
+    // why: a handler that blocks the event loop past the deadline keeps the
+    // timer from firing, but timed out all the same.
+    if (result === TIMED_OUT || performance.now() - start > this.context.timeout) {
+      log(`${this.spec} did not answer event ${event.id} within FUNCTION_TIMEOUT ${this.timeoutText}: answered 500, but it is still running`);
+      running.catch((err) => log(`${this.spec} raised on event ${event.id} after its timeout:\n${stackOf(err)}`));
+      return [500, errorBody(`timed out: the handler did not answer within FUNCTION_TIMEOUT ${this.timeoutText}`), JSON_TYPE];
     }
     if (result instanceof Uint8Array) {
       return [200, Buffer.from(result.buffer, result.byteOffset, result.byteLength), "application/octet-stream"];
@@ -485,10 +595,11 @@ async function serve(invoker, req, res) {
   } catch {
     // keep the path as sent
   }
-  if (req.method === "GET" && pathname === "/healthz") {
+  const probe = req.method === "GET" || req.method === "HEAD";
+  if (probe && pathname === "/healthz") {
     return send(res, 200, "ok", "text/plain; charset=utf-8", invoker.draining);
   }
-  if (req.method === "GET" && pathname === "/metrics") {
+  if (probe && pathname === "/metrics") {
     return send(res, 200, invoker.metrics.render(), METRICS_TYPE, invoker.draining);
   }
   const start = process.hrtime.bigint();
@@ -497,7 +608,7 @@ async function serve(invoker, req, res) {
     let body, contentType;
     let close = invoker.draining;
     try {
-      [status, body, contentType] = await invoker.call(buildEvent(req.headers, await readBody(req)));
+      [status, body, contentType] = await invoker.call(buildEvent(req, await readBody(req)));
     } catch (err) {
       if (!(err instanceof HTTPError)) throw err;
       [status, body, contentType] = [err.status, errorBody(err.message), JSON_TYPE];
@@ -517,6 +628,11 @@ function parsePort(text) {
 
 async function main() {
   const spec = process.env.FERRY_HANDLER || "";
+  const timeout = timeoutFromEnv();
+  if (timeout === undefined) {
+    log(`FUNCTION_TIMEOUT "${process.env.FUNCTION_TIMEOUT}" is not a positive Go duration such as 30s`);
+    process.exit(1);
+  }
   const portText = process.env.PORT || String(DEFAULT_PORT);
   const port = parsePort(portText);
   if (port === undefined) {
@@ -532,9 +648,9 @@ async function main() {
     if (err.cause !== undefined) process.stderr.write(`${stackOf(err.cause)}\n`);
     process.exit(2);
   }
-  const invoker = new Invoker(spec, loaded.handler, contextFromEnv());
+  const invoker = new Invoker(spec, loaded.handler, contextFromEnv(timeout.ms), timeout.text);
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ headersTimeout: HEADER_TIMEOUT_MS, connectionsCheckingInterval: 1000 }, (req, res) => {
     invoker.inflight++;
     // why: "close" comes once the answer is handed to the OS or the client is
     // gone, so exiting at zero in flight cannot cut an answer short.
@@ -551,7 +667,7 @@ async function main() {
   // why: Node closes idle keep-alive connections after 5s by default, which
   // races a client (the gateway) that reuses them for longer; two minutes is
   // what ferry's Go main allows too.
-  server.keepAliveTimeout = 120 * 1000;
+  server.keepAliveTimeout = IDLE_TIMEOUT_MS;
   server.on("error", (err) => {
     log(`cannot listen on :${port}: ${err.message}`);
     process.exit(1);
@@ -564,10 +680,15 @@ async function main() {
     server.close();
     server.closeIdleConnections();
     if (invoker.inflight === 0) process.exit(0);
-    setTimeout(() => {
-      log(`${invoker.inflight} call(s) still running after ${SHUTDOWN_GRACE_MS / 1000}s; stopping anyway`);
-      process.exit(0);
-    }, SHUTDOWN_GRACE_MS);
+    // why: a call is answered by FUNCTION_TIMEOUT at the latest, timed out if
+    // need be; the extra second lets the last answers go out, as in Go's main.
+    const grace = timeout.ms + SHUTDOWN_EXTRA_MS;
+    if (grace <= MAX_TIMER_MS) {
+      setTimeout(() => {
+        log(`${invoker.inflight} call(s) still running after FUNCTION_TIMEOUT ${timeout.text} and ${SHUTDOWN_EXTRA_MS / 1000}s; stopping anyway`);
+        process.exit(0);
+      }, grace);
+    }
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

@@ -3,9 +3,9 @@
 ferry adds this file to every Python function image as
 /ferry/invoker/ferry_invoker.py and starts it with `python3` and this path.
 The contract is written in build/invoker/doc.go of the ferry repository. In
-short: GET /healthz and GET /metrics answer themselves, and every other
-request calls the handler named by FERRY_HANDLER ("module.function") with
-the CloudEvent the request carries.
+short: GET or HEAD of /healthz and /metrics answer themselves, and every
+other request calls the handler named by FERRY_HANDLER ("module.function")
+with the CloudEvent the request carries.
 
 The handler is `handle(event, context)` or `async def handle(event, context)`.
 `event` is a dict with "data", "id", "type", "source", "time" (the ce-time
@@ -19,12 +19,15 @@ dependencies in <root>/deps. Only the standard library is used, so the file
 runs on any Python 3.9 or later.
 """
 
+import array
 import asyncio
-import codecs
+import concurrent.futures
 import datetime
 import http.server
 import importlib
 import inspect
+import io
+import itertools
 import json
 import os
 import re
@@ -46,16 +49,26 @@ FUNCTION_DIR = os.path.abspath(
 DEPS_DIR = os.path.join(ROOT, "deps")
 
 DEFAULT_PORT = 8080
-DEFAULT_TIMEOUT = 30.0  # seconds; ferry's default function timeout
+DEFAULT_TIMEOUT = "30s"  # ferry's default function timeout
 DEFAULT_MEMORY = "128Mi"  # ferry's default function memory
+# The longest Go duration, in seconds: FUNCTION_TIMEOUT is one.
+MAX_DURATION = (2**63 - 1) / 1e9
 
 # The gateway limits bodies too; this limit protects the process.
 MAX_BODY = 6 << 20
 # A declared body this much too large is still read and dropped, so that the
 # client sees the 413 instead of a reset connection; a larger one is not.
 DRAIN_LIMIT = 16 << 20
-# After SIGTERM, calls in flight get this long to finish.
-SHUTDOWN_GRACE = 5.0
+# After SIGTERM, calls in flight get FUNCTION_TIMEOUT and this long to finish.
+SHUTDOWN_EXTRA = 1.0
+# A kept-alive connection is closed after this long without a request, and
+# one whose request line and headers take longer than HEADER_TIMEOUT; ferry's
+# Go main does the same. A body must keep coming: a read that waits
+# IDLE_TIMEOUT for it ends the connection too.
+IDLE_TIMEOUT = 120.0
+HEADER_TIMEOUT = 10.0
+# JSON data may nest this many arrays and objects, in every runtime.
+MAX_JSON_DEPTH = 512
 
 PLAIN_EVENT_TYPE = "dev.ferry.http.request"
 
@@ -80,10 +93,27 @@ ATTRIBUTE_HEADERS = {
     "ce-dataschema": "dataschema",
 }
 REQUIRED_HEADERS = ("ce-id", "ce-source", "ce-type")
+# RFC 3339 as ferry's Go main takes it: upper-case T and Z, seconds up to 59,
+# a fraction after a full stop, offsets up to 23:59; is_rfc3339 checks the day.
 RFC3339 = re.compile(
-    r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)"
-    r"(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+    r"([0-9]{4})-(0[1-9]|1[0-2])-([0-9]{2})T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])",
+    re.ASCII,
 )
+# Charsets text data is decoded by, by name; any other is UTF-8. The Node.js
+# invoker and ferry's Go main know the same names.
+CHARSETS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "us-ascii": "ascii",
+    "ascii": "ascii",
+    "iso-8859-1": "latin-1",
+    "iso_8859-1": "latin-1",
+    "iso8859-1": "latin-1",
+    "latin1": "latin-1",
+    "latin-1": "latin-1",
+    "l1": "latin-1",
+}
 PERCENT_ENCODED = re.compile(r"(?:[^%]|%[0-9A-Fa-f]{2})*")
 
 
@@ -207,14 +237,23 @@ class Context:
         return "Context(function_name=%r, timeout=%r, memory=%r)" % (self.function_name, self.timeout, self.memory)
 
 
-def context_from_env():
-    timeout_text = os.environ.get("FUNCTION_TIMEOUT", "")
-    timeout = DEFAULT_TIMEOUT
-    if timeout_text:
-        try:
-            timeout = parse_duration(timeout_text)
-        except ValueError:
-            log('FUNCTION_TIMEOUT "%s" is not a Go duration such as 30s; using %gs' % (timeout_text, DEFAULT_TIMEOUT))
+class ConfigError(Exception):
+    """The environment sets something the invoker cannot run with."""
+
+
+def timeout_from_env():
+    """FUNCTION_TIMEOUT as set (or the default) and in seconds; ConfigError when it is not a positive Go duration."""
+    text = os.environ.get("FUNCTION_TIMEOUT") or DEFAULT_TIMEOUT
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= MAX_DURATION:
+        raise ConfigError('FUNCTION_TIMEOUT "%s" is not a positive Go duration such as 30s' % text)
+    return text, seconds
+
+
+def context_from_env(timeout):
     return Context(
         os.environ.get("FUNCTION_NAME", ""),
         timeout,
@@ -238,11 +277,22 @@ def media_type(content_type):
 
 
 def charset_of(content_type):
+    """The charset parameter of a Content-Type, lower case and unquoted; "" when there is none."""
     for param in content_type.split(";")[1:]:
         key, _, value = param.partition("=")
         if key.strip().lower() == "charset":
-            return value.strip().strip('"')
-    return "utf-8"
+            value = value.strip()
+            if value.startswith('"'):
+                value = value[1:]
+            if value.endswith('"'):
+                value = value[:-1]
+            return value.lower()
+    return ""
+
+
+def decode_text(body, charset):
+    """Text data as a str: by its charset when CHARSETS names it, else UTF-8; bad bytes become U+FFFD."""
+    return body.decode(CHARSETS.get(charset, "utf-8"), errors="replace")
 
 
 def _reject_constant(name):
@@ -250,8 +300,31 @@ def _reject_constant(name):
     raise ValueError("%s is not valid JSON" % name)
 
 
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def nests_too_deeply(body):
+    """Whether body opens more than MAX_JSON_DEPTH arrays and objects at once, brackets in strings aside."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    # why: a loop over the bytes in Python is slow on a 6 MiB body; these
+    # regular expressions and accumulate run in C.
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", body))
+    steps = array.array("b", brackets.translate(_BRACKET_STEP))
+    return max(itertools.accumulate(steps), default=0) > MAX_JSON_DEPTH
+
+
 def parse_json(body):
-    return json.loads(body, parse_constant=_reject_constant)
+    """The JSON value of body; ValueError when body is not UTF-8 JSON nesting at most MAX_JSON_DEPTH levels."""
+    text = body.decode("utf-8")  # a UnicodeDecodeError is a ValueError; a byte order mark is left to fail
+    if nests_too_deeply(body):
+        raise ValueError("it nests deeper than %d arrays and objects" % MAX_JSON_DEPTH)
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("it nests deeper than %d arrays and objects" % MAX_JSON_DEPTH) from None
 
 
 def decode_data(body, content_type):
@@ -265,18 +338,28 @@ def decode_data(body, content_type):
         except ValueError as exc:  # includes UnicodeDecodeError
             raise HTTPError(400, "the body is not valid JSON, though Content-Type is %s: %s" % (kind, exc)) from None
     if kind.startswith("text/"):
-        charset = charset_of(content_type)
-        try:
-            codecs.lookup(charset)
-        except LookupError:
-            charset = "utf-8"
-        return body.decode(charset, errors="replace")
+        return decode_text(body, charset_of(content_type))
     if not kind:
         try:
             return parse_json(body)
         except ValueError:
             return body
     return body
+
+
+def days_in_month(year, month):
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def is_rfc3339(text):
+    """Whether text is a timestamp ferry's Go main takes for ce-time."""
+    match = RFC3339.fullmatch(text)
+    if not match:
+        return False
+    year, month, day = int(match.group(1)), int(match.group(2)), int(match.group(3))
+    return 1 <= day <= days_in_month(year, month)
 
 
 def header_value(value):
@@ -297,7 +380,8 @@ def build_event(headers, body):
     ce = {}
     for name, value in headers.items():
         name = name.lower()
-        if name.startswith("ce-") and name not in ce:
+        # The first of a repeated header counts, as in the other runtimes.
+        if name.startswith("ce-") and len(name) > 3 and name not in ce:
             ce[name] = header_value(value)
     content_type = headers.get("Content-Type")
     if "ce-specversion" in ce:
@@ -309,7 +393,7 @@ def build_event(headers, body):
         for name in REQUIRED_HEADERS:
             if not ce.get(name):
                 raise HTTPError(400, "header %s is missing: a CloudEvents 1.0 request needs ce-id, ce-source and ce-type" % name)
-        if "ce-time" in ce and not RFC3339.fullmatch(ce["ce-time"]):
+        if "ce-time" in ce and not is_rfc3339(ce["ce-time"]):
             raise HTTPError(400, 'header ce-time "%s" is not an RFC 3339 timestamp such as 2024-05-01T12:00:00Z' % ce["ce-time"])
         event = {
             "data": None,
@@ -409,12 +493,13 @@ class AsyncRunner:
         self._lock = threading.Lock()
         self._loop = None
 
-    def run(self, awaitable):
+    def submit(self, awaitable):
+        """A concurrent.futures.Future of awaitable, run on the loop."""
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
                 threading.Thread(target=self._loop.run_forever, name="ferry-asyncio", daemon=True).start()
-        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop).result()
+        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop)
 
 
 async def _awaited(awaitable):
@@ -424,10 +509,12 @@ async def _awaited(awaitable):
 class Invoker:
     """The loaded handler and what calls to it share."""
 
-    def __init__(self, spec, handler, context):
+    def __init__(self, spec, handler, context, timeout_text):
         self.spec = spec
         self.handler = handler
+        self.is_async = inspect.iscoroutinefunction(handler)
         self.context = context
+        self.timeout_text = timeout_text
         self.metrics = Metrics(context.function_name)
         self.runner = AsyncRunner()
         self.draining = False
@@ -435,14 +522,44 @@ class Invoker:
         self._idle = threading.Condition()
 
     def call(self, event):
-        """The status, body and content type answering event."""
-        try:
-            result = self.handler(event, self.context)
-            if inspect.isawaitable(result):
-                result = self.runner.run(result)
-        except BaseException as exc:  # why: even SystemExit from a handler must answer, not kill the thread
-            log("%s raised on event %s:\n%s" % (self.spec, event["id"], traceback.format_exc().rstrip()))
+        """The status, body and content type answering event.
+
+        The handler gets FUNCTION_TIMEOUT to answer; after that the call is
+        answered 500 without it. Python cannot stop a thread, so a sync
+        handler runs on a thread of its own and goes on to its end unheard;
+        an async handler's task is cancelled.
+        """
+        outcome = {}  # "result", or "error" with the exception
+        if self.is_async:
+            # why: calling an async def only makes the coroutine; the loop runs it.
+            try:
+                future = self.runner.submit(self.handler(event, self.context))
+            except BaseException as exc:
+                outcome["error"] = exc
+                self._log_raised(event, exc)
+            else:
+                finished, _ = concurrent.futures.wait([future], timeout=min(self.context.timeout, threading.TIMEOUT_MAX))
+                if finished:
+                    try:
+                        outcome["result"] = future.result()
+                    except BaseException as exc:  # the coroutine's exception
+                        outcome["error"] = exc
+                        self._log_raised(event, exc)
+                else:
+                    future.cancel()
+                    return self._timed_out(event, "its task is cancelled")
+        else:
+            done = threading.Event()
+            running = threading.Thread(
+                target=self._run_sync, args=(event, outcome, done), name="ferry-handler-%s" % event["id"], daemon=True
+            )
+            running.start()
+            if not done.wait(min(self.context.timeout, threading.TIMEOUT_MAX)):
+                return self._timed_out(event, "it is still running")
+        if "error" in outcome:
+            exc = outcome["error"]
             return 500, error_body(str(exc) or type(exc).__name__), JSON_TYPE
+        result = outcome["result"]
         if isinstance(result, (bytes, bytearray, memoryview)):
             return 200, bytes(result), "application/octet-stream"
         try:
@@ -451,6 +568,29 @@ class Invoker:
             message = "the result of %s is not JSON serialisable: %s" % (self.spec, exc)
             log(message)
             return 500, error_body(message), JSON_TYPE
+
+    def _run_sync(self, event, outcome, done):
+        """Calls the handler, on a thread of its own, into outcome; sets done when it returns."""
+        try:
+            result = self.handler(event, self.context)
+            if inspect.isawaitable(result):  # a sync function that returns a coroutine
+                result = self.runner.submit(result).result()
+            outcome["result"] = result
+        except BaseException as exc:  # why: even SystemExit from a handler must answer, not kill the thread
+            outcome["error"] = exc
+            self._log_raised(event, exc)
+        finally:
+            done.set()
+
+    def _log_raised(self, event, exc):
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+        log("%s raised on event %s:\n%s" % (self.spec, event["id"], trace))
+
+    def _timed_out(self, event, what):
+        message = "timed out: the handler did not answer within FUNCTION_TIMEOUT %s" % self.timeout_text
+        log("%s did not answer event %s within FUNCTION_TIMEOUT %s: answered 500, but %s"
+            % (self.spec, event["id"], self.timeout_text, what))
+        return 500, error_body(message), JSON_TYPE
 
     def enter(self):
         with self._idle:
@@ -474,10 +614,51 @@ class Invoker:
 # --- HTTP ----------------------------------------------------------------------
 
 
+class DeadlineReader(socket.SocketIO):
+    """A connection's reads, each bounded: by the time left to deadline when one is set, by IDLE_TIMEOUT otherwise."""
+
+    deadline = None  # time.monotonic() by which the reads must be done
+
+    def readinto(self, buffer):
+        if self.deadline is None:
+            self._sock.settimeout(IDLE_TIMEOUT)
+        else:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out")  # TimeoutError from Python 3.10 on
+            self._sock.settimeout(left)
+        return super().readinto(buffer)
+
+
 class RequestHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ferry-invoker"
     sys_version = ""
+
+    def setup(self):
+        super().setup()
+        # why: a socket timeout bounds each read, not the headers as a whole;
+        # DeadlineReader bounds them as Go's ReadHeaderTimeout does.
+        self.reader = DeadlineReader(self.connection, "rb")
+        self.rfile.close()
+        self.rfile = io.BufferedReader(self.reader)
+        self.reader.deadline = time.monotonic() + HEADER_TIMEOUT  # the first request's
+        self.served = False
+
+    def handle_one_request(self):
+        if self.served:
+            # Wait for the next request on a kept-alive connection, at most IDLE_TIMEOUT.
+            self.reader.deadline = time.monotonic() + IDLE_TIMEOUT
+            try:
+                waiting = self.rfile.peek(1)
+            except OSError:  # timed out, or the client went away
+                waiting = b""
+            if not waiting:
+                self.close_connection = True
+                return
+            self.reader.deadline = time.monotonic() + HEADER_TIMEOUT
+        self.served = True
+        super().handle_one_request()
 
     def __getattr__(self, name):
         # why: BaseHTTPRequestHandler dispatches on do_<METHOD>; every method
@@ -493,14 +674,17 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
         pass  # one line per request is noise; errors go through log_error
 
     def log_error(self, format, *args):
+        if format.startswith("Request timed out"):
+            return  # a client too slow with its headers, as Go's server does not log either
         log(format % args)
 
     def serve(self):
+        self.reader.deadline = None  # the headers are in; the body reads get IDLE_TIMEOUT each
         invoker = self.server.invoker
         path = urllib.parse.urlsplit(self.path).path
-        if self.command == "GET" and path == "/healthz":
+        if self.command in ("GET", "HEAD") and path == "/healthz":
             return self.reply(200, b"ok", "text/plain; charset=utf-8")
-        if self.command == "GET" and path == "/metrics":
+        if self.command in ("GET", "HEAD") and path == "/metrics":
             return self.reply(200, invoker.metrics.render(), METRICS_TYPE)
         invoker.enter()
         start, status = time.monotonic(), 500
@@ -509,6 +693,10 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
                 status, body, content_type = invoker.call(build_event(self.headers, self.read_body()))
             except HTTPError as exc:
                 status, body, content_type = exc.status, error_body(str(exc)), JSON_TYPE
+            except Exception as exc:  # why: a request must get an answer, not a dropped connection
+                log("serving %s %s failed:\n%s" % (self.command, self.path, traceback.format_exc().rstrip()))
+                status, body, content_type = 500, error_body(str(exc) or type(exc).__name__), JSON_TYPE
+                self.close_connection = True
             self.reply(status, body, content_type)
         finally:
             # Every invocation counts, a refused one too; only a 5xx is a failure.
@@ -516,6 +704,13 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
             invoker.leave()
 
     def read_body(self):
+        try:
+            return self.read_body_bytes()
+        except OSError as exc:  # timed out, or the client went away
+            self.close_connection = True
+            raise HTTPError(400, "reading the body failed: %s" % exc) from None
+
+    def read_body_bytes(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self.read_chunked()
         declared = self.headers.get("Content-Length")
@@ -569,6 +764,7 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
             length -= len(chunk)
 
     def reply(self, status, body, content_type):
+        self.connection.settimeout(IDLE_TIMEOUT)  # a client that does not take its answer is dropped in time
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -624,6 +820,11 @@ def listen(port, invoker):
 
 def main():
     spec = os.environ.get("FERRY_HANDLER", "")
+    try:
+        timeout_text, timeout = timeout_from_env()
+    except ConfigError as exc:
+        log(str(exc))
+        return 1
     port_text = os.environ.get("PORT") or str(DEFAULT_PORT)
     if not re.fullmatch(r"[0-9]{1,5}", port_text) or int(port_text) > 65535:
         log('PORT "%s" is not a port number' % port_text)
@@ -636,7 +837,7 @@ def main():
         if exc.cause is not None:
             traceback.print_exception(type(exc.cause), exc.cause, exc.cause.__traceback__, file=sys.stderr)
         return 2
-    invoker = Invoker(spec, handler, context_from_env())
+    invoker = Invoker(spec, handler, context_from_env(timeout), timeout_text)
     try:
         server = listen(int(port_text), invoker)
     except OSError as exc:
@@ -657,8 +858,12 @@ def main():
     log("serving %s on :%d" % (spec, server.server_address[1]))
     server.serve_forever(poll_interval=0.1)
     server.server_close()
-    if not invoker.wait_idle(SHUTDOWN_GRACE):
-        log("%d call(s) still running after %gs; stopping anyway" % (invoker.inflight(), SHUTDOWN_GRACE))
+    # why: a call is answered by FUNCTION_TIMEOUT at the latest, timed out if
+    # need be; the extra second lets the last answers go out, as in Go's main.
+    grace = timeout + SHUTDOWN_EXTRA
+    if not invoker.wait_idle(min(grace, threading.TIMEOUT_MAX)):
+        log("%d call(s) still running after FUNCTION_TIMEOUT %s and %gs; stopping anyway"
+            % (invoker.inflight(), timeout_text, SHUTDOWN_EXTRA))
     return 0
 
 

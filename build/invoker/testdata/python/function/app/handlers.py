@@ -52,6 +52,9 @@ def handle(event, context):
 
 
 async def handle_async(event, context):
-    """Echo the event after giving the event loop a turn."""
+    """Echo the event after giving the event loop a turn, or after data seconds for test.sleep."""
+    if event["type"] == "test.sleep":
+        print("sleeping", file=sys.stderr, flush=True)
+        await asyncio.sleep(event["data"])
     await asyncio.sleep(0.01)
     return echo(event, context)
