@@ -334,7 +334,11 @@ func goRunBuild(ctx context.Context, b goBuild, ws *goWorkspace, tool *goTool) e
 		return err
 	}
 	bin := filepath.Join(ws.dir, "bin", "function")
-	cmd := exec.CommandContext(ctx, goCommand, "build", "-trimpath", "-buildvcs=false", "-ldflags=-buildid=", "-o", bin, "./main")
+	// -s -w leave out the symbol table and DWARF: the binary is a third
+	// smaller and links in half the time, which is most of a one-line
+	// change's build and push; panics still print functions and lines,
+	// which come from the runtime's own tables.
+	cmd := exec.CommandContext(ctx, goCommand, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", bin, "./main")
 	cmd.Dir = ws.dir
 	cmd.Env = tool.environ(b.Env,
 		"CGO_ENABLED=0",
