@@ -10,9 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path"
-	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/ferrycd/ferry/manifests"
 )
 
 // LocalSource returns the repository in dir as the build should see it:
@@ -157,8 +158,6 @@ func localSourceFoldsCase() bool {
 	return false
 }
 
-// localSourceMaxHops bounds symlink chains, as the kernel's ELOOP does.
-const localSourceMaxHops = 40
 
 // localFS is a folder with some paths hidden.
 type localFS struct {
@@ -200,71 +199,11 @@ func (l *localFS) resolve(op, name string, followLast bool) (string, error) {
 	if !fs.ValidPath(name) {
 		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
-	if name == "." {
-		return ".", nil
+	real, err := manifests.Resolve(l.fsys, name, followLast, l.hides)
+	if err != nil {
+		return "", &fs.PathError{Op: op, Path: name, Err: localSourcePathErr(err)}
 	}
-	// Every element remembers the link whose target it came from, so
-	// that a way out of the folder is blamed on the link that leads there.
-	type elem struct{ name, link, target string }
-	var pending []elem
-	for _, e := range strings.Split(name, "/") {
-		pending = append(pending, elem{name: e})
-	}
-	var resolved []string
-	hops := 0
-	for len(pending) > 0 {
-		e := pending[0]
-		pending = pending[1:]
-		switch e.name {
-		case "", ".":
-			continue
-		case "..":
-			// Only a link's target holds "..": name is valid.
-			if len(resolved) == 0 {
-				return "", &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%s is a symlink to %q, which leads outside the folder", e.link, e.target)}
-			}
-			resolved = resolved[:len(resolved)-1]
-			continue
-		}
-		cur := path.Join(path.Join(resolved...), e.name)
-		if l.hides(cur) {
-			return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
-		}
-		if len(pending) == 0 && !followLast {
-			resolved = append(resolved, e.name)
-			break
-		}
-		info, err := fs.Lstat(l.fsys, cur)
-		if err != nil {
-			return "", &fs.PathError{Op: op, Path: name, Err: localSourcePathErr(err)}
-		}
-		if info.Mode()&fs.ModeSymlink == 0 {
-			resolved = append(resolved, e.name)
-			continue
-		}
-		if hops++; hops > localSourceMaxHops {
-			return "", &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("more than %d symlinks in a chain (a loop?)", localSourceMaxHops)}
-		}
-		target, err := fs.ReadLink(l.fsys, cur)
-		if err != nil {
-			return "", &fs.PathError{Op: op, Path: name, Err: localSourcePathErr(err)}
-		}
-		t := filepath.ToSlash(target)
-		if t == "" || strings.HasPrefix(t, "/") || filepath.IsAbs(target) || filepath.VolumeName(target) != "" {
-			return "", &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%s is a symlink to %q, which leads outside the folder", cur, target)}
-		}
-		// A relative target is relative to the link's folder, which is
-		// what resolved holds now; its elements go in front of the rest.
-		var expanded []elem
-		for _, te := range strings.Split(t, "/") {
-			expanded = append(expanded, elem{name: te, link: cur, target: target})
-		}
-		pending = append(expanded, pending...)
-	}
-	if len(resolved) == 0 {
-		return ".", nil
-	}
-	return path.Join(resolved...), nil
+	return real, nil
 }
 
 // localSourcePathErr returns the error a *fs.PathError holds, so that it

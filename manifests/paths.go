@@ -39,16 +39,24 @@ func (e *escapeError) Error() string {
 // repository root, stays inside the repository once every symlink along it
 // is followed, and returns the path it resolves to, which holds no symlink.
 // A missing element is an error satisfying fs.ErrNotExist.
-//
-// It walks name one element at a time with Lstat, expanding
-// symlinks itself instead of letting the file system follow them, so that
-// a link to "/etc" or to "../../.." is caught before anything is read.
-// Every element remembers the link whose target it came from, so an escape
-// is blamed on the link that caused it.
 func resolveInRoot(fsys fs.FS, name string) (string, error) {
+	return Resolve(fsys, name, true, nil)
+}
+
+// Resolve follows name, a slash-separated path relative to the root of
+// fsys, one element at a time with Lstat, expanding symlinks itself
+// instead of letting the file system follow them, so that a link to "/etc"
+// or to "../../.." is caught before anything is read. It returns the path
+// name leads to, which holds no symlink but, when followLast is false, a
+// link at its very end. A path that leaves the root is an error naming the
+// link that leads out; a missing element, or one that hidden (if set)
+// reports, is an error satisfying fs.ErrNotExist.
+func Resolve(fsys fs.FS, name string, followLast bool, hidden func(string) bool) (string, error) {
 	if strings.HasPrefix(name, "/") || strings.Contains(name, "\\") || strings.IndexByte(name, 0) >= 0 {
 		return "", &escapeError{name: name}
 	}
+	// Every element remembers the link whose target it came from, so an
+	// escape is blamed on the link that caused it.
 	type elem struct{ name, link, target string }
 	var pending []elem
 	for _, e := range splitPath(name) {
@@ -70,6 +78,13 @@ func resolveInRoot(fsys fs.FS, name string) (string, error) {
 			continue
 		}
 		cur := path.Join(append(resolved, e.name)...)
+		if hidden != nil && hidden(cur) {
+			return "", fmt.Errorf("%s: %w", cur, fs.ErrNotExist)
+		}
+		if len(pending) == 0 && !followLast {
+			resolved = append(resolved, e.name)
+			break
+		}
 		info, err := fs.Lstat(fsys, cur)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", cur, err)
@@ -85,7 +100,7 @@ func resolveInRoot(fsys fs.FS, name string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", cur, err)
 		}
-		if strings.HasPrefix(target, "/") || strings.Contains(target, "\\") {
+		if target == "" || strings.HasPrefix(target, "/") || strings.Contains(target, "\\") {
 			return "", &escapeError{name: name, link: cur, target: target}
 		}
 		// A relative target is relative to the link's folder, which is
