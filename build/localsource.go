@@ -158,7 +158,6 @@ func localSourceFoldsCase() bool {
 	return false
 }
 
-
 // localFS is a folder with some paths hidden.
 type localFS struct {
 	fsys fs.FS // os.DirFS of the folder
