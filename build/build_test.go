@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -232,10 +233,21 @@ func TestCacheKey(t *testing.T) {
 			writeFiles(t, dir, map[string]string{"hello/alt.py": "def run(event, context):\n    return 2\n"})
 			edit(t, filepath.Join(dir, "ferry.yaml"), "handler: main.handle", "handler: alt.run")
 		}},
-		{name: "dependency lock", change: func() { writeFiles(t, dir, map[string]string{"hello/requirements.txt": "--no-index\n"}) }},
+		{name: "dependency lock added", change: func() { writeFiles(t, dir, map[string]string{"hello/requirements.txt": "--no-index\n"}) }},
+		{name: "dependency lock changed", change: func() {
+			writeFiles(t, dir, map[string]string{"hello/requirements.txt": "--no-index\n# pinned again\n"})
+		}},
 		{name: "base digest", opts: []Option{WithBase(v1alpha1.RuntimePython, bases[0])}},
 		{name: "another base digest", opts: []Option{WithBase(v1alpha1.RuntimePython, bases[1])}},
 		{name: "builder version", change: func() { builderVersion = "test-next" }},
+		// Dependencies install only for the machine's own platform, so
+		// they go before the platform changes.
+		{name: "dependency lock removed", change: func() {
+			if err := os.Remove(filepath.Join(dir, "hello", "requirements.txt")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "platform", opts: []Option{WithBase(v1alpha1.RuntimePython, bases[1]), WithPlatform(v1.Platform{OS: "linux", Architecture: "arm64"})}},
 	}
 	t.Cleanup(func() { builderVersion = BuilderVersion })
 	var opts []Option
