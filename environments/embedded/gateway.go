@@ -1,0 +1,622 @@
+package embedded
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Gateway limits and names.
+const (
+	// maxRequestBody is the largest request body the gateway forwards:
+	// the common limit of function platforms (AWS Lambda's 6 MB), enough
+	// for JSON events and small uploads.
+	maxRequestBody = 6 << 20
+	// defaultMaxInFlight is Scale.Concurrency's default.
+	defaultMaxInFlight = 100
+	// gatewayMetricsPath serves the gateway's metrics. "_ferry" is not a
+	// DNS label, so no environment can take it.
+	gatewayMetricsPath = "/_ferry/metrics"
+	// hostSuffix addresses an environment by name: dev.localhost, which
+	// resolves to loopback without any set-up on most systems.
+	hostSuffix = ".localhost"
+	// ceTypeHTTP is the type of the event a plain request becomes.
+	ceTypeHTTP = "dev.ferry.http.request"
+)
+
+// gatewayBuckets are the upper bounds of ferry_gateway_duration_seconds:
+// Prometheus' defaults with 1 ms in front, since a warm call through
+// loopback often takes less than 5 ms.
+var gatewayBuckets = [...]float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// backend is a function the gateway can call: its running instance,
+// started on demand.
+type backend interface {
+	// acquire returns the base URL (http://127.0.0.1:PORT) of a healthy
+	// instance, starting one first when the function is scaled to zero
+	// (cold reports that it did); done must be called when the request is
+	// over.
+	acquire(ctx context.Context) (url string, cold bool, done func(), err error)
+}
+
+// gatewayRoute sends the requests of one HTTPTrigger to a function.
+type gatewayRoute struct {
+	Path        string   // the HTTPTrigger's path, e.g. /hello; cleaned by setRoutes
+	Methods     []string // empty means every method; upper-cased by setRoutes
+	Function    string
+	Timeout     time.Duration // a call longer than this answers 504; 0 means 30 s
+	MaxInFlight int           // calls at once; more answer 429 at once; 0 means 100
+	Backend     backend
+}
+
+// gateway is the one HTTP listener of every environment. Requests read
+// an immutable routing table through an atomic pointer, so a request
+// takes no lock and sees one environment's old routes or its new ones,
+// never a mix.
+type gateway struct {
+	table atomic.Pointer[gatewayTable]
+	proxy *httputil.ReverseProxy
+
+	// mu serialises setRoutes and guards stats.
+	mu sync.Mutex
+	// stats of each environment's functions, by environment then
+	// function. They outlive a setRoutes that keeps the function, so
+	// counters do not reset on every release.
+	stats map[string]map[string]*routeStats
+}
+
+// gatewayTable is the routing table: environment name to its routes.
+// It is never changed once published; setRoutes publishes a new one.
+type gatewayTable struct {
+	envs map[string]*gatewayEnv
+}
+
+type gatewayEnv struct {
+	paths map[string]*gatewayPath // by cleaned route path
+}
+
+// gatewayPath is the routes of one path: two triggers may share a path
+// when their methods do not overlap.
+type gatewayPath struct {
+	byMethod map[string]*boundRoute
+	any      *boundRoute // the route with no methods, if any
+	allow    string      // the Allow header of a 405
+}
+
+// boundRoute is a route as the gateway serves it, with what a request
+// needs worked out once.
+type boundRoute struct {
+	gatewayRoute
+	source []string // ce-source header value; shared, never written
+	stats  *routeStats
+}
+
+// routeStats counts the calls of one function in one environment. Only
+// atomics: the hot path takes no lock.
+type routeStats struct {
+	env, function string
+	labels        string // env="…",function="…", escaped
+
+	calls    [10]atomic.Uint64 // by status class: calls[2] is 2xx
+	failures atomic.Uint64
+	cold     atomic.Uint64
+	inFlight atomic.Int64
+	// buckets holds the observations per bucket, not cumulative; the last
+	// one is +Inf.
+	buckets [len(gatewayBuckets) + 1]atomic.Uint64
+	sumNs   atomic.Uint64
+}
+
+// newGateway returns a gateway serving no environment.
+func newGateway() *gateway {
+	g := &gateway{stats: map[string]map[string]*routeStats{}}
+	g.table.Store(&gatewayTable{envs: map[string]*gatewayEnv{}})
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:      rewrite,
+		Transport:    gatewayTransport,
+		BufferPool:   copyBuffers{},
+		ErrorHandler: proxyError,
+	}
+	return g
+}
+
+// gatewayTransport is shared by every call: functions listen on loopback,
+// so connections are cheap to keep and compression only costs CPU.
+var gatewayTransport = &http.Transport{
+	Proxy: nil, // never through a proxy from the environment
+	DialContext: (&net.Dialer{
+		Timeout:   5 * time.Second,
+		KeepAlive: 30 * time.Second,
+	}).DialContext,
+	// why: a busy function keeps up to Scale.Concurrency (100 by default)
+	// connections busy; more idle ones than that are kept so a burst does
+	// not dial again.
+	MaxIdleConns:        1024,
+	MaxIdleConnsPerHost: 256,
+	// why: the invokers close a connection idle for 2 minutes; dropping
+	// ours first means a request never races such a close.
+	IdleConnTimeout:    90 * time.Second,
+	DisableCompression: true,
+}
+
+// copyBuffers lends ReverseProxy its 32 KiB copy buffers, which it would
+// otherwise allocate for every call.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
+
+// setRoutes replaces env's routes with routes in one step; nil or empty
+// removes env. A route's path is cleaned and its methods upper-cased.
+// Two routes on one path with a method in common: the later wins, as the
+// manifests refuse such triggers before they get here.
+func (g *gateway) setRoutes(env string, routes []gatewayRoute) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+
+	old := g.table.Load()
+	next := &gatewayTable{envs: make(map[string]*gatewayEnv, len(old.envs)+1)}
+	for name, e := range old.envs {
+		if name != env {
+			next.envs[name] = e
+		}
+	}
+	if len(routes) == 0 {
+		delete(g.stats, env)
+		g.table.Store(next)
+		return
+	}
+
+	oldStats := g.stats[env]
+	stats := map[string]*routeStats{}
+	e := &gatewayEnv{paths: map[string]*gatewayPath{}}
+	for _, rt := range routes {
+		rt.Path = cleanRoutePath(rt.Path)
+		methods := make([]string, 0, len(rt.Methods))
+		for _, m := range rt.Methods {
+			methods = append(methods, strings.ToUpper(m))
+		}
+		rt.Methods = methods
+		if rt.Timeout <= 0 {
+			rt.Timeout = defaultFunctionTimeout
+		}
+		if rt.MaxInFlight <= 0 {
+			rt.MaxInFlight = defaultMaxInFlight
+		}
+		st := stats[rt.Function]
+		if st == nil {
+			st = oldStats[rt.Function]
+		}
+		if st == nil {
+			st = &routeStats{env: env, function: rt.Function,
+				labels: `env="` + escapeLabel(env) + `",function="` + escapeLabel(rt.Function) + `"`}
+		}
+		stats[rt.Function] = st
+		b := &boundRoute{
+			gatewayRoute: rt,
+			source:       []string{ceEscape("/" + env + rt.Path)},
+			stats:        st,
+		}
+		p := e.paths[rt.Path]
+		if p == nil {
+			p = &gatewayPath{byMethod: map[string]*boundRoute{}}
+			e.paths[rt.Path] = p
+		}
+		if len(rt.Methods) == 0 {
+			p.any = b
+		}
+		for _, m := range rt.Methods {
+			p.byMethod[m] = b
+		}
+	}
+	for _, p := range e.paths {
+		p.allow = strings.Join(slices.Sorted(func(yield func(string) bool) {
+			for m := range p.byMethod {
+				if !yield(m) {
+					return
+				}
+			}
+		}), ", ")
+	}
+	next.envs[env] = e
+	g.stats[env] = stats
+	g.table.Store(next)
+}
+
+// cleanRoutePath is a route's path as the table keys it: rooted, clean,
+// with no trailing slash.
+func cleanRoutePath(p string) string {
+	return path.Clean("/" + p)
+}
+
+// ServeHTTP routes a request to its function, or serves the metrics.
+func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == gatewayMetricsPath {
+		g.serveMetrics(w, r)
+		return
+	}
+	env, routePath := address(r)
+	e := g.table.Load().envs[env]
+	if e == nil {
+		if env == "" {
+			writeError(w, http.StatusNotFound, "no environment in the path: call /<environment>/<path>")
+			return
+		}
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no environment %q", env))
+		return
+	}
+	// why: a trailing slash is tolerated, and /dev/ is the route /.
+	if len(routePath) > 1 && routePath[len(routePath)-1] == '/' {
+		routePath = routePath[:len(routePath)-1]
+	}
+	p := e.paths[routePath]
+	if p == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s in environment %s", routePath, env))
+		return
+	}
+	rt := p.byMethod[r.Method]
+	if rt == nil {
+		rt = p.any
+	}
+	if rt == nil {
+		w.Header().Set("Allow", p.allow)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s in environment %s answers %s only", r.Method, routePath, env, p.allow))
+		return
+	}
+	g.call(w, r, rt)
+}
+
+// address splits a request into its environment and route path: by the
+// Host header for <env>.localhost, else by the first path segment.
+func address(r *http.Request) (env, routePath string) {
+	if env, ok := envFromHost(r.Host); ok {
+		return env, r.URL.Path
+	}
+	rest := strings.TrimPrefix(r.URL.Path, "/")
+	env, routePath, ok := strings.Cut(rest, "/")
+	if !ok {
+		return env, "/"
+	}
+	return env, "/" + routePath
+}
+
+// envFromHost returns env of a Host header <env>.localhost[:port], in
+// any case.
+func envFromHost(host string) (string, bool) {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(host, ".") // the fully qualified form
+	if len(host) <= len(hostSuffix) || !strings.EqualFold(host[len(host)-len(hostSuffix):], hostSuffix) {
+		return "", false
+	}
+	return strings.ToLower(host[:len(host)-len(hostSuffix)]), true
+}
+
+// call is one request on its way to a function.
+type call struct {
+	sw      statusWriter
+	route   *boundRoute
+	backend string          // the instance's base URL
+	reqCtx  context.Context // the client's request
+	ctx     context.Context // reqCtx with the function's timeout
+}
+
+type callKey struct{}
+
+// call forwards r to rt's function within its limits, and counts it.
+func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
+	start := time.Now()
+	st := rt.stats
+	c := &call{sw: statusWriter{ResponseWriter: w}, route: rt, reqCtx: r.Context()}
+	defer func() { st.observe(c.sw.status(), time.Since(start)) }()
+
+	if r.ContentLength > maxRequestBody {
+		writeError(&c.sw, http.StatusRequestEntityTooLarge, tooLargeMessage)
+		return
+	}
+	if st.inFlight.Add(1) > int64(rt.MaxInFlight) {
+		st.inFlight.Add(-1)
+		c.sw.Header().Set("Retry-After", "1")
+		writeError(&c.sw, http.StatusTooManyRequests, fmt.Sprintf("function %s is serving %d calls, its limit", rt.Function, rt.MaxInFlight))
+		return
+	}
+	defer st.inFlight.Add(-1)
+
+	// why: the deadline covers a cold start too: the caller waits for
+	// both.
+	ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
+	defer cancel()
+	c.ctx = ctx
+	url, cold, done, err := rt.Backend.acquire(ctx)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			writeError(&c.sw, http.StatusGatewayTimeout, timeoutMessage(rt))
+			return
+		}
+		writeError(&c.sw, http.StatusServiceUnavailable, fmt.Sprintf("function %s is not available: %v", rt.Function, err))
+		return
+	}
+	if done != nil {
+		defer done()
+	}
+	if cold {
+		st.cold.Add(1)
+	}
+	c.backend = url
+
+	out := r.WithContext(context.WithValue(ctx, callKey{}, c))
+	if r.ContentLength != 0 {
+		// why: w, not c.sw: MaxBytesReader tells the server to close the
+		// connection after the answer, through the server's own writer.
+		out.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+	}
+	g.proxy.ServeHTTP(&c.sw, out)
+}
+
+const tooLargeMessage = "the request body is larger than 6 MiB, the gateway's limit"
+
+func timeoutMessage(rt *boundRoute) string {
+	return fmt.Sprintf("function %s did not answer within %s", rt.Function, rt.Timeout)
+}
+
+// rewrite makes the outgoing request of a call: to the instance, at "/",
+// as a binary-mode CloudEvent.
+func rewrite(pr *httputil.ProxyRequest) {
+	c := pr.In.Context().Value(callKey{}).(*call)
+	pr.SetXForwarded()
+	u := pr.Out.URL
+	u.Scheme, u.Host = splitBaseURL(c.backend)
+	u.Path, u.RawPath = "/", ""
+	pr.Out.Host = ""
+
+	h := pr.Out.Header
+	if len(h["Ce-Specversion"]) > 0 {
+		return // a CloudEvent already: it passes as it is
+	}
+	var id [16]byte
+	rand.Read(id[:])
+	var ts [len(time.RFC3339Nano)]byte
+	h["Ce-Specversion"] = ceSpecVersion
+	h["Ce-Id"] = []string{hex.EncodeToString(id[:])}
+	h["Ce-Source"] = c.route.source
+	h["Ce-Type"] = ceType
+	h["Ce-Time"] = []string{string(time.Now().UTC().AppendFormat(ts[:0], time.RFC3339Nano))}
+	h["Ce-Httpmethod"] = []string{pr.In.Method} // a token: nothing to escape
+	h["Ce-Httppath"] = []string{ceEscape(pr.In.URL.Path)}
+	h["Ce-Httpquery"] = []string{ceEscape(pr.In.URL.RawQuery)}
+}
+
+// Header values that are the same for every call; the transport only
+// reads them.
+var (
+	ceSpecVersion = []string{"1.0"}
+	ceType        = []string{ceTypeHTTP}
+)
+
+// splitBaseURL splits http://HOST:PORT into its scheme and host.
+func splitBaseURL(base string) (scheme, host string) {
+	scheme, host, ok := strings.Cut(base, "://")
+	if !ok {
+		scheme, host = "http", base
+	}
+	if i := strings.IndexByte(host, '/'); i >= 0 {
+		host = host[:i]
+	}
+	return scheme, host
+}
+
+// ceEscape percent-encodes s as the CloudEvents HTTP binding asks of a
+// header value: space, '"', '%' and every byte outside printable ASCII.
+// The invokers decode it again, so a function sees the value as it was.
+// Most values need nothing, and come back as they are.
+func ceEscape(s string) string {
+	i := 0
+	for i < len(s) && !ceNeedsEscape(s[i]) {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		if c := s[i]; ceNeedsEscape(c) {
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func ceNeedsEscape(c byte) bool { return c <= ' ' || c >= 0x7f || c == '"' || c == '%' }
+
+// proxyError answers a call the proxy could not complete.
+func proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	c := r.Context().Value(callKey{}).(*call)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, tooLargeMessage)
+	case errors.Is(c.ctx.Err(), context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, timeoutMessage(c.route))
+	case c.reqCtx.Err() != nil:
+		// why: the client left; no one reads this, but the metrics must
+		// not count it as the function's failure. 499 is nginx's code
+		// for it.
+		w.WriteHeader(499)
+	default:
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("function %s: %v", c.route.Function, err))
+	}
+}
+
+// writeError answers code with {"error": msg}.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(append(body, '\n'))
+}
+
+// statusWriter notes the status code a call was answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	// why: ReverseProxy passes on 1xx answers before the final one; 101
+	// is final (an upgrade).
+	if s.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer, to
+// flush and hijack.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusWriter) status() int {
+	if s.code == 0 {
+		return http.StatusOK // the server's answer to a handler that wrote nothing
+	}
+	return s.code
+}
+
+// observe counts one call answered with code after d.
+func (s *routeStats) observe(code int, d time.Duration) {
+	s.calls[min(max(code/100, 0), 9)].Add(1)
+	if code >= 500 {
+		s.failures.Add(1)
+	}
+	sec := d.Seconds()
+	i := 0
+	for i < len(gatewayBuckets) && sec > gatewayBuckets[i] {
+		i++
+	}
+	s.buckets[i].Add(1)
+	s.sumNs.Add(uint64(d))
+}
+
+// serveMetrics writes every environment's metrics in the Prometheus text
+// format, sorted by environment and function.
+func (g *gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "the metrics answer GET and HEAD only")
+		return
+	}
+	g.mu.Lock()
+	var all []*routeStats
+	for _, fns := range g.stats {
+		for _, st := range fns {
+			all = append(all, st)
+		}
+	}
+	g.mu.Unlock()
+	slices.SortFunc(all, func(a, b *routeStats) int {
+		if c := strings.Compare(a.env, b.env); c != 0 {
+			return c
+		}
+		return strings.Compare(a.function, b.function)
+	})
+
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(formatMetrics(all))
+}
+
+// formatMetrics writes the metrics of all, in their order.
+func formatMetrics(all []*routeStats) []byte {
+	var b []byte
+	family := func(name, kind, help string) {
+		b = append(b, "# HELP "+name+" "+help+"\n# TYPE "+name+" "+kind+"\n"...)
+	}
+	sample := func(name, labels string, v uint64) {
+		b = append(b, name...)
+		b = append(b, '{')
+		b = append(b, labels...)
+		b = append(b, "} "...)
+		b = strconv.AppendUint(b, v, 10)
+		b = append(b, '\n')
+	}
+
+	family("ferry_gateway_calls_total", "counter", "Calls through the gateway, by the status class of the answer.")
+	for _, st := range all {
+		for class := range st.calls {
+			if n := st.calls[class].Load(); n > 0 {
+				sample("ferry_gateway_calls_total", st.labels+`,code="`+strconv.Itoa(class)+`xx"`, n)
+			}
+		}
+	}
+	family("ferry_gateway_failures_total", "counter", "Calls answered 5xx: the function failed, timed out (504) or could not start (503).")
+	for _, st := range all {
+		sample("ferry_gateway_failures_total", st.labels, st.failures.Load())
+	}
+	family("ferry_gateway_duration_seconds", "histogram", "Time from a call's arrival to the end of its answer.")
+	for _, st := range all {
+		// why: count is the sum of the buckets read here, so +Inf and
+		// _count agree even while calls are counted.
+		var cumulative uint64
+		for i, le := range gatewayBuckets {
+			cumulative += st.buckets[i].Load()
+			sample("ferry_gateway_duration_seconds_bucket", st.labels+`,le="`+strconv.FormatFloat(le, 'g', -1, 64)+`"`, cumulative)
+		}
+		cumulative += st.buckets[len(gatewayBuckets)].Load()
+		sample("ferry_gateway_duration_seconds_bucket", st.labels+`,le="+Inf"`, cumulative)
+		b = append(b, "ferry_gateway_duration_seconds_sum{"+st.labels+"} "...)
+		b = strconv.AppendFloat(b, float64(st.sumNs.Load())/1e9, 'g', -1, 64)
+		b = append(b, '\n')
+		sample("ferry_gateway_duration_seconds_count", st.labels, cumulative)
+	}
+	family("ferry_gateway_cold_starts_total", "counter", "Calls that had to start an instance of a function scaled to zero.")
+	for _, st := range all {
+		sample("ferry_gateway_cold_starts_total", st.labels, st.cold.Load())
+	}
+	family("ferry_gateway_in_flight", "gauge", "Calls being served now.")
+	for _, st := range all {
+		sample("ferry_gateway_in_flight", st.labels, uint64(max(st.inFlight.Load(), 0)))
+	}
+	return b
+}
+
+// escapeLabel escapes a label value for the text format.
+func escapeLabel(s string) string {
+	return labelEscaper.Replace(s)
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)

@@ -1,0 +1,438 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
+)
+
+// Defaults of a Target.
+const (
+	// defaultWarmFor keeps the processes of the release a switch replaced
+	// running this long, so that rolling back to it is instant.
+	defaultWarmFor = 3 * time.Minute
+	// defaultIdleAfter stops a function that may scale to zero once it has
+	// had no call for this long.
+	defaultIdleAfter = 5 * time.Minute
+)
+
+// Config wires a Target.
+type Config struct {
+	// Environment is the environment's name, the first path segment of its
+	// URLs on the gateway.
+	Environment string
+	// Images unpacks function images; one is shared by every environment.
+	Images *images
+	// Gateway serves every environment; GatewayURL is where it listens
+	// (http://ADDR), for URL.
+	Gateway    *gateway
+	GatewayURL string
+	// LogDir holds one log file per function.
+	LogDir string
+	// WarmFor and IdleAfter override the defaults above (tests).
+	WarmFor, IdleAfter time.Duration
+}
+
+// Target is the embedded target of one environment.
+type Target struct {
+	cfg Config
+
+	// mu serialises Apply and Delete, and guards live and warm.
+	mu   sync.Mutex
+	live *deployment
+	// warm are the instances of replaced releases, kept running for a
+	// rollback until their timers stop them.
+	warm map[string]*instance
+}
+
+var _ environments.Target = (*Target)(nil)
+
+// New returns the embedded target of one environment.
+func New(cfg Config) (*Target, error) {
+	if cfg.Environment == "" || cfg.Images == nil || cfg.Gateway == nil || cfg.LogDir == "" {
+		return nil, errors.New("embedded: a target needs an environment, images, a gateway and a log folder")
+	}
+	if cfg.WarmFor == 0 {
+		cfg.WarmFor = defaultWarmFor
+	}
+	if cfg.IdleAfter == 0 {
+		cfg.IdleAfter = defaultIdleAfter
+	}
+	return &Target{cfg: cfg, warm: map[string]*instance{}}, nil
+}
+
+// deployment is a release as it runs: an instance per function.
+type deployment struct {
+	release   *build.Release
+	instances map[string]*instance
+}
+
+// instance is one function of a release with its process. It is the
+// gateway's backend for the function's routes.
+type instance struct {
+	key     string // image and settings: two instances with one key are interchangeable
+	name    string
+	spec    processSpec
+	min     int32
+	timeout time.Duration
+
+	mu       sync.Mutex
+	proc     *process
+	inFlight int
+	lastUsed time.Time
+	stopped  bool
+	idle     *time.Timer
+	cold     int
+	idleFor  time.Duration
+	retire   *time.Timer
+}
+
+// acquire implements backend: the running process, started first when the
+// function was scaled to zero.
+func (in *instance) acquire(ctx context.Context) (string, bool, func(), error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopped {
+		return "", false, nil, fmt.Errorf("function %s has been stopped", in.name)
+	}
+	cold := false
+	if in.proc == nil {
+		p, err := startProcess(ctx, in.spec)
+		if err != nil {
+			return "", false, nil, err
+		}
+		in.proc, cold = p, true
+		in.cold++
+	}
+	in.inFlight++
+	url := in.proc.URL()
+	return url, cold, func() {
+		in.mu.Lock()
+		in.inFlight--
+		in.lastUsed = time.Now()
+		in.mu.Unlock()
+	}, nil
+}
+
+// start runs the process now: Apply starts every new function once, so a
+// function that cannot start fails the Apply instead of its first caller.
+func (in *instance) start(ctx context.Context) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.proc != nil {
+		return nil
+	}
+	p, err := startProcess(ctx, in.spec)
+	if err != nil {
+		return err
+	}
+	in.proc = p
+	in.lastUsed = time.Now()
+	if in.min == 0 {
+		in.scheduleIdle()
+	}
+	return nil
+}
+
+// scheduleIdle stops the process of a function that may scale to zero
+// once it has been idle for idleFor; in.mu is held.
+func (in *instance) scheduleIdle() {
+	in.idle = time.AfterFunc(in.idleFor, func() {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if in.proc == nil || in.stopped {
+			return
+		}
+		if in.inFlight > 0 || time.Since(in.lastUsed) < in.idleFor {
+			wait := in.idleFor - time.Since(in.lastUsed)
+			if wait < time.Second {
+				wait = time.Second
+			}
+			in.idle.Reset(wait)
+			return
+		}
+		p := in.proc
+		in.proc = nil
+		go p.Stop(context.Background())
+		in.idle.Reset(in.idleFor)
+	})
+}
+
+// stop ends the instance for good.
+func (in *instance) stop(ctx context.Context) error {
+	in.mu.Lock()
+	in.stopped = true
+	p := in.proc
+	in.proc = nil
+	if in.idle != nil {
+		in.idle.Stop()
+	}
+	if in.retire != nil {
+		in.retire.Stop()
+	}
+	in.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.Stop(ctx)
+}
+
+func (in *instance) state() (string, int, string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch {
+	case in.stopped:
+		return "stopped", 0, ""
+	case in.proc == nil:
+		return "idle", 0, "scaled to zero; the next call starts it"
+	}
+	st := in.proc.State()
+	msg := ""
+	if st.Phase == phaseRestarting {
+		msg = st.LastExit
+	}
+	return string(st.Phase), st.Restarts, msg
+}
+
+// Apply implements environments.Target.
+func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
+	if rel == nil || rel.Set == nil {
+		return errors.New("embedded: no release to apply")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live != nil && t.live.release.Digest == rel.Digest {
+		return nil // already live: Apply is idempotent
+	}
+
+	// Every function of the release gets an instance: the live one or a
+	// warm one when nothing about it changed, else a new one, started now
+	// and healthy before anything switches.
+	next := &deployment{release: rel, instances: map[string]*instance{}}
+	var started []*instance
+	fail := func(err error) error {
+		for _, in := range started {
+			_ = in.stop(context.WithoutCancel(ctx))
+		}
+		return fmt.Errorf("environment %s: release %s not applied, the previous one keeps serving: %w", t.cfg.Environment, rel.Digest, err)
+	}
+	for _, f := range rel.Set.Functions {
+		in, err := t.instanceFor(ctx, f)
+		if err != nil {
+			return fail(err)
+		}
+		if reused := t.reuse(in.key); reused != nil {
+			next.instances[f.Name] = reused
+			continue
+		}
+		if err := in.start(ctx); err != nil {
+			return fail(fmt.Errorf("function %s: %w", f.Name, err))
+		}
+		started = append(started, in)
+		next.instances[f.Name] = in
+	}
+
+	routes, err := t.routes(rel, next)
+	if err != nil {
+		return fail(err)
+	}
+	t.cfg.Gateway.setRoutes(t.cfg.Environment, routes)
+
+	// What the switch replaced stays warm for a while, for a rollback.
+	if t.live != nil {
+		for _, in := range t.live.instances {
+			if !slices.Contains(slices.Collect(maps.Values(next.instances)), in) {
+				t.keepWarm(in)
+			}
+		}
+	}
+	for _, in := range next.instances {
+		delete(t.warm, in.key)
+	}
+	t.live = next
+	return nil
+}
+
+// reuse returns the live or warm instance with key, if there is one.
+func (t *Target) reuse(key string) *instance {
+	if t.live != nil {
+		for _, in := range t.live.instances {
+			if in.key == key {
+				return in
+			}
+		}
+	}
+	if in, ok := t.warm[key]; ok {
+		in.mu.Lock()
+		if in.retire != nil {
+			in.retire.Stop()
+		}
+		in.mu.Unlock()
+		return in
+	}
+	return nil
+}
+
+// keepWarm leaves a replaced instance running for WarmFor, then stops it.
+func (t *Target) keepWarm(in *instance) {
+	t.warm[in.key] = in
+	in.mu.Lock()
+	in.retire = time.AfterFunc(t.cfg.WarmFor, func() {
+		// An Apply may have taken the instance back since the timer
+		// fired; only one still warm is stopped.
+		t.mu.Lock()
+		still := t.warm[in.key] == in
+		if still {
+			delete(t.warm, in.key)
+		}
+		t.mu.Unlock()
+		if still {
+			_ = in.stop(context.Background())
+		}
+	})
+	in.mu.Unlock()
+}
+
+// instanceFor unpacks a function's image and prepares its process.
+func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instance, error) {
+	spec := f.Spec
+	if spec.Image == "" {
+		return nil, fmt.Errorf("function %s has no image; apply a release that ferry built", f.Name)
+	}
+	root, cfg, err := t.cfg.Images.root(ctx, spec.Image)
+	if err != nil {
+		return nil, fmt.Errorf("function %s: %w", f.Name, err)
+	}
+	argv, env, err := command(root, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("function %s: %w", f.Name, err)
+	}
+	timeout := time.Duration(0)
+	if spec.Timeout != nil {
+		timeout = spec.Timeout.Duration
+	}
+	memory := ""
+	if spec.Memory != nil {
+		memory = spec.Memory.String()
+	}
+	var minScale int32
+	if spec.Scale != nil && spec.Scale.Min != nil {
+		minScale = *spec.Scale.Min
+	}
+	ps := processSpec{
+		Name:    f.Name,
+		Argv:    argv,
+		Env:     env,
+		UserEnv: spec.Env,
+		Timeout: timeout,
+		Memory:  memory,
+		Dir:     filepath.Join(root, "ferry", "function"),
+		LogFile: filepath.Join(t.cfg.LogDir, t.cfg.Environment, f.Name+".log"),
+	}
+	// Two releases whose function has the same image and settings share
+	// one process: nothing about it changed.
+	var envKeys []string
+	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
+		envKeys = append(envKeys, k+"="+spec.Env[k])
+	}
+	key := strings.Join([]string{f.Name, spec.Image, timeout.String(), memory, fmt.Sprint(minScale), strings.Join(envKeys, "\x00")}, "\x01")
+	return &instance{key: key, name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter}, nil
+}
+
+// routes are the gateway's routes for a release: one per HTTPTrigger.
+func (t *Target) routes(rel *build.Release, d *deployment) ([]gatewayRoute, error) {
+	var routes []gatewayRoute
+	for _, tr := range rel.Set.HTTPTriggers {
+		name := tr.Spec.Function
+		in, ok := d.instances[name]
+		if !ok {
+			return nil, fmt.Errorf("HTTPTrigger %s names function %q, which the release does not hold", tr.Name, name)
+		}
+		maxInFlight := 0
+		if f := rel.Set.Function(name); f != nil && f.Spec.Scale != nil && f.Spec.Scale.Concurrency != nil {
+			maxInFlight = int(*f.Spec.Scale.Concurrency)
+		}
+		routes = append(routes, gatewayRoute{
+			Path:        tr.Spec.Path,
+			Methods:     tr.Spec.Methods,
+			Function:    name,
+			Timeout:     in.timeout,
+			MaxInFlight: maxInFlight,
+			Backend:     in,
+		})
+	}
+	return routes, nil
+}
+
+// Status implements environments.Target.
+func (t *Target) Status(ctx context.Context) (*environments.Status, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := &environments.Status{Environment: t.cfg.Environment}
+	if t.live == nil {
+		return st, nil
+	}
+	st.Release = t.live.release.Digest.String()
+	for _, name := range slices.Sorted(maps.Keys(t.live.instances)) {
+		in := t.live.instances[name]
+		state, restarts, msg := in.state()
+		url, _ := t.url(name)
+		st.Functions = append(st.Functions, environments.FunctionStatus{
+			Name: name, Image: t.live.release.Set.Function(name).Spec.Image, URL: url,
+			State: state, Restarts: restarts, Message: msg,
+		})
+	}
+	return st, nil
+}
+
+// Delete implements environments.Target: the routes go first, then every
+// process, live and warm.
+func (t *Target) Delete(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cfg.Gateway.setRoutes(t.cfg.Environment, nil)
+	var all []*instance
+	if t.live != nil {
+		all = slices.Collect(maps.Values(t.live.instances))
+	}
+	all = append(all, slices.Collect(maps.Values(t.warm))...)
+	var errs []error
+	for _, in := range all {
+		errs = append(errs, in.stop(ctx))
+	}
+	t.live, t.warm = nil, map[string]*instance{}
+	return errors.Join(errs...)
+}
+
+// URL implements environments.Target: the gateway URL of the function's
+// first HTTP route.
+func (t *Target) URL(function string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.url(function)
+}
+
+func (t *Target) url(function string) (string, error) {
+	if t.live == nil {
+		return "", fmt.Errorf("environment %s runs no release", t.cfg.Environment)
+	}
+	for _, tr := range t.live.release.Set.HTTPTriggers {
+		if tr.Spec.Function == function {
+			return strings.TrimRight(t.cfg.GatewayURL, "/") + "/" + t.cfg.Environment + tr.Spec.Path, nil
+		}
+	}
+	if _, ok := t.live.instances[function]; ok {
+		return "", fmt.Errorf("function %s has no HTTPTrigger in environment %s", function, t.cfg.Environment)
+	}
+	return "", fmt.Errorf("environment %s has no function %s", t.cfg.Environment, function)
+}

@@ -1,0 +1,260 @@
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/manifests"
+	"github.com/ferrycd/ferry/test/testreg"
+)
+
+// releaser builds a copy of an example into releases in a real registry.
+type releaser struct {
+	t       *testing.T
+	dir     string
+	builder build.Builder
+}
+
+func newReleaser(t *testing.T, example string) *releaser {
+	t.Helper()
+	reg := testreg.Embedded(t, "").Addr
+	b, err := build.New(reg+"/target", build.WithCacheDir(t.TempDir()), build.WithBase("python", build.Scratch), build.WithBase("nodejs", build.Scratch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "examples", example))); err != nil {
+		t.Fatal(err)
+	}
+	return &releaser{t: t, dir: dir, builder: b}
+}
+
+// release builds the copy as it is now.
+func (r *releaser) release() *build.Release {
+	r.t.Helper()
+	set, err := manifests.Load(context.Background(), os.DirFS(r.dir))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	res, err := r.builder.Release(context.Background(), os.DirFS(r.dir), set, build.Info{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return res.Release
+}
+
+func (r *releaser) write(rel, content string) {
+	r.t.Helper()
+	if err := os.WriteFile(filepath.Join(r.dir, rel), []byte(content), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// newTestTarget returns a target for environment "local" behind a real
+// gateway listener.
+func newTestTarget(t *testing.T) (*Target, string) {
+	t.Helper()
+	imgs, err := newImages(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := newGateway()
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	tg, err := New(Config{Environment: "local", Images: imgs, Gateway: gw, GatewayURL: srv.URL, LogDir: t.TempDir(), WarmFor: time.Minute, IdleAfter: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tg.Delete(context.Background()) })
+	return tg, srv.URL
+}
+
+// message calls GET url and returns the "message" of the JSON answer.
+func message(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out struct{ Message string }
+	_ = json.Unmarshal(body, &out)
+	return resp.StatusCode, out.Message
+}
+
+func pid(t *testing.T, tg *Target, fn string) int {
+	t.Helper()
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	in := tg.live.instances[fn]
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.proc == nil {
+		return 0
+	}
+	return in.proc.State().PID
+}
+
+// TestTargetApply walks an environment through what a user does: deploy,
+// deploy again, deploy an edit under load, deploy a broken release, roll
+// back, delete.
+func TestTargetApply(t *testing.T) {
+	r := newReleaser(t, "python")
+	tg, gwURL := newTestTarget(t)
+	ctx := context.Background()
+
+	rel1 := r.release()
+	if err := tg.Apply(ctx, rel1); err != nil {
+		t.Fatal(err)
+	}
+	url, err := tg.URL("hello")
+	if err != nil || url != gwURL+"/local/hello" {
+		t.Fatalf("URL = %q, %v", url, err)
+	}
+	if code, msg := message(t, url); code != 200 || msg != "hello from python" {
+		t.Fatalf("first release: %d %q", code, msg)
+	}
+	st, err := tg.Status(ctx)
+	if err != nil || st.Release != rel1.Digest.String() || len(st.Functions) != 1 || st.Functions[0].State != string(phaseRunning) {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	first := pid(t, tg, "hello")
+
+	// Apply is idempotent: the same release changes nothing.
+	if err := tg.Apply(ctx, rel1); err != nil {
+		t.Fatal(err)
+	}
+	if pid(t, tg, "hello") != first {
+		t.Fatal("applying the live release again restarted the function")
+	}
+
+	// An edit, applied under continuous calls: not one call fails.
+	r.write("hello/main.py", "def handle(event, context):\n    return {'message': 'edited'}\n")
+	rel2 := r.release()
+	var failed, answered atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := http.Get(url)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+				answered.Add(1)
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := tg.Apply(ctx, rel2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || answered.Load() == 0 {
+		t.Fatalf("%d of %d calls failed during the switch", failed.Load(), answered.Load())
+	}
+	if _, msg := message(t, url); msg != "edited" {
+		t.Fatalf("after the switch: %q", msg)
+	}
+
+	// A release whose function crashes at start is refused; the live one
+	// keeps serving, and the error carries the function's log.
+	r.write("hello/main.py", "raise RuntimeError('boom at start')\n")
+	broken := r.release()
+	err = tg.Apply(ctx, broken)
+	if err == nil || !strings.Contains(err.Error(), "boom at start") || !strings.Contains(err.Error(), "previous one keeps serving") {
+		t.Fatalf("broken release: %v", err)
+	}
+	if _, msg := message(t, url); msg != "edited" {
+		t.Fatalf("after a failed apply: %q", msg)
+	}
+	if st, _ := tg.Status(ctx); st.Release != rel2.Digest.String() {
+		t.Fatalf("status after a failed apply: %+v", st)
+	}
+
+	// Rolling back to the first release takes its warm process back.
+	start := time.Now()
+	if err := tg.Apply(ctx, rel1); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rollback took %v", time.Since(start))
+	if pid(t, tg, "hello") != first {
+		t.Fatal("the rollback started a new process instead of the warm one")
+	}
+	if _, msg := message(t, url); msg != "hello from python" {
+		t.Fatalf("after the rollback: %q", msg)
+	}
+
+	// Delete stops everything and takes the routes away.
+	if err := tg.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := message(t, url); code != http.StatusNotFound {
+		t.Fatalf("after delete: %d", code)
+	}
+}
+
+// TestTargetScaleToZero: a function with scale.min 0 stops when idle and
+// starts again on its next call.
+func TestTargetScaleToZero(t *testing.T) {
+	r := newReleaser(t, "nodejs")
+	imgs, err := newImages(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := newGateway()
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	tg, err := New(Config{Environment: "dev", Images: imgs, Gateway: gw, GatewayURL: srv.URL, LogDir: t.TempDir(), IdleAfter: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Delete(context.Background())
+	if err := tg.Apply(context.Background(), r.release()); err != nil {
+		t.Fatal(err)
+	}
+	url, _ := tg.URL("hello")
+	if code, msg := message(t, url); code != 200 || msg != "hello from nodejs" {
+		t.Fatalf("%d %q", code, msg)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for pid(t, tg, "hello") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle function was not stopped")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st, _ := tg.Status(context.Background()); st.Functions[0].State != "idle" {
+		t.Fatalf("status %+v", st.Functions)
+	}
+	if code, msg := message(t, url); code != 200 || msg != "hello from nodejs" {
+		t.Fatalf("cold call: %d %q", code, msg)
+	}
+}
