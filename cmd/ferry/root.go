@@ -28,6 +28,7 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newInitCommand(),
 		newRegistryCommand(),
 		newBuildCommand(),
+		newRunCommand(),
 	)
 	root.AddCommand(newDocsCommand(root))
 	return root

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/environments/embedded"
+)
+
+func newRunCommand() *cobra.Command {
+	var addr, data string
+	var bases []string
+	cmd := &cobra.Command{
+		Use:   "run [DIR]",
+		Short: "The local loop: build, run in the environment \"local\", rebuild on every save",
+		Long: `Build the repository in DIR (default .) into a registry under the data
+folder, run it in the environment "local" behind a gateway on ADDR, and
+print each function's URL (http://ADDR/local/<path>). Then watch the
+files: every save builds and applies again, and the old version serves
+until the new one is healthy. A broken edit is reported and the last good
+version keeps serving. Stop with Ctrl-C.
+
+Python and Node.js functions build with no base image (--base
+python=scratch) and run with this machine's python3 and node.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := []build.Option{build.WithBase("python", build.Scratch), build.WithBase("nodejs", build.Scratch)}
+			for _, b := range bases {
+				rt, ref, ok := strings.Cut(b, "=")
+				if !ok {
+					return fmt.Errorf("--base %q: give it as RUNTIME=IMAGE, such as python=scratch", b)
+				}
+				opts = append(opts, build.WithBase(rt, ref))
+			}
+			return embedded.RunDev(cmd.Context(), embedded.DevConfig{
+				Dir: dirArg(args), Addr: addr, DataDir: data, Options: opts, Out: cmd.OutOrStdout(),
+			})
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8081", "where the gateway listens")
+	cmd.Flags().StringVar(&data, "data", "./.ferry-data", "folder for the registry, the build cache, images and logs")
+	cmd.Flags().StringArrayVar(&bases, "base", nil, "base image of a runtime as RUNTIME=IMAGE (repeatable)")
+	return cmd
+}

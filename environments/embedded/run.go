@@ -1,0 +1,213 @@
+package embedded
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/build/registry"
+	"github.com/ferrycd/ferry/manifests"
+)
+
+// DevConfig is the local development loop of `ferry run`.
+type DevConfig struct {
+	// Dir is the repository.
+	Dir string
+	// Addr is where the gateway listens (host:port).
+	Addr string
+	// DataDir holds the registry, the build cache, unpacked images and logs.
+	DataDir string
+	// Options configure the builder (bases and the like).
+	Options []build.Option
+	// Out is where the loop says what it does.
+	Out io.Writer
+	// Poll is how often the files are looked at (default 250 ms).
+	Poll time.Duration
+}
+
+// devEnvironment is the environment `ferry run` deploys to.
+const devEnvironment = "local"
+
+// RunDev builds the repository in cfg.Dir into a registry under the data
+// folder, applies it to the environment "local" behind a gateway on
+// cfg.Addr, then watches the files and builds and applies again on every
+// change, until ctx ends. A build or apply that fails is reported and the
+// last good release keeps serving.
+func RunDev(ctx context.Context, cfg DevConfig) error {
+	if cfg.Poll == 0 {
+		cfg.Poll = 250 * time.Millisecond
+	}
+	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(cfg.DataDir, "registry")})
+	if err != nil {
+		return err
+	}
+	go reg.Serve()
+	defer reg.Shutdown(context.WithoutCancel(ctx))
+
+	builder, err := build.New(reg.Addr()+"/local", append([]build.Option{build.WithCacheDir(filepath.Join(cfg.DataDir, "build-cache"))}, cfg.Options...)...)
+	if err != nil {
+		return err
+	}
+	imgs, err := newImages(filepath.Join(cfg.DataDir, "images"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	gw := newGateway()
+	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.WithoutCancel(ctx))
+	gwURL := "http://" + ln.Addr().String()
+
+	target, err := New(Config{Environment: devEnvironment, Images: imgs, Gateway: gw, GatewayURL: gwURL, LogDir: filepath.Join(cfg.DataDir, "logs"), WarmFor: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer target.Delete(context.WithoutCancel(ctx))
+	fmt.Fprintf(cfg.Out, "gateway on %s\n", gwURL)
+
+	var live *build.Release
+	deploy := func() {
+		rel, err := devBuild(ctx, builder, cfg.Dir)
+		if err == nil {
+			err = target.Apply(ctx, rel)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				fmt.Fprintf(cfg.Out, "%v\n", err)
+				if live != nil {
+					fmt.Fprintln(cfg.Out, "the last good release keeps serving")
+				}
+			}
+			return
+		}
+		printChanges(cfg.Out, live, rel, target)
+		live = rel
+	}
+	last, err := treeStamp(ctx, cfg.Dir)
+	if err != nil {
+		return err
+	}
+	deploy()
+	tick := time.NewTicker(cfg.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		stamp, err := treeStamp(ctx, cfg.Dir)
+		if err != nil {
+			if ctx.Err() == nil {
+				fmt.Fprintf(cfg.Out, "watching %s: %v\n", cfg.Dir, err)
+			}
+			continue
+		}
+		if stamp != last {
+			last = stamp
+			deploy()
+		}
+	}
+}
+
+// devBuild loads and builds the repository as `ferry build` would.
+func devBuild(ctx context.Context, b build.Builder, dir string) (*build.Release, error) {
+	src, err := build.LocalSource(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	set, err := manifests.Load(ctx, src)
+	if err != nil {
+		var lines []error
+		for _, e := range manifests.Errors(err) {
+			e.File = filepath.Join(dir, e.File)
+			lines = append(lines, e)
+		}
+		if lines != nil {
+			return nil, errors.Join(lines...)
+		}
+		return nil, err
+	}
+	info, err := build.LocalInfo(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	res, err := b.Release(ctx, src, set, info)
+	if err != nil {
+		return nil, err
+	}
+	return res.Release, nil
+}
+
+// printChanges says which functions a release changed, and their URLs.
+func printChanges(out io.Writer, old, rel *build.Release, t *Target) {
+	for _, f := range rel.Set.Functions {
+		what := "started"
+		if old != nil {
+			if prev := old.Set.Function(f.Name); prev != nil {
+				what = "unchanged"
+				if prev.Spec.Image != f.Spec.Image {
+					what = "updated"
+				}
+			}
+		}
+		url, err := t.URL(f.Name)
+		if err != nil {
+			url = "(no HTTP trigger)"
+		}
+		fmt.Fprintf(out, "%s %s: %s\n", f.Name, what, url)
+	}
+	if old != nil {
+		for _, f := range old.Set.Functions {
+			if rel.Set.Function(f.Name) == nil {
+				fmt.Fprintf(out, "%s removed\n", f.Name)
+			}
+		}
+	}
+	fmt.Fprintf(out, "release %s live\n", rel.Digest)
+}
+
+// treeStamp sums the names, sizes, modes and times of the files a build
+// would read, so that polling notices an edit without reading contents.
+func treeStamp(ctx context.Context, dir string) ([32]byte, error) {
+	src, err := build.LocalSource(ctx, dir)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	h := sha256.New()
+	var lines []string
+	err = fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		lines = append(lines, fmt.Sprintf("%s %d %o %d", p, info.Size(), info.Mode(), info.ModTime().UnixNano()))
+		return nil
+	})
+	if err != nil {
+		return [32]byte{}, err
+	}
+	slices.Sort(lines)
+	for _, l := range lines {
+		io.WriteString(h, l+"\n")
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}

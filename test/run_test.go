@@ -1,0 +1,140 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRunServesAndReloads is the issue's loop: `ferry run examples/python`
+// serves GET /local/hello from a freshly built image, and an edit of the
+// handler is served within two seconds, with not one call failing while
+// it switches.
+func TestRunServesAndReloads(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, "examples", "python"))); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(ferryBin, "run", dir, "--addr", addr, "--data", t.TempDir())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var output strings.Builder
+	live := make(chan struct{}, 8)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			mu.Lock()
+			output.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if strings.HasPrefix(sc.Text(), "release ") && strings.HasSuffix(sc.Text(), " live") {
+				live <- struct{}{}
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("ferry run did not stop on SIGINT")
+		}
+	}()
+	select {
+	case <-live:
+	case <-time.After(90 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("ferry run did not go live:\n%s", output.String())
+	}
+	url := "http://" + addr + "/local/hello"
+	get := func() (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var out struct{ Message string }
+		_ = json.Unmarshal(body, &out)
+		return resp.StatusCode, out.Message
+	}
+	if code, msg := get(); code != 200 || msg != "hello from python" {
+		t.Fatalf("GET /local/hello: %d %q", code, msg)
+	}
+
+	var failed, calls atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if code, _ := get(); code != 200 {
+					failed.Add(1)
+				}
+				calls.Add(1)
+			}
+		}()
+	}
+	edited := time.Now()
+	handler := filepath.Join(dir, "hello", "main.py")
+	data, err := os.ReadFile(handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(handler, []byte(strings.Replace(string(data), "hello from python", "edited", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, msg := get(); msg == "edited" {
+			break
+		}
+		if time.Since(edited) > 2*time.Second {
+			close(stop)
+			wg.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("the edit was not served within 2 s:\n%s", output.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("edit served after %v", time.Since(edited))
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d calls failed while the edit was applied", failed.Load(), calls.Load())
+	}
+}
