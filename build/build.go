@@ -36,7 +36,7 @@ type Builder interface {
 // BuilderVersion changes whenever ferry's builder would make different
 // bytes from the same inputs. It is part of every build's content key, so
 // an upgrade never returns an image the new builder would not make.
-const BuilderVersion = "4"
+const BuilderVersion = "5"
 
 // builderVersion is what keys use; a variable so a test can prove that a
 // new version misses the cache.
