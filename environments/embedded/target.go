@@ -41,6 +41,11 @@ type Config struct {
 	LogDir string
 	// WarmFor and IdleAfter override the defaults above (tests).
 	WarmFor, IdleAfter time.Duration
+	// NATSURL is the NATS server NATSTriggers subscribe on; without one a
+	// release with a NATSTrigger is refused.
+	NATSURL string
+	// Log hears what triggers report (failed dispatches, skipped ticks).
+	Log func(format string, args ...any)
 }
 
 // Target is the embedded target of one environment.
@@ -53,6 +58,9 @@ type Target struct {
 	// warm are the instances of replaced releases, kept running for a
 	// rollback until their timers stop them.
 	warm map[string]*instance
+	// triggers dispatch the live release's cron and NATS triggers.
+	triggers   *triggers
+	triggerCfg triggerConfig
 }
 
 var _ environments.Target = (*Target)(nil)
@@ -68,7 +76,12 @@ func New(cfg Config) (*Target, error) {
 	if cfg.IdleAfter == 0 {
 		cfg.IdleAfter = defaultIdleAfter
 	}
-	return &Target{cfg: cfg, warm: map[string]*instance{}}, nil
+	logf := cfg.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	tc := triggerConfig{Environment: cfg.Environment, NATSURL: cfg.NATSURL, Log: logf}
+	return &Target{cfg: cfg, warm: map[string]*instance{}, triggers: newTriggers(tc), triggerCfg: tc}, nil
 }
 
 // deployment is a release as it runs: an instance per function.
@@ -246,6 +259,15 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 	if err != nil {
 		return fail(err)
 	}
+	// Triggers switch before the routes: their apply is the last step that
+	// can fail, and it changes nothing when it does.
+	backends := map[string]backend{}
+	for name, in := range next.instances {
+		backends[name] = in
+	}
+	if err := t.triggers.apply(ctx, rel.Set, backends); err != nil {
+		return fail(err)
+	}
 	t.cfg.Gateway.setRoutes(t.cfg.Environment, routes)
 
 	// What the switch replaced stays warm for a while, for a rollback.
@@ -401,6 +423,8 @@ func (t *Target) Delete(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.cfg.Gateway.setRoutes(t.cfg.Environment, nil)
+	t.triggers.stop()
+	t.triggers = newTriggers(t.triggerCfg) // a later Apply starts afresh
 	var all []*instance
 	if t.live != nil {
 		all = slices.Collect(maps.Values(t.live.instances))

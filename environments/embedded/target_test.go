@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -257,4 +258,55 @@ func TestTargetScaleToZero(t *testing.T) {
 	if code, msg := message(t, url); code != 200 || msg != "hello from nodejs" {
 		t.Fatalf("cold call: %d %q", code, msg)
 	}
+}
+
+// TestTargetCron: a CronTrigger of the release calls its function every
+// second, with no HTTP request from anyone.
+func TestTargetCron(t *testing.T) {
+	r := newReleaser(t, "python")
+	if err := os.MkdirAll(filepath.Join(r.dir, ".ferry"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.write(".ferry/cron.yaml", "apiVersion: ferry.dev/v1alpha1\nkind: CronTrigger\nmetadata: {name: tick}\nspec: {function: hello, schedule: \"@every 1s\", data: {n: 1}}\n")
+	tg, _ := newTestTarget(t)
+	if err := tg.Apply(context.Background(), r.release()); err != nil {
+		t.Fatal(err)
+	}
+	tg.mu.Lock()
+	in := tg.live.instances["hello"]
+	tg.mu.Unlock()
+	in.mu.Lock()
+	procURL := in.proc.URL()
+	in.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(procURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if calls := metricValue(string(body), "function_calls_total"); calls >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cron trigger did not call the function twice in 5 s:\n%s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// metricValue sums the samples of a metric in Prometheus text.
+func metricValue(text, name string) float64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			fields := strings.Fields(line)
+			var v float64
+			if _, err := fmt.Sscan(fields[len(fields)-1], &v); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
