@@ -32,7 +32,8 @@ func TestRunServesAndReloads(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(ferryBin, "run", dir, "--addr", addr, "--data", t.TempDir())
+	dataDir := t.TempDir()
+	cmd := exec.Command(ferryBin, "run", dir, "--addr", addr, "--data", dataDir)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -136,5 +137,18 @@ func TestRunServesAndReloads(t *testing.T) {
 	wg.Wait()
 	if failed.Load() != 0 {
 		t.Fatalf("%d of %d calls failed while the edit was applied", failed.Load(), calls.Load())
+	}
+
+	// ferry invoke calls the function by name; ferry logs prints its log.
+	r := ferry(t, "invoke", "hello", "--addr", addr, "--data", `{"n":1}`)
+	if r.code != 0 || !strings.Contains(r.stdout, `"message": "edited"`) && !strings.Contains(r.stdout, `"message":"edited"`) || !strings.Contains(r.stdout, `"n"`) {
+		t.Fatalf("ferry invoke: %+v", r)
+	}
+	if r := ferry(t, "invoke", "nobody", "--addr", addr); r.code != 1 || !strings.Contains(r.stderr, "404") {
+		t.Fatalf("ferry invoke of an unknown function: %+v", r)
+	}
+	logs := ferry(t, "logs", "hello", "--data", dataDir)
+	if logs.code != 0 || !strings.Contains(logs.stdout, "ferry invoker") {
+		t.Fatalf("ferry logs: %+v", logs)
 	}
 }

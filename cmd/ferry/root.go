@@ -29,6 +29,8 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newRegistryCommand(),
 		newBuildCommand(),
 		newRunCommand(),
+		newInvokeCommand(),
+		newLogsCommand(),
 	)
 	root.AddCommand(newDocsCommand(root))
 	return root

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -393,8 +394,25 @@ func (t *Target) routes(rel *build.Release, d *deployment) ([]gatewayRoute, erro
 			Backend:     in,
 		})
 	}
+	// Every function can also be called by name (ferry invoke), with or
+	// without an HTTPTrigger. The manifest reserves /_ferry, so no
+	// trigger's path can be one of these.
+	for _, name := range slices.Sorted(maps.Keys(d.instances)) {
+		in := d.instances[name]
+		routes = append(routes, gatewayRoute{
+			Path:     InvokePath(name),
+			Methods:  []string{http.MethodPost},
+			Function: name,
+			Timeout:  in.timeout,
+			Backend:  in,
+		})
+	}
 	return routes, nil
 }
+
+// InvokePath is the path, inside an environment on the gateway, that
+// calls a function by name: POST http://GATEWAY/<env>/_ferry/invoke/<name>.
+func InvokePath(function string) string { return "/_ferry/invoke/" + function }
 
 // Status implements environments.Target.
 func (t *Target) Status(ctx context.Context) (*environments.Status, error) {
