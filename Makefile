@@ -22,11 +22,12 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ferry ./cmd/ferry
 
-# The main job on embedded defaults. Until `ferry serve` lands this checks
-# the Python example and builds it into the embedded registry, which is
-# what the engine will do on every commit.
+# The main job on embedded defaults. Until `ferry serve` lands this is the
+# local loop: examples/python built into the embedded registry, run in the
+# environment "local" at http://$(ADDR)/local/hello, rebuilt on every save.
+ADDR ?= 127.0.0.1:8081
 run: build
-	hack/run.sh
+	$(BIN)/ferry run examples/python --addr $(ADDR)
 
 test: deps lint verify unit fuzz
 
