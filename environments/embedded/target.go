@@ -42,9 +42,11 @@ type Config struct {
 	LogDir string
 	// WarmFor and IdleAfter override the defaults above (tests).
 	WarmFor, IdleAfter time.Duration
-	// NATSURL is the NATS server NATSTriggers subscribe on; without one a
-	// release with a NATSTrigger is refused.
-	NATSURL string
+	// NATSURL is the NATS server NATSTriggers subscribe on, and
+	// KafkaBrokers the Kafka cluster KafkaTriggers consume from; without
+	// them a release with such a trigger is refused.
+	NATSURL      string
+	KafkaBrokers []string
 	// Log hears what triggers report (failed dispatches, skipped ticks).
 	Log func(format string, args ...any)
 }
@@ -81,7 +83,7 @@ func New(cfg Config) (*Target, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	tc := triggerConfig{Environment: cfg.Environment, NATSURL: cfg.NATSURL, Log: logf}
+	tc := triggerConfig{Environment: cfg.Environment, NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers, Log: logf}
 	return &Target{cfg: cfg, warm: map[string]*instance{}, triggers: newTriggers(tc), triggerCfg: tc}, nil
 }
 

@@ -41,6 +41,7 @@ const (
 const (
 	cronEventType = "dev.ferry.cron.tick"
 	natsEventType = "dev.ferry.nats.message"
+	// kafkaEventType is in triggers_kafka.go with the rest of Kafka.
 )
 
 // cronParser accepts what manifests validates: five fields or a
@@ -53,6 +54,9 @@ type triggerConfig struct {
 	// NATSURL is the NATS server of the environment; "" refuses every
 	// NATSTrigger at apply.
 	NATSURL string
+	// KafkaBrokers are the seed brokers of the environment's Kafka; none
+	// refuses every KafkaTrigger at apply.
+	KafkaBrokers []string
 	// Log is where dispatch failures, skipped ticks and NATS disconnects
 	// are reported.
 	Log func(format string, args ...any)
@@ -60,8 +64,8 @@ type triggerConfig struct {
 	CallTimeout time.Duration
 }
 
-// triggers runs an environment's CronTriggers and NATSTriggers against
-// its functions. Every dispatch is a CloudEvents 1.0 request in binary
+// triggers runs an environment's CronTriggers, NATSTriggers and
+// KafkaTriggers (triggers_kafka.go) against its functions. Every dispatch is a CloudEvents 1.0 request in binary
 // mode, POSTed to "/" of the function's instance.
 //
 // Core NATS has no acknowledgement: a message whose calls still fail after
@@ -95,6 +99,7 @@ type runningTrigger struct {
 	entry atomic.Int64       // cron: the entry's id
 	sub   *nats.Subscription // nats
 	slots chan struct{}      // nats: dispatches in flight
+	kafka *kafkaConsumer     // kafka
 }
 
 // dispatchPlan is what a trigger calls and how.
@@ -157,6 +162,7 @@ type desiredTrigger struct {
 	sched cron.Schedule // cron
 	subj  string        // nats
 	group string        // nats
+	kafka *kafkaSpec    // kafka
 }
 
 // apply replaces the running triggers with those of set, calling functions
@@ -183,6 +189,9 @@ func (t *triggers) apply(ctx context.Context, set *manifests.Set, backends map[s
 		for _, r := range added {
 			if r.sub != nil {
 				_ = r.sub.Unsubscribe()
+			}
+			if r.kafka != nil {
+				r.kafka.client.Close() // never polled: leaving needs no rebalance
 			}
 			r.cancel()
 		}
@@ -218,6 +227,22 @@ func (t *triggers) apply(ctx context.Context, set *manifests.Set, backends map[s
 			return fmt.Errorf("subscribing to NATS at %s: %w", t.cfg.NATSURL, err)
 		}
 	}
+	// Kafka after NATS, for the same reason: creating a group member and
+	// reaching a broker can fail. Its consumer only starts once apply can
+	// no longer fail, so an undone member has consumed nothing.
+	for _, d := range want {
+		if d.kafka == nil || t.unchanged(d) {
+			continue
+		}
+		k, err := t.startKafka(ctx, d)
+		if err != nil {
+			undo()
+			return err
+		}
+		r := t.newRunning(d)
+		r.kafka = k
+		added[d.id] = r
+	}
 
 	// From here on nothing fails.
 	keep := map[string]bool{}
@@ -235,6 +260,12 @@ func (t *triggers) apply(ctx context.Context, set *manifests.Set, backends map[s
 	}
 	for id, r := range added {
 		t.running[id] = r
+		if r.kafka != nil {
+			// Counted as a call: stop waits for the loop, and with it for the
+			// client to leave the group.
+			t.calls.Add(1)
+			go t.consumeKafka(r)
+		}
 	}
 	for _, d := range want {
 		if d.sched == nil || keep[d.id] {
@@ -253,7 +284,7 @@ func (t *triggers) apply(ctx context.Context, set *manifests.Set, backends map[s
 	return nil
 }
 
-// resolve turns the set's cron and NATS triggers into what runs, checking
+// resolve turns the set's cron, NATS and Kafka triggers into what runs, checking
 // everything that can be checked without starting anything.
 func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*desiredTrigger, error) {
 	if set == nil {
@@ -314,7 +345,11 @@ func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*
 			plan: &dispatchPlan{name: name, targets: targets, retry: retryFrom(tr.Spec.Retry)},
 		})
 	}
-	return want, nil
+	kafka, err := t.resolveKafka(set, backends)
+	if err != nil {
+		return nil, err
+	}
+	return append(want, kafka...), nil
 }
 
 // selectTargets returns the functions a trigger calls, sorted by name.
@@ -394,10 +429,15 @@ func (t *triggers) newRunning(d *desiredTrigger) *runningTrigger {
 
 // remove stops a trigger taking new work and ends its retries. A call in
 // progress finishes, so a function is not cut off mid-request.
+//
+// A Kafka trigger's loop sees the cancellation, commits nothing more and
+// leaves the group itself, so apply does not wait on the brokers.
 func (t *triggers) remove(r *runningTrigger) {
-	if r.sub != nil {
+	switch {
+	case r.sub != nil:
 		_ = r.sub.Unsubscribe()
-	} else {
+	case r.kafka != nil:
+	default:
 		t.cron.Remove(cron.EntryID(r.entry.Load()))
 	}
 	r.cancel()
