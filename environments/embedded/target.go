@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -166,7 +167,12 @@ func (in *instance) scheduleIdle() {
 	in.idle = time.AfterFunc(in.idleFor, func() {
 		in.mu.Lock()
 		defer in.mu.Unlock()
-		if in.proc == nil || in.stopped {
+		if in.stopped {
+			return
+		}
+		if in.proc == nil {
+			// Idle already; look again later, for after the next cold start.
+			in.idle.Reset(in.idleFor)
 			return
 		}
 		if in.inFlight > 0 || time.Since(in.lastUsed) < in.idleFor {
@@ -361,7 +367,7 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instan
 		UserEnv: spec.Env,
 		Timeout: timeout,
 		Memory:  memory,
-		Dir:     filepath.Join(root, "ferry", "function"),
+		Dir:     workDir(root),
 		LogFile: filepath.Join(t.cfg.LogDir, t.cfg.Environment, f.Name+".log"),
 	}
 	// Two releases whose function has the same image and settings share
@@ -372,6 +378,17 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instan
 	}
 	key := strings.Join([]string{f.Name, spec.Image, timeout.String(), memory, fmt.Sprint(minScale), strings.Join(envKeys, "\x00")}, "\x01")
 	return &instance{key: key, name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter}, nil
+}
+
+// workDir is where a function runs: its code folder, which Python and
+// Node.js images have, else the image's root (a Go image holds only its
+// binary).
+func workDir(root string) string {
+	dir := filepath.Join(root, "ferry", "function")
+	if info, err := os.Stat(dir); err == nil && info.IsDir() {
+		return dir
+	}
+	return root
 }
 
 // routes are the gateway's routes for a release: one per HTTPTrigger.

@@ -222,6 +222,23 @@ func TestTargetApply(t *testing.T) {
 	}
 }
 
+// TestTargetGoAndNode: the Go and Node.js examples run too.
+func TestTargetGoAndNode(t *testing.T) {
+	for _, rt := range []string{"go", "nodejs"} {
+		t.Run(rt, func(t *testing.T) {
+			r := newReleaser(t, rt)
+			tg, _ := newTestTarget(t)
+			if err := tg.Apply(context.Background(), r.release()); err != nil {
+				t.Fatal(err)
+			}
+			url, _ := tg.URL("hello")
+			if code, msg := message(t, url); code != 200 || msg != "hello from "+rt {
+				t.Fatalf("%d %q", code, msg)
+			}
+		})
+	}
+}
+
 // TestTargetScaleToZero: a function with scale.min 0 stops when idle and
 // starts again on its next call.
 func TestTargetScaleToZero(t *testing.T) {
@@ -257,6 +274,14 @@ func TestTargetScaleToZero(t *testing.T) {
 	}
 	if code, msg := message(t, url); code != 200 || msg != "hello from nodejs" {
 		t.Fatalf("cold call: %d %q", code, msg)
+	}
+	// Idle again after the cold start: it stops again.
+	deadline = time.Now().Add(5 * time.Second)
+	for pid(t, tg, "hello") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("after a cold start, the idle function was not stopped again")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

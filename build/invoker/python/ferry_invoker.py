@@ -637,6 +637,9 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        # why: headers and body go out in two writes; with Nagle's algorithm
+        # the second waits for the client's delayed ACK, 40 ms a call.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # why: a socket timeout bounds each read, not the headers as a whole;
         # DeadlineReader bounds them as Go's ReadHeaderTimeout does.
         self.reader = DeadlineReader(self.connection, "rb")
