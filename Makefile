@@ -61,6 +61,7 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	test/bench/build.sh
+	test/bench/embedded.sh
 
 clean:
 	rm -rf $(BIN)

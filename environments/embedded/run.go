@@ -57,24 +57,19 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if err != nil {
 		return err
 	}
-	imgs, err := newImages(filepath.Join(cfg.DataDir, "images"))
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	gw := newGateway()
+	gwURL := "http://" + ln.Addr().String()
+	target, gw, err := NewLocal(devEnvironment, cfg.DataDir, gwURL, 0)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.WithoutCancel(ctx))
-	gwURL := "http://" + ln.Addr().String()
-
-	target, err := New(Config{Environment: devEnvironment, Images: imgs, Gateway: gw, GatewayURL: gwURL, LogDir: filepath.Join(cfg.DataDir, "logs"), WarmFor: time.Minute})
-	if err != nil {
-		return err
-	}
 	defer target.Delete(context.WithoutCancel(ctx))
 	fmt.Fprintf(cfg.Out, "gateway on %s\n", gwURL)
 
