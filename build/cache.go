@@ -11,11 +11,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/ferrycd/ferry/internal/filelock"
 )
 
 // cache is the build cache on disk:
@@ -176,36 +177,8 @@ func (c *cache) writeFile(dst string, write func(io.Writer) error) error {
 	return os.Rename(tmp.Name(), dst)
 }
 
-// lock takes the lock of a key, waiting for another build of it to end or
-// ctx to be done. The lock is an flock on a file, so it holds across
-// processes and is released by the kernel if the holder dies.
+// lock takes the lock of a key, waiting for another build of it, in this
+// process or another, to end, or ctx to be done.
 func (c *cache) lock(ctx context.Context, key string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(c.dir, "locks", key), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("build cache lock: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(lockPoll):
-		}
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return filelock.Lock(ctx, filepath.Join(c.dir, "locks", key))
 }
-
-// lockPoll is how often a build waiting for another one of the same key
-// looks again: short next to any build, long next to a system call.
-const lockPoll = 20 * time.Millisecond

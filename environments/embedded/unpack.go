@@ -25,6 +25,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/ferrycd/ferry/internal/filelock"
 )
 
 const (
@@ -35,12 +37,7 @@ const (
 	// together: a large node_modules has tens of thousands, so this only
 	// stops an image made to exhaust the inode table.
 	defaultMaxEntries = 1_000_000
-	// unpackLockPoll is how often a caller waiting for another unpacker
-	// of the same image looks again: short next to an unpack, long next
-	// to a system call.
-	unpackLockPoll = 20 * time.Millisecond
-
-	whiteoutPrefix = ".wh."
+	whiteoutPrefix    = ".wh."
 	// whiteoutOpaque in a folder hides everything lower layers put there.
 	whiteoutOpaque = ".wh..wh..opq"
 	// whiteoutMeta starts aufs's own bookkeeping entries (.wh..wh.plnk
@@ -170,35 +167,10 @@ func cachedTree(tree string) (*v1.ConfigFile, bool) {
 	return cfg, true
 }
 
-// lock takes the image's lock, waiting for another unpacker of it to
-// finish or ctx to be done. An flock holds across processes and is
-// released by the kernel if its holder dies; it is tried without
-// blocking so that a cancelled ctx is noticed.
+// lock takes the image's lock, waiting for another unpacker of it, in
+// this process or another, to finish, or ctx to be done.
 func (s *images) lock(ctx context.Context, hexDigest string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(s.dir, "locks", hexDigest), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(unpackLockPoll):
-		}
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return filelock.Lock(ctx, filepath.Join(s.dir, "locks", hexDigest))
 }
 
 // clearPartial removes what an unpacker of the image that crashed left:

@@ -1,0 +1,3 @@
+// Package filelock owns the one way ferry's caches on disk keep two
+// writers of one entry apart: an flock on a file per entry.
+package filelock
