@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -321,4 +322,33 @@ func (d *localDir) ReadDir(n int) ([]fs.DirEntry, error) {
 		}
 	}
 	return out, nil
+}
+
+// LoadLocal loads the repository in dir as a build sees it (LocalSource)
+// and returns its manifests and the tree. Manifest errors come back as a
+// manifests.ErrorList whose files start with dir, so that a path printed
+// from where the command ran opens in an editor.
+func LoadLocal(ctx context.Context, dir string) (*manifests.Set, fs.FS, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !info.IsDir() {
+		return nil, nil, fmt.Errorf("%s is not a folder; give the repository's folder", dir)
+	}
+	src, err := LocalSource(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := manifests.Load(ctx, src)
+	if list := manifests.Errors(err); list != nil {
+		for _, e := range list {
+			e.File = filepath.Join(dir, e.File)
+		}
+		return nil, nil, manifests.ErrorList(list)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return set, src, nil
 }

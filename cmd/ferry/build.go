@@ -79,14 +79,11 @@ interpreter.`,
 			if jobs > 0 {
 				opts = append(opts, build.WithJobs(jobs))
 			}
-			for _, b := range bases {
-				rt, ref, ok := strings.Cut(b, "=")
-				if !ok {
-					return fmt.Errorf("--base %q: give it as RUNTIME=IMAGE, such as python=scratch", b)
-				}
-				opts = append(opts, build.WithBase(rt, ref))
+			baseOpts, err := baseOptions(bases)
+			if err != nil {
+				return err
 			}
-			builder, err := build.New(registry, opts...)
+			builder, err := build.New(registry, append(opts, baseOpts...)...)
 			if err != nil {
 				return err
 			}
@@ -177,4 +174,17 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// baseOptions turns --base RUNTIME=IMAGE flags into builder options.
+func baseOptions(bases []string) ([]build.Option, error) {
+	var opts []build.Option
+	for _, b := range bases {
+		rt, ref, ok := strings.Cut(b, "=")
+		if !ok {
+			return nil, fmt.Errorf("--base %q: give it as RUNTIME=IMAGE, such as python=scratch", b)
+		}
+		opts = append(opts, build.WithBase(rt, ref))
+	}
+	return opts, nil
 }

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/spf13/cobra"
 
 	"github.com/ferrycd/ferry/build"
@@ -27,14 +24,11 @@ Python and Node.js functions build with no base image (--base
 python=scratch) and run with this machine's python3 and node.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := []build.Option{build.WithBase("python", build.Scratch), build.WithBase("nodejs", build.Scratch)}
-			for _, b := range bases {
-				rt, ref, ok := strings.Cut(b, "=")
-				if !ok {
-					return fmt.Errorf("--base %q: give it as RUNTIME=IMAGE, such as python=scratch", b)
-				}
-				opts = append(opts, build.WithBase(rt, ref))
+			given, err := baseOptions(bases)
+			if err != nil {
+				return err
 			}
+			opts := append([]build.Option{build.WithBase("python", build.Scratch), build.WithBase("nodejs", build.Scratch)}, given...)
 			return embedded.RunDev(cmd.Context(), embedded.DevConfig{
 				Dir: dirArg(args), Addr: addr, DataDir: data, Options: opts, Out: cmd.OutOrStdout(),
 			})

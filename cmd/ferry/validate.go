@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,29 +40,17 @@ func dirArg(args []string) string {
 }
 
 // load loads the repository in dir as a build sees it (without what Git
-// ignores), printing manifest errors with paths that start at the working
-// folder, so an editor can jump to them. It returns the tree it loaded.
+// ignores), printing manifest errors one per line as file:line:col with
+// paths that start at the working folder. It returns the tree it loaded.
 func load(cmd *cobra.Command, dir string) (*manifests.Set, fs.FS, error) {
-	info, err := os.Stat(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !info.IsDir() {
-		return nil, nil, fmt.Errorf("%s is not a folder; give the repository's folder", dir)
-	}
-	fsys, err := build.LocalSource(cmd.Context(), dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	set, err := manifests.Load(cmd.Context(), fsys)
+	set, src, err := build.LoadLocal(cmd.Context(), dir)
 	if list := manifests.Errors(err); list != nil {
 		for _, e := range list {
-			e.File = filepath.Join(dir, e.File)
 			fmt.Fprintln(cmd.ErrOrStderr(), e.Error())
 		}
 		return nil, nil, errReported
 	}
-	return set, fsys, err
+	return set, src, err
 }
 
 func summary(s *manifests.Set) string {

@@ -120,20 +120,16 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 
 // devBuild loads and builds the repository as `ferry build` would.
 func devBuild(ctx context.Context, b build.Builder, dir string) (*build.Release, error) {
-	src, err := build.LocalSource(ctx, dir)
-	if err != nil {
-		return nil, err
+	set, src, err := build.LoadLocal(ctx, dir)
+	if list := manifests.Errors(err); list != nil {
+		// One problem per line, as ferry validate prints them.
+		errs := make([]error, len(list))
+		for i, e := range list {
+			errs[i] = e
+		}
+		return nil, errors.Join(errs...)
 	}
-	set, err := manifests.Load(ctx, src)
 	if err != nil {
-		var lines []error
-		for _, e := range manifests.Errors(err) {
-			e.File = filepath.Join(dir, e.File)
-			lines = append(lines, e)
-		}
-		if lines != nil {
-			return nil, errors.Join(lines...)
-		}
 		return nil, err
 	}
 	info, err := build.LocalInfo(ctx, dir)
