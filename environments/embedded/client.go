@@ -36,7 +36,7 @@ func Invoke(ctx context.Context, gatewayURL, env, function string, data []byte) 
 // LogFile is where the embedded target writes a function's log under a
 // data folder.
 func LogFile(dataDir, env, function string) string {
-	return filepath.Join(dataDir, "logs", env, function+".log")
+	return logPath(filepath.Join(dataDir, "logs"), env, function)
 }
 
 // logPoll is how often a followed log is looked at for new lines.

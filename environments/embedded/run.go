@@ -3,19 +3,16 @@ package embedded
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/build/registry"
-	"github.com/ferrycd/ferry/manifests"
 )
 
 // DevConfig is the local development loop of `ferry run`.
@@ -120,15 +117,9 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 
 // devBuild loads and builds the repository as `ferry build` would.
 func devBuild(ctx context.Context, b build.Builder, dir string) (*build.Release, error) {
+	// A manifests.ErrorList prints one problem per line, as ferry
+	// validate does.
 	set, src, err := build.LoadLocal(ctx, dir)
-	if list := manifests.Errors(err); list != nil {
-		// One problem per line, as ferry validate prints them.
-		errs := make([]error, len(list))
-		for i, e := range list {
-			errs[i] = e
-		}
-		return nil, errors.Join(errs...)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -178,8 +169,9 @@ func treeStamp(ctx context.Context, dir string) ([32]byte, error) {
 	if err != nil {
 		return [32]byte{}, err
 	}
+	// fs.WalkDir goes in lexical order, so the same tree always hashes
+	// the same.
 	h := sha256.New()
-	var lines []string
 	err = fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -188,15 +180,11 @@ func treeStamp(ctx context.Context, dir string) ([32]byte, error) {
 		if err != nil {
 			return err
 		}
-		lines = append(lines, fmt.Sprintf("%s %d %o %d", p, info.Size(), info.Mode(), info.ModTime().UnixNano()))
+		fmt.Fprintf(h, "%s %d %o %d\n", p, info.Size(), info.Mode(), info.ModTime().UnixNano())
 		return nil
 	})
 	if err != nil {
 		return [32]byte{}, err
-	}
-	slices.Sort(lines)
-	for _, l := range lines {
-		io.WriteString(h, l+"\n")
 	}
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))

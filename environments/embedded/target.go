@@ -109,7 +109,6 @@ type instance struct {
 	lastUsed time.Time
 	stopped  bool
 	idle     *time.Timer
-	cold     int
 	idleFor  time.Duration
 	retire   *time.Timer
 }
@@ -129,7 +128,6 @@ func (in *instance) acquire(ctx context.Context) (string, bool, func(), error) {
 			return "", false, nil, err
 		}
 		in.proc, cold = p, true
-		in.cold++
 	}
 	in.inFlight++
 	url := in.proc.URL()
@@ -249,13 +247,15 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 		return fmt.Errorf("environment %s: release %s not applied, the previous one keeps serving: %w", t.cfg.Environment, rel.Digest, err)
 	}
 	for _, f := range rel.Set.Functions {
+		// The key needs no image: a function that did not change keeps its
+		// process without its image being looked at again.
+		if reused := t.reuse(instanceKey(f)); reused != nil {
+			next.instances[f.Name] = reused
+			continue
+		}
 		in, err := t.instanceFor(ctx, f)
 		if err != nil {
 			return fail(err)
-		}
-		if reused := t.reuse(in.key); reused != nil {
-			next.instances[f.Name] = reused
-			continue
 		}
 		if err := in.start(ctx); err != nil {
 			return fail(fmt.Errorf("function %s: %w", f.Name, err))
@@ -281,8 +281,10 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 
 	// What the switch replaced stays warm for a while, for a rollback.
 	if t.live != nil {
-		for _, in := range t.live.instances {
-			if !slices.Contains(slices.Collect(maps.Values(next.instances)), in) {
+		// An instance can only be reused under its own name (its key starts
+		// with it).
+		for name, in := range t.live.instances {
+			if next.instances[name] != in {
 				t.keepWarm(in)
 			}
 		}
@@ -348,18 +350,7 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instan
 	if err != nil {
 		return nil, fmt.Errorf("function %s: %w", f.Name, err)
 	}
-	timeout := time.Duration(0)
-	if spec.Timeout != nil {
-		timeout = spec.Timeout.Duration
-	}
-	memory := ""
-	if spec.Memory != nil {
-		memory = spec.Memory.String()
-	}
-	var minScale int32
-	if spec.Scale != nil && spec.Scale.Min != nil {
-		minScale = *spec.Scale.Min
-	}
+	timeout, memory, minScale := functionSettings(spec)
 	ps := processSpec{
 		Name:    f.Name,
 		Argv:    argv,
@@ -368,16 +359,40 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instan
 		Timeout: timeout,
 		Memory:  memory,
 		Dir:     workDir(root),
-		LogFile: filepath.Join(t.cfg.LogDir, t.cfg.Environment, f.Name+".log"),
+		LogFile: logPath(t.cfg.LogDir, t.cfg.Environment, f.Name),
 	}
-	// Two releases whose function has the same image and settings share
-	// one process: nothing about it changed.
-	var envKeys []string
-	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
-		envKeys = append(envKeys, k+"="+spec.Env[k])
+	return &instance{key: instanceKey(f), name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter}, nil
+}
+
+// functionSettings reads what a function's process is started with.
+func functionSettings(spec v1alpha1.FunctionSpec) (timeout time.Duration, memory string, minScale int32) {
+	if spec.Timeout != nil {
+		timeout = spec.Timeout.Duration
 	}
-	key := strings.Join([]string{f.Name, spec.Image, timeout.String(), memory, fmt.Sprint(minScale), strings.Join(envKeys, "\x00")}, "\x01")
-	return &instance{key: key, name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter}, nil
+	if spec.Memory != nil {
+		memory = spec.Memory.String()
+	}
+	if spec.Scale != nil && spec.Scale.Min != nil {
+		minScale = *spec.Scale.Min
+	}
+	return timeout, memory, minScale
+}
+
+// instanceKey says when two releases' function is the same: same name,
+// image and settings. Such a function keeps its process.
+func instanceKey(f *v1alpha1.Function) string {
+	timeout, memory, minScale := functionSettings(f.Spec)
+	var env []string
+	for _, k := range slices.Sorted(maps.Keys(f.Spec.Env)) {
+		env = append(env, k+"="+f.Spec.Env[k])
+	}
+	return strings.Join([]string{f.Name, f.Spec.Image, timeout.String(), memory, fmt.Sprint(minScale), strings.Join(env, "\x00")}, "\x01")
+}
+
+// logPath is where a function's log is written: the target writes it, and
+// ferry logs reads it (LogFile).
+func logPath(logDir, env, function string) string {
+	return filepath.Join(logDir, env, function+".log")
 }
 
 // workDir is where a function runs: its code folder, which Python and
