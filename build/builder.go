@@ -74,6 +74,7 @@ type plan struct {
 	src     fs.FS
 	runtime string
 	files   []sourceFile // the function's folder (go: the module's)
+	source  string       // the function's folder in src, cleaned
 	modRoot string       // go: the module's folder in src ("" without go.mod)
 	deps    *depsPlan    // python, nodejs: what to install, or nil
 	base    *baseImage
@@ -165,9 +166,7 @@ func (b *builder) plan(ctx context.Context, src fs.FS, f *v1alpha1.Function) (*p
 	p := &plan{fn: f, src: src, runtime: spec.Runtime}
 	p.ref = b.repo.Registry.Repo(b.repo.RepositoryStr() + "/" + f.Name)
 	source := path.Clean(spec.Source)
-	if source == "" {
-		source = "."
-	}
+	p.source = source
 	k := &keyBuilder{}
 	k.add("ferry build key v1")
 	k.add("builder %s %s", builderVersion, runtime.Version())
@@ -195,10 +194,11 @@ func (b *builder) plan(ctx context.Context, src fs.FS, f *v1alpha1.Function) (*p
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(source, walk), "/")
 		k.add("go package %q in %q", rel, walk)
-		tc, err := goToolchain(ctx)
+		tool, err := loadGoTool(ctx)
 		if err != nil {
 			return nil, err
 		}
+		tc := tool.version
 		k.add("go toolchain %s env %q", tc, b.opts.goEnv)
 		k.files("src", p.files)
 	case v1alpha1.RuntimePython, v1alpha1.RuntimeNodeJS:
@@ -233,10 +233,19 @@ func (b *builder) plan(ctx context.Context, src fs.FS, f *v1alpha1.Function) (*p
 	return p, nil
 }
 
+// invokerSums holds invokerSum per runtime: its inputs are compiled into
+// ferry, so it is worked out once per process, not on every build.
+var invokerSums sync.Map // runtime → func() (string, error)
+
 // invokerSum hashes ferry's own code that goes into an image of the
 // runtime (the invoker, or the Go main and SDK), so that a ferry with a
 // changed invoker never returns an image made with the old one.
 func invokerSum(rt string) (string, error) {
+	f, _ := invokerSums.LoadOrStore(rt, sync.OnceValues(func() (string, error) { return hashInvoker(rt) }))
+	return f.(func() (string, error))()
+}
+
+func hashInvoker(rt string) (string, error) {
 	k := &keyBuilder{}
 	if rt == v1alpha1.RuntimeGo {
 		main, err := invoker.GoMain("ferry.local/function", "Handle")
@@ -359,8 +368,10 @@ func (b *builder) assemble(ctx context.Context, p *plan, work string, t time.Tim
 	switch p.runtime {
 	case v1alpha1.RuntimeGo:
 		bin := filepath.Join(work, "function")
-		source := path.Clean(p.fn.Spec.Source)
-		if err := (goBuild{Src: p.src, Source: source, Handler: p.fn.Spec.Handler, GOOS: b.opts.platform.OS, GOARCH: b.opts.platform.Architecture, Out: bin, Env: b.opts.goEnv}).compile(ctx); err != nil {
+		// The plan walked and hashed the module already; the compile
+		// copies those files rather than walking again.
+		gb := goBuild{Src: p.src, Source: p.source, Handler: p.fn.Spec.Handler, GOOS: b.opts.platform.OS, GOARCH: b.opts.platform.Architecture, Out: bin, Env: b.opts.goEnv, files: p.files, modRoot: p.modRoot}
+		if err := gb.compile(ctx); err != nil {
 			return nil, err
 		}
 		s := newLayerSpec()
@@ -473,17 +484,12 @@ func (b *builder) annotations(p *plan, t time.Time, info Info) map[string]string
 	if !p.base.scratch() {
 		a["org.opencontainers.image.base.name"] = p.base.ref
 		a["org.opencontainers.image.base.digest"] = p.base.digest.DigestStr()
-	} else if p.runtime != v1alpha1.RuntimeGo {
-		a[AnnotationHostInterpreter] = hostInterpreter(p.runtime)
+	} else if ep, err := invoker.Entrypoint(p.runtime); err == nil {
+		// An invoker's entrypoint starts with its interpreter, which an
+		// image on scratch needs from the host (a Go image has none).
+		a[AnnotationHostInterpreter] = ep[0]
 	}
 	return a
-}
-
-func hostInterpreter(rt string) string {
-	if rt == v1alpha1.RuntimeNodeJS {
-		return "node"
-	}
-	return "python3"
 }
 
 // mergeEnv sets each NAME=value of add over base, keeping base's order.

@@ -2,8 +2,6 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,28 +61,6 @@ func (c *cache) openBlob(h v1.Hash) func() (io.ReadCloser, error) {
 		}
 		return f, err
 	}
-}
-
-func (c *cache) readBlob(h v1.Hash) ([]byte, error) {
-	rc, err := c.openBlob(h)()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
-}
-
-// putBlob stores data under its digest.
-func (c *cache) putBlob(data []byte) (v1.Hash, error) {
-	sum := sha256.Sum256(data)
-	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
-	if c.hasBlob(h) {
-		return h, nil
-	}
-	return h, c.writeFile(c.blobPath(h), func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
 }
 
 // writeLayer writes a layer's compressed bytes as a blob and returns it.

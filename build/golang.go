@@ -68,6 +68,12 @@ type goBuild struct {
 	GOOS, GOARCH string   // default linux and runtime.GOARCH
 	Out          string   // path of the binary to write
 	Env          []string // extra environment for the go command (tests set GOFLAGS etc.); may be nil
+
+	// files and modRoot, when files is set, are the module's files as the
+	// build's plan read them (modRoot "" when no go.mod holds Source), so
+	// that the compile copies them without walking the module again.
+	files   []sourceFile
+	modRoot string
 }
 
 // goWorkspace is the temporary go.work tree one compile builds in:
@@ -145,17 +151,23 @@ func goCopySource(ctx context.Context, b goBuild, ws *goWorkspace, tool *goTool)
 	if _, err := fs.Lstat(b.Src, b.Source); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("source folder %s is not in the repository", b.Source)
 	}
-	modDir, found, err := goModuleRoot(b.Src, b.Source)
-	if err != nil {
-		return err
+	modDir, found, files := b.modRoot, b.modRoot != "", b.files
+	if files == nil {
+		var err error
+		if modDir, found, err = goModuleRoot(b.Src, b.Source); err != nil {
+			return err
+		}
+		walk := b.Source
+		if found {
+			walk = modDir
+		}
+		if files, err = readSource(ctx, b.Src, walk, goSkip); err != nil {
+			return err
+		}
 	}
 	walk := b.Source
 	if found {
 		walk = modDir
-	}
-	files, err := readSource(ctx, b.Src, walk, goSkip)
-	if err != nil {
-		return err
 	}
 	var total int64
 	for _, f := range files {
@@ -624,16 +636,6 @@ var goCarried = []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOSUMDB"
 var goToolCache struct {
 	sync.Mutex
 	tool *goTool
-}
-
-// goToolchain returns `go env GOVERSION` of the go command used (cached),
-// for the build cache key.
-func goToolchain(ctx context.Context) (string, error) {
-	t, err := loadGoTool(ctx)
-	if err != nil {
-		return "", err
-	}
-	return t.version, nil
 }
 
 // goVersionNumber finds the release in a GOVERSION such as "go1.26.8" or

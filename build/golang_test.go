@@ -881,10 +881,11 @@ func Handle[T any](ctx context.Context, in T) (any, error) { return in, nil }
 
 func TestGoToolchain(t *testing.T) {
 	t.Parallel()
-	v, err := goToolchain(t.Context())
+	tool, err := loadGoTool(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
+	v := tool.version
 	cmd := exec.Command(goCommand, "env", "GOVERSION")
 	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 	out, err := cmd.Output()
@@ -892,6 +893,6 @@ func TestGoToolchain(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := strings.TrimSpace(string(out)); v != want {
-		t.Errorf("goToolchain() = %q, want %q", v, want)
+		t.Errorf("loadGoTool().version = %q, want %q", v, want)
 	}
 }
