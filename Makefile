@@ -59,6 +59,7 @@ fuzz:
 # bench runs the Go benchmarks, then times ferry's builds against ko's
 # (test/bench/README.md); it is not part of `make test`.
 bench:
+	hack/deps.sh bench
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	test/bench/build.sh
 	test/bench/embedded.sh

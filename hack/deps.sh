@@ -1,6 +1,7 @@
 #!/bin/sh
-# deps.sh: make sure the host programs the tests run are present: git (the
-# tests build repositories), python3 and node (the examples' own tests).
+# deps.sh [bench]: make sure the host programs the tests run are present:
+# git (the tests build repositories), python3 and node (the examples' own
+# tests); with "bench", also nginx, the gateway benchmark's peer.
 # Installs what is missing with apt-get on a Debian machine; does nothing
 # when everything is there, so it is cheap to run every time.
 set -eu
@@ -8,6 +9,9 @@ missing=""
 command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+if [ "${1:-}" = bench ]; then
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
+fi
 [ -z "$missing" ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
 	echo "deps.sh: missing:$missing; install them with your package manager" >&2

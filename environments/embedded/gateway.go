@@ -2,14 +2,11 @@ package embedded
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httputil"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -68,7 +65,7 @@ type gatewayRoute struct {
 // never a mix.
 type gateway struct {
 	table atomic.Pointer[gatewayTable]
-	proxy *httputil.ReverseProxy
+	pool  *connPool
 
 	// mu serialises setRoutes and guards stats.
 	mu sync.Mutex
@@ -100,7 +97,7 @@ type gatewayPath struct {
 // needs worked out once.
 type boundRoute struct {
 	gatewayRoute
-	source []string // ce-source header value; shared, never written
+	source string // ce-source header value
 	stats  *routeStats
 }
 
@@ -122,44 +119,13 @@ type routeStats struct {
 
 // newGateway returns a gateway serving no environment.
 func newGateway() *gateway {
-	g := &gateway{stats: map[string]map[string]*routeStats{}}
+	g := &gateway{stats: map[string]map[string]*routeStats{}, pool: newConnPool()}
 	g.table.Store(&gatewayTable{envs: map[string]*gatewayEnv{}})
-	g.proxy = &httputil.ReverseProxy{
-		Rewrite:      rewrite,
-		Transport:    gatewayTransport,
-		BufferPool:   copyBuffers{},
-		ErrorHandler: proxyError,
-	}
 	return g
 }
 
-// gatewayTransport is shared by every call: functions listen on loopback,
-// so connections are cheap to keep and compression only costs CPU.
-var gatewayTransport = &http.Transport{
-	Proxy: nil, // never through a proxy from the environment
-	DialContext: (&net.Dialer{
-		Timeout:   5 * time.Second,
-		KeepAlive: 30 * time.Second,
-	}).DialContext,
-	// why: a busy function keeps up to Scale.Concurrency (100 by default)
-	// connections busy; more idle ones than that are kept so a burst does
-	// not dial again.
-	MaxIdleConns:        1024,
-	MaxIdleConnsPerHost: 256,
-	// why: the invokers close a connection idle for 2 minutes; dropping
-	// ours first means a request never races such a close.
-	IdleConnTimeout:    90 * time.Second,
-	DisableCompression: true,
-}
-
-// copyBuffers lends ReverseProxy its 32 KiB copy buffers, which it would
-// otherwise allocate for every call.
-type copyBuffers struct{}
-
+// copyBufferPool lends the forwarder its 32 KiB copy buffers.
 var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
-func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 // setRoutes replaces env's routes with routes in one step; nil or empty
 // removes env. A route's path is cleaned and its methods upper-cased.
@@ -209,7 +175,7 @@ func (g *gateway) setRoutes(env string, routes []gatewayRoute) {
 		stats[rt.Function] = st
 		b := &boundRoute{
 			gatewayRoute: rt,
-			source:       []string{ceEscape("/" + env + rt.Path)},
+			source:       ceEscape("/" + env + rt.Path),
 			stats:        st,
 		}
 		p := e.paths[rt.Path]
@@ -310,14 +276,11 @@ func envFromHost(host string) (string, bool) {
 
 // call is one request on its way to a function.
 type call struct {
-	sw      statusWriter
-	route   *boundRoute
-	backend string          // the instance's base URL
-	reqCtx  context.Context // the client's request
-	ctx     context.Context // reqCtx with the function's timeout
+	sw     statusWriter
+	route  *boundRoute
+	reqCtx context.Context // the client's request
+	ctx    context.Context // reqCtx with the function's timeout
 }
-
-type callKey struct{}
 
 // call forwards r to rt's function within its limits, and counts it.
 func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
@@ -358,15 +321,15 @@ func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 	if cold {
 		st.cold.Add(1)
 	}
-	c.backend = url
-
-	out := r.WithContext(context.WithValue(ctx, callKey{}, c))
-	if r.ContentLength != 0 {
+	if r.ContentLength != 0 && r.Body != nil {
 		// why: w, not c.sw: MaxBytesReader tells the server to close the
 		// connection after the answer, through the server's own writer.
-		out.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
 	}
-	g.proxy.ServeHTTP(&c.sw, out)
+	_, host := splitBaseURL(url)
+	if err := g.forward(c, r, host); err != nil {
+		forwardError(c, err)
+	}
 }
 
 const tooLargeMessage = "the request body is larger than 6 MiB, the gateway's limit"
@@ -374,40 +337,6 @@ const tooLargeMessage = "the request body is larger than 6 MiB, the gateway's li
 func timeoutMessage(rt *boundRoute) string {
 	return fmt.Sprintf("function %s did not answer within %s", rt.Function, rt.Timeout)
 }
-
-// rewrite makes the outgoing request of a call: to the instance, at "/",
-// as a binary-mode CloudEvent.
-func rewrite(pr *httputil.ProxyRequest) {
-	c := pr.In.Context().Value(callKey{}).(*call)
-	pr.SetXForwarded()
-	u := pr.Out.URL
-	u.Scheme, u.Host = splitBaseURL(c.backend)
-	u.Path, u.RawPath = "/", ""
-	pr.Out.Host = ""
-
-	h := pr.Out.Header
-	if len(h["Ce-Specversion"]) > 0 {
-		return // a CloudEvent already: it passes as it is
-	}
-	var id [16]byte
-	rand.Read(id[:])
-	var ts [len(time.RFC3339Nano)]byte
-	h["Ce-Specversion"] = ceSpecVersion
-	h["Ce-Id"] = []string{hex.EncodeToString(id[:])}
-	h["Ce-Source"] = c.route.source
-	h["Ce-Type"] = ceType
-	h["Ce-Time"] = []string{string(time.Now().UTC().AppendFormat(ts[:0], time.RFC3339Nano))}
-	h["Ce-Httpmethod"] = []string{pr.In.Method} // a token: nothing to escape
-	h["Ce-Httppath"] = []string{ceEscape(pr.In.URL.Path)}
-	h["Ce-Httpquery"] = []string{ceEscape(pr.In.URL.RawQuery)}
-}
-
-// Header values that are the same for every call; the transport only
-// reads them.
-var (
-	ceSpecVersion = []string{"1.0"}
-	ceType        = []string{ceTypeHTTP}
-)
 
 // splitBaseURL splits http://HOST:PORT into its scheme and host.
 func splitBaseURL(base string) (scheme, host string) {
@@ -451,20 +380,22 @@ func ceEscape(s string) string {
 
 func ceNeedsEscape(c byte) bool { return c <= ' ' || c >= 0x7f || c == '"' || c == '%' }
 
-// proxyError answers a call the proxy could not complete.
-func proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	c := r.Context().Value(callKey{}).(*call)
+// forwardError answers a call the forwarder could not complete.
+func forwardError(c *call, err error) {
+	w := &c.sw
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, tooLargeMessage)
-	case errors.Is(c.ctx.Err(), context.DeadlineExceeded):
-		writeError(w, http.StatusGatewayTimeout, timeoutMessage(c.route))
 	case c.reqCtx.Err() != nil:
 		// why: the client left; no one reads this, but the metrics must
 		// not count it as the function's failure. 499 is nginx's code
 		// for it.
 		w.WriteHeader(499)
+	case errors.Is(c.ctx.Err(), context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		// why: the connection's deadline is the call's, and may pass
+		// a moment before the context notices.
+		writeError(w, http.StatusGatewayTimeout, timeoutMessage(c.route))
 	default:
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("function %s: %v", c.route.Function, err))
 	}
@@ -489,9 +420,7 @@ type statusWriter struct {
 }
 
 func (s *statusWriter) WriteHeader(code int) {
-	// why: ReverseProxy passes on 1xx answers before the final one; 101
-	// is final (an upgrade).
-	if s.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+	if s.code == 0 {
 		s.code = code
 	}
 	s.ResponseWriter.WriteHeader(code)

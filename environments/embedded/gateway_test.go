@@ -215,8 +215,11 @@ func TestGatewayPlainRequestBecomesCloudEvent(t *testing.T) {
 	if mustJSON(ce) != mustJSON(want) {
 		t.Errorf("ce- headers\n%v\nwant\n%v", ce, want)
 	}
-	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(id) {
-		t.Errorf("ce-id = %q, want 32 hex digits", id)
+	if !regexp.MustCompile(`^[0-9a-f]{16}-[0-9]+$`).MatchString(id) {
+		t.Errorf("ce-id = %q, want 16 hex digits, '-' and a number", id)
+	}
+	if again := do(t, "POST", url+"/dev/hello/?name=a%20b&x=1", "", nil, strings.NewReader("x")).seen(t).Header.Get("Ce-Id"); again == id || again == "" {
+		t.Errorf("two calls had ce-id %q and %q, want two ids", id, again)
 	}
 	if tm, err := time.Parse(time.RFC3339Nano, at); err != nil || !strings.HasSuffix(at, "Z") || tm.Before(before.Add(-time.Second)) || tm.After(time.Now().Add(time.Second)) {
 		t.Errorf("ce-time = %q (%v), want now in UTC", at, err)

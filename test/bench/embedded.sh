@@ -5,7 +5,8 @@
 #   gateway   the Go example called directly (its process's port) and
 #             through the gateway, by the same load generator in a second
 #             process: throughput ratio gateway/direct (8 workers) and the
-#             p50 latency the gateway adds (1 worker)
+#             p50 latency the gateway adds (1 worker); the same for two
+#             peers, a byte relay and nginx (when installed)
 #   cold      the go, python and nodejs examples scaled to zero, then one
 #             call: time to its 200
 #   switch    under continuous calls, Apply of release R2 of the Python
@@ -65,7 +66,7 @@ echo "preparing the benchmark program"
 command -v python3 >/dev/null 2>&1 || fail "python3 is not on PATH; the Python figures need it"
 command -v node >/dev/null 2>&1 || fail "node is not on PATH; the Node.js figures need it"
 py=$(python3 -c 'import sys; print(sys.executable)') || fail "python3 does not run"
-PATH=$(dirname "$py"):$PATH
+PATH=$(dirname "$py"):$PATH:/usr/sbin
 export PATH
 
 echo "versions  ferry $(cd "$root" && git describe --tags --always --dirty 2>/dev/null || echo dev), $(go env GOVERSION) $(go env GOOS)/$(go env GOARCH), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs, $("$py" --version 2>&1) ($py), node $(node --version)"

@@ -355,9 +355,10 @@ func (b *bench) apply(ctx context.Context, l *local, rel *build.Release) error {
 
 // ---- (a) gateway overhead ---------------------------------------------------
 
-// gatewayOverhead calls the Go example directly and through the gateway
-// with the same load generator, taking turns, and returns the median
-// throughput ratio gateway/direct and the added median p50 in µs.
+// gatewayOverhead calls the Go example directly, through ferry's gateway
+// and through the peers (a byte relay, and nginx when it is installed),
+// with the same load generator, taking turns, and returns the gateway's
+// median throughput ratio to direct and its added median p50 in µs.
 func (b *bench) gatewayOverhead(ctx context.Context, rel *build.Release) (float64, int64, error) {
 	l, err := b.newLocal("gw", 0)
 	if err != nil {
@@ -370,56 +371,214 @@ func (b *bench) gatewayOverhead(ctx context.Context, rel *build.Release) (float6
 	if err != nil {
 		return 0, 0, err
 	}
-	direct += "/"
 	through, err := l.target.URL("hello")
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, u := range []string{direct, through} {
-		if _, err := get(ctx, http.DefaultClient, u); err != nil {
-			return 0, 0, err
-		}
+	fnAddr := strings.TrimPrefix(direct, "http://")
+	paths := []path{{"direct", direct + "/"}, {"ferry", through}}
+	relayURL, stopRelay, err := startRelay(fnAddr)
+	if err != nil {
+		return 0, 0, err
 	}
-	fmt.Printf("gateway   direct %s  gateway %s\n", direct, through)
-
-	var ratios, added []float64
-	for n := 1; n <= b.runs; n++ {
-		// why: the two take turns going first, so neither always runs on a
-		// machine warmed (or loaded) by the other.
-		order := []string{direct, through}
-		if n%2 == 0 {
-			order = []string{through, direct}
+	defer stopRelay()
+	paths = append(paths, path{"relay", relayURL + "/"})
+	if nginxURL, stopNginx, err := startNginx(ctx, filepath.Join(b.data, "nginx"), fnAddr); err != nil {
+		fmt.Printf("gateway   nginx not measured: %v\n", err)
+	} else {
+		defer stopNginx()
+		paths = append(paths, path{"nginx", nginxURL + "/"})
+	}
+	for _, p := range paths {
+		if _, err := get(ctx, http.DefaultClient, p.url); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", p.name, err)
 		}
-		res := map[string]map[int]loadResult{direct: {}, through: {}}
+		fmt.Printf("gateway   %-6s %s\n", p.name, p.url)
+	}
+
+	ratios, added := map[string][]float64{}, map[string][]float64{}
+	for n := 1; n <= b.runs; n++ {
+		res := map[string]map[int]loadResult{}
 		for _, w := range []int{throughputWorkers, 1} {
-			for _, u := range order {
-				r, err := b.loadRun(ctx, u, w)
+			// why: the paths take turns going first, so none always runs
+			// on a machine warmed (or loaded) by another.
+			for i := range paths {
+				p := paths[(i+n)%len(paths)]
+				r, err := b.loadRun(ctx, p.url, w)
 				if err != nil {
 					return 0, 0, err
 				}
 				if r.Failed > 0 {
-					return 0, 0, fmt.Errorf("%d of %d calls to %s failed", r.Failed, r.Requests, u)
+					return 0, 0, fmt.Errorf("%d of %d calls to %s failed", r.Failed, r.Requests, p.url)
 				}
-				res[u][w] = r
+				if res[p.name] == nil {
+					res[p.name] = map[int]loadResult{}
+				}
+				res[p.name][w] = r
 			}
 		}
-		d8, g8 := res[direct][throughputWorkers], res[through][throughputWorkers]
-		d1, g1 := res[direct][1], res[through][1]
-		ratio := g8.RPS / d8.RPS
-		add := g1.P50us - d1.P50us
-		fmt.Printf("gateway   %d/%d  %d workers: direct %6.0f req/s  gateway %6.0f req/s  ratio %.2fx\n",
-			n, b.runs, throughputWorkers, d8.RPS, g8.RPS, ratio)
-		fmt.Printf("gateway   %d/%d  1 worker:  direct p50 %4.0f µs p99 %5.0f µs  gateway p50 %4.0f µs p99 %5.0f µs  added p50 %.0f µs\n",
-			n, b.runs, d1.P50us, d1.P99us, g1.P50us, g1.P99us, add)
-		ratios = append(ratios, ratio)
-		added = append(added, add)
+		d8, d1 := res["direct"][throughputWorkers], res["direct"][1]
+		fmt.Printf("gateway   %d/%d  direct  %6.0f req/s (%d workers)  p50 %4.0f µs p99 %5.0f µs (1 worker)\n",
+			n, b.runs, d8.RPS, throughputWorkers, d1.P50us, d1.P99us)
+		for _, p := range paths[1:] {
+			g8, g1 := res[p.name][throughputWorkers], res[p.name][1]
+			ratio, add := g8.RPS/d8.RPS, g1.P50us-d1.P50us
+			fmt.Printf("gateway   %d/%d  %-6s  %6.0f req/s  ratio %.2fx  p50 %4.0f µs p99 %5.0f µs  added p50 %.0f µs\n",
+				n, b.runs, p.name, g8.RPS, ratio, g1.P50us, g1.P99us, add)
+			ratios[p.name] = append(ratios[p.name], ratio)
+			added[p.name] = append(added[p.name], add)
+		}
 	}
-	ratio, add := median(ratios), median(added)
-	fmt.Printf("gateway   median  ratio %.2fx  added p50 %.0f µs\n", ratio, add)
+	for _, p := range paths[1:] {
+		fmt.Printf("gateway   median %-6s ratio %.2fx  added p50 %.0f µs\n", p.name, median(ratios[p.name]), median(added[p.name]))
+	}
 	if err := l.target.Delete(ctx); err != nil {
 		return 0, 0, err
 	}
+	ratio, add := median(ratios["ferry"]), median(added["ferry"])
 	return ratio, int64(add + 0.5), nil
+}
+
+// path is one way to the function: direct, ferry's gateway or a peer.
+type path struct{ name, url string }
+
+// startRelay listens on a loopback port and copies bytes both ways
+// between each connection and one of its own to the function: what a
+// proxy costs that parses nothing, the floor under every HTTP gateway.
+func startRelay(fnAddr string) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	track := func(c net.Conn, on bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if on {
+			open[c] = true
+		} else {
+			delete(open, c)
+		}
+	}
+	wg.Go(func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				out, err := net.Dial("tcp", fnAddr)
+				if err != nil {
+					in.Close()
+					return
+				}
+				track(in, true)
+				track(out, true)
+				defer func() {
+					in.Close()
+					out.Close()
+					track(in, false)
+					track(out, false)
+				}()
+				go func() {
+					io.Copy(out, in)
+					out.(*net.TCPConn).CloseWrite()
+				}()
+				io.Copy(in, out)
+			})
+		}
+	})
+	stop := func() {
+		ln.Close()
+		mu.Lock()
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// startNginx runs nginx from PATH as a reverse proxy to the function, as
+// one would deploy it in front of an HTTP service: a worker per CPU, HTTP/1.1
+// to the upstream with kept-alive connections, no access log.
+func startNginx(ctx context.Context, dir, fnAddr string) (string, func(), error) {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		return "", nil, errors.New("nginx is not on PATH (hack/deps.sh bench installs it)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close() // why: nginx binds it itself; the port was free a moment ago
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	conf := fmt.Sprintf(`worker_processes auto;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	upstream fn { server %[2]s; keepalive 64; }
+	server {
+		listen %[3]s;
+		location / {
+			proxy_pass http://fn;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
+	}
+}
+`, dir, fnAddr, addr)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", confPath)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGQUIT) // nginx's graceful stop
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	url := "http://" + addr
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := get(ctx, http.DefaultClient, url+"/"); err == nil {
+			return url, stop, nil
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			return "", nil, fmt.Errorf("nginx exited: %s %s", strings.TrimSpace(stderr.String()), strings.TrimSpace(string(log)))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, errors.New("nginx did not answer within 5 s")
+		}
+	}
 }
 
 // loadRun runs the load generator as a second process of this program.
