@@ -26,54 +26,7 @@ func TestRunServesAndReloads(t *testing.T) {
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, "examples", "python"))); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dataDir := t.TempDir()
-	cmd := exec.Command(ferryBin, "run", dir, "--addr", addr, "--data", dataDir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var output strings.Builder
-	live := make(chan struct{}, 8)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			mu.Lock()
-			output.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if strings.HasPrefix(sc.Text(), "release ") && strings.HasSuffix(sc.Text(), " live") {
-				live <- struct{}{}
-			}
-		}
-	}()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("ferry run did not stop on SIGINT")
-		}
-	}()
-	select {
-	case <-live:
-	case <-time.After(90 * time.Second):
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("ferry run did not go live:\n%s", output.String())
-	}
+	addr, dataDir, output := startRun(t, dir)
 	url := "http://" + addr + "/local/hello"
 	get := func() (int, string) {
 		resp, err := http.Get(url)
@@ -126,9 +79,7 @@ func TestRunServesAndReloads(t *testing.T) {
 		if time.Since(edited) > 2*time.Second {
 			close(stop)
 			wg.Wait()
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("the edit was not served within 2 s:\n%s", output.String())
+			t.Fatalf("the edit was not served within 2 s:\n%s", output)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -151,4 +102,71 @@ func TestRunServesAndReloads(t *testing.T) {
 	if logs.code != 0 || !strings.Contains(logs.stdout, "ferry invoker") {
 		t.Fatalf("ferry logs: %+v", logs)
 	}
+}
+
+// runOutput is what a `ferry run` printed so far.
+type runOutput struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (o *runOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// startRun starts `ferry run dir` with extra flags on a free port, waits
+// until its first release is live, and stops it with SIGINT when the test
+// ends. It returns the gateway's address and the data folder.
+func startRun(t *testing.T, dir string, extra ...string) (addr, dataDir string, output *runOutput) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = l.Addr().String()
+	l.Close()
+	dataDir = t.TempDir()
+	cmd := exec.Command(ferryBin, append([]string{"run", dir, "--addr", addr, "--data", dataDir}, extra...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	output = &runOutput{}
+	live := make(chan struct{}, 8)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			output.mu.Lock()
+			output.b.WriteString(sc.Text() + "\n")
+			output.mu.Unlock()
+			if strings.HasPrefix(sc.Text(), "release ") && strings.HasSuffix(sc.Text(), " live") {
+				live <- struct{}{}
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("ferry run did not stop on SIGINT")
+		}
+	})
+	select {
+	case <-live:
+	case <-done:
+		t.Fatalf("ferry run exited:\n%s", output)
+	case <-time.After(90 * time.Second):
+		t.Fatalf("ferry run did not go live:\n%s", output)
+	}
+	return addr, dataDir, output
 }

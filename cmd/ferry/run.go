@@ -8,8 +8,8 @@ import (
 )
 
 func newRunCommand() *cobra.Command {
-	var addr, data string
-	var bases []string
+	var addr, data, nats string
+	var bases, kafka []string
 	cmd := &cobra.Command{
 		Use:   "run [DIR]",
 		Short: "The local loop: build, run in the environment \"local\", rebuild on every save",
@@ -21,7 +21,11 @@ until the new one is healthy. A broken edit is reported and the last good
 version keeps serving. Stop with Ctrl-C.
 
 Python and Node.js functions build with no base image (--base
-python=scratch) and run with this machine's python3 and node.`,
+python=scratch) and run with this machine's python3 and node.
+
+NATSTriggers subscribe on the server given by --nats, KafkaTriggers
+consume from the brokers given by --kafka; a trigger of either kind with
+none given fails to apply and says which flag it needs.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			given, err := baseOptions(bases)
@@ -31,11 +35,14 @@ python=scratch) and run with this machine's python3 and node.`,
 			opts := append([]build.Option{build.WithBase("python", build.Scratch), build.WithBase("nodejs", build.Scratch)}, given...)
 			return embedded.RunDev(cmd.Context(), embedded.DevConfig{
 				Dir: dirArg(args), Addr: addr, DataDir: data, Options: opts, Out: cmd.OutOrStdout(),
+				NATSURL: nats, KafkaBrokers: kafka,
 			})
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8081", "where the gateway listens")
 	cmd.Flags().StringVar(&data, "data", "./.ferry-data", "folder for the registry, the build cache, images and logs")
 	cmd.Flags().StringArrayVar(&bases, "base", nil, "base image of a runtime as RUNTIME=IMAGE (repeatable)")
+	cmd.Flags().StringVar(&nats, "nats", "", "NATS server of NATSTriggers (nats://HOST:PORT)")
+	cmd.Flags().StringSliceVar(&kafka, "kafka", nil, "Kafka seed brokers of KafkaTriggers (HOST:PORT, comma-separated)")
 	return cmd
 }

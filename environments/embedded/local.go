@@ -7,20 +7,32 @@ import (
 	"time"
 )
 
-// NewLocal returns a target of the environment env with an image cache
-// and logs of its own under dataDir, and the gateway it routes through,
-// which the caller serves at gatewayURL (http://ADDR). idleAfter is
-// Config.IdleAfter (0 keeps the default). ferry run wires its target with
-// it, and so does the benchmark in test/bench/embedded, which measures the
-// target from outside this package.
-func NewLocal(env, dataDir, gatewayURL string, idleAfter time.Duration) (*Target, http.Handler, error) {
-	imgs, err := newImages(filepath.Join(dataDir, "images"))
+// LocalConfig is a target with everything of its own under one folder.
+type LocalConfig struct {
+	Environment string
+	DataDir     string // images under images/, logs under logs/
+	GatewayURL  string // http://ADDR, where the caller serves the gateway
+	IdleAfter   time.Duration
+	// NATSURL and KafkaBrokers are Config's: where the environment's
+	// NATS and Kafka triggers connect.
+	NATSURL      string
+	KafkaBrokers []string
+}
+
+// NewLocal returns a target of cfg.Environment with an image cache and
+// logs of its own under cfg.DataDir, and the gateway it routes through.
+// ferry run wires its target with it, and so does the benchmark in
+// test/bench/embedded, which measures the target from outside this
+// package.
+func NewLocal(cfg LocalConfig) (*Target, http.Handler, error) {
+	imgs, err := newImages(filepath.Join(cfg.DataDir, "images"))
 	if err != nil {
 		return nil, nil, err
 	}
 	gw := newGateway()
-	t, err := New(Config{Environment: env, Images: imgs, Gateway: gw, GatewayURL: gatewayURL,
-		LogDir: filepath.Join(dataDir, "logs"), IdleAfter: idleAfter})
+	t, err := New(Config{Environment: cfg.Environment, Images: imgs, Gateway: gw, GatewayURL: cfg.GatewayURL,
+		LogDir: filepath.Join(cfg.DataDir, "logs"), IdleAfter: cfg.IdleAfter,
+		NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -29,6 +29,10 @@ type DevConfig struct {
 	Out io.Writer
 	// Poll is how often the files are looked at (default 250 ms).
 	Poll time.Duration
+	// NATSURL and KafkaBrokers are where NATSTriggers and KafkaTriggers
+	// connect; a trigger with none set fails the apply and says so.
+	NATSURL      string
+	KafkaBrokers []string
 }
 
 // devEnvironment is the environment `ferry run` deploys to.
@@ -59,7 +63,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	gwURL := "http://" + ln.Addr().String()
-	target, gw, err := NewLocal(devEnvironment, cfg.DataDir, gwURL, 0)
+	target, gw, err := NewLocal(LocalConfig{Environment: devEnvironment, DataDir: cfg.DataDir, GatewayURL: gwURL,
+		NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers})
 	if err != nil {
 		ln.Close()
 		return err

@@ -326,7 +326,7 @@ func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*
 		})
 	}
 	if len(set.NATSTriggers) > 0 && t.cfg.NATSURL == "" {
-		return nil, fmt.Errorf("NATSTrigger %s: the environment has no NATS server configured; give the environment a NATS URL or remove the NATSTriggers", set.NATSTriggers[0].Name)
+		return nil, fmt.Errorf("NATSTrigger %s: the environment has no NATS server configured; give the environment a NATS URL (ferry run --nats URL) or remove the NATSTriggers", set.NATSTriggers[0].Name)
 	}
 	for _, tr := range set.NATSTriggers {
 		name := "NATSTrigger " + tr.Name

@@ -71,7 +71,7 @@ func (t *triggers) resolveKafka(set *manifests.Set, backends map[string]backend)
 		}
 	}
 	if len(brokers) == 0 {
-		return nil, fmt.Errorf("KafkaTrigger %s: the environment has no Kafka brokers configured; give the environment Kafka brokers or remove the KafkaTriggers", set.KafkaTriggers[0].Name)
+		return nil, fmt.Errorf("KafkaTrigger %s: the environment has no Kafka brokers configured; give the environment Kafka brokers (ferry run --kafka HOST:PORT) or remove the KafkaTriggers", set.KafkaTriggers[0].Name)
 	}
 	var want []*desiredTrigger
 	for _, tr := range set.KafkaTriggers {

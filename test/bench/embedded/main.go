@@ -324,7 +324,7 @@ func (b *bench) newLocal(env string, idleAfter time.Duration) (*local, error) {
 		return nil, err
 	}
 	url := "http://" + ln.Addr().String()
-	t, gw, err := embedded.NewLocal(env, b.data, url, idleAfter)
+	t, gw, err := embedded.NewLocal(embedded.LocalConfig{Environment: env, DataDir: b.data, GatewayURL: url, IdleAfter: idleAfter})
 	if err != nil {
 		ln.Close()
 		return nil, err
