@@ -342,9 +342,7 @@ func (p *process) spawn(port int) (*run, error) {
 	cmd := exec.Command(p.spec.Argv[0], p.spec.Argv[1:]...)
 	cmd.Dir = p.spec.Dir
 	cmd.Env = p.env(port)
-	// why: the group lets one signal reach everything the function
-	// started, so nothing it spawned outlives it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = functionProcAttr()
 	// why: our own pipes rather than cmd.StdoutPipe: Wait must return when
 	// the child exits even when something it spawned still holds the
 	// pipe, and the readers must see every line the child wrote.
