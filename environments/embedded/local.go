@@ -3,7 +3,6 @@ package embedded
 import (
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"time"
 )
 
@@ -25,18 +24,15 @@ type LocalConfig struct {
 // test/bench/embedded, which measures the target from outside this
 // package.
 func NewLocal(cfg LocalConfig) (*Target, http.Handler, error) {
-	imgs, err := newImages(filepath.Join(cfg.DataDir, "images"))
+	h, err := NewHost(HostConfig{DataDir: cfg.DataDir, GatewayURL: cfg.GatewayURL, IdleAfter: cfg.IdleAfter})
 	if err != nil {
 		return nil, nil, err
 	}
-	gw := newGateway()
-	t, err := New(Config{Environment: cfg.Environment, Images: imgs, Gateway: gw, GatewayURL: cfg.GatewayURL,
-		LogDir: filepath.Join(cfg.DataDir, "logs"), IdleAfter: cfg.IdleAfter,
-		NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers})
+	t, err := h.Target(cfg.Environment, EnvironmentConfig{NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers})
 	if err != nil {
 		return nil, nil, err
 	}
-	return t, gw, nil
+	return t, h.Handler(), nil
 }
 
 // ProcessURL returns the base URL (http://127.0.0.1:PORT) of the running

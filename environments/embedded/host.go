@@ -1,0 +1,87 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Host runs several environments on one machine, as ferry serve does: one
+// image cache (a digest is unpacked once, whichever environment asks), one
+// gateway serving every environment at /<env>/<path>, and a Target per
+// environment.
+type Host struct {
+	cfg    HostConfig
+	images *images
+	gw     *gateway
+
+	mu      sync.Mutex
+	targets map[string]*Target
+}
+
+// HostConfig wires a Host.
+type HostConfig struct {
+	// DataDir holds unpacked images (images/) and function logs
+	// (logs/<env>/).
+	DataDir string
+	// GatewayURL is where the caller serves Handler (http://ADDR), for the
+	// functions' URLs.
+	GatewayURL string
+	// IdleAfter overrides the scale-to-zero idle time (tests, benchmarks).
+	IdleAfter time.Duration
+	// Log hears what triggers report.
+	Log func(format string, args ...any)
+}
+
+// EnvironmentConfig is what differs between environments of one host.
+type EnvironmentConfig struct {
+	// NATSURL and KafkaBrokers are where the environment's NATS and Kafka
+	// triggers connect; a release with such a trigger and none set is
+	// refused.
+	NATSURL      string
+	KafkaBrokers []string
+}
+
+// NewHost returns a host serving no environment yet.
+func NewHost(cfg HostConfig) (*Host, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("embedded: a host needs a data folder")
+	}
+	imgs, err := newImages(filepath.Join(cfg.DataDir, "images"))
+	if err != nil {
+		return nil, err
+	}
+	return &Host{cfg: cfg, images: imgs, gw: newGateway(), targets: map[string]*Target{}}, nil
+}
+
+// Handler is the gateway of every environment of the host.
+func (h *Host) Handler() http.Handler { return h.gw }
+
+// Target returns the target of environment env, made with ec the first
+// time it is asked for; later calls return that one (ec is then ignored).
+func (h *Host) Target(env string, ec EnvironmentConfig) (*Target, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t := h.targets[env]; t != nil {
+		return t, nil
+	}
+	t, err := New(Config{
+		Environment:  env,
+		Images:       h.images,
+		Gateway:      h.gw,
+		GatewayURL:   h.cfg.GatewayURL,
+		LogDir:       filepath.Join(h.cfg.DataDir, "logs"), // the target adds <env>/
+		IdleAfter:    h.cfg.IdleAfter,
+		NATSURL:      ec.NATSURL,
+		KafkaBrokers: ec.KafkaBrokers,
+		Log:          h.cfg.Log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: %w", env, err)
+	}
+	h.targets[env] = t
+	return t, nil
+}
