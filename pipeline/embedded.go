@@ -1,0 +1,277 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ferrycd/ferry/store"
+)
+
+// embedded is the in-process executor. Each source's branch is a lane:
+// its runs wait in order and one goroutine works them, one at a time.
+type embedded struct {
+	cfg Config
+	// workers counts the goroutines working lanes.
+	workers sync.WaitGroup
+
+	// mu guards everything below.
+	mu    sync.Mutex
+	lanes map[laneKey]*lane
+	// known holds the runs waiting in a lane or being executed, so a run
+	// is never scheduled twice.
+	known map[int64]bool
+	// waiters are closed when their run's executor is done with it.
+	waiters map[int64]chan struct{}
+	// ctx is Run's context; nil until Run starts the lanes.
+	ctx     context.Context
+	started bool
+	stopped bool // Run's ctx ended
+}
+
+var _ Executor = (*embedded)(nil)
+
+func newEmbedded(cfg Config) *embedded {
+	return &embedded{cfg: cfg, lanes: map[laneKey]*lane{}, known: map[int64]bool{}, waiters: map[int64]chan struct{}{}}
+}
+
+// laneKey names a lane: runs of one source's branch.
+type laneKey struct{ source, branch string }
+
+// lane is the runs of one branch that wait: the resumed running ones
+// first, then the queued ones, each group by id (the order they were
+// enqueued).
+type lane struct {
+	key    laneKey
+	queue  []store.Run
+	active bool // a goroutine works the lane
+}
+
+// Enqueue implements Executor.
+func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (store.Run, error) {
+	if source == "" || branch == "" || commit == "" {
+		return store.Run{}, fmt.Errorf("pipeline: a run needs a source, a branch and a commit (got %q, %q, %q)", source, branch, commit)
+	}
+	run, created, err := e.cfg.Store.CreateRun(ctx, store.Run{Source: source, Branch: branch, Commit: commit, Status: store.StatusQueued}, Steps)
+	if err != nil {
+		return store.Run{}, fmt.Errorf("pipeline: recording a run for commit %s of %s/%s: %w", short(commit), source, branch, err)
+	}
+	if !created && run.Status.Done() {
+		return run, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.schedule(ctx, run), nil
+}
+
+// schedule puts run into its lane, unless it is there already, applying
+// the rule that a queued run supersedes the older queued ones, and starts
+// the lane when Run runs. It returns run as it is now: superseded at once
+// when a newer run waits already. e.mu is held.
+func (e *embedded) schedule(ctx context.Context, run store.Run) store.Run {
+	if e.known[run.ID] {
+		return run
+	}
+	key := laneKey{run.Source, run.Branch}
+	l := e.lanes[key]
+	if l == nil {
+		l = &lane{key: key}
+		e.lanes[key] = l
+	}
+	if run.Status == store.StatusQueued {
+		// A newer run waits already (two Enqueues raced, or a restart
+		// found both): this one is superseded at once.
+		for _, q := range l.queue {
+			if q.Status == store.StatusQueued && q.ID > run.ID {
+				return e.supersede(ctx, run, q)
+			}
+		}
+		keep := l.queue[:0]
+		for _, q := range l.queue {
+			if q.Status == store.StatusQueued && q.ID < run.ID {
+				e.supersede(ctx, q, run)
+				delete(e.known, q.ID)
+				continue
+			}
+			keep = append(keep, q)
+		}
+		l.queue = keep
+	}
+	l.queue = append(l.queue, run)
+	slices.SortStableFunc(l.queue, func(a, b store.Run) int {
+		// why: a run that was running when ferry stopped goes before any
+		// queued one, as it would have finished first.
+		ar, br := a.Status == store.StatusRunning, b.Status == store.StatusRunning
+		switch {
+		case ar && !br:
+			return -1
+		case br && !ar:
+			return 1
+		}
+		return cmpID(a.ID, b.ID)
+	})
+	e.known[run.ID] = true
+	e.startLane(l)
+	return run
+}
+
+func cmpID(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// supersede marks the queued run old superseded by newer, skips its
+// steps, and returns it so marked. e.mu is held.
+func (e *embedded) supersede(ctx context.Context, old, newer store.Run) store.Run {
+	ctx = context.WithoutCancel(ctx)
+	now := time.Now()
+	old.Status = store.StatusSuperseded
+	old.Reason = "superseded by " + short(newer.Commit)
+	old.Ended = now
+	old.Steps = nil
+	if err := e.cfg.Store.UpdateRun(ctx, old); err != nil {
+		// It stays queued in the store; the next start supersedes it
+		// again.
+		e.cfg.Log("pipeline: marking run %d (commit %s of %s/%s) superseded: %v", old.ID, short(old.Commit), old.Source, old.Branch, err)
+		return old
+	}
+	for i, name := range Steps {
+		s := store.Step{RunID: old.ID, Name: name, Index: i, Status: store.StatusSkipped, Reason: old.Reason, Ended: now}
+		if err := e.cfg.Store.UpdateStep(ctx, s); err != nil {
+			e.cfg.Log("pipeline: marking step %s of superseded run %d skipped: %v", name, old.ID, err)
+		}
+	}
+	e.audit(ctx, "run.supersede", old.ID, fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, short(old.Commit), short(newer.Commit), newer.ID))
+	e.notifyLocked(old.ID)
+	return old
+}
+
+// startLane starts a goroutine for l when Run runs, l has work and none
+// works it yet. e.mu is held.
+func (e *embedded) startLane(l *lane) {
+	if e.ctx == nil || e.stopped || e.ctx.Err() != nil || l.active || len(l.queue) == 0 {
+		return
+	}
+	l.active = true
+	e.workers.Add(1)
+	go e.work(e.ctx, l)
+}
+
+// work executes l's runs one after the other until none waits or ctx
+// ends.
+func (e *embedded) work(ctx context.Context, l *lane) {
+	defer e.workers.Done()
+	for {
+		e.mu.Lock()
+		if ctx.Err() != nil || len(l.queue) == 0 {
+			l.active = false
+			if len(l.queue) == 0 && e.lanes[l.key] == l {
+				delete(e.lanes, l.key)
+			}
+			e.mu.Unlock()
+			return
+		}
+		run := l.queue[0]
+		l.queue = l.queue[1:]
+		e.mu.Unlock()
+
+		if err := e.execute(ctx, run); err != nil {
+			e.cfg.Log("pipeline: run %d (commit %s of %s/%s): %v", run.ID, short(run.Commit), run.Source, run.Branch, err)
+		}
+		e.mu.Lock()
+		delete(e.known, run.ID)
+		e.notifyLocked(run.ID)
+		e.mu.Unlock()
+	}
+}
+
+// Run implements Executor.
+func (e *embedded) Run(ctx context.Context) error {
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return errors.New("pipeline: Run was called already; start a new executor")
+	}
+	e.started = true
+	e.mu.Unlock()
+
+	unfinished, err := e.cfg.Store.UnfinishedRuns(ctx)
+	if err != nil {
+		return fmt.Errorf("pipeline: listing the runs to resume: %w", err)
+	}
+	e.mu.Lock()
+	// why: every resumed run is in its lane before any lane starts, so a
+	// run enqueued meanwhile cannot overtake a run that was running.
+	for _, run := range unfinished {
+		e.schedule(ctx, run)
+	}
+	e.ctx = ctx
+	for _, l := range e.lanes {
+		e.startLane(l)
+	}
+	e.mu.Unlock()
+
+	<-ctx.Done()
+	e.mu.Lock()
+	// why: startLane checks this under e.mu, so no worker is added while
+	// Wait waits.
+	e.stopped = true
+	e.mu.Unlock()
+	e.workers.Wait()
+	return nil
+}
+
+// Wait implements Executor.
+func (e *embedded) Wait(ctx context.Context, id int64) (store.Run, error) {
+	for {
+		e.mu.Lock()
+		ch := e.waiters[id]
+		if ch == nil {
+			ch = make(chan struct{})
+			e.waiters[id] = ch
+		}
+		e.mu.Unlock()
+		// why: the waiter is registered before the store is read, so a run
+		// that ends in between closes ch and is not missed.
+		run, err := e.cfg.Store.GetRun(ctx, id)
+		if err != nil {
+			return store.Run{}, fmt.Errorf("pipeline: run %d: %w", id, err)
+		}
+		if run.Status.Done() {
+			return run, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return store.Run{}, ctx.Err()
+		}
+	}
+}
+
+// notifyLocked wakes the waiters of run id. e.mu is held.
+func (e *embedded) notifyLocked(id int64) {
+	if ch := e.waiters[id]; ch != nil {
+		close(ch)
+		delete(e.waiters, id)
+	}
+}
+
+// audit appends an event about run id to the audit log.
+func (e *embedded) audit(ctx context.Context, action string, runID int64, detail string) {
+	e.auditObject(ctx, action, fmt.Sprintf("run/%d", runID), detail)
+}
+
+func (e *embedded) auditObject(ctx context.Context, action, object, detail string) {
+	ev := store.Event{Actor: Actor, Action: action, Object: object, Detail: detail}
+	if _, err := e.cfg.Store.AppendEvent(context.WithoutCancel(ctx), ev); err != nil {
+		e.cfg.Log("pipeline: recording %s of %s in the audit log: %v", action, object, err)
+	}
+}

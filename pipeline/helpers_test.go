@@ -1,0 +1,401 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/build/registry"
+	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/pipeline"
+	"github.com/ferrycd/ferry/store"
+)
+
+// shared is the registry and builder every test pushes to: one build
+// cache, so the example builds once for the whole package.
+var shared struct {
+	repo    string
+	builder build.Builder
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "ferry-pipeline-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(dir, "registry")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	go reg.Serve()
+	defer reg.Shutdown(ctx)
+	shared.repo = reg.Addr() + "/test"
+	shared.builder, err = build.New(shared.repo, build.WithCacheDir(filepath.Join(dir, "build-cache")),
+		build.WithBase("python", build.Scratch), build.WithBase("nodejs", build.Scratch))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// fixture is one ferry: a store file, the dev environment behind its
+// gateway, and Git repositories as sources.
+type fixture struct {
+	t       *testing.T
+	dbPath  string
+	st      *store.SQLite
+	target  *embedded.Target
+	gateway string // http://ADDR
+
+	mu    sync.Mutex
+	repos map[string]string // source name → repository folder
+	// applyStarted, when set, makes dev a target whose Apply closes it and
+	// then hangs until its context ends: a deployment ferry is stopped in.
+	applyStarted chan struct{}
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{t: t, dbPath: filepath.Join(dir, "ferry.db"), repos: map[string]string{}}
+	f.openStore()
+	t.Cleanup(func() { f.st.Close() })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.gateway = "http://" + ln.Addr().String()
+	target, gw, err := embedded.NewLocal(embedded.LocalConfig{Environment: "dev", DataDir: filepath.Join(dir, "dev"), GatewayURL: f.gateway})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.target = target
+	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := target.Delete(ctx); err != nil {
+			t.Errorf("stopping dev: %v", err)
+		}
+		srv.Close()
+	})
+	return f
+}
+
+func (f *fixture) openStore() {
+	st, err := store.Open(context.Background(), f.dbPath)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.st = st
+}
+
+// restartStore closes the store and opens the same file again, as a
+// restarted ferry would.
+func (f *fixture) restartStore() {
+	if err := f.st.Close(); err != nil {
+		f.t.Fatal(err)
+	}
+	f.openStore()
+}
+
+// config is the executor's wiring in tests.
+func (f *fixture) config() pipeline.Config {
+	return pipeline.Config{
+		Store:     f.st,
+		Tree:      f.tree,
+		SourceURL: func(source string) string { return "https://git.example.com/" + source },
+		Builder:   shared.builder,
+		Repo:      shared.repo,
+		Target:    f.targetFor,
+		Jobs:      2,
+		Log:       func(format string, args ...any) { f.t.Logf("ferry: "+format, args...) },
+	}
+}
+
+func (f *fixture) targetFor(env string) (environments.Target, error) {
+	if env != "dev" {
+		return nil, fmt.Errorf("no environment %s in this test", env)
+	}
+	f.mu.Lock()
+	block := f.applyStarted
+	f.mu.Unlock()
+	if block != nil {
+		return blockingTarget{f.target, block}, nil
+	}
+	return f.target, nil
+}
+
+// blockingTarget's Apply waits until its channel closes or ctx ends.
+type blockingTarget struct {
+	environments.Target
+	started chan struct{}
+}
+
+func (b blockingTarget) Apply(ctx context.Context, rel *build.Release) error {
+	close(b.started)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// start runs an executor of cfg until the test ends or stop is called.
+func (f *fixture) start(cfg pipeline.Config) (ex pipeline.Executor, stop func()) {
+	f.t.Helper()
+	ex, err := pipeline.NewEmbedded(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ex.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				f.t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	f.t.Cleanup(stop)
+	return ex, stop
+}
+
+// tree is Config.Tree for tests: `git archive` of the commit unpacked into
+// a fresh folder, seen as a build would see it. In production the
+// watcher's mirror gives it.
+func (f *fixture) tree(ctx context.Context, source, commit string) (fs.FS, error) {
+	f.mu.Lock()
+	repo, ok := f.repos[source]
+	f.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("no source %s", source)
+	}
+	dir, err := os.MkdirTemp(f.t.TempDir(), "tree-")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", repo, commit, dir)
+	cmd.Env = gitEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("git archive %s: %w: %s", commit, err, out)
+	}
+	return build.LocalSource(ctx, dir)
+}
+
+// ---- Git repositories ---------------------------------------------------------
+
+func gitEnv() []string {
+	return append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com", "GIT_AUTHOR_DATE=2024-05-01T12:00:00Z",
+		"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_COMMITTER_DATE=2024-05-01T12:00:00Z")
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+	cmd.Env = gitEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// exampleManifest is examples/python/ferry.yaml.
+func exampleManifest(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../examples/python/ferry.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// withTest returns the example's manifest with its test command replaced.
+func withTest(t *testing.T, command string) string {
+	t.Helper()
+	m := exampleManifest(t)
+	const old = "command: [python3, -m, unittest, -v]"
+	if !strings.Contains(m, old) {
+		t.Fatalf("examples/python/ferry.yaml has no %q to replace", old)
+	}
+	return strings.Replace(m, old, "command: "+command, 1)
+}
+
+// newSource makes a Git repository holding a copy of examples/python,
+// with files changed as given, commits it on main, and registers it as
+// source name. It returns the commit.
+func (f *fixture) newSource(name string, files map[string]string) string {
+	f.t.Helper()
+	dir := filepath.Join(f.t.TempDir(), name)
+	if err := os.CopyFS(dir, os.DirFS("../examples/python")); err != nil {
+		f.t.Fatal(err)
+	}
+	git(f.t, dir, "init", "-q", "-b", "main")
+	f.mu.Lock()
+	f.repos[name] = dir
+	f.mu.Unlock()
+	return f.commit(name, "first", files)
+}
+
+// commit writes files (path → content) into source's repository and
+// commits everything, returning the commit.
+func (f *fixture) commit(source, msg string, files map[string]string) string {
+	f.t.Helper()
+	f.mu.Lock()
+	dir := f.repos[source]
+	f.mu.Unlock()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	git(f.t, dir, "add", "-A")
+	git(f.t, dir, "commit", "-q", "--allow-empty", "-m", msg)
+	return git(f.t, dir, "rev-parse", "HEAD")
+}
+
+// ---- looking at the outcome -------------------------------------------------------
+
+// wait waits for run id to be done.
+func wait(t *testing.T, ex pipeline.Executor, id int64) store.Run {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	run, err := ex.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("waiting for run %d: %v", id, err)
+	}
+	return run
+}
+
+// waitFor polls cond until it holds, failing the test after a while.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stepStatus is the status of run id's step, as stored.
+func (f *fixture) stepStatus(id int64, step string) store.RunStatus {
+	run, err := f.st.GetRun(context.Background(), id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, s := range run.Steps {
+		if s.Name == step {
+			return s.Status
+		}
+	}
+	f.t.Fatalf("run %d has no step %s", id, step)
+	return ""
+}
+
+// steps maps a run's steps by name.
+func steps(run store.Run) map[string]store.Step {
+	m := map[string]store.Step{}
+	for _, s := range run.Steps {
+		m[s.Name] = s
+	}
+	return m
+}
+
+// logs returns run id's log lines by step.
+func (f *fixture) logs(id int64) map[string][]string {
+	f.t.Helper()
+	lines, err := f.st.Logs(context.Background(), id, 0, 0)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	m := map[string][]string{}
+	for _, l := range lines {
+		m[l.Step] = append(m[l.Step], l.Text)
+	}
+	return m
+}
+
+func (f *fixture) releases(source string) []store.Release {
+	f.t.Helper()
+	rels, err := f.st.ListReleases(context.Background(), source, store.Page{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return rels
+}
+
+func (f *fixture) deployments() []store.Deployment {
+	f.t.Helper()
+	ds, err := f.st.ListDeployments(context.Background(), "dev", store.Page{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ds
+}
+
+// get calls the dev gateway at path and returns the body; status other
+// than 200 is an error.
+func (f *fixture) get(path string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.gateway+path, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return string(body), errors.New(resp.Status + ": " + string(body))
+	}
+	return string(body), nil
+}
+
+// contains reports whether some line holds want.
+func contains(lines []string, want string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, want) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,402 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/manifests"
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
+	"github.com/ferrycd/ferry/store"
+)
+
+// ---- checkout ----------------------------------------------------------------
+
+// checkout gets the commit's tree and what a build records about it.
+func (r *runner) checkout(ctx context.Context) error {
+	r.logf(ctx, StepCheckout, "commit %s of %s/%s", r.run.Commit, r.run.Source, r.run.Branch)
+	if err := r.checkoutAgain(ctx); err != nil {
+		return err
+	}
+	if r.info.SourceURL != "" {
+		r.logf(ctx, StepCheckout, "from %s", r.info.SourceURL)
+	}
+	return nil
+}
+
+func (r *runner) checkoutAgain(ctx context.Context) error {
+	tree, err := r.cfg.Tree(ctx, r.run.Source, r.run.Commit)
+	if err != nil {
+		return fmt.Errorf("reading commit %s of source %s: %w", short(r.run.Commit), r.run.Source, err)
+	}
+	info := build.Info{Revision: r.run.Commit}
+	if r.cfg.SourceURL != nil {
+		info.SourceURL = r.cfg.SourceURL(r.run.Source)
+	}
+	if r.cfg.CommitTime != nil {
+		t, err := r.cfg.CommitTime(ctx, r.run.Source, r.run.Commit)
+		if err != nil {
+			return fmt.Errorf("reading the time of commit %s of source %s: %w", short(r.run.Commit), r.run.Source, err)
+		}
+		info.Time = t
+	}
+	r.tree, r.info = tree, info
+	return nil
+}
+
+// ---- validate ----------------------------------------------------------------
+
+// validate loads the manifests. Their problems go to the log one per
+// line, each with its file:line:column.
+func (r *runner) validate(ctx context.Context) error {
+	if err := r.validateAgain(ctx); err != nil {
+		return err
+	}
+	var names []string
+	for _, f := range r.set.Functions {
+		names = append(names, f.Name)
+	}
+	r.logf(ctx, StepValidate, "%s: %s (%s), %s; releases go to %s first",
+		strings.Join(r.set.Files, ", "), count(len(names), "function"), strings.Join(names, ", "),
+		count(triggers(r.set), "trigger"), r.firstStage())
+	return nil
+}
+
+func (r *runner) validateAgain(ctx context.Context) error {
+	set, err := manifests.Load(ctx, r.tree)
+	if err != nil {
+		if manifests.Errors(err) != nil {
+			// The list's lines name their files and lines already.
+			return err
+		}
+		return fmt.Errorf("reading the manifests of commit %s: %w", short(r.run.Commit), err)
+	}
+	r.set = set
+	return nil
+}
+
+// count says "1 function", "2 functions".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func triggers(set *manifests.Set) int {
+	return len(set.HTTPTriggers) + len(set.CronTriggers) + len(set.NATSTriggers) + len(set.KafkaTriggers)
+}
+
+// firstStage is the environment a run deploys to: the first stage of the
+// repository's Pipeline, dev by default.
+func (r *runner) firstStage() string {
+	set := r.set
+	if r.artifact != nil && r.artifact.Set != nil {
+		set = r.artifact.Set
+	}
+	if set == nil || set.Pipeline == nil || len(set.Pipeline.Spec.Stages) == 0 {
+		return manifests.DefaultPipeline().Spec.Stages[0].Name
+	}
+	return set.Pipeline.Spec.Stages[0].Name
+}
+
+// ---- build -------------------------------------------------------------------
+
+// build builds every function, Jobs at once, and records the builds. Every
+// function is built even when one fails, so one run reports every failure.
+func (r *runner) build(ctx context.Context) error {
+	return r.buildAll(ctx, StepBuild)
+}
+
+// buildAll builds the functions, logging to step.
+func (r *runner) buildAll(ctx context.Context, step string) error {
+	fns := r.set.Functions
+	if len(fns) == 0 {
+		r.log(ctx, step, "no functions to build")
+	}
+	images := make([]*build.Image, len(fns))
+	errs := make([]error, len(fns))
+	var g errgroup.Group
+	g.SetLimit(r.cfg.Jobs)
+	for i, f := range fns {
+		g.Go(func() error {
+			start := time.Now()
+			img, err := r.cfg.Builder.Build(ctx, r.tree, f, r.info)
+			if err != nil {
+				errs[i] = fmt.Errorf("function %s: %w", f.Name, err)
+				r.logf(ctx, step, "%s  %s  failed", f.Name, f.Spec.Runtime)
+				return nil
+			}
+			images[i] = img
+			how := "built in " + took(start)
+			if img.Cached {
+				how = "cached"
+			}
+			r.logf(ctx, step, "%s  %s  %s  %s", f.Name, f.Spec.Runtime, img.Digest, how)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var builds []store.Build
+	refs := map[string]string{}
+	for _, img := range images {
+		if img == nil {
+			continue
+		}
+		refs[img.Function] = img.Ref
+		builds = append(builds, store.Build{Source: r.run.Source, Commit: r.run.Commit, Function: img.Function,
+			Key: img.Key, Image: img.Ref, Cached: img.Cached, At: time.Now()})
+	}
+	if len(builds) > 0 {
+		if err := r.st.PutBuilds(context.WithoutCancel(ctx), builds); err != nil {
+			// The images are in the registry; a lost record costs a
+			// cached build if the run resumes.
+			r.cfg.Log("pipeline: run %d: recording %d builds: %v", r.run.ID, len(builds), err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.images = refs
+	return nil
+}
+
+// imageRefs returns every function's image: the ones built in this
+// process, else the builds the store recorded for the commit, else built
+// again (from the builder's cache, normally).
+func (r *runner) imageRefs(ctx context.Context) (map[string]string, error) {
+	if r.coversFunctions(r.images) {
+		return r.images, nil
+	}
+	builds, err := r.st.ListBuilds(ctx, r.run.Source, r.run.Commit)
+	if err != nil {
+		return nil, fmt.Errorf("reading the builds of commit %s: %w", short(r.run.Commit), err)
+	}
+	refs := map[string]string{}
+	latest := map[string]time.Time{}
+	for _, b := range builds {
+		if r.set.Function(b.Function) != nil && !b.At.Before(latest[b.Function]) {
+			refs[b.Function], latest[b.Function] = b.Image, b.At
+		}
+	}
+	if r.coversFunctions(refs) {
+		r.images = refs
+		return refs, nil
+	}
+	r.log(ctx, StepRelease, "the builds of this commit are not all recorded; building again")
+	if err := r.buildAll(ctx, StepRelease); err != nil {
+		return nil, err
+	}
+	return r.images, nil
+}
+
+func (r *runner) coversFunctions(refs map[string]string) bool {
+	if refs == nil {
+		return false
+	}
+	for _, f := range r.set.Functions {
+		if refs[f.Name] == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// ---- test --------------------------------------------------------------------
+
+// test runs each function's spec.test.command, Jobs at once, each in a
+// scratch copy of the tree.
+func (r *runner) test(ctx context.Context) error {
+	var tested []*v1alpha1.Function
+	for _, f := range r.set.Functions {
+		if f.Spec.Test != nil && len(f.Spec.Test.Command) > 0 {
+			tested = append(tested, f)
+		}
+	}
+	if len(tested) == 0 {
+		return &skip{"no function has a test (spec.test.command)"}
+	}
+	errs := make([]error, len(tested))
+	var g errgroup.Group
+	g.SetLimit(r.cfg.Jobs)
+	for i, f := range tested {
+		g.Go(func() error {
+			errs[i] = r.testFunction(ctx, f)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return errors.Join(errs...)
+}
+
+// ---- release -----------------------------------------------------------------
+
+// release pushes the release artifact and records it, unless the store
+// has the commit's release already: a commit never gets two.
+func (r *runner) release(ctx context.Context) error {
+	existing, err := r.st.ReleaseForCommit(ctx, r.run.Source, r.run.Commit)
+	switch {
+	case err == nil:
+		r.stored = existing
+		r.logf(ctx, StepRelease, "release %s at %s (made before for this commit, by run %d)", existing.ID, existing.Ref, existing.RunID)
+		return r.setRunRelease(ctx)
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("looking up the release of commit %s: %w", short(r.run.Commit), err)
+	}
+	images, err := r.imageRefs(ctx)
+	if err != nil {
+		return err
+	}
+	rel, err := build.PushRelease(ctx, r.cfg.Repo, r.set, images, r.info, r.cfg.PushOptions...)
+	if err != nil {
+		return fmt.Errorf("pushing the release of commit %s to %s: %w", short(r.run.Commit), r.cfg.Repo, err)
+	}
+	rec := store.Release{ID: rel.Digest.String(), Source: r.run.Source, Commit: r.run.Commit, Ref: rel.Ref,
+		Manifest: rel.Manifest, RunID: r.run.ID}
+	stored, created, err := r.st.PutRelease(context.WithoutCancel(ctx), rec)
+	if err != nil {
+		return fmt.Errorf("recording release %s: %w", rec.ID, err)
+	}
+	r.stored = stored
+	if stored.ID == rec.ID {
+		r.artifact = rel
+	}
+	if created {
+		r.e.auditObject(ctx, "release.create", "release/"+stored.ID,
+			fmt.Sprintf("%s %s by run %d at %s", r.run.Source, short(r.run.Commit), r.run.ID, stored.Ref))
+		r.logf(ctx, StepRelease, "release %s at %s", stored.ID, stored.Ref)
+	} else {
+		r.logf(ctx, StepRelease, "release %s at %s (recorded before for this commit, by run %d)", stored.ID, stored.Ref, stored.RunID)
+	}
+	return r.setRunRelease(ctx)
+}
+
+func (r *runner) setRunRelease(ctx context.Context) error {
+	if r.run.Release == r.stored.ID {
+		return nil
+	}
+	r.run.Release = r.stored.ID
+	return r.updateRun(context.WithoutCancel(ctx))
+}
+
+// releaseAgain finds the release a done release step made.
+func (r *runner) releaseAgain(ctx context.Context) error {
+	var (
+		rel store.Release
+		err error
+	)
+	if r.run.Release != "" {
+		rel, err = r.st.GetRelease(ctx, r.run.Release)
+	} else {
+		rel, err = r.st.ReleaseForCommit(ctx, r.run.Source, r.run.Commit)
+	}
+	if err != nil {
+		return fmt.Errorf("the release step is done, but its release of commit %s cannot be read: %w", short(r.run.Commit), err)
+	}
+	r.stored = rel
+	return r.setRunRelease(ctx)
+}
+
+// ---- deploy ------------------------------------------------------------------
+
+// deploy applies the release to the first stage and records the
+// deployment.
+func (r *runner) deploy(ctx context.Context) error {
+	if r.artifact == nil {
+		rel, err := build.PullRelease(ctx, r.stored.Ref, r.cfg.PushOptions...)
+		if err != nil {
+			return fmt.Errorf("pulling release %s: %w", r.stored.ID, err)
+		}
+		if rel.Digest.String() != r.stored.ID {
+			return fmt.Errorf("release %s: the registry gave %s for %s", r.stored.ID, rel.Digest, r.stored.Ref)
+		}
+		r.artifact = rel
+	}
+	env := r.firstStage()
+	target, err := r.cfg.Target(env)
+	if err != nil {
+		return fmt.Errorf("environment %s: %w", env, err)
+	}
+	if err := target.Apply(ctx, r.artifact); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		err = fmt.Errorf("applying release %s to %s: %w", r.stored.ID, env, err)
+		r.recordDeployment(ctx, env, "failed", summary(err))
+		return err
+	}
+	// why: Apply is done; what follows is recorded even if ctx ends now.
+	if done, err := r.deployedBefore(context.WithoutCancel(ctx), env); err != nil {
+		return err
+	} else if !done {
+		if err := r.recordDeployment(ctx, env, "succeeded", ""); err != nil {
+			return err
+		}
+	}
+	r.logf(ctx, StepDeploy, "%s now runs %s", env, r.stored.ID)
+	for _, fi := range r.artifact.FunctionImages() {
+		if u, err := target.URL(fi.Function); err == nil {
+			r.logf(ctx, StepDeploy, "%s  %s", fi.Function, u)
+		}
+	}
+	if r.cfg.OnDeployed != nil {
+		r.cfg.OnDeployed(r.run, r.stored, env)
+	}
+	return nil
+}
+
+// deployedBefore reports whether the newest deployment of env is this
+// run's, succeeded: ferry stopped after recording it, before the step
+// was marked done.
+func (r *runner) deployedBefore(ctx context.Context, env string) (bool, error) {
+	last, err := r.st.ListDeployments(ctx, env, store.Page{Limit: 1})
+	if err != nil {
+		return false, fmt.Errorf("reading the deployments of %s: %w", env, err)
+	}
+	return len(last) == 1 && last[0].RunID == r.run.ID && last[0].Release == r.stored.ID && last[0].Status == "succeeded", nil
+}
+
+// recordDeployment records a deployment of the run's release to env; the
+// store fills in the release live before, in the same transaction.
+func (r *runner) recordDeployment(ctx context.Context, env, status, reason string) error {
+	ctx = context.WithoutCancel(ctx)
+	d := store.Deployment{Environment: env, Release: r.stored.ID, Actor: Actor,
+		RunID: r.run.ID, Status: status, Reason: reason}
+	if _, err := r.st.RecordDeployment(ctx, d); err != nil {
+		err = fmt.Errorf("recording the deployment of %s to %s: %w", r.stored.ID, env, err)
+		r.cfg.Log("pipeline: run %d: %v", r.run.ID, err)
+		return err
+	}
+	detail := fmt.Sprintf("release %s by run %d: %s", r.stored.ID, r.run.ID, status)
+	if reason != "" {
+		detail += ": " + reason
+	}
+	r.e.auditObject(ctx, "deploy", "env/"+env, detail)
+	return nil
+}
+
+// deployAgain tells OnDeployed again about a deployment whose run ferry
+// did not finish: it may not have heard of it.
+func (r *runner) deployAgain(ctx context.Context) error {
+	if r.cfg.OnDeployed != nil {
+		r.cfg.OnDeployed(r.run, r.stored, r.firstStage())
+	}
+	return nil
+}
+
+// took says how long since start, as people read it: 40ms, 1.2s, 2m3s.
+func took(start time.Time) string {
+	d := time.Since(start)
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
