@@ -22,12 +22,13 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ferry ./cmd/ferry
 
-# The main job on embedded defaults. Until `ferry serve` lands this is the
-# local loop: examples/python built into the embedded registry, run in the
-# environment "local" at http://$(ADDR)/local/hello, rebuilt on every save.
+# The main job on embedded defaults: ferry serve watching a Git repository
+# made once from examples/python (hack/run.sh says which commit shows a
+# deploy). Functions at http://$(ADDR)/dev/hello, the API on $(LISTEN).
 ADDR ?= 127.0.0.1:8081
+LISTEN ?= 127.0.0.1:8080
 run: build
-	$(BIN)/ferry run examples/python --addr $(ADDR)
+	ADDR=$(ADDR) LISTEN=$(LISTEN) FERRY=$(BIN)/ferry hack/run.sh
 
 test: deps lint verify unit fuzz
 
@@ -63,6 +64,7 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 	test/bench/build.sh
 	test/bench/embedded.sh
+	test/bench/engine.sh
 
 clean:
 	rm -rf $(BIN)

@@ -110,6 +110,12 @@ type runOutput struct {
 	b  strings.Builder
 }
 
+func (o *runOutput) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(b)
+}
+
 func (o *runOutput) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -1,4 +1,57 @@
 // Package watcher owns Sources: the Git repositories ferry watches. It keeps
 // a bare mirror per source, polls with jitter, takes webhook nudges, and
 // emits an event for each new commit or force-push.
+//
+// # Mirrors
+//
+// Each source has a bare repository at Config.Dir/<source>.git, made with
+// go-git, whose remote "origin" has the source's URL and one refspec,
+// +refs/heads/<branch>:refs/heads/<branch>: only the watched branch is
+// fetched, in full (no depth limit, no tags), and forced, so that a
+// force-push lands. A source whose URL or branch changes keeps its mirror
+// and gets its remote updated. Remove deletes the mirror.
+//
+// A source's URL is a local path (made absolute) or file:///path, read
+// through git-upload-pack (so git must be installed); http(s)://, with the
+// source's Username and Password (a token as the password; plain http
+// carries credentials only to a loopback host); or ssh:// or
+// user@host:path, with the source's SSHKey, a PEM private key that the
+// Password decrypts if it is encrypted, as the URL's user, else the
+// source's Username, else "git".
+//
+// SSH host keys are pinned in a known_hosts file (Config.KnownHosts,
+// Dir/known_hosts by default) shared by all sources: a host the file does
+// not list is trusted on first use and added, and a host whose key then
+// changes is refused until its line is deleted. Put the keys in the file
+// beforehand (ssh-keyscan) to trust nothing on first use.
+//
+// # Polling
+//
+// One goroutine keeps the sources in a heap by their next fetch; each fetch
+// runs on its own goroutine, at most Config.Parallel at once, never two of
+// one source. A fetch that finds nothing new is one round trip that lists
+// the remote's refs. After a success the next fetch is the source's
+// interval later; after failures it is interval·2^failures later, at most
+// Config.MaxBackoff; both are moved by up to ±10 % so that sources do not
+// fetch in lockstep. Each fetch saves the source's status (LastCommit,
+// LastFetch, LastError that says what to do, Failures, NextFetch).
+//
+// When the branch's head differs from the status's LastCommit the watcher
+// records a store.SourceEvent (Previous "" for the first head seen; Forced
+// when the previous head is not an ancestor of the new one) and then calls
+// Config.OnEvent. Comparing with the recorded LastCommit, not with the
+// mirror, makes this idempotent: a crash between fetch and record is
+// recorded by the next fetch.
+//
+// Sync and Nudge (what webhooks and `ferry sources sync` call) only ask
+// for a fetch now; the commit always comes from Git.
+//
+// # Trees
+//
+// Tree reads a commit's tree straight from the mirror's objects as an
+// fs.FS (with ReadDir, ReadFile, Stat, Lstat and ReadLink): files are 0644
+// or 0755 as Git records, symlinks are symlinks whose content is their
+// target, followed only inside the tree (a link that leads out is an error
+// naming it, as manifests.Resolve reports), and a submodule is an empty
+// folder, as a checkout without `git submodule update` shows it.
 package watcher

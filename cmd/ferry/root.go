@@ -31,6 +31,11 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newRunCommand(),
 		newInvokeCommand(),
 		newLogsCommand(),
+		newServeCommand(),
+		newSourcesCommand(),
+		newRunsCommand(),
+		newReleasesCommand(),
+		newStatusCommand(),
 	)
 	root.AddCommand(newDocsCommand(root))
 	return root

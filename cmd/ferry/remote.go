@@ -1,0 +1,328 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferrycd/ferry/server"
+)
+
+// remote holds the flags of every command that talks to ferry serve.
+type remote struct {
+	server, token, output string
+}
+
+func (r *remote) flags(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&r.server, "server", os.Getenv("FERRY_SERVER"), "ferry serve's API, http://HOST:PORT (default $FERRY_SERVER)")
+	cmd.PersistentFlags().StringVar(&r.token, "token", "", "API token (default $FERRY_TOKEN)")
+	cmd.PersistentFlags().StringVarP(&r.output, "output", "o", "table", "table or json")
+}
+
+func (r *remote) client() (*server.Client, error) {
+	token := r.token
+	if token == "" {
+		token = os.Getenv("FERRY_TOKEN")
+	}
+	if r.output != "table" && r.output != "json" {
+		return nil, fmt.Errorf("--output %q: use table or json", r.output)
+	}
+	return server.NewClient(r.server, token)
+}
+
+// print writes v as JSON with -o json, else calls table.
+func (r *remote) print(w io.Writer, v any, table func(tw *tabwriter.Writer)) error {
+	if r.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+func short(s string) string {
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t).Round(time.Second)
+	if d < 0 {
+		return "in " + (-d).String()
+	}
+	return d.String() + " ago"
+}
+
+func newSourcesCommand() *cobra.Command {
+	r := &remote{}
+	cmd := &cobra.Command{Use: "sources", Short: "The Git repositories ferry serve watches"}
+	r.flags(cmd)
+
+	list := &cobra.Command{
+		Use: "list", Short: "List sources and what was last seen of each", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			srcs, err := c.Sources(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.print(cmd.OutOrStdout(), srcs, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "NAME\tURL\tBRANCH\tINTERVAL\tCOMMIT\tFETCHED\tSTATUS")
+				for _, s := range srcs {
+					status := "ok"
+					if s.LastError != "" {
+						status = fmt.Sprintf("failing (%d in a row, next %s): %s", s.Failures, ago(s.NextFetch), s.LastError)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.URL, s.Branch, s.Interval, short(s.LastCommit), ago(s.LastFetch), status)
+				}
+			})
+		},
+	}
+	var req server.SourceRequest
+	add := &cobra.Command{
+		Use: "add NAME URL", Short: "Watch a repository (admin)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			req.Name, req.URL = args[0], args[1]
+			if req.Password == "" {
+				req.Password = os.Getenv("FERRY_SOURCE_PASSWORD")
+			}
+			s, err := c.AddSource(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return r.print(cmd.OutOrStdout(), s, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "source %s added: %s (%s), every %s\n", s.Name, s.URL, s.Branch, s.Interval)
+			})
+		},
+	}
+	add.Flags().StringVar(&req.Branch, "branch", "main", "branch to watch")
+	add.Flags().StringVar(&req.Interval, "interval", "1m", "how often to poll")
+	add.Flags().StringVar(&req.WebhookSecret, "webhook-secret", "", "secret that signs the repository's webhooks")
+	add.Flags().StringVar(&req.Username, "username", "", "HTTPS user (the password or token comes from $FERRY_SOURCE_PASSWORD)")
+	var keyFile string
+	add.Flags().StringVar(&keyFile, "ssh-key", "", "file with the SSH private key for an ssh:// URL")
+	add.PreRunE = func(*cobra.Command, []string) error {
+		if keyFile == "" {
+			return nil
+		}
+		b, err := os.ReadFile(keyFile)
+		req.SSHKey = string(b)
+		return err
+	}
+	rm := &cobra.Command{
+		Use: "rm NAME", Short: "Stop watching a repository (admin); its runs and releases stay", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			if err := c.RemoveSource(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "source %s removed\n", args[0])
+			return nil
+		},
+	}
+	sync := &cobra.Command{
+		Use: "sync NAME", Short: "Fetch a repository now (deployer)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.SyncSource(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return r.print(cmd.OutOrStdout(), s, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "source %s at %s\n", s.Name, short(s.LastCommit))
+			})
+		},
+	}
+	cmd.AddCommand(list, add, rm, sync)
+	return cmd
+}
+
+func newRunsCommand() *cobra.Command {
+	r := &remote{}
+	var source string
+	var limit int
+	var before int64
+	cmd := &cobra.Command{
+		Use: "runs", Short: "Pipeline runs, newest first", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.Runs(cmd.Context(), source, limit, before)
+			if err != nil {
+				return err
+			}
+			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "RUN\tSOURCE\tBRANCH\tCOMMIT\tSTATUS\tRELEASE\tCREATED\tREASON")
+				for _, run := range p.Items {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", run.ID, run.Source, run.Branch, short(run.Commit), run.Status, short(run.Release), ago(run.Created), run.Reason)
+				}
+				if p.Next != 0 {
+					fmt.Fprintf(tw, "(more: --before %d)\n", p.Next)
+				}
+			})
+		},
+	}
+	r.flags(cmd)
+	cmd.Flags().StringVar(&source, "source", "", "only this source's runs")
+	cmd.Flags().IntVar(&limit, "limit", 0, "runs per page (default 50)")
+	cmd.Flags().Int64Var(&before, "before", 0, "the page after the one that printed this number")
+
+	var follow bool
+	logs := &cobra.Command{
+		Use: "logs RUN", Short: "A run's log; -f follows it until the run ends", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("run %q: give the run's number (ferry runs lists them)", args[0])
+			}
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			printLine := func(l server.LogLineView) {
+				fmt.Fprintf(out, "%s %-8s %s\n", l.At.Local().Format("15:04:05.000"), l.Step, l.Text)
+			}
+			if !follow {
+				lines, err := c.Logs(cmd.Context(), id, 0)
+				if err != nil {
+					return err
+				}
+				for _, l := range lines {
+					printLine(l)
+				}
+				return nil
+			}
+			run, err := c.FollowLogs(cmd.Context(), id, printLine)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "run %d %s", run.ID, run.Status)
+			if run.Reason != "" {
+				fmt.Fprintf(out, ": %s", run.Reason)
+			}
+			fmt.Fprintln(out)
+			if run.Status != "succeeded" {
+				return errReported
+			}
+			return nil
+		},
+	}
+	logs.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the run ends; exit 1 unless it succeeded")
+	cmd.AddCommand(logs)
+	return cmd
+}
+
+func newReleasesCommand() *cobra.Command {
+	r := &remote{}
+	var source string
+	var limit int
+	var before int64
+	cmd := &cobra.Command{
+		Use: "releases [ID]", Short: "Releases, newest first, or one release's manifest", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				rel, err := c.Release(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return r.print(cmd.OutOrStdout(), rel, func(tw *tabwriter.Writer) {
+					fmt.Fprintf(tw, "# release %s of %s at %s\n# %s\n%s", rel.ID, rel.Source, rel.Commit, rel.Ref, rel.Manifest)
+				})
+			}
+			p, err := c.Releases(cmd.Context(), source, limit, before)
+			if err != nil {
+				return err
+			}
+			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "RELEASE\tSOURCE\tCOMMIT\tRUN\tCREATED")
+				for _, rel := range p.Items {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", rel.ID, rel.Source, short(rel.Commit), rel.RunID, ago(rel.Created))
+				}
+				if p.Next != 0 {
+					fmt.Fprintf(tw, "(more: --before %d)\n", p.Next)
+				}
+			})
+		},
+	}
+	r.flags(cmd)
+	cmd.Flags().StringVar(&source, "source", "", "only this source's releases")
+	cmd.Flags().IntVar(&limit, "limit", 0, "releases per page (default 50)")
+	cmd.Flags().Int64Var(&before, "before", 0, "the page after the one that printed this number")
+	return cmd
+}
+
+func newStatusCommand() *cobra.Command {
+	r := &remote{}
+	cmd := &cobra.Command{
+		Use: "status", Short: "What runs where: each environment's release and functions, by digest", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			envs, err := c.Environments(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return r.print(cmd.OutOrStdout(), envs, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "ENVIRONMENT\tRELEASE\tFUNCTION\tSTATE\tIMAGE\tURL")
+				for _, e := range envs {
+					rel := e.Release
+					if rel == "" {
+						rel = "(none)"
+					}
+					if e.Error != "" {
+						fmt.Fprintf(tw, "%s\t%s\t\t%s\t\t\n", e.Name, rel, "error: "+e.Error)
+					}
+					if len(e.Functions) == 0 && e.Error == "" {
+						fmt.Fprintf(tw, "%s\t%s\t\t\t\t\n", e.Name, rel)
+					}
+					for _, f := range e.Functions {
+						state := f.State
+						if f.Message != "" {
+							state += ": " + f.Message
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, rel, f.Name, state, f.Image, f.URL)
+					}
+				}
+			})
+		},
+	}
+	r.flags(cmd)
+	return cmd
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/ferrycd/ferry/server"
+)
+
+func newServeCommand() *cobra.Command {
+	var config string
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run ferry: watch sources, run pipelines, serve the API, webhooks and environments",
+		Long: `Run ferry as one process: the API and webhooks on listen, every
+environment's functions on gateway (http://GATEWAY/<env>/<path>), the
+watcher polling each source, the pipeline building each new commit into a
+release and deploying it to the first stage, an embedded registry, and
+durable state under dataDir. Stop with Ctrl-C or SIGTERM; a run cut off
+by a crash resumes at the next start.
+
+The configuration (YAML):
+
+  listen: 127.0.0.1:8080          # API, webhooks
+  gateway: 127.0.0.1:8081         # functions: http://GATEWAY/<env>/<path>
+  dataDir: ./.ferry-data          # relative to the file
+  registry: embedded              # or HOST/REPO (Docker config credentials)
+  registryListen: 127.0.0.1:8082  # the embedded registry
+  sources:
+  - {name: demo, url: ./demo-repo, branch: main, interval: 30s, webhookSecret: $DEMO_SECRET}
+  environments:
+  - {name: dev}
+  - {name: staging}
+  - {name: prod}
+  tokens:
+  - {name: alice, token: $ALICE_TOKEN, roles: [deployer, approver]}
+
+Secrets may be written as $VAR, read from ferry's environment.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := server.LoadConfig(config)
+			if err != nil {
+				return err
+			}
+			return server.Serve(cmd.Context(), cfg, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "ferry-serve.yaml", "the configuration file")
+	return cmd
+}

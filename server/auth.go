@@ -1,0 +1,96 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Role is what a token may do. Every role may read (viewer); the others
+// add what their names say, and admin may do everything.
+type Role string
+
+const (
+	RoleViewer   Role = "viewer"
+	RoleDeployer Role = "deployer" // sync sources, promote, roll back
+	RoleApprover Role = "approver" // approve and reject promotions
+	RoleAdmin    Role = "admin"    // add and remove sources, and all of the above
+)
+
+// ParseRole checks a role's name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case RoleViewer, RoleDeployer, RoleApprover, RoleAdmin:
+		return r, nil
+	}
+	return "", fmt.Errorf("role %q is not one of viewer, deployer, approver, admin", s)
+}
+
+// Token is one API identity: a name (the actor in the audit log), its
+// secret and its roles.
+type Token struct {
+	Name   string
+	Secret string
+	Roles  []Role
+}
+
+// Identity is the caller a request was authenticated as.
+type Identity struct {
+	Name  string
+	Roles []Role
+}
+
+// Has reports whether the identity holds role (admin holds every role;
+// every identity is a viewer).
+func (id Identity) Has(role Role) bool {
+	return role == RoleViewer || slices.Contains(id.Roles, RoleAdmin) || slices.Contains(id.Roles, role)
+}
+
+// tokens checks bearer tokens.
+type tokens struct {
+	list []hashedToken
+}
+
+type hashedToken struct {
+	sum [sha256.Size]byte
+	id  Identity
+}
+
+func newTokens(list []Token) (*tokens, error) {
+	t := &tokens{}
+	seen := map[string]bool{}
+	for _, tok := range list {
+		if tok.Name == "" || len(tok.Secret) < 16 {
+			return nil, fmt.Errorf("token %q: a token needs a name and a secret of at least 16 characters (e.g. `openssl rand -hex 24`)", tok.Name)
+		}
+		if seen[tok.Secret] {
+			return nil, fmt.Errorf("token %q: its secret is also another token's; give each token its own", tok.Name)
+		}
+		seen[tok.Secret] = true
+		t.list = append(t.list, hashedToken{sum: sha256.Sum256([]byte(tok.Secret)), id: Identity{Name: tok.Name, Roles: tok.Roles}})
+	}
+	return t, nil
+}
+
+// identify returns the identity of r's bearer token. Every token is
+// compared, in constant time, so the time taken says nothing of which
+// one nearly matched.
+func (t *tokens) identify(r *http.Request) (Identity, bool) {
+	auth := r.Header.Get("Authorization")
+	secret, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || secret == "" {
+		return Identity{}, false
+	}
+	sum := sha256.Sum256([]byte(secret))
+	var found Identity
+	match := 0
+	for _, h := range t.list {
+		if subtle.ConstantTimeCompare(sum[:], h.sum[:]) == 1 {
+			found, match = h.id, 1
+		}
+	}
+	return found, match == 1
+}

@@ -1,0 +1,388 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/build/registry"
+	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/pipeline"
+	"github.com/ferrycd/ferry/store"
+	"github.com/ferrycd/ferry/watcher"
+)
+
+// shutdownGrace is how long a stop waits for requests and runs in flight.
+const shutdownGrace = 15 * time.Second
+
+// Serve runs ferry from cfg until ctx ends: the store, the embedded
+// registry, the environments and their gateway, the watcher, the pipeline
+// executor, and the API with the webhooks. It says what it does on out.
+func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
+	var logMu sync.Mutex
+	logf := func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintf(out, time.Now().Format("15:04:05 ")+format+"\n", args...)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return err
+	}
+	// Listeners first: a port in use is the commonest mistake, and should
+	// fail before anything starts.
+	apiLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w (another ferry running? change listen in the configuration)", cfg.Listen, err)
+	}
+	defer apiLn.Close()
+	gwLn, err := net.Listen("tcp", cfg.Gateway)
+	if err != nil {
+		return fmt.Errorf("gateway %s: %w (change gateway in the configuration)", cfg.Gateway, err)
+	}
+	defer gwLn.Close()
+
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "ferry.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	repo, pushOpts := cfg.Registry, []build.Option{build.WithInsecure(cfg.Insecure)}
+	if cfg.Registry == "embedded" {
+		reg, err := registry.New(ctx, registry.Config{Addr: cfg.RegistryListen, Dir: filepath.Join(cfg.DataDir, "registry")})
+		if err != nil {
+			return fmt.Errorf("the embedded registry: %w (change registryListen in the configuration)", err)
+		}
+		go reg.Serve()
+		defer reg.Shutdown(context.WithoutCancel(ctx))
+		repo, pushOpts = reg.Addr()+"/ferry", nil
+	}
+	builder, err := build.New(repo, append([]build.Option{build.WithCacheDir(filepath.Join(cfg.DataDir, "build-cache"))}, append(cfg.buildOptions(), pushOpts...)...)...)
+	if err != nil {
+		return err
+	}
+
+	gatewayURL := "http://" + gwLn.Addr().String()
+	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: gatewayURL, Log: logf})
+	if err != nil {
+		return err
+	}
+	envConfigs := map[string]EnvironmentConfig{}
+	for _, e := range cfg.Environments {
+		envConfigs[e.Name] = e
+	}
+	target := func(env string) (*embedded.Target, error) {
+		ec, ok := envConfigs[env]
+		if !ok {
+			return nil, fmt.Errorf("environment %s is not in ferry serve's configuration (it has %v); add it there", env, slices.Sorted(maps.Keys(envConfigs)))
+		}
+		return host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers})
+	}
+	if err := restoreEnvironments(ctx, st, cfg, target, pushOpts, logf); err != nil {
+		return err
+	}
+	defer func() {
+		// why: the functions are this process's children; a clean stop
+		// takes them down with it rather than leaving ports taken.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+		defer cancel()
+		for _, e := range cfg.Environments {
+			if t, err := target(e.Name); err == nil {
+				t.Delete(ctx)
+			}
+		}
+	}()
+
+	var exec pipeline.Executor
+	w, err := watcher.New(watcher.Config{
+		Dir:   filepath.Join(cfg.DataDir, "mirrors"),
+		State: st,
+		OnEvent: func(ev store.SourceEvent) {
+			kind := "new commit"
+			if ev.Forced {
+				kind = "force-push"
+			}
+			logf("source %s: %s %s on %s", ev.Source, kind, short(ev.Commit), ev.Branch)
+			if _, err := exec.Enqueue(ctx, ev.Source, ev.Branch, ev.Commit); err != nil {
+				logf("source %s: queueing a run for %s: %v", ev.Source, short(ev.Commit), err)
+			}
+		},
+		Log: logf,
+	})
+	if err != nil {
+		return err
+	}
+	exec, err = pipeline.NewEmbedded(pipeline.Config{
+		Store:      st,
+		Tree:       w.Tree,
+		CommitTime: w.CommitTime,
+		SourceURL: func(name string) string {
+			s, err := st.GetSource(context.WithoutCancel(ctx), name)
+			if err != nil {
+				return ""
+			}
+			return s.URL
+		},
+		Builder:     builder,
+		Repo:        repo,
+		PushOptions: pushOpts,
+		Target: func(env string) (environments.Target, error) {
+			return target(env)
+		},
+		Log: logf,
+	})
+	if err != nil {
+		return err
+	}
+	sources := &sourceManager{store: st, watcher: w}
+	if err := sources.load(ctx, cfg); err != nil {
+		return err
+	}
+	// why: a crash between recording a source's new head and queueing its
+	// run would otherwise lose that run; queueing is idempotent.
+	srcs, err := st.ListSources(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range srcs {
+		if stt, err := st.GetSourceStatus(ctx, s.Name); err == nil && stt.LastCommit != "" {
+			if _, err := exec.Enqueue(ctx, s.Name, s.Branch, stt.LastCommit); err != nil {
+				return err
+			}
+		}
+	}
+
+	apiHandler, err := NewAPI(APIConfig{
+		Store:   st,
+		Tokens:  cfg.tokens(),
+		Sources: sources,
+		Environments: func(ctx context.Context, env string) (*environments.Status, error) {
+			t, err := target(env)
+			if err != nil {
+				return nil, err
+			}
+			return t.Status(ctx)
+		},
+		Log: logf,
+	})
+	if err != nil {
+		return err
+	}
+	hooks := NewWebhooks(WebhookConfig{
+		Source: func(ctx context.Context, name string) (WebhookSource, bool) {
+			s, err := st.GetSource(ctx, name)
+			if err != nil {
+				return WebhookSource{}, false
+			}
+			return WebhookSource{Name: s.Name, URL: s.URL, Branch: s.Branch, Secret: s.WebhookSecret}, true
+		},
+		Sync: func(name string) {
+			if err := w.Nudge(name); err != nil {
+				logf("source %s: fetch asked by a webhook: %v", name, err)
+			}
+		},
+		Log: logf,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/hooks/", hooks)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+	apiSrv := NewHTTPServer(cfg.Listen, mux)
+	gwSrv := &http.Server{Handler: host.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	wg.Go(func() { errc <- serveHTTP(apiSrv, apiLn, "the API") })
+	wg.Go(func() { errc <- serveHTTP(gwSrv, gwLn, "the gateway") })
+	wg.Go(func() { errc <- w.Run(ctx) })
+	wg.Go(func() { errc <- exec.Run(ctx) })
+
+	logf("ferry serve: API and webhooks on http://%s, functions on %s/<env>/<path>", apiLn.Addr(), gatewayURL)
+	for _, e := range cfg.Environments {
+		logf("environment %s: %s/%s/", e.Name, gatewayURL, e.Name)
+	}
+	for _, s := range srcs {
+		logf("source %s: %s (%s), every %s; webhook: http://%s/hooks/github/%s", s.Name, s.URL, s.Branch, s.Interval, apiLn.Addr(), s.Name)
+	}
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+	}
+	logf("ferry serve: stopping")
+	cancel()
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer scancel()
+	apiSrv.Shutdown(sctx)
+	gwSrv.Shutdown(sctx)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if first == nil && err != nil && !errors.Is(err, context.Canceled) {
+			first = err
+		}
+	}
+	return first
+}
+
+func serveHTTP(srv *http.Server, ln net.Listener, what string) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// buildOptions are the bases the configuration names, or scratch for
+// python and nodejs when none are named: every environment is embedded,
+// and runs them with this machine's interpreters.
+func (c *Config) buildOptions() []build.Option {
+	bases := c.Bases
+	if len(bases) == 0 {
+		bases = map[string]string{"python": build.Scratch, "nodejs": build.Scratch}
+	}
+	var opts []build.Option
+	for rt, ref := range bases {
+		opts = append(opts, build.WithBase(rt, ref))
+	}
+	return opts
+}
+
+// restoreEnvironments records the configured environments and starts
+// each one's live release again: the embedded targets run in this
+// process, so a restart begins with nothing running.
+func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, target func(string) (*embedded.Target, error), pushOpts []build.Option, logf func(string, ...any)) error {
+	for _, ec := range cfg.Environments {
+		e, err := st.GetEnvironment(ctx, ec.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			if err := st.PutEnvironment(ctx, store.Environment{Name: ec.Name, Target: ec.Target, Updated: time.Now()}); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if e.Release == "" {
+			continue
+		}
+		t, err := target(ec.Name)
+		if err != nil {
+			return err
+		}
+		rel, err := st.GetRelease(ctx, e.Release)
+		if err == nil {
+			var br *build.Release
+			br, err = build.PullRelease(ctx, rel.Ref, pushOpts...)
+			if err == nil {
+				err = t.Apply(ctx, br)
+			}
+		}
+		if err != nil {
+			// why: one environment that cannot start again must not keep
+			// ferry (and the others) down; its status shows the error.
+			logf("environment %s: starting its release %s again: %v", ec.Name, short(e.Release), err)
+			continue
+		}
+		logf("environment %s: running %s again", ec.Name, short(e.Release))
+	}
+	return nil
+}
+
+func short(s string) string {
+	if i := len("sha256:"); len(s) > i && s[:i] == "sha256:" {
+		s = s[i:]
+	}
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// sourceManager is the API's SourceManager: the store keeps sources, the
+// watcher watches them.
+type sourceManager struct {
+	store   store.Store
+	watcher watcher.Watcher
+}
+
+// load makes the store's sources match the configuration (its sources
+// are marked FromConfig; ones dropped from it are removed) and watches
+// every source, those added through the API included.
+func (m *sourceManager) load(ctx context.Context, cfg *Config) error {
+	inConfig := map[string]bool{}
+	for _, sc := range cfg.Sources {
+		src, err := cfg.source(sc)
+		if err != nil {
+			return err
+		}
+		if old, err := m.store.GetSource(ctx, src.Name); err == nil {
+			src.Created = old.Created
+		} else {
+			src.Created = time.Now()
+		}
+		if err := m.store.PutSource(ctx, src); err != nil {
+			return err
+		}
+		inConfig[src.Name] = true
+	}
+	all, err := m.store.ListSources(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range all {
+		if s.FromConfig && !inConfig[s.Name] {
+			if err := m.store.DeleteSource(ctx, s.Name); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := m.watcher.Add(ctx, s); err != nil {
+			return fmt.Errorf("source %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func (m *sourceManager) Add(ctx context.Context, s store.Source) error {
+	s.Created = time.Now()
+	if err := m.store.AddSource(ctx, s); err != nil {
+		return err
+	}
+	if err := m.watcher.Add(ctx, s); err != nil {
+		// why: nothing half-added: a source the watcher refuses is not kept.
+		m.store.DeleteSource(context.WithoutCancel(ctx), s.Name)
+		return err
+	}
+	return nil
+}
+
+func (m *sourceManager) Remove(ctx context.Context, name string) error {
+	if err := m.watcher.Remove(ctx, name); err != nil {
+		return err
+	}
+	return m.store.DeleteSource(ctx, name)
+}
+
+func (m *sourceManager) Sync(ctx context.Context, name string) error {
+	return m.watcher.Sync(ctx, name)
+}
+
+func (m *sourceManager) Status(name string) (store.SourceStatus, error) {
+	return m.watcher.Status(name)
+}

@@ -1,0 +1,276 @@
+package watcher
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+	"golang.org/x/crypto/ssh"
+)
+
+// mirrorCache bounds the object cache of an open mirror. A mirror stays
+// open between fetches (so that its pack indexes are read once), and with
+// hundreds of sources go-git's default of 96 MiB each would add up; a
+// fetch that finds nothing new reads no object at all.
+const mirrorCache = 8 * cache.MiByte
+
+// sshDialTimeout bounds connecting to an SSH server: go-git's SSH dial
+// does not follow the fetch's context.
+const sshDialTimeout = 30 * time.Second
+
+// originName is the mirror's one remote. Its URL and refspec record what
+// was last fetched: the refspec's branch tells, after a restart, whether
+// the source's branch changed.
+const originName = "origin"
+
+// mirrorPath is where the source's bare mirror lives.
+func (w *watcher) mirrorPath(name string) string {
+	return filepath.Join(w.cfg.Dir, name+".git")
+}
+
+// refSpec fetches only the watched branch, forced so that a force-push
+// lands, into the same name: the mirror holds the branch as the remote has
+// it.
+func refSpec(branch string) config.RefSpec {
+	ref := plumbing.NewBranchReferenceName(branch)
+	return config.RefSpec("+" + ref.String() + ":" + ref.String())
+}
+
+// openMirror opens the bare mirror in dir, creating it when missing (or
+// left half-made by a crash), with a remote for url and branch.
+func openMirror(dir, url, branch string) (*git.Repository, error) {
+	repo, err := openRepo(dir, mirrorCache)
+	if err == nil {
+		return repo, nil
+	}
+	if !errors.Is(err, git.ErrRepositoryNotExists) {
+		return nil, fmt.Errorf("opening the mirror %s: %w; delete the folder and ferry makes it again", dir, err)
+	}
+	// Made aside and renamed, so that a crash never leaves a mirror
+	// without its remote.
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+"-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the mirror %s: %w", dir, err)
+	}
+	defer os.RemoveAll(tmp)
+	r, err := git.PlainInit(tmp, true)
+	if err == nil {
+		_, err = r.CreateRemote(&config.RemoteConfig{Name: originName, URLs: []string{url}, Fetch: []config.RefSpec{refSpec(branch)}})
+	}
+	if err == nil {
+		err = r.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName(branch)))
+	}
+	if err == nil {
+		if err = os.RemoveAll(dir); err == nil {
+			err = os.Rename(tmp, dir)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating the mirror %s: %w", dir, err)
+	}
+	return openRepo(dir, mirrorCache)
+}
+
+// openRepo opens the bare repository in dir with an object cache of
+// cacheSize bytes.
+func openRepo(dir string, cacheSize cache.FileSize) (*git.Repository, error) {
+	if _, err := os.Stat(dir); err != nil {
+		if os.IsNotExist(err) {
+			return nil, git.ErrRepositoryNotExists
+		}
+		return nil, err
+	}
+	st := filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRU(cacheSize))
+	return git.Open(st, nil)
+}
+
+// mirroredRemote is the URL and branch the mirror's remote fetches, ""
+// when it cannot tell.
+func mirroredRemote(repo *git.Repository) (url, branch string) {
+	cfg, err := repo.Config()
+	if err != nil {
+		return "", ""
+	}
+	rc := cfg.Remotes[originName]
+	if rc == nil || len(rc.URLs) != 1 || len(rc.Fetch) != 1 {
+		return "", ""
+	}
+	return rc.URLs[0], strings.TrimPrefix(rc.Fetch[0].Dst("").String(), "refs/heads/")
+}
+
+// setRemote records url and branch as the mirror's remote.
+func setRemote(repo *git.Repository, url, branch string) error {
+	cfg, err := repo.Config()
+	if err != nil {
+		return err
+	}
+	cfg.Remotes[originName] = &config.RemoteConfig{Name: originName, URLs: []string{url}, Fetch: []config.RefSpec{refSpec(branch)}}
+	if err := repo.SetConfig(cfg); err != nil {
+		return err
+	}
+	return repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName(branch)))
+}
+
+// fetchBranch fetches the branch into the mirror and returns its head.
+func (w *watcher) fetchBranch(ctx context.Context, repo *git.Repository, rem *remote, branch string) (plumbing.Hash, error) {
+	opts := &git.FetchOptions{
+		RemoteName: originName,
+		RemoteURL:  rem.url,
+		RefSpecs:   []config.RefSpec{refSpec(branch)},
+		Tags:       git.NoTags,
+		Force:      true,
+	}
+	if rem.basic != nil {
+		opts.Auth = rem.basic
+	}
+	if rem.keys != nil {
+		algos, check, err := w.hostKeys.config(rem.hostPort)
+		if err != nil {
+			return plumbing.ZeroHash, &fetchError{url: rem.display, reason: err.Error(), err: err}
+		}
+		a := &sshAuth{PublicKeys: *rem.keys}
+		a.HostKeyCallback = check
+		a.HostKeyAlgorithms = algos
+		opts.Auth = a
+	}
+	err := repo.FetchContext(ctx, opts)
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return plumbing.ZeroHash, explainFetch(ctx, err, rem, branch)
+	}
+	ref, err := repo.Reference(plumbing.NewBranchReferenceName(branch), true)
+	if err != nil {
+		return plumbing.ZeroHash, &fetchError{url: rem.display, reason: fmt.Sprintf("branch %s is not in the mirror after the fetch: %v", branch, err), advice: "delete the mirror folder and ferry makes it again", err: err}
+	}
+	return ref.Hash(), nil
+}
+
+// isForced reports whether the branch moved from old to new other than
+// forward. After a full fetch of new, every commit new descends from is in
+// the mirror, so an old commit that is missing is no ancestor: a force-push
+// replaced it.
+func isForced(repo *git.Repository, old, new plumbing.Hash) (bool, error) {
+	oldC, err := repo.CommitObject(old)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	newC, err := repo.CommitObject(new)
+	if err != nil {
+		return false, err
+	}
+	anc, err := oldC.IsAncestor(newC)
+	if err != nil {
+		return false, err
+	}
+	return !anc, nil
+}
+
+// sshAuth is go-git's public-key authentication with a dial timeout.
+type sshAuth struct {
+	gitssh.PublicKeys
+}
+
+func (a *sshAuth) ClientConfig() (*ssh.ClientConfig, error) {
+	cfg, err := a.PublicKeys.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = sshDialTimeout
+	return cfg, nil
+}
+
+// fetchError is a failed fetch, said so that the status tells the user
+// what to do.
+type fetchError struct {
+	url    string // as shown
+	reason string // what went wrong
+	advice string // what to do; "" when there is nothing to say
+	err    error
+}
+
+func (e *fetchError) Error() string {
+	msg := "fetching " + e.url + ": " + e.reason
+	if e.advice != "" {
+		msg += "; " + e.advice
+	}
+	return msg
+}
+
+func (e *fetchError) Unwrap() error { return e.err }
+
+// explainFetch turns go-git's error into one that says what to do.
+func explainFetch(ctx context.Context, err error, rem *remote, branch string) error {
+	fe := &fetchError{url: rem.display, reason: oneLine(err.Error()), err: err}
+	var hostKey *hostKeyChangedError
+	var netErr *net.OpError
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		fe.reason = "timed out"
+		fe.advice = "check that the server answers; a first fetch of a large repository may need a longer fetch timeout"
+	case errors.As(err, &hostKey):
+		fe.reason = hostKey.Error()
+	case errors.Is(err, transport.ErrAuthenticationRequired) && rem.basic == nil:
+		fe.reason = "authentication required"
+		fe.advice = "give the source a username and token (as its password)"
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		fe.reason = "authentication failed: the username and password (or token) were refused"
+		fe.advice = "check them, and that the token has not expired"
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		fe.reason = "access denied"
+		fe.advice = "give the source credentials that may read the repository"
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		fe.reason = "repository not found"
+		fe.advice = "check the URL (a host may also answer this to credentials that may not read a private repository)"
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		fe.reason = "the repository is empty"
+		fe.advice = "push branch " + branch + " to it"
+	case errors.Is(err, git.NoMatchingRefSpecError{}):
+		fe.reason = "branch " + branch + " not found"
+		fe.advice = "push it, or set the source's branch to one the repository has"
+	case rem.keys != nil && strings.Contains(err.Error(), "unable to authenticate"):
+		fe.reason = "the server refused the SSH key " + fingerprint(rem.keys.Signer.PublicKey())
+		fe.advice = "add its public key to the repository's deploy keys, or give the source a key the server accepts"
+	case errors.As(err, &certErr):
+		fe.reason = oneLine(certErr.Error())
+		fe.advice = "this machine does not trust the server's certificate; add its CA to the system's trusted certificates"
+	case errors.As(err, &dnsErr):
+		fe.reason = oneLine(dnsErr.Error())
+		fe.advice = "check the host name in the URL"
+	case errors.As(err, &netErr):
+		fe.reason = oneLine(netErr.Error())
+		fe.advice = "the server cannot be reached; check the URL and that the server is up"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		fe.advice = "the server cannot be reached; check the URL and that the server is up"
+	case rem.protocol == "file" && errors.Is(err, exec.ErrNotFound):
+		fe.advice = "install git: ferry reads a local repository with git-upload-pack"
+	case rem.protocol == "file":
+		fe.advice = "check that the path is a Git repository ferry may read"
+	}
+	return fe
+}
+
+// oneLine collapses a message's white space, so that a status shows it on
+// one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

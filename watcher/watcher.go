@@ -1,0 +1,168 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferrycd/ferry/store"
+)
+
+// Watcher keeps a bare mirror of every watched Source, fetches its branch
+// on a jittered interval (and when asked), and records each new head.
+type Watcher interface {
+	// Run polls every source until ctx ends, then waits for the fetches in
+	// progress to stop and returns nil. Fetches happen only while Run
+	// runs; it may be called once.
+	Run(ctx context.Context) error
+	// Add starts watching src, or updates the watched source of that name:
+	// a new URL, branch or credentials fetch at once, a new interval
+	// applies from the next fetch. A source that is not valid is refused
+	// with an error saying what to change, and nothing changes. The
+	// source's status is read from the StateStore, so a source watched
+	// before a restart carries on from the head it had seen.
+	Add(ctx context.Context, src store.Source) error
+	// Remove stops watching a source, waits for a fetch of it in progress
+	// to end and deletes its mirror. Its status and events stay in the
+	// store: call Remove before deleting the source there, since once
+	// Remove returns the watcher writes nothing more for it.
+	Remove(ctx context.Context, name string) error
+	// Sync fetches the source now and returns after that fetch, with its
+	// error. The fetch starts after Sync is called, so a push made before
+	// is seen: when a fetch is already running, one more follows it, and
+	// every Sync made meanwhile shares that one. The commit always comes
+	// from Git, never from the caller.
+	Sync(ctx context.Context, name string) error
+	// Nudge asks for a fetch now, as Sync does, without waiting for it:
+	// what a webhook receiver calls.
+	Nudge(name string) error
+	// Status is what the watcher last saw of a source; an error satisfying
+	// store.ErrNotFound when it is not watched.
+	Status(name string) (store.SourceStatus, error)
+	// Tree returns the tree of commit (a full hash) from the source's
+	// mirror, read straight from Git's objects without a checkout. It
+	// implements fs.ReadDirFS, fs.ReadFileFS, fs.StatFS and fs.ReadLinkFS,
+	// follows symlinks only inside the tree, and is safe for concurrent
+	// use. The source need not be watched at the moment, only mirrored: a
+	// run resumed at start-up may ask before its source is added again.
+	Tree(ctx context.Context, source, commit string) (fs.FS, error)
+	// CommitTime returns the committer time of commit, from the mirror:
+	// what a reproducible build stamps its files with.
+	CommitTime(ctx context.Context, source, commit string) (time.Time, error)
+}
+
+// StateStore is where the watcher keeps what it saw; store.Sources
+// satisfies it.
+type StateStore interface {
+	PutSourceStatus(ctx context.Context, st store.SourceStatus) error
+	// GetSourceStatus returns an error satisfying store.ErrNotFound for a
+	// source that has none yet.
+	GetSourceStatus(ctx context.Context, name string) (store.SourceStatus, error)
+	// RecordSourceEvent stores ev and sets the source's LastCommit to
+	// ev.Commit, in one transaction.
+	RecordSourceEvent(ctx context.Context, ev store.SourceEvent) (store.SourceEvent, error)
+}
+
+var _ StateStore = store.Sources(nil)
+
+// Event is a new head of a source's branch, as recorded: a new commit, or
+// a force-push when Forced is set. Previous is "" for the first head seen.
+type Event = store.SourceEvent
+
+// Config wires a watcher.
+type Config struct {
+	// Dir holds the mirrors, one bare repository per source at
+	// Dir/<source>.git, and the known_hosts file. Required; created when
+	// missing.
+	Dir string
+	// State keeps every source's status and events. Required.
+	State StateStore
+	// OnEvent, when set, is called for each new head after it is recorded,
+	// from the goroutine of the source's fetch: it should hand the event
+	// on (to a queue, say) and return, since the source is not fetched
+	// again meanwhile (so it must not wait for a Sync of it). An event
+	// recorded just before a crash may never reach OnEvent; read the store
+	// at start-up to catch up.
+	OnEvent func(Event)
+	// Log hears what happens to sources: new heads, failed fetches, new
+	// SSH host keys. Default: nothing.
+	Log func(format string, args ...any)
+	// MaxBackoff caps the wait after failed fetches (default
+	// DefaultMaxBackoff).
+	MaxBackoff time.Duration
+	// Parallel bounds the fetches running at once, over all sources
+	// (default DefaultParallel).
+	Parallel int
+	// FetchTimeout bounds one fetch (default DefaultFetchTimeout).
+	FetchTimeout time.Duration
+	// KnownHosts is the known_hosts file that pins SSH servers' host keys
+	// (default Dir/known_hosts). A host it does not list is trusted on
+	// first use and added; a host whose key differs from the one listed is
+	// refused. Put a server's keys in it beforehand (ssh-keyscan HOST) to
+	// trust nothing on first use.
+	KnownHosts string
+}
+
+// Defaults of a Config.
+const (
+	// DefaultMaxBackoff: a server that is down is asked at most every five
+	// minutes, which a Git host's rate limits tolerate, and ferry notices
+	// its return soon enough.
+	DefaultMaxBackoff = 5 * time.Minute
+	// DefaultParallel: fetches mostly wait on the network; four at once
+	// keep 200 sources polled every 30 s on time without a burst of
+	// connections to one Git host.
+	DefaultParallel = 4
+	// DefaultFetchTimeout: long enough for the first fetch of a large
+	// repository, short enough that a hung server does not stop the
+	// source's polling for good.
+	DefaultFetchTimeout = 10 * time.Minute
+)
+
+// New returns a watcher with no sources; Add them, then Run it.
+func New(cfg Config) (Watcher, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("watcher: Config.Dir is required: the folder where the mirrors live")
+	}
+	if cfg.State == nil {
+		return nil, errors.New("watcher: Config.State is required: the store that keeps sources' status and events")
+	}
+	if cfg.MaxBackoff < 0 || cfg.Parallel < 0 || cfg.FetchTimeout < 0 {
+		return nil, errors.New("watcher: MaxBackoff, Parallel and FetchTimeout must not be negative (0 means the default)")
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.Parallel == 0 {
+		cfg.Parallel = DefaultParallel
+	}
+	if cfg.FetchTimeout == 0 {
+		cfg.FetchTimeout = DefaultFetchTimeout
+	}
+	if cfg.Log == nil {
+		cfg.Log = func(string, ...any) {}
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("watcher: mirror folder %s: %w", cfg.Dir, err)
+	}
+	cfg.Dir = dir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("watcher: creating the mirror folder: %w; give a folder ferry may write", err)
+	}
+	// Mirrors are made aside and renamed into place; a crash may have left
+	// one half made.
+	if stale, err := filepath.Glob(filepath.Join(dir, ".*.git-*")); err == nil {
+		for _, p := range stale {
+			os.RemoveAll(p)
+		}
+	}
+	if cfg.KnownHosts == "" {
+		cfg.KnownHosts = filepath.Join(dir, "known_hosts")
+	}
+	return newWatcher(cfg), nil
+}
