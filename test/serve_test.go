@@ -129,6 +129,28 @@ func (p *serveProc) kill(t *testing.T) {
 	<-p.done
 }
 
+// runsReport lists every run with its steps and log, for a failure.
+func (p *serveProc) runsReport(t *testing.T) string {
+	c := p.client(t)
+	runs, err := c.Runs(t.Context(), "", 0, 0)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, r := range runs.Items {
+		full, _ := c.Run(t.Context(), r.ID)
+		fmt.Fprintf(&b, "run %d %s %s %s\n", r.ID, r.Commit, r.Status, r.Reason)
+		for _, s := range full.Steps {
+			fmt.Fprintf(&b, "  %s %s %s\n", s.Name, s.Status, s.Reason)
+		}
+		lines, _ := c.Logs(t.Context(), r.ID, 0)
+		for _, l := range lines {
+			fmt.Fprintf(&b, "    %s %s\n", l.Step, l.Text)
+		}
+	}
+	return b.String()
+}
+
 func (p *serveProc) client(t *testing.T) *server.Client {
 	t.Helper()
 	c, err := server.NewClient(p.api, serveToken)
@@ -159,7 +181,7 @@ func waitGreeting(t *testing.T, p *serveProc, want string, within time.Duration)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("dev/hello did not answer %q within %s (last: %s)\n%s", want, within, last, p.output)
+	t.Fatalf("dev/hello did not answer %q within %s (last: %s)\n%s\nruns:\n%s", want, within, last, p.output, p.runsReport(t))
 }
 
 // pythonRepo pushes examples/python (changed by edit) as the first commit
