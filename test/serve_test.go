@@ -292,6 +292,41 @@ func TestServeWebhookDeploys(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "succeeded") || !strings.Contains(r.stdout, "deploy") {
 		t.Errorf("ferry runs logs -f: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// A source added through the CLI that cannot be reached: its status
+	// says so and backs off; removing it leaves the rest alone.
+	remote := []string{"--server", p.api, "--token", serveToken}
+	r = ferry(t, append([]string{"sources", "add", "gone", "http://127.0.0.1:1/gone.git", "--interval", "1s"}, remote...)...)
+	if r.code != 0 {
+		t.Fatalf("ferry sources add: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	r = ferry(t, append([]string{"sources", "sync", "gone"}, remote...)...)
+	if r.code == 0 || !strings.Contains(r.stderr, "gone") {
+		t.Errorf("ferry sources sync of an unreachable source: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	var listed []server.SourceView
+	r = ferry(t, append([]string{"sources", "list", "-o", "json"}, remote...)...)
+	if err := json.Unmarshal([]byte(r.stdout), &listed); err != nil || len(listed) != 2 {
+		t.Fatalf("ferry sources list -o json: %v %s%s", err, r.stdout, r.stderr)
+	}
+	for _, s := range listed {
+		if s.Name == "gone" && (s.LastError == "" || s.Failures < 1 || !s.NextFetch.After(s.LastFetch)) {
+			t.Errorf("the unreachable source's status: %+v", s)
+		}
+		if s.Name == "demo" && (s.LastError != "" || s.LastCommit != commit) {
+			t.Errorf("demo's status: %+v", s)
+		}
+	}
+	if r = ferry(t, append([]string{"sources", "rm", "gone"}, remote...)...); r.code != 0 {
+		t.Errorf("ferry sources rm: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = ferry(t, append([]string{"sources", "rm", "demo"}, remote...)...); r.code == 0 || !strings.Contains(r.stderr, "configuration") {
+		t.Errorf("removing a configured source: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	r = ferry(t, append([]string{"releases"}, remote...)...)
+	if r.code != 0 || strings.Count(r.stdout, "sha256:") != 2 {
+		t.Errorf("ferry releases: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	r = ferry(t, "status", "--server", p.api, "--token", serveToken)
 	if r.code != 0 || !strings.Contains(r.stdout, "dev") || !strings.Contains(r.stdout, runs.Items[0].Release) {
 		t.Errorf("ferry status: %d\n%s%s", r.code, r.stdout, r.stderr)
