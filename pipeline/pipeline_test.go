@@ -185,7 +185,10 @@ func TestFailingTestStopsTheRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := strings.Replace(string(test), `"message": "hello from python"`, `"message": "hello from ferry"`, 1)
+	broken := strings.Replace(string(test), `self.assertEqual(answer["echo"], data)`, `self.assertEqual(answer["echo"], "not what it echoes")`, 1)
+	if broken == string(test) {
+		t.Fatal("the example's test changed: nothing to break")
+	}
 	commit := f.newSource("demo", map[string]string{"hello/test_main.py": broken})
 	ex, _ := f.start(f.config())
 	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
