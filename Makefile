@@ -65,6 +65,7 @@ bench:
 	test/bench/build.sh
 	test/bench/embedded.sh
 	test/bench/engine.sh
+	test/bench/promote.sh
 
 clean:
 	rm -rf $(BIN)

@@ -3,6 +3,7 @@ package promote
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/ferrycd/ferry/build"
@@ -24,6 +25,9 @@ type Promoter interface {
 	// Promote asks for release into env on behalf of actor (a deployer).
 	// The stage's policy decides: an auto stage (or one with no policy)
 	// deploys at once; a stage with an approval policy waits pending.
+	// The release must have succeeded in the stages env comes from. A
+	// promotion someone asked for is pinned: a newer release does not
+	// supersede it.
 	Promote(ctx context.Context, releaseID, env string, actor Identity) (store.Promotion, error)
 	// Approve and Reject record actor's yes or no on a pending promotion.
 	// The policy decides who may approve; a rejection ends the
@@ -67,6 +71,13 @@ type RollbackTarget struct {
 	Image    string // sha256:… or HOST/REPO@sha256:…
 }
 
+// Deployment statuses, as store.Deployment.Status holds them.
+const (
+	DeploymentSucceeded  = store.DeploymentSucceeded
+	DeploymentFailed     = store.DeploymentFailed
+	DeploymentRolledBack = store.DeploymentRolledBack
+)
+
 // Promotion statuses, as store.Promotion.Status holds them.
 const (
 	StatusPending    = "pending"
@@ -87,7 +98,18 @@ type Config struct {
 	Target func(env string) (environments.Target, error)
 	// Pull loads a release from the registry by reference (HOST/REPO@…),
 	// verifying it: build.PullRelease with the registry's options.
+	// Default: build.PullRelease with PushOptions.
 	Pull func(ctx context.Context, ref string) (*build.Release, error)
+	// Repo is HOST[:PORT]/REPO, where releases are: a rollback pulls a
+	// release the store does not hold from Repo@<id>, and pushes a release
+	// with a function pinned there. PushOptions are for that push.
+	Repo        string
+	PushOptions []build.Option
+	// ImageExists checks that the registry holds an image (a rollback that
+	// pins a function's image checks it before making a release). Default:
+	// a HEAD of the manifest with the default keychain, which reaches
+	// loopback registries over plain HTTP.
+	ImageExists func(ctx context.Context, ref string) error
 	// GatewayURL is http://ADDR of the gateway, for HTTP checks
 	// (GATEWAY/<env>/<path>).
 	GatewayURL string
@@ -102,9 +124,16 @@ type Config struct {
 	CommitAuthor func(ctx context.Context, source, commit string) (name, email string, err error)
 	// Exporter, when set, is told of every deployment (GitOps export).
 	Exporter Exporter
+	// CheckInterval is how often a stage's checks run again while its
+	// release soaks (default DefaultCheckInterval).
+	CheckInterval time.Duration
+	// HTTPClient makes the checks' requests (default: one with
+	// DefaultCheckTimeout per request unless a check bounds its latency).
+	HTTPClient *http.Client
 	// Log hears what cannot go back to a caller.
 	Log func(format string, args ...any)
-	// Now is the clock (tests); default time.Now.
+	// Now is the clock of freeze windows and approval expiry (tests);
+	// default time.Now. A soak is timed by the real clock.
 	Now func() time.Time
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
 )
 
@@ -37,6 +38,8 @@ type APIConfig struct {
 	Tokens       []Token
 	Sources      SourceManager
 	Environments EnvironmentStatus
+	// Promoter, when set, serves the promotion endpoints.
+	Promoter promote.Promoter
 	// Poll is how often a followed log looks for new lines (default 200 ms).
 	Poll time.Duration
 	// Log hears what cannot go back to a caller (an audit record that
@@ -81,6 +84,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.route("GET /api/v1/releases/{id}", RoleViewer, a.getRelease)
 	a.route("GET /api/v1/environments", RoleViewer, a.listEnvironments)
 	a.route("GET /api/v1/environments/{name}", RoleViewer, a.getEnvironment)
+	a.routesPromote()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})

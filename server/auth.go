@@ -35,12 +35,18 @@ type Token struct {
 	Name   string
 	Secret string
 	Roles  []Role
+	// Email matches the identity to commit authors (a self-approval);
+	// Groups to approvers named "group:<name>" in a policy.
+	Email  string
+	Groups []string
 }
 
 // Identity is the caller a request was authenticated as.
 type Identity struct {
-	Name  string
-	Roles []Role
+	Name   string
+	Email  string
+	Groups []string
+	Roles  []Role
 }
 
 // Has reports whether the identity holds role (admin holds every role;
@@ -70,7 +76,7 @@ func newTokens(list []Token) (*tokens, error) {
 			return nil, fmt.Errorf("token %q: its secret is also another token's; give each token its own", tok.Name)
 		}
 		seen[tok.Secret] = true
-		t.list = append(t.list, hashedToken{sum: sha256.Sum256([]byte(tok.Secret)), id: Identity{Name: tok.Name, Roles: tok.Roles}})
+		t.list = append(t.list, hashedToken{sum: sha256.Sum256([]byte(tok.Secret)), id: Identity{Name: tok.Name, Email: tok.Email, Groups: tok.Groups, Roles: tok.Roles}})
 	}
 	return t, nil
 }

@@ -246,3 +246,74 @@ func (c *Client) follow(ctx context.Context, id int64, after *int64, line func(L
 	}
 	return RunView{}, false, sc.Err()
 }
+
+// Promote asks for release in env.
+func (c *Client) Promote(ctx context.Context, release, env string) (PromotionView, error) {
+	var v PromotionView
+	err := c.do(ctx, "POST", "/api/v1/promotions", PromoteRequest{Release: release, Environment: env}, &v)
+	return v, err
+}
+
+// Approve says yes to promotion id; Reject says no, with a comment.
+func (c *Client) Approve(ctx context.Context, id int64, comment string) (PromotionView, error) {
+	var v PromotionView
+	err := c.do(ctx, "POST", fmt.Sprintf("/api/v1/promotions/%d/approve", id), CommentRequest{Comment: comment}, &v)
+	return v, err
+}
+
+func (c *Client) Reject(ctx context.Context, id int64, comment string) (PromotionView, error) {
+	var v PromotionView
+	err := c.do(ctx, "POST", fmt.Sprintf("/api/v1/promotions/%d/reject", id), CommentRequest{Comment: comment}, &v)
+	return v, err
+}
+
+func (c *Client) Promotion(ctx context.Context, id int64) (PromotionView, error) {
+	var v PromotionView
+	err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/promotions/%d", id), nil, &v)
+	return v, err
+}
+
+func (c *Client) Promotions(ctx context.Context, env string, limit int, before int64) (ListPage[PromotionView], error) {
+	var p ListPage[PromotionView]
+	err := c.do(ctx, "GET", "/api/v1/promotions"+query(map[string]string{"env": env}, limit, before), nil, &p)
+	return p, err
+}
+
+// Rollback puts env back; see RollbackRequest.
+func (c *Client) Rollback(ctx context.Context, env string, req RollbackRequest) (DeploymentView, error) {
+	var v DeploymentView
+	err := c.do(ctx, "POST", "/api/v1/environments/"+url.PathEscape(env)+"/rollback", req, &v)
+	return v, err
+}
+
+func (c *Client) Resume(ctx context.Context, env string) (EnvironmentView, error) {
+	var v EnvironmentView
+	err := c.do(ctx, "POST", "/api/v1/environments/"+url.PathEscape(env)+"/resume", nil, &v)
+	return v, err
+}
+
+func (c *Client) Freeze(ctx context.Context, env, reason string) (EnvironmentView, error) {
+	var v EnvironmentView
+	err := c.do(ctx, "POST", "/api/v1/environments/"+url.PathEscape(env)+"/freeze", FreezeRequest{Reason: reason}, &v)
+	return v, err
+}
+
+func (c *Client) Unfreeze(ctx context.Context, env string) (EnvironmentView, error) {
+	var v EnvironmentView
+	err := c.do(ctx, "POST", "/api/v1/environments/"+url.PathEscape(env)+"/unfreeze", nil, &v)
+	return v, err
+}
+
+// History is env's deployments, newest first.
+func (c *Client) History(ctx context.Context, env string, limit int, before int64) (ListPage[DeploymentView], error) {
+	var p ListPage[DeploymentView]
+	err := c.do(ctx, "GET", "/api/v1/environments/"+url.PathEscape(env)+"/history"+query(nil, limit, before), nil, &p)
+	return p, err
+}
+
+// Events is the audit log, newest first; object "" for all.
+func (c *Client) Events(ctx context.Context, object string, limit int, before int64) (ListPage[EventView], error) {
+	var p ListPage[EventView]
+	err := c.do(ctx, "GET", "/api/v1/events"+query(map[string]string{"object": object}, limit, before), nil, &p)
+	return p, err
+}

@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
 )
 
@@ -38,6 +41,8 @@ type Config struct {
 	Sources      []SourceConfig      `yaml:"sources"`
 	Environments []EnvironmentConfig `yaml:"environments"`
 	Tokens       []TokenConfig       `yaml:"tokens"`
+	// Export, when set, commits every deployment to a Git repository.
+	Export *ExportConfig `yaml:"export"`
 
 	// dir is the folder of the configuration file.
 	dir string
@@ -64,6 +69,28 @@ type EnvironmentConfig struct {
 	Target       string   `yaml:"target"`
 	NATSURL      string   `yaml:"natsURL"`
 	KafkaBrokers []string `yaml:"kafkaBrokers"`
+	// Freeze windows refuse promotions on a schedule.
+	Freeze []FreezeConfig `yaml:"freeze"`
+}
+
+// FreezeConfig is a recurring deny window: from each time Schedule (cron,
+// five fields) fires, in TimeZone (default UTC), for Duration.
+type FreezeConfig struct {
+	Schedule string `yaml:"schedule"`
+	Duration string `yaml:"duration"`
+	TimeZone string `yaml:"timeZone"`
+	Reason   string `yaml:"reason"`
+}
+
+// ExportConfig commits every deployment's release to a Git repository,
+// for Flux or Argo CD to watch.
+type ExportConfig struct {
+	URL        string `yaml:"url"`
+	Branch     string `yaml:"branch"`
+	Path       string `yaml:"path"` // default environments/{env}/ferry.yaml
+	Username   string `yaml:"username"`
+	Password   string `yaml:"password"`
+	SSHKeyFile string `yaml:"sshKeyFile"`
 }
 
 // TokenConfig is an API token.
@@ -71,6 +98,12 @@ type TokenConfig struct {
 	Name  string   `yaml:"name"`
 	Token string   `yaml:"token"`
 	Roles []string `yaml:"roles"`
+	// Email is the address this person commits with: an approval by a
+	// commit's author is a self-approval.
+	Email string `yaml:"email"`
+	// Groups are the approver groups ("group:<name>" in a policy) the
+	// token belongs to.
+	Groups []string `yaml:"groups"`
 }
 
 // LoadConfig reads and checks a configuration file. Every problem is
@@ -180,6 +213,11 @@ func (c *Config) check() []string {
 		if e.Target != "embedded" {
 			bad("environments[%d] (%s): target %q: only embedded exists in this version", i, e.Name, e.Target)
 		}
+		for j, f := range e.Freeze {
+			if _, err := freezeWindow(f); err != nil {
+				bad("environments[%d] (%s): freeze[%d]: %v", i, e.Name, j, err)
+			}
+		}
 	}
 
 	seen := map[string]bool{}
@@ -199,6 +237,17 @@ func (c *Config) check() []string {
 	}
 	if _, err := newTokens(c.tokens()); err != nil {
 		bad("tokens: %v", err)
+	}
+	if c.Export != nil {
+		if c.Export.URL == "" {
+			bad("export: url is required (the repository Flux or Argo CD watch)")
+		}
+		if !strings.Contains(c.Export.URL, "://") && !strings.Contains(c.Export.URL, "@") && !filepath.IsAbs(c.Export.URL) {
+			c.Export.URL = filepath.Join(c.dir, c.Export.URL)
+		}
+		if _, err := expand(c.Export.Password); err != nil {
+			bad("export: password: %v", err)
+		}
 	}
 	return errs
 }
@@ -263,7 +312,54 @@ func (c *Config) tokens() []Token {
 		for _, r := range t.Roles {
 			roles = append(roles, Role(r))
 		}
-		out = append(out, Token{Name: t.Name, Secret: secret, Roles: roles})
+		out = append(out, Token{Name: t.Name, Secret: secret, Roles: roles, Email: t.Email, Groups: t.Groups})
 	}
 	return out
+}
+
+// freezeWindow checks a configured freeze window.
+func freezeWindow(f FreezeConfig) (promote.FreezeWindow, error) {
+	w := promote.FreezeWindow{Schedule: f.Schedule, TimeZone: f.TimeZone, Reason: f.Reason}
+	if _, err := cron.ParseStandard(f.Schedule); err != nil {
+		return w, fmt.Errorf("schedule %q: %v (five fields: minute hour day-of-month month day-of-week)", f.Schedule, err)
+	}
+	d, err := time.ParseDuration(f.Duration)
+	if err != nil || d <= 0 {
+		return w, fmt.Errorf("duration %q: give how long each window lasts, e.g. 64h", f.Duration)
+	}
+	w.Duration = d
+	if f.TimeZone != "" {
+		if _, err := time.LoadLocation(f.TimeZone); err != nil {
+			return w, fmt.Errorf("timeZone %q: %v", f.TimeZone, err)
+		}
+	}
+	if w.Reason == "" {
+		w.Reason = "freeze window " + f.Schedule + " for " + f.Duration
+	}
+	return w, nil
+}
+
+// promoteEnvironments are the environments as the promoter sees them.
+func (c *Config) promoteEnvironments() []promote.Environment {
+	var out []promote.Environment
+	for _, e := range c.Environments {
+		pe := promote.Environment{Name: e.Name}
+		for _, f := range e.Freeze {
+			w, _ := freezeWindow(f) // checked at load
+			pe.Freeze = append(pe.Freeze, w)
+		}
+		out = append(out, pe)
+	}
+	return out
+}
+
+// groups maps each approver group to the tokens in it.
+func (c *Config) groups() map[string][]string {
+	g := map[string][]string{}
+	for _, t := range c.Tokens {
+		for _, name := range t.Groups {
+			g[name] = append(g[name], t.Name)
+		}
+	}
+	return g
 }

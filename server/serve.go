@@ -19,6 +19,8 @@ import (
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/pipeline"
+	"github.com/ferrycd/ferry/promote"
+	"github.com/ferrycd/ferry/promote/gitexport"
 	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/watcher"
 )
@@ -123,6 +125,32 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var exporter promote.Exporter
+	if cfg.Export != nil {
+		if exporter, err = newExporter(cfg, logf); err != nil {
+			return err
+		}
+	}
+	promoter, err := promote.New(promote.Config{
+		Store: st,
+		Target: func(env string) (environments.Target, error) {
+			return target(env)
+		},
+		Pull: func(ctx context.Context, ref string) (*build.Release, error) {
+			return build.PullRelease(ctx, ref, pushOpts...)
+		},
+		Repo:         repo,
+		PushOptions:  pushOpts,
+		GatewayURL:   gatewayURL,
+		Environments: cfg.promoteEnvironments(),
+		Groups:       cfg.groups(),
+		CommitAuthor: w.CommitAuthor,
+		Exporter:     exporter,
+		Log:          logf,
+	})
+	if err != nil {
+		return err
+	}
 	exec, err = pipeline.NewEmbedded(pipeline.Config{
 		Store:      st,
 		Tree:       w.Tree,
@@ -139,6 +167,15 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		PushOptions: pushOpts,
 		Target: func(env string) (environments.Target, error) {
 			return target(env)
+		},
+		OnDeployed: func(run store.Run, rel store.Release, env string) {
+			// why: verification may soak for minutes; the pipeline's lane
+			// must not wait for it.
+			go func() {
+				if err := promoter.Deployed(ctx, run.ID, rel.ID, env); err != nil && ctx.Err() == nil {
+					logf("release %s in %s: %v", short(rel.ID), env, err)
+				}
+			}()
 		},
 		Log: logf,
 	})
@@ -164,9 +201,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	}
 
 	apiHandler, err := NewAPI(APIConfig{
-		Store:   st,
-		Tokens:  cfg.tokens(),
-		Sources: sources,
+		Store:    st,
+		Tokens:   cfg.tokens(),
+		Sources:  sources,
+		Promoter: promoter,
 		Environments: func(ctx context.Context, env string) (*environments.Status, error) {
 			t, err := target(env)
 			if err != nil {
@@ -205,12 +243,13 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	var wg sync.WaitGroup
 	wg.Go(func() { errc <- serveHTTP(apiSrv, apiLn, "the API") })
 	wg.Go(func() { errc <- serveHTTP(gwSrv, gwLn, "the gateway") })
 	wg.Go(func() { errc <- w.Run(ctx) })
 	wg.Go(func() { errc <- exec.Run(ctx) })
+	wg.Go(func() { errc <- promoter.Run(ctx) })
 
 	logf("ferry serve: API and webhooks on http://%s, functions on %s/<env>/<path>", apiLn.Addr(), gatewayURL)
 	for _, e := range cfg.Environments {
@@ -385,4 +424,32 @@ func (m *sourceManager) Sync(ctx context.Context, name string) error {
 
 func (m *sourceManager) Status(name string) (store.SourceStatus, error) {
 	return m.watcher.Status(name)
+}
+
+// newExporter makes the GitOps exporter of the configuration.
+func newExporter(cfg *Config, logf func(string, ...any)) (promote.Exporter, error) {
+	x := cfg.Export
+	password, err := expand(x.Password)
+	if err != nil {
+		return nil, fmt.Errorf("export: password: %w", err)
+	}
+	var key string
+	if x.SSHKeyFile != "" {
+		p := x.SSHKeyFile
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cfg.dir, p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("export: sshKeyFile: %w", err)
+		}
+		key = string(b)
+	}
+	return gitexport.New(gitexport.Config{
+		URL: x.URL, Branch: x.Branch, Path: x.Path,
+		Username: x.Username, Password: password, SSHKey: key,
+		KnownHosts: filepath.Join(cfg.DataDir, "mirrors", "known_hosts"),
+		Dir:        filepath.Join(cfg.DataDir, "export"),
+		Log:        logf,
+	})
 }

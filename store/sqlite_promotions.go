@@ -5,17 +5,27 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
-const promotionCols = `id, release_id, environment, status, requester, reason, pinned, created, updated`
+const promotionCols = `id, release_id, environment, status, requester, reason, pinned, created, updated, run, parent, deployment`
 
 func scanPromotion(sc scanner) (Promotion, error) {
 	var p Promotion
-	err := sc.Scan(&p.ID, &p.Release, &p.Environment, &p.Status, &p.Requester, &p.Reason, &p.Pinned, at(&p.Created), at(&p.Updated))
+	err := sc.Scan(&p.ID, &p.Release, &p.Environment, &p.Status, &p.Requester, &p.Reason, &p.Pinned, at(&p.Created), at(&p.Updated),
+		&p.RunID, &p.Parent, &p.Deployment)
 	return p, err
 }
 
+// errActive is what breaking the one-active-promotion rule says.
+func errActive(env string) error {
+	return fmt.Errorf("another promotion is deploying to %q: %w", env, ErrConflict)
+}
+
 // CreatePromotion records p; Created defaults to now, Updated to Created.
+// ErrConflict when p is deploying or verifying and another promotion of
+// its environment is too.
 func (s *SQLite) CreatePromotion(ctx context.Context, p Promotion) (Promotion, error) {
 	p.Created = orNow(p.Created)
 	if p.Updated.IsZero() {
@@ -23,9 +33,13 @@ func (s *SQLite) CreatePromotion(ctx context.Context, p Promotion) (Promotion, e
 	}
 	p.Updated = p.Updated.UTC()
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO promotions (release_id, environment, status, requester, reason, pinned, created, updated)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			p.Release, p.Environment, p.Status, p.Requester, p.Reason, p.Pinned, unixNano(p.Created), unixNano(p.Updated))
+		res, err := tx.ExecContext(ctx, `INSERT INTO promotions (release_id, environment, status, requester, reason, pinned, created, updated, run, parent, deployment)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.Release, p.Environment, p.Status, p.Requester, p.Reason, p.Pinned, unixNano(p.Created), unixNano(p.Updated),
+			p.RunID, p.Parent, p.Deployment)
+		if isUnique(err) {
+			return errActive(p.Environment)
+		}
 		if err != nil {
 			return err
 		}
@@ -50,27 +64,71 @@ func (s *SQLite) GetPromotion(ctx context.Context, id int64) (Promotion, error) 
 }
 
 // UpdatePromotion sets p's status and reason, and Updated to now, when its
-// status is still from; ErrConflict when someone changed it first.
+// status is still from; ErrConflict when someone changed it first, or when
+// p would deploy while another promotion of its environment does.
 func (s *SQLite) UpdatePromotion(ctx context.Context, p Promotion, from string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		var status string
-		err := tx.QueryRowContext(ctx, `SELECT status FROM promotions WHERE id = ?`, p.ID).Scan(&status)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("promotion %d: %w", p.ID, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("update promotion %d: %w", p.ID, err)
-		}
-		if status != from {
-			return fmt.Errorf("promotion %d is %s, not %s: %w", p.ID, status, from, ErrConflict)
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE promotions SET status = ?, reason = ?, updated = ? WHERE id = ?`,
-			p.Status, p.Reason, unixNano(now()), p.ID)
-		if err != nil {
-			return fmt.Errorf("update promotion %d: %w", p.ID, err)
-		}
-		return nil
+		_, err := setPromotion(ctx, tx, p, []string{from})
+		return err
 	})
+}
+
+// setPromotion sets p's status and reason, and its deployment when p has
+// one, when its status is one of from, and returns the stored row.
+func setPromotion(ctx context.Context, tx *sql.Tx, p Promotion, from []string) (Promotion, error) {
+	cur, err := scanPromotion(tx.QueryRowContext(ctx, `SELECT `+promotionCols+` FROM promotions WHERE id = ?`, p.ID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Promotion{}, fmt.Errorf("promotion %d: %w", p.ID, ErrNotFound)
+	}
+	if err != nil {
+		return Promotion{}, fmt.Errorf("update promotion %d: %w", p.ID, err)
+	}
+	if !slices.Contains(from, cur.Status) {
+		return Promotion{}, fmt.Errorf("promotion %d is %s, not %s: %w", p.ID, cur.Status, strings.Join(from, " or "), ErrConflict)
+	}
+	cur.Status, cur.Reason, cur.Updated = p.Status, p.Reason, now()
+	if p.Deployment != 0 {
+		cur.Deployment = p.Deployment
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE promotions SET status = ?, reason = ?, deployment = ?, updated = ? WHERE id = ?`,
+		cur.Status, cur.Reason, cur.Deployment, unixNano(cur.Updated), p.ID)
+	if isUnique(err) {
+		return Promotion{}, fmt.Errorf("promotion %d: %w", p.ID, errActive(cur.Environment))
+	}
+	if err != nil {
+		return Promotion{}, fmt.Errorf("update promotion %d: %w", p.ID, err)
+	}
+	return cur, nil
+}
+
+// ChangePromotion moves a promotion on with what it did, in one
+// transaction.
+func (s *SQLite) ChangePromotion(ctx context.Context, c PromotionChange) (Promotion, Deployment, error) {
+	var p Promotion
+	var rec Deployment
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		p = c.Promotion
+		var err error
+		if c.Record != nil {
+			if rec, err = recordDeployment(ctx, tx, *c.Record); err != nil {
+				return fmt.Errorf("record deployment of %s to %q: %w", c.Record.Release, c.Record.Environment, err)
+			}
+			if p.Deployment == 0 {
+				p.Deployment = rec.ID
+			}
+		}
+		if c.Update != nil {
+			if err := updateDeployment(ctx, tx, *c.Update); err != nil {
+				return fmt.Errorf("update deployment %d: %w", c.Update.ID, err)
+			}
+		}
+		p, err = setPromotion(ctx, tx, p, []string{c.From})
+		return err
+	})
+	if err != nil {
+		return Promotion{}, Deployment{}, err
+	}
+	return p, rec, nil
 }
 
 // ListPromotions lists promotions newest first; env "" lists every
@@ -80,6 +138,39 @@ func (s *SQLite) ListPromotions(ctx context.Context, env string, page Page) ([]P
 	ps, err := list(ctx, s.r, scanPromotion, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list promotions of %q: %w", env, err)
+	}
+	return ps, nil
+}
+
+// FindPromotions lists the promotions q selects, oldest first.
+func (s *SQLite) FindPromotions(ctx context.Context, q PromotionQuery) ([]Promotion, error) {
+	var conds []string
+	var args []any
+	add := func(cond string, v any) {
+		conds = append(conds, cond)
+		args = append(args, v)
+	}
+	if q.Environment != "" {
+		add("environment = ?", q.Environment)
+	}
+	if q.Release != "" {
+		add("release_id = ?", q.Release)
+	}
+	if q.RunID != 0 {
+		add("run = ?", q.RunID)
+	}
+	if q.Parent != 0 {
+		add("parent = ?", q.Parent)
+	}
+	if len(q.Statuses) > 0 {
+		conds = append(conds, "status IN (?"+strings.Repeat(", ?", len(q.Statuses)-1)+")")
+		for _, st := range q.Statuses {
+			args = append(args, st)
+		}
+	}
+	ps, err := list(ctx, s.r, scanPromotion, `SELECT `+promotionCols+` FROM promotions`+where(conds)+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find promotions %+v: %w", q, err)
 	}
 	return ps, nil
 }
@@ -96,16 +187,57 @@ func scanApproval(sc scanner) (Approval, error) {
 func (s *SQLite) AddApproval(ctx context.Context, a Approval) (Approval, error) {
 	a.At = orNow(a.At)
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO approvals (promotion, actor, approve, comment, at) VALUES (?, ?, ?, ?, ?)`,
-			a.Promotion, a.Actor, a.Approve, a.Comment, unixNano(a.At))
-		if isForeignKey(err) {
+		var err error
+		a.ID, err = insertApproval(ctx, tx, a)
+		return err
+	})
+	if err != nil {
+		return Approval{}, err
+	}
+	return a, nil
+}
+
+func insertApproval(ctx context.Context, tx *sql.Tx, a Approval) (int64, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO approvals (promotion, actor, approve, comment, at) VALUES (?, ?, ?, ?, ?)`,
+		a.Promotion, a.Actor, a.Approve, a.Comment, unixNano(a.At))
+	if isForeignKey(err) {
+		return 0, fmt.Errorf("promotion %d: %w", a.Promotion, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("add approval to promotion %d: %w", a.Promotion, err)
+	}
+	return res.LastInsertId()
+}
+
+// Decide records a when its promotion's status is one of from and, when
+// status is not "", sets the promotion's status and reason, in one
+// transaction. At defaults to now.
+func (s *SQLite) Decide(ctx context.Context, a Approval, from []string, status, reason string) (Approval, error) {
+	a.At = orNow(a.At)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT status FROM promotions WHERE id = ?`, a.Promotion).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("promotion %d: %w", a.Promotion, ErrNotFound)
 		}
 		if err != nil {
-			return fmt.Errorf("add approval to promotion %d: %w", a.Promotion, err)
+			return fmt.Errorf("decide on promotion %d: %w", a.Promotion, err)
 		}
-		a.ID, err = res.LastInsertId()
-		return err
+		if !slices.Contains(from, cur) {
+			return fmt.Errorf("promotion %d is %s, not %s: %w", a.Promotion, cur, strings.Join(from, " or "), ErrConflict)
+		}
+		if a.ID, err = insertApproval(ctx, tx, a); err != nil {
+			return err
+		}
+		if status == "" {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE promotions SET status = ?, reason = ?, updated = ? WHERE id = ?`,
+			status, reason, unixNano(now()), a.Promotion)
+		if err != nil {
+			return fmt.Errorf("decide on promotion %d: %w", a.Promotion, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return Approval{}, err

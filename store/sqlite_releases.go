@@ -45,29 +45,35 @@ func (s *SQLite) ListBuilds(ctx context.Context, source, commit string) ([]Build
 	return builds, nil
 }
 
-const releaseCols = `seq, id, source, commit_id, ref, manifest, run, created`
+const releaseCols = `seq, id, source, commit_id, ref, manifest, run, created, kind, based_on`
 
 func scanRelease(sc scanner) (Release, error) {
 	var r Release
-	err := sc.Scan(&r.Seq, &r.ID, &r.Source, &r.Commit, &r.Ref, &r.Manifest, &r.RunID, at(&r.Created))
+	err := sc.Scan(&r.Seq, &r.ID, &r.Source, &r.Commit, &r.Ref, &r.Manifest, &r.RunID, at(&r.Created), &r.Kind, &r.BasedOn)
 	return r, err
 }
 
-// PutRelease records rel, or returns the release of that ID or of that
-// (source, commit), with created false, when there is one.
+// PutRelease records rel, or returns the release of that ID, or for a
+// pipeline release the pipeline release of that (source, commit), with
+// created false, when there is one. Kind "" is ReleasePipeline.
 func (s *SQLite) PutRelease(ctx context.Context, rel Release) (Release, bool, error) {
 	rel.Created = orNow(rel.Created)
+	if rel.Kind == "" {
+		rel.Kind = ReleasePipeline
+	}
 	var stored Release
 	var created bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
 		stored, err = scanRelease(tx.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM releases
-			WHERE id = ? OR (source = ? AND commit_id = ?) ORDER BY seq LIMIT 1`, rel.ID, rel.Source, rel.Commit))
+			WHERE id = ? OR (? AND kind = ? AND source = ? AND commit_id = ?) ORDER BY seq LIMIT 1`,
+			rel.ID, rel.Kind == ReleasePipeline, ReleasePipeline, rel.Source, rel.Commit))
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO releases (id, source, commit_id, ref, manifest, run, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			rel.ID, rel.Source, rel.Commit, rel.Ref, rel.Manifest, rel.RunID, unixNano(rel.Created))
+		res, err := tx.ExecContext(ctx, `INSERT INTO releases (id, source, commit_id, ref, manifest, run, created, kind, based_on)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			rel.ID, rel.Source, rel.Commit, rel.Ref, rel.Manifest, rel.RunID, unixNano(rel.Created), rel.Kind, rel.BasedOn)
 		if err != nil {
 			return err
 		}
@@ -92,10 +98,11 @@ func (s *SQLite) GetRelease(ctx context.Context, id string) (Release, error) {
 	return rel, nil
 }
 
-// ReleaseForCommit returns the release made for a commit; ErrNotFound when
-// none was.
+// ReleaseForCommit returns the pipeline release made for a commit;
+// ErrNotFound when none was.
 func (s *SQLite) ReleaseForCommit(ctx context.Context, source, commit string) (Release, error) {
-	rel, err := scanRelease(s.r.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE source = ? AND commit_id = ?`, source, commit))
+	rel, err := scanRelease(s.r.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE kind = ? AND source = ? AND commit_id = ?`,
+		ReleasePipeline, source, commit))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Release{}, fmt.Errorf("release of %s at %s: %w", source, commit, ErrNotFound)
 	}

@@ -188,17 +188,36 @@ type Release struct {
 	Manifest []byte // the rendered manifest, as pushed
 	RunID    int64
 	Created  time.Time
+	// Kind says what made the release: ReleasePipeline ("" is taken for
+	// it), ReleasePinned or ReleasePulled. A commit has one pipeline
+	// release; pinned and pulled releases share their commit with it.
+	Kind string
+	// BasedOn is, for a pinned release, the release it changed.
+	BasedOn string
 }
+
+// Release kinds.
+const (
+	// ReleasePipeline: a pipeline run made it for its commit.
+	ReleasePipeline = "pipeline"
+	// ReleasePinned: a rollback made it from a live release by pinning one
+	// function's image to another digest.
+	ReleasePinned = "pinned"
+	// ReleasePulled: a rollback pulled it from the registry by id.
+	ReleasePulled = "pulled"
+)
 
 // Releases keeps builds and releases.
 type Releases interface {
 	PutBuilds(ctx context.Context, builds []Build) error
 	ListBuilds(ctx context.Context, source, commit string) ([]Build, error)
-	// PutRelease records rel. A release for the same (source, commit) or
-	// the same ID exists already: that one is returned, with created false.
+	// PutRelease records rel. A release of the same ID exists already, or
+	// rel is a pipeline release and one exists for the same (source,
+	// commit): that one is returned, with created false.
 	PutRelease(ctx context.Context, rel Release) (stored Release, created bool, err error)
 	GetRelease(ctx context.Context, id string) (Release, error)
-	// ReleaseForCommit returns the release made for a commit, if any.
+	// ReleaseForCommit returns the pipeline release made for a commit, if
+	// any.
 	ReleaseForCommit(ctx context.Context, source, commit string) (Release, error)
 	ListReleases(ctx context.Context, source string, page Page) ([]Release, error)
 }
@@ -211,9 +230,27 @@ type Environment struct {
 	Target  string // "embedded", or a kubernetes target's name
 	Release string // the live release id; "" before the first deployment
 	// Held stops automatic promotion into the environment (after a manual
-	// rollback) until someone resumes it.
-	Held    bool
-	Updated time.Time
+	// rollback) until someone resumes it; HoldReason says who held it and
+	// why.
+	Held       bool
+	HoldReason string
+	Updated    time.Time
+	// Frozen refuses promotions into the environment until someone
+	// unfreezes it: FreezeReason, FrozenBy and FrozenAt say why, who and
+	// when. Only FreezeEnvironment changes them (PutEnvironment keeps
+	// them), so a configuration reload cannot thaw an environment.
+	Frozen       bool
+	FreezeReason string
+	FrozenBy     string
+	FrozenAt     time.Time
+}
+
+// Freeze is an environment's manual freeze, as FreezeEnvironment sets it.
+type Freeze struct {
+	Frozen bool
+	Reason string
+	Actor  string
+	At     time.Time
 }
 
 // Deployment records that a release became live (or failed to) in an
@@ -226,9 +263,60 @@ type Deployment struct {
 	Actor       string
 	Promotion   int64  // 0 when no promotion asked for it
 	RunID       int64  // 0 when no pipeline run deployed it
-	Status      string // succeeded, failed, rolled-back
+	Status      string // DeploymentSucceeded, DeploymentFailed, DeploymentRolledBack
 	Reason      string
 	At          time.Time
+	// Kind is what made it: "" a deploy (by a pipeline run or a
+	// promotion), DeploymentRollback or DeploymentAutoRollback.
+	Kind string
+	// Verification is the result of the stage's checks after the deploy:
+	// "" when none ran (a rollback, or no promoter), else one of the
+	// Verification constants; Verified is when it ended.
+	Verification string
+	Verified     time.Time
+	// Source and Commit are the release's, read from the releases when
+	// the deployment is read ("" for a release the store does not hold).
+	Source string
+	Commit string
+}
+
+// Deployment statuses.
+const (
+	// DeploymentSucceeded: the release became live (the environment's
+	// live release is set to it).
+	DeploymentSucceeded = "succeeded"
+	// DeploymentFailed: applying it failed; the release before stayed live.
+	DeploymentFailed = "failed"
+	// DeploymentRolledBack: it became live, then the environment was
+	// rolled back from it.
+	DeploymentRolledBack = "rolled-back"
+)
+
+// Deployment kinds.
+const (
+	// DeploymentRollback: someone rolled the environment back.
+	DeploymentRollback = "rollback"
+	// DeploymentAutoRollback: ferry rolled the environment back after the
+	// release before failed its verification.
+	DeploymentAutoRollback = "auto-rollback"
+)
+
+// Verification results of a deployment.
+const (
+	VerificationPending = "pending" // the checks are running
+	VerificationPassed  = "passed"
+	VerificationFailed  = "failed"
+	VerificationNone    = "none" // the stage has no checks
+)
+
+// DeploymentQuery selects deployments: every field that is set must
+// match. Limit 0 means all of them.
+type DeploymentQuery struct {
+	Environment string
+	Release     string
+	RunID       int64
+	Promotion   int64
+	Limit       int
 }
 
 // Deployments keeps environments and their history.
@@ -236,10 +324,22 @@ type Deployments interface {
 	PutEnvironment(ctx context.Context, e Environment) error
 	GetEnvironment(ctx context.Context, name string) (Environment, error)
 	ListEnvironments(ctx context.Context) ([]Environment, error)
+	// HoldEnvironment sets whether automatic promotion into env waits,
+	// and why, adding env (target embedded) when missing.
+	HoldEnvironment(ctx context.Context, env string, held bool, reason string) error
+	// FreezeEnvironment sets env's manual freeze, adding env (target
+	// embedded) when missing.
+	FreezeEnvironment(ctx context.Context, env string, f Freeze) error
 	// RecordDeployment stores d and, when it succeeded, makes d.Release the
 	// environment's live release, in one transaction.
 	RecordDeployment(ctx context.Context, d Deployment) (Deployment, error)
+	GetDeployment(ctx context.Context, id int64) (Deployment, error)
+	// UpdateDeployment sets d's Status, Reason, Verification and Verified;
+	// it does not change what the environment runs.
+	UpdateDeployment(ctx context.Context, d Deployment) error
 	ListDeployments(ctx context.Context, env string, page Page) ([]Deployment, error)
+	// FindDeployments lists the deployments q selects, newest first.
+	FindDeployments(ctx context.Context, q DeploymentQuery) ([]Deployment, error)
 }
 
 // ---- promotions and approvals (used by package promote) ----------------------------
@@ -255,6 +355,15 @@ type Promotion struct {
 	Pinned      bool
 	Created     time.Time
 	Updated     time.Time
+	// RunID is the pipeline run whose deployment to the first stage the
+	// promotion verifies; 0 for every other promotion.
+	RunID int64
+	// Parent is the promotion whose success made this one (the release
+	// moving on to the next stage); 0 when someone asked for it.
+	Parent int64
+	// Deployment is the deployment the promotion made (or verifies); 0
+	// before it deployed.
+	Deployment int64
 }
 
 // Approval is one identity's yes or no on a promotion.
@@ -267,15 +376,57 @@ type Approval struct {
 	At        time.Time
 }
 
+// PromotionQuery selects promotions: every field that is set must match,
+// and the status must be one of Statuses when any are given.
+type PromotionQuery struct {
+	Environment string
+	Release     string
+	RunID       int64
+	Parent      int64
+	Statuses    []string
+}
+
+// PromotionChange moves a promotion on, with what it did, in one
+// transaction: a crash leaves all of it or none.
+type PromotionChange struct {
+	// Promotion's Status and Reason (and Deployment, when not 0) are
+	// set, when its status is still From.
+	Promotion Promotion
+	From      string
+	// Record, when set, is recorded as RecordDeployment would, and
+	// becomes the promotion's Deployment unless it has one (an automatic
+	// rollback's deployment does not replace the one it undid).
+	Record *Deployment
+	// Update, when set, changes an earlier deployment as UpdateDeployment
+	// would.
+	Update *Deployment
+}
+
 // Promotions keeps promotions and approvals.
+//
+// At most one promotion per environment is deploying or verifying: the
+// store refuses a second with ErrConflict. That row is the environment's
+// lock, and it survives a restart.
 type Promotions interface {
 	CreatePromotion(ctx context.Context, p Promotion) (Promotion, error)
 	GetPromotion(ctx context.Context, id int64) (Promotion, error)
-	// UpdatePromotion changes p's status and reason when its status is
-	// still from; ErrConflict when someone changed it first.
+	// UpdatePromotion changes p's status and reason (and deployment, when
+	// not 0) when its status is still from; ErrConflict when someone
+	// changed it first.
 	UpdatePromotion(ctx context.Context, p Promotion, from string) error
+	// ChangePromotion makes c and returns the promotion, and the
+	// deployment recorded when c.Record was set. ErrConflict when the
+	// promotion's status is no longer c.From.
+	ChangePromotion(ctx context.Context, c PromotionChange) (Promotion, Deployment, error)
 	ListPromotions(ctx context.Context, env string, page Page) ([]Promotion, error)
+	// FindPromotions lists the promotions q selects, oldest first.
+	FindPromotions(ctx context.Context, q PromotionQuery) ([]Promotion, error)
 	AddApproval(ctx context.Context, a Approval) (Approval, error)
+	// Decide records a on its promotion when the promotion's status is
+	// one of from and, when status is not "", sets the promotion's status
+	// and reason, in one transaction; ErrConflict when the promotion moved
+	// on first.
+	Decide(ctx context.Context, a Approval, from []string, status, reason string) (Approval, error)
 	ListApprovals(ctx context.Context, promotion int64) ([]Approval, error)
 }
 

@@ -163,10 +163,16 @@ func (p *serveProc) client(t *testing.T) *server.Client {
 // waitGreeting polls GET GATEWAY/dev/hello until its message is want.
 func waitGreeting(t *testing.T, p *serveProc, want string, within time.Duration) {
 	t.Helper()
+	waitGreetingAt(t, p, p.gw+"/dev/hello", want, within)
+}
+
+// waitGreetingAt polls url until its message is want.
+func waitGreetingAt(t *testing.T, p *serveProc, url, want string, within time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	last := ""
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.gw + "/dev/hello")
+		resp, err := http.Get(url)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -181,7 +187,7 @@ func waitGreeting(t *testing.T, p *serveProc, want string, within time.Duration)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("dev/hello did not answer %q within %s (last: %s)\n%s\nruns:\n%s", want, within, last, p.output, p.runsReport(t))
+	t.Fatalf("%s did not answer %q within %s (last: %s)\n%s\nruns:\n%s", url, want, within, last, p.output, p.runsReport(t))
 }
 
 // pythonRepo pushes examples/python (changed by edit) as the first commit
@@ -206,8 +212,9 @@ func pythonRepo(t *testing.T, srv *gitserver.Server, name string, edit func(dir 
 
 var greetingRE = regexp.MustCompile(`"message": "[^"]*"`)
 
-// commitGreeting changes the example's greeting, commits and pushes.
-func commitGreeting(t *testing.T, work, greeting string) string {
+// commitGreeting changes the example's greeting, commits (as author when
+// given) and pushes; it returns the commit.
+func commitGreeting(t *testing.T, work, author, greeting string) string {
 	t.Helper()
 	p := filepath.Join(work, "hello", "main.py")
 	b, err := os.ReadFile(p)
@@ -221,7 +228,11 @@ func commitGreeting(t *testing.T, work, greeting string) string {
 	if err := os.WriteFile(p, changed, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	gitserver.Git(t, work, "commit", "-q", "-am", "greet: "+greeting)
+	args := []string{"commit", "-q", "-a", "-m", "greet: " + greeting}
+	if author != "" {
+		args = append(args, "--author", author)
+	}
+	gitserver.Git(t, work, args...)
 	gitserver.Git(t, work, "push", "-q", "origin", "main")
 	return strings.TrimSpace(gitserver.Git(t, work, "rev-parse", "HEAD"))
 }
@@ -263,7 +274,7 @@ func TestServeWebhookDeploys(t *testing.T) {
 	// The first commit is fetched at start, built and deployed to dev.
 	waitGreeting(t, p, "hello from python", 120*time.Second)
 
-	commit := commitGreeting(t, work, "hello from the webhook")
+	commit := commitGreeting(t, work, "", "hello from the webhook")
 	// The payload's commit is a lie: ferry must take the commit from Git.
 	payload := []byte(fmt.Sprintf(`{"ref":"refs/heads/main","before":"%s","after":"%s","deleted":false,"repository":{"full_name":"dev/demo"}}`,
 		strings.Repeat("0", 40), strings.Repeat("f", 40)))

@@ -17,7 +17,9 @@
 // carries credentials only to a loopback host); or ssh:// or
 // user@host:path, with the source's SSHKey, a PEM private key that the
 // Password decrypts if it is encrypted, as the URL's user, else the
-// source's Username, else "git".
+// source's Username, else "git". Package internal/gitauth checks the URL
+// and credentials, pins the host keys and says what a failed fetch means,
+// as it does for the GitOps exporter's pushes.
 //
 // SSH host keys are pinned in a known_hosts file (Config.KnownHosts,
 // Dir/known_hosts by default) shared by all sources: a host the file does

@@ -2,16 +2,11 @@ package watcher
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
@@ -19,9 +14,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/filesystem"
-	"golang.org/x/crypto/ssh"
+
+	"github.com/ferrycd/ferry/internal/gitauth"
 )
 
 // mirrorCache bounds the object cache of an open mirror. A mirror stays
@@ -29,10 +24,6 @@ import (
 // hundreds of sources go-git's default of 96 MiB each would add up; a
 // fetch that finds nothing new reads no object at all.
 const mirrorCache = 8 * cache.MiByte
-
-// sshDialTimeout bounds connecting to an SSH server: go-git's SSH dial
-// does not follow the fetch's context.
-const sshDialTimeout = 30 * time.Second
 
 // originName is the mirror's one remote. Its URL and refspec record what
 // was last fetched: the refspec's branch tells, after a restart, whether
@@ -128,34 +119,25 @@ func setRemote(repo *git.Repository, url, branch string) error {
 }
 
 // fetchBranch fetches the branch into the mirror and returns its head.
-func (w *watcher) fetchBranch(ctx context.Context, repo *git.Repository, rem *remote, branch string) (plumbing.Hash, error) {
-	opts := &git.FetchOptions{
+func (w *watcher) fetchBranch(ctx context.Context, repo *git.Repository, rem *gitauth.Remote, branch string) (plumbing.Hash, error) {
+	auth, err := rem.Auth(w.hostKeys)
+	if err != nil {
+		return plumbing.ZeroHash, &fetchError{url: rem.URL(), reason: err.Error(), err: err}
+	}
+	err = repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: originName,
-		RemoteURL:  rem.url,
+		RemoteURL:  rem.URL(),
 		RefSpecs:   []config.RefSpec{refSpec(branch)},
+		Auth:       auth,
 		Tags:       git.NoTags,
 		Force:      true,
-	}
-	if rem.basic != nil {
-		opts.Auth = rem.basic
-	}
-	if rem.keys != nil {
-		algos, check, err := w.hostKeys.config(rem.hostPort)
-		if err != nil {
-			return plumbing.ZeroHash, &fetchError{url: rem.display, reason: err.Error(), err: err}
-		}
-		a := &sshAuth{PublicKeys: *rem.keys}
-		a.HostKeyCallback = check
-		a.HostKeyAlgorithms = algos
-		opts.Auth = a
-	}
-	err := repo.FetchContext(ctx, opts)
+	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return plumbing.ZeroHash, explainFetch(ctx, err, rem, branch)
 	}
 	ref, err := repo.Reference(plumbing.NewBranchReferenceName(branch), true)
 	if err != nil {
-		return plumbing.ZeroHash, &fetchError{url: rem.display, reason: fmt.Sprintf("branch %s is not in the mirror after the fetch: %v", branch, err), advice: "delete the mirror folder and ferry makes it again", err: err}
+		return plumbing.ZeroHash, &fetchError{url: rem.URL(), reason: fmt.Sprintf("branch %s is not in the mirror after the fetch: %v", branch, err), advice: "delete the mirror folder and ferry makes it again", err: err}
 	}
 	return ref.Hash(), nil
 }
@@ -183,20 +165,6 @@ func isForced(repo *git.Repository, old, new plumbing.Hash) (bool, error) {
 	return !anc, nil
 }
 
-// sshAuth is go-git's public-key authentication with a dial timeout.
-type sshAuth struct {
-	gitssh.PublicKeys
-}
-
-func (a *sshAuth) ClientConfig() (*ssh.ClientConfig, error) {
-	cfg, err := a.PublicKeys.ClientConfig()
-	if err != nil {
-		return nil, err
-	}
-	cfg.Timeout = sshDialTimeout
-	return cfg, nil
-}
-
 // fetchError is a failed fetch, said so that the status tells the user
 // what to do.
 type fetchError struct {
@@ -216,61 +184,23 @@ func (e *fetchError) Error() string {
 
 func (e *fetchError) Unwrap() error { return e.err }
 
-// explainFetch turns go-git's error into one that says what to do.
-func explainFetch(ctx context.Context, err error, rem *remote, branch string) error {
-	fe := &fetchError{url: rem.display, reason: oneLine(err.Error()), err: err}
-	var hostKey *hostKeyChangedError
-	var netErr *net.OpError
-	var dnsErr *net.DNSError
-	var certErr *tls.CertificateVerificationError
+// explainFetch turns go-git's error into one that says what to do: what
+// only a fetch of the branch can tell, then what gitauth knows of the
+// transport.
+func explainFetch(ctx context.Context, err error, rem *gitauth.Remote, branch string) error {
+	fe := &fetchError{url: rem.URL(), err: err}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		fe.reason = "timed out"
 		fe.advice = "check that the server answers; a first fetch of a large repository may need a longer fetch timeout"
-	case errors.As(err, &hostKey):
-		fe.reason = hostKey.Error()
-	case errors.Is(err, transport.ErrAuthenticationRequired) && rem.basic == nil:
-		fe.reason = "authentication required"
-		fe.advice = "give the source a username and token (as its password)"
-	case errors.Is(err, transport.ErrAuthenticationRequired):
-		fe.reason = "authentication failed: the username and password (or token) were refused"
-		fe.advice = "check them, and that the token has not expired"
-	case errors.Is(err, transport.ErrAuthorizationFailed):
-		fe.reason = "access denied"
-		fe.advice = "give the source credentials that may read the repository"
-	case errors.Is(err, transport.ErrRepositoryNotFound):
-		fe.reason = "repository not found"
-		fe.advice = "check the URL (a host may also answer this to credentials that may not read a private repository)"
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		fe.reason = "the repository is empty"
 		fe.advice = "push branch " + branch + " to it"
 	case errors.Is(err, git.NoMatchingRefSpecError{}):
 		fe.reason = "branch " + branch + " not found"
 		fe.advice = "push it, or set the source's branch to one the repository has"
-	case rem.keys != nil && strings.Contains(err.Error(), "unable to authenticate"):
-		fe.reason = "the server refused the SSH key " + fingerprint(rem.keys.Signer.PublicKey())
-		fe.advice = "add its public key to the repository's deploy keys, or give the source a key the server accepts"
-	case errors.As(err, &certErr):
-		fe.reason = oneLine(certErr.Error())
-		fe.advice = "this machine does not trust the server's certificate; add its CA to the system's trusted certificates"
-	case errors.As(err, &dnsErr):
-		fe.reason = oneLine(dnsErr.Error())
-		fe.advice = "check the host name in the URL"
-	case errors.As(err, &netErr):
-		fe.reason = oneLine(netErr.Error())
-		fe.advice = "the server cannot be reached; check the URL and that the server is up"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		fe.advice = "the server cannot be reached; check the URL and that the server is up"
-	case rem.protocol == "file" && errors.Is(err, exec.ErrNotFound):
-		fe.advice = "install git: ferry reads a local repository with git-upload-pack"
-	case rem.protocol == "file":
-		fe.advice = "check that the path is a Git repository ferry may read"
+	default:
+		fe.reason, fe.advice, _ = rem.Explain(err)
 	}
 	return fe
-}
-
-// oneLine collapses a message's white space, so that a status shows it on
-// one line.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

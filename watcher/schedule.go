@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/ferrycd/ferry/internal/gitauth"
 	"github.com/ferrycd/ferry/store"
 )
 
@@ -38,7 +39,7 @@ var errStopped = errors.New("the watcher has stopped")
 // fetched twice at once: it leaves the heap while it fetches.
 type watcher struct {
 	cfg      Config
-	hostKeys *hostKeys
+	hostKeys *gitauth.HostKeys
 	sem      chan struct{}
 
 	mu      sync.Mutex
@@ -58,7 +59,7 @@ type watcher struct {
 // source is a watched source.
 type source struct {
 	src    store.Source
-	rem    *remote
+	rem    *gitauth.Remote
 	status store.SourceStatus
 
 	next  time.Time // the next poll, while queued
@@ -79,9 +80,10 @@ type source struct {
 var _ Watcher = (*watcher)(nil)
 
 func newWatcher(cfg Config) *watcher {
+	logHostKey := func(format string, args ...any) { cfg.Log("watcher: "+format, args...) }
 	return &watcher{
 		cfg:      cfg,
-		hostKeys: &hostKeys{file: cfg.KnownHosts, log: cfg.Log},
+		hostKeys: gitauth.NewHostKeys(cfg.KnownHosts, logHostKey),
 		sem:      make(chan struct{}, cfg.Parallel),
 		sources:  map[string]*source{},
 		wake:     make(chan struct{}, 1),
@@ -196,7 +198,7 @@ func (w *watcher) lockMirror(ctx context.Context, name string) (func(), error) {
 // fetch fetches the source once, records a new head, and returns the
 // status to keep, which it has saved; the error names the source. When ctx
 // ends (Run stops) nothing is recorded.
-func (w *watcher) fetch(ctx context.Context, s *source, src store.Source, rem *remote, st store.SourceStatus) (store.SourceStatus, error) {
+func (w *watcher) fetch(ctx context.Context, s *source, src store.Source, rem *gitauth.Remote, st store.SourceStatus) (store.SourceStatus, error) {
 	select {
 	case w.sem <- struct{}{}:
 		defer func() { <-w.sem }()
@@ -251,9 +253,9 @@ func (w *watcher) fetch(ctx context.Context, s *source, src store.Source, rem *r
 
 // fetchAndRecord fetches the branch and, when its head is not last, records
 // the event and calls OnEvent. It returns the head.
-func (w *watcher) fetchAndRecord(ctx context.Context, s *source, src store.Source, rem *remote, last string) (string, error) {
+func (w *watcher) fetchAndRecord(ctx context.Context, s *source, src store.Source, rem *gitauth.Remote, last string) (string, error) {
 	if s.repo == nil {
-		repo, err := openMirror(w.mirrorPath(src.Name), rem.url, src.Branch)
+		repo, err := openMirror(w.mirrorPath(src.Name), rem.URL(), src.Branch)
 		if err != nil {
 			return "", err
 		}
@@ -294,11 +296,11 @@ func (w *watcher) fetchAndRecord(ctx context.Context, s *source, src store.Sourc
 	}
 	// Recorded after the event, so that the branch it names is the one
 	// LastCommit belongs to.
-	if s.mirrorURL != rem.url || s.mirrorBranch != src.Branch {
-		if err := setRemote(repo, rem.url, src.Branch); err != nil {
+	if s.mirrorURL != rem.URL() || s.mirrorBranch != src.Branch {
+		if err := setRemote(repo, rem.URL(), src.Branch); err != nil {
 			w.cfg.Log("watcher: source %s: updating the mirror's remote: %v", src.Name, err)
 		} else {
-			s.mirrorURL, s.mirrorBranch = rem.url, src.Branch
+			s.mirrorURL, s.mirrorBranch = rem.URL(), src.Branch
 		}
 	}
 	return head.String(), nil
@@ -348,7 +350,7 @@ func (w *watcher) Add(ctx context.Context, src store.Source) error {
 	}
 	now := time.Now()
 	if s := w.sources[src.Name]; s != nil {
-		same := s.rem.sameAccess(rem) && s.src.Branch == src.Branch
+		same := s.rem.SameAccess(rem) && s.src.Branch == src.Branch
 		intervalChanged := s.src.Interval != src.Interval
 		s.src, s.rem = src, rem
 		switch {

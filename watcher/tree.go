@@ -51,6 +51,16 @@ func (w *watcher) CommitTime(ctx context.Context, source, commit string) (time.T
 	return c.Committer.When, nil
 }
 
+// CommitAuthor returns the name and email of commit's author, read from
+// the source's mirror: an approval by the author is a self-approval.
+func (w *watcher) CommitAuthor(ctx context.Context, source, commit string) (name, email string, err error) {
+	_, c, err := w.readCommit(ctx, source, commit)
+	if err != nil {
+		return "", "", err
+	}
+	return c.Author.Name, c.Author.Email, nil
+}
+
 // readCommit opens the source's mirror for reading, on storage of its own
 // (go-git's storage is not safe for concurrent use, and a fetch may be
 // writing the mirror: it adds packs, each whole before it is named, and

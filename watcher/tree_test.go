@@ -89,6 +89,9 @@ func TestTreeReadsFilesAndModes(t *testing.T) {
 	if err != nil || !commitTime.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
 		t.Errorf("CommitTime = %v, %v; want the fixed commit date", commitTime, err)
 	}
+	if name, email, err := tw.CommitAuthor(ctx, "app", heads[0]); err != nil || name != "Ferry Test" || email != "test@ferry.dev" {
+		t.Errorf("CommitAuthor = %q %q, %v; want the test identity", name, email, err)
+	}
 	for _, c := range []struct {
 		name  string
 		lstat bool

@@ -53,6 +53,8 @@ type Watcher interface {
 	// CommitTime returns the committer time of commit, from the mirror:
 	// what a reproducible build stamps its files with.
 	CommitTime(ctx context.Context, source, commit string) (time.Time, error)
+	// CommitAuthor is commit's author (name and email), from the mirror.
+	CommitAuthor(ctx context.Context, source, commit string) (name, email string, err error)
 }
 
 // StateStore is where the watcher keeps what it saw; store.Sources

@@ -36,6 +36,15 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newRunsCommand(),
 		newReleasesCommand(),
 		newStatusCommand(),
+		newPromoteCommand(),
+		newApproveCommand(true),
+		newApproveCommand(false),
+		newPromotionsCommand(),
+		newRollbackCommand(),
+		newResumeCommand(),
+		newFreezeCommand(),
+		newUnfreezeCommand(),
+		newHistoryCommand(),
 	)
 	root.AddCommand(newDocsCommand(root))
 	return root

@@ -1,0 +1,193 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ferrycd/ferry/store"
+)
+
+// execute takes p from where it is (deploying or verifying) to its end,
+// one step at a time, each keyed by the promotion's status so that it can
+// run again after a restart. When ctx ends (Run stops, or Rollback or
+// Deployed takes the environment) it returns, leaving p as it is: Run
+// takes it up again, or whoever took the environment settles it.
+func (e *engine) execute(ctx context.Context, p store.Promotion) {
+	for ctx.Err() == nil {
+		var err error
+		switch p.Status {
+		case StatusDeploying:
+			p, err = e.deploy(ctx, p)
+		case StatusVerifying:
+			p, err = e.verifyAndFinish(ctx, p)
+		default:
+			return
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				// why: a store or registry hiccup; the promotion stays
+				// where it is and Run tries it again shortly.
+				e.logf("promotion %d of release %s to %s: %v", p.ID, short(p.Release), p.Environment, err)
+			}
+			return
+		}
+	}
+}
+
+// deploy applies the release and records the deployment with the move
+// to verifying, in one transaction. A release that does not apply fails
+// the promotion; the target keeps the previous release serving.
+func (e *engine) deploy(ctx context.Context, p store.Promotion) (store.Promotion, error) {
+	rel, err := e.release(ctx, p.Release)
+	if errors.Is(err, store.ErrNotFound) {
+		return e.deployFailed(ctx, p, fmt.Errorf("the store holds no release %s", p.Release))
+	}
+	if err != nil {
+		return p, err
+	}
+	if err := e.apply(ctx, p.Environment, rel); err != nil {
+		if ctx.Err() != nil {
+			return p, ctx.Err()
+		}
+		return e.deployFailed(ctx, p, err)
+	}
+	// why: the release is live; what follows is recorded even if ctx ends
+	// now.
+	ctx = context.WithoutCancel(ctx)
+	p.Status, p.Reason = StatusVerifying, "deployed; verifying"
+	next, d, err := e.st.ChangePromotion(ctx, store.PromotionChange{Promotion: p, From: StatusDeploying,
+		Record: &store.Deployment{Environment: p.Environment, Release: p.Release, Actor: actorOf(p), Promotion: p.ID,
+			Status: store.DeploymentSucceeded, Verification: store.VerificationPending}})
+	if err != nil {
+		return p, err
+	}
+	e.audit(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: succeeded", p.Release, p.ID))
+	e.export(ctx, d)
+	return next, nil
+}
+
+func (e *engine) deployFailed(ctx context.Context, p store.Promotion, cause error) (store.Promotion, error) {
+	ctx = context.WithoutCancel(ctx)
+	reason := fmt.Sprintf("deploying release %s to %s failed: %v", short(p.Release), p.Environment, cause)
+	p.Status, p.Reason = StatusFailed, reason
+	next, _, err := e.st.ChangePromotion(ctx, store.PromotionChange{Promotion: p, From: StatusDeploying,
+		Record: &store.Deployment{Environment: p.Environment, Release: p.Release, Actor: actorOf(p), Promotion: p.ID,
+			Status: store.DeploymentFailed, Reason: cause.Error()}})
+	if err != nil {
+		return p, err
+	}
+	e.audit(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: failed: %v", p.Release, p.ID, cause))
+	return next, nil
+}
+
+// verifyAndFinish runs the stage's checks on the live release. Passed:
+// the release moves on to the next stages and the promotion succeeds.
+// Failed: the environment goes back to the release live before.
+func (e *engine) verifyAndFinish(ctx context.Context, p store.Promotion) (store.Promotion, error) {
+	rel, err := e.release(ctx, p.Release)
+	if err != nil {
+		return p, err
+	}
+	if p.Deployment == 0 {
+		return e.end(ctx, p, StatusFailed, "it is verifying but records no deployment; promote the release again", nil)
+	}
+	d, err := e.st.GetDeployment(ctx, p.Deployment)
+	if err != nil {
+		return p, err
+	}
+	if d.Verification != store.VerificationFailed {
+		v, err := e.verifyLive(ctx, p.Environment, rel)
+		if err != nil {
+			return p, err
+		}
+		d.Verification, d.Verified = v.result, e.now()
+		if v.result != store.VerificationFailed {
+			wctx := context.WithoutCancel(ctx)
+			if err := e.carryOn(wctx, p, rel); err != nil {
+				return p, err
+			}
+			p.Status, p.Reason = StatusSucceeded, v.detail
+			next, _, err := e.st.ChangePromotion(wctx, store.PromotionChange{Promotion: p, From: StatusVerifying, Update: &d})
+			if err != nil {
+				return p, err
+			}
+			e.signal()
+			return next, nil
+		}
+		// why: recorded before rolling back, so that after a crash in the
+		// middle of it the rollback goes on instead of verifying again.
+		d.Reason = v.detail
+		if err := e.st.UpdateDeployment(context.WithoutCancel(ctx), d); err != nil {
+			return p, err
+		}
+	}
+	return e.rollBack(ctx, p, d)
+}
+
+// verifyLive applies the release again (a no-op when it runs, and what a
+// restart needs: the functions died with the process), then runs the
+// stage's checks through the soak.
+func (e *engine) verifyLive(ctx context.Context, env string, rel *release) (verdict, error) {
+	if err := e.apply(ctx, env, rel); err != nil {
+		if ctx.Err() != nil {
+			return verdict{}, ctx.Err()
+		}
+		return verdict{result: store.VerificationFailed, detail: fmt.Sprintf("the release does not run: %v", err)}, nil
+	}
+	stage, _ := rel.stage(env)
+	return e.verify(ctx, env, stage)
+}
+
+// rollBack puts env back on the release live before d, after d failed
+// its verification.
+func (e *engine) rollBack(ctx context.Context, p store.Promotion, d store.Deployment) (store.Promotion, error) {
+	why := "verification failed: " + d.Reason
+	if d.Previous == "" {
+		d.Status = store.DeploymentSucceeded
+		return e.end(ctx, p, StatusFailed, why+fmt.Sprintf("; %s ran no release before, so it stays live", p.Environment), &d)
+	}
+	prev, err := e.release(ctx, d.Previous)
+	if err == nil {
+		err = e.apply(ctx, p.Environment, prev)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return p, ctx.Err()
+		}
+		e.audit(ctx, Actor, ActionRollback, "env/"+p.Environment, fmt.Sprintf("to release %s after promotion %d failed verification: failed: %v", d.Previous, p.ID, err))
+		return e.end(ctx, p, StatusFailed, why+fmt.Sprintf("; rolling back to release %s failed too: %v", short(d.Previous), err), nil)
+	}
+	ctx = context.WithoutCancel(ctx)
+	d.Status = store.DeploymentRolledBack
+	p.Status, p.Reason = StatusRolledBack, why+fmt.Sprintf("; rolled back to release %s", short(d.Previous))
+	next, rb, err := e.st.ChangePromotion(ctx, store.PromotionChange{Promotion: p, From: StatusVerifying, Update: &d,
+		Record: &store.Deployment{Environment: p.Environment, Release: d.Previous, Previous: d.Release, Actor: Actor, Promotion: p.ID,
+			Status: store.DeploymentSucceeded, Kind: store.DeploymentAutoRollback, Reason: why}})
+	if err != nil {
+		return p, err
+	}
+	e.audit(ctx, Actor, ActionRollback, "env/"+p.Environment, fmt.Sprintf("to release %s: promotion %d of release %s failed verification: %s", d.Previous, p.ID, d.Release, d.Reason))
+	e.export(ctx, rb)
+	return next, nil
+}
+
+// end finishes a verifying promotion with status and reason, updating its
+// deployment too when d is given.
+func (e *engine) end(ctx context.Context, p store.Promotion, status, reason string, d *store.Deployment) (store.Promotion, error) {
+	p.Status, p.Reason = status, reason
+	next, _, err := e.st.ChangePromotion(context.WithoutCancel(ctx), store.PromotionChange{Promotion: p, From: StatusVerifying, Update: d})
+	if err != nil {
+		return p, err
+	}
+	if status == StatusFailed {
+		e.logf("promotion %d of release %s to %s failed: %s", p.ID, short(p.Release), p.Environment, firstLine(reason))
+	}
+	return next, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

@@ -1,0 +1,333 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
+	"github.com/ferrycd/ferry/store"
+)
+
+// Deployed implements Promoter. It returns once the verification is
+// recorded as to do: a promotion of the release into env in status
+// verifying, which Run executes. A promotion still deploying to or
+// verifying in env is superseded: env runs the new release now.
+func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env string) error {
+	if done, err := e.st.FindPromotions(ctx, store.PromotionQuery{RunID: runID, Environment: env}); err != nil {
+		return err
+	} else if len(done) > 0 {
+		e.signal()
+		return nil
+	}
+	rel, err := e.release(ctx, releaseID)
+	if err != nil {
+		return fmt.Errorf("run %d deployed release %s to %s: %w", runID, releaseID, env, err)
+	}
+	if _, ok := rel.stage(env); !ok {
+		return invalid("run %d deployed release %s to %s, which is not a stage of its pipeline (%s)", runID, short(releaseID), env, rel.stageNames())
+	}
+	ds, err := e.st.FindDeployments(ctx, store.DeploymentQuery{Environment: env, RunID: runID, Release: releaseID, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(ds) == 0 {
+		return fmt.Errorf("run %d: no deployment of release %s to %s is recorded; the pipeline records it before telling the promoter", runID, releaseID, env)
+	}
+	d := ds[0]
+	if d.Status != store.DeploymentSucceeded {
+		return nil // nothing became live, nothing to verify
+	}
+
+	unlock, err := e.takeEnv(ctx, env, fmt.Errorf("run %d deployed release %s to %s", runID, short(releaseID), env))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ctx = context.WithoutCancel(ctx) // what follows is a few writes, done together
+	if done, err := e.st.FindPromotions(ctx, store.PromotionQuery{RunID: runID, Environment: env}); err != nil {
+		return err
+	} else if len(done) > 0 {
+		return nil
+	}
+	p := store.Promotion{Release: releaseID, Environment: env, Requester: Actor, RunID: runID, Deployment: d.ID}
+	cur, err := e.st.GetEnvironment(ctx, env)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if cur.Release != releaseID {
+		// A later deployment replaced it before it could be verified: say
+		// so in the history, and verify nothing.
+		p.Status = StatusSuperseded
+		p.Reason = fmt.Sprintf("run %d deployed it, but %s runs release %s since", runID, env, short(cur.Release))
+		_, err := e.st.CreatePromotion(ctx, p)
+		return err
+	}
+	active, err := e.st.FindPromotions(ctx, store.PromotionQuery{Environment: env, Statuses: []string{StatusDeploying, StatusVerifying}})
+	if err != nil {
+		return err
+	}
+	for _, q := range active {
+		from := q.Status
+		q.Status = StatusSuperseded
+		q.Reason = fmt.Sprintf("run %d deployed release %s over it", runID, short(releaseID))
+		if err := e.settleDeployment(ctx, q, store.DeploymentSucceeded, "", q.Reason); err != nil {
+			return err
+		}
+		if err := e.st.UpdatePromotion(ctx, q, from); err != nil {
+			return err
+		}
+	}
+	p.Status, p.Reason = StatusVerifying, fmt.Sprintf("run %d deployed it; verifying", runID)
+	p, err = e.st.CreatePromotion(ctx, p)
+	if err != nil {
+		return err
+	}
+	d.Verification = store.VerificationPending
+	if err := e.st.UpdateDeployment(ctx, d); err != nil {
+		return err
+	}
+	e.audit(ctx, Actor, ActionPromotionCreate, promotionObject(p.ID), fmt.Sprintf("release %s in %s, deployed by run %d: verifying", releaseID, env, runID))
+	e.export(ctx, d)
+	return nil
+}
+
+// settleDeployment ends the verification of p's deployment, if it has
+// one and it is still pending, with status, result and reason.
+func (e *engine) settleDeployment(ctx context.Context, p store.Promotion, status, result, reason string) error {
+	if p.Deployment == 0 {
+		return nil
+	}
+	d, err := e.st.GetDeployment(ctx, p.Deployment)
+	if err != nil {
+		return err
+	}
+	if d.Verification != store.VerificationPending {
+		return nil
+	}
+	d.Status, d.Verification, d.Reason, d.Verified = status, result, reason, e.now()
+	return e.st.UpdateDeployment(ctx, d)
+}
+
+// Promote implements Promoter.
+func (e *engine) Promote(ctx context.Context, releaseID, env string, actor Identity) (store.Promotion, error) {
+	if actor.Name == "" {
+		return store.Promotion{}, invalid("promote: no actor; ferry records who asks for each promotion")
+	}
+	if err := e.checkEnv(env); err != nil {
+		return store.Promotion{}, err
+	}
+	rel, err := e.knownRelease(ctx, releaseID)
+	if err != nil {
+		return store.Promotion{}, err
+	}
+	stage, ok := rel.stage(env)
+	if !ok {
+		return store.Promotion{}, invalid("release %s has no stage %s in its pipeline (its stages are %s); promote it to one of those",
+			short(releaseID), env, rel.stageNames())
+	}
+	g, err := e.gate(ctx, env)
+	if err != nil {
+		return store.Promotion{}, err
+	}
+	if g.frozen != "" {
+		return store.Promotion{}, conflict("%s; promote again once it is unfrozen", g.frozen)
+	}
+	for _, from := range stage.From {
+		ok, err := e.succeededIn(ctx, releaseID, from)
+		if err != nil {
+			return store.Promotion{}, err
+		}
+		if !ok {
+			return store.Promotion{}, conflict("release %s has not succeeded in %s, which %s comes after; promote it to %s first", short(releaseID), from, env, from)
+		}
+	}
+	st := e.envState(env)
+	st.create.Lock()
+	defer st.create.Unlock()
+	open, err := e.st.FindPromotions(ctx, store.PromotionQuery{Release: releaseID, Environment: env,
+		Statuses: []string{StatusPending, StatusApproved, StatusDeploying, StatusVerifying}})
+	if err != nil {
+		return store.Promotion{}, err
+	}
+	if len(open) > 0 {
+		return store.Promotion{}, conflict("promotion %d (%s) brings release %s to %s already", open[0].ID, open[0].Status, short(releaseID), env)
+	}
+	if cur, err := e.st.GetEnvironment(ctx, env); err == nil && cur.Release == releaseID {
+		return store.Promotion{}, conflict("%s runs release %s already", env, short(releaseID))
+	}
+	p := store.Promotion{Release: releaseID, Environment: env, Requester: actor.Name, Pinned: true,
+		Status: StatusApproved, Reason: "asked for by " + actor.Name}
+	if stage.Approval != nil {
+		p.Status, p.Reason = StatusPending, "waiting for "+approvalsWanted(stage.Approval)
+	}
+	return e.create(ctx, p)
+}
+
+// create records p, says so in the audit log, supersedes older pending
+// promotions, and wakes Run.
+func (e *engine) create(ctx context.Context, p store.Promotion) (store.Promotion, error) {
+	p, err := e.st.CreatePromotion(ctx, p)
+	if err != nil {
+		return store.Promotion{}, err
+	}
+	e.audit(ctx, p.Requester, ActionPromotionCreate, promotionObject(p.ID),
+		fmt.Sprintf("release %s to %s: %s (%s)", p.Release, p.Environment, p.Status, p.Reason))
+	if err := e.supersede(ctx, p); err != nil {
+		e.logf("promotion %d: superseding older ones: %v", p.ID, err)
+	}
+	e.signal()
+	return p, nil
+}
+
+// supersede ends the pending promotions into p's environment of releases
+// older than p's, except pinned ones: only the newest release waits.
+func (e *engine) supersede(ctx context.Context, p store.Promotion) error {
+	newer, err := e.st.GetRelease(ctx, p.Release)
+	if err != nil {
+		return err
+	}
+	pending, err := e.st.FindPromotions(ctx, store.PromotionQuery{Environment: p.Environment, Statuses: []string{StatusPending}})
+	if err != nil {
+		return err
+	}
+	for _, q := range pending {
+		if q.ID == p.ID || q.Pinned || q.Release == p.Release {
+			continue
+		}
+		older, err := e.st.GetRelease(ctx, q.Release)
+		if err != nil || older.Seq >= newer.Seq {
+			continue
+		}
+		q.Status = StatusSuperseded
+		q.Reason = fmt.Sprintf("superseded by promotion %d of the newer release %s", p.ID, short(p.Release))
+		if err := e.st.UpdatePromotion(ctx, q, StatusPending); err != nil && !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return nil
+}
+
+// carryOn makes, once p succeeded, the promotions of its release into
+// every stage that follows p's environment and whose other From stages it
+// succeeded in too: an auto stage's goes at once (or waits pending while
+// the stage is frozen or held), an approval stage's waits pending. A
+// stage with neither takes releases only from Promote.
+func (e *engine) carryOn(ctx context.Context, p store.Promotion, rel *release) error {
+	for _, stage := range rel.set.Pipeline.Spec.Stages {
+		if !slices.Contains(stage.From, p.Environment) || (!stage.Auto && stage.Approval == nil) {
+			continue
+		}
+		ready := true
+		for _, from := range stage.From {
+			if from == p.Environment {
+				continue
+			}
+			ok, err := e.succeededIn(ctx, p.Release, from)
+			if err != nil {
+				return err
+			}
+			ready = ready && ok
+		}
+		if !ready {
+			continue
+		}
+		if !e.known(stage.Name) {
+			e.logf("release %s succeeded in %s and would go to %s next, which is not a configured environment", short(p.Release), p.Environment, stage.Name)
+			continue
+		}
+		if err := e.carryInto(ctx, p, &stage); err != nil {
+			return fmt.Errorf("promoting release %s to %s: %w", short(p.Release), stage.Name, err)
+		}
+	}
+	return nil
+}
+
+func (e *engine) carryInto(ctx context.Context, p store.Promotion, stage *v1alpha1.Stage) error {
+	st := e.envState(stage.Name)
+	st.create.Lock()
+	defer st.create.Unlock()
+	// Once per success (a restart may carry on again), and not while one
+	// is on its way already.
+	if made, err := e.st.FindPromotions(ctx, store.PromotionQuery{Parent: p.ID, Environment: stage.Name}); err != nil || len(made) > 0 {
+		return err
+	}
+	open, err := e.st.FindPromotions(ctx, store.PromotionQuery{Release: p.Release, Environment: stage.Name,
+		Statuses: []string{StatusPending, StatusApproved, StatusDeploying, StatusVerifying}})
+	if err != nil || len(open) > 0 {
+		return err
+	}
+	next := store.Promotion{Release: p.Release, Environment: stage.Name, Requester: Actor, Parent: p.ID}
+	if stage.Approval != nil {
+		next.Status, next.Reason = StatusPending, fmt.Sprintf("succeeded in %s; waiting for %s", p.Environment, approvalsWanted(stage.Approval))
+	} else {
+		g, err := e.gate(ctx, stage.Name)
+		if err != nil {
+			return err
+		}
+		next.Status, next.Reason = StatusApproved, fmt.Sprintf("succeeded in %s; %s is an auto stage", p.Environment, stage.Name)
+		if why := g.blocks(next); why != "" {
+			// why: pending, not approved, so that a newer release
+			// supersedes it while it waits: after a long freeze only the
+			// newest release goes in.
+			next.Status, next.Reason = StatusPending, why
+		}
+	}
+	_, err = e.create(ctx, next)
+	return err
+}
+
+// reconcilePending approves p when it may go: an automatic promotion into
+// an auto stage that waited for a freeze or a hold, once that ended; a
+// promotion into an approval stage with enough valid approvals (counted
+// again, as a crash may have come between an approval and its count).
+func (e *engine) reconcilePending(ctx context.Context, p store.Promotion, g gate) (store.Promotion, error) {
+	rel, err := e.release(ctx, p.Release)
+	if err != nil {
+		return p, err
+	}
+	stage, ok := rel.stage(p.Environment)
+	if !ok {
+		return p, nil
+	}
+	if stage.Approval != nil {
+		return e.approveIfEnough(ctx, p, rel, stage.Approval)
+	}
+	if why := g.blocks(p); why != "" {
+		e.setReason(ctx, p, why)
+		return p, nil
+	}
+	p.Status, p.Reason = StatusApproved, p.Environment+" is an auto stage and takes releases again"
+	if err := e.st.UpdatePromotion(ctx, p, StatusPending); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+func promotionObject(id int64) string { return fmt.Sprintf("promotion/%d", id) }
+
+// Admitter is implemented by the promoter New returns. The pipeline asks
+// it before it deploys a new release to the first stage itself: that is an
+// automatic promotion, which a freeze refuses and a hold (after a manual
+// rollback) keeps out, so that the next commit does not silently undo the
+// rollback.
+type Admitter interface {
+	// Admit returns nil when an automatic deployment may go into env now,
+	// else a *Error (Conflict) saying why not and what ends it.
+	Admit(ctx context.Context, env string) error
+}
+
+var _ Admitter = (*engine)(nil)
+
+// Admit implements Admitter.
+func (e *engine) Admit(ctx context.Context, env string) error {
+	g, err := e.gate(ctx, env)
+	if err != nil {
+		return err
+	}
+	if why := g.blocks(store.Promotion{Requester: Actor}); why != "" {
+		return conflict("%s", why)
+	}
+	return nil
+}

@@ -1,0 +1,344 @@
+package promote
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/manifests"
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
+	"github.com/ferrycd/ferry/store"
+)
+
+// Verification checks: what an event check sends.
+const (
+	// CheckEventSource is the ce-source of a verification event.
+	CheckEventSource = "/ferry/verify"
+	// maxCheckBody bounds the answer a check reads.
+	maxCheckBody = 1 << 20
+)
+
+// verdict is what a stage's checks found.
+type verdict struct {
+	result string // store.VerificationPassed, VerificationNone or VerificationFailed
+	detail string
+}
+
+// verify runs the stage's checks once right away and then every
+// CheckInterval until the soak has passed; the first failure ends it,
+// naming the check and what it saw. The soak is timed from now: after a
+// restart it starts again, as the functions started again too. The error
+// is ctx's only.
+func (e *engine) verify(ctx context.Context, env string, stage *v1alpha1.Stage) (verdict, error) {
+	if stage == nil || len(stage.Verify) == 0 {
+		return verdict{result: store.VerificationNone, detail: "deployed; the stage has no checks"}, nil
+	}
+	var soak time.Duration
+	if stage.Soak != nil {
+		soak = stage.Soak.Duration
+	}
+	start := time.Now()
+	end := start.Add(soak)
+	for round := 1; ; round++ {
+		for i, c := range stage.Verify {
+			if err := e.check(ctx, env, c); err != nil {
+				if ctx.Err() != nil {
+					return verdict{}, ctx.Err()
+				}
+				when := ""
+				if round > 1 {
+					when = fmt.Sprintf(" after %s of soak", time.Since(start).Round(time.Millisecond))
+				}
+				return verdict{result: store.VerificationFailed, detail: fmt.Sprintf("check %q failed%s: %v", checkName(c, i), when, err)}, nil
+			}
+		}
+		left := time.Until(end)
+		if left <= 0 {
+			detail := fmt.Sprintf("verified: %d checks passed", len(stage.Verify))
+			if soak > 0 {
+				detail += fmt.Sprintf(", %d rounds over a soak of %s", round, soak)
+			}
+			return verdict{result: store.VerificationPassed, detail: detail}, nil
+		}
+		t := time.NewTimer(min(left, e.cfg.CheckInterval))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return verdict{}, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func checkName(c v1alpha1.Check, i int) string {
+	switch {
+	case c.Name != "":
+		return c.Name
+	case c.HTTP != nil:
+		return "http " + c.HTTP.Path
+	case c.Event != nil:
+		return "event " + c.Event.Function
+	}
+	return fmt.Sprintf("check %d", i+1)
+}
+
+// check runs one check against env.
+func (e *engine) check(ctx context.Context, env string, c v1alpha1.Check) error {
+	if e.cfg.GatewayURL == "" {
+		return errors.New("ferry has no gateway URL to call (Config.GatewayURL)")
+	}
+	switch {
+	case c.HTTP != nil:
+		return e.httpCheck(ctx, env, c.HTTP)
+	case c.Event != nil:
+		return e.eventCheck(ctx, env, c.Event)
+	}
+	return errors.New("the check says nothing to check")
+}
+
+// envURL is where path of env answers on the gateway.
+func (e *engine) envURL(env, path string) string {
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return strings.TrimRight(e.cfg.GatewayURL, "/") + "/" + env + path
+}
+
+// httpCheck requests a path through the gateway: the status, the body and
+// the latency must be as the check says.
+func (e *engine) httpCheck(ctx context.Context, env string, h *v1alpha1.HTTPCheck) error {
+	method := h.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	timeout := DefaultCheckTimeout
+	if h.MaxLatency != nil && h.MaxLatency.Duration > 0 {
+		timeout = h.MaxLatency.Duration
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := e.envURL(env, h.Path)
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(h.Body))
+	if err != nil {
+		return err
+	}
+	for k, v := range h.Headers {
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	status, body, err := e.do(req)
+	took := time.Since(start)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && h.MaxLatency != nil {
+			return fmt.Errorf("%s %s: no answer within maxLatency %s", method, url, h.MaxLatency.Duration)
+		}
+		return fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	if err := expect(method+" "+url, status, body, h.ExpectStatus, h.BodyContains); err != nil {
+		return err
+	}
+	if h.JSONPath != "" {
+		want := []byte("null")
+		if h.Equals != nil && len(h.Equals.Raw) > 0 {
+			want = h.Equals.Raw
+		}
+		if err := jsonEquals(body, h.JSONPath, want); err != nil {
+			return fmt.Errorf("%s %s: %w", method, url, err)
+		}
+	}
+	if h.MaxLatency != nil && took > h.MaxLatency.Duration {
+		return fmt.Errorf("%s %s answered in %s, more than maxLatency %s", method, url, took.Round(time.Millisecond), h.MaxLatency.Duration)
+	}
+	return nil
+}
+
+// eventCheck invokes a function with a binary-mode CloudEvent through the
+// gateway's invoke route, as `ferry invoke` does.
+func (e *engine) eventCheck(ctx context.Context, env string, ev *v1alpha1.EventCheck) error {
+	ctx, cancel := context.WithTimeout(ctx, DefaultCheckTimeout)
+	defer cancel()
+	url := e.envURL(env, embedded.InvokePath(ev.Function))
+	var data []byte
+	if ev.Data != nil && len(ev.Data.Raw) > 0 {
+		data = ev.Data.Raw
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	typ := ev.Type
+	if typ == "" {
+		typ = manifests.DefaultCheckEventType
+	}
+	req.Header.Set("Ce-Specversion", "1.0")
+	req.Header.Set("Ce-Id", eventID())
+	req.Header.Set("Ce-Source", CheckEventSource)
+	req.Header.Set("Ce-Type", typ)
+	req.Header.Set("Ce-Time", time.Now().UTC().Format(time.RFC3339Nano))
+	if data != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	status, body, err := e.do(req)
+	if err != nil {
+		return fmt.Errorf("invoking %s: %w", ev.Function, err)
+	}
+	return expect("invoking "+ev.Function, status, body, ev.ExpectStatus, ev.BodyContains)
+}
+
+func (e *engine) do(req *http.Request) (int, []byte, error) {
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxCheckBody))
+	return resp.StatusCode, body, err
+}
+
+// expect checks an answer's status (200 when want is 0) and body.
+func expect(what string, status int, body []byte, want int32, contains string) error {
+	if want == 0 {
+		want = http.StatusOK
+	}
+	if status != int(want) {
+		return fmt.Errorf("%s answered %d, want %d: %s", what, status, want, snippet(body))
+	}
+	if contains != "" && !bytes.Contains(body, []byte(contains)) {
+		return fmt.Errorf("%s: the answer does not contain %q: %s", what, contains, snippet(body))
+	}
+	return nil
+}
+
+// snippet is the start of a body, quoted, for a message.
+func snippet(body []byte) string {
+	const max = 200
+	s := strings.TrimSpace(string(body))
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+func eventID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// jsonEquals evaluates path in the JSON body and compares what it selects
+// with want, as JSON values (1 and 1.0 are equal, key order does not
+// matter).
+func jsonEquals(body []byte, path string, raw []byte) error {
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fmt.Errorf("the answer is not JSON, so %s selects nothing: %s", path, snippet(body))
+	}
+	got, err := JSONPath(doc, path)
+	if err != nil {
+		return err
+	}
+	var w any
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return fmt.Errorf("equals is not a JSON value: %w", err)
+	}
+	if !reflect.DeepEqual(got, w) {
+		g, _ := json.Marshal(got)
+		return fmt.Errorf("%s is %s, want %s", path, g, raw)
+	}
+	return nil
+}
+
+// JSONPath selects a value of a decoded JSON document (as encoding/json
+// decodes into any) with the subset of JSONPath the manifests accept: $
+// followed by steps .name, ["name"] and [index], such as
+// $.items[0]["first name"]. It says which step found nothing.
+func JSONPath(doc any, path string) (any, error) {
+	rest, ok := strings.CutPrefix(path, "$")
+	if !ok {
+		return nil, fmt.Errorf("%q does not start with $", path)
+	}
+	cur, at := doc, "$"
+	for rest != "" {
+		var key string
+		index := -1
+		switch {
+		case rest[0] == '.':
+			end := strings.IndexAny(rest[1:], ".[")
+			if end < 0 {
+				end = len(rest) - 1
+			}
+			key, rest = rest[1:1+end], rest[1+end:]
+			if key == "" {
+				return nil, fmt.Errorf("%q: an empty field name after %s", path, at)
+			}
+		case strings.HasPrefix(rest, `["`):
+			end := strings.Index(rest[2:], `"]`)
+			if end < 0 {
+				return nil, fmt.Errorf("%q: [\" after %s has no closing \"]", path, at)
+			}
+			key, rest = rest[2:2+end], rest[4+end:]
+		case rest[0] == '[':
+			end := strings.IndexByte(rest, ']')
+			if end < 0 {
+				return nil, fmt.Errorf("%q: [ after %s has no closing ]", path, at)
+			}
+			n, err := strconv.Atoi(rest[1:end])
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("%q: %q after %s is not an index", path, rest[:end+1], at)
+			}
+			index, rest = n, rest[end+1:]
+		default:
+			return nil, fmt.Errorf("%q: unexpected %q after %s; use .name, [\"name\"] or [index]", path, rest, at)
+		}
+		if index >= 0 {
+			arr, ok := cur.([]any)
+			if !ok {
+				return nil, fmt.Errorf("%s is %s, not an array, so [%d] selects nothing", at, kindOf(cur), index)
+			}
+			if index >= len(arr) {
+				return nil, fmt.Errorf("%s has %d items, so [%d] selects nothing", at, len(arr), index)
+			}
+			cur, at = arr[index], fmt.Sprintf("%s[%d]", at, index)
+			continue
+		}
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s is %s, not an object, so it has no field %q", at, kindOf(cur), key)
+		}
+		v, ok := obj[key]
+		if !ok {
+			return nil, fmt.Errorf("%s has no field %q", at, key)
+		}
+		cur, at = v, at+"."+key
+	}
+	return cur, nil
+}
+
+func kindOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return fmt.Sprintf("%T", v)
+}
