@@ -103,6 +103,10 @@ type Config struct {
 	// on from there. It may be called again for the same run after a
 	// restart, so it must be idempotent.
 	OnDeployed func(run store.Run, rel store.Release, env string)
+	// Admit, when set, is asked before the deploy step changes the first
+	// stage; an error (a freeze, a hold after a manual rollback) skips the
+	// deploy with its reason: the release is made all the same.
+	Admit func(ctx context.Context, env string) error
 	// Log hears what cannot be told through a run: a store that fails to
 	// record a step, say. Default: nothing.
 	Log func(format string, args ...any)

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -665,5 +666,37 @@ func TestMissingTestCommand(t *testing.T) {
 	run := wait(t, ex, queued.ID)
 	if run.Status != store.StatusFailed || !strings.Contains(run.Reason, "install no-such-test-runner on the ferry host, or change spec.test.command") {
 		t.Errorf("run %s, reason %q", run.Status, run.Reason)
+	}
+}
+
+// A first stage that admits no automatic deploy (frozen, or held after a
+// manual rollback) is left alone: the release is made, the deploy is
+// skipped with the reason, nothing is recorded as deployed.
+func TestDeploySkippedWhenTheStageRefuses(t *testing.T) {
+	f := newFixture(t)
+	commit := f.newSource("demo", nil)
+	cfg := f.config()
+	var asked []string
+	cfg.Admit = func(_ context.Context, env string) error {
+		asked = append(asked, env)
+		return errors.New("frozen: release party")
+	}
+	ex, _ := f.start(cfg)
+	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := wait(t, ex, queued.ID)
+	if run.Status != store.StatusSucceeded || run.Release == "" {
+		t.Fatalf("run %s (%s), release %q", run.Status, run.Reason, run.Release)
+	}
+	if s := steps(run)["deploy"]; s.Status != store.StatusSkipped || !strings.Contains(s.Reason, "release party") {
+		t.Errorf("deploy step %+v", s)
+	}
+	if len(asked) != 1 || asked[0] != "dev" {
+		t.Errorf("Admit asked for %v", asked)
+	}
+	if ds, _ := f.st.ListDeployments(context.Background(), "dev", store.Page{}); len(ds) != 0 {
+		t.Errorf("%d deployments recorded in a stage that refused", len(ds))
 	}
 }

@@ -318,6 +318,14 @@ func (r *runner) deploy(ctx context.Context) error {
 		r.artifact = rel
 	}
 	env := r.firstStage()
+	if r.cfg.Admit != nil {
+		// why: a frozen first stage, or one held after a manual rollback,
+		// must not be changed by a commit behind the operator's back; the
+		// release is made, and can be promoted once the stage is open.
+		if err := r.cfg.Admit(ctx, env); err != nil {
+			return &skip{fmt.Sprintf("%s takes no automatic deploys now: %v", env, err)}
+		}
+	}
 	target, err := r.cfg.Target(env)
 	if err != nil {
 		return fmt.Errorf("environment %s: %w", env, err)
@@ -327,14 +335,14 @@ func (r *runner) deploy(ctx context.Context) error {
 			return err
 		}
 		err = fmt.Errorf("applying release %s to %s: %w", r.stored.ID, env, err)
-		r.recordDeployment(ctx, env, "failed", summary(err))
+		r.recordDeployment(ctx, env, store.DeploymentFailed, summary(err))
 		return err
 	}
 	// why: Apply is done; what follows is recorded even if ctx ends now.
 	if done, err := r.deployedBefore(context.WithoutCancel(ctx), env); err != nil {
 		return err
 	} else if !done {
-		if err := r.recordDeployment(ctx, env, "succeeded", ""); err != nil {
+		if err := r.recordDeployment(ctx, env, store.DeploymentSucceeded, ""); err != nil {
 			return err
 		}
 	}
@@ -358,7 +366,7 @@ func (r *runner) deployedBefore(ctx context.Context, env string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("reading the deployments of %s: %w", env, err)
 	}
-	return len(last) == 1 && last[0].RunID == r.run.ID && last[0].Release == r.stored.ID && last[0].Status == "succeeded", nil
+	return len(last) == 1 && last[0].RunID == r.run.ID && last[0].Release == r.stored.ID && last[0].Status == store.DeploymentSucceeded, nil
 }
 
 // recordDeployment records a deployment of the run's release to env; the

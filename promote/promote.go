@@ -19,7 +19,8 @@ type Promoter interface {
 	// the stage's checks, and once it succeeded carries it on to every
 	// downstream stage: auto stages get an approved promotion, stages
 	// with an approval policy a pending one. Idempotent: after a restart
-	// the same call may come again.
+	// the same call may come again. It returns once the verification is
+	// recorded as to do (a promotion in status verifying); Run does it.
 	Deployed(ctx context.Context, runID int64, releaseID, env string) error
 
 	// Promote asks for release into env on behalf of actor (a deployer).

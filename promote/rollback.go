@@ -46,23 +46,76 @@ func (e *engine) Rollback(ctx context.Context, env string, to RollbackTarget, ac
 		return store.Deployment{}, invalid("rollback %s: give a release or a function's image, not both", env)
 	}
 
+	// why: the target is worked out before the environment is taken, so
+	// that a refused rollback disturbs nothing (taking it stops what
+	// deploys there), and so that pulling or pushing a release does not
+	// hold it. Once it is taken, what runs may have changed: then again.
+	cur, target, how, err := e.rollbackTarget(ctx, env, to, actor)
+	if err != nil {
+		return store.Deployment{}, err
+	}
 	unlock, err := e.takeEnv(ctx, env, fmt.Errorf("%s rolls %s back", actor.Name, env))
 	if err != nil {
 		return store.Deployment{}, err
 	}
 	defer unlock()
-	cur, err := e.st.GetEnvironment(ctx, env)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if now, err := e.st.GetEnvironment(ctx, env); err != nil {
+		return store.Deployment{}, err
+	} else if now.Release != cur.Release {
+		if cur, target, how, err = e.rollbackTarget(ctx, env, to, actor); err != nil {
+			return store.Deployment{}, err
+		}
+	}
+
+	wctx := context.WithoutCancel(ctx)
+	// why: held before the release changes, so that no automatic
+	// promotion comes in between, even across a crash.
+	hold := fmt.Sprintf("%s rolled it back to release %s at %s", actor.Name, short(target.rec.ID), e.now().UTC().Format(time.RFC3339))
+	if err := e.st.HoldEnvironment(wctx, env, true, hold); err != nil {
 		return store.Deployment{}, err
 	}
+	d := store.Deployment{Environment: env, Release: target.rec.ID, Previous: cur.Release, Actor: actor.Name,
+		Kind: store.DeploymentRollback, Status: store.DeploymentSucceeded,
+		Reason: fmt.Sprintf("rolled back from release %s: %s", short(cur.Release), how)}
+	if err := e.apply(ctx, env, target); err != nil {
+		// The promotion it stopped, if any, stays as it was: Run takes it
+		// up again.
+		d.Status, d.Reason = store.DeploymentFailed, err.Error()
+		if _, rerr := e.st.RecordDeployment(wctx, d); rerr != nil {
+			e.logf("%v", rerr)
+		}
+		if herr := e.st.HoldEnvironment(wctx, env, cur.Held, cur.HoldReason); herr != nil {
+			e.logf("%v", herr)
+		}
+		e.audit(ctx, actor.Name, ActionRollback, "env/"+env, fmt.Sprintf("to release %s (%s): failed: %v", target.rec.ID, how, err))
+		return store.Deployment{}, fmt.Errorf("rolling %s back to release %s: %w; %s still runs release %s", env, short(target.rec.ID), err, env, short(cur.Release))
+	}
+	if err := e.stopActive(wctx, env, fmt.Sprintf("stopped: %s rolled %s back to release %s", actor.Name, env, short(target.rec.ID))); err != nil {
+		return store.Deployment{}, err
+	}
+	d, err = e.st.RecordDeployment(wctx, d)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	e.audit(ctx, actor.Name, ActionRollback, "env/"+env, fmt.Sprintf("from release %s to %s (%s); automatic promotions wait until `ferry resume %s`", cur.Release, target.rec.ID, how, env))
+	e.export(wctx, d)
+	return d, nil
+}
+
+// rollbackTarget works out where a rollback of env goes from what env
+// runs now.
+func (e *engine) rollbackTarget(ctx context.Context, env string, to RollbackTarget, actor Identity) (store.Environment, *release, string, error) {
+	cur, err := e.st.GetEnvironment(ctx, env)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return cur, nil, "", err
+	}
 	if cur.Release == "" {
-		return store.Deployment{}, conflict("%s runs no release; there is nothing to roll back", env)
+		return cur, nil, "", conflict("%s runs no release; there is nothing to roll back", env)
 	}
 	live, err := e.release(ctx, cur.Release)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return store.Deployment{}, err
+		return cur, nil, "", err
 	}
-
 	var target *release
 	var how string
 	switch {
@@ -77,47 +130,16 @@ func (e *engine) Rollback(ctx context.Context, env string, to RollbackTarget, ac
 		how = "the release before"
 	}
 	if err != nil {
-		return store.Deployment{}, err
+		return cur, nil, "", err
 	}
 	if target.rec.ID == cur.Release {
-		return store.Deployment{}, conflict("%s runs release %s already", env, short(cur.Release))
+		return cur, nil, "", conflict("%s runs release %s already", env, short(cur.Release))
 	}
-
-	wctx := context.WithoutCancel(ctx)
-	if err := e.stopActive(wctx, env, fmt.Sprintf("stopped: %s rolled %s back to release %s", actor.Name, env, short(target.rec.ID))); err != nil {
-		return store.Deployment{}, err
-	}
-	// why: held before the release changes, so that no automatic
-	// promotion comes in between, even across a crash.
-	hold := fmt.Sprintf("%s rolled it back to release %s at %s", actor.Name, short(target.rec.ID), e.now().UTC().Format(time.RFC3339))
-	if err := e.st.HoldEnvironment(wctx, env, true, hold); err != nil {
-		return store.Deployment{}, err
-	}
-	d := store.Deployment{Environment: env, Release: target.rec.ID, Previous: cur.Release, Actor: actor.Name,
-		Kind: store.DeploymentRollback, Status: store.DeploymentSucceeded,
-		Reason: fmt.Sprintf("rolled back from release %s: %s", short(cur.Release), how)}
-	if err := e.apply(ctx, env, target); err != nil {
-		d.Status, d.Reason = store.DeploymentFailed, err.Error()
-		if _, rerr := e.st.RecordDeployment(wctx, d); rerr != nil {
-			e.logf("%v", rerr)
-		}
-		if herr := e.st.HoldEnvironment(wctx, env, cur.Held, cur.HoldReason); herr != nil {
-			e.logf("%v", herr)
-		}
-		e.audit(ctx, actor.Name, ActionRollback, "env/"+env, fmt.Sprintf("to release %s (%s): failed: %v", target.rec.ID, how, err))
-		return store.Deployment{}, fmt.Errorf("rolling %s back to release %s: %w; %s still runs release %s", env, short(target.rec.ID), err, env, short(cur.Release))
-	}
-	d, err = e.st.RecordDeployment(wctx, d)
-	if err != nil {
-		return store.Deployment{}, err
-	}
-	e.audit(ctx, actor.Name, ActionRollback, "env/"+env, fmt.Sprintf("from release %s to %s (%s); automatic promotions wait until `ferry resume %s`", cur.Release, target.rec.ID, how, env))
-	e.export(wctx, d)
-	return d, nil
+	return cur, target, how, nil
 }
 
 // stopActive ends the promotions deploying to or verifying in env (whose
-// execution takeEnv stopped): the environment is rolled back from them.
+// execution takeEnv stopped): the environment was rolled back from them.
 func (e *engine) stopActive(ctx context.Context, env, reason string) error {
 	active, err := e.st.FindPromotions(ctx, store.PromotionQuery{Environment: env, Statuses: []string{StatusDeploying, StatusVerifying}})
 	if err != nil {

@@ -484,7 +484,8 @@ func (a *api) getRelease(w http.ResponseWriter, r *http.Request, _ Identity) err
 // ---- environments -------------------------------------------------------------
 
 func (a *api) environmentView(ctx context.Context, e store.Environment) EnvironmentView {
-	v := EnvironmentView{Name: e.Name, Target: e.Target, Release: e.Release, Held: e.Held, Updated: e.Updated}
+	v := EnvironmentView{Name: e.Name, Target: e.Target, Release: e.Release, Held: e.Held, HoldReason: e.HoldReason,
+		Frozen: e.Frozen, FreezeReason: e.FreezeReason, Updated: e.Updated}
 	st, err := a.cfg.Environments(ctx, e.Name)
 	if err != nil {
 		v.Error = err.Error()

@@ -71,6 +71,7 @@ type DeploymentView struct {
 	Previous     string    `json:"previous,omitempty"`
 	Source       string    `json:"source,omitempty"`
 	Commit       string    `json:"commit,omitempty"`
+	Kind         string    `json:"kind,omitempty"` // "" a deploy, rollback, auto-rollback
 	Actor        string    `json:"actor"`
 	Promotion    int64     `json:"promotion,omitempty"`
 	Run          int64     `json:"run,omitempty"`
@@ -270,7 +271,7 @@ func (a *api) rollback(w http.ResponseWriter, r *http.Request, id Identity) erro
 	if err != nil {
 		return promoteError(err)
 	}
-	writeJSON(w, http.StatusOK, a.deploymentView(r, d))
+	writeJSON(w, http.StatusOK, deploymentView(d))
 	return nil
 }
 
@@ -302,13 +303,10 @@ func (a *api) unfreeze(w http.ResponseWriter, r *http.Request, id Identity) erro
 	return a.getEnvironment(w, r, id)
 }
 
-func (a *api) deploymentView(r *http.Request, d store.Deployment) DeploymentView {
-	v := DeploymentView{ID: d.ID, Environment: d.Environment, Release: d.Release, Previous: d.Previous, Actor: d.Actor,
-		Promotion: d.Promotion, Run: d.RunID, Status: d.Status, Reason: d.Reason, Verification: d.Verification, At: d.At}
-	if rel, err := a.cfg.Store.GetRelease(r.Context(), d.Release); err == nil {
-		v.Source, v.Commit = rel.Source, rel.Commit
-	}
-	return v
+func deploymentView(d store.Deployment) DeploymentView {
+	return DeploymentView{ID: d.ID, Environment: d.Environment, Release: d.Release, Previous: d.Previous,
+		Source: d.Source, Commit: d.Commit, Kind: d.Kind, Actor: d.Actor, Promotion: d.Promotion, Run: d.RunID,
+		Status: d.Status, Reason: d.Reason, Verification: d.Verification, At: d.At}
 }
 
 func (a *api) history(w http.ResponseWriter, r *http.Request, _ Identity) error {
@@ -326,7 +324,7 @@ func (a *api) history(w http.ResponseWriter, r *http.Request, _ Identity) error 
 	}
 	out := []DeploymentView{}
 	for _, d := range list {
-		out = append(out, a.deploymentView(r, d))
+		out = append(out, deploymentView(d))
 	}
 	var last int64
 	if len(list) > 0 {

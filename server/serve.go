@@ -169,14 +169,13 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			return target(env)
 		},
 		OnDeployed: func(run store.Run, rel store.Release, env string) {
-			// why: verification may soak for minutes; the pipeline's lane
-			// must not wait for it.
-			go func() {
-				if err := promoter.Deployed(ctx, run.ID, rel.ID, env); err != nil && ctx.Err() == nil {
-					logf("release %s in %s: %v", short(rel.ID), env, err)
-				}
-			}()
+			// Deployed records and returns; verification goes on in the
+			// promoter's own worker.
+			if err := promoter.Deployed(ctx, run.ID, rel.ID, env); err != nil && ctx.Err() == nil {
+				logf("release %s in %s: %v", short(rel.ID), env, err)
+			}
 		},
+		Admit: promoter.(promote.Admitter).Admit,
 		Log: logf,
 	})
 	if err != nil {

@@ -84,13 +84,16 @@ type ReleaseView struct {
 // EnvironmentView is an environment: what the store says it runs and what
 // its target reports.
 type EnvironmentView struct {
-	Name      string               `json:"name"`
-	Target    string               `json:"target"`
-	Release   string               `json:"release,omitempty"`
-	Held      bool                 `json:"held,omitempty"`
-	Updated   time.Time            `json:"updated,omitzero"`
-	Functions []FunctionStatusView `json:"functions,omitempty"`
-	Error     string               `json:"error,omitempty"` // the target could not be asked
+	Name         string               `json:"name"`
+	Target       string               `json:"target"`
+	Release      string               `json:"release,omitempty"`
+	Held         bool                 `json:"held,omitempty"`
+	HoldReason   string               `json:"holdReason,omitempty"`
+	Frozen       bool                 `json:"frozen,omitempty"`
+	FreezeReason string               `json:"freezeReason,omitempty"`
+	Updated      time.Time            `json:"updated,omitzero"`
+	Functions    []FunctionStatusView `json:"functions,omitempty"`
+	Error        string               `json:"error,omitempty"` // the target could not be asked
 }
 
 // FunctionStatusView is one function as its target runs it.

@@ -218,6 +218,9 @@ func newEnvCommand(use, summary string, call func(c *server.Client, cmd *cobra.C
 				if e.Held {
 					fmt.Fprint(tw, ", automatic promotion held")
 				}
+				if e.Frozen {
+					fmt.Fprintf(tw, ", frozen: %s", e.FreezeReason)
+				}
 				fmt.Fprintln(tw)
 			})
 		},

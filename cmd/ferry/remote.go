@@ -306,6 +306,12 @@ func newStatusCommand() *cobra.Command {
 					if rel == "" {
 						rel = "(none)"
 					}
+					if e.Frozen {
+						rel += " [frozen: " + e.FreezeReason + "]"
+					}
+					if e.Held {
+						rel += " [held]"
+					}
 					if e.Error != "" {
 						fmt.Fprintf(tw, "%s\t%s\t\t%s\t\t\n", e.Name, rel, "error: "+e.Error)
 					}
