@@ -176,7 +176,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			}
 		},
 		Admit: promoter.(promote.Admitter).Admit,
-		Log: logf,
+		Log:   logf,
 	})
 	if err != nil {
 		return err
