@@ -113,6 +113,10 @@ func (e *engine) verifyAndFinish(ctx context.Context, p store.Promotion) (store.
 			if err != nil {
 				return p, err
 			}
+			// why: the export at deploy time may have been cut off by a
+			// crash; exporting is idempotent, so the verified deployment
+			// is exported once more, which changes nothing if it landed.
+			e.export(wctx, d)
 			e.signal()
 			return next, nil
 		}

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -143,8 +144,56 @@ func TestServePromotes(t *testing.T) {
 		t.Errorf("prod runs %s after the rollback, want %s", got, prodV1)
 	}
 	r = ferry(t, "history", "prod", "--server", p.api, "--token", aliceToken)
-	if r.code != 0 || strings.Count(r.stdout, "\n") < 4 {
+	if r.code != 0 || strings.Count(r.stdout, "\n") < 4 || !strings.Contains(r.stdout, "rollback") {
 		t.Errorf("ferry history prod: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// A frozen environment refuses a promotion, saying why; roles are
+	// checked (an approver may not freeze); a rejection needs a comment.
+	cli := func(token string, args ...string) result {
+		return ferry(t, append(args, "--server", p.api, "--token", token)...)
+	}
+	if r := cli(bobToken, "freeze", "prod", "--reason", "audit week"); r.code == 0 || !strings.Contains(r.stderr, "lacks the deployer role") {
+		t.Errorf("an approver froze prod: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(aliceToken, "freeze", "prod", "--reason", "audit week"); r.code != 0 || !strings.Contains(r.stdout, "frozen: audit week") {
+		t.Fatalf("ferry freeze: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(aliceToken, "promote", prodV2, "--to", "prod"); r.code == 0 || !strings.Contains(r.stderr, "audit week") {
+		t.Errorf("a promotion into frozen prod: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(aliceToken, "unfreeze", "prod"); r.code != 0 {
+		t.Fatalf("ferry unfreeze: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	r = cli(aliceToken, "promote", prodV2, "--to", "prod", "-o", "json")
+	var asked server.PromotionView
+	if err := json.Unmarshal([]byte(r.stdout), &asked); r.code != 0 || err != nil || asked.Status != "pending" {
+		t.Fatalf("ferry promote after the unfreeze: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(bobToken, "reject", fmt.Sprint(asked.ID)); r.code == 0 {
+		t.Errorf("a rejection without a comment was taken")
+	}
+	if r := cli(bobToken, "reject", fmt.Sprint(asked.ID), "--comment", "not during the audit"); r.code != 0 || !strings.Contains(r.stdout, "rejected") {
+		t.Errorf("ferry reject: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(carolToken, "approve", fmt.Sprint(asked.ID)); r.code == 0 {
+		t.Errorf("a rejected promotion took an approval: %s", r.stdout)
+	}
+	if got := liveRelease(t, alice, "prod"); got != prodV1 {
+		t.Errorf("prod runs %s after a rejected promotion, want %s", got, prodV1)
+	}
+	events, err := alice.Events(ctx, "", 200, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range events.Items {
+		seen[e.Action] = true
+	}
+	for _, want := range []string{"promotion.approve", "promotion.reject", "rollback", "freeze", "unfreeze"} {
+		if !seen[want] {
+			t.Errorf("no %s in the audit log", want)
+		}
 	}
 }
 
@@ -196,4 +245,115 @@ func liveRelease(t *testing.T, c *server.Client, env string) string {
 	}
 	t.Fatalf("no environment %s", env)
 	return ""
+}
+
+// TestServePromotionSurvivesKill kills ferry serve with SIGKILL while a
+// promotion into staging is verifying (its soak is long enough to land
+// in), starts it again, and checks the promotion ends succeeded or rolled
+// back, never stuck. The configuration also exports every deployment to
+// a Git repository, which must hold each environment's release.
+func TestServePromotionSurvivesKill(t *testing.T) {
+	srv := gitserver.Start(t, "", "")
+	url, _ := pythonRepo(t, srv, "soak", func(dir string) {
+		f, err := os.OpenFile(filepath.Join(dir, "ferry.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(`---
+apiVersion: ferry.dev/v1alpha1
+kind: Pipeline
+spec:
+  stages:
+  - {name: dev, auto: true}
+  - name: staging
+    auto: true
+    soak: 6s
+    verify:
+    - {name: greets, http: {path: /hello, bodyContains: hello}}
+  - name: prod
+    approval: {required: 1}
+`)
+		f.Close()
+	})
+	gitops := srv.Create(t, "gitops")
+	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: soak, url: %q, branch: main, interval: 1h}`, url))
+	b, err := os.ReadFile(cfg.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, fmt.Sprintf("export: {url: %q, branch: main}\n", gitops)...)
+	if err := os.WriteFile(cfg.path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, cfg)
+	c := p.client(t)
+	ctx := t.Context()
+
+	verifying := func() (server.PromotionView, bool) {
+		list, err := c.Promotions(ctx, "staging", 0, 0)
+		if err != nil {
+			return server.PromotionView{}, false
+		}
+		for _, pr := range list.Items {
+			if pr.Status == "verifying" {
+				return pr, true
+			}
+		}
+		return server.PromotionView{}, false
+	}
+	var caught server.PromotionView
+	for deadline := time.Now().Add(120 * time.Second); ; {
+		if pr, ok := verifying(); ok {
+			caught = pr
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no promotion into staging reached verifying:\n%s", p.output)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.kill(t)
+	before := p.output.String()
+
+	p = startServe(t, cfg)
+	c = p.client(t)
+	var end server.PromotionView
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		pr, err := c.Promotion(ctx, caught.ID)
+		if err == nil && pr.Status != "verifying" && pr.Status != "deploying" && pr.Status != "approved" {
+			end = pr
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("promotion %d is still %s after the restart:\n%s", caught.ID, pr.Status, p.output)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if end.Status != "succeeded" && end.Status != "rolled-back" {
+		t.Fatalf("promotion %d ended %s (%s), want succeeded or rolled-back", end.ID, end.Status, end.Reason)
+	}
+	if end.Status == "succeeded" {
+		waitIn(t, p, "staging", "hello from python", 10*time.Second)
+		pendingProd(t, p, c, "")
+	}
+
+	// The export holds what dev and staging run.
+	clone := t.TempDir()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		gitserver.Git(t, "", "clone", "-q", gitops, clone+"/x")
+		_, errDev := os.Stat(filepath.Join(clone, "x", "environments", "dev", "ferry.yaml"))
+		_, errStaging := os.Stat(filepath.Join(clone, "x", "environments", "staging", "ferry.yaml"))
+		if errDev == nil && (errStaging == nil || end.Status != "succeeded") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the GitOps repository lacks the environments' releases:\nbefore the kill:\n%s\nafter:\n%s", before, p.output)
+		}
+		os.RemoveAll(clone + "/x")
+		time.Sleep(500 * time.Millisecond)
+	}
+	msg := gitserver.Git(t, filepath.Join(clone, "x"), "log", "--format=%s")
+	if !strings.Contains(msg, "deploy dev: release sha256:") {
+		t.Errorf("the export's commits: %s", msg)
+	}
 }

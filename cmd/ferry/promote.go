@@ -269,7 +269,7 @@ func newHistoryCommand() *cobra.Command {
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "ID\tRELEASE\tCOMMIT\tACTOR\tPROMOTION\tSTATUS\tVERIFICATION\tWHEN\tREASON")
+				fmt.Fprintln(tw, "ID\tKIND\tRELEASE\tCOMMIT\tACTOR\tPROMOTION\tSTATUS\tVERIFICATION\tWHEN\tREASON")
 				for _, d := range p.Items {
 					promo := "-"
 					if d.Promotion != 0 {
@@ -277,7 +277,11 @@ func newHistoryCommand() *cobra.Command {
 					} else if d.Run != 0 {
 						promo = fmt.Sprintf("run %d", d.Run)
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, short(d.Release), short(d.Commit), d.Actor, promo, d.Status, d.Verification, ago(d.At), d.Reason)
+					kind := d.Kind
+					if kind == "" {
+						kind = "deploy"
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, kind, short(d.Release), short(d.Commit), d.Actor, promo, d.Status, d.Verification, ago(d.At), d.Reason)
 				}
 				if p.Next != 0 {
 					fmt.Fprintf(tw, "(more: --before %d)\n", p.Next)
