@@ -248,6 +248,34 @@ func where(conds []string) string {
 	return " WHERE " + strings.Join(conds, " AND ")
 }
 
+// filter gathers the conditions of a Find query and their arguments.
+type filter struct {
+	conds []string
+	args  []any
+}
+
+// eq adds "col = v" when v is not its type's zero value.
+func eq[T comparable](f *filter, col string, v T) {
+	var zero T
+	if v != zero {
+		f.conds = append(f.conds, col+" = ?")
+		f.args = append(f.args, v)
+	}
+}
+
+// in adds "col IN (vs…)" when vs is not empty.
+func in(f *filter, col string, vs []string) {
+	if len(vs) == 0 {
+		return
+	}
+	f.conds = append(f.conds, col+" IN (?"+strings.Repeat(", ?", len(vs)-1)+")")
+	for _, v := range vs {
+		f.args = append(f.args, v)
+	}
+}
+
+func (f *filter) where() string { return where(f.conds) }
+
 // ---- times -----------------------------------------------------------------------
 
 // now is the current time in UTC, without the monotonic reading, so it is

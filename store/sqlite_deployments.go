@@ -200,30 +200,17 @@ func (s *SQLite) ListDeployments(ctx context.Context, env string, page Page) ([]
 
 // FindDeployments lists the deployments q selects, newest first.
 func (s *SQLite) FindDeployments(ctx context.Context, q DeploymentQuery) ([]Deployment, error) {
-	var conds []string
-	var args []any
-	add := func(cond string, v any) {
-		conds = append(conds, cond)
-		args = append(args, v)
-	}
-	if q.Environment != "" {
-		add("d.environment = ?", q.Environment)
-	}
-	if q.Release != "" {
-		add("d.release_id = ?", q.Release)
-	}
-	if q.RunID != 0 {
-		add("d.run = ?", q.RunID)
-	}
-	if q.Promotion != 0 {
-		add("d.promotion = ?", q.Promotion)
-	}
-	query := `SELECT ` + deploymentCols + deploymentsJoined + where(conds) + ` ORDER BY d.id DESC`
+	var f filter
+	eq(&f, "d.environment", q.Environment)
+	eq(&f, "d.release_id", q.Release)
+	eq(&f, "d.run", q.RunID)
+	eq(&f, "d.promotion", q.Promotion)
+	query := `SELECT ` + deploymentCols + deploymentsJoined + f.where() + ` ORDER BY d.id DESC`
 	if q.Limit > 0 {
 		query += ` LIMIT ?`
-		args = append(args, q.Limit)
+		f.args = append(f.args, q.Limit)
 	}
-	ds, err := list(ctx, s.r, scanDeployment, query, args...)
+	ds, err := list(ctx, s.r, scanDeployment, query, f.args...)
 	if err != nil {
 		return nil, fmt.Errorf("find deployments %+v: %w", q, err)
 	}

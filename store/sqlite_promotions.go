@@ -144,31 +144,13 @@ func (s *SQLite) ListPromotions(ctx context.Context, env string, page Page) ([]P
 
 // FindPromotions lists the promotions q selects, oldest first.
 func (s *SQLite) FindPromotions(ctx context.Context, q PromotionQuery) ([]Promotion, error) {
-	var conds []string
-	var args []any
-	add := func(cond string, v any) {
-		conds = append(conds, cond)
-		args = append(args, v)
-	}
-	if q.Environment != "" {
-		add("environment = ?", q.Environment)
-	}
-	if q.Release != "" {
-		add("release_id = ?", q.Release)
-	}
-	if q.RunID != 0 {
-		add("run = ?", q.RunID)
-	}
-	if q.Parent != 0 {
-		add("parent = ?", q.Parent)
-	}
-	if len(q.Statuses) > 0 {
-		conds = append(conds, "status IN (?"+strings.Repeat(", ?", len(q.Statuses)-1)+")")
-		for _, st := range q.Statuses {
-			args = append(args, st)
-		}
-	}
-	ps, err := list(ctx, s.r, scanPromotion, `SELECT `+promotionCols+` FROM promotions`+where(conds)+` ORDER BY id`, args...)
+	var f filter
+	eq(&f, "environment", q.Environment)
+	eq(&f, "release_id", q.Release)
+	eq(&f, "run", q.RunID)
+	eq(&f, "parent", q.Parent)
+	in(&f, "status", q.Statuses)
+	ps, err := list(ctx, s.r, scanPromotion, `SELECT `+promotionCols+` FROM promotions`+f.where()+` ORDER BY id`, f.args...)
 	if err != nil {
 		return nil, fmt.Errorf("find promotions %+v: %w", q, err)
 	}
