@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/build"
-	"github.com/ferrycd/ferry/build/registry"
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/store"
+	"github.com/ferrycd/ferry/test/testreg"
 )
 
 // shared is the registry and builder every test pushes to: one build
@@ -36,28 +36,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "ferry-pipeline-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	ctx := context.Background()
-	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(dir, "registry")})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	go reg.Serve()
-	defer reg.Shutdown(ctx)
-	shared.repo = reg.Addr() + "/test"
-	shared.builder, err = build.New(shared.repo, build.WithCacheDir(filepath.Join(dir, "build-cache")),
-		build.WithBase("python", build.Scratch), build.WithBase("nodejs", build.Scratch))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	return testreg.RunWithBuilder("ferry-pipeline-test-", func(_, repo string, b build.Builder) int {
+		shared.repo, shared.builder = repo, b
+		return m.Run()
+	})
 }
 
 // fixture is one ferry: a store file, the dev environment behind its

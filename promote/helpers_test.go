@@ -20,11 +20,11 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/build"
-	"github.com/ferrycd/ferry/build/registry"
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/store"
+	"github.com/ferrycd/ferry/test/testreg"
 )
 
 // shared is the registry and builder every test pushes to, and the
@@ -44,29 +44,11 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "ferry-promote-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	ctx := context.Background()
-	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(dir, "registry")})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	go reg.Serve()
-	defer reg.Shutdown(ctx)
-	shared.dir = dir
-	shared.repo = reg.Addr() + "/test"
-	shared.releases = map[string]*build.Release{}
-	shared.builder, err = build.New(shared.repo, build.WithCacheDir(filepath.Join(dir, "build-cache")), build.WithBase("python", build.Scratch))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	return testreg.RunWithBuilder("ferry-promote-test-", func(dir, repo string, b build.Builder) int {
+		shared.dir, shared.repo, shared.builder = dir, repo, b
+		shared.releases = map[string]*build.Release{}
+		return m.Run()
+	})
 }
 
 // spec says how a test release differs from examples/python.
