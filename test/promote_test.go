@@ -232,19 +232,26 @@ func approve(t *testing.T, c *server.Client, id int64) {
 	}
 }
 
+// liveRelease is the release env runs, once the store's record and the
+// target agree (the record follows the switch by a moment).
 func liveRelease(t *testing.T, c *server.Client, env string) string {
 	t.Helper()
-	envs, err := c.Environments(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range envs {
-		if e.Name == env {
-			return e.Release
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		envs, err := c.Environments(t.Context())
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, e := range envs {
+			if e.Name == env && e.Release != "" && e.Error == "" {
+				return e.Release
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("environment %s: no settled release: %+v", env, envs)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("no environment %s", env)
-	return ""
 }
 
 // TestServePromotionSurvivesKill kills ferry serve with SIGKILL while a

@@ -292,11 +292,24 @@ func TestServeWebhookDeploys(t *testing.T) {
 	// What the CLI shows of it.
 	c := p.client(t)
 	ctx := t.Context()
-	runs, err := c.Runs(ctx, "demo", 0, 0)
-	if err != nil {
-		t.Fatal(err)
+	// why: the new code answers once the deploy step applied it; the run
+	// is marked succeeded a moment later, after it recorded the deploy.
+	var runs server.ListPage[server.RunView]
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var err error
+		runs, err = c.Runs(ctx, "demo", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs.Items) == 2 && runs.Items[0].Status != "queued" && runs.Items[0].Status != "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run 2 did not end: %+v", runs.Items)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if len(runs.Items) != 2 || runs.Items[0].Commit != commit || runs.Items[0].Status != "succeeded" {
+	if runs.Items[0].Commit != commit || runs.Items[0].Status != "succeeded" {
 		t.Fatalf("runs: %+v", runs.Items)
 	}
 	r := ferry(t, "runs", "logs", fmt.Sprint(runs.Items[0].ID), "-f", "--server", p.api, "--token", serveToken)
