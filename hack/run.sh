@@ -25,8 +25,8 @@ if [ ! -d "$repo/.git" ]; then
 		cd "$repo"
 		export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 		git init -q -b main
-		git -c user.name=newcomer -c user.email=newcomer@example.com add -A
-		git -c user.name=newcomer -c user.email=newcomer@example.com commit -q -m "the Python example"
+		git -c user.name=ferry-examples -c user.email=examples@ferry.invalid add -A
+		git -c user.name=ferry-examples -c user.email=examples@ferry.invalid commit -q -m "the Python example"
 	)
 fi
 # why: secrets made once, kept beside the configuration, never committed
@@ -69,6 +69,10 @@ To see a deploy, change the greeting and commit, in another terminal:
 
   cd .ferry-run/demo-repo && sed -i 's/hello from python/hello from my commit/' hello/main.py && git -c user.name=me -c user.email=me@example.com commit -qam "greet" && cd -
   curl http://$addr/dev/hello
+
+dev and staging take each release by themselves; prod waits for an
+approval (bin/ferry promotions, then bin/ferry approve ID), and
+bin/ferry rollback prod puts it back by digest.
 
 MSG
 exec "$ferry" serve --config "$dir/ferry-serve.yaml"
