@@ -33,6 +33,7 @@ import (
 	"github.com/ferrycd/ferry/build/registry"
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/manifests"
+	"github.com/ferrycd/ferry/test/bench/figures"
 )
 
 // Targets from the issue.
@@ -256,24 +257,17 @@ func (b *bench) run(ctx context.Context) error {
 		return fmt.Errorf("switch: %w", err)
 	}
 
-	fmt.Printf("target    gateway throughput gateway/direct %.2fx >= %.1fx: %s\n", ratio, targetRatio, verdict(ratio >= targetRatio))
-	fmt.Printf("target    gateway added p50 %d µs <= %d µs: %s\n", added, targetAddedP50us, verdict(added <= targetAddedP50us))
-	fmt.Printf("target    cold go %d ms <= %d ms: %s\n", cold["go"], targetColdGoMS, verdict(cold["go"] <= targetColdGoMS))
-	fmt.Printf("target    cold python %d ms <= %d ms: %s\n", cold["python"], targetColdPyMS, verdict(cold["python"] <= targetColdPyMS))
-	fmt.Printf("target    cold nodejs %d ms <= %d ms: %s\n", cold["nodejs"], targetColdNodeMS, verdict(cold["nodejs"] <= targetColdNodeMS))
-	fmt.Printf("target    switch %d ms <= %d ms: %s\n", switchMS, targetSwitchMS, verdict(switchMS <= targetSwitchMS))
-	fmt.Printf("target    rollback %d ms <= %d ms: %s\n", rollbackMS, targetRollbackMS, verdict(rollbackMS <= targetRollbackMS))
+	fmt.Printf("target    gateway throughput gateway/direct %.2fx >= %.1fx: %s\n", ratio, targetRatio, figures.Verdict(ratio >= targetRatio))
+	fmt.Printf("target    gateway added p50 %d µs <= %d µs: %s\n", added, targetAddedP50us, figures.Verdict(added <= targetAddedP50us))
+	fmt.Printf("target    cold go %d ms <= %d ms: %s\n", cold["go"], targetColdGoMS, figures.Verdict(cold["go"] <= targetColdGoMS))
+	fmt.Printf("target    cold python %d ms <= %d ms: %s\n", cold["python"], targetColdPyMS, figures.Verdict(cold["python"] <= targetColdPyMS))
+	fmt.Printf("target    cold nodejs %d ms <= %d ms: %s\n", cold["nodejs"], targetColdNodeMS, figures.Verdict(cold["nodejs"] <= targetColdNodeMS))
+	fmt.Printf("target    switch %d ms <= %d ms: %s\n", switchMS, targetSwitchMS, figures.Verdict(switchMS <= targetSwitchMS))
+	fmt.Printf("target    rollback %d ms <= %d ms: %s\n", rollbackMS, targetRollbackMS, figures.Verdict(rollbackMS <= targetRollbackMS))
 	fmt.Printf("total     took %d s\n", int(time.Since(started).Seconds()))
 	fmt.Printf("embedded: gw_ratio=%.2f gw_added_p50_us=%d cold_go_ms=%d cold_py_ms=%d cold_node_ms=%d switch_ms=%d rollback_ms=%d\n",
 		ratio, added, cold["go"], cold["python"], cold["nodejs"], switchMS, rollbackMS)
 	return nil
-}
-
-func verdict(met bool) string {
-	if met {
-		return "met"
-	}
-	return "MISSED"
 }
 
 // release builds a copy of examples/<rt>; a tag, when given, is put into
@@ -430,12 +424,12 @@ func (b *bench) gatewayOverhead(ctx context.Context, rel *build.Release) (float6
 		}
 	}
 	for _, p := range paths[1:] {
-		fmt.Printf("gateway   median %-6s ratio %.2fx  added p50 %.0f µs\n", p.name, median(ratios[p.name]), median(added[p.name]))
+		fmt.Printf("gateway   median %-6s ratio %.2fx  added p50 %.0f µs\n", p.name, figures.Median(ratios[p.name]), figures.Median(added[p.name]))
 	}
 	if err := l.target.Delete(ctx); err != nil {
 		return 0, 0, err
 	}
-	ratio, add := median(ratios["ferry"]), median(added["ferry"])
+	ratio, add := figures.Median(ratios["ferry"]), figures.Median(added["ferry"])
 	return ratio, int64(add + 0.5), nil
 }
 
@@ -652,7 +646,7 @@ func (b *bench) coldStart(ctx context.Context, rt string, rel *build.Release) (i
 			return 0, err
 		}
 	}
-	m := median(times)
+	m := figures.Median(times)
 	fmt.Printf("cold      %-6s median  %6.1f ms\n", rt, m)
 	return int64(m + 0.5), nil
 }
@@ -785,7 +779,7 @@ func (b *bench) switches(ctx context.Context, r1, r2 *build.Release) (int64, int
 			return 0, 0, err
 		}
 	}
-	s, r := median(sw), median(rb)
+	s, r := figures.Median(sw), figures.Median(rb)
 	fmt.Printf("switch    median  switch %6.1f ms  rollback %6.1f ms\n", s, r)
 	return int64(s + 0.5), int64(r + 0.5), nil
 }
@@ -814,12 +808,4 @@ func settledAfter(all []answer, from, to time.Time, want string) (time.Duration,
 		return 0, failed, len(window), fmt.Errorf("%d calls, and the last was not answered by %s", len(window), want)
 	}
 	return window[last+1].start.Sub(from), failed, len(window), nil
-}
-
-func median(v []float64) float64 {
-	s := slices.Sorted(slices.Values(v))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

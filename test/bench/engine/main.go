@@ -22,13 +22,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ferrycd/ferry/server"
+	"github.com/ferrycd/ferry/test/bench/figures"
 	"github.com/ferrycd/ferry/test/gitserver"
 )
 
@@ -130,7 +130,7 @@ environments:
 		poll = append(poll, ms)
 		fmt.Printf("latency   %d/%d  webhook %6.0f ms  poll (1 s) %6.0f ms\n", i, runs, web[len(web)-1], poll[len(poll)-1])
 	}
-	webP50, pollP50 := median(web), median(poll)
+	webP50, pollP50 := figures.Median(web), figures.Median(poll)
 	b.stopServe()
 
 	// (c): many sources, nothing new to fetch.
@@ -139,25 +139,12 @@ environments:
 		return err
 	}
 
-	fmt.Printf("target    webhook p50 %.0f ms <= %d ms: %s\n", webP50, targetWebhook, verdict(webP50 <= targetWebhook))
-	fmt.Printf("target    poll p50 %.0f ms <= %d ms: %s\n", pollP50, targetPoll, verdict(pollP50 <= targetPoll))
-	fmt.Printf("target    watcher CPU %.1f%% < %.0f%% of one core: %s\n", cpu, targetCPU, verdict(cpu < targetCPU))
+	fmt.Printf("target    webhook p50 %.0f ms <= %d ms: %s\n", webP50, targetWebhook, figures.Verdict(webP50 <= targetWebhook))
+	fmt.Printf("target    poll p50 %.0f ms <= %d ms: %s\n", pollP50, targetPoll, figures.Verdict(pollP50 <= targetPoll))
+	fmt.Printf("target    watcher CPU %.1f%% < %.0f%% of one core: %s\n", cpu, targetCPU, figures.Verdict(cpu < targetCPU))
 	fmt.Printf("total     took %d s\n", int(time.Since(started).Seconds()))
 	fmt.Printf("engine: webhook_p50_ms=%.0f poll_p50_ms=%.0f watcher_cpu_pct=%.1f\n", webP50, pollP50, cpu)
 	return nil
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "MISSED"
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // git runs git in dir with a fixed identity and no host configuration.

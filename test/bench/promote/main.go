@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,6 +29,7 @@ import (
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
+	"github.com/ferrycd/ferry/test/bench/figures"
 )
 
 // Targets from the issue.
@@ -189,9 +189,9 @@ func (b *bench) run(ctx context.Context) error {
 		promoteMS = append(promoteMS, float64(p)/float64(time.Millisecond))
 		rollbackMS = append(rollbackMS, float64(r)/float64(time.Millisecond))
 	}
-	pm, rm := int64(median(promoteMS)+0.5), int64(median(rollbackMS)+0.5)
-	fmt.Printf("target    promote %d ms <= %d ms: %s\n", pm, targetPromoteMS, verdict(pm <= targetPromoteMS))
-	fmt.Printf("target    rollback %d ms <= %d ms: %s\n", rm, targetRollbackMS, verdict(rm <= targetRollbackMS))
+	pm, rm := int64(figures.Median(promoteMS)+0.5), int64(figures.Median(rollbackMS)+0.5)
+	fmt.Printf("target    promote %d ms <= %d ms: %s\n", pm, targetPromoteMS, figures.Verdict(pm <= targetPromoteMS))
+	fmt.Printf("target    rollback %d ms <= %d ms: %s\n", rm, targetRollbackMS, figures.Verdict(rm <= targetRollbackMS))
 	fmt.Printf("total     took %d s\n", int(time.Since(started).Seconds()))
 	fmt.Printf("promote: promote_ms=%d rollback_ms=%d\n", pm, rm)
 	return nil
@@ -427,19 +427,4 @@ func (b *bench) get(ctx context.Context, url string) (string, error) {
 		return "", fmt.Errorf("%s: %w", body, err)
 	}
 	return v.Message, nil
-}
-
-func verdict(met bool) string {
-	if met {
-		return "met"
-	}
-	return "MISSED"
-}
-
-func median(v []float64) float64 {
-	s := slices.Sorted(slices.Values(v))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
