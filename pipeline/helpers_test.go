@@ -21,7 +21,7 @@ import (
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/store"
-	"github.com/ferrycd/ferry/test/testreg"
+	"github.com/ferrycd/ferry/test/testbuild"
 )
 
 // shared is the registry and builder every test pushes to: one build
@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	return testreg.RunWithBuilder("ferry-pipeline-test-", func(_, repo string, b build.Builder) int {
+	return testbuild.RunWithBuilder("ferry-pipeline-test-", func(_, repo string, b build.Builder) int {
 		shared.repo, shared.builder = repo, b
 		return m.Run()
 	})

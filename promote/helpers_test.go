@@ -24,7 +24,7 @@ import (
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/store"
-	"github.com/ferrycd/ferry/test/testreg"
+	"github.com/ferrycd/ferry/test/testbuild"
 )
 
 // shared is the registry and builder every test pushes to, and the
@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	return testreg.RunWithBuilder("ferry-promote-test-", func(dir, repo string, b build.Builder) int {
+	return testbuild.RunWithBuilder("ferry-promote-test-", func(dir, repo string, b build.Builder) int {
 		shared.dir, shared.repo, shared.builder = dir, repo, b
 		shared.releases = map[string]*build.Release{}
 		return m.Run()
