@@ -57,7 +57,7 @@ func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (
 	}
 	run, created, err := e.cfg.Store.CreateRun(ctx, store.Run{Source: source, Branch: branch, Commit: commit, Status: store.StatusQueued}, Steps)
 	if err != nil {
-		return store.Run{}, fmt.Errorf("pipeline: recording a run for commit %s of %s/%s: %w", short(commit), source, branch, err)
+		return store.Run{}, fmt.Errorf("pipeline: recording a run for commit %s of %s/%s: %w", store.Short(commit), source, branch, err)
 	}
 	if !created && run.Status.Done() {
 		return run, nil
@@ -134,13 +134,13 @@ func (e *embedded) supersede(ctx context.Context, old, newer store.Run) store.Ru
 	ctx = context.WithoutCancel(ctx)
 	now := time.Now()
 	old.Status = store.StatusSuperseded
-	old.Reason = "superseded by " + short(newer.Commit)
+	old.Reason = "superseded by " + store.Short(newer.Commit)
 	old.Ended = now
 	old.Steps = nil
 	if err := e.cfg.Store.UpdateRun(ctx, old); err != nil {
 		// It stays queued in the store; the next start supersedes it
 		// again.
-		e.cfg.Log("pipeline: marking run %d (commit %s of %s/%s) superseded: %v", old.ID, short(old.Commit), old.Source, old.Branch, err)
+		e.cfg.Log("pipeline: marking run %d (commit %s of %s/%s) superseded: %v", old.ID, store.Short(old.Commit), old.Source, old.Branch, err)
 		return old
 	}
 	for i, name := range Steps {
@@ -149,7 +149,7 @@ func (e *embedded) supersede(ctx context.Context, old, newer store.Run) store.Ru
 			e.cfg.Log("pipeline: marking step %s of superseded run %d skipped: %v", name, old.ID, err)
 		}
 	}
-	e.audit(ctx, "run.supersede", old.ID, fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, short(old.Commit), short(newer.Commit), newer.ID))
+	e.audit(ctx, "run.supersede", old.ID, fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(newer.Commit), newer.ID))
 	e.notifyLocked(old.ID)
 	return old
 }
@@ -184,7 +184,7 @@ func (e *embedded) work(ctx context.Context, l *lane) {
 		e.mu.Unlock()
 
 		if err := e.execute(ctx, run); err != nil {
-			e.cfg.Log("pipeline: run %d (commit %s of %s/%s): %v", run.ID, short(run.Commit), run.Source, run.Branch, err)
+			e.cfg.Log("pipeline: run %d (commit %s of %s/%s): %v", run.ID, store.Short(run.Commit), run.Source, run.Branch, err)
 		}
 		e.mu.Lock()
 		delete(e.known, run.ID)

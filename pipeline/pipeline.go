@@ -148,11 +148,3 @@ func NewEmbedded(cfg Config) (Executor, error) {
 	}
 	return newEmbedded(cfg), nil
 }
-
-// short is a commit as people read it.
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
-}

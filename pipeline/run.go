@@ -95,14 +95,14 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 
 	resumed := run.Status == store.StatusRunning
 	if resumed {
-		r.e.audit(ctx, "run.resume", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, short(run.Commit)))
+		r.e.audit(ctx, "run.resume", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, store.Short(run.Commit)))
 	} else {
 		r.run.Status = store.StatusRunning
 		r.run.Started = time.Now()
 		if err := r.updateRun(rec); err != nil {
 			return err
 		}
-		r.e.audit(ctx, "run.start", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, short(run.Commit)))
+		r.e.audit(ctx, "run.start", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, store.Short(run.Commit)))
 	}
 
 	for i, s := range steps {
@@ -176,7 +176,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 	if err := r.updateRun(rec); err != nil {
 		return err
 	}
-	detail := fmt.Sprintf("%s/%s %s %s", run.Source, run.Branch, short(run.Commit), r.run.Status)
+	detail := fmt.Sprintf("%s/%s %s %s", run.Source, run.Branch, store.Short(run.Commit), r.run.Status)
 	if failure != "" {
 		detail += ": " + failure
 	}

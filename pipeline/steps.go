@@ -32,7 +32,7 @@ func (r *runner) checkout(ctx context.Context) error {
 func (r *runner) checkoutAgain(ctx context.Context) error {
 	tree, err := r.cfg.Tree(ctx, r.run.Source, r.run.Commit)
 	if err != nil {
-		return fmt.Errorf("reading commit %s of source %s: %w", short(r.run.Commit), r.run.Source, err)
+		return fmt.Errorf("reading commit %s of source %s: %w", store.Short(r.run.Commit), r.run.Source, err)
 	}
 	info := build.Info{Revision: r.run.Commit}
 	if r.cfg.SourceURL != nil {
@@ -41,7 +41,7 @@ func (r *runner) checkoutAgain(ctx context.Context) error {
 	if r.cfg.CommitTime != nil {
 		t, err := r.cfg.CommitTime(ctx, r.run.Source, r.run.Commit)
 		if err != nil {
-			return fmt.Errorf("reading the time of commit %s of source %s: %w", short(r.run.Commit), r.run.Source, err)
+			return fmt.Errorf("reading the time of commit %s of source %s: %w", store.Short(r.run.Commit), r.run.Source, err)
 		}
 		info.Time = t
 	}
@@ -74,7 +74,7 @@ func (r *runner) validateAgain(ctx context.Context) error {
 			// The list's lines name their files and lines already.
 			return err
 		}
-		return fmt.Errorf("reading the manifests of commit %s: %w", short(r.run.Commit), err)
+		return fmt.Errorf("reading the manifests of commit %s: %w", store.Short(r.run.Commit), err)
 	}
 	r.set = set
 	return nil
@@ -175,7 +175,7 @@ func (r *runner) imageRefs(ctx context.Context) (map[string]string, error) {
 	}
 	builds, err := r.st.ListBuilds(ctx, r.run.Source, r.run.Commit)
 	if err != nil {
-		return nil, fmt.Errorf("reading the builds of commit %s: %w", short(r.run.Commit), err)
+		return nil, fmt.Errorf("reading the builds of commit %s: %w", store.Short(r.run.Commit), err)
 	}
 	refs := map[string]string{}
 	latest := map[string]time.Time{}
@@ -246,7 +246,7 @@ func (r *runner) release(ctx context.Context) error {
 		r.logf(ctx, StepRelease, "release %s at %s (made before for this commit, by run %d)", existing.ID, existing.Ref, existing.RunID)
 		return r.setRunRelease(ctx)
 	case !errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("looking up the release of commit %s: %w", short(r.run.Commit), err)
+		return fmt.Errorf("looking up the release of commit %s: %w", store.Short(r.run.Commit), err)
 	}
 	images, err := r.imageRefs(ctx)
 	if err != nil {
@@ -254,7 +254,7 @@ func (r *runner) release(ctx context.Context) error {
 	}
 	rel, err := build.PushRelease(ctx, r.cfg.Repo, r.set, images, r.info, r.cfg.PushOptions...)
 	if err != nil {
-		return fmt.Errorf("pushing the release of commit %s to %s: %w", short(r.run.Commit), r.cfg.Repo, err)
+		return fmt.Errorf("pushing the release of commit %s to %s: %w", store.Short(r.run.Commit), r.cfg.Repo, err)
 	}
 	rec := store.Release{ID: rel.Digest.String(), Source: r.run.Source, Commit: r.run.Commit, Ref: rel.Ref,
 		Manifest: rel.Manifest, RunID: r.run.ID}
@@ -268,7 +268,7 @@ func (r *runner) release(ctx context.Context) error {
 	}
 	if created {
 		r.e.auditObject(ctx, "release.create", "release/"+stored.ID,
-			fmt.Sprintf("%s %s by run %d at %s", r.run.Source, short(r.run.Commit), r.run.ID, stored.Ref))
+			fmt.Sprintf("%s %s by run %d at %s", r.run.Source, store.Short(r.run.Commit), r.run.ID, stored.Ref))
 		r.logf(ctx, StepRelease, "release %s at %s", stored.ID, stored.Ref)
 	} else {
 		r.logf(ctx, StepRelease, "release %s at %s (recorded before for this commit, by run %d)", stored.ID, stored.Ref, stored.RunID)
@@ -296,7 +296,7 @@ func (r *runner) releaseAgain(ctx context.Context) error {
 		rel, err = r.st.ReleaseForCommit(ctx, r.run.Source, r.run.Commit)
 	}
 	if err != nil {
-		return fmt.Errorf("the release step is done, but its release of commit %s cannot be read: %w", short(r.run.Commit), err)
+		return fmt.Errorf("the release step is done, but its release of commit %s cannot be read: %w", store.Short(r.run.Commit), err)
 	}
 	r.stored = rel
 	return r.setRunRelease(ctx)

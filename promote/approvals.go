@@ -143,7 +143,7 @@ func (e *engine) mayApprove(ctx context.Context, p store.Promotion, rel *release
 	}
 	if a.name != "" && strings.EqualFold(actor.Name, a.name) || actor.Email != "" && strings.EqualFold(actor.Email, a.email) {
 		return forbidden("%s wrote commit %s of release %s and may not approve it; ask another approver (approval.selfApproval in the stage allows it)",
-			actor.Name, short(rel.rec.Commit), short(rel.rec.ID))
+			actor.Name, store.Short(rel.rec.Commit), store.Short(rel.rec.ID))
 	}
 	return nil
 }

@@ -273,7 +273,7 @@ func (e *engine) tryStart(ctx context.Context, wg *sync.WaitGroup, p store.Promo
 			return false
 		}
 		if claim {
-			cur.Status, cur.Reason = StatusDeploying, "deploying release "+short(cur.Release)
+			cur.Status, cur.Reason = StatusDeploying, "deploying release "+store.Short(cur.Release)
 			err = e.st.UpdatePromotion(ctx, cur, StatusApproved)
 		}
 	}
@@ -423,7 +423,7 @@ func (e *engine) export(ctx context.Context, d store.Deployment) {
 		err = e.cfg.Exporter.Export(context.WithoutCancel(ctx), d, rel)
 	}
 	if err != nil {
-		e.logf("exporting deployment %d of %s to %s: %v", d.ID, short(d.Release), d.Environment, err)
+		e.logf("exporting deployment %d of %s to %s: %v", d.ID, store.Short(d.Release), d.Environment, err)
 	}
 }
 
@@ -439,15 +439,6 @@ func conflict(format string, args ...any) error {
 
 func invalid(format string, args ...any) error {
 	return &Error{Code: Invalid, Message: fmt.Sprintf(format, args...)}
-}
-
-// short is a release id as people read it: 12 hex digits.
-func short(id string) string {
-	s := strings.TrimPrefix(id, "sha256:")
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }
 
 // actorOf is who a promotion's deployment is by: its requester.

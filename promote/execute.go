@@ -29,7 +29,7 @@ func (e *engine) execute(ctx context.Context, p store.Promotion) {
 			if ctx.Err() == nil {
 				// why: a store or registry hiccup; the promotion stays
 				// where it is and Run tries it again shortly.
-				e.logf("promotion %d of release %s to %s: %v", p.ID, short(p.Release), p.Environment, err)
+				e.logf("promotion %d of release %s to %s: %v", p.ID, store.Short(p.Release), p.Environment, err)
 			}
 			return
 		}
@@ -70,7 +70,7 @@ func (e *engine) deploy(ctx context.Context, p store.Promotion) (store.Promotion
 
 func (e *engine) deployFailed(ctx context.Context, p store.Promotion, cause error) (store.Promotion, error) {
 	ctx = context.WithoutCancel(ctx)
-	reason := fmt.Sprintf("deploying release %s to %s failed: %v", short(p.Release), p.Environment, cause)
+	reason := fmt.Sprintf("deploying release %s to %s failed: %v", store.Short(p.Release), p.Environment, cause)
 	p.Status, p.Reason = StatusFailed, reason
 	next, _, err := e.st.ChangePromotion(ctx, store.PromotionChange{Promotion: p, From: StatusDeploying,
 		Record: &store.Deployment{Environment: p.Environment, Release: p.Release, Actor: actorOf(p), Promotion: p.ID,
@@ -161,11 +161,11 @@ func (e *engine) rollBack(ctx context.Context, p store.Promotion, d store.Deploy
 			return p, ctx.Err()
 		}
 		e.audit(ctx, Actor, ActionRollback, "env/"+p.Environment, fmt.Sprintf("to release %s after promotion %d failed verification: failed: %v", d.Previous, p.ID, err))
-		return e.end(ctx, p, StatusFailed, why+fmt.Sprintf("; rolling back to release %s failed too: %v", short(d.Previous), err), nil)
+		return e.end(ctx, p, StatusFailed, why+fmt.Sprintf("; rolling back to release %s failed too: %v", store.Short(d.Previous), err), nil)
 	}
 	ctx = context.WithoutCancel(ctx)
 	d.Status = store.DeploymentRolledBack
-	p.Status, p.Reason = StatusRolledBack, why+fmt.Sprintf("; rolled back to release %s", short(d.Previous))
+	p.Status, p.Reason = StatusRolledBack, why+fmt.Sprintf("; rolled back to release %s", store.Short(d.Previous))
 	next, rb, err := e.st.ChangePromotion(ctx, store.PromotionChange{Promotion: p, From: StatusVerifying, Update: &d,
 		Record: &store.Deployment{Environment: p.Environment, Release: d.Previous, Previous: d.Release, Actor: Actor, Promotion: p.ID,
 			Status: store.DeploymentSucceeded, Kind: store.DeploymentAutoRollback, Reason: why}})
@@ -186,7 +186,7 @@ func (e *engine) end(ctx context.Context, p store.Promotion, status, reason stri
 		return p, err
 	}
 	if status == StatusFailed {
-		e.logf("promotion %d of release %s to %s failed: %s", p.ID, short(p.Release), p.Environment, firstLine(reason))
+		e.logf("promotion %d of release %s to %s failed: %s", p.ID, store.Short(p.Release), p.Environment, firstLine(reason))
 	}
 	return next, nil
 }

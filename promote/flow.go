@@ -26,7 +26,7 @@ func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env strin
 		return fmt.Errorf("run %d deployed release %s to %s: %w", runID, releaseID, env, err)
 	}
 	if _, ok := rel.stage(env); !ok {
-		return invalid("run %d deployed release %s to %s, which is not a stage of its pipeline (%s)", runID, short(releaseID), env, rel.stageNames())
+		return invalid("run %d deployed release %s to %s, which is not a stage of its pipeline (%s)", runID, store.Short(releaseID), env, rel.stageNames())
 	}
 	ds, err := e.st.FindDeployments(ctx, store.DeploymentQuery{Environment: env, RunID: runID, Release: releaseID, Limit: 1})
 	if err != nil {
@@ -40,7 +40,7 @@ func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env strin
 		return nil // nothing became live, nothing to verify
 	}
 
-	unlock, err := e.takeEnv(ctx, env, fmt.Errorf("run %d deployed release %s to %s", runID, short(releaseID), env))
+	unlock, err := e.takeEnv(ctx, env, fmt.Errorf("run %d deployed release %s to %s", runID, store.Short(releaseID), env))
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env strin
 		// A later deployment replaced it before it could be verified: say
 		// so in the history, and verify nothing.
 		p.Status = StatusSuperseded
-		p.Reason = fmt.Sprintf("run %d deployed it, but %s runs release %s since", runID, env, short(cur.Release))
+		p.Reason = fmt.Sprintf("run %d deployed it, but %s runs release %s since", runID, env, store.Short(cur.Release))
 		_, err := e.st.CreatePromotion(ctx, p)
 		return err
 	}
@@ -71,7 +71,7 @@ func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env strin
 	for _, q := range active {
 		from := q.Status
 		q.Status = StatusSuperseded
-		q.Reason = fmt.Sprintf("run %d deployed release %s over it", runID, short(releaseID))
+		q.Reason = fmt.Sprintf("run %d deployed release %s over it", runID, store.Short(releaseID))
 		if err := e.settleDeployment(ctx, q, store.DeploymentSucceeded, "", q.Reason); err != nil {
 			return err
 		}
@@ -125,7 +125,7 @@ func (e *engine) Promote(ctx context.Context, releaseID, env string, actor Ident
 	stage, ok := rel.stage(env)
 	if !ok {
 		return store.Promotion{}, invalid("release %s has no stage %s in its pipeline (its stages are %s); promote it to one of those",
-			short(releaseID), env, rel.stageNames())
+			store.Short(releaseID), env, rel.stageNames())
 	}
 	g, err := e.gate(ctx, env)
 	if err != nil {
@@ -140,7 +140,7 @@ func (e *engine) Promote(ctx context.Context, releaseID, env string, actor Ident
 			return store.Promotion{}, err
 		}
 		if !ok {
-			return store.Promotion{}, conflict("release %s has not succeeded in %s, which %s comes after; promote it to %s first", short(releaseID), from, env, from)
+			return store.Promotion{}, conflict("release %s has not succeeded in %s, which %s comes after; promote it to %s first", store.Short(releaseID), from, env, from)
 		}
 	}
 	st := e.envState(env)
@@ -152,10 +152,10 @@ func (e *engine) Promote(ctx context.Context, releaseID, env string, actor Ident
 		return store.Promotion{}, err
 	}
 	if len(open) > 0 {
-		return store.Promotion{}, conflict("promotion %d (%s) brings release %s to %s already", open[0].ID, open[0].Status, short(releaseID), env)
+		return store.Promotion{}, conflict("promotion %d (%s) brings release %s to %s already", open[0].ID, open[0].Status, store.Short(releaseID), env)
 	}
 	if cur, err := e.st.GetEnvironment(ctx, env); err == nil && cur.Release == releaseID {
-		return store.Promotion{}, conflict("%s runs release %s already", env, short(releaseID))
+		return store.Promotion{}, conflict("%s runs release %s already", env, store.Short(releaseID))
 	}
 	p := store.Promotion{Release: releaseID, Environment: env, Requester: actor.Name, Pinned: true,
 		Status: StatusApproved, Reason: "asked for by " + actor.Name}
@@ -201,7 +201,7 @@ func (e *engine) supersede(ctx context.Context, p store.Promotion) error {
 			continue
 		}
 		q.Status = StatusSuperseded
-		q.Reason = fmt.Sprintf("superseded by promotion %d of the newer release %s", p.ID, short(p.Release))
+		q.Reason = fmt.Sprintf("superseded by promotion %d of the newer release %s", p.ID, store.Short(p.Release))
 		if err := e.st.UpdatePromotion(ctx, q, StatusPending); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
@@ -234,11 +234,11 @@ func (e *engine) carryOn(ctx context.Context, p store.Promotion, rel *release) e
 			continue
 		}
 		if !e.known(stage.Name) {
-			e.logf("release %s succeeded in %s and would go to %s next, which is not a configured environment", short(p.Release), p.Environment, stage.Name)
+			e.logf("release %s succeeded in %s and would go to %s next, which is not a configured environment", store.Short(p.Release), p.Environment, stage.Name)
 			continue
 		}
 		if err := e.carryInto(ctx, p, &stage); err != nil {
-			return fmt.Errorf("promoting release %s to %s: %w", short(p.Release), stage.Name, err)
+			return fmt.Errorf("promoting release %s to %s: %w", store.Short(p.Release), stage.Name, err)
 		}
 	}
 	return nil

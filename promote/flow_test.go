@@ -114,7 +114,7 @@ func TestFailingCheckRollsBack(t *testing.T) {
 		t.Fatalf("dev (the event check): %+v", dev)
 	}
 	p := f.wait(f.promotion(bad, "staging").ID, StatusRolledBack, StatusSucceeded, StatusFailed)
-	if p.Status != StatusRolledBack || !strings.Contains(p.Reason, `check "greets" failed`) || !strings.Contains(p.Reason, "rolled back to release "+short(good.ID)) {
+	if p.Status != StatusRolledBack || !strings.Contains(p.Reason, `check "greets" failed`) || !strings.Contains(p.Reason, "rolled back to release "+store.Short(good.ID)) {
 		t.Fatalf("staging: %+v", p)
 	}
 	f.answers("staging", "hello from good")
@@ -170,7 +170,7 @@ func TestSupersede(t *testing.T) {
 	}{{pinned, StatusPending}, {auto2, StatusSuperseded}, {auto3, StatusPending}} {
 		got := must[store.Promotion](t)(f.st.GetPromotion(f.ctx, c.p.ID))
 		if got.Status != c.status {
-			t.Errorf("promotion %d of %s: %s (%s), want %s", got.ID, short(got.Release), got.Status, got.Reason, c.status)
+			t.Errorf("promotion %d of %s: %s (%s), want %s", got.ID, store.Short(got.Release), got.Status, got.Reason, c.status)
 		}
 	}
 	if got := must[store.Promotion](t)(f.st.GetPromotion(f.ctx, auto2.ID)); !strings.Contains(got.Reason, "superseded by promotion "+itoa(auto3.ID)) {
@@ -212,13 +212,13 @@ func TestOneAtATime(t *testing.T) {
 	}
 	for i := range d {
 		if d[i].Release != rels[i].ID || d[i].Promotion != ids[i] {
-			t.Errorf("deployment %d: release %s by promotion %d, want %s by %d", i, short(d[i].Release), d[i].Promotion, short(rels[i].ID), ids[i])
+			t.Errorf("deployment %d: release %s by promotion %d, want %s by %d", i, store.Short(d[i].Release), d[i].Promotion, store.Short(rels[i].ID), ids[i])
 		}
 		if i > 0 && d[i].At.Before(ended[i-1].Updated) {
 			t.Errorf("deployment %d began at %s, before promotion %d ended at %s", i, d[i].At, ended[i-1].ID, ended[i-1].Updated)
 		}
 		if i > 0 && d[i].Previous != rels[i-1].ID {
-			t.Errorf("deployment %d replaced %s, want %s", i, short(d[i].Previous), short(rels[i-1].ID))
+			t.Errorf("deployment %d replaced %s, want %s", i, store.Short(d[i].Previous), store.Short(rels[i-1].ID))
 		}
 		if soaked := d[i].Verified.Sub(d[i].At); soaked < 600*time.Millisecond {
 			t.Errorf("deployment %d was verified %s after it began, less than its soak", i, soaked)
@@ -242,9 +242,9 @@ func TestPromoteRefusals(t *testing.T) {
 	f.pipelineDeploy(r)
 	f.wait(f.promotion(r, "staging").ID, StatusSucceeded)
 	_, err = f.p.Promote(f.ctx, r.ID, "staging", ann)
-	refused(t, err, Conflict, "staging runs release "+short(r.ID)+" already")
+	refused(t, err, Conflict, "staging runs release "+store.Short(r.ID)+" already")
 	_, err = f.p.Promote(f.ctx, r.ID, "prod", ann)
-	refused(t, err, Conflict, "brings release "+short(r.ID)+" to prod already")
+	refused(t, err, Conflict, "brings release "+store.Short(r.ID)+" to prod already")
 }
 
 // TestDeployedOverVerification: a pipeline run deploys to dev while the
@@ -275,7 +275,7 @@ func TestDeployedOverVerification(t *testing.T) {
 		t.Fatalf("r2 in dev: %+v", p2)
 	}
 	p1 = must[store.Promotion](t)(f.st.GetPromotion(f.ctx, p1.ID))
-	if p1.Status != StatusSuperseded || !strings.Contains(p1.Reason, "deployed release "+short(r2.ID)+" over it") {
+	if p1.Status != StatusSuperseded || !strings.Contains(p1.Reason, "deployed release "+store.Short(r2.ID)+" over it") {
 		t.Errorf("r1 in dev: %+v", p1)
 	}
 	f.wait(f.promotion(r2, "staging").ID, StatusSucceeded)

@@ -366,7 +366,7 @@ func (f *fixture) promotion(rel store.Release, env string) store.Promotion {
 	f.t.Helper()
 	ps := f.promotions(rel, env)
 	if len(ps) != 1 {
-		f.t.Fatalf("promotions of %s to %s: %+v, want one", short(rel.ID), env, ps)
+		f.t.Fatalf("promotions of %s to %s: %+v, want one", store.Short(rel.ID), env, ps)
 	}
 	return ps[0]
 }

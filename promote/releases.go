@@ -140,7 +140,7 @@ func (e *engine) commitAuthor(ctx context.Context, rec store.Release) (author, e
 	}
 	name, email, err := e.cfg.CommitAuthor(ctx, rec.Source, rec.Commit)
 	if err != nil {
-		return author{}, fmt.Errorf("reading the author of commit %s of %s: %w", short(rec.Commit), rec.Source, err)
+		return author{}, fmt.Errorf("reading the author of commit %s of %s: %w", store.Short(rec.Commit), rec.Source, err)
 	}
 	a = author{name: name, email: email}
 	e.mu.Lock()

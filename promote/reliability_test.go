@@ -147,17 +147,17 @@ func TestConcurrentCalls(t *testing.T) {
 				continue
 			}
 			if d.Previous != live {
-				t.Errorf("%s: deployment %d replaced %s, but %s was live", env, d.ID, short(d.Previous), short(live))
+				t.Errorf("%s: deployment %d replaced %s, but %s was live", env, d.ID, store.Short(d.Previous), store.Short(live))
 			}
 			switch d.Kind {
 			case "":
 				p := must[store.Promotion](t)(f.st.GetPromotion(f.ctx, d.Promotion))
 				if p.Release != d.Release || p.Environment != env {
-					t.Errorf("%s: deployment %d of %s by promotion %+v", env, d.ID, short(d.Release), p)
+					t.Errorf("%s: deployment %d of %s by promotion %+v", env, d.ID, store.Short(d.Release), p)
 				}
 				if env == "staging" {
 					if ok := must[bool](t)(f.p.succeededIn(f.ctx, d.Release, "dev")); !ok {
-						t.Errorf("staging: deployment %d of %s, which never succeeded in dev", d.ID, short(d.Release))
+						t.Errorf("staging: deployment %d of %s, which never succeeded in dev", d.ID, store.Short(d.Release))
 					}
 					break
 				}
@@ -176,7 +176,7 @@ func TestConcurrentCalls(t *testing.T) {
 				}
 			case store.DeploymentRollback, store.DeploymentAutoRollback:
 				if env == "prod" && !slices.Contains(ran, d.Release) {
-					t.Errorf("prod: rollback %d to %s, which prod never ran before", d.ID, short(d.Release))
+					t.Errorf("prod: rollback %d to %s, which prod never ran before", d.ID, store.Short(d.Release))
 				}
 			default:
 				t.Errorf("%s: deployment %d of kind %q", env, d.ID, d.Kind)
@@ -185,11 +185,11 @@ func TestConcurrentCalls(t *testing.T) {
 			ran = append(ran, d.Release)
 		}
 		if e := f.env(env); e.Release != live {
-			t.Errorf("%s: the store says it runs %s, its history %s", env, short(e.Release), short(live))
+			t.Errorf("%s: the store says it runs %s, its history %s", env, store.Short(e.Release), store.Short(live))
 		}
 		st := must[*statusOf](t)(must[*envTarget](t)(f.targetOf(env)).status(f.ctx))
 		if st.release != live {
-			t.Errorf("%s runs %s, its history says %s", env, short(st.release), short(live))
+			t.Errorf("%s runs %s, its history says %s", env, store.Short(st.release), store.Short(live))
 		}
 		f.answers(env, messages[live])
 		t.Logf("%s: %d deployments, runs %q", env, len(ran), messages[live])

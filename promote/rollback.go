@@ -70,13 +70,13 @@ func (e *engine) Rollback(ctx context.Context, env string, to RollbackTarget, ac
 	wctx := context.WithoutCancel(ctx)
 	// why: held before the release changes, so that no automatic
 	// promotion comes in between, even across a crash.
-	hold := fmt.Sprintf("%s rolled it back to release %s at %s", actor.Name, short(target.rec.ID), e.now().UTC().Format(time.RFC3339))
+	hold := fmt.Sprintf("%s rolled it back to release %s at %s", actor.Name, store.Short(target.rec.ID), e.now().UTC().Format(time.RFC3339))
 	if err := e.st.HoldEnvironment(wctx, env, true, hold); err != nil {
 		return store.Deployment{}, err
 	}
 	d := store.Deployment{Environment: env, Release: target.rec.ID, Previous: cur.Release, Actor: actor.Name,
 		Kind: store.DeploymentRollback, Status: store.DeploymentSucceeded,
-		Reason: fmt.Sprintf("rolled back from release %s: %s", short(cur.Release), how)}
+		Reason: fmt.Sprintf("rolled back from release %s: %s", store.Short(cur.Release), how)}
 	if err := e.apply(ctx, env, target); err != nil {
 		// The promotion it stopped, if any, stays as it was: Run takes it
 		// up again.
@@ -88,9 +88,9 @@ func (e *engine) Rollback(ctx context.Context, env string, to RollbackTarget, ac
 			e.logf("%v", herr)
 		}
 		e.audit(ctx, actor.Name, ActionRollback, "env/"+env, fmt.Sprintf("to release %s (%s): failed: %v", target.rec.ID, how, err))
-		return store.Deployment{}, fmt.Errorf("rolling %s back to release %s: %w; %s still runs release %s", env, short(target.rec.ID), err, env, short(cur.Release))
+		return store.Deployment{}, fmt.Errorf("rolling %s back to release %s: %w; %s still runs release %s", env, store.Short(target.rec.ID), err, env, store.Short(cur.Release))
 	}
-	if err := e.stopActive(wctx, env, fmt.Sprintf("stopped: %s rolled %s back to release %s", actor.Name, env, short(target.rec.ID))); err != nil {
+	if err := e.stopActive(wctx, env, fmt.Sprintf("stopped: %s rolled %s back to release %s", actor.Name, env, store.Short(target.rec.ID))); err != nil {
 		return store.Deployment{}, err
 	}
 	d, err = e.st.RecordDeployment(wctx, d)
@@ -133,7 +133,7 @@ func (e *engine) rollbackTarget(ctx context.Context, env string, to RollbackTarg
 		return cur, nil, "", err
 	}
 	if target.rec.ID == cur.Release {
-		return cur, nil, "", conflict("%s runs release %s already", env, short(cur.Release))
+		return cur, nil, "", conflict("%s runs release %s already", env, store.Short(cur.Release))
 	}
 	return cur, target, how, nil
 }
@@ -214,7 +214,7 @@ func (e *engine) previous(ctx context.Context, env, live string) (*release, erro
 			return r, err
 		}
 		if len(ds) < page.Limit {
-			return nil, conflict("%s ran no release before %s that it could go back to; give one (--to RELEASE)", env, short(live))
+			return nil, conflict("%s ran no release before %s that it could go back to; give one (--to RELEASE)", env, store.Short(live))
 		}
 		page.Before = ds[len(ds)-1].ID
 	}
@@ -305,7 +305,7 @@ func (e *engine) letIn(ctx context.Context, env, id string) error {
 	if err != nil || ok {
 		return err
 	}
-	return forbidden("release %s never ran in %s, whose policy asks for approvals; a rollback goes back to a release %s ran before, so promote this one instead (ferry promote)", short(id), env, env)
+	return forbidden("release %s never ran in %s, whose policy asks for approvals; a rollback goes back to a release %s ran before, so promote this one instead (ferry promote)", store.Short(id), env, env)
 }
 
 // sourceNamed is the name of the source whose URL is url, else url: what
@@ -338,7 +338,7 @@ func (e *engine) pinned(ctx context.Context, env string, live *release, to Rollb
 		for _, fn := range live.set.Functions {
 			names = append(names, fn.Name)
 		}
-		return nil, invalid("release %s that %s runs has no function %s (its functions are %s)", short(live.rec.ID), env, to.Function, strings.Join(names, ", "))
+		return nil, invalid("release %s that %s runs has no function %s (its functions are %s)", store.Short(live.rec.ID), env, to.Function, strings.Join(names, ", "))
 	}
 	image := to.Image
 	if digestRE.MatchString(image) {
@@ -375,7 +375,7 @@ func (e *engine) pinned(ctx context.Context, env string, live *release, to Rollb
 	}
 	a, err := build.PushRelease(ctx, e.cfg.Repo, live.set, images, info, e.cfg.PushOptions...)
 	if err != nil {
-		return nil, fmt.Errorf("pushing release %s with %s pinned to %s: %w", short(live.rec.ID), to.Function, image, err)
+		return nil, fmt.Errorf("pushing release %s with %s pinned to %s: %w", store.Short(live.rec.ID), to.Function, image, err)
 	}
 	rec := store.Release{ID: a.Digest.String(), Source: live.rec.Source, Commit: live.rec.Commit, Ref: a.Ref,
 		Manifest: a.Manifest, Kind: store.ReleasePinned, BasedOn: live.rec.ID}

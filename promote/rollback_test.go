@@ -26,7 +26,7 @@ func TestRollback(t *testing.T) {
 		t.Errorf("rollback: %+v", d)
 	}
 	f.answers("staging", "rb 2")
-	if e := f.env("staging"); !e.Held || !strings.Contains(e.HoldReason, "ann rolled it back to release "+short(rels[1].ID)) {
+	if e := f.env("staging"); !e.Held || !strings.Contains(e.HoldReason, "ann rolled it back to release "+store.Short(rels[1].ID)) {
 		t.Errorf("staging after a rollback: %+v", e)
 	}
 
@@ -48,7 +48,7 @@ func TestRollback(t *testing.T) {
 	must[store.Deployment](t)(f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: rels[2].ID}, bob))
 	f.answers("staging", "rb 3")
 	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: rels[2].ID}, bob)
-	refused(t, err, Conflict, "staging runs release "+short(rels[2].ID)+" already")
+	refused(t, err, Conflict, "staging runs release "+store.Short(rels[2].ID)+" already")
 	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: "v1.2"}, bob)
 	refused(t, err, Invalid, "not a release id")
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -367,7 +368,7 @@ func (a *api) runLogs(w http.ResponseWriter, r *http.Request, _ Identity) error 
 		return err
 	}
 	var after int64
-	if s := cmpOr(r.URL.Query().Get("after"), r.Header.Get("Last-Event-ID")); s != "" {
+	if s := cmp.Or(r.URL.Query().Get("after"), r.Header.Get("Last-Event-ID")); s != "" {
 		if after, err = strconv.ParseInt(s, 10, 64); err != nil || after < 0 {
 			return badRequest("after %q: give the seq of the last line you have", s)
 		}
@@ -438,13 +439,6 @@ func (a *api) runLogs(w http.ResponseWriter, r *http.Request, _ Identity) error 
 	}
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // ---- releases ---------------------------------------------------------------
 
 func (a *api) listReleases(w http.ResponseWriter, r *http.Request, _ Identity) error {
@@ -495,7 +489,7 @@ func (a *api) environmentView(ctx context.Context, e store.Environment) Environm
 	if st.Release != "" && st.Release != e.Release {
 		// why: the target is the truth of what runs; a difference means a
 		// deployment is under way or failed half-way.
-		v.Error = fmt.Sprintf("the target runs %s while the last deployment recorded %s", st.Release, cmpOr(e.Release, "none"))
+		v.Error = fmt.Sprintf("the target runs %s while the last deployment recorded %s", st.Release, cmp.Or(e.Release, "none"))
 	}
 	return v
 }

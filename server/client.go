@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -213,7 +214,7 @@ func (c *Client) follow(ctx context.Context, id int64, after *int64, line func(L
 		var e ErrorView
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		json.Unmarshal(data, &e)
-		return RunView{}, false, &StatusError{Code: resp.StatusCode, Message: cmpOr(e.Error, strings.TrimSpace(string(data)))}
+		return RunView{}, false, &StatusError{Code: resp.StatusCode, Message: cmp.Or(e.Error, strings.TrimSpace(string(data)))}
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)

@@ -115,9 +115,9 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			if ev.Forced {
 				kind = "force-push"
 			}
-			logf("source %s: %s %s on %s", ev.Source, kind, short(ev.Commit), ev.Branch)
+			logf("source %s: %s %s on %s", ev.Source, kind, store.Short(ev.Commit), ev.Branch)
 			if _, err := exec.Enqueue(ctx, ev.Source, ev.Branch, ev.Commit); err != nil {
-				logf("source %s: queueing a run for %s: %v", ev.Source, short(ev.Commit), err)
+				logf("source %s: queueing a run for %s: %v", ev.Source, store.Short(ev.Commit), err)
 			}
 		},
 		Log: logf,
@@ -172,7 +172,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			// Deployed records and returns; verification goes on in the
 			// promoter's own worker.
 			if err := promoter.Deployed(ctx, run.ID, rel.ID, env); err != nil && ctx.Err() == nil {
-				logf("release %s in %s: %v", short(rel.ID), env, err)
+				logf("release %s in %s: %v", store.Short(rel.ID), env, err)
 			}
 		},
 		Admit: promoter.(promote.Admitter).Admit,
@@ -334,22 +334,12 @@ func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, targe
 		if err != nil {
 			// why: one environment that cannot start again must not keep
 			// ferry (and the others) down; its status shows the error.
-			logf("environment %s: starting its release %s again: %v", ec.Name, short(e.Release), err)
+			logf("environment %s: starting its release %s again: %v", ec.Name, store.Short(e.Release), err)
 			continue
 		}
-		logf("environment %s: running %s again", ec.Name, short(e.Release))
+		logf("environment %s: running %s again", ec.Name, store.Short(e.Release))
 	}
 	return nil
-}
-
-func short(s string) string {
-	if i := len("sha256:"); len(s) > i && s[:i] == "sha256:" {
-		s = s[i:]
-	}
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }
 
 // sourceManager is the API's SourceManager: the store keeps sources, the

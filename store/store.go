@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -463,3 +464,13 @@ const (
 	DefaultPageSize = 50
 	MaxPageSize     = 500
 )
+
+// Short is a release id or commit as people read it: without "sha256:",
+// at most 12 characters.
+func Short(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrycd/ferry/test/testreg"
 )
 
 // TestRunServesAndReloads is the issue's loop: `ferry run examples/python`
@@ -104,28 +106,10 @@ func TestRunServesAndReloads(t *testing.T) {
 	}
 }
 
-// runOutput is what a `ferry run` printed so far.
-type runOutput struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (o *runOutput) Write(b []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(b)
-}
-
-func (o *runOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
 // startRun starts `ferry run dir` with extra flags on a free port, waits
 // until its first release is live, and stops it with SIGINT when the test
 // ends. It returns the gateway's address and the data folder.
-func startRun(t *testing.T, dir string, extra ...string) (addr, dataDir string, output *runOutput) {
+func startRun(t *testing.T, dir string, extra ...string) (addr, dataDir string, output *testreg.SyncBuffer) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -143,14 +127,12 @@ func startRun(t *testing.T, dir string, extra ...string) (addr, dataDir string, 
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	output = &runOutput{}
+	output = &testreg.SyncBuffer{}
 	live := make(chan struct{}, 8)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			output.mu.Lock()
-			output.b.WriteString(sc.Text() + "\n")
-			output.mu.Unlock()
+			output.Write([]byte(sc.Text() + "\n"))
 			if strings.HasPrefix(sc.Text(), "release ") && strings.HasSuffix(sc.Text(), " live") {
 				live <- struct{}{}
 			}

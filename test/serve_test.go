@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferrycd/ferry/server"
 	"github.com/ferrycd/ferry/test/gitserver"
+	"github.com/ferrycd/ferry/test/testreg"
 )
 
 const serveToken = "e2e-admin-token-0123456789"
@@ -29,7 +30,7 @@ const serveToken = "e2e-admin-token-0123456789"
 type serveProc struct {
 	cmd    *exec.Cmd
 	done   chan error
-	output *runOutput
+	output *testreg.SyncBuffer
 	api    string // http://HOST:PORT
 	gw     string
 }
@@ -81,7 +82,7 @@ func startServe(t *testing.T, cfg serveConfig, env ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(ferryBin, "serve", "--config", cfg.path)
 	cmd.Env = append(append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1"), env...)
-	p := &serveProc{cmd: cmd, done: make(chan error, 1), output: &runOutput{}, api: cfg.api, gw: cfg.gw}
+	p := &serveProc{cmd: cmd, done: make(chan error, 1), output: &testreg.SyncBuffer{}, api: cfg.api, gw: cfg.gw}
 	cmd.Stdout = p.output
 	cmd.Stderr = p.output
 	if err := cmd.Start(); err != nil {

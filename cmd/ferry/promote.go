@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrycd/ferry/server"
+	"github.com/ferrycd/ferry/store"
 )
 
 func printPromotion(tw *tabwriter.Writer, p server.PromotionView) {
@@ -134,7 +135,7 @@ func newPromotionsCommand() *cobra.Command {
 							who = append(who, "-"+a.Actor)
 						}
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Environment, short(p.Release), p.Status, p.Requester, strings.Join(who, ","), ago(p.Created), p.Reason)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Environment, store.Short(p.Release), p.Status, p.Requester, strings.Join(who, ","), ago(p.Created), p.Reason)
 				}
 				if page.Next != 0 {
 					fmt.Fprintf(tw, "(more: --before %d)\n", page.Next)
@@ -150,7 +151,7 @@ func newPromotionsCommand() *cobra.Command {
 }
 
 func printDeployment(tw *tabwriter.Writer, d server.DeploymentView) {
-	fmt.Fprintf(tw, "%s now runs %s (was %s), by %s\n", d.Environment, d.Release, short(d.Previous), d.Actor)
+	fmt.Fprintf(tw, "%s now runs %s (was %s), by %s\n", d.Environment, d.Release, store.Short(d.Previous), d.Actor)
 }
 
 func newRollbackCommand() *cobra.Command {
@@ -214,7 +215,7 @@ func newEnvCommand(use, summary string, call func(c *server.Client, cmd *cobra.C
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), e, func(tw *tabwriter.Writer) {
-				fmt.Fprintf(tw, "%s: release %s", e.Name, short(e.Release))
+				fmt.Fprintf(tw, "%s: release %s", e.Name, store.Short(e.Release))
 				if e.Held {
 					fmt.Fprint(tw, ", automatic promotion held")
 				}
@@ -281,7 +282,7 @@ func newHistoryCommand() *cobra.Command {
 					if kind == "" {
 						kind = "deploy"
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, kind, short(d.Release), short(d.Commit), d.Actor, promo, d.Status, d.Verification, ago(d.At), d.Reason)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, kind, store.Short(d.Release), store.Short(d.Commit), d.Actor, promo, d.Status, d.Verification, ago(d.At), d.Reason)
 				}
 				if p.Next != 0 {
 					fmt.Fprintf(tw, "(more: --before %d)\n", p.Next)

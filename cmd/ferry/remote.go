@@ -6,13 +6,13 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferrycd/ferry/server"
+	"github.com/ferrycd/ferry/store"
 )
 
 // remote holds the flags of every command that talks to ferry serve.
@@ -49,14 +49,6 @@ func (r *remote) print(w io.Writer, v any, table func(tw *tabwriter.Writer)) err
 	return tw.Flush()
 }
 
-func short(s string) string {
-	s = strings.TrimPrefix(s, "sha256:")
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
-}
-
 func ago(t time.Time) string {
 	if t.IsZero() {
 		return "-"
@@ -91,7 +83,7 @@ func newSourcesCommand() *cobra.Command {
 					if s.LastError != "" {
 						status = fmt.Sprintf("failing (%d in a row, next %s): %s", s.Failures, ago(s.NextFetch), s.LastError)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.URL, s.Branch, s.Interval, short(s.LastCommit), ago(s.LastFetch), status)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.URL, s.Branch, s.Interval, store.Short(s.LastCommit), ago(s.LastFetch), status)
 				}
 			})
 		},
@@ -157,7 +149,7 @@ func newSourcesCommand() *cobra.Command {
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), s, func(tw *tabwriter.Writer) {
-				fmt.Fprintf(tw, "source %s at %s\n", s.Name, short(s.LastCommit))
+				fmt.Fprintf(tw, "source %s at %s\n", s.Name, store.Short(s.LastCommit))
 			})
 		},
 	}
@@ -184,7 +176,7 @@ func newRunsCommand() *cobra.Command {
 			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "RUN\tSOURCE\tBRANCH\tCOMMIT\tSTATUS\tRELEASE\tCREATED\tREASON")
 				for _, run := range p.Items {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", run.ID, run.Source, run.Branch, short(run.Commit), run.Status, short(run.Release), ago(run.Created), run.Reason)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", run.ID, run.Source, run.Branch, store.Short(run.Commit), run.Status, store.Short(run.Release), ago(run.Created), run.Reason)
 				}
 				if p.Next != 0 {
 					fmt.Fprintf(tw, "(more: --before %d)\n", p.Next)
@@ -271,7 +263,7 @@ func newReleasesCommand() *cobra.Command {
 			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "RELEASE\tSOURCE\tCOMMIT\tRUN\tCREATED")
 				for _, rel := range p.Items {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", rel.ID, rel.Source, short(rel.Commit), rel.RunID, ago(rel.Created))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", rel.ID, rel.Source, store.Short(rel.Commit), rel.RunID, ago(rel.Created))
 				}
 				if p.Next != 0 {
 					fmt.Fprintf(tw, "(more: --before %d)\n", p.Next)

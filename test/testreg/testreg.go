@@ -215,7 +215,7 @@ type process struct {
 
 	mu      sync.Mutex
 	runs    int
-	outputs []*syncBuffer // of every run, for logIfFailed
+	outputs []*SyncBuffer // of every run, for logIfFailed
 }
 
 // start runs the registry on addr; port 0 means a free port, with a few
@@ -248,7 +248,7 @@ func (p *process) run(addr string) (string, func(), error) {
 	p.mu.Lock()
 	p.runs++
 	config := filepath.Join(p.work, fmt.Sprintf("config-%d.yml", p.runs))
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	p.outputs = append(p.outputs, out)
 	p.mu.Unlock()
 	if err := p.writeConfig(config, addr); err != nil {
@@ -453,18 +453,20 @@ func modulePath(gomod []byte) string {
 	return ""
 }
 
-type syncBuffer struct {
+// SyncBuffer is a buffer that may be written and read at once: a
+// process's output, as a test watches it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
