@@ -27,7 +27,7 @@ build:
 # deploy). Functions at http://$(ADDR)/dev/hello, the API on $(LISTEN).
 ADDR ?= 127.0.0.1:8081
 LISTEN ?= 127.0.0.1:8080
-run: build
+run: deps build
 	ADDR=$(ADDR) LISTEN=$(LISTEN) FERRY=$(BIN)/ferry hack/run.sh
 
 test: deps lint verify unit fuzz
