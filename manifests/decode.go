@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -31,6 +32,9 @@ type decoder struct {
 	file   string
 	errs   *errs
 	origin *Origin
+	// tag is the struct tag that names fields: "json" for the API types
+	// (the default), "yaml" for ferry's own files (DecodeStrict).
+	tag string
 }
 
 // Origin records where an object and each of its fields came from, so that
@@ -216,6 +220,27 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 				return
 			}
 			v.SetInt(i)
+		}
+	case reflect.Uint, reflect.Uint32, reflect.Uint64:
+		if s, ok := d.scalar(n, path, "!!int", "a whole number"); ok {
+			u, err := strconv.ParseUint(strings.ReplaceAll(s, "_", ""), 10, 64)
+			if err != nil || leadingZero(s) || v.OverflowUint(u) {
+				d.fail(n, path, "%s is not a whole number from 0 to %d", s, uint64(1)<<(v.Type().Bits())-1)
+				return
+			}
+			v.SetUint(u)
+		}
+	case reflect.Float64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
+			n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: n.Value, Line: n.Line, Column: n.Column}
+		}
+		if s, ok := d.scalar(n, path, "!!float", "a number"); ok {
+			f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64)
+			if err != nil {
+				d.fail(n, path, "%q is not a number", s)
+				return
+			}
+			v.SetFloat(f)
 		}
 	default:
 		// Every API type is made of the kinds above; a new field of another
@@ -407,12 +432,22 @@ type field struct {
 	index []int
 }
 
-var fieldCache sync.Map // reflect.Type -> []field
+type fieldKey struct {
+	t   reflect.Type
+	tag string
+}
+
+var fieldCache sync.Map // fieldKey -> []field
 
 // fieldsOf lists a struct's fields by json name, flattening ",inline"
 // embedded structs the way the Kubernetes JSON decoder does.
-func fieldsOf(t reflect.Type) []field {
-	if f, ok := fieldCache.Load(t); ok {
+func fieldsOf(t reflect.Type) []field { return fieldsByTag(t, "json") }
+
+// fieldsByTag lists a struct's fields by the names its tag gives them. An
+// untagged field is named as the encoder of that tag would name it: its Go
+// name for json, the name in lower case for yaml.
+func fieldsByTag(t reflect.Type, tagName string) []field {
+	if f, ok := fieldCache.Load(fieldKey{t, tagName}); ok {
 		return f.([]field)
 	}
 	var out []field
@@ -421,23 +456,27 @@ func fieldsOf(t reflect.Type) []field {
 		if !sf.IsExported() {
 			continue
 		}
-		tag := sf.Tag.Get("json")
+		tag := sf.Tag.Get(tagName)
 		name, opts, _ := strings.Cut(tag, ",")
 		if name == "-" {
 			continue
 		}
 		if sf.Anonymous && name == "" && strings.Contains(opts, "inline") {
-			for _, sub := range fieldsOf(sf.Type) {
+			for _, sub := range fieldsByTag(sf.Type, tagName) {
 				out = append(out, field{sub.name, append([]int{i}, sub.index...)})
 			}
 			continue
 		}
-		if name == "" {
+		switch {
+		case name != "":
+		case tagName == "yaml":
+			name = strings.ToLower(sf.Name)
+		default:
 			name = sf.Name
 		}
 		out = append(out, field{name, []int{i}})
 	}
-	fieldCache.Store(t, out)
+	fieldCache.Store(fieldKey{t, tagName}, out)
 	return out
 }
 
@@ -446,7 +485,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if !ok {
 		return
 	}
-	fields := fieldsOf(v.Type())
+	fields := fieldsByTag(v.Type(), cmp.Or(d.tag, "json"))
 	for _, p := range pairs {
 		key := p.key.Value
 		f, found := lookupField(fields, key)
@@ -454,7 +493,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.unknownField(p.key, path, key, fields)
 			continue
 		}
-		if path == "" && key == "status" {
+		if d.tag == "" && path == "" && key == "status" {
 			d.fail(p.key, "status", "status is written by ferry, not by a manifest; remove it")
 			continue
 		}
@@ -483,6 +522,16 @@ func (d *decoder) unknownField(k *yaml.Node, path, key string, fields []field) {
 	where := "here"
 	if path != "" {
 		where = "in " + path
+	}
+	if d.tag == "yaml" {
+		// ferry's own files: name the keys that exist, so the fix is in
+		// the message even when the typo is far from any of them.
+		hint := ""
+		if s := closest(key, names); s != "" {
+			hint = fmt.Sprintf("did you mean %q? ", s)
+		}
+		d.fail(k, joinPath(path, key), "unknown key; %sthe keys allowed %s are %s", hint, where, strings.Join(names, ", "))
+		return
 	}
 	if s := closest(key, names); s != "" {
 		d.fail(k, joinPath(path, key), "unknown field; did you mean %q?", s)
