@@ -221,7 +221,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			}
 			v.SetInt(i)
 		}
-	case reflect.Uint, reflect.Uint32, reflect.Uint64:
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		if s, ok := d.scalar(n, path, "!!int", "a whole number"); ok {
 			u, err := strconv.ParseUint(strings.ReplaceAll(s, "_", ""), 10, 64)
 			if err != nil || leadingZero(s) || v.OverflowUint(u) {
