@@ -154,7 +154,7 @@ func TestServeKeepsNoSecretInTheClear(t *testing.T) {
 	srv := gitserver.Start(t, "git-user", gitPassword)
 	url, _ := readmeRepo(t, srv, "demo")
 	secrets := map[string]string{
-		"Git password":                    gitPassword,
+		"Git password":                     gitPassword,
 		"webhook secret from $HOOK_SECRET": "env-webhook-secret-1c9e",
 		"webhook secret written out":       "config-literal-secret-8d2b",
 		"API password":                     "api-password-5e1b",
