@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,6 +108,18 @@ sources:
 		}
 	}
 	grepDir(t, dir, "legacy-password-1f9a", "legacy-webhook-7c2e", "config-password-4b8d", "config-literal-webhook-9e3f", "api-webhook-5d1c")
+
+	// Under another key the API's sources cannot be revealed: ferry still
+	// starts (so they can be removed and added again) and says why.
+	other, _ := seal.New(bytes.Repeat([]byte{10}, 32))
+	var said []string
+	m2 := &sourceManager{store: st, watcher: w, secrets: &secrets{box: other}, log: func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) }}
+	if err := m2.load(ctx, cfg); err != nil {
+		t.Fatalf("a changed key stops the start: %v", err)
+	}
+	if all := strings.Join(said, "\n"); !strings.Contains(all, "source api is not watched") || !strings.Contains(all, seal.KeyEnv) {
+		t.Errorf("a changed key: %s", all)
+	}
 
 	// A sealed value moved to another source does not open there.
 	moved := conf

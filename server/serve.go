@@ -187,7 +187,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		return fmt.Errorf("the key that seals secrets: %w", err)
 	}
 	logf("secrets given through the API are sealed with the key from %s", keyFrom)
-	sources := &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}}
+	sources := &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}, log: logf}
 	if err := sources.load(ctx, cfg); err != nil {
 		return err
 	}
@@ -367,6 +367,8 @@ type sourceManager struct {
 	store   store.Store
 	watcher watcher.Watcher
 	secrets *secrets
+	// log hears about a source that cannot be watched at start; nil: none.
+	log func(format string, args ...any)
 }
 
 // load makes the store's sources match the configuration (its sources
@@ -409,7 +411,13 @@ func (m *sourceManager) load(ctx context.Context, cfg *Config) error {
 		}
 		clear, err := m.secrets.reveal(s)
 		if err != nil {
-			return err
+			// why: one source whose secret no longer opens (the key
+			// changed) must not keep ferry down, or the API that could
+			// remove it and add it again would never start either.
+			if m.log != nil {
+				m.log("%v; source %s is not watched: remove it (ferry sources rm %s) and add it again with its secrets", err, s.Name, s.Name)
+			}
+			continue
 		}
 		if err := m.watcher.Add(ctx, clear); err != nil {
 			return fmt.Errorf("source %s: %w", s.Name, err)
