@@ -123,11 +123,40 @@ func (d *decoder) fail(n *yaml.Node, field, format string, args ...any) {
 }
 
 var (
-	durationType   = reflect.TypeOf(metav1.Duration{})
-	quantityType   = reflect.TypeOf(resource.Quantity{})
-	rawType        = reflect.TypeOf(runtime.RawExtension{})
-	objectMetaType = reflect.TypeOf(metav1.ObjectMeta{})
+	durationType    = reflect.TypeOf(metav1.Duration{})
+	quantityType    = reflect.TypeOf(resource.Quantity{})
+	rawType         = reflect.TypeOf(runtime.RawExtension{})
+	objectMetaType  = reflect.TypeOf(metav1.ObjectMeta{})
+	goDurationType  = reflect.TypeOf(time.Duration(0))
+	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 )
+
+// decodeOwnYAML lets a type of ferry's own files that decodes itself
+// (a yaml.Unmarshaler) do so, and reports whether it did.
+func (d *decoder) decodeOwnYAML(n *yaml.Node, v reflect.Value, path string) bool {
+	if !v.CanAddr() || !v.Addr().Type().Implements(unmarshalerType) {
+		return false
+	}
+	if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+		d.fail(n, path, "%v", err)
+	}
+	return true
+}
+
+// decodeGoDuration reads a time.Duration of ferry's own files, written as
+// a duration ("90s") as yaml.v3 would accept it.
+func (d *decoder) decodeGoDuration(n *yaml.Node, v reflect.Value, path string) {
+	s, ok := d.scalar(n, path, "!!str", "a duration such as 500ms, 10s or 1m30s")
+	if !ok {
+		return
+	}
+	dur, err := time.ParseDuration(s)
+	if err != nil {
+		d.fail(n, path, "%q is not a duration (use a number and a unit: 500ms, 10s, 1m30s, 2h)", s)
+		return
+	}
+	v.SetInt(int64(dur))
+}
 
 // resolve follows aliases and unwraps documents.
 func resolve(n *yaml.Node) *yaml.Node {
@@ -161,7 +190,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.origin.values[path] = d.pos(n)
 	}
 	t := v.Type()
+	if d.tag == "yaml" && d.decodeOwnYAML(n, v, path) {
+		return
+	}
 	switch t {
+	case goDurationType:
+		if d.tag == "yaml" {
+			d.decodeGoDuration(n, v, path)
+			return
+		}
 	case durationType:
 		d.decodeDuration(n, v, path)
 		return
@@ -229,6 +266,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 				return
 			}
 			v.SetUint(u)
+		}
+	case reflect.Interface:
+		if t.NumMethod() != 0 {
+			d.fail(n, path, "ferry cannot load a field of Go type %s; this is a bug in ferry", t)
+			return
+		}
+		if val, ok := d.toJSON(n, path); ok && val != nil {
+			v.Set(reflect.ValueOf(val))
 		}
 	case reflect.Float64:
 		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {

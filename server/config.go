@@ -12,6 +12,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/ferrycd/ferry/internal/gitauth"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
@@ -289,9 +290,35 @@ func (c *Config) checkSources() []string {
 		}
 		if _, err := c.source(*s); err != nil {
 			bad("sources[%d]: %v", i, err)
+			continue
+		}
+		// The URL and its credentials are checked here, not first by the
+		// watcher, so a mistake is reported with the rest and nothing is
+		// stored.
+		if err := c.checkRemote(*s); err != nil {
+			bad("sources[%d].url: %v", i, err)
 		}
 	}
 	return errs
+}
+
+// checkRemote checks a configured source's URL against its credentials,
+// with the secrets' values read now (they are not kept).
+func (c *Config) checkRemote(s SourceConfig) error {
+	password, err := expand(s.Password)
+	if err != nil {
+		return nil // reported as sources[i].password
+	}
+	creds := gitauth.Credentials{Username: s.Username, Password: password}
+	if s.SSHKeyFile != "" {
+		b, err := os.ReadFile(s.SSHKeyFile)
+		if err != nil {
+			return nil // reported as sources[i].sshKeyFile
+		}
+		creds.SSHKey = string(b)
+	}
+	_, err = gitauth.Check(s.URL, creds, gitauth.Use{Holder: "the source"})
+	return err
 }
 
 func (c *Config) checkEnvironments() []string {

@@ -114,6 +114,7 @@ sources:
   url: ./demo
   webhookSecret: ${FERRY_TEST_UNSET_SECRET}
   branchh: main
+- {name: ftp, url: "ftp://example.com/r.git"}
 environments:
 - {name: dev, freeze: [{schedule: "0 18 * * 5", duration: forever}]}
 listen: 127.0.0.1:9090
@@ -128,8 +129,9 @@ listen: 127.0.0.1:9090
 		`ferry-serve.yaml:8:3: sources[0].branchh: unknown key; did you mean "branch"? the keys allowed in sources[0] are name, url, branch, interval, webhookSecret`,
 		`ferry-serve.yaml:3:11: insecure: expected true or false, got the string "yes"`,
 		`ferry-serve.yaml:7:18: sources[0].webhookSecret: $FERRY_TEST_UNSET_SECRET is not set in ferry's environment`,
-		`ferry-serve.yaml:10:24: environments[0].freeze[0]: environment dev: duration "forever"`,
-		`ferry-serve.yaml:11:1: listen: set twice (first at line 1); remove one`,
+		`ferry-serve.yaml:9:20: sources[1].url: url "ftp://example.com/r.git": ftp:// is not supported`,
+		`ferry-serve.yaml:11:24: environments[0].freeze[0]: environment dev: duration "forever"`,
+		`ferry-serve.yaml:12:1: listen: set twice (first at line 1); remove one`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the errors do not say %q:\n%v", want, err)
