@@ -415,7 +415,11 @@ func (m *sourceManager) load(ctx context.Context, cfg *Config) error {
 			// changed) must not keep ferry down, or the API that could
 			// remove it and add it again would never start either.
 			if m.log != nil {
-				m.log("%v; source %s is not watched: remove it (ferry sources rm %s) and add it again with its secrets", err, s.Name, s.Name)
+				fix := fmt.Sprintf("remove it (ferry sources rm %s) and add it again with its secrets", s.Name)
+				if s.FromConfig {
+					fix = "fix it in the configuration and restart"
+				}
+				m.log("%v; source %s is not watched: %s", err, s.Name, fix)
 			}
 			continue
 		}
