@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -31,6 +32,9 @@ type decoder struct {
 	file   string
 	errs   *errs
 	origin *Origin
+	// tag is the struct tag that names fields: "json" for the API types
+	// (the default), "yaml" for ferry's own files (DecodeStrict).
+	tag string
 }
 
 // Origin records where an object and each of its fields came from, so that
@@ -119,11 +123,40 @@ func (d *decoder) fail(n *yaml.Node, field, format string, args ...any) {
 }
 
 var (
-	durationType   = reflect.TypeOf(metav1.Duration{})
-	quantityType   = reflect.TypeOf(resource.Quantity{})
-	rawType        = reflect.TypeOf(runtime.RawExtension{})
-	objectMetaType = reflect.TypeOf(metav1.ObjectMeta{})
+	durationType    = reflect.TypeOf(metav1.Duration{})
+	quantityType    = reflect.TypeOf(resource.Quantity{})
+	rawType         = reflect.TypeOf(runtime.RawExtension{})
+	objectMetaType  = reflect.TypeOf(metav1.ObjectMeta{})
+	goDurationType  = reflect.TypeOf(time.Duration(0))
+	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 )
+
+// decodeOwnYAML lets a type of ferry's own files that decodes itself
+// (a yaml.Unmarshaler) do so, and reports whether it did.
+func (d *decoder) decodeOwnYAML(n *yaml.Node, v reflect.Value, path string) bool {
+	if !v.CanAddr() || !v.Addr().Type().Implements(unmarshalerType) {
+		return false
+	}
+	if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+		d.fail(n, path, "%v", err)
+	}
+	return true
+}
+
+// decodeGoDuration reads a time.Duration of ferry's own files, written as
+// a duration ("90s") as yaml.v3 would accept it.
+func (d *decoder) decodeGoDuration(n *yaml.Node, v reflect.Value, path string) {
+	s, ok := d.scalar(n, path, "!!str", "a duration such as 500ms, 10s or 1m30s")
+	if !ok {
+		return
+	}
+	dur, err := time.ParseDuration(s)
+	if err != nil {
+		d.fail(n, path, "%q is not a duration (use a number and a unit: 500ms, 10s, 1m30s, 2h)", s)
+		return
+	}
+	v.SetInt(int64(dur))
+}
 
 // resolve follows aliases and unwraps documents.
 func resolve(n *yaml.Node) *yaml.Node {
@@ -157,7 +190,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.origin.values[path] = d.pos(n)
 	}
 	t := v.Type()
+	if d.tag == "yaml" && d.decodeOwnYAML(n, v, path) {
+		return
+	}
 	switch t {
+	case goDurationType:
+		if d.tag == "yaml" {
+			d.decodeGoDuration(n, v, path)
+			return
+		}
 	case durationType:
 		d.decodeDuration(n, v, path)
 		return
@@ -216,6 +257,35 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 				return
 			}
 			v.SetInt(i)
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if s, ok := d.scalar(n, path, "!!int", "a whole number"); ok {
+			u, err := strconv.ParseUint(strings.ReplaceAll(s, "_", ""), 10, 64)
+			if err != nil || leadingZero(s) || v.OverflowUint(u) {
+				d.fail(n, path, "%s is not a whole number from 0 to %d", s, uint64(1)<<(v.Type().Bits())-1)
+				return
+			}
+			v.SetUint(u)
+		}
+	case reflect.Interface:
+		if t.NumMethod() != 0 {
+			d.fail(n, path, "ferry cannot load a field of Go type %s; this is a bug in ferry", t)
+			return
+		}
+		if val, ok := d.toJSON(n, path); ok && val != nil {
+			v.Set(reflect.ValueOf(val))
+		}
+	case reflect.Float64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
+			n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: n.Value, Line: n.Line, Column: n.Column}
+		}
+		if s, ok := d.scalar(n, path, "!!float", "a number"); ok {
+			f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64)
+			if err != nil {
+				d.fail(n, path, "%q is not a number", s)
+				return
+			}
+			v.SetFloat(f)
 		}
 	default:
 		// Every API type is made of the kinds above; a new field of another
@@ -407,12 +477,22 @@ type field struct {
 	index []int
 }
 
-var fieldCache sync.Map // reflect.Type -> []field
+type fieldKey struct {
+	t   reflect.Type
+	tag string
+}
+
+var fieldCache sync.Map // fieldKey -> []field
 
 // fieldsOf lists a struct's fields by json name, flattening ",inline"
 // embedded structs the way the Kubernetes JSON decoder does.
-func fieldsOf(t reflect.Type) []field {
-	if f, ok := fieldCache.Load(t); ok {
+func fieldsOf(t reflect.Type) []field { return fieldsByTag(t, "json") }
+
+// fieldsByTag lists a struct's fields by the names its tag gives them. An
+// untagged field is named as the encoder of that tag would name it: its Go
+// name for json, the name in lower case for yaml.
+func fieldsByTag(t reflect.Type, tagName string) []field {
+	if f, ok := fieldCache.Load(fieldKey{t, tagName}); ok {
 		return f.([]field)
 	}
 	var out []field
@@ -421,23 +501,27 @@ func fieldsOf(t reflect.Type) []field {
 		if !sf.IsExported() {
 			continue
 		}
-		tag := sf.Tag.Get("json")
+		tag := sf.Tag.Get(tagName)
 		name, opts, _ := strings.Cut(tag, ",")
 		if name == "-" {
 			continue
 		}
 		if sf.Anonymous && name == "" && strings.Contains(opts, "inline") {
-			for _, sub := range fieldsOf(sf.Type) {
+			for _, sub := range fieldsByTag(sf.Type, tagName) {
 				out = append(out, field{sub.name, append([]int{i}, sub.index...)})
 			}
 			continue
 		}
-		if name == "" {
+		switch {
+		case name != "":
+		case tagName == "yaml":
+			name = strings.ToLower(sf.Name)
+		default:
 			name = sf.Name
 		}
 		out = append(out, field{name, []int{i}})
 	}
-	fieldCache.Store(t, out)
+	fieldCache.Store(fieldKey{t, tagName}, out)
 	return out
 }
 
@@ -446,7 +530,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if !ok {
 		return
 	}
-	fields := fieldsOf(v.Type())
+	fields := fieldsByTag(v.Type(), cmp.Or(d.tag, "json"))
 	for _, p := range pairs {
 		key := p.key.Value
 		f, found := lookupField(fields, key)
@@ -454,7 +538,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.unknownField(p.key, path, key, fields)
 			continue
 		}
-		if path == "" && key == "status" {
+		if d.tag == "" && path == "" && key == "status" {
 			d.fail(p.key, "status", "status is written by ferry, not by a manifest; remove it")
 			continue
 		}
@@ -483,6 +567,16 @@ func (d *decoder) unknownField(k *yaml.Node, path, key string, fields []field) {
 	where := "here"
 	if path != "" {
 		where = "in " + path
+	}
+	if d.tag == "yaml" {
+		// ferry's own files: name the keys that exist, so the fix is in
+		// the message even when the typo is far from any of them.
+		hint := ""
+		if s := closest(key, names); s != "" {
+			hint = fmt.Sprintf("did you mean %q? ", s)
+		}
+		d.fail(k, joinPath(path, key), "unknown key; %sthe keys allowed %s are %s", hint, where, strings.Join(names, ", "))
+		return
 	}
 	if s := closest(key, names); s != "" {
 		d.fail(k, joinPath(path, key), "unknown field; did you mean %q?", s)

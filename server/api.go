@@ -41,6 +41,10 @@ type APIConfig struct {
 	Environments EnvironmentStatus
 	// Promoter, when set, serves the promotion endpoints.
 	Promoter promote.Promoter
+	// LocalRoots are the folders (absolute, symlinks resolved) under which
+	// a source added through the API may be a local repository; with none,
+	// local paths and file:// URLs are refused.
+	LocalRoots []string
 	// Poll is how often a followed log looks for new lines (default 200 ms).
 	Poll time.Duration
 	// Log hears what cannot go back to a caller (an audit record that
@@ -221,6 +225,9 @@ func (a *api) addSource(w http.ResponseWriter, r *http.Request, id Identity) err
 	}
 	src, err := SourceFromRequest(req)
 	if err != nil {
+		return badRequest("%v", err)
+	}
+	if src, err = checkAPISource(src, a.cfg.LocalRoots); err != nil {
 		return badRequest("%v", err)
 	}
 	if err := a.cfg.Sources.Add(r.Context(), src); err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/internal/seal"
 	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/watcher"
 )
@@ -50,14 +52,24 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	go func() { w.Run(wctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
+	box, err := seal.New(bytes.Repeat([]byte{42}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test's repositories are made with t.TempDir, all in one folder.
+	root, err := filepath.EvalSymlinks(filepath.Dir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, err := NewAPI(APIConfig{
-		Store: st,
+		LocalRoots: []string{root},
+		Store:      st,
 		Tokens: []Token{
 			{Name: "root", Secret: adminSecret, Roles: []Role{RoleAdmin}},
 			{Name: "vera", Secret: viewerSecret, Roles: []Role{RoleViewer}},
 			{Name: "dan", Secret: deployerSecret, Roles: []Role{RoleDeployer}},
 		},
-		Sources: &sourceManager{store: st, watcher: w},
+		Sources: &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}},
 		Environments: func(ctx context.Context, env string) (*environments.Status, error) {
 			if env == "broken" {
 				return nil, errors.New("target unreachable")

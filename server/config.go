@@ -1,17 +1,19 @@
 package server
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
-	"go.yaml.in/yaml/v3"
 
+	"github.com/ferrycd/ferry/internal/gitauth"
+	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
 )
@@ -41,6 +43,12 @@ type Config struct {
 	Sources      []SourceConfig      `yaml:"sources"`
 	Environments []EnvironmentConfig `yaml:"environments"`
 	Tokens       []TokenConfig       `yaml:"tokens"`
+	// LocalRoots are the folders under which a source added through the
+	// API may be a local path or file:// URL. None by default: the API
+	// then refuses local repositories, which would let anyone with the
+	// admin role make ferry read any folder it can. The configuration's
+	// own sources may name any local path.
+	LocalRoots []string `yaml:"localRoots"`
 	// Export, when set, commits every deployment to a Git repository.
 	Export *ExportConfig `yaml:"export"`
 
@@ -107,8 +115,15 @@ type TokenConfig struct {
 }
 
 // LoadConfig reads and checks a configuration file. Every problem is
-// reported at once, each naming its key.
+// reported at once, each at its file:line:column (a manifests.ErrorList).
 func LoadConfig(path string) (*Config, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the configuration: %w", err)
+	}
+	if info.IsDir() {
+		return nil, fmt.Errorf("the configuration %s is a folder; give the path of its YAML file", path)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the configuration: %w", err)
@@ -120,23 +135,66 @@ func LoadConfig(path string) (*Config, error) {
 	return ParseConfig(data, filepath.Dir(abs), path)
 }
 
-// ParseConfig checks a configuration read from name in folder dir.
+// ParseConfig checks a configuration read from name in folder dir. It
+// decodes with the manifests' strict decoder, so a mistake reads as a
+// manifest's does: where, what is wrong and what to do, every one at once.
 func ParseConfig(data []byte, dir, name string) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	origin, err := manifests.DecodeStrict(name, data, &c)
+	list := manifests.Errors(err)
+	if err != nil && list == nil {
+		return nil, err
 	}
 	c.dir = dir
-	if errs := c.check(); len(errs) > 0 {
-		return nil, fmt.Errorf("%s:\n  %s", name, strings.Join(errs, "\n  "))
+	for _, msg := range c.check() {
+		if e := configError(origin, msg); e != nil {
+			list = append(list, e)
+		}
+	}
+	if len(list) > 0 {
+		errs := manifests.ErrorList(list)
+		errs.Sort()
+		return nil, errs
 	}
 	return &c, nil
 }
 
-// check fills defaults and returns what is wrong.
+// keyPathRE is the key a check's message starts with: "sources[1]",
+// "environments[0].freeze[2]", "export".
+var keyPathRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9]*(\[[0-9]+\]|\.[a-zA-Z][a-zA-Z0-9]*)*`)
+
+// configError places a check's message at the key it starts with, so the
+// checks stay plain strings ("sources[1]: a second source named demo").
+// It returns nil for a key the decoder already reported.
+func configError(origin *manifests.Origin, msg string) *manifests.Error {
+	key := keyPathRE.FindString(msg)
+	if key == "" {
+		return &manifests.Error{Pos: origin.Pos, Message: msg}
+	}
+	if origin.Reported(key) {
+		return nil
+	}
+	e := &manifests.Error{Pos: origin.At(key), Message: msg}
+	if rest, ok := strings.CutPrefix(msg[len(key):], ": "); ok {
+		e.Field, e.Message = key, rest
+	}
+	return e
+}
+
+// check fills defaults and returns what is wrong, each message starting
+// with the key it is about. It is a list of checks, one a line.
 func (c *Config) check() []string {
+	var errs []string
+	errs = append(errs, c.checkAddresses()...)
+	errs = append(errs, c.checkLocalRoots()...)
+	errs = append(errs, c.checkSources()...)
+	errs = append(errs, c.checkEnvironments()...)
+	errs = append(errs, c.checkTokens()...)
+	errs = append(errs, c.checkExport()...)
+	return errs
+}
+
+func (c *Config) checkAddresses() []string {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	if c.Listen == "" {
@@ -145,13 +203,13 @@ func (c *Config) check() []string {
 	if c.Gateway == "" {
 		c.Gateway = "127.0.0.1:8081"
 	}
-	for key, addr := range map[string]string{"listen": c.Listen, "gateway": c.Gateway} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad("%s: %q is not HOST:PORT", key, addr)
+	for _, a := range []struct{ key, addr string }{{"listen", c.Listen}, {"gateway", c.Gateway}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			bad("%s: %q is not HOST:PORT", a.key, a.addr)
 		}
 	}
 	if c.Listen == c.Gateway {
-		bad("listen and gateway are both %s; give each its own port", c.Listen)
+		bad("gateway: listen and gateway are both %s; give each its own port", c.Listen)
 	}
 	if c.DataDir == "" {
 		c.DataDir = ".ferry-data"
@@ -170,13 +228,45 @@ func (c *Config) check() []string {
 			bad("registryListen: %q is not HOST:PORT", c.RegistryListen)
 		}
 		if c.RegistryListen == c.Listen || c.RegistryListen == c.Gateway {
-			bad("registryListen %s is also listen or gateway; give it its own port", c.RegistryListen)
+			bad("registryListen: %s is also listen or gateway; give it its own port", c.RegistryListen)
 		}
 	}
 	if c.Registry != "embedded" && !strings.Contains(c.Registry, "/") {
 		bad("registry: %q is neither embedded nor HOST/REPO", c.Registry)
 	}
+	return errs
+}
 
+// checkLocalRoots makes each local root absolute (against the file's
+// folder) with its symlinks resolved, so that a path is compared with the
+// folder it really is.
+func (c *Config) checkLocalRoots() []string {
+	var errs []string
+	for i, r := range c.LocalRoots {
+		if r == "" {
+			errs = append(errs, fmt.Sprintf("localRoots[%d]: empty; give a folder the API may name local repositories under", i))
+			continue
+		}
+		p := c.path(r)
+		real, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			var info os.FileInfo
+			if info, err = os.Stat(real); err == nil && !info.IsDir() {
+				err = errors.New("not a folder")
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("localRoots[%d]: %s: %v; give an existing folder", i, p, err))
+			continue
+		}
+		c.LocalRoots[i] = real
+	}
+	return errs
+}
+
+func (c *Config) checkSources() []string {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	names := map[string]bool{}
 	for i := range c.Sources {
 		s := &c.Sources[i]
@@ -184,16 +274,56 @@ func (c *Config) check() []string {
 			bad("sources[%d]: a second source named %s", i, s.Name)
 		}
 		names[s.Name] = true
-		if s.URL != "" && !strings.Contains(s.URL, "://") && !strings.Contains(s.URL, "@") && !filepath.IsAbs(s.URL) {
-			// why: a relative path means relative to the file, not to
-			// wherever ferry happens to be started.
-			s.URL = filepath.Join(c.dir, s.URL)
+		s.URL = c.localURL(s.URL)
+		for _, f := range []struct{ key, value string }{{"webhookSecret", s.WebhookSecret}, {"password", s.Password}} {
+			if _, err := expand(f.value); err != nil {
+				bad("sources[%d].%s: %v", i, f.key, err)
+			}
+		}
+		if s.SSHKeyFile != "" {
+			s.SSHKeyFile = c.path(s.SSHKeyFile)
+			if f, err := os.Open(s.SSHKeyFile); err != nil {
+				bad("sources[%d].sshKeyFile: %v", i, err)
+			} else {
+				f.Close()
+			}
 		}
 		if _, err := c.source(*s); err != nil {
 			bad("sources[%d]: %v", i, err)
+			continue
+		}
+		// The URL and its credentials are checked here, not first by the
+		// watcher, so a mistake is reported with the rest and nothing is
+		// stored.
+		if err := c.checkRemote(*s); err != nil {
+			bad("sources[%d].url: %v", i, err)
 		}
 	}
+	return errs
+}
 
+// checkRemote checks a configured source's URL against its credentials,
+// with the secrets' values read now (they are not kept).
+func (c *Config) checkRemote(s SourceConfig) error {
+	password, err := expand(s.Password)
+	if err != nil {
+		return nil // reported as sources[i].password
+	}
+	creds := gitauth.Credentials{Username: s.Username, Password: password}
+	if s.SSHKeyFile != "" {
+		b, err := os.ReadFile(s.SSHKeyFile)
+		if err != nil {
+			return nil // reported as sources[i].sshKeyFile
+		}
+		creds.SSHKey = string(b)
+	}
+	_, err = gitauth.Check(s.URL, creds, gitauth.Use{Holder: "the source"})
+	return err
+}
+
+func (c *Config) checkEnvironments() []string {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
 	if len(c.Environments) == 0 {
 		c.Environments = []EnvironmentConfig{{Name: "dev"}, {Name: "staging"}, {Name: "prod"}}
 	}
@@ -201,7 +331,7 @@ func (c *Config) check() []string {
 	for i := range c.Environments {
 		e := &c.Environments[i]
 		if !validName(e.Name) {
-			bad("environments[%d]: name %q: use lower-case letters, digits and '-', starting with a letter", i, e.Name)
+			bad("environments[%d].name: %q: use lower-case letters, digits and '-', starting with a letter", i, e.Name)
 		}
 		if envs[e.Name] {
 			bad("environments[%d]: a second environment named %s", i, e.Name)
@@ -211,45 +341,89 @@ func (c *Config) check() []string {
 			e.Target = "embedded"
 		}
 		if e.Target != "embedded" {
-			bad("environments[%d] (%s): target %q: only embedded exists in this version", i, e.Name, e.Target)
+			bad("environments[%d].target: environment %s: target %q: only embedded exists in this version", i, e.Name, e.Target)
 		}
 		for j, f := range e.Freeze {
 			if _, err := freezeWindow(f); err != nil {
-				bad("environments[%d] (%s): freeze[%d]: %v", i, e.Name, j, err)
+				bad("environments[%d].freeze[%d]: environment %s: %v", i, j, e.Name, err)
 			}
 		}
 	}
+	return errs
+}
 
-	seen := map[string]bool{}
+func (c *Config) checkTokens() []string {
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	seen, secrets := map[string]bool{}, map[string]bool{}
 	for i, t := range c.Tokens {
 		if seen[t.Name] {
 			bad("tokens[%d]: a second token named %s", i, t.Name)
 		}
 		seen[t.Name] = true
 		if len(t.Roles) == 0 {
-			bad("tokens[%d] (%s): give it roles (viewer, deployer, approver, admin)", i, t.Name)
+			bad("tokens[%d].roles: token %s has none; give it roles (viewer, deployer, approver, admin)", i, t.Name)
 		}
 		for _, r := range t.Roles {
 			if _, err := ParseRole(r); err != nil {
-				bad("tokens[%d] (%s): %v", i, t.Name, err)
+				bad("tokens[%d].roles: token %s: %v", i, t.Name, err)
 			}
 		}
-	}
-	if _, err := newTokens(c.tokens()); err != nil {
-		bad("tokens: %v", err)
-	}
-	if c.Export != nil {
-		if c.Export.URL == "" {
-			bad("export: url is required (the repository Flux or Argo CD watch)")
+		secret, err := expand(t.Token)
+		switch {
+		case err != nil:
+			bad("tokens[%d].token: %v", i, err)
+		case len(secret) < 16:
+			bad("tokens[%d].token: token %s needs a secret of at least 16 characters (e.g. `openssl rand -hex 24`)", i, t.Name)
+		case secrets[secret]:
+			bad("tokens[%d].token: token %s has another token's secret; give each token its own", i, t.Name)
 		}
-		if !strings.Contains(c.Export.URL, "://") && !strings.Contains(c.Export.URL, "@") && !filepath.IsAbs(c.Export.URL) {
-			c.Export.URL = filepath.Join(c.dir, c.Export.URL)
-		}
-		if _, err := expand(c.Export.Password); err != nil {
-			bad("export: password: %v", err)
+		secrets[secret] = true
+	}
+	if len(errs) == 0 {
+		if _, err := newTokens(c.tokens()); err != nil {
+			bad("tokens: %v", err)
 		}
 	}
 	return errs
+}
+
+func (c *Config) checkExport() []string {
+	if c.Export == nil {
+		return nil
+	}
+	var errs []string
+	if c.Export.URL == "" {
+		errs = append(errs, "export: url is required (the repository Flux or Argo CD watch)")
+	}
+	c.Export.URL = c.localURL(c.Export.URL)
+	if _, err := expand(c.Export.Password); err != nil {
+		errs = append(errs, fmt.Sprintf("export.password: %v", err))
+	}
+	return errs
+}
+
+// path makes p absolute against the configuration file's folder: a
+// relative path means relative to the file, not to wherever ferry happens
+// to be started.
+func (c *Config) path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// localURL makes a local repository path absolute, with its symlinks
+// resolved when it exists; URLs are left alone.
+func (c *Config) localURL(u string) string {
+	if u == "" || strings.Contains(u, "://") || (strings.Contains(u, "@") && strings.Contains(u, ":")) {
+		return u
+	}
+	p := c.path(u)
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		return real
+	}
+	return p
 }
 
 // expand reads $VAR and ${VAR} from the environment; a value naming a
@@ -264,35 +438,23 @@ func expand(v string) (string, error) {
 		return val
 	})
 	if len(missing) > 0 {
-		return "", fmt.Errorf("$%s is not set in ferry's environment", missing[0])
+		return "", fmt.Errorf("$%s is not set in ferry's environment; export it before ferry serve starts (or write the value itself)", missing[0])
 	}
 	return out, nil
 }
 
-// source turns a configured source into the store's record.
+// source turns a configured source into the store's record. Its secrets
+// are not expanded: a $VAR stays a reference ("env:$VAR") that ferry reads
+// when it needs the value, and an SSH key stays its file ("file:PATH"), so
+// the store never holds them; a secret written out in the file is sealed
+// before it is stored (see secrets.go).
 func (c *Config) source(s SourceConfig) (store.Source, error) {
-	secret, err := expand(s.WebhookSecret)
-	if err != nil {
-		return store.Source{}, fmt.Errorf("%s: webhookSecret: %w", s.Name, err)
-	}
-	password, err := expand(s.Password)
-	if err != nil {
-		return store.Source{}, fmt.Errorf("%s: password: %w", s.Name, err)
-	}
 	var key string
 	if s.SSHKeyFile != "" {
-		p := s.SSHKeyFile
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(c.dir, p)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return store.Source{}, fmt.Errorf("%s: sshKeyFile: %w", s.Name, err)
-		}
-		key = string(b)
+		key = fileRef + c.path(s.SSHKeyFile)
 	}
 	src, err := SourceFromRequest(SourceRequest{Name: s.Name, URL: s.URL, Branch: s.Branch, Interval: s.Interval,
-		WebhookSecret: secret, Username: s.Username, Password: password, SSHKey: key})
+		WebhookSecret: configSecret(s.WebhookSecret), Username: s.Username, Password: configSecret(s.Password), SSHKey: key})
 	if err != nil {
 		return src, err
 	}

@@ -2,7 +2,9 @@ package server
 
 import (
 	"container/list"
+	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"sync"
 	"time"
 )
@@ -17,18 +19,25 @@ const (
 	defaultDeliveryTTL = 24 * time.Hour
 )
 
-// deliverySet remembers the delivery ids of webhooks that synced, so that a
+// DeliveryLog remembers the webhook deliveries that synced, so that a
 // replayed delivery is answered without syncing again. Deliveries that
 // changed nothing (a ping, a push to another branch) need no remembering.
-//
-// It lives in memory and does not survive a restart. That is harmless: a
-// delivery replayed after a restart only makes the watcher fetch once more,
-// and the fetch finds nothing new, because the commit to build always comes
-// from Git and never from the payload.
+// ferry serve keeps them in its store (store.SQLite.RememberDelivery), so
+// that a replay after a restart is still a duplicate.
+type DeliveryLog interface {
+	// RememberDelivery records key as seen at now and reports whether it
+	// is new, that is not seen within ttl; keys older than ttl are
+	// forgotten. Checking and recording are one step: of two identical
+	// deliveries at once, exactly one is new.
+	RememberDelivery(ctx context.Context, key string, now time.Time, ttl time.Duration) (bool, error)
+}
+
+// deliverySet is a DeliveryLog in memory, for a receiver without a store
+// (tests, or ferry used as a library). It does not survive a restart.
 //
 // The least recently seen id goes first when the set is full; an id also
-// goes once it has not been seen for the TTL. Keys are stored as SHA-256
-// digests, so a long delivery id costs no more memory than a short one.
+// goes once it has not been seen for the TTL. Keys are SHA-256 digests
+// (deliveryKey), so a long delivery id costs no more memory than a short one.
 type deliverySet struct {
 	max int
 	ttl time.Duration
@@ -36,11 +45,11 @@ type deliverySet struct {
 
 	mu    sync.Mutex
 	order *list.List // of *deliveryEntry, most recently seen at the front
-	byKey map[[sha256.Size]byte]*list.Element
+	byKey map[string]*list.Element
 }
 
 type deliveryEntry struct {
-	key  [sha256.Size]byte
+	key  string
 	seen time.Time
 }
 
@@ -50,20 +59,27 @@ func newDeliverySet(max int, ttl time.Duration, now func() time.Time) *deliveryS
 		ttl:   ttl,
 		now:   now,
 		order: list.New(),
-		byKey: make(map[[sha256.Size]byte]*list.Element),
+		byKey: make(map[string]*list.Element),
 	}
 }
 
 // deliveryKey names a delivery within one provider and one source: the ids
-// are only unique per sender, and a source may be hooked to several.
-func deliveryKey(provider, source, id string) [sha256.Size]byte {
-	return sha256.Sum256([]byte(provider + "\x00" + source + "\x00" + id))
+// are only unique per sender, and a source may be hooked to several. It is
+// a SHA-256 digest in hex, so a long id costs no more room than a short one.
+func deliveryKey(provider, source, id string) string {
+	sum := sha256.Sum256([]byte(provider + "\x00" + source + "\x00" + id))
+	return hex.EncodeToString(sum[:])
+}
+
+// RememberDelivery implements DeliveryLog; the set's own TTL applies.
+func (s *deliverySet) RememberDelivery(_ context.Context, key string, _ time.Time, _ time.Duration) (bool, error) {
+	return s.firstTime(key), nil
 }
 
 // firstTime records key as seen now and reports whether it was new, that is
 // not seen within the TTL. Checking and recording are one step under the
 // lock, so of two identical deliveries arriving at once exactly one is new.
-func (s *deliverySet) firstTime(key [sha256.Size]byte) bool {
+func (s *deliverySet) firstTime(key string) bool {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

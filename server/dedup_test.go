@@ -58,7 +58,7 @@ func TestDeliverySetKeysAreScoped(t *testing.T) {
 func TestDeliverySetEvictsLeastRecentlySeen(t *testing.T) {
 	var clock fakeClock
 	s := newDeliverySet(3, time.Hour, clock.now)
-	key := func(i int) [32]byte { return deliveryKey("generic", "app", fmt.Sprint(i)) }
+	key := func(i int) string { return deliveryKey("generic", "app", fmt.Sprint(i)) }
 	for i := range 3 {
 		s.firstTime(key(i))
 		clock.advance(time.Second)

@@ -1,3 +1,16 @@
 // Package server owns ferry's HTTP surface: the API, the webhook
-// endpoints, the web dashboard and Prometheus metrics.
+// endpoints, the web dashboard and Prometheus metrics, and ferry serve's
+// configuration.
+//
+// Decisions about trust kept here:
+//   - The configuration is decoded by the manifests' strict decoder, so its
+//     mistakes read like a manifest's (file:line:col, what to do).
+//   - Sources' secrets are never stored in the clear (secrets.go): the
+//     API's are sealed with ferry's key, the configuration's stay $VAR
+//     references and key file paths, read when needed.
+//   - A source added through the API is checked before anything is stored
+//     (sourceurl.go): a local repository only under localRoots, with its
+//     symlinks resolved first.
+//   - Webhook deliveries that synced are remembered in the store for a day,
+//     so a replay after a restart still changes nothing.
 package server

@@ -18,6 +18,7 @@ import (
 	"github.com/ferrycd/ferry/build/registry"
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/internal/seal"
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/promote/gitexport"
@@ -181,8 +182,18 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sources := &sourceManager{store: st, watcher: w}
+	box, keyFrom, err := seal.Load(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("the key that seals secrets: %w", err)
+	}
+	logf("secrets given through the API are sealed with the key from %s", keyFrom)
+	sources := &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}, log: logf}
 	if err := sources.load(ctx, cfg); err != nil {
+		return err
+	}
+	// why: what an older ferry wrote in the clear may linger in the
+	// write-ahead log until a checkpoint; sealing it is not enough.
+	if err := st.Checkpoint(ctx); err != nil {
 		return err
 	}
 	// why: a crash between recording a source's new head and queueing its
@@ -200,10 +211,11 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	}
 
 	apiHandler, err := NewAPI(APIConfig{
-		Store:    st,
-		Tokens:   cfg.tokens(),
-		Sources:  sources,
-		Promoter: promoter,
+		Store:      st,
+		Tokens:     cfg.tokens(),
+		Sources:    sources,
+		LocalRoots: cfg.LocalRoots,
+		Promoter:   promoter,
 		Environments: func(ctx context.Context, env string) (*environments.Status, error) {
 			t, err := target(env)
 			if err != nil {
@@ -222,6 +234,12 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			if err != nil {
 				return WebhookSource{}, false
 			}
+			s, err = sources.secrets.reveal(s)
+			if err != nil {
+				// The receiver then refuses the delivery as unsigned.
+				logf("webhook for %v", err)
+				s.WebhookSecret = ""
+			}
 			return WebhookSource{Name: s.Name, URL: s.URL, Branch: s.Branch, Secret: s.WebhookSecret}, true
 		},
 		Sync: func(name string) {
@@ -229,7 +247,8 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 				logf("source %s: fetch asked by a webhook: %v", name, err)
 			}
 		},
-		Log: logf,
+		Deliveries: st,
+		Log:        logf,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
@@ -347,6 +366,9 @@ func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, targe
 type sourceManager struct {
 	store   store.Store
 	watcher watcher.Watcher
+	secrets *secrets
+	// log hears about a source that cannot be watched at start; nil: none.
+	log func(format string, args ...any)
 }
 
 // load makes the store's sources match the configuration (its sources
@@ -359,6 +381,7 @@ func (m *sourceManager) load(ctx context.Context, cfg *Config) error {
 		if err != nil {
 			return err
 		}
+		src = m.secrets.protect(src)
 		if old, err := m.store.GetSource(ctx, src.Name); err == nil {
 			src.Created = old.Created
 		} else {
@@ -380,16 +403,38 @@ func (m *sourceManager) load(ctx context.Context, cfg *Config) error {
 			}
 			continue
 		}
-		if err := m.watcher.Add(ctx, s); err != nil {
+		// An older ferry stored the API's secrets in the clear.
+		if sealed, changed := m.secrets.sealClear(s); changed {
+			if err := m.store.PutSource(ctx, sealed); err != nil {
+				return fmt.Errorf("sealing the secrets of source %s: %w", s.Name, err)
+			}
+		}
+		clear, err := m.secrets.reveal(s)
+		if err != nil {
+			// why: one source whose secret no longer opens (the key
+			// changed) must not keep ferry down, or the API that could
+			// remove it and add it again would never start either.
+			if m.log != nil {
+				fix := fmt.Sprintf("remove it (ferry sources rm %s) and add it again with its secrets", s.Name)
+				if s.FromConfig {
+					fix = "fix it in the configuration and restart"
+				}
+				m.log("%v; source %s is not watched: %s", err, s.Name, fix)
+			}
+			continue
+		}
+		if err := m.watcher.Add(ctx, clear); err != nil {
 			return fmt.Errorf("source %s: %w", s.Name, err)
 		}
 	}
 	return nil
 }
 
+// Add stores s, its secrets sealed, and watches it. s holds the secrets'
+// values, as the API received them.
 func (m *sourceManager) Add(ctx context.Context, s store.Source) error {
 	s.Created = time.Now()
-	if err := m.store.AddSource(ctx, s); err != nil {
+	if err := m.store.AddSource(ctx, m.secrets.protect(s)); err != nil {
 		return err
 	}
 	if err := m.watcher.Add(ctx, s); err != nil {
@@ -424,11 +469,7 @@ func newExporter(cfg *Config, logf func(string, ...any)) (promote.Exporter, erro
 	}
 	var key string
 	if x.SSHKeyFile != "" {
-		p := x.SSHKeyFile
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(cfg.dir, p)
-		}
-		b, err := os.ReadFile(p)
+		b, err := os.ReadFile(cfg.path(x.SSHKeyFile))
 		if err != nil {
 			return nil, fmt.Errorf("export: sshKeyFile: %w", err)
 		}

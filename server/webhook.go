@@ -41,6 +41,10 @@ type WebhookConfig struct {
 	// source's name on purpose: the commit always comes from Git, never
 	// from a payload, so a webhook can at worst cause a needless fetch.
 	Sync func(name string)
+	// Deliveries remembers the deliveries that synced, so that a replay is
+	// answered "duplicate" without syncing again: the store, so that this
+	// holds across a restart. Default: a set in memory, forgotten on exit.
+	Deliveries DeliveryLog
 	// Log reports accepted and refused deliveries; default log.Printf.
 	Log func(format string, args ...any)
 	// Now is the clock of the delivery de-duplication; default time.Now.
@@ -74,7 +78,10 @@ func NewWebhooks(cfg WebhookConfig) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	wh := &webhooks{cfg: cfg, seen: newDeliverySet(defaultDeliveryMax, defaultDeliveryTTL, cfg.Now)}
+	if cfg.Deliveries == nil {
+		cfg.Deliveries = newDeliverySet(defaultDeliveryMax, defaultDeliveryTTL, cfg.Now)
+	}
+	wh := &webhooks{cfg: cfg}
 
 	mux := http.NewServeMux()
 	for _, p := range []*hookProvider{githubHooks, gitlabHooks, genericHooks} {
@@ -88,8 +95,7 @@ func NewWebhooks(cfg WebhookConfig) http.Handler {
 }
 
 type webhooks struct {
-	cfg  WebhookConfig
-	seen *deliverySet
+	cfg WebhookConfig
 }
 
 // hookProvider is what differs between senders: how they prove they hold
@@ -230,7 +236,17 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 	}
 	// Only deliveries that passed the signature check and are about to sync
 	// get here, so a forged delivery cannot claim an id before the real one.
-	if id != "" && !wh.seen.firstTime(deliveryKey(p.name, src.Name, id)) {
+	first := true
+	if id != "" {
+		first, err = wh.cfg.Deliveries.RememberDelivery(r.Context(), deliveryKey(p.name, src.Name, id), wh.cfg.Now(), defaultDeliveryTTL)
+		if err != nil {
+			// Not synced and not remembered: the sender retries later.
+			wh.cfg.Log("webhook: %s delivery %s for source %q: %v", p.name, id, src.Name, err)
+			replyHookError(w, http.StatusServiceUnavailable, "ferry could not record the delivery; send it again later")
+			return
+		}
+	}
+	if !first {
 		wh.cfg.Log("webhook: %s delivery %s for source %q is a duplicate; not syncing again", p.name, id, src.Name)
 		reply.Duplicate = true
 		replyHook(w, http.StatusOK, reply)

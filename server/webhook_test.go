@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -23,6 +24,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ferrycd/ferry/store"
 )
 
 // The secret of GitHub's documented example, and its test vector:
@@ -61,7 +64,11 @@ type hookEnv struct {
 	logs  []string
 }
 
-func newHookEnv(t *testing.T) *hookEnv {
+func newHookEnv(t *testing.T) *hookEnv { return newHookEnvWith(t, nil) }
+
+// newHookEnvWith is newHookEnv with deliveries remembered in d (nil: in
+// memory).
+func newHookEnvWith(t *testing.T, d DeliveryLog) *hookEnv {
 	t.Helper()
 	env := &hookEnv{t: t, clock: &fakeClock{}}
 	h := NewWebhooks(WebhookConfig{
@@ -79,7 +86,8 @@ func newHookEnv(t *testing.T) *hookEnv {
 			defer env.mu.Unlock()
 			env.logs = append(env.logs, fmt.Sprintf(format, args...))
 		},
-		Now: env.clock.now,
+		Now:        env.clock.now,
+		Deliveries: d,
 	})
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config = NewHTTPServer("", h)
@@ -476,8 +484,8 @@ func TestReplayedDeliveryIsIdempotent(t *testing.T) {
 	env.do(env.githubRequest("other", "push", id, body, testSecret)).want(t, http.StatusAccepted)
 	env.wantSyncs("app", "other")
 
-	// A day after it was last seen the id is forgotten, as it is after a
-	// restart: the replay syncs once more, which is a harmless extra fetch.
+	// A day after it was last seen the id is forgotten: the replay syncs
+	// once more, which is a harmless extra fetch.
 	env.clock.advance(defaultDeliveryTTL)
 	env.do(env.githubRequest("app", "push", id, body, testSecret)).want(t, http.StatusAccepted)
 	env.wantSyncs("app", "other", "app")
@@ -957,4 +965,36 @@ func ExampleNewWebhooks() {
 	// Output:
 	// sync app
 	// 202 {"ok":true,"event":"sync","source":"app","delivery":"deploy-42","sync":"requested"}
+}
+
+// TestReplayAfterRestartIsStillADuplicate: deliveries remembered in the
+// store survive a restart (here a new receiver on the reopened store), so
+// a replay syncs nothing; a day later the id is forgotten.
+func TestReplayAfterRestartIsStillADuplicate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ferry.db")
+	st, err := store.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "9b2f0c1e-2a3b-11f0-8c7d-1a2b3c4d5e6f"
+	body := githubPush("refs/heads/main", false)
+	before := newHookEnvWith(t, st)
+	before.do(before.githubRequest("app", "push", id, body, testSecret)).want(t, http.StatusAccepted)
+	before.wantSyncs("app")
+	st.Close()
+
+	st, err = store.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	after := newHookEnvWith(t, st)
+	a := after.do(after.githubRequest("app", "push", id, body, testSecret)).want(t, http.StatusOK)
+	if a.reply["duplicate"] != true {
+		t.Fatalf(`the replay after a restart lacks "duplicate": true: %s`, a.body)
+	}
+	after.wantSyncs() // nothing
+	after.clock.advance(defaultDeliveryTTL)
+	after.do(after.githubRequest("app", "push", id, body, testSecret)).want(t, http.StatusAccepted)
+	after.wantSyncs("app")
 }

@@ -88,10 +88,12 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 
 // dsn names the file and the pragmas every connection needs: WAL so reads
 // do not wait for the writer, synchronous FULL so a commit survives a power
-// cut, and foreign keys, which SQLite leaves off unless asked.
+// cut, foreign keys, which SQLite leaves off unless asked, and
+// secure_delete, so that a value overwritten or deleted (a secret an older
+// ferry kept in the clear) is zeroed rather than left in a free page.
 func dsn(path, extra string) string {
 	return path + "?_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")" +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&" + extra
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&" + extra
 }
 
 // Close closes the database.

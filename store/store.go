@@ -30,6 +30,12 @@ var ErrConflict = errors.New("conflict")
 // ---- sources ---------------------------------------------------------------
 
 // Source is a watched Git repository as configured.
+//
+// The secrets (WebhookSecret, Password, SSHKey) are stored as the server
+// hands them over, which is never in the clear: sealed ("sealed:v1:…"),
+// or, for a source of the configuration, a reference ("env:$VAR",
+// "file:PATH"). The store neither seals nor reads them (see server's
+// secrets.go and internal/seal).
 type Source struct {
 	Name          string
 	URL           string // local path, file://, https:// or ssh:// (or user@host:path)
