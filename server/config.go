@@ -43,6 +43,10 @@ type Config struct {
 	Tokens       []TokenConfig       `yaml:"tokens"`
 	// Export, when set, commits every deployment to a Git repository.
 	Export *ExportConfig `yaml:"export"`
+	// AllowedImages are registries and repositories (prefixes such as
+	// registry.example.com/team/) whose images a rollback may deploy
+	// although ferry did not build them; see config_images.go.
+	AllowedImages []string `yaml:"allowedImages"`
 
 	// dir is the folder of the configuration file.
 	dir string
@@ -238,6 +242,7 @@ func (c *Config) check() []string {
 	if _, err := newTokens(c.tokens()); err != nil {
 		bad("tokens: %v", err)
 	}
+	errs = append(errs, c.checkAllowedImages()...)
 	if c.Export != nil {
 		if c.Export.URL == "" {
 			bad("export: url is required (the repository Flux or Argo CD watch)")
