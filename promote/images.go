@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -42,22 +43,33 @@ func ParseImagePrefix(s string) (ImagePrefix, error) {
 		return ImagePrefix{}, fmt.Errorf("%q: a prefix is a registry and repository path, without a tag, digest or wildcard (e.g. registry.example.com/team/)", s)
 	}
 	host, path, _ := strings.Cut(trimmed, "/")
-	if host != "localhost" && !strings.ContainsAny(host, ".:") {
-		return ImagePrefix{}, fmt.Errorf("%q does not start with a registry host (e.g. registry.example.com/team/; Docker Hub is docker.io/library/…)", s)
+	if !hostRE.MatchString(host) || (host != "localhost" && !strings.ContainsAny(host, ".:")) {
+		return ImagePrefix{}, fmt.Errorf("%q does not start with a registry host, HOST or HOST:PORT (e.g. registry.example.com/team/; Docker Hub is docker.io/library/…)", s)
 	}
 	reg, err := name.NewRegistry(strings.ToLower(host))
 	if err != nil {
 		return ImagePrefix{}, fmt.Errorf("%q: %v", s, err)
 	}
 	if path != "" {
-		// why: a tag (":v1") or an empty, "." or ".." segment is no
-		// repository path; the library's own rules say what one is.
-		if _, err := name.NewRepository(reg.RegistryStr() + "/" + path); err != nil {
-			return ImagePrefix{}, fmt.Errorf("%q: %q is not a repository path (lower-case segments separated by /): %v", s, path, err)
+		for seg := range strings.SplitSeq(path, "/") {
+			// why: a tag (":v1"), an empty, "." or ".." segment is no
+			// repository path, and would match nothing or too much.
+			if !segmentRE.MatchString(seg) {
+				return ImagePrefix{}, fmt.Errorf("%q: %q is not a repository path (lower-case letters and digits, separated by . _ - within a segment and / between them)", s, path)
+			}
 		}
 	}
 	return ImagePrefix{registry: reg.RegistryStr(), path: path}, nil
 }
+
+var (
+	// hostRE is a registry host with an optional port: DNS labels, or
+	// an IPv4 address.
+	hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]{1,5})?$`)
+	// segmentRE is one path component of a repository name, as the OCI
+	// distribution specification defines it.
+	segmentRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
+)
 
 // String is the prefix as written in the configuration, normalised.
 func (p ImagePrefix) String() string {
