@@ -68,7 +68,7 @@ func TestRollback(t *testing.T) {
 		t.Errorf("the pulled release's record: %+v", rec)
 	}
 	// Nor is a release pulled from a repository ferry does not use.
-	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: "registry.example.com/evil@" + lost.Digest.String()}, bob)
+	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: "registry.example.com/evil@sha256:" + strings.Repeat("d", 64)}, bob)
 	refused(t, err, Forbidden, "not in ferry's release repository "+shared.repo, "allowedImages")
 	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: "sha256:" + strings.Repeat("e", 64)}, bob)
 	refused(t, err, Invalid, "the store holds no release", "pulling it from "+shared.repo)

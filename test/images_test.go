@@ -91,7 +91,7 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 	}
 	// Nor is a release pulled from a repository that is neither ferry's
 	// nor allowed.
-	_, err = c.Rollback(ctx, "dev", server.RollbackRequest{Release: teamevil + "/releases@" + second})
+	_, err = c.Rollback(ctx, "dev", server.RollbackRequest{Release: teamevil + "/releases@sha256:" + strings.Repeat("d", 64)})
 	if se := statusError(err); se == nil || se.Code != 403 || !strings.Contains(se.Message, "not in ferry's release repository") {
 		t.Errorf("a release from %s: %v", teamevil, err)
 	}
