@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
@@ -124,6 +125,15 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 			t.Errorf("after a refused image dev is %+v, want it on %s and not held", e, second)
 		}
 		waitGreeting(t, p, "hello again", 5*time.Second)
+	}
+	// An index is not one image to run.
+	multi := pushIndex(t, team+"/multi", mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img}))
+	_, err = c.Rollback(ctx, "dev", server.RollbackRequest{Function: "hello", Image: multi})
+	if se := statusError(err); se == nil || se.Code != 422 || !strings.Contains(se.Message, "not an image manifest") {
+		t.Errorf("pinning the index %s: %v; want 422 saying it is not an image", multi, err)
+	}
+	if e := environment(t, c, "dev"); e.Release != second {
+		t.Errorf("after a refused index dev runs %s, want %s", e.Release, second)
 	}
 	r = cli("rollback", "dev", "--function", "hello", "--to", pushImage(t, team+"/climb", appendLayer(t, img, layerEntry{name: "../../etc/ferry-escape", body: "pwned\n"})))
 	if r.code == 0 || !strings.Contains(r.stderr, "422") || !strings.Contains(r.stderr, "climbs out") {
@@ -242,6 +252,23 @@ func pushImage(t *testing.T, repo string, img v1.Image) string {
 		t.Fatal(err)
 	}
 	if err := remote.Write(ref, img, remote.WithContext(t.Context())); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	return ref.String()
+}
+
+// pushIndex pushes idx to repo and returns its reference by digest.
+func pushIndex(t *testing.T, repo string, idx v1.ImageIndex) string {
+	t.Helper()
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewDigest(repo + "@" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx, remote.WithContext(t.Context())); err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
 	return ref.String()
