@@ -56,6 +56,15 @@
 // approval policy a rollback goes only where the policy let it before: a
 // release the environment ran, or an image the function ran there.
 //
+// A rollback deploys only what ferry built or was told to allow
+// (images.go): a pinned image ferry recorded a build of for the live
+// release's source, a release pulled from ferry's own release repository
+// whose images are such builds, or anything under a prefix of
+// Config.AllowedImages, matched on whole path segments; a tag never. The
+// check comes before any request to the image's registry. What the target
+// then refuses for what the image holds (environments.ErrRefusedImage)
+// leaves the environment on its release.
+//
 // # History
 //
 // Every deployment is recorded with its release, commit, actor, promotion,

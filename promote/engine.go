@@ -58,6 +58,7 @@ type engine struct {
 	cfg    Config
 	st     store.Store
 	envs   map[string][]window // configured environments and their freeze windows
+	allow  []ImagePrefix       // Config.AllowedImages, parsed
 	wake   chan struct{}
 	client *http.Client
 
@@ -141,6 +142,11 @@ func newEngine(cfg Config) (*engine, error) {
 		}
 		e.envs[env.Name] = ws
 	}
+	allow, err := ParseImagePrefixes(cfg.AllowedImages)
+	if err != nil {
+		return nil, fmt.Errorf("promote: %w", err)
+	}
+	e.allow = allow
 	if e.cfg.Pull == nil {
 		opts := cfg.PushOptions
 		e.cfg.Pull = func(ctx context.Context, ref string) (*build.Release, error) {

@@ -294,15 +294,31 @@ func (f *fixture) restart() {
 	f.start()
 }
 
-// release records the release of s in the store, as the pipeline would.
+// release records the release of s in the store, and its builds, as the
+// pipeline would.
 func (f *fixture) release(s spec) store.Release {
 	f.t.Helper()
-	a := artifact(f.t, s)
+	a := f.built(s)
 	rec, _, err := f.st.PutRelease(f.ctx, store.Release{ID: a.Digest.String(), Source: "demo", Commit: s.commit(), Ref: a.Ref, Manifest: a.Manifest})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return rec
+}
+
+// built records the builds of s's functions for source demo, as the
+// pipeline's build step would, without a release.
+func (f *fixture) built(s spec) *build.Release {
+	f.t.Helper()
+	a := artifact(f.t, s)
+	var builds []store.Build
+	for _, fn := range a.Set.Functions {
+		builds = append(builds, store.Build{Source: "demo", Commit: s.commit(), Function: fn.Name, Key: s.key(), Image: fn.Spec.Image})
+	}
+	if err := f.st.PutBuilds(f.ctx, builds); err != nil {
+		f.t.Fatal(err)
+	}
+	return a
 }
 
 var runs atomic.Int64

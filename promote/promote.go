@@ -111,6 +111,11 @@ type Config struct {
 	// a HEAD of the manifest with the default keychain, which reaches
 	// loopback registries over plain HTTP.
 	ImageExists func(ctx context.Context, ref string) error
+	// AllowedImages are registries and repositories (prefixes such as
+	// registry.example.com/team/, see ImagePrefix) whose images and
+	// releases a rollback may deploy although ferry did not build them.
+	// Empty: only what ferry built for the release's source.
+	AllowedImages []string
 	// GatewayURL is http://ADDR of the gateway, for HTTP checks
 	// (GATEWAY/<env>/<path>).
 	GatewayURL string

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/store"
 )
@@ -261,6 +262,14 @@ func (e *engine) chosen(ctx context.Context, env string, live *release, given st
 	r, err := e.release(ctx, id)
 	switch {
 	case err == nil:
+		// why: a pipeline release holds what ferry built; a pinned or
+		// pulled one was admitted when it was made, and is admitted again
+		// under today's allowedImages, which may have narrowed since.
+		if r.rec.Kind != store.ReleasePipeline {
+			if err := e.admitSet(ctx, id, r.rec.Source, r.set); err != nil {
+				return nil, err
+			}
+		}
 		if approvalStage(env, live, r) {
 			if err := e.letIn(ctx, env, id); err != nil {
 				return nil, err
@@ -276,12 +285,19 @@ func (e *engine) chosen(ctx context.Context, env string, live *release, given st
 		}
 		ref = e.cfg.Repo + "@" + id
 	}
+	if err := e.admitReleaseRef(ref); err != nil {
+		return nil, err
+	}
 	a, err := e.cfg.Pull(ctx, ref)
 	if err != nil {
 		return nil, invalid("the store holds no release %s, and pulling it from %s failed: %v", id, ref, err)
 	}
 	if a.Digest.String() != id {
-		return nil, fmt.Errorf("release %s: the registry gave %s for %s; the registry is not to be trusted", id, a.Digest, ref)
+		return nil, environments.RefusedImage(fmt.Errorf("release %s: the registry gave %s for %s; the registry is not to be trusted", id, a.Digest, ref))
+	}
+	source := e.sourceNamed(ctx, a.SourceURL)
+	if err := e.admitSet(ctx, id, source, a.Set); err != nil {
+		return nil, err
 	}
 	pulled := &release{rec: store.Release{ID: id}, set: a.Set}
 	if approvalStage(env, live, pulled) {
@@ -289,7 +305,7 @@ func (e *engine) chosen(ctx context.Context, env string, live *release, given st
 			return nil, err
 		}
 	}
-	rec := store.Release{ID: id, Source: e.sourceNamed(ctx, a.SourceURL), Commit: a.Revision, Ref: a.Ref,
+	rec := store.Release{ID: id, Source: source, Commit: a.Revision, Ref: a.Ref,
 		Manifest: a.Manifest, Kind: store.ReleasePulled}
 	if _, _, err := e.st.PutRelease(ctx, rec); err != nil {
 		return nil, err
@@ -351,12 +367,19 @@ func (e *engine) pinned(ctx context.Context, env string, live *release, to Rollb
 	if image == f.Spec.Image {
 		return nil, conflict("function %s runs image %s in %s already", to.Function, image, env)
 	}
+	// why: admitted before anything is asked of its registry.
+	if err := e.admitImage(ctx, live.rec.Source, image); err != nil {
+		return nil, err
+	}
 	if approvalStage(env, live) {
 		if err := e.ranImage(ctx, env, to.Function, image); err != nil {
 			return nil, err
 		}
 	}
 	if err := e.cfg.ImageExists(ctx, image); err != nil {
+		if errors.Is(err, environments.ErrRefusedImage) {
+			return nil, fmt.Errorf("image %s: %w; give the digest of an image (of one platform)", image, err)
+		}
 		return nil, invalid("image %s: %v; give a digest of an image the registry holds (a build printed it)", image, err)
 	}
 	if e.cfg.Repo == "" {
@@ -434,7 +457,7 @@ func headImage(ctx context.Context, ref string) error {
 		return err
 	}
 	if !desc.MediaType.IsImage() && !desc.MediaType.IsIndex() {
-		return fmt.Errorf("it is a %s, not an image", desc.MediaType)
+		return environments.RefusedImage(fmt.Errorf("it is a %s, not an image", desc.MediaType))
 	}
 	return nil
 }

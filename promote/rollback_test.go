@@ -3,6 +3,7 @@ package promote
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrycd/ferry/store"
 )
@@ -52,14 +53,23 @@ func TestRollback(t *testing.T) {
 	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: "v1.2"}, bob)
 	refused(t, err, Invalid, "not a release id")
 
-	// A release in the registry that this store never recorded.
+	// A release in the registry that this store never recorded: pulled
+	// only once ferry knows it built its images for the source.
+	check(t, f.st.PutSource(f.ctx, store.Source{Name: "demo", URL: "https://git.example.com/demo", Branch: "main", Interval: time.Minute}))
 	lost := artifact(t, spec{message: "rb lost"})
+	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: lost.Digest.String()}, bob)
+	refused(t, err, Forbidden, "function hello", "was never built by ferry for source demo", "allowedImages")
+	f.answers("staging", "rb 3")
+	f.built(spec{message: "rb lost"})
 	must[store.Deployment](t)(f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: lost.Digest.String()}, bob))
 	f.answers("staging", "rb lost")
 	rec := must[store.Release](t)(f.st.GetRelease(f.ctx, lost.Digest.String()))
-	if rec.Kind != store.ReleasePulled || rec.Ref != lost.Ref || rec.Commit != lost.Revision || rec.Source != "https://git.example.com/demo" {
+	if rec.Kind != store.ReleasePulled || rec.Ref != lost.Ref || rec.Commit != lost.Revision || rec.Source != "demo" {
 		t.Errorf("the pulled release's record: %+v", rec)
 	}
+	// Nor is a release pulled from a repository ferry does not use.
+	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: "registry.example.com/evil@sha256:" + strings.Repeat("d", 64)}, bob)
+	refused(t, err, Forbidden, "not in ferry's release repository "+shared.repo, "allowedImages")
 	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Release: "sha256:" + strings.Repeat("e", 64)}, bob)
 	refused(t, err, Invalid, "the store holds no release", "pulling it from "+shared.repo)
 
@@ -91,6 +101,15 @@ func TestRollbackFunction(t *testing.T) {
 	curBye := artifact(t, spec{message: "pin new", bye: true}).Set.Function("bye").Spec.Image
 	_, digest, _ := strings.Cut(oldImage, "@")
 
+	// Until the store records that ferry built it for demo, it is refused.
+	_, err := f.p.Rollback(f.ctx, "staging", RollbackTarget{Function: "hello", Image: digest}, ann)
+	refused(t, err, Forbidden, "image "+oldImage+" was never built by ferry for source demo", "allowedImages")
+	f.answers("staging", "pin new")
+	if f.env("staging").Held || len(f.deployments("staging")) != 1 {
+		t.Errorf("a refused pin changed staging: %+v, %+v", f.env("staging"), f.deployments("staging"))
+	}
+	f.built(spec{message: "pin old", bye: true})
+
 	d := must[store.Deployment](t)(f.p.Rollback(f.ctx, "staging", RollbackTarget{Function: "hello", Image: digest}, ann))
 	if got := f.answer("staging", "/hello"); got != "pin old" {
 		t.Errorf("hello answers %q, want the pinned image's", got)
@@ -111,10 +130,10 @@ func TestRollbackFunction(t *testing.T) {
 		t.Error("a pin does not hold staging")
 	}
 
-	_, err := f.p.Rollback(f.ctx, "staging", RollbackTarget{Function: "nope", Image: digest}, ann)
+	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Function: "nope", Image: digest}, ann)
 	refused(t, err, Invalid, "has no function nope", "bye, hello")
 	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Function: "hello", Image: "sha256:" + strings.Repeat("a", 64)}, ann)
-	refused(t, err, Invalid, "the registry has no such image")
+	refused(t, err, Forbidden, "never built by ferry")
 	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Function: "hello"}, ann)
 	refused(t, err, Invalid, "give the image")
 }

@@ -9,13 +9,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
 )
 
 // The promotion endpoints: promote, approve, reject, rollback, resume,
 // freeze, history. The promoter decides what a policy allows; the API
-// checks roles and turns the promoter's refusals into 403, 409 and 400.
+// checks roles and turns the promoter's refusals into 403, 409 and 400,
+// and an image refused for what it holds into 422.
 
 // PromoteRequest asks for a release in an environment.
 type PromoteRequest struct {
@@ -118,10 +120,17 @@ func (a *api) routesPromote() {
 	a.route("GET /api/v1/events", RoleViewer, a.events)
 }
 
-// promoteError turns the promoter's refusals into statuses.
+// promoteError turns the promoter's refusals into statuses. An image or
+// release refused for what it is (a hostile layer, a digest that does not
+// match, a manifest that is not an image, one over the limits) is 422
+// with the reason: the request was understood, and sending it again
+// cannot help, so it is not ferry's failure (500).
 func promoteError(err error) error {
 	var pe *promote.Error
 	if !errors.As(err, &pe) {
+		if errors.Is(err, environments.ErrRefusedImage) {
+			return &apiError{http.StatusUnprocessableEntity, err.Error()}
+		}
 		return err
 	}
 	code := map[promote.ErrorCode]int{promote.Forbidden: http.StatusForbidden, promote.Conflict: http.StatusConflict, promote.Invalid: http.StatusBadRequest}[pe.Code]

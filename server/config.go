@@ -51,6 +51,10 @@ type Config struct {
 	LocalRoots []string `yaml:"localRoots"`
 	// Export, when set, commits every deployment to a Git repository.
 	Export *ExportConfig `yaml:"export"`
+	// AllowedImages are registries and repositories (prefixes such as
+	// registry.example.com/team/) whose images a rollback may deploy
+	// although ferry did not build them; see config_images.go.
+	AllowedImages []string `yaml:"allowedImages"`
 
 	// dir is the folder of the configuration file.
 	dir string
@@ -191,6 +195,7 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkEnvironments()...)
 	errs = append(errs, c.checkTokens()...)
 	errs = append(errs, c.checkExport()...)
+	errs = append(errs, c.checkAllowedImages()...)
 	return errs
 }
 

@@ -148,6 +148,9 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		CommitAuthor: w.CommitAuthor,
 		Exporter:     exporter,
 		Log:          logf,
+
+		// Images a rollback may deploy although ferry did not build them.
+		AllowedImages: cfg.AllowedImages,
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 const buildCols = `source, commit_id, function, cache_key, image, cached, at`
@@ -41,6 +42,22 @@ func (s *SQLite) ListBuilds(ctx context.Context, source, commit string) ([]Build
 	builds, err := list(ctx, s.r, scanBuild, `SELECT `+buildCols+` FROM builds WHERE source = ? AND commit_id = ? ORDER BY function`, source, commit)
 	if err != nil {
 		return nil, fmt.Errorf("list builds of %s at %s: %w", source, commit, err)
+	}
+	return builds, nil
+}
+
+// BuildsWithDigest lists the builds of source whose image ends in
+// @digest, newest first. The primary key's source prefix finds the
+// source's builds; a source has a few per commit.
+func (s *SQLite) BuildsWithDigest(ctx context.Context, source, digest string) ([]Build, error) {
+	if !strings.HasPrefix(digest, "sha256:") || strings.ContainsAny(digest, "%_") {
+		// why: the digest goes into a LIKE pattern, where % and _ match
+		// anything.
+		return nil, fmt.Errorf("builds of %s with digest %q: not a sha256:… digest", source, digest)
+	}
+	builds, err := list(ctx, s.r, scanBuild, `SELECT `+buildCols+` FROM builds WHERE source = ? AND image LIKE ? ORDER BY at DESC`, source, "%@"+digest)
+	if err != nil {
+		return nil, fmt.Errorf("list builds of %s with digest %s: %w", source, digest, err)
 	}
 	return builds, nil
 }

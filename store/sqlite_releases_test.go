@@ -25,6 +25,25 @@ func TestBuilds(t *testing.T) {
 		{Source: "demo", Commit: "c1", Function: "zeta", Key: "k4", Image: "reg/zeta@sha256:4", At: at},
 	})
 	same(t, "builds of no commit", must[[]Build](t)(s.ListBuilds(ctx, "demo", "c9")), []Build{})
+
+	// By digest: any repository and commit of the source, only that
+	// source, only that whole digest.
+	check(t, s.PutBuilds(ctx, []Build{
+		{Source: "demo", Commit: "c3", Function: "beta", Key: "k5", Image: "other/beta@sha256:3", At: at.Add(time.Hour)},
+		{Source: "shop", Commit: "c1", Function: "alpha", Key: "k6", Image: "reg/alpha@sha256:3"},
+		{Source: "demo", Commit: "c4", Function: "alpha", Key: "k7", Image: "reg/alpha@sha256:33"},
+	}))
+	var images []string
+	for _, b := range must[[]Build](t)(s.BuildsWithDigest(ctx, "demo", "sha256:3")) {
+		images = append(images, b.Commit+" "+b.Image)
+	}
+	same(t, "builds of demo with sha256:3", images, []string{"c3 other/beta@sha256:3", "c2 reg/alpha@sha256:3"})
+	same(t, "builds with no such digest", must[[]Build](t)(s.BuildsWithDigest(ctx, "demo", "sha256:9")), []Build{})
+	for _, bad := range []string{"sha256:%", "sha256:_", "3", ""} {
+		if _, err := s.BuildsWithDigest(ctx, "demo", bad); err == nil {
+			t.Errorf("BuildsWithDigest(%q) took a digest that is a pattern or none", bad)
+		}
+	}
 }
 
 func TestReleases(t *testing.T) {

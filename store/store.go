@@ -218,6 +218,10 @@ const (
 type Releases interface {
 	PutBuilds(ctx context.Context, builds []Build) error
 	ListBuilds(ctx context.Context, source, commit string) ([]Build, error)
+	// BuildsWithDigest lists the builds of source whose image is pinned
+	// to digest (sha256:…), newest first, any repository: whether ferry
+	// built an image for a source is read from them.
+	BuildsWithDigest(ctx context.Context, source, digest string) ([]Build, error)
 	// PutRelease records rel. A release of the same ID exists already, or
 	// rel is a pipeline release and one exists for the same (source,
 	// commit): that one is returned, with created false.

@@ -162,8 +162,17 @@ func newRollbackCommand() *cobra.Command {
 		Short: "Put an environment back on an earlier release, by digest, without building (deployer)",
 		Long: `Without --to, the release live before the current one. --to RELEASE names a
 release id (sha256:…), also one no longer in ferry's records, pulled back
-from the registry. --function F --to sha256:… keeps the live release but
-pins one function's image.
+from the registry. --function F --to sha256:…|HOST/REPO@sha256:… keeps the
+live release but pins one function's image.
+
+Only what ferry built, or was told to allow, is deployed: an image must be
+one ferry built for the live release's source, and a release pulled back
+must come from ferry's own release repository with images ferry built,
+unless the registry or repository is listed in allowedImages of ferry
+serve's configuration. An image is always given by digest. An image the
+embedded target refuses for what it holds (a layer escaping its root, a
+digest that does not match, not an image, too big) is answered with 422
+and the reason; the environment keeps its release.
 
 A manual rollback holds automatic promotion into the environment until
 ferry resume ENV, so an auto stage never silently undoes it.`,
@@ -191,7 +200,7 @@ ferry resume ENV, so an auto stage never silently undoes it.`,
 		},
 	}
 	r.flags(cmd)
-	cmd.Flags().StringVar(&to, "to", "", "a release id, or with --function an image digest")
+	cmd.Flags().StringVar(&to, "to", "", "a release id, or with --function an image by digest (sha256:… or HOST/REPO@sha256:…)")
 	cmd.Flags().StringVar(&function, "function", "", "pin only this function's image")
 	return cmd
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/internal/filelock"
 )
 
@@ -195,19 +196,23 @@ func (s *images) clearPartial(hexDigest string) error {
 func (s *images) unpack(ctx context.Context, d name.Digest, h v1.Hash, tree string) (*v1.ConfigFile, error) {
 	desc, err := remote.Get(d, append(s.remote, remote.WithContext(ctx))...)
 	if err != nil {
-		return nil, fmt.Errorf("pull manifest: %w", err)
+		err = fmt.Errorf("pull manifest: %w", err)
+		if manifestMismatch(err) {
+			err = environments.RefusedImage(err)
+		}
+		return nil, err
 	}
 	// go-containerregistry checks this when it pulls by digest; the cache
 	// is keyed by it, so it is checked here too, whatever the library does.
 	if sum := sha256.Sum256(desc.Manifest); hex.EncodeToString(sum[:]) != h.Hex {
-		return nil, fmt.Errorf("manifest: %w: the registry served a manifest whose digest is sha256:%x", errDigestMismatch, sum)
+		return nil, environments.RefusedImage(fmt.Errorf("manifest: %w: the registry served a manifest whose digest is sha256:%x", errDigestMismatch, sum))
 	}
 	if !desc.MediaType.IsImage() {
-		return nil, fmt.Errorf("manifest media type %s is not an image manifest (for an index, pin the digest of the image of one platform)", desc.MediaType)
+		return nil, environments.RefusedImage(fmt.Errorf("manifest media type %s is not an image manifest (for an index, pin the digest of the image of one platform)", desc.MediaType))
 	}
 	img, err := desc.Image()
 	if err != nil {
-		return nil, err
+		return nil, environments.RefusedImage(fmt.Errorf("manifest: %w", err))
 	}
 	raw, err := img.RawConfigFile()
 	if err != nil {
@@ -215,11 +220,11 @@ func (s *images) unpack(ctx context.Context, d name.Digest, h v1.Hash, tree stri
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, environments.RefusedImage(fmt.Errorf("config: %w", err))
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, err
+		return nil, environments.RefusedImage(fmt.Errorf("manifest: %w", err))
 	}
 
 	tmp := filepath.Join(s.dir, "tmp")
@@ -259,6 +264,13 @@ func (s *images) unpack(ctx context.Context, d name.Digest, h v1.Hash, tree stri
 	}
 	done = true
 	return cfg, nil
+}
+
+// manifestMismatch reports whether go-containerregistry refused a
+// manifest whose bytes do not hash to the digest pulled: it says so only
+// in words, which TestImagesRootRefusesCorruptManifest keeps in sight.
+func manifestMismatch(err error) bool {
+	return strings.Contains(err.Error(), "does not match requested digest")
 }
 
 // writeFileAtomic writes data to dst through a temporary file in tmp, so
@@ -370,7 +382,7 @@ func compressedLimit(maxLayerBytes int64) int64 {
 // layer applies one layer, whose blob must hash to digest.
 func (u *unpacker) layer(ctx context.Context, l v1.Layer, digest v1.Hash) error {
 	if digest.Algorithm != "sha256" {
-		return fmt.Errorf("digest algorithm %s is not supported (sha256 only)", digest.Algorithm)
+		return environments.RefusedImage(fmt.Errorf("digest algorithm %s is not supported (sha256 only)", digest.Algorithm))
 	}
 	mt, err := l.MediaType()
 	if err != nil {
@@ -378,14 +390,14 @@ func (u *unpacker) layer(ctx context.Context, l v1.Layer, digest v1.Hash) error 
 	}
 	decompress, ok := decompressors[mt]
 	if !ok {
-		return fmt.Errorf("media type %s is not supported (gzip, zstd or uncompressed tar layers only)", mt)
+		return environments.RefusedImage(fmt.Errorf("media type %s is not supported (gzip, zstd or uncompressed tar layers only)", mt))
 	}
 	size, err := l.Size()
 	if err != nil {
 		return err
 	}
 	if size > compressedLimit(u.maxLayerBytes) {
-		return fmt.Errorf("its compressed size %d bytes is over the limit of %d bytes uncompressed", size, u.maxLayerBytes)
+		return environments.RefusedImage(fmt.Errorf("its compressed size %d bytes is over the limit of %d bytes uncompressed", size, u.maxLayerBytes))
 	}
 	rc, err := l.Compressed()
 	if err != nil {
@@ -396,12 +408,28 @@ func (u *unpacker) layer(ctx context.Context, l v1.Layer, digest v1.Hash) error 
 	if err := u.apply(ctx, blob, decompress); err != nil {
 		// A corrupt blob may first show as a broken stream or a strange
 		// entry; reading it to its end tells which.
-		if verr := blob.verify(); errors.Is(verr, errDigestMismatch) {
-			return verr
+		verr := blob.verify()
+		switch {
+		case errors.Is(verr, errDigestMismatch):
+			return environments.RefusedImage(verr)
+		case verr != nil || ctx.Err() != nil || hostFailure(err):
+			return err // the pull or this machine failed, not the image
 		}
-		return err
+		// why: the blob is whole and hashes to its digest, so what failed
+		// is what the image holds: a name, a link, a size the unpacker
+		// refuses, or a stream that is not a tar.
+		return environments.RefusedImage(err)
 	}
 	return nil
+}
+
+// hostFailure reports whether err comes from this machine's file system
+// (a full disk, a permission) rather than from a layer's content.
+func hostFailure(err error) bool {
+	var pe *fs.PathError
+	var le *os.LinkError
+	var se *os.SyscallError
+	return errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &se)
 }
 
 // apply reads the layer's tar stream and applies its entries, then reads

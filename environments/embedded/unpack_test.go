@@ -30,6 +30,7 @@ import (
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/build/invoker"
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/test/testreg"
 )
@@ -532,6 +533,9 @@ func TestImagesRootRefusesHostileLayers(t *testing.T) {
 				t.Fatalf("unpacked to %s; want it refused", tree)
 			}
 			t.Log(err)
+			if !errors.Is(err, environments.ErrRefusedImage) {
+				t.Errorf("error %q is not an environments.ErrRefusedImage (the API would answer 500, not 422)", err)
+			}
 			d, _ := layers[len(layers)-1].Digest()
 			for _, w := range append(c.want, ref, d.String()) {
 				if !strings.Contains(err.Error(), w) {
@@ -585,6 +589,9 @@ func TestImagesRootRefusesCorruptBlob(t *testing.T) {
 				t.Fatal("a corrupt blob was unpacked")
 			}
 			t.Log(err)
+			if !errors.Is(err, environments.ErrRefusedImage) {
+				t.Errorf("error %q is not an environments.ErrRefusedImage", err)
+			}
 			if c.want != "" && !errors.Is(err, errDigestMismatch) {
 				t.Errorf("error %q is not a digest mismatch", err)
 			}
@@ -623,6 +630,37 @@ func TestImagesRootRefusesCorruptManifest(t *testing.T) {
 	t.Log(err)
 	if !strings.Contains(err.Error(), "does not match") && !errors.Is(err, errDigestMismatch) {
 		t.Errorf("error %q does not say the manifest does not match its digest", err)
+	}
+	if !errors.Is(err, environments.ErrRefusedImage) {
+		t.Errorf("error %q is not an environments.ErrRefusedImage", err)
+	}
+	assertNothingLeft(t, dir)
+}
+
+// TestImagesRootRefusesIndex: an index is not one image to run; it is
+// refused as such, not failed as if the registry were down.
+func TestImagesRootRefusesIndex(t *testing.T) {
+	reg := testreg.Embedded(t, "")
+	img, err := mutate.AppendLayers(empty.Image, gzipLayer(t, fileEntry("x", "x", 0o644)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img})
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewDigest(reg.Addr + "/multi@" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	s, dir := newTestImages(t)
+	_, _, err = s.root(t.Context(), ref.String())
+	if err == nil || !strings.Contains(err.Error(), "not an image manifest") || !errors.Is(err, environments.ErrRefusedImage) {
+		t.Errorf("root(an index) = %v, want a refusal saying it is not an image manifest", err)
 	}
 	assertNothingLeft(t, dir)
 }
