@@ -58,6 +58,7 @@ type engine struct {
 	cfg    Config
 	st     store.Store
 	envs   map[string][]window // configured environments and their freeze windows
+	floors map[string]Floor    // the least policy of each
 	wake   chan struct{}
 	client *http.Client
 
@@ -122,6 +123,7 @@ func newEngine(cfg Config) (*engine, error) {
 		cfg:       cfg,
 		st:        cfg.Store,
 		envs:      map[string][]window{},
+		floors:    map[string]Floor{},
 		wake:      make(chan struct{}, 1),
 		state:     map[string]*envState{},
 		releases:  map[string]*release{},
@@ -140,6 +142,10 @@ func newEngine(cfg Config) (*engine, error) {
 			return nil, err
 		}
 		e.envs[env.Name] = ws
+		e.floors[env.Name] = DefaultFloor(env.Name)
+		if env.Floor != nil {
+			e.floors[env.Name] = *env.Floor
+		}
 	}
 	if e.cfg.Pull == nil {
 		opts := cfg.PushOptions

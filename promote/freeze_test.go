@@ -122,15 +122,62 @@ func contains(list []string, s string) bool {
 }
 
 // TestAdmit: the pipeline's question before it deploys to the first
-// stage.
+// stage. A frozen or held first stage keeps the release out, and records
+// a promotion that waits; a newer release supersedes it; the end of the
+// freeze, or Resume, deploys the newest release.
 func TestAdmit(t *testing.T) {
 	f := newFixture(t, nil)
 	a := Promoter(f.p).(Admitter)
-	check(t, a.Admit(f.ctx, "dev"))
+	r1 := f.release(spec{message: "admit 1"})
+	r2 := f.release(spec{message: "admit 2"})
+	r3 := f.release(spec{message: "admit 3"})
+	check(t, a.Admit(f.ctx, runs.Add(1), r1.ID, "dev"))
+	if ps := f.promotions(r1, "dev"); len(ps) != 0 {
+		t.Errorf("an open stage recorded promotions: %+v", ps)
+	}
+
 	check(t, f.p.Freeze(f.ctx, "dev", "migration", ann))
-	refused(t, a.Admit(f.ctx, "dev"), Conflict, "waiting: dev is frozen by ann", "migration")
+	run := runs.Add(1)
+	refused(t, a.Admit(f.ctx, run, r1.ID, "dev"), Conflict, "waiting: dev is frozen by ann", "migration", "waits for it")
+	// Asked again for the same run (a restart), nothing new is recorded.
+	refused(t, a.Admit(f.ctx, run, r1.ID, "dev"), Conflict, "migration")
+	waiting1 := f.promotion(r1, "dev")
+	if n := len(f.promotions(r1, "dev")); n != 1 || waiting1.Status != StatusPending || waiting1.RunID != run {
+		t.Fatalf("%d promotions; the waiting one: %+v", n, waiting1)
+	}
+	refused(t, a.Admit(f.ctx, runs.Add(1), r2.ID, "dev"), Conflict, "migration")
+	if got := must[store.Promotion](t)(f.st.GetPromotion(f.ctx, waiting1.ID)); got.Status != StatusSuperseded {
+		t.Errorf("the older waiting promotion: %+v", got)
+	}
 	check(t, f.p.Unfreeze(f.ctx, "dev", ann))
-	check(t, a.Admit(f.ctx, "dev"))
+	f.wait(f.promotion(r2, "dev").ID, StatusSucceeded)
+	f.answers("dev", "admit 2")
+
+	// Held after a manual rollback: the next commit waits for Resume.
 	check(t, f.st.HoldEnvironment(f.ctx, "dev", true, "ann rolled it back"))
-	refused(t, a.Admit(f.ctx, "dev"), Conflict, "dev is held (ann rolled it back)", "ferry resume dev")
+	refused(t, a.Admit(f.ctx, runs.Add(1), r3.ID, "dev"), Conflict, "dev is held (ann rolled it back)", "ferry resume dev")
+	waiting3 := f.promotion(r3, "dev")
+	f.answers("dev", "admit 2")
+	if got := must[store.Promotion](t)(f.st.GetPromotion(f.ctx, waiting3.ID)); got.Status != StatusPending {
+		t.Fatalf("the promotion waiting for the hold: %+v", got)
+	}
+	check(t, f.p.Resume(f.ctx, "dev", ann))
+	f.wait(waiting3.ID, StatusSucceeded)
+	f.answers("dev", "admit 3")
+}
+
+// TestAdmitRefusesAGatedFirstStage: a Pipeline whose first stage is prod
+// would put every commit into prod with no approval; the default floor
+// refuses it, and the refusal is recorded.
+func TestAdmitRefusesAGatedFirstStage(t *testing.T) {
+	f := newFixture(t, nil)
+	a := Promoter(f.p).(Admitter)
+	r := f.release(spec{message: "straight to prod", pipeline: "spec:\n  stages:\n  - {name: prod, auto: true}\n"})
+	run := runs.Add(1)
+	refused(t, a.Admit(f.ctx, run, r.ID, "prod"), Forbidden, "environments[prod].approval.required is 1", "first stage", "never loosen")
+	refused(t, a.Admit(f.ctx, run, r.ID, "prod"), Forbidden, "environments[prod].approval.required is 1")
+	ps := f.promotions(r, "prod")
+	if len(ps) != 1 || ps[0].Status != StatusRefused || !strings.Contains(ps[0].Reason, "environments[prod]") {
+		t.Fatalf("promotions into prod: %+v", ps)
+	}
 }

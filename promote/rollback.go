@@ -235,8 +235,11 @@ func (e *engine) ranIn(ctx context.Context, env, id string) (bool, error) {
 }
 
 // approvalStage reports whether env asks for approvals in the pipeline of
-// any of rels.
-func approvalStage(env string, rels ...*release) bool {
+// any of rels, or its floor gates it.
+func (e *engine) approvalStage(env string, rels ...*release) bool {
+	if e.floors[env].gated() {
+		return true
+	}
 	for _, r := range rels {
 		if r == nil {
 			continue
@@ -261,7 +264,7 @@ func (e *engine) chosen(ctx context.Context, env string, live *release, given st
 	r, err := e.release(ctx, id)
 	switch {
 	case err == nil:
-		if approvalStage(env, live, r) {
+		if e.approvalStage(env, live, r) {
 			if err := e.letIn(ctx, env, id); err != nil {
 				return nil, err
 			}
@@ -284,7 +287,7 @@ func (e *engine) chosen(ctx context.Context, env string, live *release, given st
 		return nil, fmt.Errorf("release %s: the registry gave %s for %s; the registry is not to be trusted", id, a.Digest, ref)
 	}
 	pulled := &release{rec: store.Release{ID: id}, set: a.Set}
-	if approvalStage(env, live, pulled) {
+	if e.approvalStage(env, live, pulled) {
 		if err := e.letIn(ctx, env, id); err != nil {
 			return nil, err
 		}
@@ -351,7 +354,7 @@ func (e *engine) pinned(ctx context.Context, env string, live *release, to Rollb
 	if image == f.Spec.Image {
 		return nil, conflict("function %s runs image %s in %s already", to.Function, image, env)
 	}
-	if approvalStage(env, live) {
+	if e.approvalStage(env, live) {
 		if err := e.ranImage(ctx, env, to.Function, image); err != nil {
 			return nil, err
 		}

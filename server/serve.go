@@ -175,7 +175,9 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 				logf("release %s in %s: %v", store.Short(rel.ID), env, err)
 			}
 		},
-		Admit: promoter.(promote.Admitter).Admit,
+		Admit: func(ctx context.Context, run store.Run, rel store.Release, env string) error {
+			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
+		},
 		Log:   logf,
 	})
 	if err != nil {
