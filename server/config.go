@@ -71,6 +71,13 @@ type EnvironmentConfig struct {
 	KafkaBrokers []string `yaml:"kafkaBrokers"`
 	// Freeze windows refuse promotions on a schedule.
 	Freeze []FreezeConfig `yaml:"freeze"`
+	// Gates: the least policy of the environment, which a release's
+	// Pipeline may tighten, never loosen (see config_gates.go).
+	Approval *ApprovalGateConfig `yaml:"approval"`
+	Auto     *bool               `yaml:"auto"`
+	From     []string            `yaml:"from"`
+	Verify   []map[string]any    `yaml:"verify"`
+	Soak     string              `yaml:"soak"`
 }
 
 // FreezeConfig is a recurring deny window: from each time Schedule (cron,
@@ -249,6 +256,7 @@ func (c *Config) check() []string {
 			bad("export: password: %v", err)
 		}
 	}
+	errs = append(errs, c.checkGates()...)
 	return errs
 }
 

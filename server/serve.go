@@ -142,7 +142,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Repo:         repo,
 		PushOptions:  pushOpts,
 		GatewayURL:   gatewayURL,
-		Environments: cfg.promoteEnvironments(),
+		Environments: cfg.gatedEnvironments(),
 		Groups:       cfg.groups(),
 		CommitAuthor: w.CommitAuthor,
 		Exporter:     exporter,
@@ -178,7 +178,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Admit: func(ctx context.Context, run store.Run, rel store.Release, env string) error {
 			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
 		},
-		Log:   logf,
+		Log: logf,
 	})
 	if err != nil {
 		return err
