@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
+	"github.com/ferrycd/ferry/store"
 )
 
 // TestFloorCheck is the tighten/loosen rule, one case a row: what the
@@ -124,5 +125,46 @@ func TestFloorVerify(t *testing.T) {
 	}
 	if got := (Floor{}).withFloor(st); got != st {
 		t.Errorf("no floor changed the stage")
+	}
+}
+
+// TestFloorInTheEngine: the floor's checks run in staging before the
+// release's own (a release they fail is not carried on); a release whose
+// prod stage asks for fewer approvals than prod's floor is refused there,
+// and so is a pending promotion of it made before the floor was set.
+func TestFloorInTheEngine(t *testing.T) {
+	two := int32(2)
+	f := newFixture(t, func(c *Config) {
+		c.Environments[1].Floor = &Floor{Verify: []v1alpha1.Check{{Name: "floor greets",
+			HTTP: &v1alpha1.HTTPCheck{Path: "/hello", Method: "GET", ExpectStatus: 200, BodyContains: "floor ok"}}}}
+		c.Environments[2].Floor = &Floor{Approval: &v1alpha1.ApprovalPolicy{Required: &two}}
+	})
+	good := f.release(spec{message: "floor ok"})
+	bad := f.release(spec{message: "floor fails"})
+
+	f.pipelineDeploy(good)
+	f.wait(f.promotion(good, "staging").ID, StatusSucceeded)
+	p := f.wait(f.promotion(good, "prod").ID, StatusRefused)
+	if !strings.Contains(p.Reason, "environments[prod].approval.required is 2; the release's Pipeline asks for 1: a repository may tighten a gate, never loosen it") {
+		t.Errorf("the refusal: %q", p.Reason)
+	}
+	_, err := f.p.Promote(f.ctx, good.ID, "prod", ann)
+	refused(t, err, Forbidden, "environments[prod].approval.required is 2")
+
+	// A promotion recorded pending before the floor was there is refused
+	// before anyone can approve it in.
+	old := must[store.Promotion](t)(f.st.CreatePromotion(f.ctx, store.Promotion{Release: good.ID, Environment: "prod", Requester: Actor, Status: StatusPending, Reason: "from before the floor"}))
+	f.wait(old.ID, StatusRefused)
+	if d := f.deployments("prod"); len(d) != 0 {
+		t.Errorf("prod deployed under a loosened gate: %+v", d)
+	}
+
+	f.pipelineDeploy(bad)
+	failed := f.wait(f.promotion(bad, "staging").ID, StatusRolledBack, StatusFailed)
+	if !strings.Contains(failed.Reason, "floor greets") {
+		t.Errorf("staging's verification of a release the floor's check fails: %q", failed.Reason)
+	}
+	if ps := f.promotions(bad, "prod"); len(ps) != 0 {
+		t.Errorf("a release that failed staging's floor went on to prod: %+v", ps)
 	}
 }

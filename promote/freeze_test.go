@@ -53,6 +53,9 @@ func TestFreeze(t *testing.T) {
 func TestFreezeWindow(t *testing.T) {
 	f := newFixture(t, func(c *Config) {
 		c.Environments[2].Freeze = []FreezeWindow{{Schedule: "0 18 * * 5", Duration: 62 * time.Hour, TimeZone: "Europe/Paris", Reason: "weekend"}}
+		// why: the operator opens prod (no approval floor): this test is
+		// about the window, and its prod takes releases when asked.
+		c.Environments[2].Floor = &Floor{}
 	})
 	r := f.release(spec{message: "window", pipeline: "spec:\n  stages:\n  - {name: dev, auto: true}\n  - {name: prod, from: [dev]}\n"})
 	f.pipelineDeploy(r)
