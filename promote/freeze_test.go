@@ -65,8 +65,15 @@ func TestFreezeWindow(t *testing.T) {
 	_, err := f.p.Promote(f.ctx, r.ID, "prod", ann)
 	refused(t, err, Conflict, `prod is in its freeze window "weekend"`, "0 18 * * 5", "until 2031-03-10T07:00:00Z")
 	refused(t, f.p.Unfreeze(f.ctx, "prod", ann), Conflict, "ferry serve's configuration")
+	// A repository whose first stage is prod: its new release waits for
+	// the window's end, and then goes in by itself.
+	first := f.release(spec{message: "window first", pipeline: "spec:\n  stages:\n  - {name: prod, auto: true}\n"})
+	refused(t, Promoter(f.p).(Admitter).Admit(f.ctx, runs.Add(1), first.ID, "prod"), Conflict, `prod is in its freeze window "weekend"`, "waits for it")
+	waiting := f.promotion(first, "prod")
 
 	f.clock.set(time.Date(2031, 3, 10, 8, 30, 0, 0, paris)) // Monday morning
+	f.wait(waiting.ID, StatusSucceeded)
+	f.answers("prod", "window first")
 	p := must[store.Promotion](t)(f.p.Promote(f.ctx, r.ID, "prod", ann))
 	f.wait(p.ID, StatusSucceeded)
 	f.answers("prod", "window")
