@@ -95,6 +95,7 @@
 // Every deployment is recorded with its release, commit, actor, promotion,
 // time, kind (deploy, rollback, auto-rollback) and verification result;
 // approvals and rejections with actor, time and comment; the audit log
-// has promotion.create, promotion.approve, promotion.reject, deploy,
+// has promotion.create, promotion.approve, promotion.reject,
+// promotion.refuse, deploy,
 // rollback, freeze, unfreeze and resume. The store pages every list.
 package promote

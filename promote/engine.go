@@ -39,6 +39,7 @@ const (
 	ActionPromotionCreate  = "promotion.create"
 	ActionPromotionApprove = "promotion.approve"
 	ActionPromotionReject  = "promotion.reject"
+	ActionPromotionRefuse  = "promotion.refuse"
 	ActionDeploy           = "deploy"
 	ActionRollback         = "rollback"
 	ActionFreeze           = "freeze"

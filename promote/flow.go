@@ -191,12 +191,18 @@ func (e *engine) supersede(ctx context.Context, p store.Promotion) error {
 	if err != nil {
 		return err
 	}
-	pending, err := e.st.FindPromotions(ctx, store.PromotionQuery{Environment: p.Environment, Statuses: []string{StatusPending}})
+	return e.supersedeOlder(ctx, p.Environment, newer, p.ID, fmt.Sprintf("promotion %d of the newer release %s", p.ID, store.Short(p.Release)))
+}
+
+// supersedeOlder ends the pending promotions into env of releases older
+// than newer, except pinned ones and promotion except, saying by what.
+func (e *engine) supersedeOlder(ctx context.Context, env string, newer store.Release, except int64, by string) error {
+	pending, err := e.st.FindPromotions(ctx, store.PromotionQuery{Environment: env, Statuses: []string{StatusPending}})
 	if err != nil {
 		return err
 	}
 	for _, q := range pending {
-		if q.ID == p.ID || q.Pinned || q.Release == p.Release {
+		if q.ID == except || q.Pinned || q.Release == newer.ID {
 			continue
 		}
 		older, err := e.st.GetRelease(ctx, q.Release)
@@ -204,7 +210,7 @@ func (e *engine) supersede(ctx context.Context, p store.Promotion) error {
 			continue
 		}
 		q.Status = StatusSuperseded
-		q.Reason = fmt.Sprintf("superseded by promotion %d of the newer release %s", p.ID, store.Short(p.Release))
+		q.Reason = "superseded by " + by
 		if err := e.st.UpdatePromotion(ctx, q, StatusPending); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
@@ -390,6 +396,11 @@ func (e *engine) Admit(ctx context.Context, runID int64, releaseID, env string) 
 	}
 	why := g.blocks(p)
 	if why == "" {
+		// why: a release that waited while the stage was closed must not
+		// go in after this newer one.
+		if err := e.supersedeOlder(ctx, env, rel.rec, 0, fmt.Sprintf("run %d, which deploys the newer release %s", runID, store.Short(releaseID))); err != nil {
+			e.logf("run %d: superseding the promotions waiting in %s: %v", runID, env, err)
+		}
 		return nil
 	}
 	// why: the newest release waits for the freeze or the hold to end,
@@ -421,7 +432,7 @@ func (e *engine) refuse(ctx context.Context, p store.Promotion, why error) (stor
 		}
 		return p, err
 	}
-	e.audit(ctx, Actor, ActionPromotionReject, promotionObject(p.ID), fmt.Sprintf("release %s to %s: %s", p.Release, p.Environment, p.Reason))
+	e.audit(ctx, Actor, ActionPromotionRefuse, promotionObject(p.ID), fmt.Sprintf("release %s to %s: %s", p.Release, p.Environment, p.Reason))
 	e.logf("promotion %d of release %s to %s: %s", p.ID, store.Short(p.Release), p.Environment, p.Reason)
 	return p, nil
 }

@@ -174,6 +174,24 @@ func TestAdmit(t *testing.T) {
 	check(t, f.p.Resume(f.ctx, "dev", ann))
 	f.wait(waiting3.ID, StatusSucceeded)
 	f.answers("dev", "admit 3")
+
+	// A release that waited must not go in after a newer one that the
+	// pipeline deploys once the stage is open. (Run is stopped, so that
+	// it does not take the waiting one first.)
+	f.stop()
+	check(t, f.p.Freeze(f.ctx, "dev", "again", ann))
+	refused(t, a.Admit(f.ctx, runs.Add(1), r1.ID, "dev"), Conflict, "again")
+	var waiting store.Promotion
+	for _, p := range f.promotions(r1, "dev") {
+		if p.Status == StatusPending {
+			waiting = p
+		}
+	}
+	check(t, f.p.Unfreeze(f.ctx, "dev", ann))
+	check(t, a.Admit(f.ctx, runs.Add(1), r2.ID, "dev"))
+	if got := must[store.Promotion](t)(f.st.GetPromotion(f.ctx, waiting.ID)); got.Status != StatusSuperseded || !strings.Contains(got.Reason, "newer release") {
+		t.Errorf("the older release that waited, once a newer one is admitted: %+v", got)
+	}
 }
 
 // TestAdmitRefusesAGatedFirstStage: a Pipeline whose first stage is prod
