@@ -104,9 +104,10 @@ type Config struct {
 	// restart, so it must be idempotent.
 	OnDeployed func(run store.Run, rel store.Release, env string)
 	// Admit, when set, is asked before the deploy step changes the first
-	// stage; an error (a freeze, a hold after a manual rollback) skips the
-	// deploy with its reason: the release is made all the same.
-	Admit func(ctx context.Context, env string) error
+	// stage; an error (a freeze, a hold after a manual rollback, a gate
+	// the release may not pass) skips the deploy with its reason: the
+	// release is made all the same, and the promoter records what waits.
+	Admit func(ctx context.Context, run store.Run, rel store.Release, env string) error
 	// Log hears what cannot be told through a run: a store that fails to
 	// record a step, say. Default: nothing.
 	Log func(format string, args ...any)

@@ -677,7 +677,7 @@ func TestDeploySkippedWhenTheStageRefuses(t *testing.T) {
 	commit := f.newSource("demo", nil)
 	cfg := f.config()
 	var asked []string
-	cfg.Admit = func(_ context.Context, env string) error {
+	cfg.Admit = func(_ context.Context, _ store.Run, _ store.Release, env string) error {
 		asked = append(asked, env)
 		return errors.New("frozen: release party")
 	}

@@ -321,8 +321,9 @@ func (r *runner) deploy(ctx context.Context) error {
 	if r.cfg.Admit != nil {
 		// why: a frozen first stage, or one held after a manual rollback,
 		// must not be changed by a commit behind the operator's back; the
-		// release is made, and can be promoted once the stage is open.
-		if err := r.cfg.Admit(ctx, env); err != nil {
+		// release is made, and waits (Admit records it) until the stage
+		// is open.
+		if err := r.cfg.Admit(ctx, r.run, r.stored, env); err != nil {
 			return &skip{fmt.Sprintf("%s takes no automatic deploys now: %v", env, err)}
 		}
 	}

@@ -25,6 +25,9 @@ func (e *engine) Approve(ctx context.Context, id int64, actor Identity, comment 
 	if p.Status != StatusPending {
 		return store.Promotion{}, conflict("promotion %d is %s, not pending; there is nothing to approve", id, p.Status)
 	}
+	if err := e.loosens(rel, p.Environment); err != nil {
+		return store.Promotion{}, forbidden("promotion %d may not be approved: release %s is refused in %s: %v", id, store.Short(p.Release), p.Environment, err)
+	}
 	pol := stage.Approval
 	if pol == nil {
 		return store.Promotion{}, conflict("promotion %d needs no approval (%s is not an approval stage): %s", id, p.Environment, p.Reason)
@@ -237,6 +240,10 @@ func (e *engine) approveIfEnough(ctx context.Context, p store.Promotion, rel *re
 func (e *engine) stillApproved(ctx context.Context, p store.Promotion) (bool, error) {
 	rel, err := e.release(ctx, p.Release)
 	if err != nil {
+		return false, err
+	}
+	if err := e.loosens(rel, p.Environment); err != nil {
+		_, err := e.refuse(ctx, p, err)
 		return false, err
 	}
 	stage, ok := rel.stage(p.Environment)

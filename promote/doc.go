@@ -4,7 +4,35 @@
 // The same release, the same digests, moves from stage to stage; nothing
 // is built on the way. The stages and their policies come from the
 // release itself: the Pipeline of its rendered manifest (dev auto,
-// staging auto, prod one approval when the repository declares none).
+// staging auto, prod one approval when the repository declares none),
+// above the floor the server's configuration sets.
+//
+// # Floors
+//
+// Gates belong to the server, not to the repository: whoever can push
+// writes the Pipeline. Each environment has a Floor (Environment.Floor;
+// DefaultFloor gives prod one approval without self-approval, so that a
+// commit cannot take prod's approval away out of the box). A release's
+// stage may tighten it (more approvals, a narrower approver list, a
+// shorter expiry, more checks, a longer soak), never loosen it: fewer
+// approvals, an auto or approval-less stage where the floor gates,
+// self-approval where the floor forbids it, approvers outside the
+// floor's (a member of a group the floor lists counts as inside), a
+// stage not after the floor's From, or the gated environment as the
+// first stage (which the pipeline deploys to by itself).
+//
+// Decision: such a release is refused, not merged up to the floor. A
+// merge would deploy under a policy nobody wrote down; a refusal says, in
+// the promotion's reason, which configuration key the Pipeline goes
+// below, and the repository fixes its Pipeline. The check runs where a
+// promotion is made (Promote, carrying on, Admit for the first stage)
+// and again before a waiting one is approved or starts, so a floor
+// raised in the configuration also stops promotions made before it. A
+// refused promotion ends "refused"; it supersedes nothing. The floor's
+// checks are the exception: they are added, run before the release's
+// own, and its soak is the least one, since extra checks loosen nothing.
+// A rollback into a gated environment goes only where it went before,
+// as into an approval stage.
 //
 // # Flow
 //
@@ -45,6 +73,12 @@
 // stage that is the newest release, as older ones were superseded while
 // it waited. Promotions someone asked for are not held.
 //
+// The first stage is no exception: the pipeline asks Admit before it
+// deploys there, and when the stage is frozen or held Admit records a
+// pending promotion of the new release (superseding older waiting ones)
+// instead, which Resume, Unfreeze or the end of the freeze window lets
+// go like any other.
+//
 // # Rollbacks
 //
 // Rollback goes, without building, to the release before (the newest one
@@ -70,6 +104,7 @@
 // Every deployment is recorded with its release, commit, actor, promotion,
 // time, kind (deploy, rollback, auto-rollback) and verification result;
 // approvals and rejections with actor, time and comment; the audit log
-// has promotion.create, promotion.approve, promotion.reject, deploy,
+// has promotion.create, promotion.approve, promotion.reject,
+// promotion.refuse, deploy,
 // rollback, freeze, unfreeze and resume. The store pages every list.
 package promote

@@ -39,6 +39,7 @@ const (
 	ActionPromotionCreate  = "promotion.create"
 	ActionPromotionApprove = "promotion.approve"
 	ActionPromotionReject  = "promotion.reject"
+	ActionPromotionRefuse  = "promotion.refuse"
 	ActionDeploy           = "deploy"
 	ActionRollback         = "rollback"
 	ActionFreeze           = "freeze"
@@ -59,6 +60,7 @@ type engine struct {
 	st     store.Store
 	envs   map[string][]window // configured environments and their freeze windows
 	allow  []ImagePrefix       // Config.AllowedImages, parsed
+	floors map[string]Floor    // the least policy of each
 	wake   chan struct{}
 	client *http.Client
 
@@ -123,6 +125,7 @@ func newEngine(cfg Config) (*engine, error) {
 		cfg:       cfg,
 		st:        cfg.Store,
 		envs:      map[string][]window{},
+		floors:    map[string]Floor{},
 		wake:      make(chan struct{}, 1),
 		state:     map[string]*envState{},
 		releases:  map[string]*release{},
@@ -141,6 +144,10 @@ func newEngine(cfg Config) (*engine, error) {
 			return nil, err
 		}
 		e.envs[env.Name] = ws
+		e.floors[env.Name] = DefaultFloor(env.Name)
+		if env.Floor != nil {
+			e.floors[env.Name] = *env.Floor
+		}
 	}
 	allow, err := ParseImagePrefixes(cfg.AllowedImages)
 	if err != nil {

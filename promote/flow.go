@@ -127,6 +127,9 @@ func (e *engine) Promote(ctx context.Context, releaseID, env string, actor Ident
 		return store.Promotion{}, invalid("release %s has no stage %s in its pipeline (its stages are %s); promote it to one of those",
 			store.Short(releaseID), env, rel.stageNames())
 	}
+	if err := e.loosens(rel, env); err != nil {
+		return store.Promotion{}, forbidden("release %s is refused in %s: %v", store.Short(releaseID), env, err)
+	}
 	g, err := e.gate(ctx, env)
 	if err != nil {
 		return store.Promotion{}, err
@@ -188,12 +191,18 @@ func (e *engine) supersede(ctx context.Context, p store.Promotion) error {
 	if err != nil {
 		return err
 	}
-	pending, err := e.st.FindPromotions(ctx, store.PromotionQuery{Environment: p.Environment, Statuses: []string{StatusPending}})
+	return e.supersedeOlder(ctx, p.Environment, newer, p.ID, fmt.Sprintf("promotion %d of the newer release %s", p.ID, store.Short(p.Release)))
+}
+
+// supersedeOlder ends the pending promotions into env of releases older
+// than newer, except pinned ones and promotion except, saying by what.
+func (e *engine) supersedeOlder(ctx context.Context, env string, newer store.Release, except int64, by string) error {
+	pending, err := e.st.FindPromotions(ctx, store.PromotionQuery{Environment: env, Statuses: []string{StatusPending}})
 	if err != nil {
 		return err
 	}
 	for _, q := range pending {
-		if q.ID == p.ID || q.Pinned || q.Release == p.Release {
+		if q.ID == except || q.Pinned || q.Release == newer.ID {
 			continue
 		}
 		older, err := e.st.GetRelease(ctx, q.Release)
@@ -201,7 +210,7 @@ func (e *engine) supersede(ctx context.Context, p store.Promotion) error {
 			continue
 		}
 		q.Status = StatusSuperseded
-		q.Reason = fmt.Sprintf("superseded by promotion %d of the newer release %s", p.ID, store.Short(p.Release))
+		q.Reason = "superseded by " + by
 		if err := e.st.UpdatePromotion(ctx, q, StatusPending); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
@@ -259,6 +268,23 @@ func (e *engine) carryInto(ctx context.Context, p store.Promotion, stage *v1alph
 		return err
 	}
 	next := store.Promotion{Release: p.Release, Environment: stage.Name, Requester: Actor, Parent: p.ID}
+	rel, err := e.release(ctx, p.Release)
+	if err != nil {
+		return err
+	}
+	if err := e.loosens(rel, stage.Name); err != nil {
+		// why: recorded, not skipped, so that `ferry promotions` says why
+		// the release never came; not through create, as a refused
+		// release must not supersede older ones that wait.
+		next.Status, next.Reason = StatusRefused, fmt.Sprintf("succeeded in %s; refused: %v", p.Environment, err)
+		next, err = e.st.CreatePromotion(ctx, next)
+		if err != nil {
+			return err
+		}
+		e.audit(ctx, Actor, ActionPromotionCreate, promotionObject(next.ID), fmt.Sprintf("release %s to %s: %s (%s)", next.Release, next.Environment, next.Status, next.Reason))
+		e.logf("release %s is refused in %s: %v", store.Short(p.Release), stage.Name, err)
+		return nil
+	}
 	if stage.Approval != nil {
 		next.Status, next.Reason = StatusPending, fmt.Sprintf("succeeded in %s; waiting for %s", p.Environment, approvalsWanted(stage.Approval))
 	} else {
@@ -291,6 +317,9 @@ func (e *engine) reconcilePending(ctx context.Context, p store.Promotion, g gate
 	if !ok {
 		return p, nil
 	}
+	if err := e.loosens(rel, p.Environment); err != nil {
+		return e.refuse(ctx, p, err)
+	}
 	if stage.Approval != nil {
 		return e.approveIfEnough(ctx, p, rel, stage.Approval)
 	}
@@ -311,23 +340,99 @@ func promotionObject(id int64) string { return fmt.Sprintf("promotion/%d", id) }
 // it before it deploys a new release to the first stage itself: that is an
 // automatic promotion, which a freeze refuses and a hold (after a manual
 // rollback) keeps out, so that the next commit does not silently undo the
-// rollback.
+// rollback, and which a floor refuses when the first stage is gated.
 type Admitter interface {
-	// Admit returns nil when an automatic deployment may go into env now,
-	// else a *Error (Conflict) saying why not and what ends it.
-	Admit(ctx context.Context, env string) error
+	// Admit returns nil when run may deploy release into env, its first
+	// stage, now. Else it returns a *Error saying why not: Forbidden when
+	// the release's Pipeline would loosen env's floor (a promotion ended
+	// refused records it), Conflict when env is frozen or held (a pending
+	// promotion of the release records it, and goes once the freeze or
+	// the hold ends, unless a newer release supersedes it). Idempotent per
+	// run.
+	Admit(ctx context.Context, runID int64, releaseID, env string) error
 }
 
 var _ Admitter = (*engine)(nil)
 
 // Admit implements Admitter.
-func (e *engine) Admit(ctx context.Context, env string) error {
+func (e *engine) Admit(ctx context.Context, runID int64, releaseID, env string) error {
+	if !e.known(env) {
+		return nil // the deploy step fails on it, naming the configured ones
+	}
+	rel, err := e.release(ctx, releaseID)
+	if err != nil {
+		return fmt.Errorf("run %d, release %s: %w", runID, releaseID, err)
+	}
+	st := e.envState(env)
+	st.create.Lock()
+	defer st.create.Unlock()
+	// why: a restart runs the deploy step again; what the first call
+	// recorded answers again.
+	made, err := e.st.FindPromotions(ctx, store.PromotionQuery{RunID: runID, Environment: env})
+	if err != nil {
+		return err
+	}
+	for _, p := range made {
+		switch p.Status {
+		case StatusRefused:
+			return forbidden("promotion %d: %s", p.ID, p.Reason)
+		case StatusPending, StatusApproved, StatusDeploying, StatusVerifying:
+			return conflict("promotion %d brings release %s to %s (%s: %s)", p.ID, store.Short(releaseID), env, p.Status, p.Reason)
+		}
+	}
+	p := store.Promotion{Release: releaseID, Environment: env, Requester: Actor, RunID: runID}
+	if err := e.loosens(rel, env); err != nil {
+		p.Status, p.Reason = StatusRefused, fmt.Sprintf("run %d made it; refused: %v", runID, err)
+		p, err := e.st.CreatePromotion(ctx, p)
+		if err != nil {
+			return err
+		}
+		e.audit(ctx, Actor, ActionPromotionCreate, promotionObject(p.ID), fmt.Sprintf("release %s to %s: %s (%s)", p.Release, p.Environment, p.Status, p.Reason))
+		return forbidden("promotion %d: %s", p.ID, p.Reason)
+	}
 	g, err := e.gate(ctx, env)
 	if err != nil {
 		return err
 	}
-	if why := g.blocks(store.Promotion{Requester: Actor}); why != "" {
-		return conflict("%s", why)
+	why := g.blocks(p)
+	if why == "" {
+		// why: a release that waited while the stage was closed must not
+		// go in after this newer one.
+		if err := e.supersedeOlder(ctx, env, rel.rec, 0, fmt.Sprintf("run %d, which deploys the newer release %s", runID, store.Short(releaseID))); err != nil {
+			e.logf("run %d: superseding the promotions waiting in %s: %v", runID, env, err)
+		}
+		return nil
 	}
-	return nil
+	// why: the newest release waits for the freeze or the hold to end,
+	// and then goes in by itself; older waiting ones are superseded.
+	p.Status, p.Reason = StatusPending, why
+	p, err = e.create(ctx, p)
+	if err != nil {
+		return err
+	}
+	return conflict("%s; promotion %d waits for it with release %s", why, p.ID, store.Short(releaseID))
+}
+
+// loosens refuses rel into env when its Pipeline goes below env's floor.
+func (e *engine) loosens(rel *release, env string) error {
+	if rel.set.Pipeline == nil {
+		return nil
+	}
+	return e.floors[env].Check(env, &rel.set.Pipeline.Spec, e.cfg.Groups)
+}
+
+// refuse ends p, pending or approved, refused because its release would
+// loosen its environment's floor.
+func (e *engine) refuse(ctx context.Context, p store.Promotion, why error) (store.Promotion, error) {
+	from := p.Status
+	p.Status, p.Reason = StatusRefused, "refused: "+why.Error()
+	if err := e.st.UpdatePromotion(ctx, p, from); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return e.st.GetPromotion(ctx, p.ID)
+		}
+		return p, err
+	}
+	e.audit(ctx, Actor, ActionPromotionRefuse, promotionObject(p.ID), fmt.Sprintf("release %s to %s: %s", p.Release, p.Environment, p.Reason))
+	e.logf("promotion %d of release %s to %s: %s", p.ID, store.Short(p.Release), p.Environment, p.Reason)
+	return p, nil
 }

@@ -90,6 +90,9 @@ const (
 	StatusRolledBack = "rolled-back"
 	StatusRejected   = "rejected"
 	StatusSuperseded = "superseded"
+	// StatusRefused ends a promotion of a release whose Pipeline would
+	// loosen the environment's floor; its reason names the key.
+	StatusRefused = "refused"
 )
 
 // Config wires a promoter.
@@ -149,6 +152,9 @@ type Environment struct {
 	// Freeze windows: each starts at its cron Schedule (robfig/cron
 	// syntax, in TimeZone, default UTC) and lasts Duration.
 	Freeze []FreezeWindow
+	// Floor is the least policy of the environment; nil means
+	// DefaultFloor (one approval for prod, nothing elsewhere).
+	Floor *Floor
 }
 
 // FreezeWindow is a recurring period in which an environment refuses

@@ -236,8 +236,11 @@ func (e *engine) ranIn(ctx context.Context, env, id string) (bool, error) {
 }
 
 // approvalStage reports whether env asks for approvals in the pipeline of
-// any of rels.
-func approvalStage(env string, rels ...*release) bool {
+// any of rels, or its floor gates it.
+func (e *engine) approvalStage(env string, rels ...*release) bool {
+	if e.floors[env].gated() {
+		return true
+	}
 	for _, r := range rels {
 		if r == nil {
 			continue
@@ -270,7 +273,7 @@ func (e *engine) chosen(ctx context.Context, env string, live *release, given st
 				return nil, err
 			}
 		}
-		if approvalStage(env, live, r) {
+		if e.approvalStage(env, live, r) {
 			if err := e.letIn(ctx, env, id); err != nil {
 				return nil, err
 			}
@@ -300,7 +303,7 @@ func (e *engine) chosen(ctx context.Context, env string, live *release, given st
 		return nil, err
 	}
 	pulled := &release{rec: store.Release{ID: id}, set: a.Set}
-	if approvalStage(env, live, pulled) {
+	if e.approvalStage(env, live, pulled) {
 		if err := e.letIn(ctx, env, id); err != nil {
 			return nil, err
 		}
@@ -371,7 +374,7 @@ func (e *engine) pinned(ctx context.Context, env string, live *release, to Rollb
 	if err := e.admitImage(ctx, live.rec.Source, image); err != nil {
 		return nil, err
 	}
-	if approvalStage(env, live) {
+	if e.approvalStage(env, live) {
 		if err := e.ranImage(ctx, env, to.Function, image); err != nil {
 			return nil, err
 		}

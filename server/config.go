@@ -83,6 +83,13 @@ type EnvironmentConfig struct {
 	KafkaBrokers []string `yaml:"kafkaBrokers"`
 	// Freeze windows refuse promotions on a schedule.
 	Freeze []FreezeConfig `yaml:"freeze"`
+	// Gates: the least policy of the environment, which a release's
+	// Pipeline may tighten, never loosen (see config_gates.go).
+	Approval *ApprovalGateConfig `yaml:"approval"`
+	Auto     *bool               `yaml:"auto"`
+	From     []string            `yaml:"from"`
+	Verify   []map[string]any    `yaml:"verify"`
+	Soak     string              `yaml:"soak"`
 }
 
 // FreezeConfig is a recurring deny window: from each time Schedule (cron,
@@ -390,6 +397,7 @@ func (c *Config) checkTokens() []string {
 			bad("tokens: %v", err)
 		}
 	}
+	errs = append(errs, c.checkGates()...)
 	return errs
 }
 

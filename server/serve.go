@@ -143,7 +143,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Repo:         repo,
 		PushOptions:  pushOpts,
 		GatewayURL:   gatewayURL,
-		Environments: cfg.promoteEnvironments(),
+		Environments: cfg.gatedEnvironments(),
 		Groups:       cfg.groups(),
 		CommitAuthor: w.CommitAuthor,
 		Exporter:     exporter,
@@ -179,8 +179,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 				logf("release %s in %s: %v", store.Short(rel.ID), env, err)
 			}
 		},
-		Admit: promoter.(promote.Admitter).Admit,
-		Log:   logf,
+		Admit: func(ctx context.Context, run store.Run, rel store.Release, env string) error {
+			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
+		},
+		Log: logf,
 	})
 	if err != nil {
 		return err
