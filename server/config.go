@@ -200,6 +200,7 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkLocalRoots()...)
 	errs = append(errs, c.checkSources()...)
 	errs = append(errs, c.checkEnvironments()...)
+	errs = append(errs, c.checkGates()...)
 	errs = append(errs, c.checkTokens()...)
 	errs = append(errs, c.checkExport()...)
 	errs = append(errs, c.checkAllowedImages()...)
@@ -397,7 +398,6 @@ func (c *Config) checkTokens() []string {
 			bad("tokens: %v", err)
 		}
 	}
-	errs = append(errs, c.checkGates()...)
 	return errs
 }
 

@@ -57,9 +57,18 @@ func (c *Config) checkGates() []string {
 	for _, e := range c.Environments {
 		names[e.Name] = true
 	}
-	for _, e := range c.Environments {
-		if _, err := e.floor(names); err != nil {
-			errs = append(errs, err.Error())
+	for i, e := range c.Environments {
+		_, err := e.floor(names)
+		if err == nil {
+			continue
+		}
+		// why: a configuration error is positioned by its index path
+		// (environments[1].approval), one problem a line.
+		byName, byIndex := "environments["+e.Name+"]", fmt.Sprintf("environments[%d]", i)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				errs = append(errs, strings.Replace(line, byName, byIndex, 1))
+			}
 		}
 	}
 	return errs

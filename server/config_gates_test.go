@@ -75,18 +75,18 @@ environments:
 		t.Fatal("a configuration with bad gates was taken")
 	}
 	for _, want := range []string{
-		"environments[dev].from[0] is dev itself",
-		`environments[dev].from[1]: no environment "nowhere" is configured`,
-		"environments[prod].approval.required is 0: give 1 or more",
-		`environments[prod].approval.approvers[0] ""`,
-		`environments[prod].approval.approvers[1] "group:"`,
-		`environments[prod].approval.expireAfter "soon"`,
-		"environments[prod].auto is true, and approval is set",
-		`environments[prod].verify[0]: http.path "healthz"`,
-		"environments[prod].verify[1]: says nothing to check",
-		"environments[prod].verify[2]: has both http and event",
-		`environments[prod].verify[3]: json: unknown field "expect"`,
-		`environments[prod].soak "forever"`,
+		"ferry-serve.yaml:4:10: environments[0].from[0] is dev itself",
+		`environments[0].from[1]: no environment "nowhere" is configured`,
+		"environments[1].approval.required is 0: give 1 or more",
+		`environments[1].approval.approvers[0] ""`,
+		`environments[1].approval.approvers[1] "group:"`,
+		`environments[1].approval.expireAfter "soon"`,
+		"environments[1].auto is true, and approval is set",
+		`environments[1].verify[0]: http.path "healthz"`,
+		"environments[1].verify[1]: says nothing to check",
+		"environments[1].verify[2]: has both http and event",
+		`environments[1].verify[3]: json: unknown field "expect"`,
+		`environments[1].soak "forever"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not say %q:\n%v", want, err)
