@@ -26,9 +26,12 @@
 //     it is the developer's own uid, which is all an unprivileged user can
 //     give.
 //
-//   - Namespaces: pid, mount, ipc, uts and net, a new session (no
-//     TIOCSTI into ferry's terminal), and death with ferry (bwrap's
-//     --die-with-parent, and the caller's Pdeathsig).
+//   - Namespaces: pid, mount, ipc, uts and net; a new session (the caller
+//     starts bwrap with Setsid, so no terminal of ferry's is reachable and
+//     one signal to the group reaches bwrap and the program); death with
+//     ferry (bwrap's --die-with-parent, and the caller's Pdeathsig).
+//     bwrap does not pass SIGTERM on: a caller that wants a graceful stop
+//     signals the program itself (the group's processes but bwrap's two).
 //
 //   - Network: by default none at all. A function still serves: ferry
 //     opens its listening socket on 127.0.0.1:PORT in the host's network

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -177,8 +178,9 @@ type Spec struct {
 	// are seen at /, read-only. Empty: the host's system folders only.
 	Root string
 	// Program is a path inside the sandbox, or a bare name looked up on
-	// SystemPath inside it.
+	// Path (default SystemPath) inside it.
 	Program string
+	Path    string
 	Args    []string
 	// Env is the program's whole environment; nothing of ferry's is added.
 	Env []string
@@ -238,8 +240,18 @@ func (c *Cmd) RunContext(ctx context.Context) error {
 
 // Command returns spec's program, confined when the sandbox is enabled,
 // else run as ferry with the same paths resolved on the host. The caller
-// sets SysProcAttr (process group, death signal), output and the like.
+// sets SysProcAttr, output and the like; a confined program must start in
+// a session of its own (Setsid), so it has no controlling terminal to
+// push keystrokes into (bwrap's --new-session would put the program in a
+// session apart from the bwrap processes, out of the caller's process
+// group).
 func (s *Sandbox) Command(spec Spec) (*Cmd, error) {
+	return s.CommandContext(context.Background(), spec)
+}
+
+// CommandContext is Command, killing the program (through the caller's
+// cmd.Cancel, else its process) when ctx ends.
+func (s *Sandbox) CommandContext(ctx context.Context, spec Spec) (*Cmd, error) {
 	if spec.UID == 0 {
 		spec.UID = DefaultUID
 	}
@@ -258,14 +270,14 @@ func (s *Sandbox) Command(spec Spec) (*Cmd, error) {
 		return nil, err
 	}
 	if !s.Enabled() {
-		c := exec.Command(s.hostPath(spec, program), spec.Args...)
+		c := exec.CommandContext(ctx, s.hostPath(spec, program), spec.Args...)
 		c.Dir = s.hostPath(spec, spec.Dir)
 		c.Env = spec.Env
 		c.ExtraFiles = spec.ExtraFiles
 		return &Cmd{Cmd: c}, nil
 	}
 
-	args := []string{"--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"}
+	args := []string{"--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"}
 	if s.network == NetworkNone {
 		args = append(args, "--unshare-net")
 	}
@@ -359,7 +371,7 @@ func (s *Sandbox) Command(spec Spec) (*Cmd, error) {
 	}
 	args = append(args, program)
 	args = append(args, spec.Args...)
-	c := exec.Command(s.bwrap, args...)
+	c := exec.CommandContext(ctx, s.bwrap, args...)
 	c.Env = spec.Env
 	c.ExtraFiles = extra
 	return &Cmd{Cmd: c, after: after}, nil
@@ -380,7 +392,8 @@ func (s *Sandbox) lookProgram(spec Spec, hostSystem bool) (string, error) {
 	if spec.Program == "" {
 		return "", errors.New("sandbox: no program to run")
 	}
-	for _, dir := range filepath.SplitList(SystemPath) {
+	search := cmp.Or(spec.Path, SystemPath)
+	for _, dir := range filepath.SplitList(search) {
 		p := path.Join(dir, spec.Program)
 		host := p
 		if !hostSystem {
@@ -390,9 +403,8 @@ func (s *Sandbox) lookProgram(spec Spec, hostSystem bool) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s is not installed in %s on this machine: %w", spec.Program, SystemPath, exec.ErrNotFound)
+	return "", fmt.Errorf("%s is not installed in %s on this machine: %w", spec.Program, search, exec.ErrNotFound)
 }
-
 // hostPath maps a path inside the sandbox to the host, for running
 // without one: under a Bind its source, under one of Root's top-level
 // entries the entry in Root, else the host's own.
