@@ -43,6 +43,8 @@ type Config struct {
 	Tokens       []TokenConfig       `yaml:"tokens"`
 	// Export, when set, commits every deployment to a Git repository.
 	Export *ExportConfig `yaml:"export"`
+	// Sandbox confines repository code (config_sandbox.go).
+	Sandbox SandboxConfig `yaml:"sandbox"`
 
 	// dir is the folder of the configuration file.
 	dir string
@@ -153,6 +155,7 @@ func (c *Config) check() []string {
 	if c.Listen == c.Gateway {
 		bad("listen and gateway are both %s; give each its own port", c.Listen)
 	}
+	errs = append(errs, c.checkSandbox()...)
 	if c.DataDir == "" {
 		c.DataDir = ".ferry-data"
 	}

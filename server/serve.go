@@ -38,7 +38,11 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		defer logMu.Unlock()
 		fmt.Fprintf(out, time.Now().Format("15:04:05 ")+format+"\n", args...)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := privateDataDir(cfg.DataDir, logf); err != nil {
+		return err
+	}
+	sb, err := startSandbox(ctx, cfg, logf)
+	if err != nil {
 		return err
 	}
 	// Listeners first: a port in use is the commonest mistake, and should
@@ -76,7 +80,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	}
 
 	gatewayURL := "http://" + gwLn.Addr().String()
-	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: gatewayURL, Log: logf})
+	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: gatewayURL, Log: logf, Sandbox: sb})
 	if err != nil {
 		return err
 	}
@@ -175,8 +179,9 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 				logf("release %s in %s: %v", store.Short(rel.ID), env, err)
 			}
 		},
-		Admit: promoter.(promote.Admitter).Admit,
-		Log:   logf,
+		Admit:   promoter.(promote.Admitter).Admit,
+		Log:     logf,
+		Sandbox: sb,
 	})
 	if err != nil {
 		return err
@@ -200,6 +205,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	}
 
 	apiHandler, err := NewAPI(APIConfig{
+		Sandbox:  sb.String(),
 		Store:    st,
 		Tokens:   cfg.tokens(),
 		Sources:  sources,

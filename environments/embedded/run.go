@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/build/registry"
+	"github.com/ferrycd/ferry/internal/sandbox"
 )
 
 // DevConfig is the local development loop of `ferry run`.
@@ -33,6 +34,8 @@ type DevConfig struct {
 	// connect; a trigger with none set fails the apply and says so.
 	NATSURL      string
 	KafkaBrokers []string
+	// Sandbox runs the functions; nil as HostConfig's.
+	Sandbox *sandbox.Sandbox
 }
 
 // devEnvironment is the environment `ferry run` deploys to.
@@ -64,7 +67,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	gwURL := "http://" + ln.Addr().String()
 	target, gw, err := NewLocal(LocalConfig{Environment: devEnvironment, DataDir: cfg.DataDir, GatewayURL: gwURL,
-		NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers})
+		NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers, Sandbox: cfg.Sandbox})
 	if err != nil {
 		ln.Close()
 		return err

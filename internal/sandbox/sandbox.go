@@ -405,6 +405,7 @@ func (s *Sandbox) lookProgram(spec Spec, hostSystem bool) (string, error) {
 	}
 	return "", fmt.Errorf("%s is not installed in %s on this machine: %w", spec.Program, search, exec.ErrNotFound)
 }
+
 // hostPath maps a path inside the sandbox to the host, for running
 // without one: under a Bind its source, under one of Root's top-level
 // entries the entry in Root, else the host's own.
