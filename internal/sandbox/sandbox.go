@@ -270,7 +270,16 @@ func (s *Sandbox) CommandContext(ctx context.Context, spec Spec) (*Cmd, error) {
 		return nil, err
 	}
 	if !s.Enabled() {
-		c := exec.CommandContext(ctx, s.hostPath(spec, program), spec.Args...)
+		// why: the arguments that name files of the image (a script)
+		// are named as the sandbox would see them; here they are the host's.
+		args := make([]string, len(spec.Args))
+		for i, a := range spec.Args {
+			args[i] = a
+			if path.IsAbs(a) {
+				args[i] = s.hostPath(spec, a)
+			}
+		}
+		c := exec.CommandContext(ctx, s.hostPath(spec, program), args...)
 		c.Dir = s.hostPath(spec, spec.Dir)
 		c.Env = spec.Env
 		c.ExtraFiles = spec.ExtraFiles
