@@ -34,6 +34,13 @@ def _see_pid(pid):
     return "visible"
 
 
+def _signal(pid):
+    if pid <= 0:  # 0 and -1 would mean its own group, or everyone it may signal
+        raise LookupError("no pid of ferry given")
+    os.kill(pid, 0)
+    return "signalled"
+
+
 def _env_secret(secret):
     hits = [k for k, v in os.environ.items() if secret and secret in v]
     if hits:
@@ -49,7 +56,9 @@ def _listen_everywhere(keep):
     port = s.getsockname()[1]
     keep["port"] = port
     # why: keep it open while the test dials it from the host.
-    threading.Timer(60, s.close).start()
+    timer = threading.Timer(60, s.close)
+    timer.daemon = True  # a test command must still end at once
+    timer.start()
     return port
 
 
@@ -61,7 +70,7 @@ def attempts(t):
     _try(answers, "read /proc/<ferry>/environ", lambda: _read("/proc/%d/environ" % pid))
     _try(answers, "read /proc/1/environ", lambda: _read("/proc/1/environ"))
     _try(answers, "see ferry in /proc", lambda: _see_pid(pid))
-    _try(answers, "signal ferry", lambda: os.kill(pid, 0) or "signalled")
+    _try(answers, "signal ferry", lambda: _signal(pid))
     _try(answers, "signal pid 1", lambda: os.kill(1, signal.SIGTERM) or "signalled")
     _try(answers, "list the data folder", lambda: os.listdir(data))
     _try(answers, "read ferry.db", lambda: _read(os.path.join(data, "ferry.db")))
