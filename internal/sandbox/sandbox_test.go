@@ -56,11 +56,19 @@ cat /sys/class/net/*/address 2>/dev/null | wc -l
 	}
 	got := out.String()
 	t.Logf("the sandboxed shell said:\n%s%s", got, errOut.String())
-	for _, bad := range []string{"READ-SECRET", "WROTE-ROOT", "WROTE-USR", "SIGNALLED-1", "leaked"} {
+	bads := []string{"READ-SECRET", "WROTE-ROOT", "WROTE-USR", "leaked"}
+	if os.Geteuid() == 0 {
+		// why: pid 1 is the sandbox's own bwrap; as root it is root's, out
+		// of reach. Run by a developer it is theirs, and signalling it ends
+		// only this sandbox.
+		bads = append(bads, "SIGNALLED-1")
+	}
+	for _, bad := range bads {
 		if strings.Contains(got, bad) {
 			t.Errorf("the sandbox allowed %s", bad)
 		}
 	}
+	got = strings.Replace(got, "SIGNALLED-1\n", "", 1)
 	lines := strings.Split(strings.TrimSpace(got), "\n")
 	want := []string{"65532", "65532", "code", "tmp"}
 	for i, w := range want {
