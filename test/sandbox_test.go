@@ -332,3 +332,24 @@ func procNetAddr(s string) string {
 	}
 	return "[" + h + "]:" + strconv.Itoa(int(pn))
 }
+
+// TestSandboxNoneIsLoud: an operator who turns the sandbox off is told so
+// on every start, and ferry status shows it.
+func TestSandboxNoneIsLoud(t *testing.T) {
+	cfg := writeServeConfig(t, "  []")
+	b, err := os.ReadFile(cfg.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.path, append(b, "sandbox: none\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, cfg)
+	if out := p.output.String(); !strings.Contains(out, "WARNING: sandbox: none") {
+		t.Errorf("ferry serve did not warn that the sandbox is off:\n%s", out)
+	}
+	r := ferry(t, "status", "--server", p.api, "--token", serveToken)
+	if r.code != 0 || !strings.Contains(r.stdout, "sandbox: none (repository code runs as ferry!)") {
+		t.Errorf("ferry status: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
