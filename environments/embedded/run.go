@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -49,6 +50,14 @@ const devEnvironment = "local"
 func RunDev(ctx context.Context, cfg DevConfig) error {
 	if cfg.Poll == 0 {
 		cfg.Poll = 250 * time.Millisecond
+	}
+	// why: as ferry serve's, the data folder is ferry's alone; with no
+	// sandbox here, it is all that keeps other users out of its caches.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating the data folder %s: %w", cfg.DataDir, err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("the data folder %s: %w", cfg.DataDir, err)
 	}
 	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(cfg.DataDir, "registry")})
 	if err != nil {
