@@ -630,3 +630,37 @@ func TestProcessRestartKeepsFailing(t *testing.T) {
 		t.Errorf("state after Stop = %+v", s)
 	}
 }
+
+// TestProcessSandboxedStopsGracefully: bubblewrap does not pass SIGTERM on,
+// so the supervisor signals the function inside it, which finishes and
+// exits by itself rather than being killed with its sandbox.
+func TestProcessSandboxedStopsGracefully(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.Find(context.Background(), sandbox.ModeBwrap, sandbox.NetworkNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, argv, env := interpretedRoot(t, "python", filepath.Join("..", "..", "examples", "python", "hello"), nil)
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv[1] = "/" + strings.TrimPrefix(strings.TrimPrefix(argv[1], realRoot), "/")
+	spec := testSpec(t, root, argv, env)
+	spec.Sandbox, spec.Root, spec.Dir = sb, realRoot, "/ferry/function"
+	p := start(t, spec)
+	if code, body := postEvent(t, p.URL()+"/", `"x"`); code != http.StatusOK {
+		t.Fatalf("POST = %d %s", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !hasLine(p.Logs(0), "ferry", "stopped: exited with status 0") {
+		t.Errorf("the sandboxed function did not exit by itself on SIGTERM: %+v", p.Logs(0))
+	}
+	if !hasLine(p.Logs(0), "stderr", "SIGTERM") {
+		t.Errorf("the function never heard SIGTERM: %+v", p.Logs(0))
+	}
+}
