@@ -49,9 +49,18 @@
 //     minimal /etc (certificates, ld.so.cache, localtime, hosts,
 //     resolv.conf, and a generated passwd with the sandbox user). The
 //     interpreter is looked up on a fixed PATH (/usr/local/bin:/usr/bin:/bin)
-//     inside that view, never on ferry's PATH. Read-write: only what the
+//     inside that view, never on ferry's PATH. A Go image (one static
+//     binary) gets the host's /usr too when ferry is root, for setpriv; an
+//     image with its own /usr must then hold /usr/bin/setpriv, or it is
+//     refused with a message saying so. Read-write: only what the
 //     caller binds (the test command's scratch copy of the repository) and
 //     /tmp, a tmpfs of the size the caller gives (from spec.memory).
 //     Nothing of ferry's data folder (store, mirrors, build cache, other
-//     images) is ever visible.
+//     images) is ever visible. A test command has no network either: its
+//     dependencies must be in the repository (vendored) or on the host.
+//
+//   - The environment is exactly what the caller gives (bwrap and setpriv
+//     pass theirs on, and ferry gives them only that): no --setenv, so no
+//     value shows in bwrap's command line, which every local user can
+//     read in /proc.
 package sandbox
