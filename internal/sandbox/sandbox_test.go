@@ -113,3 +113,21 @@ func TestNoneRunsOnHostPaths(t *testing.T) {
 		t.Fatalf("pwd: %q %v", out, err)
 	}
 }
+
+// BenchmarkStart is the sandbox's own start: bubblewrap with a scratch
+// image's mounts running /bin/true, until it has exited.
+func BenchmarkStart(b *testing.B) {
+	s, err := Find(context.Background(), ModeBwrap, NetworkNone)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		c, err := s.Command(Spec{Program: "true"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
