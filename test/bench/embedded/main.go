@@ -725,8 +725,8 @@ func coldCount(ctx context.Context, base string) (int, error) {
 
 // answer is one call made during a switch.
 type answer struct {
-	start time.Time
-	tag   string // "R1", "R2", or "" for a failed call
+	start, end time.Time
+	tag        string // "R1", "R2", or "" for a failed call
 }
 
 // switches applies r1, then under continuous calls applies r2 and r1
@@ -766,6 +766,7 @@ func (b *bench) switches(ctx context.Context, r1, r2 *build.Release) (int64, int
 					case strings.Contains(body, "hello from python R2"):
 						a.tag = "R2"
 					}
+					a.end = time.Now()
 					answers[w] = append(answers[w], a)
 					time.Sleep(switchPause)
 				}
@@ -820,14 +821,16 @@ func (b *bench) switches(ctx context.Context, r1, r2 *build.Release) (int64, int
 	return int64(s + 0.5), int64(r + 0.5), nil
 }
 
-// settledAfter looks at the calls started in [from, to) and returns how
+// settledAfter looks at the calls started at from or later and answered
+// before to (a call still in flight when the next Apply starts may be
+// answered by that one's release), and returns how
 // long after from the first call was started from which on every call
 // was answered by want, with the count of failed calls and of all calls.
 func settledAfter(all []answer, from, to time.Time, want string) (time.Duration, int, int, error) {
 	var window []answer
 	failed := 0
 	for _, a := range all {
-		if !a.start.Before(from) && a.start.Before(to) {
+		if !a.start.Before(from) && a.end.Before(to) {
 			window = append(window, a)
 			if a.tag == "" {
 				failed++
