@@ -153,8 +153,11 @@ func (r *runner) testFunction(ctx context.Context, f *v1alpha1.Function) error {
 // Go kept to what is there (no network, no toolchain download), then the
 // function's spec.env and its spec.test.env, the latter winning.
 func testEnv(home, tmp string, f *v1alpha1.Function) []string {
+	// why: no GOFLAGS=-mod=mod: a repository that vendors its modules
+	// (the way to have dependencies with no network) builds from vendor/
+	// by default, and -mod=mod would send it to the proxy instead.
 	env := []string{"PATH=" + testPath, "HOME=" + home, "TMPDIR=" + tmp,
-		"GOPROXY=off", "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod"}
+		"GOPROXY=off", "GOTOOLCHAIN=local"}
 	add := func(m map[string]string) {
 		keys := make([]string, 0, len(m))
 		for k := range m {
