@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -124,13 +125,14 @@ func find(ctx context.Context, network Network) (*Sandbox, error) {
 func (s *Sandbox) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	c, err := s.Command(Spec{Program: "true"})
+	c, err := s.CommandContext(ctx, Spec{Program: "true"})
 	if err != nil {
 		return err
 	}
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = &out, &out
-	if err := c.RunContext(ctx); err != nil {
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := c.Run(); err != nil {
 		return fmt.Errorf("bubblewrap (%s) cannot make a sandbox on this machine: %w: %s (user or mount namespaces may be forbidden here: allow them, or set sandbox: {mode: none})", s.bwrap, err, strings.TrimSpace(out.String()))
 	}
 	return nil
@@ -218,23 +220,6 @@ func (c *Cmd) Run() error {
 	if err := c.Start(); err != nil {
 		return err
 	}
-	return c.Wait()
-}
-
-// RunContext is Run, killing the program when ctx ends.
-func (c *Cmd) RunContext(ctx context.Context) error {
-	if err := c.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			c.Process.Kill()
-		case <-done:
-		}
-	}()
 	return c.Wait()
 }
 
@@ -375,7 +360,11 @@ func (s *Sandbox) CommandContext(ctx context.Context, spec Spec) (*Cmd, error) {
 	}
 	args = append(args, "--remount-ro", "/", "--chdir", spec.Dir, "--")
 	if s.asRoot {
-		args = append(args, "/usr/bin/setpriv", "--reuid", uid, "--regid", uid, "--clear-groups",
+		setpriv := "/usr/bin/setpriv" // the image's own, checked by lookProgram
+		if hostSystem {
+			setpriv = s.setpriv // the host's, bound where it is
+		}
+		args = append(args, setpriv, "--reuid", uid, "--regid", uid, "--clear-groups",
 			"--no-new-privs", "--bounding-set", "-all", "--inh-caps", "-all", "--")
 	}
 	args = append(args, program)
