@@ -1,14 +1,26 @@
 #!/bin/sh
 # deps.sh [bench]: make sure the host programs the tests run are present:
 # git (the tests build repositories), python3 and node (the examples' own
-# tests); with "bench", also nginx, the gateway benchmark's peer.
+# tests, and the interpreters of scratch images), bubblewrap and setpriv
+# (the sandbox repository code runs in); with "bench", also nginx, the
+# gateway benchmark's peer. The sandbox looks interpreters up on a fixed
+# system PATH, so python3 and node must be there, not only on this shell's
+# PATH (a pyenv or nvm shim is not enough).
 # Installs what is missing with apt-get on a Debian machine; does nothing
 # when everything is there, so it is cheap to run every time.
 set -eu
 missing=""
 command -v git >/dev/null 2>&1 || missing="$missing git"
-command -v python3 >/dev/null 2>&1 || missing="$missing python3"
-command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+onsystem() {
+	for d in /usr/local/bin /usr/bin /bin; do
+		[ -x "$d/$1" ] && return 0
+	done
+	return 1
+}
+onsystem python3 || missing="$missing python3"
+onsystem node || missing="$missing nodejs"
+onsystem bwrap || missing="$missing bubblewrap"
+onsystem setpriv || missing="$missing util-linux"
 if [ "${1:-}" = bench ]; then
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
 fi

@@ -19,6 +19,7 @@ import (
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/internal/sandbox"
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/test/testbuild"
@@ -117,6 +118,20 @@ func (f *fixture) config() pipeline.Config {
 		Jobs:      2,
 		Log:       func(format string, args ...any) { f.t.Logf("ferry: "+format, args...) },
 	}
+}
+
+// hostConfig is config for a test whose command talks to the test through
+// files of the host, which the sandbox hides by design: it runs test
+// commands unconfined. The sandbox itself is checked by
+// TestTestCommandIsSandboxed here and by test/sandbox_test.go.
+func (f *fixture) hostConfig() pipeline.Config {
+	cfg := f.config()
+	none, err := sandbox.Find(context.Background(), sandbox.ModeNone, "")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cfg.Sandbox = none
+	return cfg
 }
 
 func (f *fixture) targetFor(env string) (environments.Target, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/internal/sandbox"
 	"github.com/ferrycd/ferry/store"
 )
 
@@ -111,6 +112,9 @@ type Config struct {
 	// Log hears what cannot be told through a run: a store that fails to
 	// record a step, say. Default: nothing.
 	Log func(format string, args ...any)
+	// Sandbox runs test commands. Nil: the sandbox when bubblewrap is
+	// there and works, else none.
+	Sandbox *sandbox.Sandbox
 }
 
 // NewEmbedded returns the embedded executor: runs execute in this process,
@@ -146,6 +150,13 @@ func NewEmbedded(cfg Config) (Executor, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
+	}
+	if cfg.Sandbox == nil {
+		sb, err := sandbox.Find(context.Background(), sandbox.ModeAuto, sandbox.NetworkNone)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
+		cfg.Sandbox = sb
 	}
 	return newEmbedded(cfg), nil
 }

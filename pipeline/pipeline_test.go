@@ -225,7 +225,7 @@ func TestTestTimeoutKillsTheProcessGroup(t *testing.T) {
 	// shell alone.
 	cmd := fmt.Sprintf(`[sh, -c, "sleep 60 & echo $! > %s; echo waiting; wait"]`, pidFile)
 	commit := f.newSource("demo", map[string]string{"ferry.yaml": withTest(t, cmd)})
-	cfg := f.config()
+	cfg := f.hostConfig()
 	cfg.TestTimeout = time.Second
 	ex, _ := f.start(cfg)
 	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
@@ -269,7 +269,7 @@ func TestNewerCommitSupersedesQueuedOnes(t *testing.T) {
 	gate := filepath.Join(t.TempDir(), "go")
 	slow := fmt.Sprintf(`[sh, -c, "while [ ! -e %s ]; do sleep 0.05; done"]`, gate)
 	c1 := f.newSource("demo", map[string]string{"ferry.yaml": withTest(t, slow)})
-	ex, _ := f.start(f.config())
+	ex, _ := f.start(f.hostConfig())
 	ctx := context.Background()
 	r1, err := ex.Enqueue(ctx, "demo", "main", c1)
 	if err != nil {
@@ -325,7 +325,7 @@ func TestSourcesRunInParallel(t *testing.T) {
 	}
 	ca := f.newSource("a", map[string]string{"ferry.yaml": withTest(t, meet("a", "b"))})
 	cb := f.newSource("b", map[string]string{"ferry.yaml": withTest(t, meet("b", "a"))})
-	ex, _ := f.start(f.config())
+	ex, _ := f.start(f.hostConfig())
 	ra, err := ex.Enqueue(context.Background(), "a", "main", ca)
 	if err != nil {
 		t.Fatal(err)
@@ -406,7 +406,7 @@ func TestResumeAfterStopDuringTest(t *testing.T) {
 	first := filepath.Join(dir, "first")
 	cmd := fmt.Sprintf(`[sh, -c, "if [ ! -e %[1]s ]; then touch %[1]s; sleep 60; fi; echo second attempt"]`, first)
 	commit := f.newSource("demo", map[string]string{"ferry.yaml": withTest(t, cmd)})
-	ex, stop := f.start(f.config())
+	ex, stop := f.start(f.hostConfig())
 	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
 	if err != nil {
 		t.Fatal(err)
@@ -426,7 +426,7 @@ func TestResumeAfterStopDuringTest(t *testing.T) {
 	}
 
 	f.restartStore()
-	ex2, _ := f.start(f.config())
+	ex2, _ := f.start(f.hostConfig())
 	run := wait(t, ex2, queued.ID)
 	if run.Status != store.StatusSucceeded {
 		t.Fatalf("resumed run %s: %s", run.Status, run.Reason)
@@ -698,5 +698,37 @@ func TestDeploySkippedWhenTheStageRefuses(t *testing.T) {
 	}
 	if ds, _ := f.st.ListDeployments(context.Background(), "dev", store.Page{}); len(ds) != 0 {
 		t.Errorf("%d deployments recorded in a stage that refused", len(ds))
+	}
+}
+
+// TestTestCommandIsSandboxed: a test command runs as the sandbox's user,
+// with HOME and TMPDIR in its private /tmp, writes its own copy of the
+// repository, and cannot write (nor see) the host's folders.
+func TestTestCommandIsSandboxed(t *testing.T) {
+	f := newFixture(t)
+	host := t.TempDir()
+	cmd := fmt.Sprintf(`[sh, -c, "id -u; echo home=$HOME tmp=$TMPDIR; touch %s/escaped && echo ESCAPED; touch owned && echo wrote-copy; ls %s || echo host-folder-hidden"]`, host, host)
+	commit := f.newSource("demo", map[string]string{"ferry.yaml": withTest(t, cmd)})
+	ex, _ := f.start(f.config())
+	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := wait(t, ex, queued.ID)
+	logs := f.logs(run.ID)["test"]
+	t.Logf("test log:\n%s", strings.Join(logs, "\n"))
+	if run.Status != store.StatusSucceeded {
+		t.Fatalf("run %s: %s", run.Status, run.Reason)
+	}
+	for _, want := range []string{"hello | 65532", "hello | home=/tmp tmp=/tmp", "hello | wrote-copy", "hello | host-folder-hidden"} {
+		if !contains(logs, want) {
+			t.Errorf("the test's log does not say %q", want)
+		}
+	}
+	if contains(logs, "hello | ESCAPED") {
+		t.Errorf("the test wrote into a host folder")
+	}
+	if _, err := os.Stat(filepath.Join(host, "escaped")); err == nil {
+		t.Errorf("the test's file is in the host folder %s", host)
 	}
 }

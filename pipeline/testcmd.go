@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrycd/ferry/internal/sandbox"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
@@ -35,6 +37,16 @@ const (
 	// testWaitDelay is how long a test's output is waited for after it
 	// exited or was killed: a process it left behind may hold the pipe.
 	testWaitDelay = 2 * time.Second
+	// testTmpSize bounds a sandboxed test's /tmp, which holds its HOME and
+	// caches (Go's build cache among them): a tmpfs takes memory only as
+	// it fills, and 1 GiB is room for a module's test build.
+	testTmpSize = 1 << 30
+	// testPath is a test's PATH: the sandbox's, with Go's usual home first
+	// so that `go test` is found.
+	testPath = "/usr/local/go/bin:" + sandbox.SystemPath
+	// testWorkDir is where a sandboxed test sees its copy of the
+	// repository.
+	testWorkDir = "/work"
 )
 
 // testFunction runs f's test command in a scratch copy of the tree, with
@@ -74,20 +86,43 @@ func (r *runner) testFunction(ctx context.Context, f *v1alpha1.Function) error {
 		r.logf(ctx, StepTest, "%sleft out %s: a symlink that leads outside the repository", prefix, l)
 	}
 
+	sb := r.cfg.Sandbox
+	if sb.Enabled() && os.Geteuid() == 0 {
+		// why: the test runs as the sandbox's user and writes in its copy.
+		if err := chownTree(src, sandbox.DefaultUID); err != nil {
+			return fmt.Errorf("function %s: handing the copy of the repository to the sandbox: %w", f.Name, err)
+		}
+	}
+	spec := sandbox.Spec{
+		Program: t.Command[0], Args: t.Command[1:], Path: testPath,
+		Dir:     path.Join(testWorkDir, dir),
+		Binds:   []sandbox.Bind{{Src: src, Dest: testWorkDir, Write: true}},
+		TmpSize: testTmpSize,
+	}
+	if sb.Enabled() {
+		spec.Env = testEnv("/tmp", "/tmp", f)
+	} else {
+		spec.Env = testEnv(home, tmp, f)
+	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(tctx, t.Command[0], t.Command[1:]...)
-	cmd.Dir = filepath.Join(src, filepath.FromSlash(dir))
-	cmd.Env = testEnv(home, tmp, f)
+	sc, err := sb.CommandContext(tctx, spec)
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return fmt.Errorf("function %s: running test %s: %w; install %s on the ferry host, or change spec.test.command", f.Name, quoteCommand(t.Command), err, t.Command[0])
+		}
+		return fmt.Errorf("function %s: running test %s: %w", f.Name, quoteCommand(t.Command), err)
+	}
+	cmd := sc.Cmd
 	out := newLineLog(r, ctx, StepTest, prefix)
 	cmd.Stdout, cmd.Stderr = out, out
-	groupProcess(cmd)
+	groupProcess(cmd, sb.Enabled())
 	cmd.WaitDelay = testWaitDelay
 
 	shown := quoteCommand(t.Command)
 	r.logf(ctx, StepTest, "%s$ %s   (in %s, timeout %s)", prefix, shown, f.Spec.Source, timeout)
 	start := time.Now()
-	err = cmd.Run()
+	err = sc.Run()
 	_ = killGroup(cmd) // what the test left running
 	out.Close()
 
@@ -113,11 +148,16 @@ func (r *runner) testFunction(ctx context.Context, f *v1alpha1.Function) error {
 	return nil
 }
 
-// testEnv is a test's environment: PATH from ferry's, HOME and TMPDIR in
-// its scratch folder, then the function's spec.env and its
-// spec.test.env, the latter winning.
+// testEnv is a test's environment: the fixed testPath (nothing of
+// ferry's), HOME and TMPDIR in its scratch folder (the sandbox's /tmp),
+// Go kept to what is there (no network, no toolchain download), then the
+// function's spec.env and its spec.test.env, the latter winning.
 func testEnv(home, tmp string, f *v1alpha1.Function) []string {
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + tmp}
+	// why: no GOFLAGS=-mod=mod: a repository that vendors its modules
+	// (the way to have dependencies with no network) builds from vendor/
+	// by default, and -mod=mod would send it to the proxy instead.
+	env := []string{"PATH=" + testPath, "HOME=" + home, "TMPDIR=" + tmp,
+		"GOPROXY=off", "GOTOOLCHAIN=local"}
 	add := func(m map[string]string) {
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -131,6 +171,17 @@ func testEnv(home, tmp string, f *v1alpha1.Function) []string {
 	add(f.Spec.Env)
 	add(f.Spec.Test.Env)
 	return env
+}
+
+// chownTree gives every file under dir to uid (as its group too), not
+// following links.
+func chownTree(dir string, uid int) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	})
 }
 
 // quoteCommand shows a command as a shell would need it typed.

@@ -10,7 +10,7 @@ import (
 // groupProcess puts a test in a process group of its own, so that a
 // timeout kills everything it started. Outside Linux there is no
 // parent-death signal: a test outlives a ferry that was killed.
-func groupProcess(cmd *exec.Cmd) {
+func groupProcess(cmd *exec.Cmd, _ bool) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return killGroup(cmd) }
 }

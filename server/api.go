@@ -50,6 +50,8 @@ type APIConfig struct {
 	// Log hears what cannot go back to a caller (an audit record that
 	// could not be written).
 	Log func(format string, args ...any)
+	// Sandbox says how repository code runs (ServerView.Sandbox).
+	Sandbox string
 }
 
 // api serves /api/v1.
@@ -88,6 +90,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.route("GET /api/v1/releases", RoleViewer, a.listReleases)
 	a.route("GET /api/v1/releases/{id}", RoleViewer, a.getRelease)
 	a.route("GET /api/v1/environments", RoleViewer, a.listEnvironments)
+	a.route("GET /api/v1/server", RoleViewer, a.getServer)
 	a.route("GET /api/v1/environments/{name}", RoleViewer, a.getEnvironment)
 	a.routesPromote()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

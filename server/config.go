@@ -55,6 +55,8 @@ type Config struct {
 	// registry.example.com/team/) whose images a rollback may deploy
 	// although ferry did not build them; see config_images.go.
 	AllowedImages []string `yaml:"allowedImages"`
+	// Sandbox confines repository code (config_sandbox.go).
+	Sandbox SandboxConfig `yaml:"sandbox"`
 
 	// dir is the folder of the configuration file.
 	dir string
@@ -204,6 +206,7 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkTokens()...)
 	errs = append(errs, c.checkExport()...)
 	errs = append(errs, c.checkAllowedImages()...)
+	errs = append(errs, c.checkSandbox()...)
 	return errs
 }
 

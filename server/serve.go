@@ -39,7 +39,11 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		defer logMu.Unlock()
 		fmt.Fprintf(out, time.Now().Format("15:04:05 ")+format+"\n", args...)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := privateDataDir(cfg.DataDir, logf); err != nil {
+		return err
+	}
+	sb, err := startSandbox(ctx, cfg, logf)
+	if err != nil {
 		return err
 	}
 	// Listeners first: a port in use is the commonest mistake, and should
@@ -77,7 +81,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	}
 
 	gatewayURL := "http://" + gwLn.Addr().String()
-	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: gatewayURL, Log: logf})
+	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: gatewayURL, Log: logf, Sandbox: sb})
 	if err != nil {
 		return err
 	}
@@ -182,7 +186,8 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Admit: func(ctx context.Context, run store.Run, rel store.Release, env string) error {
 			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
 		},
-		Log: logf,
+		Log:     logf,
+		Sandbox: sb,
 	})
 	if err != nil {
 		return err
@@ -216,6 +221,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	}
 
 	apiHandler, err := NewAPI(APIConfig{
+		Sandbox:    sb.String(),
 		Store:      st,
 		Tokens:     cfg.tokens(),
 		Sources:    sources,

@@ -26,7 +26,6 @@ func TestRunNATSTrigger(t *testing.T) {
 	t.Cleanup(ns.Shutdown)
 
 	dir := t.TempDir()
-	seen := filepath.Join(t.TempDir(), "seen")
 	files := map[string]string{
 		"ferry.yaml": `apiVersion: ferry.dev/v1alpha1
 kind: Function
@@ -35,7 +34,6 @@ spec:
   runtime: python
   handler: main.handle
   source: sink
-  env: {SEEN: "` + seen + `"}
 ---
 apiVersion: ferry.dev/v1alpha1
 kind: NATSTrigger
@@ -44,12 +42,13 @@ spec:
   function: sink
   topic: orders.created
 `,
-		"sink/main.py": `import json, os
+		// The function runs in the sandbox, which no host folder reaches:
+		// what it saw goes to its log.
+		"sink/main.py": `import json, sys
 
 
 def handle(event, context):
-    with open(os.environ["SEEN"], "a") as f:
-        f.write(json.dumps({"type": event["type"], "data": event["data"]}) + "\n")
+    print("SEEN " + json.dumps({"type": event["type"], "data": event["data"]}), flush=True)
     return {"ok": True}
 `,
 	}
@@ -76,12 +75,18 @@ def handle(event, context):
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
+	logFile := filepath.Join(dataDir, "logs", "local", "sink.log")
 	for {
-		b, _ := os.ReadFile(seen)
-		if len(b) > 0 {
-			got := strings.TrimSpace(string(b))
-			if !strings.Contains(got, `"data": {"order": 7}`) || strings.Count(got, "\n") != 0 {
-				t.Fatalf("the function saw %s, want the message once", got)
+		b, _ := os.ReadFile(logFile)
+		var seen []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if _, ev, ok := strings.Cut(line, " stdout SEEN "); ok {
+				seen = append(seen, ev)
+			}
+		}
+		if len(seen) > 0 {
+			if len(seen) != 1 || !strings.Contains(seen[0], `"data": {"order": 7}`) {
+				t.Fatalf("the function saw %q, want the message once", seen)
 			}
 			return
 		}

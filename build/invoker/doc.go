@@ -5,7 +5,12 @@
 //
 // The contract, the same for every runtime:
 //
-//   - The process serves HTTP on $PORT (default 8080).
+//   - The process serves HTTP on 127.0.0.1:$PORT (default 8080), never on
+//     every address: nothing but ferry's gateway and triggers may reach
+//     it. When FERRY_LISTEN_FD names a file descriptor (3, as ferry's
+//     embedded target passes it), it serves on that listening socket
+//     instead: ferry opened it on the host's loopback, because a function
+//     in ferry's sandbox has a network namespace of its own.
 //   - GET or HEAD /healthz answers 200 "ok" (HEAD without the body) once the
 //     handler is loaded. A handler that cannot be loaded ends the process
 //     with a non-zero status and a message on stderr that names the handler

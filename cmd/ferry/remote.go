@@ -291,7 +291,12 @@ func newStatusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			srv, err := c.ServerInfo(cmd.Context())
+			if err != nil {
+				return err
+			}
 			return r.print(cmd.OutOrStdout(), envs, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(cmd.OutOrStdout(), "sandbox: %s\n", srv.Sandbox)
 				fmt.Fprintln(tw, "ENVIRONMENT\tRELEASE\tFUNCTION\tSTATE\tIMAGE\tURL")
 				for _, e := range envs {
 					rel := e.Release

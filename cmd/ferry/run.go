@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/internal/sandbox"
 )
 
 func newRunCommand() *cobra.Command {
@@ -23,19 +26,34 @@ version keeps serving. Stop with Ctrl-C.
 Python and Node.js functions build with no base image (--base
 python=scratch) and run with this machine's python3 and node.
 
+Functions run in bubblewrap's sandbox when it is installed (Debian's
+bubblewrap): as uid 65532 (your own uid outside, when you are not root),
+with no network but the socket ferry hands them, and a private /tmp.
+Without it they run as you, and ferry run says so once.
+
 NATSTriggers subscribe on the server given by --nats, KafkaTriggers
 consume from the brokers given by --kafka; a trigger of either kind with
 none given fails to apply and says which flag it needs.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := sandbox.HardenSelf(); err != nil {
+				return err
+			}
 			given, err := baseOptions(bases)
 			if err != nil {
 				return err
 			}
+			sb, err := sandbox.Find(cmd.Context(), sandbox.ModeAuto, sandbox.NetworkNone)
+			if err != nil {
+				return err
+			}
+			if !sb.Enabled() {
+				fmt.Fprintf(cmd.OutOrStdout(), "no sandbox: functions run as you (%s)\n", sb.Note())
+			}
 			opts := append([]build.Option{build.WithBase("python", build.Scratch), build.WithBase("nodejs", build.Scratch)}, given...)
 			return embedded.RunDev(cmd.Context(), embedded.DevConfig{
 				Dir: dirArg(args), Addr: addr, DataDir: data, Options: opts, Out: cmd.OutOrStdout(),
-				NATSURL: nats, KafkaBrokers: kafka,
+				NATSURL: nats, KafkaBrokers: kafka, Sandbox: sb,
 			})
 		},
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/ferrycd/ferry/internal/sandbox"
 	"github.com/ferrycd/ferry/server"
 )
 
@@ -33,10 +34,14 @@ The configuration (YAML):
   - {name: prod}
   tokens:
   - {name: alice, token: $ALICE_TOKEN, roles: [deployer, approver]}
+  sandbox: {mode: bwrap, network: none}  # how code from Git runs (bubblewrap)
 
 Secrets may be written as $VAR, read from ferry's environment.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := sandbox.HardenSelf(); err != nil {
+				return err
+			}
 			cfg, err := server.LoadConfig(config)
 			if err != nil {
 				return err

@@ -6,7 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+
+	"github.com/ferrycd/ferry/internal/sandbox"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -19,19 +22,21 @@ import (
 //     be a regular executable file that stays inside root once its links
 //     are resolved (go).
 //   - ["python3", "/ferry/invoker/ferry_invoker.py"]: a bare interpreter
-//     name, looked up on the host's PATH, and one absolute script path,
+//     name, looked up on the fixed sandbox.SystemPath of the host (never on
+//     ferry's own PATH, which may name folders only ferry can read, and
+//     which is not what the sandbox sees), and one absolute script path,
 //     taken inside root the same way (python, nodejs). An image built on
 //     scratch has no interpreter of its own, so the host's must serve.
 //
 // Following Docker, the image's Cmd is appended to its Entrypoint, so an
 // image that puts the same argv in Cmd runs as well.
 //
-// The environment is the image's Env with one exception: PATH is the
-// host's. The image's PATH names folders of the image (or of a base image
-// that is not there), which on this machine would be the host's folders of
-// that name; the host's interpreter, and any program it runs, needs the
-// host's PATH. Nothing else of the host's environment is passed on, so
-// ferry's own settings and credentials never reach a function.
+// The environment is the image's Env with one exception: PATH is
+// sandbox.SystemPath. The image's PATH names folders of the image (or of a
+// base image that is not there), which on this machine would be the
+// host's folders of that name. Nothing of ferry's environment is passed
+// on, not even its PATH, so ferry's own settings and credentials never
+// reach a function.
 func command(root string, cfg *v1.ConfigFile) (argv []string, env []string, err error) {
 	if cfg == nil {
 		return nil, nil, errors.New("function image has no config: it cannot say what to run")
@@ -52,14 +57,9 @@ func command(root string, cfg *v1.ConfigFile) (argv []string, env []string, err 
 		}
 		argv = []string{bin}
 	case len(entry) == 2 && isBareName(entry[0]) && filepath.IsAbs(entry[1]):
-		interp, err := exec.LookPath(entry[0])
+		interp, err := lookSystem(entry[0])
 		if err != nil {
 			return nil, nil, fmt.Errorf("function image needs %s on this machine (the image was built on scratch): install it, or build with a base image and deploy to a target that runs images: %w", entry[0], err)
-		}
-		// why: LookPath may answer a relative path when PATH holds "."; the
-		// child runs in another folder.
-		if interp, err = filepath.Abs(interp); err != nil {
-			return nil, nil, fmt.Errorf("locating %s on this machine: %w", entry[0], err)
 		}
 		script, err := inRoot(realRoot, entry[1], false)
 		if err != nil {
@@ -76,10 +76,38 @@ func command(root string, cfg *v1.ConfigFile) (argv []string, env []string, err 
 		}
 		env = append(env, kv)
 	}
-	if path, ok := os.LookupEnv("PATH"); ok {
-		env = append(env, "PATH="+path)
-	}
+	env = append(env, "PATH="+sandbox.SystemPath)
 	return argv, env, nil
+}
+
+// lookSystem finds an interpreter on sandbox.SystemPath of the host.
+func lookSystem(name string) (string, error) {
+	for _, dir := range filepath.SplitList(sandbox.SystemPath) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not in %s: %w", name, sandbox.SystemPath, exec.ErrNotFound)
+}
+
+// imageUser returns the uid an image's User asks for: empty means
+// sandbox.DefaultUID; a number (or number:group) is taken as it is; a
+// name cannot be looked up in a scratch image and root is never given.
+func imageUser(cfg *v1.ConfigFile) (int, error) {
+	u := cfg.Config.User
+	if u == "" {
+		return sandbox.DefaultUID, nil
+	}
+	name, _, _ := strings.Cut(u, ":")
+	uid, err := strconv.Atoi(name)
+	if err != nil || uid < 0 {
+		return 0, fmt.Errorf("function image's User %q is not a numeric uid: build it with a numeric user such as 65532", u)
+	}
+	if uid == 0 {
+		return 0, fmt.Errorf("function image's User is root (%q): ferry never runs repository code as root; build it with a user such as 65532", u)
+	}
+	return uid, nil
 }
 
 // isBareName reports whether name is a program name to look up on PATH:

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferrycd/ferry/build/invoker"
+	"github.com/ferrycd/ferry/internal/sandbox"
 )
 
 // writeFiles writes files (image paths without the leading slash) under
@@ -59,9 +60,9 @@ func TestCommandInterpreted(t *testing.T) {
 			if want := filepath.Join(realRoot, entry[1]); argv[1] != want {
 				t.Errorf("script = %q, want %q", argv[1], want)
 			}
-			want := []string{"FERRY_HANDLER=main.handle", "PYTHONUNBUFFERED=1", "PATH=" + os.Getenv("PATH")}
+			want := []string{"FERRY_HANDLER=main.handle", "PYTHONUNBUFFERED=1", "PATH=" + sandbox.SystemPath}
 			if !slices.Equal(env, want) {
-				t.Errorf("env = %q, want %q (the image's, with the host's PATH)", env, want)
+				t.Errorf("env = %q, want %q (the image's, with the sandbox's fixed PATH)", env, want)
 			}
 		})
 	}

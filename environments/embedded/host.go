@@ -1,12 +1,15 @@
 package embedded
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/sandbox"
 )
 
 // Host runs several environments on one machine, as ferry serve does: one
@@ -34,6 +37,9 @@ type HostConfig struct {
 	IdleAfter time.Duration
 	// Log hears what triggers report.
 	Log func(format string, args ...any)
+	// Sandbox runs every function. Nil: the sandbox when bubblewrap is
+	// there and works (as ferry run has it), else none.
+	Sandbox *sandbox.Sandbox
 }
 
 // EnvironmentConfig is what differs between environments of one host.
@@ -53,6 +59,11 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	imgs, err := newImages(filepath.Join(cfg.DataDir, "images"))
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Sandbox == nil {
+		if cfg.Sandbox, err = sandbox.Find(context.Background(), sandbox.ModeAuto, sandbox.NetworkNone); err != nil {
+			return nil, err
+		}
 	}
 	return &Host{cfg: cfg, images: imgs, gw: newGateway(), targets: map[string]*Target{}}, nil
 }
@@ -78,6 +89,7 @@ func (h *Host) Target(env string, ec EnvironmentConfig) (*Target, error) {
 		NATSURL:      ec.NATSURL,
 		KafkaBrokers: ec.KafkaBrokers,
 		Log:          h.cfg.Log,
+		Sandbox:      h.cfg.Sandbox,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("environment %s: %w", env, err)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/sandbox"
 )
 
 // LocalConfig is a target with everything of its own under one folder.
@@ -16,6 +18,8 @@ type LocalConfig struct {
 	// NATS and Kafka triggers connect.
 	NATSURL      string
 	KafkaBrokers []string
+	// Sandbox runs the functions; nil as HostConfig's.
+	Sandbox *sandbox.Sandbox
 }
 
 // NewLocal returns a target of cfg.Environment with an image cache and
@@ -24,7 +28,7 @@ type LocalConfig struct {
 // test/bench/embedded, which measures the target from outside this
 // package.
 func NewLocal(cfg LocalConfig) (*Target, http.Handler, error) {
-	h, err := NewHost(HostConfig{DataDir: cfg.DataDir, GatewayURL: cfg.GatewayURL, IdleAfter: cfg.IdleAfter})
+	h, err := NewHost(HostConfig{DataDir: cfg.DataDir, GatewayURL: cfg.GatewayURL, IdleAfter: cfg.IdleAfter, Sandbox: cfg.Sandbox})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,6 +12,13 @@ import "syscall"
 // child exits, and the Go runtime keeps its threads for the process's
 // life unless a goroutine exits while locked to one, which ferry never
 // does.
-func functionProcAttr() *syscall.SysProcAttr {
+//
+// A sandboxed function starts in a session of its own instead (which is a
+// group of its own too): it then has no controlling terminal, so it can
+// neither open ferry's nor push keystrokes into it.
+func functionProcAttr(sandboxed bool) *syscall.SysProcAttr {
+	if sandboxed {
+		return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	}
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

@@ -7,26 +7,54 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/sandbox"
 )
 
 // TestHelperSupervisor is not a test: run by TestFunctionDiesWithFerry in
-// a process of its own (FERRY_TEST_SUPERVISOR set), it starts a function
-// and prints its PID, then waits to be killed.
+// a process of its own (FERRY_TEST_SUPERVISOR set to "plain" or
+// "sandboxed"), it starts a function and prints its PID (inside the
+// sandbox: the function's own, not bubblewrap's), then waits to be killed.
 func TestHelperSupervisor(t *testing.T) {
-	if os.Getenv("FERRY_TEST_SUPERVISOR") == "" {
+	mode := os.Getenv("FERRY_TEST_SUPERVISOR")
+	if mode == "" {
 		t.Skip("a helper process of TestFunctionDiesWithFerry")
 	}
 	root, argv, env := scriptRoot(t, "exec python3 server.py\n")
-	p, err := startProcess(context.Background(), testSpec(t, root, argv, env))
+	spec := testSpec(t, root, argv, env)
+	if mode == "sandboxed" {
+		sb, err := sandbox.Find(context.Background(), sandbox.ModeBwrap, sandbox.NetworkNone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		realRoot, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.Sandbox, spec.Root, spec.Argv, spec.Dir = sb, realRoot, []string{"/ferry/bin/function"}, "/ferry/function"
+	}
+	p, err := startProcess(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("pid %d\n", p.State().PID)
+	pid := p.State().PID
+	if mode == "sandboxed" {
+		for _, pr := range groupProcesses(pid) {
+			if pr.pid != pid && pr.ppid != pid {
+				pid = pr.pid
+			}
+		}
+		if pid == p.State().PID {
+			t.Fatal("no function process inside the sandbox")
+		}
+	}
+	fmt.Printf("pid %d\n", pid)
 	time.Sleep(time.Minute)
 }
 
@@ -34,8 +62,17 @@ func TestHelperSupervisor(t *testing.T) {
 // stop its functions; the kernel must.
 func TestFunctionDiesWithFerry(t *testing.T) {
 	t.Parallel()
+	for _, mode := range []string{"plain", "sandboxed"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			functionDiesWithFerry(t, mode)
+		})
+	}
+}
+
+func functionDiesWithFerry(t *testing.T, mode string) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSupervisor$", "-test.v")
-	cmd.Env = append(os.Environ(), "FERRY_TEST_SUPERVISOR=1")
+	cmd.Env = append(os.Environ(), "FERRY_TEST_SUPERVISOR="+mode)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/sandbox"
 )
 
 // Defaults of a processSpec, each used when its field is zero.
@@ -68,7 +70,15 @@ const truncatedMark = " …[line truncated at 16 KiB]"
 // processSpec says how to run one function as a child process.
 type processSpec struct {
 	Name string // function name, for logs and errors
+	// Argv and Dir are paths as the program sees them: inside the
+	// sandbox, where Root's folders are at /.
 	Argv []string
+	// Sandbox runs the program (nil: as ferry); Root is the unpacked
+	// image, UID the user, TmpSize the size of its /tmp in bytes.
+	Sandbox *sandbox.Sandbox
+	Root    string
+	UID     int
+	TmpSize int64
 	// Env is the base environment (from command). The supervisor adds
 	// UserEnv, then PORT, FUNCTION_NAME, FUNCTION_TIMEOUT and FUNCTION_MEMORY;
 	// a later value of a name replaces an earlier one, so the contract's
@@ -77,7 +87,7 @@ type processSpec struct {
 	UserEnv      map[string]string
 	Timeout      time.Duration // FUNCTION_TIMEOUT; default 30 s
 	Memory       string        // FUNCTION_MEMORY, e.g. "128Mi"; left out when empty (not enforced: it is the function's hint)
-	Dir          string        // working folder: the image's /ferry/function inside root
+	Dir          string        // working folder: the image's /ferry/function
 	LogFile      string        // every log line is appended here too
 	StartTimeout time.Duration // how long to wait for GET /healthz == 200; default 20 s
 	StopGrace    time.Duration // SIGTERM, then SIGKILL after this; default Timeout + 2 s
@@ -123,6 +133,11 @@ type processState struct {
 type process struct {
 	spec processSpec
 	logs *logSink
+	// ln is the function's listening socket on 127.0.0.1, opened by ferry
+	// in the host's network and handed to every run as fd 3: a sandboxed
+	// function has a network of its own, and the port stays the same
+	// across restarts.
+	ln *net.TCPListener
 
 	stopCtx  context.Context // cancelled by Stop: ends waits for restarts
 	stopNow  context.CancelFunc
@@ -176,15 +191,17 @@ func startProcess(ctx context.Context, spec processSpec) (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("function %s: %w", spec.Name, err)
 	}
-	port, err := freePort(0)
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		logs.close()
-		return nil, fmt.Errorf("function %s: %w", spec.Name, err)
+		return nil, fmt.Errorf("function %s: opening its loopback socket: %w", spec.Name, err)
 	}
+	port := ln.Addr().(*net.TCPAddr).Port
 	stopCtx, stopNow := context.WithCancel(context.Background())
 	p := &process{
 		spec:    spec,
 		logs:    logs,
+		ln:      ln,
 		stopCtx: stopCtx,
 		stopNow: stopNow,
 		kill:    make(chan struct{}),
@@ -196,6 +213,7 @@ func startProcess(ctx context.Context, spec processSpec) (*process, error) {
 		stopNow()
 		p.setState(func(s *processState) { s.Phase, s.PID = phaseStopped, 0 })
 		logs.close()
+		ln.Close()
 		return nil, err
 	}
 	p.setState(func(s *processState) { s.Phase = phaseRunning })
@@ -247,6 +265,7 @@ func (p *process) setState(f func(*processState)) {
 func (p *process) supervise(r *run) {
 	defer close(p.done)
 	defer p.logs.close()
+	defer p.ln.Close()
 	delay := p.spec.BackoffStart
 	for {
 		select {
@@ -281,22 +300,16 @@ func (p *process) supervise(r *run) {
 				return
 			}
 			delay = min(2*delay, p.spec.BackoffMax)
-			// why: the gateway and any caller keep the URL they have when
-			// the same port is still free; a new one only when it is not.
-			port, err := freePort(r.port)
-			if err != nil {
-				port, err = freePort(0)
-			}
+			// The socket is ferry's, so the port (and every caller's URL)
+			// stays.
+			port := r.port
+			p.setState(func(s *processState) { s.Restarts++ })
+			next, err := p.launch(p.stopCtx, port)
 			if err == nil {
-				p.setState(func(s *processState) { s.Restarts++; s.Port = port })
-				next, lerr := p.launch(p.stopCtx, port)
-				if lerr == nil {
-					r = next
-					p.setState(func(s *processState) { s.Phase, s.NextAttempt = phaseRunning, time.Time{} })
-					p.logs.add("ferry", fmt.Sprintf("function %s is healthy again on port %d", p.spec.Name, port))
-					break
-				}
-				err = lerr
+				r = next
+				p.setState(func(s *processState) { s.Phase, s.NextAttempt = phaseRunning, time.Time{} })
+				p.logs.add("ferry", fmt.Sprintf("function %s is healthy again on port %d", p.spec.Name, port))
+				break
 			}
 			if p.stopCtx.Err() != nil {
 				p.setState(func(s *processState) { s.Phase, s.PID = phaseStopped, 0 })
@@ -339,10 +352,20 @@ func (p *process) launch(ctx context.Context, port int) (*run, error) {
 // spawn starts the child on port in a new process group, its output
 // going to the log.
 func (p *process) spawn(port int) (*run, error) {
-	cmd := exec.Command(p.spec.Argv[0], p.spec.Argv[1:]...)
-	cmd.Dir = p.spec.Dir
-	cmd.Env = p.env(port)
-	cmd.SysProcAttr = functionProcAttr()
+	sock, err := p.ln.File()
+	if err != nil {
+		return nil, fmt.Errorf("function %s: handing over its socket: %w", p.spec.Name, err)
+	}
+	defer sock.Close()
+	sc, err := p.spec.Sandbox.Command(sandbox.Spec{
+		Root: p.spec.Root, Program: p.spec.Argv[0], Args: p.spec.Argv[1:], Env: p.env(port), Dir: p.spec.Dir,
+		TmpSize: p.spec.TmpSize, UID: p.spec.UID, ExtraFiles: []*os.File{sock},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("function %s: %w", p.spec.Name, err)
+	}
+	cmd := sc.Cmd
+	cmd.SysProcAttr = functionProcAttr(p.spec.Sandbox.Enabled())
 	// why: our own pipes rather than cmd.StdoutPipe: Wait must return when
 	// the child exits even when something it spawned still holds the
 	// pipe, and the readers must see every line the child wrote.
@@ -357,7 +380,7 @@ func (p *process) spawn(port int) (*run, error) {
 		return nil, fmt.Errorf("function %s: %w", p.spec.Name, err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	err = cmd.Start()
+	err = sc.Start()
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -392,6 +415,7 @@ func (p *process) env(port int) []string {
 		"PORT="+strconv.Itoa(port),
 		"FUNCTION_NAME="+p.spec.Name,
 		"FUNCTION_TIMEOUT="+p.spec.Timeout.String(),
+		"FERRY_LISTEN_FD=3",
 	)
 	if p.spec.Memory != "" {
 		env = append(env, "FUNCTION_MEMORY="+p.spec.Memory)
@@ -463,7 +487,14 @@ func (p *process) waitHealthy(ctx context.Context, r *run) error {
 // once when a Stop's ctx ended), then waits for the group to be gone.
 func (p *process) terminate(r *run) {
 	pid := r.cmd.Process.Pid
-	killGroup(pid, syscall.SIGTERM)
+	if p.spec.Sandbox.Enabled() {
+		// why: bubblewrap does not pass SIGTERM on, and its death kills
+		// the function at once; the function itself must hear it to
+		// finish its calls.
+		signalSandboxed(pid, syscall.SIGTERM)
+	} else {
+		killGroup(pid, syscall.SIGTERM)
+	}
 	t := time.NewTimer(p.spec.StopGrace)
 	select {
 	case <-r.exited:
@@ -508,6 +539,17 @@ func killGroup(pgid int, sig syscall.Signal) {
 	_ = syscall.Kill(-pgid, sig)
 }
 
+// signalSandboxed signals the processes of the group pgid that bubblewrap
+// runs: all but bubblewrap itself (pgid) and its init inside the pid
+// namespace (pgid's child).
+func signalSandboxed(pgid int, sig syscall.Signal) {
+	for _, pr := range groupProcesses(pgid) {
+		if pr.pid != pgid && pr.ppid != pgid {
+			_ = syscall.Kill(pr.pid, sig)
+		}
+	}
+}
+
 // waitGroupGone waits until no process of the group pgid is alive. A
 // killed process stays a zombie until its parent reaps it; one whose
 // parent died is reaped by init, which on some machines takes seconds, so
@@ -531,12 +573,33 @@ func groupAlive(pgid int) bool {
 	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
 		return false
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		return true
 	}
+	for _, pr := range groupProcesses(pgid) {
+		if pr.state != "Z" && pr.state != "X" {
+			return true
+		}
+	}
+	return false
+}
+
+// groupProcess is a process as /proc/PID/stat shows it.
+type groupProcess struct {
+	pid, ppid int
+	state     string
+}
+
+// groupProcesses lists the processes of the group pgid.
+func groupProcesses(pgid int) []groupProcess {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []groupProcess
 	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
@@ -550,24 +613,12 @@ func groupAlive(pgid int) bool {
 			continue
 		}
 		f := strings.Fields(string(stat[i+1:]))
-		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
-			return true
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) {
+			ppid, _ := strconv.Atoi(f[1])
+			out = append(out, groupProcess{pid: pid, ppid: ppid, state: f[0]})
 		}
 	}
-	return false
-}
-
-// freePort returns want when it is free on loopback, or any free port when
-// want is 0. The port is free when this returns; the child binds it soon
-// after, and if another program took it meanwhile the start fails and the
-// error says so.
-func freePort(want int) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(want)))
-	if err != nil {
-		return 0, fmt.Errorf("finding a free loopback port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return out
 }
 
 // exitReason says how a child's Wait ended, for logs and errors.

@@ -20,12 +20,13 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/build/invoker"
+	"github.com/ferrycd/ferry/internal/sandbox"
 )
 
 // testServer is a tiny function for the supervisor's tests, run by a
 // shell-script "binary": it serves /healthz, exits 3 on /crash, answers
 // /env with its environment and /pid with its process id.
-const testServer = `import http.server, json, os, sys
+const testServer = `import http.server, json, os, socket, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/crash":
@@ -36,7 +37,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_response(200); self.send_header("Content-Length", str(len(data))); self.end_headers()
         self.wfile.write(data)
     def log_message(self, *a): pass
-s = http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H)
+s = http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H, bind_and_activate=False)
+s.socket.close()
+s.socket = socket.socket(fileno=int(os.environ["FERRY_LISTEN_FD"]))
 sys.stderr.write("test server listening on %d\n" % s.server_address[1]); sys.stderr.flush()
 s.serve_forever()
 `
@@ -272,6 +275,7 @@ func TestProcessGoFunction(t *testing.T) {
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"os"
 )
@@ -283,7 +287,11 @@ func main() {
 		io.WriteString(w, os.Getenv("FUNCTION_NAME")+" got "+string(body))
 	})
 	os.Stderr.WriteString("go function serving\n")
-	if err := http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil); err != nil {
+	l, err := net.FileListener(os.NewFile(3, "listener"))
+	if err == nil {
+		err = http.Serve(l, nil)
+	}
+	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		os.Exit(1)
 	}
@@ -341,9 +349,8 @@ func TestProcessEnv(t *testing.T) {
 			t.Errorf("%s = %v, want %q", k, got[k], want)
 		}
 	}
-	// why: a version manager's shim (pyenv) may put its own folder first.
-	if got["PATH"] == nil || !strings.HasSuffix(*got["PATH"], os.Getenv("PATH")) {
-		t.Errorf("PATH = %v, want the host's %q", got["PATH"], os.Getenv("PATH"))
+	if got["PATH"] == nil || *got["PATH"] != sandbox.SystemPath {
+		t.Errorf("PATH = %v, want the fixed %q, never ferry's", got["PATH"], sandbox.SystemPath)
 	}
 	if got["HOME"] != nil {
 		t.Errorf("HOME = %q: the host's environment leaked into the function", *got["HOME"])
@@ -395,27 +402,28 @@ func TestProcessCrashRestart(t *testing.T) {
 	}
 }
 
-func TestProcessRestartOnAnotherPort(t *testing.T) {
+// TestProcessRestartKeepsItsPort: ferry holds the function's socket, so
+// no other program can take the port during the backoff, and the function
+// serves on the same URL after its restart.
+func TestProcessRestartKeepsItsPort(t *testing.T) {
 	t.Parallel()
 	root, argv, env := scriptRoot(t, "exec python3 server.py\n")
 	spec := testSpec(t, root, argv, env)
 	spec.BackoffStart = 300 * time.Millisecond
 	p := start(t, spec)
-	oldPort := p.State().Port
+	oldURL := p.URL()
 	get(p.URL() + "/crash")
 	waitFor(t, 2*time.Second, "not restarting", func() bool { return p.State().Phase == phaseRestarting })
-	// Take the port during the backoff, as another program might.
-	l, err := net.Listen("tcp", strings.TrimPrefix(p.URL(), "http://"))
-	if err != nil {
-		t.Fatal(err)
+	if l, err := net.Listen("tcp", strings.TrimPrefix(oldURL, "http://")); err == nil {
+		l.Close()
+		t.Fatalf("another program could take the port of a restarting function")
 	}
-	defer l.Close()
 	waitFor(t, 3*time.Second, "not running again", func() bool { return p.State().Phase == phaseRunning })
-	if s := p.State(); s.Port == oldPort {
-		t.Fatalf("restarted on port %d, which was taken", s.Port)
+	if p.URL() != oldURL {
+		t.Fatalf("restarted on %s, want the same %s", p.URL(), oldURL)
 	}
 	if body, err := get(p.URL() + "/healthz"); err != nil || body != `"ok"` {
-		t.Errorf("on the new URL %s: %q, %v", p.URL(), body, err)
+		t.Errorf("on %s: %q, %v", p.URL(), body, err)
 	}
 }
 
@@ -620,5 +628,39 @@ func TestProcessRestartKeepsFailing(t *testing.T) {
 	}
 	if s := p.State(); s.Phase != phaseStopped {
 		t.Errorf("state after Stop = %+v", s)
+	}
+}
+
+// TestProcessSandboxedStopsGracefully: bubblewrap does not pass SIGTERM on,
+// so the supervisor signals the function inside it, which finishes and
+// exits by itself rather than being killed with its sandbox.
+func TestProcessSandboxedStopsGracefully(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.Find(context.Background(), sandbox.ModeBwrap, sandbox.NetworkNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, argv, env := interpretedRoot(t, "python", filepath.Join("..", "..", "examples", "python", "hello"), nil)
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv[1] = "/" + strings.TrimPrefix(strings.TrimPrefix(argv[1], realRoot), "/")
+	spec := testSpec(t, root, argv, env)
+	spec.Sandbox, spec.Root, spec.Dir = sb, realRoot, "/ferry/function"
+	p := start(t, spec)
+	if code, body := postEvent(t, p.URL()+"/", `"x"`); code != http.StatusOK {
+		t.Fatalf("POST = %d %s", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !hasLine(p.Logs(0), "ferry", "stopped: exited with status 0") {
+		t.Errorf("the sandboxed function did not exit by itself on SIGTERM: %+v", p.Logs(0))
+	}
+	if !hasLine(p.Logs(0), "stderr", "SIGTERM") {
+		t.Errorf("the function never heard SIGTERM: %+v", p.Logs(0))
 	}
 }

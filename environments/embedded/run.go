@@ -8,11 +8,13 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/build/registry"
+	"github.com/ferrycd/ferry/internal/sandbox"
 )
 
 // DevConfig is the local development loop of `ferry run`.
@@ -33,6 +35,8 @@ type DevConfig struct {
 	// connect; a trigger with none set fails the apply and says so.
 	NATSURL      string
 	KafkaBrokers []string
+	// Sandbox runs the functions; nil as HostConfig's.
+	Sandbox *sandbox.Sandbox
 }
 
 // devEnvironment is the environment `ferry run` deploys to.
@@ -46,6 +50,14 @@ const devEnvironment = "local"
 func RunDev(ctx context.Context, cfg DevConfig) error {
 	if cfg.Poll == 0 {
 		cfg.Poll = 250 * time.Millisecond
+	}
+	// why: as ferry serve's, the data folder is ferry's alone; with no
+	// sandbox here, it is all that keeps other users out of its caches.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating the data folder %s: %w", cfg.DataDir, err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("the data folder %s: %w", cfg.DataDir, err)
 	}
 	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(cfg.DataDir, "registry")})
 	if err != nil {
@@ -64,7 +76,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	gwURL := "http://" + ln.Addr().String()
 	target, gw, err := NewLocal(LocalConfig{Environment: devEnvironment, DataDir: cfg.DataDir, GatewayURL: gwURL,
-		NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers})
+		NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers, Sandbox: cfg.Sandbox})
 	if err != nil {
 		ln.Close()
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/internal/sandbox"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
 
@@ -50,6 +51,8 @@ type Config struct {
 	KafkaBrokers []string
 	// Log hears what triggers report (failed dispatches, skipped ticks).
 	Log func(format string, args ...any)
+	// Sandbox runs the functions (nil: as ferry itself).
+	Sandbox *sandbox.Sandbox
 }
 
 // Target is the embedded target of one environment.
@@ -350,6 +353,25 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instan
 	if err != nil {
 		return nil, fmt.Errorf("function %s: %w", f.Name, err)
 	}
+	uid, err := imageUser(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("function %s: %w", f.Name, err)
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("function %s: %w", f.Name, err)
+	}
+	// why: the program sees the image at /, so paths in it are given as
+	// the image names them.
+	inside := func(p string) string {
+		if rel, err := filepath.Rel(realRoot, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return "/" + strings.TrimPrefix(filepath.ToSlash(rel), ".")
+		}
+		return p
+	}
+	for i := range argv {
+		argv[i] = inside(argv[i])
+	}
 	timeout, memory, minScale := functionSettings(spec)
 	ps := processSpec{
 		Name:    f.Name,
@@ -358,10 +380,24 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instan
 		UserEnv: spec.Env,
 		Timeout: timeout,
 		Memory:  memory,
-		Dir:     workDir(root),
+		Dir:     inside(workDir(realRoot)),
 		LogFile: logPath(t.cfg.LogDir, t.cfg.Environment, f.Name),
+		Sandbox: t.cfg.Sandbox,
+		Root:    realRoot,
+		UID:     uid,
+		TmpSize: tmpSize(spec),
 	}
 	return &instance{key: instanceKey(f), name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter}, nil
+}
+
+// tmpSize is the size of a function's /tmp: its spec.memory, since a
+// tmpfs's pages are memory and a function cannot use more than that anyway;
+// sandbox.DefaultTmpSize (64 MiB) when it sets none.
+func tmpSize(spec v1alpha1.FunctionSpec) int64 {
+	if spec.Memory != nil && spec.Memory.Value() > 0 {
+		return spec.Memory.Value()
+	}
+	return sandbox.DefaultTmpSize
 }
 
 // functionSettings reads what a function's process is started with.

@@ -15,7 +15,11 @@
 #
 # Each figure is the median of several runs. The last line is
 #
-#   embedded: gw_ratio=<x> gw_added_p50_us=<n> cold_go_ms=<n> cold_py_ms=<n> cold_node_ms=<n> switch_ms=<n> rollback_ms=<n>
+#   embedded: gw_ratio=<x> gw_added_p50_us=<n> cold_go_ms=<n> cold_py_ms=<n> cold_node_ms=<n> switch_ms=<n> rollback_ms=<n> sandbox_ms=<x>
+#
+# Functions run in the sandbox, as ferry serve runs them; sandbox_ms is
+# the sandbox's own start (bubblewrap running /bin/true), part of each
+# cold start.
 #
 # Run by `make bench`. See test/bench/README.md for what each figure means.
 #
@@ -58,15 +62,18 @@ trap 'exit 143' TERM
 echo "preparing the benchmark program"
 (cd "$root" && go build -o "$tmp/bin/embedded" ./test/bench/embedded) || fail "could not build test/bench/embedded"
 
-# Python and Node.js functions are built on scratch and run with this
-# machine's python3 and node, found on PATH. A version manager's shim
-# (pyenv's python3 is a shell script that runs pyenv) would add its own
-# start-up to every Python cold start, so the interpreter it stands for
-# goes first on PATH.
-command -v python3 >/dev/null 2>&1 || fail "python3 is not on PATH; the Python figures need it"
-command -v node >/dev/null 2>&1 || fail "node is not on PATH; the Node.js figures need it"
-py=$(python3 -c 'import sys; print(sys.executable)') || fail "python3 does not run"
-PATH=$(dirname "$py"):$PATH:/usr/sbin
+# Python and Node.js functions are built on scratch and run, in ferry's
+# sandbox (bubblewrap, which hack/deps.sh installs), with this machine's
+# python3 and node from the fixed system PATH (/usr/local/bin, /usr/bin,
+# /bin): never a version manager's shim on this shell's PATH.
+py=
+for d in /usr/local/bin /usr/bin /bin; do
+	[ -x "$d/python3" ] && { py=$d/python3; break; }
+done
+[ -n "$py" ] || fail "python3 is not installed in /usr/local/bin, /usr/bin or /bin; the Python figures need it (hack/deps.sh installs it)"
+command -v node >/dev/null 2>&1 || fail "node is not installed; the Node.js figures need it"
+[ -x /usr/bin/bwrap ] || [ -x /usr/local/bin/bwrap ] || fail "bubblewrap is not installed; functions run in it (hack/deps.sh installs it)"
+PATH=$PATH:/usr/sbin
 export PATH
 
 echo "versions  ferry $(cd "$root" && git describe --tags --always --dirty 2>/dev/null || echo dev), $(go env GOVERSION) $(go env GOOS)/$(go env GOARCH), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs, $("$py" --version 2>&1) ($py), node $(node --version)"

@@ -695,7 +695,20 @@ async function main() {
   // A promise the handler dropped must not take every other call down with it.
   process.on("unhandledRejection", (reason) => log(`unhandled promise rejection:\n${stackOf(reason)}`));
 
-  server.listen(port, () => log(`serving ${spec} on :${server.address().port}`));
+  // why: in ferry's sandbox the function has a network of its own and cannot
+  // bind the host's loopback; ferry opens the socket and hands it over as the
+  // descriptor FERRY_LISTEN_FD names. Without it, 127.0.0.1 only: nothing but
+  // ferry's gateway and triggers may reach a function.
+  const fdText = process.env.FERRY_LISTEN_FD || "";
+  if (fdText !== "") {
+    if (!/^[0-9]+$/.test(fdText) || Number(fdText) < 3) {
+      log(`FERRY_LISTEN_FD "${fdText}" is not a file descriptor above 2`);
+      process.exit(2);
+    }
+    server.listen({ fd: Number(fdText) }, () => log(`serving ${spec} on fd ${fdText} (port ${port})`));
+  } else {
+    server.listen(port, "127.0.0.1", () => log(`serving ${spec} on 127.0.0.1:${server.address().port}`));
+  }
 }
 
 main().catch((err) => {

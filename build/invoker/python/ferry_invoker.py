@@ -791,10 +791,10 @@ class Server(http.server.ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128  # ferry sends up to scale.concurrency (default 100) calls at once
 
-    def __init__(self, address, invoker, family=socket.AF_INET):
+    def __init__(self, address, invoker, family=socket.AF_INET, bind=True):
         self.address_family = family
         self.invoker = invoker
-        super().__init__(address, RequestHandler)
+        super().__init__(address, RequestHandler, bind_and_activate=bind)
 
     def server_bind(self):
         if self.address_family == socket.AF_INET6:
@@ -812,13 +812,22 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def listen(port, invoker):
-    """A server on every address, IPv6 and IPv4 where the host has both."""
-    if socket.has_dualstack_ipv6():
-        try:
-            return Server(("::", port), invoker, socket.AF_INET6)
-        except OSError:
-            pass  # IPv6 switched off at run time, as in some containers: IPv4 alone
-    return Server(("", port), invoker)
+    """The server: on the socket ferry handed over as the descriptor named by
+    FERRY_LISTEN_FD (in ferry's sandbox the function has a network of its own
+    and cannot bind the host's loopback), else on 127.0.0.1:port. Never on
+    every address: nothing but ferry's gateway and triggers may reach it."""
+    fd_text = os.environ.get("FERRY_LISTEN_FD", "")
+    if fd_text:
+        if not re.fullmatch(r"[0-9]+", fd_text) or int(fd_text) < 3:
+            raise OSError('FERRY_LISTEN_FD "%s" is not a file descriptor above 2' % fd_text)
+        sock = socket.socket(fileno=int(fd_text))
+        server = Server(sock.getsockname()[:2], invoker, sock.family, bind=False)
+        server.socket.close()
+        server.socket = sock
+        server.server_address = sock.getsockname()[:2]
+        server.server_name, server.server_port = "ferry-invoker", server.server_address[1]
+        return server
+    return Server(("127.0.0.1", port), invoker)
 
 
 def main():
