@@ -50,9 +50,11 @@
 //     resolv.conf, and a generated passwd with the sandbox user). The
 //     interpreter is looked up on a fixed PATH (/usr/local/bin:/usr/bin:/bin)
 //     inside that view, never on ferry's PATH. A Go image (one static
-//     binary) gets the host's /usr too when ferry is root, for setpriv; an
-//     image with its own /usr must then hold /usr/bin/setpriv, or it is
-//     refused with a message saying so. Read-write: only what the
+//     binary) gets the host's /usr too. setpriv runs with root's uid and
+//     three capabilities, so it is always the host's, never a file of the
+//     image: an image with its own /usr gets the host's setpriv, its
+//     dynamic loader and its libraries (as ldd lists them at start) under
+//     /.ferry-setpriv, and the loader runs it. Read-write: only what the
 //     caller binds (the test command's scratch copy of the repository) and
 //     /tmp, a tmpfs of the size the caller gives (from spec.memory).
 //     Nothing of ferry's data folder (store, mirrors, build cache, other

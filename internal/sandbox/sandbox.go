@@ -70,9 +70,14 @@ var etcFiles = []string{"ssl", "ca-certificates", "ca-certificates.conf", "ld.so
 type Sandbox struct {
 	bwrap   string // "" when not sandboxing
 	setpriv string // host path of setpriv, when ferry is root
-	asRoot  bool
-	network Network
-	note    string // why a ModeAuto sandbox is off
+	// setprivLoader and setprivLibs are the dynamic loader and the
+	// libraries (soname -> host path) the host's setpriv needs, bound
+	// beside it into images that have a /usr of their own.
+	setprivLoader string
+	setprivLibs   map[string]string
+	asRoot        bool
+	network       Network
+	note          string // why a ModeAuto sandbox is off
 }
 
 // Find returns the sandbox of mode with network (empty: none). Mode bwrap
@@ -111,6 +116,9 @@ func find(ctx context.Context, network Network) (*Sandbox, error) {
 	if s.asRoot {
 		if s.setpriv, err = lookSystem("setpriv"); err != nil {
 			return nil, fmt.Errorf("setpriv (util-linux) is not installed: the sandbox needs it to drop to its user when ferry runs as root; install util-linux")
+		}
+		if s.setprivLoader, s.setprivLibs, err = sharedDeps(ctx, s.setpriv); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.check(ctx); err != nil {
@@ -358,15 +366,29 @@ func (s *Sandbox) CommandContext(ctx context.Context, spec Spec) (*Cmd, error) {
 		}
 		args = append(args, flag, b.Src, b.Dest)
 	}
-	args = append(args, "--remount-ro", "/", "--chdir", spec.Dir, "--")
+	var drop []string
 	if s.asRoot {
-		setpriv := "/usr/bin/setpriv" // the image's own, checked by lookProgram
-		if hostSystem {
-			setpriv = s.setpriv // the host's, bound where it is
+		// why: the drop runs with root's uid and three capabilities, so it
+		// must be the host's setpriv, never a file of the image: an image
+		// with its own /usr gets the host's setpriv, its loader and its
+		// libraries under setprivDir, and the loader runs it.
+		drop = []string{s.setpriv}
+		if !hostSystem {
+			args = append(args, "--ro-bind", s.setpriv, setprivDir+"/setpriv")
+			drop = []string{setprivDir + "/setpriv"}
+			if s.setprivLoader != "" {
+				args = append(args, "--ro-bind", s.setprivLoader, setprivDir+"/ld.so")
+				for name, host := range s.setprivLibs {
+					args = append(args, "--ro-bind", host, setprivDir+"/lib/"+name)
+				}
+				drop = []string{setprivDir + "/ld.so", "--library-path", setprivDir + "/lib", setprivDir + "/setpriv"}
+			}
 		}
-		args = append(args, setpriv, "--reuid", uid, "--regid", uid, "--clear-groups",
+		drop = append(drop, "--reuid", uid, "--regid", uid, "--clear-groups",
 			"--no-new-privs", "--bounding-set", "-all", "--inh-caps", "-all", "--")
 	}
+	args = append(args, "--remount-ro", "/", "--chdir", spec.Dir, "--")
+	args = append(args, drop...)
 	args = append(args, program)
 	args = append(args, spec.Args...)
 	c := exec.CommandContext(ctx, s.bwrap, args...)
@@ -378,9 +400,6 @@ func (s *Sandbox) CommandContext(ctx context.Context, spec Spec) (*Cmd, error) {
 // lookProgram returns the program's path inside the sandbox: a bare name
 // is looked up on SystemPath in what the sandbox will see.
 func (s *Sandbox) lookProgram(spec Spec, hostSystem bool) (string, error) {
-	if s.Enabled() && s.asRoot && !hostSystem && !isFile(filepath.Join(spec.Root, "usr/bin/setpriv")) {
-		return "", fmt.Errorf("the image at %s has its own /usr without setpriv, which the sandbox needs to drop to its user when ferry runs as root: build on scratch or on a base image with util-linux", spec.Root)
-	}
 	if strings.ContainsRune(spec.Program, '/') {
 		if !path.IsAbs(spec.Program) {
 			return "", fmt.Errorf("sandbox program %q must be an absolute path or a bare name", spec.Program)
@@ -424,6 +443,47 @@ func (s *Sandbox) hostPath(spec Spec, p string) string {
 	return p
 }
 
+// setprivDir is where an image with a /usr of its own sees the host's
+// setpriv and what it needs to run.
+const setprivDir = "/.ferry-setpriv"
+
+// sharedDeps returns the dynamic loader and the shared libraries (soname
+// -> host path) of the host program prog, as ldd lists them; none for a
+// static program.
+func sharedDeps(ctx context.Context, prog string) (loader string, libs map[string]string, err error) {
+	ldd, err := lookSystem("ldd")
+	if err != nil {
+		return "", nil, fmt.Errorf("ldd (libc-bin) is not installed: the sandbox needs it to find what setpriv needs; install libc-bin")
+	}
+	out, err := exec.CommandContext(ctx, ldd, prog).Output()
+	if err != nil {
+		// why: ldd says "not a dynamic executable" and fails for a
+		// static program, which needs nothing.
+		if strings.Contains(string(out), "not a dynamic") {
+			return "", nil, nil
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && strings.Contains(string(ee.Stderr), "not a dynamic") {
+			return "", nil, nil
+		}
+		return "", nil, fmt.Errorf("listing the libraries of %s with ldd: %w", prog, err)
+	}
+	libs = map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && filepath.IsAbs(f[2]):
+			libs[f[0]] = f[2]
+		case len(f) >= 1 && filepath.IsAbs(f[0]):
+			loader = f[0]
+		}
+	}
+	if loader == "" {
+		return "", nil, fmt.Errorf("ldd names no dynamic loader for %s; the sandbox cannot run it inside images with their own /usr", prog)
+	}
+	return loader, libs, nil
+}
+
 // lookSystem finds a program on SystemPath of the host.
 func lookSystem(name string) (string, error) {
 	for _, dir := range filepath.SplitList(SystemPath) {
@@ -438,9 +498,4 @@ func lookSystem(name string) (string, error) {
 func isDir(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
-}
-
-func isFile(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,5 +130,78 @@ func BenchmarkStart(b *testing.B) {
 		if err := c.Run(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// probeSource prints who runs it: its name, uid and effective
+// capabilities. Static, so it runs in an image with nothing else.
+const probeSource = `package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+func main() {
+	status, _ := os.ReadFile("/proc/self/status")
+	caps := ""
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "CapEff:") {
+			caps = strings.TrimSpace(strings.TrimPrefix(l, "CapEff:"))
+		}
+	}
+	fmt.Printf("%s uid=%d caps=%s\n", filepath.Base(os.Args[0]), os.Getuid(), caps)
+}
+`
+
+// TestImageSetprivNeverRuns gives the sandbox, as root, an image with a
+// /usr of its own whose setpriv is hostile (it would run with root's uid
+// and the capabilities to change it): the host's setpriv must drop to the
+// user, and the image's never run.
+func TestImageSetprivNeverRuns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the drop by setpriv happens only when ferry runs as root")
+	}
+	s := findOrFail(t)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(probeSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module probe\n\ngo 1.22\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	bin := filepath.Join(root, "usr", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "probe"), ".")
+	build.Dir = src
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the probe: %v\n%s", err, out)
+	}
+	probe, err := os.ReadFile(filepath.Join(bin, "probe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "setpriv"), probe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Command(Spec{Root: root, Program: "/usr/bin/probe", Env: []string{"PATH=" + SystemPath}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errOut
+	if err := c.Run(); err != nil {
+		t.Fatalf("run: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	got := strings.TrimSpace(out.String())
+	t.Logf("the image's program said: %s", got)
+	if want := "probe uid=65532 caps=0000000000000000"; got != want {
+		t.Errorf("the image ran as %q, want %q (the image's own setpriv must never run)", got, want)
 	}
 }
