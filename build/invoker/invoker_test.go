@@ -935,19 +935,13 @@ type process struct {
 // environment, and waits until it answers /healthz.
 func startInvoker(t *testing.T, rt interpreted, root, handler string, env ...string) *process {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		p := launchInvoker(t, rt, root, handler, freePort(t), env...)
-		err := p.waitHealthy(10 * time.Second)
-		if err == nil {
-			return p
-		}
-		// why: another process can take the free port between freePort closing
-		// it and the invoker binding it; try another.
-		if attempt < 3 && p.exited() && strings.Contains(p.stderr.String(), "in use") {
-			continue
-		}
+	// why: on a socket the test opened, as ferry hands one over, so no
+	// other process can take the port between choosing and binding it.
+	p := launchInvoker(t, rt, root, handler, 0, env...)
+	if err := p.waitHealthy(10 * time.Second); err != nil {
 		t.Fatalf("%s invoker for %s: %v; stderr:\n%s", rt.runtime, handler, err, p.stderr)
 	}
+	return p
 }
 
 // hostEnv is the test's environment without what the invoker reads, so
@@ -972,9 +966,27 @@ func launchInvoker(t *testing.T, rt interpreted, root, handler string, port int,
 		t.Fatal(err)
 	}
 	cmd := exec.Command(entrypoint[0], inRoot(root, entrypoint[1]))
+	var listenFD []string
+	if port == 0 {
+		// port 0: serve on a socket handed over as fd 3 (FERRY_LISTEN_FD).
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := l.(*net.TCPListener).File()
+		l.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		port = l.Addr().(*net.TCPAddr).Port
+		cmd.ExtraFiles = []*os.File{f}
+		listenFD = []string{"FERRY_LISTEN_FD=3"}
+	}
 	cmd.Env = append(hostEnv(), "PORT="+strconv.Itoa(port), "FERRY_HANDLER="+handler,
 		// why: the example is served from the repository, which must not get a __pycache__.
 		"PYTHONDONTWRITEBYTECODE=1")
+	cmd.Env = append(cmd.Env, listenFD...)
 	cmd.Env = append(cmd.Env, env...)
 	p := &process{cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port), stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.stderr
