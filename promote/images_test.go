@@ -1,8 +1,6 @@
 package promote
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
@@ -10,14 +8,10 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/store"
+	"github.com/ferrycd/ferry/test/testreg"
 )
 
 var (
@@ -208,9 +202,9 @@ func TestRollbackAllowedImages(t *testing.T) {
 	f.pipelineDeploy(cur)
 	f.wait(f.promotion(cur, "staging").ID, StatusSucceeded)
 	base := artifact(t, spec{message: "vendor base"}).Set.Function("hello").Spec.Image
-	img := pullImage(t, base)
+	img := testreg.Pull(t, base)
 
-	evil := pushImage(t, host+"/vendorevil/hello", img)
+	evil := testreg.Push(t, host+"/vendorevil/hello", img)
 	_, err := f.p.Rollback(f.ctx, "staging", RollbackTarget{Function: "hello", Image: evil}, ann)
 	refused(t, err, Forbidden, "image "+evil+" was never built by ferry for source demo and is not under allowedImages")
 	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Function: "hello", Image: host + "/vendor/hello:latest"}, ann)
@@ -223,7 +217,7 @@ func TestRollbackAllowedImages(t *testing.T) {
 
 	// Climbing out of the root: the pin is admitted by its repository,
 	// and the unpacker refuses what it holds.
-	hostile := pushImage(t, host+"/vendor/hostile", appendLayer(t, img, tarEntry{name: "../../etc/ferry-escape", body: "x"}))
+	hostile := testreg.Push(t, host+"/vendor/hostile", testreg.AppendLayer(t, img, testreg.LayerEntry{Name: "../../etc/ferry-escape", Body: "x"}))
 	_, err = f.p.Rollback(f.ctx, "staging", RollbackTarget{Function: "hello", Image: hostile}, ann)
 	if !errors.Is(err, environments.ErrRefusedImage) || !strings.Contains(err.Error(), "climbs out") || !strings.Contains(err.Error(), "still runs release "+store.Short(cur.ID)) {
 		t.Fatalf("a pin to an image climbing out of its root: %v; want ErrRefusedImage saying so", err)
@@ -233,71 +227,11 @@ func TestRollbackAllowedImages(t *testing.T) {
 		t.Errorf("staging after a refused image: %+v", e)
 	}
 
-	vendor := pushImage(t, host+"/vendor/hello", img)
+	vendor := testreg.Push(t, host+"/vendor/hello", img)
 	d := must[store.Deployment](t)(f.p.Rollback(f.ctx, "staging", RollbackTarget{Function: "hello", Image: vendor}, ann))
 	st := must[*statusOf](t)(must[*envTarget](t)(f.targetOf("staging")).status(f.ctx))
 	if st.images["hello"] != vendor || st.release != d.Release {
 		t.Errorf("staging runs %+v, want hello on %s", st, vendor)
 	}
 	f.answers("staging", "vendor base")
-}
-
-func pullImage(t *testing.T, ref string) v1.Image {
-	t.Helper()
-	r, err := name.NewDigest(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(r)
-	if err != nil {
-		t.Fatalf("pull %s: %v", ref, err)
-	}
-	return img
-}
-
-// pushImage pushes img to repo and returns its reference by digest.
-func pushImage(t *testing.T, repo string, img v1.Image) string {
-	t.Helper()
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.NewDigest(repo + "@" + d.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	return ref.String()
-}
-
-type tarEntry struct{ name, body, link string }
-
-// appendLayer adds an uncompressed layer of entries to img, written as
-// given: no tool that means well would write them.
-func appendLayer(t *testing.T, img v1.Image, entries ...tarEntry) v1.Image {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		hdr := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg}
-		if e.link != "" {
-			hdr = &tar.Header{Name: e.name, Linkname: e.link, Mode: 0o777, Typeflag: tar.TypeSymlink}
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	out, err := mutate.AppendLayers(img, static.NewLayer(buf.Bytes(), types.OCIUncompressedLayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"archive/tar"
 	"bytes"
 	"errors"
 	"fmt"
@@ -13,13 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferrycd/ferry/server"
 	"github.com/ferrycd/ferry/test/gitserver"
@@ -72,9 +66,9 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 	t.Logf("dev runs release %s, hello on %s", second, built)
 
 	// An image ferry never built: its own, with another greeting.
-	img := pullImage(t, built)
-	outside := pushImage(t, teamevil+"/hello", appendLayer(t, img, layerEntry{name: "ferry/function/main.py",
-		body: "def handle(event, context):\n    return {\"message\": \"hello from outside\"}\n"}))
+	img := testreg.Pull(t, built)
+	outside := testreg.Push(t, teamevil+"/hello", testreg.AppendLayer(t, img, testreg.LayerEntry{Name: "ferry/function/main.py",
+		Body: "def handle(event, context):\n    return {\"message\": \"hello from outside\"}\n"}))
 
 	historyBefore := history(t, c, "dev")
 	r := cli("rollback", "dev", "--function", "hello", "--to", outside)
@@ -85,7 +79,7 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 	}
 	t.Logf("refused: %s", strings.TrimSpace(r.stderr))
 	// A tag is refused even under allowedImages: it can move.
-	pushImage(t, team+"/hello", img)
+	testreg.Push(t, team+"/hello", img)
 	r = cli("rollback", "dev", "--function", "hello", "--to", team+"/hello:latest")
 	if r.code == 0 || !strings.Contains(r.stderr, "not an image by digest") {
 		t.Errorf("pinning a tag: %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -108,17 +102,17 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 	// answers 422 with why, and dev keeps its release.
 	for _, h := range []struct {
 		repo  string
-		entry layerEntry
+		entry testreg.LayerEntry
 		why   string
 	}{
-		{"climb", layerEntry{name: "../../etc/ferry-escape", body: "pwned\n"}, "climbs out of the image's root"},
-		{"link", layerEntry{name: "ferry/function/escape", link: "../../../../../../etc"}, "climbs out of the image's root"},
+		{"climb", testreg.LayerEntry{Name: "../../etc/ferry-escape", Body: "pwned\n"}, "climbs out of the image's root"},
+		{"link", testreg.LayerEntry{Name: "ferry/function/escape", Link: "../../../../../../etc"}, "climbs out of the image's root"},
 	} {
-		hostile := pushImage(t, team+"/"+h.repo, appendLayer(t, img, h.entry))
+		hostile := testreg.Push(t, team+"/"+h.repo, testreg.AppendLayer(t, img, h.entry))
 		_, err := c.Rollback(ctx, "dev", server.RollbackRequest{Function: "hello", Image: hostile})
 		se := statusError(err)
-		if se == nil || se.Code != 422 || !strings.Contains(se.Message, h.why) || !strings.Contains(se.Message, h.entry.name) {
-			t.Fatalf("pinning %s (%s): %v; want 422 saying %q", hostile, h.entry.name, err, h.why)
+		if se == nil || se.Code != 422 || !strings.Contains(se.Message, h.why) || !strings.Contains(se.Message, h.entry.Name) {
+			t.Fatalf("pinning %s (%s): %v; want 422 saying %q", hostile, h.entry.Name, err, h.why)
 		}
 		t.Logf("422: %s", se.Message)
 		if e := environment(t, c, "dev"); e.Release != second || e.Held {
@@ -127,7 +121,7 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 		waitGreeting(t, p, "hello again", 5*time.Second)
 	}
 	// An index is not one image to run.
-	multi := pushIndex(t, team+"/multi", mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img}))
+	multi := testreg.PushIndex(t, team+"/multi", mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img}))
 	_, err = c.Rollback(ctx, "dev", server.RollbackRequest{Function: "hello", Image: multi})
 	if se := statusError(err); se == nil || se.Code != 422 || !strings.Contains(se.Message, "not an image manifest") {
 		t.Errorf("pinning the index %s: %v; want 422 saying it is not an image", multi, err)
@@ -135,7 +129,7 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 	if e := environment(t, c, "dev"); e.Release != second {
 		t.Errorf("after a refused index dev runs %s, want %s", e.Release, second)
 	}
-	r = cli("rollback", "dev", "--function", "hello", "--to", pushImage(t, team+"/climb", appendLayer(t, img, layerEntry{name: "../../etc/ferry-escape", body: "pwned\n"})))
+	r = cli("rollback", "dev", "--function", "hello", "--to", testreg.Push(t, team+"/climb", testreg.AppendLayer(t, img, testreg.LayerEntry{Name: "../../etc/ferry-escape", Body: "pwned\n"})))
 	if r.code == 0 || !strings.Contains(r.stderr, "422") || !strings.Contains(r.stderr, "climbs out") {
 		t.Errorf("ferry rollback to a hostile image: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -225,83 +219,4 @@ func functionImage(t *testing.T, c *server.Client, env, function string) string 
 	}
 	t.Fatalf("environment %s runs no function %s", env, function)
 	return ""
-}
-
-func pullImage(t *testing.T, ref string) v1.Image {
-	t.Helper()
-	r, err := name.NewDigest(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(r, remote.WithContext(t.Context()))
-	if err != nil {
-		t.Fatalf("pull %s: %v", ref, err)
-	}
-	return img
-}
-
-// pushImage pushes img to repo and returns its reference by digest.
-func pushImage(t *testing.T, repo string, img v1.Image) string {
-	t.Helper()
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.NewDigest(repo + "@" + d.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img, remote.WithContext(t.Context())); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	return ref.String()
-}
-
-// pushIndex pushes idx to repo and returns its reference by digest.
-func pushIndex(t *testing.T, repo string, idx v1.ImageIndex) string {
-	t.Helper()
-	d, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.NewDigest(repo + "@" + d.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(ref, idx, remote.WithContext(t.Context())); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	return ref.String()
-}
-
-// layerEntry is a file, or with link a symbolic link, of a layer.
-type layerEntry struct{ name, body, link string }
-
-// appendLayer adds an uncompressed layer of entries to img, written as
-// given: names and links that no tool meaning well would write.
-func appendLayer(t *testing.T, img v1.Image, entries ...layerEntry) v1.Image {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, e := range entries {
-		hdr := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg, ModTime: at}
-		if e.link != "" {
-			hdr = &tar.Header{Name: e.name, Linkname: e.link, Mode: 0o777, Typeflag: tar.TypeSymlink, ModTime: at}
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	out, err := mutate.AppendLayers(img, static.NewLayer(buf.Bytes(), types.OCIUncompressedLayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
