@@ -74,6 +74,9 @@ func (b *builder) planDeps(ctx context.Context, fsys fs.FS, rt string, files []s
 			return nil, err
 		}
 		local = namesLocalPython(string(text))
+		if err := checkPythonRequirements(req.Path, string(text)); err != nil {
+			return nil, err
+		}
 		v, err := b.tools.version(ctx, "python3", "-c", "import sys, pip; print('pip', pip.__version__, 'python', '.'.join(map(str, sys.version_info[:3])))")
 		if err != nil {
 			return nil, fmt.Errorf("requirements.txt needs python3 with pip to install: %w", err)
@@ -130,6 +133,64 @@ func (b *builder) planDeps(ctx context.Context, fsys fs.FS, rt string, files []s
 	}
 	p.key = k.sum()
 	return p, nil
+}
+
+// checkPythonRequirements refuses what pip could only install by building
+// it, which runs code of the repository's choosing as ferry: a local
+// folder or archive, an editable install, a VCS URL, and --no-binary.
+// Wheels (from an index, a --find-links folder or a path to a .whl) need
+// no code run: pip is called with --only-binary=:all: as well.
+func checkPythonRequirements(name, text string) error {
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if j := strings.Index(line, " #"); j >= 0 {
+			line = strings.TrimSpace(line[:j])
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		why := ""
+		switch {
+		case line == "-e" || strings.HasPrefix(line, "-e ") || strings.HasPrefix(line, "--editable"):
+			why = "an editable install is built by running its setup code"
+		case strings.HasPrefix(line, "--no-binary") || strings.HasPrefix(line, "--prefer-binary") || strings.HasPrefix(line, "--use-pep517") || strings.HasPrefix(line, "--no-build-isolation"):
+			why = "ferry installs wheels only, so that no package's setup code runs"
+		case strings.HasPrefix(line, "-"):
+			continue // an option; pip refuses what it does not know
+		case strings.Contains(line, "git+") || strings.Contains(line, "hg+") || strings.Contains(line, "svn+") || strings.Contains(line, "bzr+"):
+			why = "a package from version control is built by running its setup code"
+		case strings.HasSuffix(line, ".whl") || strings.Contains(line, ".whl#") || strings.Contains(line, ".whl "):
+			continue
+		case strings.HasPrefix(line, ".") || strings.HasPrefix(line, "/") || strings.HasPrefix(line, "file:") ||
+			strings.HasSuffix(line, ".tar.gz") || strings.HasSuffix(line, ".zip") || strings.Contains(line, " @ file:"):
+			why = "a local folder or a source archive is built by running its setup code"
+		default:
+			continue
+		}
+		return fmt.Errorf("%s:%d: %q: %s, which ferry does not do outside the sandbox; build a wheel and name the .whl (or put it in a --find-links folder), or copy the code into the function's folder", name, i+1, line, why)
+	}
+	return nil
+}
+
+// installerEnv is what pip and npm get of ferry's environment: where
+// programs and caches are, the locale, proxies and the installers' own
+// settings; never ferry's tokens or secrets.
+func installerEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "PATH" || name == "HOME" || name == "TMPDIR" || name == "LANG" || name == "TZ",
+			strings.HasPrefix(name, "LC_"),
+			strings.HasPrefix(name, "PYENV"),
+			strings.HasPrefix(name, "PIP_"),
+			strings.HasPrefix(strings.ToLower(name), "npm_config_"),
+			strings.EqualFold(name, "HTTP_PROXY") || strings.EqualFold(name, "HTTPS_PROXY") || strings.EqualFold(name, "NO_PROXY"),
+			name == "SSL_CERT_FILE" || name == "SSL_CERT_DIR" || name == "REQUESTS_CA_BUNDLE":
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // namesLocalPython reports whether a requirements file refers to anything
@@ -230,6 +291,10 @@ func (b *builder) depsLayer(ctx context.Context, p *plan, work string, mt types.
 		target := filepath.Join(dir, "deps")
 		if err := runInstaller(ictx, srcDir, "requirements.txt", "python3", "-m", "pip", "install",
 			"--target", target, "--requirement", "requirements.txt",
+			// why: wheels only, so pip never builds a package, which
+			// runs its setup code (a repository's own, for a local
+			// folder) as ferry, outside the sandbox.
+			"--only-binary=:all:",
 			"--no-compile", "--no-cache-dir", "--disable-pip-version-check",
 			"--no-input", "--no-warn-script-location", "--quiet"); err != nil {
 			return nil, err
@@ -282,7 +347,7 @@ func runInstaller(ctx context.Context, dir, what string, tool string, args ...st
 	cmd.WaitDelay = installKillWait
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = append(os.Environ(), "PIP_ROOT_USER_ACTION=ignore", "npm_config_update_notifier=false")
+	cmd.Env = append(installerEnv(os.Environ()), "PIP_ROOT_USER_ACTION=ignore", "npm_config_update_notifier=false")
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("installing %s: %s took longer than %s: %w", what, tool, installTimeout, ctx.Err())

@@ -179,3 +179,14 @@ func TestNodeNeedsLock(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestInstallerEnvKeepsNoSecret: pip and npm get where programs, caches
+// and proxies are, never the rest of ferry's environment.
+func TestInstallerEnvKeepsNoSecret(t *testing.T) {
+	got := installerEnv([]string{"PATH=/usr/bin", "HOME=/h", "ADMIN_TOKEN=t0ken", "FERRY_SECRET_KEY=k3y",
+		"PIP_INDEX_URL=https://pypi.example/simple", "npm_config_registry=https://npm.example", "LC_ALL=C", "HTTPS_PROXY=http://p:3128", "GITHUB_TOKEN=gh"})
+	want := []string{"PATH=/usr/bin", "HOME=/h", "PIP_INDEX_URL=https://pypi.example/simple", "npm_config_registry=https://npm.example", "LC_ALL=C", "HTTPS_PROXY=http://p:3128"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("installerEnv kept %q, want %q", got, want)
+	}
+}

@@ -58,6 +58,38 @@ func TestBadInput(t *testing.T) {
 		err := build(t, reg, dir, "hello")
 		wantAll(t, err, "hello/broken.go:4:9", "undefinedName")
 	})
+	t.Run("assembly that includes a host file", func(t *testing.T) {
+		// The assembler would quote the file in its errors, into the
+		// run's log a viewer reads: a secret of ferry's, say.
+		secret := filepath.Join(t.TempDir(), "secret.key")
+		writeFiles(t, filepath.Dir(secret), map[string]string{"secret.key": "ferry-secret-not-for-logs\n"})
+		for name, include := range map[string]string{"absolute": secret, "climbing": "../../../../../../../../" + secret} {
+			t.Run(name, func(t *testing.T) {
+				dir := copyTree(t, filepath.Join("..", "examples", "go"), 0o644, commitTime)
+				writeFiles(t, dir, map[string]string{"hello/leak_amd64.s": "#include \"" + include + "\"\n"})
+				err := build(t, reg, dir, "hello")
+				wantAll(t, err, "hello/leak_amd64.s:1", "reaches outside the function's code")
+				if strings.Contains(err.Error(), "ferry-secret-not-for-logs") {
+					t.Errorf("the build's error quotes the host file: %v", err)
+				}
+			})
+		}
+	})
+	t.Run("requirements that would run setup code", func(t *testing.T) {
+		for _, line := range []string{"./evil", "-e .", "--no-binary :all:", "git+https://example.invalid/x.git", "/srv/lib/pkg.tar.gz"} {
+			dir := copyTree(t, filepath.Join("..", "examples", "python"), 0o644, commitTime)
+			writeFiles(t, dir, map[string]string{
+				"hello/requirements.txt":    "--no-index\n" + line + "\n",
+				"hello/evil/pyproject.toml": "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n",
+				"hello/evil/backend.py":     "import pathlib\npathlib.Path(__file__).with_name(\"RAN\").write_text(\"ran as ferry\")\n",
+			})
+			err := build(t, reg, dir, "hello")
+			wantAll(t, err, "requirements.txt:2", "which ferry does not do outside the sandbox")
+			if _, serr := os.Stat(filepath.Join(dir, "hello", "evil", "RAN")); serr == nil {
+				t.Errorf("%q: the repository's build backend ran", line)
+			}
+		}
+	})
 	t.Run("failed dependency install", func(t *testing.T) {
 		dir := copyTree(t, filepath.Join("..", "examples", "python"), 0o644, commitTime)
 		writeFiles(t, dir, map[string]string{"hello/requirements.txt": "--no-index\nno-such-package-ferry==1.0\n"})

@@ -179,6 +179,9 @@ func goCopySource(ctx context.Context, b goBuild, ws *goWorkspace, tool *goTool)
 	if err := copyToHost(b.Src, files, dst); err != nil {
 		return err
 	}
+	if err := goCheckAssembly(dst, walk, files); err != nil {
+		return err
+	}
 	if !found {
 		ws.modulePath, ws.moduleDir, ws.pkgDir = goLooseModule, b.Source, "."
 		mod := fmt.Sprintf("module %s\n\ngo %s\n", goLooseModule, tool.goLine)
@@ -221,6 +224,39 @@ func goModulePath(gomod []byte) string {
 		return rest
 	}
 	return ""
+}
+
+// goCheckAssembly refuses assembly files that #include a file by an
+// absolute path or through "..": the assembler runs as ferry, reads what
+// it is told to include and quotes it in its errors, which end up in the
+// run's log (a repository could print ferry's own files there). Includes
+// of files beside the code ("defs.h") and of Go's own headers
+// ("textflag.h") stay allowed.
+func goCheckAssembly(dir, walk string, files []sourceFile) error {
+	for _, f := range files {
+		if f.Dir || !strings.HasSuffix(f.Path, ".s") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if !strings.HasPrefix(line, "#") {
+				continue
+			}
+			directive := strings.TrimSpace(strings.TrimPrefix(line, "#"))
+			if !strings.HasPrefix(directive, "include") {
+				continue
+			}
+			name := strings.Trim(strings.TrimSpace(strings.TrimPrefix(directive, "include")), `"<> `)
+			if path.IsAbs(name) || filepath.IsAbs(name) || slices.Contains(strings.FieldsFunc(name, func(r rune) bool { return r == '/' || r == '\\' }), "..") {
+				return fmt.Errorf("%s:%d: #include %q reaches outside the function's code; include only files beside it (or Go's own, such as \"textflag.h\")", path.Join(walk, f.Path), i+1, name)
+			}
+		}
+	}
+	return nil
 }
 
 // goCheckReplaces refuses a go.mod whose replace directives point at

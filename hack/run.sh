@@ -71,8 +71,9 @@ To see a deploy, change the greeting and commit, in another terminal:
   curl http://$addr/dev/hello
 
 dev and staging take each release by themselves; prod waits for an
-approval (bin/ferry promotions, then bin/ferry approve ID), and
-bin/ferry rollback prod puts it back by digest.
+approval (bin/ferry promotions, then bin/ferry approve ID). bin/ferry
+rollback dev puts dev back on the release before, by digest (prod, once
+it has run two releases), and holds it until bin/ferry resume dev.
 
 MSG
 exec "$ferry" serve --config "$dir/ferry-serve.yaml"

@@ -272,17 +272,17 @@ func (e *engine) carryInto(ctx context.Context, p store.Promotion, stage *v1alph
 	if err != nil {
 		return err
 	}
-	if err := e.loosens(rel, stage.Name); err != nil {
+	if refusal := e.loosens(rel, stage.Name); refusal != nil {
 		// why: recorded, not skipped, so that `ferry promotions` says why
 		// the release never came; not through create, as a refused
 		// release must not supersede older ones that wait.
-		next.Status, next.Reason = StatusRefused, fmt.Sprintf("succeeded in %s; refused: %v", p.Environment, err)
-		next, err = e.st.CreatePromotion(ctx, next)
+		next.Status, next.Reason = StatusRefused, fmt.Sprintf("succeeded in %s; refused: %v", p.Environment, refusal)
+		next, err := e.st.CreatePromotion(ctx, next)
 		if err != nil {
 			return err
 		}
 		e.audit(ctx, Actor, ActionPromotionCreate, promotionObject(next.ID), fmt.Sprintf("release %s to %s: %s (%s)", next.Release, next.Environment, next.Status, next.Reason))
-		e.logf("release %s is refused in %s: %v", store.Short(p.Release), stage.Name, err)
+		e.logf("release %s is refused in %s: %v", store.Short(p.Release), stage.Name, refusal)
 		return nil
 	}
 	if stage.Approval != nil {

@@ -87,6 +87,13 @@ func (p ImagePrefix) Allows(ref name.Reference) bool {
 		return false
 	}
 	path := repo.RepositoryStr()
+	// why: a registry may clean "team/../evil" into "evil" (and follow
+	// "team//x" elsewhere); only a path of proper segments is matched.
+	for _, seg := range strings.Split(path, "/") {
+		if !segmentRE.MatchString(seg) {
+			return false
+		}
+	}
 	return p.path == "" || path == p.path || strings.HasPrefix(path, p.path+"/")
 }
 

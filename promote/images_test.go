@@ -28,6 +28,9 @@ func TestImagePrefixAllows(t *testing.T) {
 	}{
 		{"reg.io/team/", "reg.io/team/app@" + dig1, true},
 		{"reg.io/team", "reg.io/team/app@" + dig1, true},
+		{"reg.io/team", "reg.io/team/../evil/app@" + dig1, false},
+		{"reg.io/team", "reg.io/team/./app@" + dig1, false},
+		{"reg.io/team", "reg.io/team//app@" + dig1, false},
 		{"reg.io/team", "reg.io/team/sub/app@" + dig1, true},
 		{"reg.io/team", "reg.io/team@" + dig1, true},
 		{"reg.io/team", "reg.io/teamevil/x@" + dig1, false},

@@ -158,8 +158,10 @@ func (a *api) identity(id Identity) promote.Identity {
 	return promote.Identity{Name: id.Name, Email: id.Email, Groups: id.Groups}
 }
 
+// releaseID takes a release id with or without "sha256:"; a reference
+// (HOST/REPO@sha256:…) is passed on whole, for the promoter to admit.
 func releaseID(s string) string {
-	if s != "" && !strings.HasPrefix(s, "sha256:") {
+	if s != "" && !strings.HasPrefix(s, "sha256:") && !strings.Contains(s, "@") {
 		return "sha256:" + s
 	}
 	return s

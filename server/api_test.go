@@ -339,3 +339,20 @@ func gitOut(t *testing.T, dir string, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestReleaseID: an id is given with or without "sha256:", and a release
+// reference (HOST/REPO@sha256:…) reaches the promoter whole, for it to
+// admit by its repository.
+func TestReleaseID(t *testing.T) {
+	hex := strings.Repeat("ab", 32)
+	for in, want := range map[string]string{
+		"":                                    "",
+		hex:                                   "sha256:" + hex,
+		"sha256:" + hex:                       "sha256:" + hex,
+		"reg.example:5000/team@sha256:" + hex: "reg.example:5000/team@sha256:" + hex,
+	} {
+		if got := releaseID(in); got != want {
+			t.Errorf("releaseID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

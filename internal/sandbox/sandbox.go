@@ -279,7 +279,8 @@ func (s *Sandbox) CommandContext(ctx context.Context, spec Spec) (*Cmd, error) {
 		return &Cmd{Cmd: c}, nil
 	}
 
-	args := []string{"--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"}
+	// why: a hostname of its own, so the host's name is not told either.
+	args := []string{"--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"}
 	if s.network == NetworkNone {
 		args = append(args, "--unshare-net")
 	}
