@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"fmt"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"path"
 	"sort"
 	"strings"
@@ -146,6 +147,24 @@ func DefaultPipeline() *v1alpha1.Pipeline {
 	}
 	p.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(v1alpha1.KindPipeline))
 	return p
+}
+
+// IsDefaultPipeline reports whether p, defaults filled in, says no more
+// than the pipeline of a repository that declares none: the policies in
+// it are ferry's defaults, not the repository's choice.
+func IsDefaultPipeline(p *v1alpha1.Pipeline) bool {
+	if p == nil {
+		return true
+	}
+	return equality.Semantic.DeepEqual(FilledDefaultPipeline().Spec, p.Spec)
+}
+
+// FilledDefaultPipeline is DefaultPipeline with its defaults filled in,
+// as a release renders it (each stage from the one before).
+func FilledDefaultPipeline() *v1alpha1.Pipeline {
+	d := DefaultPipeline()
+	defaultPipeline(d)
+	return d
 }
 
 func defaultPipeline(p *v1alpha1.Pipeline) {

@@ -34,6 +34,11 @@
 // A rollback into a gated environment goes only where it went before,
 // as into an approval stage.
 //
+// A repository that declares no Pipeline (or one that only repeats
+// ferry's default) chose nothing: its stages take their environments'
+// floors as their policies (floorPipeline), so a stricter floor makes it
+// wait for more approvals rather than refusing it.
+//
 // # Flow
 //
 // The pipeline deploys a new release to the first stage and calls

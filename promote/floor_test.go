@@ -139,8 +139,13 @@ func TestFloorInTheEngine(t *testing.T) {
 			HTTP: &v1alpha1.HTTPCheck{Path: "/hello", Method: "GET", ExpectStatus: 200, BodyContains: "floor ok"}}}}
 		c.Environments[2].Floor = &Floor{Approval: &v1alpha1.ApprovalPolicy{Required: &two}}
 	})
-	good := f.release(spec{message: "floor ok"})
-	bad := f.release(spec{message: "floor fails"})
+	// why: a Pipeline of the repository's own (one approval that
+	// expires), looser than prod's floor; without one the floor is the
+	// policy (below).
+	loose := "spec:\n  stages:\n  - {name: dev, auto: true}\n  - {name: staging, auto: true}\n  - {name: prod, approval: {required: 1, expireAfter: 24h}}\n"
+	good := f.release(spec{message: "floor ok", pipeline: loose})
+	bad := f.release(spec{message: "floor fails", pipeline: loose})
+	plain := f.release(spec{message: "floor ok, no pipeline"})
 
 	f.pipelineDeploy(good)
 	f.wait(f.promotion(good, "staging").ID, StatusSucceeded)
@@ -157,6 +162,15 @@ func TestFloorInTheEngine(t *testing.T) {
 	f.wait(old.ID, StatusRefused)
 	if d := f.deployments("prod"); len(d) != 0 {
 		t.Errorf("prod deployed under a loosened gate: %+v", d)
+	}
+
+	// A repository without a Pipeline gets the floor as prod's policy:
+	// two approvals, not a refusal.
+	f.pipelineDeploy(plain)
+	f.wait(f.promotion(plain, "staging").ID, StatusSucceeded)
+	waiting := f.wait(f.promotion(plain, "prod").ID, StatusPending, StatusRefused)
+	if waiting.Status != StatusPending || !strings.Contains(waiting.Reason, "2 approvals") {
+		t.Errorf("a release without a Pipeline in prod: %s (%s), want pending for the floor's 2 approvals", waiting.Status, waiting.Reason)
 	}
 
 	f.pipelineDeploy(bad)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ferrycd/ferry/build"
@@ -43,6 +44,32 @@ func (r *release) stageNames() string {
 	return strings.Join(names, ", ")
 }
 
+// floorPipeline is the pipeline of a release whose repository declares
+// none (or only ferry's defaults): the default stages, each gated as its
+// environment's floor says, so that the operator's floor is the policy
+// rather than a reason to refuse the release. A floor's checks and soak
+// are added to every release's as it is verified.
+func (e *engine) floorPipeline() *v1alpha1.Pipeline {
+	p := manifests.FilledDefaultPipeline()
+	for i := range p.Spec.Stages {
+		st := &p.Spec.Stages[i]
+		f, ok := e.floors[st.Name]
+		if !ok {
+			continue
+		}
+		if f.Approval != nil {
+			st.Auto, st.Approval = false, f.Approval.DeepCopy()
+		}
+		if f.NoAuto {
+			st.Auto = false
+		}
+		if len(f.From) > 0 {
+			st.From = slices.Clone(f.From)
+		}
+	}
+	return p
+}
+
 // release loads a release of the store; the error wraps store.ErrNotFound
 // when the store has none of that id.
 func (e *engine) release(ctx context.Context, id string) (*release, error) {
@@ -60,8 +87,8 @@ func (e *engine) release(ctx context.Context, id string) (*release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release %s: its manifest in the store does not load: %w", id, err)
 	}
-	if set.Pipeline == nil {
-		set.Pipeline = manifests.DefaultPipeline()
+	if manifests.IsDefaultPipeline(set.Pipeline) {
+		set.Pipeline = e.floorPipeline()
 	}
 	r = &release{rec: rec, set: set}
 	e.mu.Lock()
