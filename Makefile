@@ -55,7 +55,7 @@ unit:
 	$(GO) test -race -count=1 ./...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzLoad$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./manifests
+	GO=$(GO) hack/fuzz.sh $(FUZZTIME)
 
 # bench runs the Go benchmarks, then times ferry's builds against ko's
 # (test/bench/README.md); it is not part of `make test`.
