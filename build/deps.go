@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,14 +142,7 @@ func (b *builder) planDeps(ctx context.Context, fsys fs.FS, rt string, files []s
 // Wheels (from an index, a --find-links folder or a path to a .whl) need
 // no code run: pip is called with --only-binary=:all: as well.
 func checkPythonRequirements(name, text string) error {
-	for i, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if j := strings.Index(line, " #"); j >= 0 {
-			line = strings.TrimSpace(line[:j])
-		}
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	for i, line := range requirementLines(text) {
 		why := ""
 		switch {
 		case line == "-e" || strings.HasPrefix(line, "-e ") || strings.HasPrefix(line, "--editable"):
@@ -193,18 +187,30 @@ func installerEnv(env []string) []string {
 	return out
 }
 
+// requirementLines yields the lines of a requirements file that say
+// something, comments cut off, each with its index (line number - 1).
+func requirementLines(text string) iter.Seq2[int, string] {
+	return func(yield func(int, string) bool) {
+		for i, line := range strings.Split(text, "\n") {
+			line = strings.TrimSpace(line)
+			if j := strings.Index(line, " #"); j >= 0 {
+				line = strings.TrimSpace(line[:j])
+			}
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if !yield(i, line) {
+				return
+			}
+		}
+	}
+}
+
 // namesLocalPython reports whether a requirements file refers to anything
 // but packages from an index: a path, a file: or VCS URL, an editable
 // install, a link folder or another requirements file.
 func namesLocalPython(text string) bool {
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if i := strings.Index(line, " #"); i >= 0 {
-			line = strings.TrimSpace(line[:i])
-		}
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	for _, line := range requirementLines(text) {
 		for _, marker := range []string{"/", "\\", "file:", "git+", "hg+", "svn+", "bzr+", ".whl", ".tar.gz", ".zip"} {
 			if strings.Contains(line, marker) {
 				return true

@@ -146,16 +146,23 @@ func (d *decoder) decodeOwnYAML(n *yaml.Node, v reflect.Value, path string) bool
 // decodeGoDuration reads a time.Duration of ferry's own files, written as
 // a duration ("90s") as yaml.v3 would accept it.
 func (d *decoder) decodeGoDuration(n *yaml.Node, v reflect.Value, path string) {
+	if dur, ok := d.duration(n, path); ok {
+		v.SetInt(int64(dur))
+	}
+}
+
+// duration reads a duration scalar; a mistake is reported at n.
+func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
 	s, ok := d.scalar(n, path, "!!str", "a duration such as 500ms, 10s or 1m30s")
 	if !ok {
-		return
+		return 0, false
 	}
 	dur, err := time.ParseDuration(s)
 	if err != nil {
 		d.fail(n, path, "%q is not a duration (use a number and a unit: 500ms, 10s, 1m30s, 2h)", s)
-		return
+		return 0, false
 	}
-	v.SetInt(int64(dur))
+	return dur, true
 }
 
 // resolve follows aliases and unwraps documents.
@@ -666,16 +673,9 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 }
 
 func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
-	s, ok := d.scalar(n, path, "!!str", "a duration such as 500ms, 10s or 1m30s")
-	if !ok {
-		return
+	if dur, ok := d.duration(n, path); ok {
+		v.Set(reflect.ValueOf(metav1.Duration{Duration: dur}))
 	}
-	dur, err := time.ParseDuration(s)
-	if err != nil {
-		d.fail(n, path, "%q is not a duration (use a number and a unit: 500ms, 10s, 1m30s, 2h)", s)
-		return
-	}
-	v.Set(reflect.ValueOf(metav1.Duration{Duration: dur}))
 }
 
 func (d *decoder) decodeQuantity(n *yaml.Node, v reflect.Value, path string) {

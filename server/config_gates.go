@@ -58,30 +58,21 @@ func (c *Config) checkGates() []string {
 		names[e.Name] = true
 	}
 	for i, e := range c.Environments {
-		_, err := e.floor(names)
-		if err == nil {
-			continue
-		}
-		// why: a configuration error is positioned by its index path
-		// (environments[1].approval), one problem a line.
-		byName, byIndex := "environments["+e.Name+"]", fmt.Sprintf("environments[%d]", i)
-		for _, line := range strings.Split(err.Error(), "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				errs = append(errs, strings.Replace(line, byName, byIndex, 1))
-			}
-		}
+		// why: a configuration error is positioned by its index path.
+		_, bad := e.floor(names, fmt.Sprintf("environments[%d]", i))
+		errs = append(errs, bad...)
 	}
 	return errs
 }
 
 // floor is the environment's gates as the promoter takes them; nil when
 // it sets none (prod then has promote.DefaultFloor). envs are the
-// configured environments, which from must name.
-func (e EnvironmentConfig) floor(envs map[string]bool) (*promote.Floor, error) {
+// configured environments, which from must name; key names it in
+// messages and check names. It returns every problem, one a message.
+func (e EnvironmentConfig) floor(envs map[string]bool, key string) (*promote.Floor, []string) {
 	if !e.gated() {
 		return nil, nil
 	}
-	key := "environments[" + e.Name + "]"
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, key+"."+fmt.Sprintf(format, args...)) }
 	f := &promote.Floor{}
@@ -149,7 +140,7 @@ func (e EnvironmentConfig) floor(envs map[string]bool) (*promote.Floor, error) {
 		f.Soak = d
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s", strings.Join(errs, "\n  "))
+		return nil, errs
 	}
 	return f, nil
 }
@@ -202,7 +193,7 @@ func (c *Config) gatedEnvironments() []promote.Environment {
 	}
 	out := c.promoteEnvironments()
 	for i, e := range c.Environments {
-		out[i].Floor, _ = e.floor(names) // checked at load
+		out[i].Floor, _ = e.floor(names, "environments["+e.Name+"]") // checked at load
 	}
 	return out
 }

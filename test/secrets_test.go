@@ -3,15 +3,10 @@ package test
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,25 +57,10 @@ func pushLine(t *testing.T, work, line string) string {
 func deliver(t *testing.T, api, source, secret, delivery string) (int, map[string]any) {
 	t.Helper()
 	body := []byte(`{"ref":"refs/heads/main","before":"` + strings.Repeat("0", 40) + `","after":"` + strings.Repeat("f", 40) + `","deleted":false,"repository":{"full_name":"dev/demo"}}`)
-	req, err := http.NewRequest("POST", api+"/hooks/github/"+source, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", delivery)
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	code, b := githubPushReply(t, api, source, secret, delivery, body)
 	var reply map[string]any
 	json.Unmarshal(b, &reply)
-	return resp.StatusCode, reply
+	return code, reply
 }
 
 // stop ends ferry serve with SIGTERM and waits for it.

@@ -238,8 +238,16 @@ func commitGreeting(t *testing.T, work, author, greeting string) string {
 	return strings.TrimSpace(gitserver.Git(t, work, "rev-parse", "HEAD"))
 }
 
-// githubPush sends a push webhook as GitHub does, signed with secret.
+// githubPush sends a push webhook as GitHub does, signed with secret,
+// and returns the status.
 func githubPush(t *testing.T, api, source, secret, delivery string, body []byte) int {
+	t.Helper()
+	code, _ := githubPushReply(t, api, source, secret, delivery, body)
+	return code
+}
+
+// githubPushReply is githubPush, also returning the answer's body.
+func githubPushReply(t *testing.T, api, source, secret, delivery string, body []byte) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest("POST", api+"/hooks/github/"+source, bytes.NewReader(body))
 	if err != nil {
@@ -256,8 +264,9 @@ func githubPush(t *testing.T, api, source, secret, delivery string, body []byte)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
 
 // TestServeWebhookDeploys is the end-to-end test: a real Git
