@@ -231,9 +231,10 @@ func prepare(c *call, r *http.Request) (*outgoing, error) {
 	if len(r.Header["Ce-Specversion"]) == 0 {
 		// A plain request becomes a binary-mode CloudEvent; a CloudEvent
 		// passes as it is.
+		c.ceID = newEventID()
 		out.extra = append(out.extra,
 			"Ce-Specversion", "1.0",
-			"Ce-Id", newEventID(),
+			"Ce-Id", c.ceID,
 			"Ce-Source", c.route.source,
 			"Ce-Type", ceTypeHTTP,
 			"Ce-Time", time.Now().UTC().Format(time.RFC3339Nano),

@@ -57,6 +57,12 @@ type gatewayRoute struct {
 	Timeout     time.Duration // a call longer than this answers 504; 0 means 30 s
 	MaxInFlight int           // calls at once; more answer 429 at once; 0 means 100
 	Backend     backend
+	// Trigger is the HTTPTrigger's name, counted in the trigger metrics;
+	// "" for the invoke route.
+	Trigger string
+	// Log is the function's log, which gets an access line per call; nil
+	// writes none.
+	Log *functionLog
 }
 
 // gateway is the one HTTP listener of every environment. Requests read
@@ -66,6 +72,10 @@ type gatewayRoute struct {
 type gateway struct {
 	table atomic.Pointer[gatewayTable]
 	pool  *connPool
+
+	// triggerStats count what the triggers of every environment did; the
+	// gateway serves them with its own metrics.
+	triggerStats *triggerMetrics
 
 	// mu serialises setRoutes and guards stats.
 	mu sync.Mutex
@@ -99,6 +109,8 @@ type boundRoute struct {
 	gatewayRoute
 	source string // ce-source header value
 	stats  *routeStats
+	// trigger counts the calls of an HTTPTrigger's route; nil for others.
+	trigger *triggerCounters
 }
 
 // routeStats counts the calls of one function in one environment. Only
@@ -119,7 +131,7 @@ type routeStats struct {
 
 // newGateway returns a gateway serving no environment.
 func newGateway() *gateway {
-	g := &gateway{stats: map[string]map[string]*routeStats{}, pool: newConnPool()}
+	g := &gateway{stats: map[string]map[string]*routeStats{}, pool: newConnPool(), triggerStats: newTriggerMetrics()}
 	g.table.Store(&gatewayTable{envs: map[string]*gatewayEnv{}})
 	return g
 }
@@ -177,6 +189,9 @@ func (g *gateway) setRoutes(env string, routes []gatewayRoute) {
 			gatewayRoute: rt,
 			source:       ceEscape("/" + env + rt.Path),
 			stats:        st,
+		}
+		if rt.Trigger != "" {
+			b.trigger = g.triggerStats.counters(env, kindHTTP, rt.Trigger)
 		}
 		p := e.paths[rt.Path]
 		if p == nil {
@@ -280,14 +295,27 @@ type call struct {
 	route  *boundRoute
 	reqCtx context.Context // the client's request
 	ctx    context.Context // reqCtx with the function's timeout
+	ceID   string          // the event's id: the client's, or the one prepare gave it
 }
 
 // call forwards r to rt's function within its limits, and counts it.
 func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 	start := time.Now()
 	st := rt.stats
-	c := &call{sw: statusWriter{ResponseWriter: w}, route: rt, reqCtx: r.Context()}
-	defer func() { st.observe(c.sw.status(), time.Since(start)) }()
+	c := &call{sw: statusWriter{ResponseWriter: w}, route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
+	defer func() {
+		code, took := c.sw.status(), time.Since(start)
+		st.observe(code, took)
+		if rt.trigger != nil {
+			rt.trigger.deliveries.Add(1)
+			if code >= 500 {
+				rt.trigger.failures.Add(1)
+			}
+		}
+		if rt.Log != nil {
+			rt.Log.add(streamAccess, 0, accessLine(r, code, took, c.ceID))
+		}
+	}()
 
 	if r.ContentLength > maxRequestBody {
 		writeError(&c.sw, http.StatusRequestEntityTooLarge, tooLargeMessage)
@@ -379,6 +407,20 @@ func ceEscape(s string) string {
 }
 
 func ceNeedsEscape(c byte) bool { return c <= ' ' || c >= 0x7f || c == '"' || c == '%' }
+
+// streamAccess is the stream of the gateway's lines in a function's log.
+const streamAccess = "access"
+
+// accessLine is what the access line of one call says: method, path,
+// status, duration and the event's id, so a function's own lines about
+// the event can be found. The query is left out: it may carry secrets.
+func accessLine(r *http.Request, code int, took time.Duration, ceID string) string {
+	line := r.Method + " " + r.URL.Path + " " + strconv.Itoa(code) + " " + took.Round(time.Microsecond).String()
+	if ceID != "" {
+		line += " ce-id=" + ceID
+	}
+	return line
+}
 
 // forwardError answers a call the forwarder could not complete.
 func forwardError(c *call, err error) {
@@ -486,7 +528,7 @@ func (g *gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	w.Write(formatMetrics(all))
+	w.Write(g.triggerStats.format(formatMetrics(all)))
 }
 
 // formatMetrics writes the metrics of all, in their order.

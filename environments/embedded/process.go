@@ -88,7 +88,11 @@ type processSpec struct {
 	Timeout      time.Duration // FUNCTION_TIMEOUT; default 30 s
 	Memory       string        // FUNCTION_MEMORY, e.g. "128Mi"; left out when empty (not enforced: it is the function's hint)
 	Dir          string        // working folder: the image's /ferry/function
-	LogFile      string        // every log line is appended here too
+	// Log is the function's log, which every line goes to as well as the
+	// process's own ring: it outlives the process. Nil: a log of this
+	// process alone, written to LogFile.
+	Log          *functionLog
+	LogFile      string        // where Log writes; named in a failed start's error
 	StartTimeout time.Duration // how long to wait for GET /healthz == 200; default 20 s
 	StopGrace    time.Duration // SIGTERM, then SIGKILL after this; default Timeout + 2 s
 
@@ -187,10 +191,11 @@ func startProcess(ctx context.Context, spec processSpec) (*process, error) {
 	if spec.BackoffReset <= 0 {
 		spec.BackoffReset = defaultBackoffReset
 	}
-	logs, err := openLogSink(spec.LogFile)
-	if err != nil {
-		return nil, fmt.Errorf("function %s: %w", spec.Name, err)
+	own := spec.Log == nil
+	if own {
+		spec.Log = newFunctionLog(spec.LogFile)
 	}
+	logs := &logSink{out: spec.Log, own: own}
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		logs.close()
@@ -284,13 +289,13 @@ func (p *process) supervise(r *run) {
 			s.Phase, s.PID, s.NextAttempt, s.LastExit = phaseRestarting, 0, time.Now().Add(delay), why
 		})
 		p.reap(r)
-		p.logs.add("ferry", fmt.Sprintf("function %s %s after running %s", p.spec.Name, why, time.Since(r.healthy).Round(time.Millisecond)))
+		p.logs.add("ferry", 0, fmt.Sprintf("function %s %s after running %s", p.spec.Name, why, time.Since(r.healthy).Round(time.Millisecond)))
 		for {
 			at := time.Now().Add(delay)
 			p.setState(func(s *processState) {
 				s.Phase, s.PID, s.NextAttempt, s.LastExit = phaseRestarting, 0, at, why
 			})
-			p.logs.add("ferry", fmt.Sprintf("restarting function %s in %s", p.spec.Name, delay))
+			p.logs.add("ferry", 0, fmt.Sprintf("restarting function %s in %s", p.spec.Name, delay))
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
@@ -308,7 +313,7 @@ func (p *process) supervise(r *run) {
 			if err == nil {
 				r = next
 				p.setState(func(s *processState) { s.Phase, s.NextAttempt = phaseRunning, time.Time{} })
-				p.logs.add("ferry", fmt.Sprintf("function %s is healthy again on port %d", p.spec.Name, port))
+				p.logs.add("ferry", 0, fmt.Sprintf("function %s is healthy again on port %d", p.spec.Name, port))
 				break
 			}
 			if p.stopCtx.Err() != nil {
@@ -318,7 +323,7 @@ func (p *process) supervise(r *run) {
 			// why: the error's first line says why; the log tail after it is
 			// in the log already.
 			why = firstLine(err.Error())
-			p.logs.add("ferry", fmt.Sprintf("restart of function %s failed: %s", p.spec.Name, why))
+			p.logs.add("ferry", 0, fmt.Sprintf("restart of function %s failed: %s", p.spec.Name, why))
 		}
 	}
 }
@@ -341,7 +346,7 @@ func (p *process) launch(ctx context.Context, port int) (*run, error) {
 	p.reap(r)
 	p.setState(func(s *processState) { s.PID = 0 })
 	tail := formatLines(p.logs.last(startLogTail))
-	p.logs.add("ferry", fmt.Sprintf("start of function %s failed: %s", p.spec.Name, err))
+	p.logs.add("ferry", 0, fmt.Sprintf("start of function %s failed: %s", p.spec.Name, err))
 	where := ""
 	if p.spec.LogFile != "" {
 		where = " (all in " + p.spec.LogFile + ")"
@@ -390,8 +395,9 @@ func (p *process) spawn(port int) (*run, error) {
 	}
 	r := &run{cmd: cmd, port: port, exited: make(chan struct{})}
 	r.output.Add(2)
-	go p.logs.read(&r.output, outR, "stdout")
-	go p.logs.read(&r.output, errR, "stderr")
+	pid := cmd.Process.Pid
+	go p.logs.read(&r.output, outR, "stdout", pid)
+	go p.logs.read(&r.output, errR, "stderr", pid)
 	go func() {
 		r.err = cmd.Wait()
 		close(r.exited)
@@ -499,12 +505,12 @@ func (p *process) terminate(r *run) {
 	select {
 	case <-r.exited:
 		t.Stop()
-		p.logs.add("ferry", fmt.Sprintf("function %s stopped: %s", p.spec.Name, exitReason(r.err)))
+		p.logs.add("ferry", 0, fmt.Sprintf("function %s stopped: %s", p.spec.Name, exitReason(r.err)))
 	case <-t.C:
-		p.logs.add("ferry", fmt.Sprintf("function %s did not exit within %s of SIGTERM: killing it", p.spec.Name, p.spec.StopGrace))
+		p.logs.add("ferry", 0, fmt.Sprintf("function %s did not exit within %s of SIGTERM: killing it", p.spec.Name, p.spec.StopGrace))
 	case <-p.kill:
 		t.Stop()
-		p.logs.add("ferry", fmt.Sprintf("function %s: stop cancelled, killing it", p.spec.Name))
+		p.logs.add("ferry", 0, fmt.Sprintf("function %s: stop cancelled, killing it", p.spec.Name))
 	}
 	killGroup(pid, syscall.SIGKILL)
 	<-r.exited
@@ -526,10 +532,10 @@ func (p *process) reap(r *run) {
 	select {
 	case <-drained:
 	case <-t.C:
-		p.logs.add("ferry", fmt.Sprintf("function %s: a process outside its group still holds its output", p.spec.Name))
+		p.logs.add("ferry", 0, fmt.Sprintf("function %s: a process outside its group still holds its output", p.spec.Name))
 	}
 	if !waitGroupGone(pid, groupGoneTimeout) {
-		p.logs.add("ferry", fmt.Sprintf("function %s: processes of group %d are still alive after SIGKILL", p.spec.Name, pid))
+		p.logs.add("ferry", 0, fmt.Sprintf("function %s: processes of group %d are still alive after SIGKILL", p.spec.Name, pid))
 	}
 }
 
@@ -654,45 +660,26 @@ func formatLogLine(l logLine) string {
 	return l.Time.Format("2006-01-02T15:04:05.000000Z07:00") + " " + l.Stream + " " + l.Text + "\n"
 }
 
-// logSink keeps a function's recent lines in a ring and appends every
-// line to its file. It outlives each run, so a restart keeps the log.
+// logSink keeps a process's recent lines in a ring, for the error of a
+// failed start, and passes every line on to the function's log.
 type logSink struct {
-	mu      sync.Mutex
-	ring    [logRingLines]logLine
-	next    int // where the next line goes
-	n       int // lines held
-	file    *os.File
-	fileErr error // the first failed write; later lines are not written
+	out *functionLog
+	own bool // out is this process's alone: its file closes with it
+
+	mu   sync.Mutex
+	ring [logRingLines]logLine
+	next int // where the next line goes
+	n    int // lines held
 }
 
-func openLogSink(path string) (*logSink, error) {
-	s := &logSink{}
-	if path == "" {
-		return s, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating the log folder: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening the log file: %w", err)
-	}
-	s.file = f
-	return s, nil
-}
-
-func (s *logSink) add(stream, text string) {
+func (s *logSink) add(stream string, pid int, text string) {
 	l := logLine{Time: time.Now(), Stream: stream, Text: text}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.ring[s.next] = l
 	s.next = (s.next + 1) % logRingLines
 	s.n = min(s.n+1, logRingLines)
-	if s.file != nil && s.fileErr == nil {
-		// why: UTC, so lines from machines and seasons sort as text.
-		l.Time = l.Time.UTC()
-		_, s.fileErr = s.file.WriteString(formatLogLine(l))
-	}
+	s.mu.Unlock()
+	s.out.add(stream, pid, text)
 }
 
 // last returns the last n lines held, all when n <= 0, oldest first.
@@ -709,25 +696,23 @@ func (s *logSink) last(n int) []logLine {
 	return out
 }
 
+// close closes the file of a log that is this process's alone.
 func (s *logSink) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.file != nil {
-		s.file.Close()
-		s.file = nil
+	if s.own {
+		s.out.close()
 	}
 }
 
 // read logs r line by line as stream until EOF, each line cut at
 // maxLogLine, then closes r.
-func (s *logSink) read(wg *sync.WaitGroup, r *os.File, stream string) {
+func (s *logSink) read(wg *sync.WaitGroup, r *os.File, stream string, pid int) {
 	defer wg.Done()
 	defer r.Close()
 	br := bufio.NewReaderSize(r, maxLogLine)
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			s.add(stream, string(line)+truncatedMark)
+			s.add(stream, pid, string(line)+truncatedMark)
 			// why: drop the rest of the long line, not log it as more lines.
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
@@ -739,7 +724,7 @@ func (s *logSink) read(wg *sync.WaitGroup, r *os.File, stream string) {
 		}
 		if len(line) > 0 {
 			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-			s.add(stream, string(line))
+			s.add(stream, pid, string(line))
 		}
 		if err != nil {
 			return

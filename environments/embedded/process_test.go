@@ -529,17 +529,14 @@ func TestProcessStopCancelledKillsAtOnce(t *testing.T) {
 func TestProcessLogSink(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "a", "b", "fn.log")
-	s, err := openLogSink(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := &logSink{out: newFunctionLog(path), own: true}
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go s.read(&wg, r, "stdout")
+	go s.read(&wg, r, "stdout", 42)
 	long := strings.Repeat("x", maxLogLine+100)
 	var in bytes.Buffer
 	for i := range logRingLines + 5 {
@@ -564,6 +561,9 @@ func TestProcessLogSink(t *testing.T) {
 	}
 	if got := s.last(2); len(got) != 2 || got[1].Text != "no newline at the end" {
 		t.Errorf("last(2) = %+v", got)
+	}
+	if got := s.out.Lines(LogQuery{Tail: 1}); len(got) != 1 || got[0].PID != 42 || got[0].Stream != "stdout" {
+		t.Errorf("the function's log got %+v, want the line with its pid and stream", got)
 	}
 	if all[0].Text != "line 8" {
 		t.Errorf("oldest line = %q, want line 8 (no \\r, the first ones dropped)", all[0].Text)

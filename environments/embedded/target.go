@@ -68,6 +68,8 @@ type Target struct {
 	// triggers dispatch the live release's cron and NATS triggers.
 	triggers   *triggers
 	triggerCfg triggerConfig
+	// logs are the functions' logs, kept across releases.
+	logs *functionLogs
 }
 
 var _ environments.Target = (*Target)(nil)
@@ -87,8 +89,10 @@ func New(cfg Config) (*Target, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	tc := triggerConfig{Environment: cfg.Environment, NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers, Log: logf}
-	return &Target{cfg: cfg, warm: map[string]*instance{}, triggers: newTriggers(tc), triggerCfg: tc}, nil
+	tc := triggerConfig{Environment: cfg.Environment, NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers, Log: logf,
+		Metrics: cfg.Gateway.triggerStats}
+	return &Target{cfg: cfg, warm: map[string]*instance{}, triggers: newTriggers(tc), triggerCfg: tc,
+		logs: newFunctionLogs(cfg.LogDir, cfg.Environment)}, nil
 }
 
 // deployment is a release as it runs: an instance per function.
@@ -382,6 +386,7 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instan
 		Memory:  memory,
 		Dir:     inside(workDir(realRoot)),
 		LogFile: logPath(t.cfg.LogDir, t.cfg.Environment, f.Name),
+		Log:     t.logs.of(f.Name),
 		Sandbox: t.cfg.Sandbox,
 		Root:    realRoot,
 		UID:     uid,
@@ -459,6 +464,8 @@ func (t *Target) routes(rel *build.Release, d *deployment) ([]gatewayRoute, erro
 			Path:        tr.Spec.Path,
 			Methods:     tr.Spec.Methods,
 			Function:    name,
+			Trigger:     tr.Name,
+			Log:         in.spec.Log,
 			Timeout:     in.timeout,
 			MaxInFlight: maxInFlight,
 			Backend:     in,
@@ -475,6 +482,7 @@ func (t *Target) routes(rel *build.Release, d *deployment) ([]gatewayRoute, erro
 			Function: name,
 			Timeout:  in.timeout,
 			Backend:  in,
+			Log:      in.spec.Log,
 		})
 	}
 	return routes, nil
@@ -523,6 +531,8 @@ func (t *Target) Delete(ctx context.Context) error {
 		errs = append(errs, in.stop(ctx))
 	}
 	t.live, t.warm = nil, map[string]*instance{}
+	t.logs.closeFiles()
+	t.cfg.Gateway.triggerStats.forget(t.cfg.Environment)
 	return errors.Join(errs...)
 }
 

@@ -62,6 +62,9 @@ type triggerConfig struct {
 	Log func(format string, args ...any)
 	// CallTimeout bounds each call; 0 means defaultTriggerCallTimeout.
 	CallTimeout time.Duration
+	// Metrics counts ticks, deliveries, failures and retries; nil: counts
+	// of these triggers alone, which nothing serves.
+	Metrics *triggerMetrics
 }
 
 // triggers runs an environment's CronTriggers, NATSTriggers and
@@ -109,6 +112,8 @@ type dispatchPlan struct {
 	data    []byte         // cron: the event data
 	zone    *time.Location // cron: ce-time is written in the trigger's zone
 	retry   retryPolicy
+	// stats are the trigger's counters; apply sets them.
+	stats *triggerCounters
 }
 
 type dispatchTarget struct {
@@ -136,6 +141,9 @@ func newTriggers(cfg triggerConfig) *triggers {
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = defaultTriggerCallTimeout
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = newTriggerMetrics()
 	}
 	// Calls go to instances on loopback: no proxy, whatever the host says.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -179,6 +187,10 @@ func (t *triggers) apply(ctx context.Context, set *manifests.Set, backends map[s
 	want, err := t.resolve(set, backends)
 	if err != nil {
 		return err
+	}
+	for _, d := range want {
+		kind, name := triggerKind(d.plan.name)
+		d.plan.stats = t.cfg.Metrics.counters(t.cfg.Environment, kind, name)
 	}
 
 	// NATS first: connecting and subscribing are the steps that can fail,
@@ -505,6 +517,7 @@ func (t *triggers) onTick(r *runningTrigger) {
 		return
 	}
 	defer t.calls.Done()
+	p.stats.ticks.Add(1)
 	t.fanOut(r.ctx, p, ev)
 }
 
@@ -556,7 +569,7 @@ func (t *triggers) fanOut(ctx context.Context, p *dispatchPlan, ev triggerEvent)
 	var wg sync.WaitGroup
 	for _, tg := range p.targets {
 		wg.Go(func() {
-			if err := t.deliver(ctx, tg.backend, ev, p.retry); err != nil {
+			if err := t.deliver(ctx, p, tg.backend, ev); err != nil {
 				what := "tick"
 				if ev.typ == natsEventType {
 					what = "message (dropped: core NATS cannot redeliver it)"
@@ -568,16 +581,23 @@ func (t *triggers) fanOut(ctx context.Context, p *dispatchPlan, ev triggerEvent)
 	wg.Wait()
 }
 
-// deliver calls b with ev until it answers 2xx or the retries are spent,
-// waiting backoff, doubling up to maxBackoff, between attempts.
-func (t *triggers) deliver(ctx context.Context, b backend, ev triggerEvent, rp retryPolicy) error {
+// deliver calls b with ev until it answers 2xx or p's retries are
+// spent, waiting backoff, doubling up to maxBackoff, between attempts,
+// and counts it in p's stats.
+func (t *triggers) deliver(ctx context.Context, p *dispatchPlan, b backend, ev triggerEvent) error {
+	rp := p.retry
+	p.stats.deliveries.Add(1)
 	wait := rp.backoff
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			p.stats.retries.Add(1)
+		}
 		err := t.call(ctx, b, ev)
 		if err == nil {
 			return nil
 		}
 		if attempt >= rp.attempts {
+			p.stats.failures.Add(1)
 			return fmt.Errorf("failed after %d attempt(s): %w", attempt, err)
 		}
 		timer := time.NewTimer(wait)
@@ -585,6 +605,7 @@ func (t *triggers) deliver(ctx context.Context, b backend, ev triggerEvent, rp r
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
+			p.stats.failures.Add(1)
 			return fmt.Errorf("the trigger stopped after %d attempt(s): %w", attempt, err)
 		}
 		wait = min(2*wait, rp.maxBackoff)

@@ -259,7 +259,7 @@ func (t *triggers) dispatchPartition(r *runningTrigger, p *dispatchPlan, recs []
 				continue
 			}
 			wg.Go(func() {
-				err := t.deliver(r.ctx, tg.backend, ev, p.retry)
+				err := t.deliver(r.ctx, p, tg.backend, ev)
 				if err == nil {
 					mu.Lock()
 					answered[tg.function] = true

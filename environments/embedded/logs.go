@@ -1,0 +1,294 @@
+package embedded
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// LogLine is one line of a function's log as the API serves it.
+type LogLine struct {
+	// Seq numbers the lines of one function's log from 1, in the order
+	// they were kept; it resets when ferry restarts.
+	Seq  uint64    `json:"seq"`
+	Time time.Time `json:"time"`
+	// Stream is stdout or stderr (the function's), access (the gateway's
+	// line per call) or ferry (its supervisor).
+	Stream string `json:"stream"`
+	// PID is the process that wrote the line; 0 for access and ferry
+	// lines.
+	PID  int    `json:"pid,omitempty"`
+	Text string `json:"text"`
+}
+
+// LogQuery picks the lines of a log to return: at most Tail of the
+// newest (all kept when 0), none older than Since (any when zero).
+type LogQuery struct {
+	Tail  int
+	Since time.Time
+}
+
+// followBuffer is how many lines a follower may fall behind before the
+// log drops lines for it rather than wait: a slow client must never
+// hold up the function that writes.
+const followBuffer = 256
+
+// functionLog is one function's log in one environment: its recent lines
+// in a ring (bounded by logRingLines, each line by maxLogLine), every
+// line appended to its file, and the followers that hear each new line.
+// It outlives the function's processes and releases, so a restart or a
+// new release keeps the log whole; every writer (each process's output,
+// the gateway's access lines) goes through add, so lines never interleave
+// within one another.
+type functionLog struct {
+	path string // the file; "" keeps no file
+
+	mu       sync.Mutex
+	ring     []LogLine // grows up to logRingLines, then wraps
+	next     int       // where the next line goes once the ring is full
+	seq      uint64
+	followed map[*LogFollower]struct{}
+	file     *os.File
+	fileErr  error // the first failed open or write; later lines are not written
+}
+
+func newFunctionLog(path string) *functionLog {
+	return &functionLog{path: path, followed: map[*LogFollower]struct{}{}}
+}
+
+// add keeps one line, writes it to the file and hands it to every
+// follower; a follower whose buffer is full misses it and is told so.
+func (l *functionLog) add(stream string, pid int, text string) {
+	line := LogLine{Time: time.Now().UTC(), Stream: stream, PID: pid, Text: text}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seq++
+	line.Seq = l.seq
+	if len(l.ring) < logRingLines {
+		l.ring = append(l.ring, line)
+	} else {
+		l.ring[l.next] = line
+		l.next = (l.next + 1) % logRingLines
+	}
+	l.write(line)
+	for f := range l.followed {
+		select {
+		case f.c <- line:
+		default:
+			f.missed++
+		}
+	}
+}
+
+// write appends line to the file, opening it the first time; l.mu is
+// held.
+func (l *functionLog) write(line LogLine) {
+	if l.path == "" || l.fileErr != nil {
+		return
+	}
+	if l.file == nil {
+		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+			l.fileErr = err
+			return
+		}
+		l.file, l.fileErr = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if l.fileErr != nil {
+			return
+		}
+	}
+	_, l.fileErr = l.file.WriteString(formatLogLine(logLine{Time: line.Time, Stream: line.Stream, Text: line.Text}))
+}
+
+// lines returns what q picks of the ring, oldest first; l.mu is held.
+func (l *functionLog) lines(q LogQuery) []LogLine {
+	ordered := make([]LogLine, 0, len(l.ring))
+	ordered = append(ordered, l.ring[l.next:]...)
+	ordered = append(ordered, l.ring[:l.next]...)
+	if !q.Since.IsZero() {
+		i := 0
+		for i < len(ordered) && ordered[i].Time.Before(q.Since) {
+			i++
+		}
+		ordered = ordered[i:]
+	}
+	if q.Tail > 0 && len(ordered) > q.Tail {
+		ordered = ordered[len(ordered)-q.Tail:]
+	}
+	return ordered
+}
+
+// Lines returns the kept lines q picks, oldest first.
+func (l *functionLog) Lines(q LogQuery) []LogLine {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lines(q)
+}
+
+// follow returns the lines q picks and a follower of every line kept
+// after them: both under one lock, so no line is missed or sent twice
+// between the two.
+func (l *functionLog) follow(q LogQuery) ([]LogLine, *LogFollower) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := &LogFollower{c: make(chan LogLine, followBuffer), log: l}
+	l.followed[f] = struct{}{}
+	return l.lines(q), f
+}
+
+// followers is how many followers the log has (tests: a follower that
+// left is gone).
+func (l *functionLog) followers() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.followed)
+}
+
+// close closes the file; a later line opens it again.
+func (l *functionLog) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.file != nil {
+		l.file.Close()
+		l.file = nil
+	}
+}
+
+// LogFollower hears the lines a function's log keeps after it began to
+// follow. Close it when done: until then the log holds it.
+type LogFollower struct {
+	c    chan LogLine
+	log  *functionLog
+	once sync.Once
+	// missed counts lines dropped because C was full; guarded by log.mu.
+	missed uint64
+}
+
+// C delivers the new lines in order. It is never closed: a reader
+// selects on it with its own end (a request's context).
+func (f *LogFollower) C() <-chan LogLine { return f.c }
+
+// Missed returns how many lines were dropped since the last call because
+// the follower fell followBuffer lines behind, and starts counting again.
+func (f *LogFollower) Missed() uint64 {
+	f.log.mu.Lock()
+	defer f.log.mu.Unlock()
+	n := f.missed
+	f.missed = 0
+	return n
+}
+
+// Close stops the follower; calling it again does nothing.
+func (f *LogFollower) Close() {
+	f.once.Do(func() {
+		f.log.mu.Lock()
+		defer f.log.mu.Unlock()
+		delete(f.log.followed, f)
+	})
+}
+
+// functionLogs are the logs of one environment's functions, by function
+// name. A function's log is made the first time it is deployed and kept
+// while the environment lives, so its lines survive releases.
+type functionLogs struct {
+	dir, env string // files at logPath(dir, env, function)
+
+	mu   sync.Mutex
+	byFn map[string]*functionLog
+}
+
+func newFunctionLogs(dir, env string) *functionLogs {
+	return &functionLogs{dir: dir, env: env, byFn: map[string]*functionLog{}}
+}
+
+// of returns function's log, made on first use.
+func (s *functionLogs) of(function string) *functionLog {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.byFn[function]
+	if l == nil {
+		path := ""
+		if s.dir != "" {
+			path = logPath(s.dir, s.env, function)
+		}
+		l = newFunctionLog(path)
+		s.byFn[function] = l
+	}
+	return l
+}
+
+// lookup returns function's log if it has one.
+func (s *functionLogs) lookup(function string) (*functionLog, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.byFn[function]
+	return l, ok
+}
+
+// closeFiles closes every log's file (an environment deleted); the lines
+// in memory stay readable.
+func (s *functionLogs) closeFiles() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.byFn {
+		l.close()
+	}
+}
+
+// Logs returns the lines q picks of function's log, oldest first. A
+// function the environment does not run, and never ran since ferry
+// started, is an error that names the functions it runs.
+func (t *Target) Logs(function string, q LogQuery) ([]LogLine, error) {
+	l, err := t.functionLog(function)
+	if err != nil {
+		return nil, err
+	}
+	return l.Lines(q), nil
+}
+
+// FollowLogs returns the lines q picks of function's log and a follower
+// of the lines kept after them. The caller must Close the follower.
+func (t *Target) FollowLogs(function string, q LogQuery) ([]LogLine, *LogFollower, error) {
+	l, err := t.functionLog(function)
+	if err != nil {
+		return nil, nil, err
+	}
+	lines, f := l.follow(q)
+	return lines, f, nil
+}
+
+// functionLog is the log of a function of the environment.
+func (t *Target) functionLog(function string) (*functionLog, error) {
+	if l, ok := t.logs.lookup(function); ok {
+		return l, nil
+	}
+	return nil, &NoFunctionError{Environment: t.cfg.Environment, Function: function, Functions: t.Functions()}
+}
+
+// Functions returns the names of the functions of the live release,
+// sorted.
+func (t *Target) Functions() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(t.live.instances))
+}
+
+// NoFunctionError is a function an environment does not run; callers
+// answer it as not found.
+type NoFunctionError struct {
+	Environment, Function string
+	Functions             []string // what the environment runs
+}
+
+func (e *NoFunctionError) Error() string {
+	if len(e.Functions) == 0 {
+		return fmt.Sprintf("environment %s runs no function %s: it runs no release yet", e.Environment, e.Function)
+	}
+	return fmt.Sprintf("environment %s runs no function %s; it runs %v", e.Environment, e.Function, e.Functions)
+}
