@@ -117,8 +117,8 @@ func TestGatewayWritesAccessLines(t *testing.T) {
 
 	m := scrape(t, url)
 	for sample, want := range map[string]float64{
-		`ferry_trigger_deliveries_total{env="dev",trigger="hello-http",kind="http"}`: 2,
-		`ferry_trigger_failures_total{env="dev",trigger="hello-http",kind="http"}`:   0,
+		`ferry_trigger_deliveries_total{env="dev",trigger="hello-http",kind="http"}`:  2,
+		`ferry_trigger_failures_total{env="dev",trigger="hello-http",kind="http"}`:    0,
 		`ferry_trigger_deliveries_total{env="dev",trigger="broken-http",kind="http"}`: 1,
 		`ferry_trigger_failures_total{env="dev",trigger="broken-http",kind="http"}`:   1,
 	} {

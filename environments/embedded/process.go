@@ -83,11 +83,11 @@ type processSpec struct {
 	// UserEnv, then PORT, FUNCTION_NAME, FUNCTION_TIMEOUT and FUNCTION_MEMORY;
 	// a later value of a name replaces an earlier one, so the contract's
 	// variables cannot be overridden (the manifest refuses them anyway).
-	Env          []string
-	UserEnv      map[string]string
-	Timeout      time.Duration // FUNCTION_TIMEOUT; default 30 s
-	Memory       string        // FUNCTION_MEMORY, e.g. "128Mi"; left out when empty (not enforced: it is the function's hint)
-	Dir          string        // working folder: the image's /ferry/function
+	Env     []string
+	UserEnv map[string]string
+	Timeout time.Duration // FUNCTION_TIMEOUT; default 30 s
+	Memory  string        // FUNCTION_MEMORY, e.g. "128Mi"; left out when empty (not enforced: it is the function's hint)
+	Dir     string        // working folder: the image's /ferry/function
 	// Log is the function's log, which every line goes to as well as the
 	// process's own ring: it outlives the process. Nil: a log of this
 	// process alone, written to LogFile.
