@@ -52,6 +52,11 @@ type APIConfig struct {
 	Log func(format string, args ...any)
 	// Sandbox says how repository code runs (ServerView.Sandbox).
 	Sandbox string
+	// Functions, when set, serves the functions' logs and calls
+	// (api_logs.go); Stopping is closed when the server stops, and ends
+	// the log streams that would otherwise hold the shutdown up.
+	Functions FunctionAccess
+	Stopping  <-chan struct{}
 }
 
 // api serves /api/v1.
@@ -93,6 +98,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.route("GET /api/v1/server", RoleViewer, a.getServer)
 	a.route("GET /api/v1/environments/{name}", RoleViewer, a.getEnvironment)
 	a.routesPromote()
+	a.routesLogs()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})

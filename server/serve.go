@@ -220,7 +220,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		}
 	}
 
+	stopping := make(chan struct{})
 	apiHandler, err := NewAPI(APIConfig{
+		Functions:  newEmbeddedFunctions(target),
+		Stopping:   stopping,
 		Sandbox:    sb.String(),
 		Store:      st,
 		Tokens:     cfg.tokens(),
@@ -268,6 +271,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
 	apiSrv := NewHTTPServer(cfg.Listen, mux)
+	apiSrv.RegisterOnShutdown(func() { close(stopping) })
 	gwSrv := &http.Server{Handler: host.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	ctx, cancel := context.WithCancel(ctx)

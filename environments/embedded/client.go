@@ -16,8 +16,19 @@ import (
 // data as the body of a plain JSON request (the gateway makes it a
 // CloudEvent), and returns the status and the answer.
 func Invoke(ctx context.Context, gatewayURL, env, function string, data []byte) (int, []byte, error) {
-	url := strings.TrimRight(gatewayURL, "/") + "/" + env + InvokePath(function)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+	return Call(ctx, gatewayURL, env, http.MethodPost, InvokePath(function), data)
+}
+
+// Call sends method on path of environment env through the gateway at
+// gatewayURL, with data as a JSON body (none when empty), and returns the
+// status and the answer.
+func Call(ctx context.Context, gatewayURL, env, method, path string, data []byte) (int, []byte, error) {
+	url := strings.TrimRight(gatewayURL, "/") + "/" + env + "/" + strings.TrimLeft(path, "/")
+	var body io.Reader
+	if len(data) > 0 {
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -29,8 +40,8 @@ func Invoke(ctx context.Context, gatewayURL, env, function string, data []byte) 
 		return 0, nil, fmt.Errorf("calling %s: %w; is `ferry run` (or ferry serve) running with its gateway there?", url, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	return resp.StatusCode, body, err
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return resp.StatusCode, answer, err
 }
 
 // LogFile is where the embedded target writes a function's log under a

@@ -62,7 +62,7 @@ type gatewayRoute struct {
 	Trigger string
 	// Log is the function's log, which gets an access line per call; nil
 	// writes none.
-	Log *functionLog
+	Log *FunctionLog
 }
 
 // gateway is the one HTTP listener of every environment. Requests read
@@ -313,7 +313,7 @@ func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 			}
 		}
 		if rt.Log != nil {
-			rt.Log.add(streamAccess, 0, accessLine(r, code, took, c.ceID))
+			rt.Log.Add(streamAccess, 0, accessLine(r, code, took, c.ceID))
 		}
 	}()
 

@@ -1,11 +1,14 @@
 package embedded
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -37,14 +40,15 @@ type LogQuery struct {
 // hold up the function that writes.
 const followBuffer = 256
 
-// functionLog is one function's log in one environment: its recent lines
+// FunctionLog is one function's log in one environment: its recent lines
 // in a ring (bounded by logRingLines, each line by maxLogLine), every
 // line appended to its file, and the followers that hear each new line.
 // It outlives the function's processes and releases, so a restart or a
 // new release keeps the log whole; every writer (each process's output,
 // the gateway's access lines) goes through add, so lines never interleave
-// within one another.
-type functionLog struct {
+// within one another. It is exported for callers that serve a log (the
+// API's tests make one with NewFunctionLog).
+type FunctionLog struct {
 	path string // the file; "" keeps no file
 
 	mu       sync.Mutex
@@ -56,13 +60,15 @@ type functionLog struct {
 	fileErr  error // the first failed open or write; later lines are not written
 }
 
-func newFunctionLog(path string) *functionLog {
-	return &functionLog{path: path, followed: map[*LogFollower]struct{}{}}
+// NewFunctionLog returns an empty log that appends its lines to the file
+// at path ("" keeps no file).
+func NewFunctionLog(path string) *FunctionLog {
+	return &FunctionLog{path: path, followed: map[*LogFollower]struct{}{}}
 }
 
-// add keeps one line, writes it to the file and hands it to every
+// Add keeps one line, writes it to the file and hands it to every
 // follower; a follower whose buffer is full misses it and is told so.
-func (l *functionLog) add(stream string, pid int, text string) {
+func (l *FunctionLog) Add(stream string, pid int, text string) {
 	line := LogLine{Time: time.Now().UTC(), Stream: stream, PID: pid, Text: text}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -86,7 +92,7 @@ func (l *functionLog) add(stream string, pid int, text string) {
 
 // write appends line to the file, opening it the first time; l.mu is
 // held.
-func (l *functionLog) write(line LogLine) {
+func (l *FunctionLog) write(line LogLine) {
 	if l.path == "" || l.fileErr != nil {
 		return
 	}
@@ -104,7 +110,7 @@ func (l *functionLog) write(line LogLine) {
 }
 
 // lines returns what q picks of the ring, oldest first; l.mu is held.
-func (l *functionLog) lines(q LogQuery) []LogLine {
+func (l *FunctionLog) lines(q LogQuery) []LogLine {
 	ordered := make([]LogLine, 0, len(l.ring))
 	ordered = append(ordered, l.ring[l.next:]...)
 	ordered = append(ordered, l.ring[:l.next]...)
@@ -122,16 +128,16 @@ func (l *functionLog) lines(q LogQuery) []LogLine {
 }
 
 // Lines returns the kept lines q picks, oldest first.
-func (l *functionLog) Lines(q LogQuery) []LogLine {
+func (l *FunctionLog) Lines(q LogQuery) []LogLine {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lines(q)
 }
 
-// follow returns the lines q picks and a follower of every line kept
+// Follow returns the lines q picks and a follower of every line kept
 // after them: both under one lock, so no line is missed or sent twice
 // between the two.
-func (l *functionLog) follow(q LogQuery) ([]LogLine, *LogFollower) {
+func (l *FunctionLog) Follow(q LogQuery) ([]LogLine, *LogFollower) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := &LogFollower{c: make(chan LogLine, followBuffer), log: l}
@@ -139,16 +145,16 @@ func (l *functionLog) follow(q LogQuery) ([]LogLine, *LogFollower) {
 	return l.lines(q), f
 }
 
-// followers is how many followers the log has (tests: a follower that
-// left is gone).
-func (l *functionLog) followers() int {
+// Followers is how many followers the log holds (a follower that was
+// closed is gone).
+func (l *FunctionLog) Followers() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.followed)
 }
 
 // close closes the file; a later line opens it again.
-func (l *functionLog) close() {
+func (l *FunctionLog) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.file != nil {
@@ -161,7 +167,7 @@ func (l *functionLog) close() {
 // follow. Close it when done: until then the log holds it.
 type LogFollower struct {
 	c    chan LogLine
-	log  *functionLog
+	log  *FunctionLog
 	once sync.Once
 	// missed counts lines dropped because C was full; guarded by log.mu.
 	missed uint64
@@ -197,15 +203,15 @@ type functionLogs struct {
 	dir, env string // files at logPath(dir, env, function)
 
 	mu   sync.Mutex
-	byFn map[string]*functionLog
+	byFn map[string]*FunctionLog
 }
 
 func newFunctionLogs(dir, env string) *functionLogs {
-	return &functionLogs{dir: dir, env: env, byFn: map[string]*functionLog{}}
+	return &functionLogs{dir: dir, env: env, byFn: map[string]*FunctionLog{}}
 }
 
 // of returns function's log, made on first use.
-func (s *functionLogs) of(function string) *functionLog {
+func (s *functionLogs) of(function string) *FunctionLog {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.byFn[function]
@@ -214,14 +220,14 @@ func (s *functionLogs) of(function string) *functionLog {
 		if s.dir != "" {
 			path = logPath(s.dir, s.env, function)
 		}
-		l = newFunctionLog(path)
+		l = NewFunctionLog(path)
 		s.byFn[function] = l
 	}
 	return l
 }
 
 // lookup returns function's log if it has one.
-func (s *functionLogs) lookup(function string) (*functionLog, bool) {
+func (s *functionLogs) lookup(function string) (*FunctionLog, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.byFn[function]
@@ -256,12 +262,12 @@ func (t *Target) FollowLogs(function string, q LogQuery) ([]LogLine, *LogFollowe
 	if err != nil {
 		return nil, nil, err
 	}
-	lines, f := l.follow(q)
+	lines, f := l.Follow(q)
 	return lines, f, nil
 }
 
 // functionLog is the log of a function of the environment.
-func (t *Target) functionLog(function string) (*functionLog, error) {
+func (t *Target) functionLog(function string) (*FunctionLog, error) {
 	if l, ok := t.logs.lookup(function); ok {
 		return l, nil
 	}
@@ -291,4 +297,54 @@ func (e *NoFunctionError) Error() string {
 		return fmt.Sprintf("environment %s runs no function %s: it runs no release yet", e.Environment, e.Function)
 	}
 	return fmt.Sprintf("environment %s runs no function %s; it runs %v", e.Environment, e.Function, e.Functions)
+}
+
+// InvokeURL is the gateway URL that calls function with method on path:
+// with no path, its invoke route (POST only); with one, the path of one of
+// its HTTPTriggers that answers method, a query kept. A function the
+// environment does not run is a *NoFunctionError; a path or method the
+// function does not answer is an error that lists what it does.
+func (t *Target) InvokeURL(function, method, path string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live == nil || t.live.instances[function] == nil {
+		var names []string
+		if t.live != nil {
+			names = slices.Sorted(maps.Keys(t.live.instances))
+		}
+		return "", &NoFunctionError{Environment: t.cfg.Environment, Function: function, Functions: names}
+	}
+	base := strings.TrimRight(t.cfg.GatewayURL, "/") + "/" + t.cfg.Environment
+	method = strings.ToUpper(cmp.Or(method, http.MethodPost))
+	if path == "" {
+		if method != http.MethodPost {
+			return "", fmt.Errorf("calling function %s by name takes POST, not %s; give --path of one of its HTTPTriggers for another method", function, method)
+		}
+		return base + InvokePath(function), nil
+	}
+	routePath, query, _ := strings.Cut(path, "?")
+	routePath = cleanRoutePath(routePath)
+	var have []string
+	for _, tr := range t.live.release.Set.HTTPTriggers {
+		if tr.Spec.Function != function {
+			continue
+		}
+		p := cleanRoutePath(tr.Spec.Path)
+		methods := strings.Join(tr.Spec.Methods, ",")
+		have = append(have, cmp.Or(methods, "any method")+" "+p)
+		if p != routePath {
+			continue
+		}
+		if len(tr.Spec.Methods) == 0 || slices.ContainsFunc(tr.Spec.Methods, func(m string) bool { return strings.EqualFold(m, method) }) {
+			u := base + p
+			if query != "" {
+				u += "?" + query
+			}
+			return u, nil
+		}
+	}
+	if len(have) == 0 {
+		return "", fmt.Errorf("function %s has no HTTPTrigger in environment %s; call it by name, without --path", function, t.cfg.Environment)
+	}
+	return "", fmt.Errorf("function %s answers no %s %s in environment %s; its HTTPTriggers: %s", function, method, routePath, t.cfg.Environment, strings.Join(have, "; "))
 }

@@ -23,10 +23,10 @@ const hang = 60 * time.Second
 func TestFunctionLogKeepsAndFollows(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "logs", "dev", "hello.log")
-	l := newFunctionLog(path)
+	l := NewFunctionLog(path)
 	defer l.close()
 	for i := range logRingLines + 10 {
-		l.add("stdout", 7, "line "+strconv.Itoa(i))
+		l.Add("stdout", 7, "line "+strconv.Itoa(i))
 	}
 	all := l.Lines(LogQuery{})
 	if len(all) != logRingLines || all[0].Text != "line 10" || all[len(all)-1].Seq != logRingLines+10 {
@@ -40,11 +40,11 @@ func TestFunctionLogKeepsAndFollows(t *testing.T) {
 	}
 
 	// A follower gets the tail it asked for, then each new line once.
-	backlog, f := l.follow(LogQuery{Tail: 1})
+	backlog, f := l.Follow(LogQuery{Tail: 1})
 	if len(backlog) != 1 || backlog[0].Text != "line "+strconv.Itoa(logRingLines+9) {
 		t.Fatalf("follow's backlog = %+v", backlog)
 	}
-	l.add("access", 0, "POST /hello 200 1ms")
+	l.Add("access", 0, "POST /hello 200 1ms")
 	select {
 	case got := <-f.C():
 		if got.Stream != "access" || got.Text != "POST /hello 200 1ms" || got.Seq != backlog[0].Seq+1 {
@@ -55,17 +55,17 @@ func TestFunctionLogKeepsAndFollows(t *testing.T) {
 	}
 	// A follower that does not read loses lines, never blocks the writer.
 	for range followBuffer + 5 {
-		l.add("stdout", 7, "flood")
+		l.Add("stdout", 7, "flood")
 	}
 	if n := f.Missed(); n != 5 {
 		t.Errorf("missed %d lines, want 5", n)
 	}
-	if l.followers() != 1 {
-		t.Fatalf("%d followers, want 1", l.followers())
+	if l.Followers() != 1 {
+		t.Fatalf("%d followers, want 1", l.Followers())
 	}
 	f.Close()
 	f.Close()
-	if l.followers() != 0 {
+	if l.Followers() != 0 {
 		t.Errorf("a closed follower is still held")
 	}
 
@@ -84,7 +84,7 @@ func TestFunctionLogKeepsAndFollows(t *testing.T) {
 func TestGatewayWritesAccessLines(t *testing.T) {
 	t.Parallel()
 	g := newGateway()
-	fnLog := newFunctionLog("")
+	fnLog := NewFunctionLog("")
 	ok := echoServer(t, "ok")
 	failing := handlerBackend(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusInternalServerError) })
 	g.setRoutes("dev", []gatewayRoute{

@@ -91,7 +91,7 @@ type processSpec struct {
 	// Log is the function's log, which every line goes to as well as the
 	// process's own ring: it outlives the process. Nil: a log of this
 	// process alone, written to LogFile.
-	Log          *functionLog
+	Log          *FunctionLog
 	LogFile      string        // where Log writes; named in a failed start's error
 	StartTimeout time.Duration // how long to wait for GET /healthz == 200; default 20 s
 	StopGrace    time.Duration // SIGTERM, then SIGKILL after this; default Timeout + 2 s
@@ -193,7 +193,7 @@ func startProcess(ctx context.Context, spec processSpec) (*process, error) {
 	}
 	own := spec.Log == nil
 	if own {
-		spec.Log = newFunctionLog(spec.LogFile)
+		spec.Log = NewFunctionLog(spec.LogFile)
 	}
 	logs := &logSink{out: spec.Log, own: own}
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -663,7 +663,7 @@ func formatLogLine(l logLine) string {
 // logSink keeps a process's recent lines in a ring, for the error of a
 // failed start, and passes every line on to the function's log.
 type logSink struct {
-	out *functionLog
+	out *FunctionLog
 	own bool // out is this process's alone: its file closes with it
 
 	mu   sync.Mutex
@@ -679,7 +679,7 @@ func (s *logSink) add(stream string, pid int, text string) {
 	s.next = (s.next + 1) % logRingLines
 	s.n = min(s.n+1, logRingLines)
 	s.mu.Unlock()
-	s.out.add(stream, pid, text)
+	s.out.Add(stream, pid, text)
 }
 
 // last returns the last n lines held, all when n <= 0, oldest first.

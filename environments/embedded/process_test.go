@@ -529,7 +529,7 @@ func TestProcessStopCancelledKillsAtOnce(t *testing.T) {
 func TestProcessLogSink(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "a", "b", "fn.log")
-	s := &logSink{out: newFunctionLog(path), own: true}
+	s := &logSink{out: NewFunctionLog(path), own: true}
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
