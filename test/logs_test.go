@@ -96,6 +96,10 @@ func TestLogsAndInvokeThroughTheAPI(t *testing.T) {
 	if !strings.Contains(r.stdout, " access GET /dev/hello 200 ") {
 		t.Errorf("ferry logs lacks the GET's access line:\n%s", r.stdout)
 	}
+	r = ferryRemote(t, p.api, viewerToken, "logs", "hello", "--env", "qa")
+	if r.code == 0 || !strings.Contains(r.stderr, "404") || !strings.Contains(r.stderr, "dev") {
+		t.Errorf("ferry logs in an unknown environment = %d, want 404 naming the ones there are\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	r = ferryRemote(t, p.api, viewerToken, "logs", "hello", "--env", "dev", "--tail", "1", "-o", "json")
 	if r.code != 0 || strings.Count(strings.TrimSpace(r.stdout), "\n") != 0 || !strings.Contains(r.stdout, `"stream":`) {
 		t.Errorf("ferry logs --tail 1 -o json = %d\n%s%s", r.code, r.stdout, r.stderr)

@@ -2,7 +2,9 @@ package embedded
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -72,14 +74,7 @@ func (l *FunctionLog) Add(stream string, pid int, text string) {
 	line := LogLine{Time: time.Now().UTC(), Stream: stream, PID: pid, Text: text}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.seq++
-	line.Seq = l.seq
-	if len(l.ring) < logRingLines {
-		l.ring = append(l.ring, line)
-	} else {
-		l.ring[l.next] = line
-		l.next = (l.next + 1) % logRingLines
-	}
+	line = l.keep(line)
 	l.write(line)
 	for f := range l.followed {
 		select {
@@ -107,6 +102,65 @@ func (l *FunctionLog) write(line LogLine) {
 		}
 	}
 	_, l.fileErr = l.file.WriteString(formatLogLine(logLine{Time: line.Time, Stream: line.Stream, Text: line.Text}))
+}
+
+// tailBytes bounds what loadTail reads of a log file: enough for the
+// ring's worth of ordinary lines, without reading a huge file whole.
+const tailBytes = 256 << 10
+
+// loadTail fills the ring with the last lines of the file, as an earlier
+// ferry wrote them (formatLogLine). A file that cannot be read, or a line
+// that does not parse, is skipped: the log starts with less, not never.
+func (l *FunctionLog) loadTail() {
+	if l.path == "" {
+		return
+	}
+	f, err := os.Open(l.path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return
+	}
+	off := max(info.Size()-tailBytes, 0)
+	buf := make([]byte, info.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return
+	}
+	text := string(buf)
+	if off > 0 {
+		// The first line was cut by the offset.
+		_, text, _ = strings.Cut(text, "\n")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range strings.Split(text, "\n") {
+		at, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		stream, body, ok := strings.Cut(rest, " ")
+		t, err := time.Parse(time.RFC3339Nano, at)
+		if !ok || err != nil {
+			continue
+		}
+		l.keep(LogLine{Time: t, Stream: stream, Text: body})
+	}
+}
+
+// keep numbers line and puts it in the ring; l.mu is held.
+func (l *FunctionLog) keep(line LogLine) LogLine {
+	l.seq++
+	line.Seq = l.seq
+	if len(l.ring) < logRingLines {
+		l.ring = append(l.ring, line)
+	} else {
+		l.ring[l.next] = line
+		l.next = (l.next + 1) % logRingLines
+	}
+	return line
 }
 
 // lines returns what q picks of the ring, oldest first; l.mu is held.
@@ -221,6 +275,9 @@ func (s *functionLogs) of(function string) *FunctionLog {
 			path = logPath(s.dir, s.env, function)
 		}
 		l = NewFunctionLog(path)
+		// why: a restarted ferry starts with empty rings; the file's last
+		// lines keep `ferry logs` from coming up empty.
+		l.loadTail()
 		s.byFn[function] = l
 	}
 	return l

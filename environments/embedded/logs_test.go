@@ -81,6 +81,29 @@ func TestFunctionLogKeepsAndFollows(t *testing.T) {
 	}
 }
 
+func TestFunctionLogsStartFromTheFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	first := newFunctionLogs(dir, "dev")
+	for i := range 3 {
+		first.of("hello").Add("stdout", 1, "before the restart "+strconv.Itoa(i))
+	}
+	first.closeFiles()
+
+	// A new ferry: its log of hello starts with the file's lines, and goes
+	// on after them.
+	again := newFunctionLogs(dir, "dev")
+	l := again.of("hello")
+	l.Add("access", 0, "after")
+	got := l.Lines(LogQuery{})
+	if len(got) != 4 || got[0].Text != "before the restart 0" || got[2].Stream != "stdout" || got[3].Text != "after" || got[3].Seq != 4 {
+		t.Errorf("lines after a restart = %+v", got)
+	}
+	if _, ok := again.lookup("other"); ok {
+		t.Error("a function with no log has one")
+	}
+}
+
 func TestGatewayWritesAccessLines(t *testing.T) {
 	t.Parallel()
 	g := newGateway()
