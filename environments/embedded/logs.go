@@ -86,22 +86,24 @@ func (l *FunctionLog) Add(stream string, pid int, text string) {
 }
 
 // write appends line to the file, opening it the first time; l.mu is
-// held.
+// held. The first failure is said once in the ring, and the file is left
+// alone after it: the lines stay readable through the API.
 func (l *FunctionLog) write(line LogLine) {
 	if l.path == "" || l.fileErr != nil {
 		return
 	}
 	if l.file == nil {
-		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
-			l.fileErr = err
-			return
-		}
-		l.file, l.fileErr = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if l.fileErr != nil {
-			return
+		if l.fileErr = os.MkdirAll(filepath.Dir(l.path), 0o755); l.fileErr == nil {
+			l.file, l.fileErr = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		}
 	}
-	_, l.fileErr = l.file.WriteString(formatLogLine(logLine{Time: line.Time, Stream: line.Stream, Text: line.Text}))
+	if l.fileErr == nil {
+		_, l.fileErr = l.file.WriteString(formatLogLine(logLine{Time: line.Time, Stream: line.Stream, Text: line.Text}))
+	}
+	if l.fileErr != nil {
+		l.keep(LogLine{Time: time.Now().UTC(), Stream: "ferry",
+			Text: fmt.Sprintf("writing the log file: %v; later lines are kept in memory only (check the data folder's space and permissions)", l.fileErr)})
+	}
 }
 
 // tailBytes bounds what loadTail reads of a log file: enough for the

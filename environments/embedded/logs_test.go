@@ -104,6 +104,21 @@ func TestFunctionLogsStartFromTheFile(t *testing.T) {
 	}
 }
 
+func TestFunctionLogSaysWhenItsFileFails(t *testing.T) {
+	t.Parallel()
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := NewFunctionLog(filepath.Join(notADir, "dev", "hello.log"))
+	l.Add("stdout", 1, "one")
+	l.Add("stdout", 1, "two")
+	got := l.Lines(LogQuery{})
+	if len(got) != 3 || got[0].Text != "one" || got[1].Stream != "ferry" || !strings.Contains(got[1].Text, "kept in memory only") || got[2].Text != "two" {
+		t.Errorf("lines = %+v; want the failure said once, and every line kept", got)
+	}
+}
+
 func TestGatewayWritesAccessLines(t *testing.T) {
 	t.Parallel()
 	g := newGateway()
