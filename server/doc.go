@@ -13,4 +13,8 @@
 //     symlinks resolved first.
 //   - Webhook deliveries that synced are remembered in the store for a day,
 //     so a replay after a restart still changes nothing.
+//   - Reading a function's log takes the viewer role; calling a function
+//     through the API (api_logs.go) takes deployer, since a call runs the
+//     function's code with its secrets. The caller's token never reaches
+//     the function: only Content-Type and ce-* headers are passed on.
 package server

@@ -4,4 +4,11 @@
 // into a content-addressed cache that every environment shares; a Python
 // or Node.js image built on scratch runs with the host's interpreter, a Go
 // image runs its static binary.
+//
+// Each function has one log per environment (logs.go) that outlives its
+// processes and releases: what it writes, its supervisor's lines and the
+// gateway's access line per call, in a bounded ring that the API reads
+// and follows, and appended to a file under the data folder. The gateway
+// serves /_ferry/metrics for its calls and for every trigger's ticks,
+// deliveries, failures and retries (metrics_triggers.go).
 package embedded
