@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -151,4 +152,36 @@ func TestLogsAndInvokeThroughTheAPI(t *testing.T) {
 			t.Fatalf("ferry logs -f did not print the call made after it started; stderr: %s", stderr)
 		}
 	}
+}
+
+// TestLogsLocalShowsAccessLines checks the local mode of ferry invoke and
+// ferry logs, with no server: the call goes to ferry run's gateway, and
+// the log file holds its access line.
+func TestLogsLocalShowsAccessLines(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, "examples", "python"))); err != nil {
+		t.Fatal(err)
+	}
+	addr, dataDir, _ := startRun(t, dir)
+	if r := ferry(t, "invoke", "hello", "--addr", addr, "-d", "@"+writeFile(t, `{"n": 1}`)); r.code != 0 || !strings.Contains(r.stdout, `"n"`) {
+		t.Fatalf("ferry invoke -d @FILE: %+v", r)
+	}
+	if r := ferry(t, "invoke", "hello", "--addr", addr, "--method", "GET", "--path", "/hello"); r.code != 0 || !strings.Contains(r.stdout, "hello from python") {
+		t.Fatalf("ferry invoke --path: %+v", r)
+	}
+	logs := ferry(t, "logs", "hello", "--data", dataDir)
+	for _, want := range []string{" access POST /local/_ferry/invoke/hello 200 ", " access GET /local/hello 200 "} {
+		if logs.code != 0 || !strings.Contains(logs.stdout, want) {
+			t.Errorf("ferry logs lacks %q: %+v", want, logs)
+		}
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
