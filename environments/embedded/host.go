@@ -49,6 +49,9 @@ type EnvironmentConfig struct {
 	// refused.
 	NATSURL      string
 	KafkaBrokers []string
+	// Env resolves each function's variables in the environment (nil:
+	// plain values only).
+	Env EnvResolver
 }
 
 // NewHost returns a host serving no environment yet.
@@ -90,6 +93,7 @@ func (h *Host) Target(env string, ec EnvironmentConfig) (*Target, error) {
 		KafkaBrokers: ec.KafkaBrokers,
 		Log:          h.cfg.Log,
 		Sandbox:      h.cfg.Sandbox,
+		Env:          ec.Env,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("environment %s: %w", env, err)
