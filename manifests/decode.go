@@ -545,7 +545,12 @@ func fieldsByTag(t reflect.Type, tagName string) []field {
 func (d *decoder) decodeEnvValue(n *yaml.Node, v reflect.Value, path string) {
 	switch n.Kind {
 	case yaml.MappingNode:
+		// why: EnvValue is an API type, named by json tags also where
+		// ferry's own files (tag yaml) hold one.
+		tag := d.tag
+		d.tag = "json"
 		d.decodeStruct(n, v, path)
+		d.tag = tag
 	case yaml.ScalarNode:
 		if s, ok := d.scalar(n, path, "!!str", "a string"); ok {
 			v.FieldByName("Value").SetString(s)

@@ -295,21 +295,28 @@ func (v *validator) duration(obj Object, field string, d, limit time.Duration, h
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func (v *validator) envName(obj Object, field, name string) {
+	if p := EnvNameProblem(name); p != "" {
+		v.errorf(obj, field, "%s", p)
+	}
+}
+
+// EnvNameProblem says what is wrong with a variable's name for a
+// function's env, or "" when nothing is. ferry serve's per-environment
+// overrides are checked with it too.
+func EnvNameProblem(name string) string {
 	if !envNameRE.MatchString(name) {
-		v.errorf(obj, field, "%q is not a valid variable name; use letters, digits and '_', not starting with a digit", name)
-		return
+		return fmt.Sprintf("%q is not a valid variable name; use letters, digits and '_', not starting with a digit", name)
 	}
 	upper := strings.ToUpper(name)
 	if slices.Contains(reservedEnv, upper) {
-		v.errorf(obj, field, "%s is set by ferry; choose another name", name)
-		return
+		return fmt.Sprintf("%s is set by ferry; choose another name", name)
 	}
 	for _, p := range reservedEnvPrefixes {
 		if strings.HasPrefix(upper, p) {
-			v.errorf(obj, field, "names starting with %s are set by ferry; choose another name", p)
-			return
+			return fmt.Sprintf("names starting with %s are set by ferry; choose another name", p)
 		}
 	}
+	return ""
 }
 
 // source checks that the function's folder exists inside the repository,

@@ -52,6 +52,8 @@ type APIConfig struct {
 	Log func(format string, args ...any)
 	// Sandbox says how repository code runs (ServerView.Sandbox).
 	Sandbox string
+	// EnvSecrets, when set, serves the environments' secrets.
+	EnvSecrets EnvSecretManager
 }
 
 // api serves /api/v1.
@@ -93,6 +95,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.route("GET /api/v1/server", RoleViewer, a.getServer)
 	a.route("GET /api/v1/environments/{name}", RoleViewer, a.getEnvironment)
 	a.routesPromote()
+	a.routesSecrets()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
@@ -67,4 +68,38 @@ func keep[T any](ts []T, env string, envs func(T) []string) []T {
 		}
 	}
 	return out
+}
+
+// warnPlacement reports each trigger of rel whose environments name none
+// the host serves: it runs nowhere, which is allowed (a repository may be
+// served by more than one ferry, with other environments) but is most
+// likely a typo. A warning, not a refusal, since the repository cannot know
+// the server's environments.
+func (t *Target) warnPlacement(rel *build.Release) {
+	if len(t.cfg.Known) == 0 || t.cfg.Log == nil {
+		return
+	}
+	check := func(kind, name string, envs []string) {
+		if len(envs) == 0 {
+			return
+		}
+		for _, e := range envs {
+			if slices.Contains(t.cfg.Known, e) {
+				return
+			}
+		}
+		t.cfg.Log("release %s: %s %s runs in %v, none of which this ferry serves (%v); it runs nowhere", rel.Digest, kind, name, envs, t.cfg.Known)
+	}
+	for _, tr := range rel.Set.HTTPTriggers {
+		check("HTTPTrigger", tr.Name, tr.Spec.Environments)
+	}
+	for _, tr := range rel.Set.CronTriggers {
+		check("CronTrigger", tr.Name, tr.Spec.Environments)
+	}
+	for _, tr := range rel.Set.NATSTriggers {
+		check("NATSTrigger", tr.Name, tr.Spec.Environments)
+	}
+	for _, tr := range rel.Set.KafkaTriggers {
+		check("KafkaTrigger", tr.Name, tr.Spec.Environments)
+	}
 }

@@ -57,6 +57,9 @@ type Config struct {
 	// Env resolves each function's variables in this environment (nil:
 	// plain values only; a secret reference is refused).
 	Env EnvResolver
+	// Known are the environments of the host, for the warning about a
+	// trigger placed in none of them (nil: no warning).
+	Known []string
 }
 
 // Target is the embedded target of one environment.
@@ -305,6 +308,7 @@ func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 	// Triggers not meant for this environment (spec.environments) are
 	// left out of both the routes and the dispatchers.
 	set := forEnvironment(rel.Set, t.cfg.Environment)
+	t.warnPlacement(rel)
 	routes, err := t.routes(set, next)
 	if err != nil {
 		return fail(err)
