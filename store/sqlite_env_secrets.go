@@ -67,4 +67,3 @@ func (s *SQLite) DeleteEnvSecret(ctx context.Context, env, name string) error {
 		return nil
 	})
 }
-
