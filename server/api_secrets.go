@@ -128,8 +128,7 @@ func (a *api) setEnvSecret(w http.ResponseWriter, r *http.Request, id Identity) 
 	if err != nil {
 		return secretError(err)
 	}
-	action := "secret.set"
-	a.audit(r.Context(), id, action, "env/"+env, "secret "+name)
+	a.audit(r.Context(), id, "secret.set", "env/"+env, "secret "+name)
 	view := EnvSecretSetView{EnvSecretView: envSecretView(sec), Replaced: replaced, Reloaded: reload == nil}
 	if reload != nil {
 		view.ReloadError = reload.Error()

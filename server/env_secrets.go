@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/internal/seal"
 	"github.com/ferrycd/ferry/manifests"
@@ -182,4 +183,35 @@ func (s *envSettings) resolver(env string) embedded.EnvResolver {
 	return func(ctx context.Context, f *v1alpha1.Function) (map[string]string, error) {
 		return s.Env(ctx, env, f)
 	}
+}
+
+// reloadEnvironment applies env's live release again after a secret
+// changed. An environment that runs nothing although the store records a
+// release (its start failed, for a secret that was missing then) gets that
+// release applied, so setting the secret is all it takes to bring it back.
+func reloadEnvironment(ctx context.Context, st store.Store, env string, target func(string) (*embedded.Target, error), pushOpts []build.Option) error {
+	t, err := target(env)
+	if err != nil {
+		return err
+	}
+	status, err := t.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if status.Release != "" {
+		return t.Reload(ctx)
+	}
+	e, err := st.GetEnvironment(ctx, env)
+	if err != nil || e.Release == "" {
+		return nil // nothing deployed yet: the first deploy reads the secret
+	}
+	rel, err := st.GetRelease(ctx, e.Release)
+	if err != nil {
+		return err
+	}
+	br, err := build.PullRelease(ctx, rel.Ref, pushOpts...)
+	if err != nil {
+		return fmt.Errorf("environment %s: pulling its release %s: %w", env, store.Short(e.Release), err)
+	}
+	return t.Apply(ctx, br)
 }

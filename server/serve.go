@@ -104,11 +104,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		return host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers, Env: settings.resolver(env)})
 	}
 	settings.reload = func(ctx context.Context, env string) error {
-		t, err := target(env)
-		if err != nil {
-			return err
-		}
-		return t.Reload(ctx)
+		return reloadEnvironment(ctx, st, env, target, pushOpts)
 	}
 	if err := restoreEnvironments(ctx, st, cfg, target, pushOpts, logf); err != nil {
 		return err

@@ -147,7 +147,8 @@ func digest(s string) string {
 // again restarts dev's function with the new value; the configuration's
 // override reaches prod only; the secret's value is in no output, file,
 // export or answer of ferry; a cron placed in staging ticks there and never
-// in dev.
+// in dev; a restart of ferry with the secret deleted leaves dev down until
+// it is set again.
 func TestServeEnvSecrets(t *testing.T) {
 	const value1, value2 = "s3cr3t-value-e2e-7c1d", "s3cr3t-value-e2e-rotated-90aa"
 	srv := gitserver.Start(t, "", "")
@@ -268,6 +269,28 @@ func TestServeEnvSecrets(t *testing.T) {
 		}
 	}
 
+	// A restart without the secret leaves dev down, saying why; setting it
+	// brings dev's release back.
+	if r := cli("", "secrets", "delete", "dev", "db-password"); r.code != 0 || !strings.Contains(r.stdout, "deleted") {
+		t.Fatalf("ferry secrets delete: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	p.stop(t)
+	outputs := p.output.String()
+	p = startServe(t, cfg)
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(p.output.String(), "environment dev: starting its release"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("dev started again without its secret:\n%s", p.output)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(p.output.String(), "needs secret db-password") {
+		t.Errorf("the restart does not say which secret dev lacks:\n%s", p.output)
+	}
+	if r := cli(value1, "secrets", "set", "dev", "db-password"); r.code != 0 || !strings.Contains(r.stdout, "restarted") {
+		t.Fatalf("ferry secrets set after the restart: %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	waitAnswer(t, p, "dev", 60*time.Second, func(a envAnswer) bool { return a.Message == "v3" && a.Secret == digest(value1) })
+
 	// Nothing of ferry holds the value: its output, every file of its data
 	// folder (database, registry blobs, logs), the export, the answers.
 	secrets := map[string]string{"secret": value1, "rotated secret": value2}
@@ -287,8 +310,9 @@ func TestServeEnvSecrets(t *testing.T) {
 	clone := filepath.Join(t.TempDir(), "gitops")
 	gitserver.Git(t, "", "clone", "-q", gitops, clone)
 	p.stop(t)
+	outputs += p.output.String()
 	for what, v := range secrets {
-		if strings.Contains(p.output.String(), v) {
+		if strings.Contains(outputs, v) {
 			t.Errorf("ferry serve's output holds the %s", what)
 		}
 		if strings.Contains(answers.String(), v) {
