@@ -4,4 +4,10 @@
 // into a content-addressed cache that every environment shares; a Python
 // or Node.js image built on scratch runs with the host's interpreter, a Go
 // image runs its static binary.
+//
+// A function's variables are resolved per environment at each Apply (an
+// EnvResolver, which the server backs with the environment's sealed
+// secrets and configured overrides), all before any process starts, so a
+// missing secret fails the Apply with the previous release still serving.
+// A trigger runs only in the environments its spec.environments lists.
 package embedded
