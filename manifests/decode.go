@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
 
 // decoder turns one YAML document into a typed object, strictly, recording
@@ -127,6 +129,7 @@ var (
 	quantityType    = reflect.TypeOf(resource.Quantity{})
 	rawType         = reflect.TypeOf(runtime.RawExtension{})
 	objectMetaType  = reflect.TypeOf(metav1.ObjectMeta{})
+	envValueType    = reflect.TypeOf(v1alpha1.EnvValue{})
 	goDurationType  = reflect.TypeOf(time.Duration(0))
 	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 )
@@ -217,6 +220,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	case objectMetaType:
 		d.decodeMeta(n, v, path)
+		return
+	case envValueType:
+		d.decodeEnvValue(n, v, path)
 		return
 	}
 	switch t.Kind() {
@@ -530,6 +536,28 @@ func fieldsByTag(t reflect.Type, tagName string) []field {
 	}
 	fieldCache.Store(fieldKey{t, tagName}, out)
 	return out
+}
+
+// decodeEnvValue reads a variable of a function's env in either of its
+// forms: a string, or a mapping with value or valueFrom (see
+// v1alpha1.EnvValue). A number or a bool is refused as a string field is,
+// with the hint to quote it.
+func (d *decoder) decodeEnvValue(n *yaml.Node, v reflect.Value, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		// why: EnvValue is an API type, named by json tags also where
+		// ferry's own files (tag yaml) hold one.
+		tag := d.tag
+		d.tag = "json"
+		d.decodeStruct(n, v, path)
+		d.tag = tag
+	case yaml.ScalarNode:
+		if s, ok := d.scalar(n, path, "!!str", "a string"); ok {
+			v.FieldByName("Value").SetString(s)
+		}
+	default:
+		d.fail(n, path, "expected a string or {valueFrom: {secret: NAME}}, got %s", describe(n))
+	}
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {

@@ -110,7 +110,7 @@ func TestStrictDecoding(t *testing.T) {
 		{"unknown top-level field", doc("apiVersion: ferry.dev/v1alpha1\nkind: Function\nmetadata: {name: b}\nspecs: {}\n"),
 			"ferry.yaml:13:1:", `specs: unknown field; did you mean "spec"?`},
 		{"unknown field far from any", doc("apiVersion: ferry.dev/v1alpha1\nkind: HTTPTrigger\nmetadata: {name: b}\nspec: {function: fn, path: /b, zzzzzz: 1}\n"),
-			"ferry.yaml:13:32:", "spec.zzzzzz: unknown field; the fields allowed in spec are function, functionSelector, path, methods"},
+			"ferry.yaml:13:32:", "spec.zzzzzz: unknown field; the fields allowed in spec are function, functionSelector, environments, path, methods"},
 		{"spec of the wrong type", doc("apiVersion: ferry.dev/v1alpha1\nkind: Function\nmetadata: {name: b}\nspec: [runtime]\n"),
 			"ferry.yaml:13:7:", "spec: expected a mapping, got a list"},
 		{"status is not for manifests", doc("apiVersion: ferry.dev/v1alpha1\nkind: Function\nmetadata: {name: b}\nspec: {runtime: python, source: fn}\nstatus: {image: x}\n"),

@@ -186,7 +186,7 @@ func TestRenderAfterReview(t *testing.T) {
 	if string(first) != string(second) {
 		t.Fatalf("round trip changed:\n%s\n---\n%s", first, second)
 	}
-	if v := loaded.Function("t").Spec.Env["A"]; v != "\tfoo\nbar" {
+	if v := loaded.Function("t").Spec.Env["A"]; v.Value != "\tfoo\nbar" {
 		t.Fatalf("env A came back as %q", v)
 	}
 }

@@ -216,6 +216,7 @@ func (v *validator) function(f *v1alpha1.Function) {
 	}
 	for _, k := range sortedKeys(spec.Env) {
 		v.envName(f, joinPath("spec.env", k), k)
+		v.envValue(f, joinPath("spec.env", k), spec.Env[k])
 	}
 	if spec.Timeout != nil {
 		v.duration(f, "spec.timeout", spec.Timeout.Duration, maxTimeout, "move long work behind a KafkaTrigger or NATSTrigger")
@@ -294,21 +295,28 @@ func (v *validator) duration(obj Object, field string, d, limit time.Duration, h
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func (v *validator) envName(obj Object, field, name string) {
+	if p := EnvNameProblem(name); p != "" {
+		v.errorf(obj, field, "%s", p)
+	}
+}
+
+// EnvNameProblem says what is wrong with a variable's name for a
+// function's env, or "" when nothing is. ferry serve's per-environment
+// overrides are checked with it too.
+func EnvNameProblem(name string) string {
 	if !envNameRE.MatchString(name) {
-		v.errorf(obj, field, "%q is not a valid variable name; use letters, digits and '_', not starting with a digit", name)
-		return
+		return fmt.Sprintf("%q is not a valid variable name; use letters, digits and '_', not starting with a digit", name)
 	}
 	upper := strings.ToUpper(name)
 	if slices.Contains(reservedEnv, upper) {
-		v.errorf(obj, field, "%s is set by ferry; choose another name", name)
-		return
+		return fmt.Sprintf("%s is set by ferry; choose another name", name)
 	}
 	for _, p := range reservedEnvPrefixes {
 		if strings.HasPrefix(upper, p) {
-			v.errorf(obj, field, "names starting with %s are set by ferry; choose another name", p)
-			return
+			return fmt.Sprintf("names starting with %s are set by ferry; choose another name", p)
 		}
 	}
+	return ""
 }
 
 // source checks that the function's folder exists inside the repository,
@@ -537,6 +545,7 @@ func (v *validator) triggers() {
 			v.errorf(t, "spec.functionSelector", "matches %d functions (%s), but an HTTP request is answered by one; name it with spec.function", len(names), strings.Join(names, ", "))
 		}
 		v.httpPath(t, "spec.path", t.Spec.Path)
+		v.triggerEnvironments(t, t.Spec.Environments)
 		// Methods were sorted by Default, so name the method, not its index.
 		for _, m := range t.Spec.Methods {
 			if !slices.Contains(httpMethods, m) {
@@ -547,13 +556,16 @@ func (v *validator) triggers() {
 	for _, t := range v.set.CronTriggers {
 		v.target(t, &t.Spec.FunctionTarget)
 		v.cron(t)
+		v.triggerEnvironments(t, t.Spec.Environments)
 	}
 	for _, t := range v.set.NATSTriggers {
 		v.target(t, &t.Spec.FunctionTarget)
+		v.triggerEnvironments(t, t.Spec.Environments)
 		v.topic(t, &t.Spec, natsSubjectOK, "a NATS subject: tokens of letters, digits, '-' and '_' separated by '.', with * for one token and > as the last")
 	}
 	for _, t := range v.set.KafkaTriggers {
 		v.target(t, &t.Spec.FunctionTarget)
+		v.triggerEnvironments(t, t.Spec.Environments)
 		v.topic(t, &t.Spec.TopicTriggerSpec, kafkaNameOK, "a Kafka topic: up to 249 letters, digits, '.', '_' and '-'")
 		if o := t.Spec.InitialOffset; o != v1alpha1.OffsetLatest && o != v1alpha1.OffsetEarliest {
 			v.errorf(t, "spec.initialOffset", "%q is not latest or earliest", o)

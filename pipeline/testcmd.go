@@ -168,7 +168,9 @@ func testEnv(home, tmp string, f *v1alpha1.Function) []string {
 			env = append(env, k+"="+m[k])
 		}
 	}
-	add(f.Spec.Env)
+	// why: a test runs in no environment, so a variable that names a
+	// secret of one is left unset; the test's own env may give it a value.
+	add(f.Spec.PlainEnv())
 	add(f.Spec.Test.Env)
 	return env
 }

@@ -57,6 +57,8 @@ type APIConfig struct {
 	// the log streams that would otherwise hold the shutdown up.
 	Functions FunctionAccess
 	Stopping  <-chan struct{}
+	// EnvSecrets, when set, serves the environments' secrets.
+	EnvSecrets EnvSecretManager
 }
 
 // api serves /api/v1.
@@ -99,6 +101,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.route("GET /api/v1/environments/{name}", RoleViewer, a.getEnvironment)
 	a.routesPromote()
 	a.routesLogs()
+	a.routesSecrets()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrycd/ferry/internal/gitauth"
 	"github.com/ferrycd/ferry/manifests"
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
 )
@@ -92,6 +93,10 @@ type EnvironmentConfig struct {
 	From     []string            `yaml:"from"`
 	Verify   []map[string]any    `yaml:"verify"`
 	Soak     string              `yaml:"soak"`
+	// Env and Functions override functions' variables in this
+	// environment (see config_env.go).
+	Env       map[string]v1alpha1.EnvValue `yaml:"env"`
+	Functions map[string]FunctionConfig    `yaml:"functions"`
 }
 
 // FreezeConfig is a recurring deny window: from each time Schedule (cron,
@@ -207,6 +212,7 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkExport()...)
 	errs = append(errs, c.checkAllowedImages()...)
 	errs = append(errs, c.checkSandbox()...)
+	errs = append(errs, c.checkEnvOverrides()...)
 	return errs
 }
 

@@ -80,8 +80,15 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		return err
 	}
 
+	box, keyFrom, err := seal.Load(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("the key that seals secrets: %w", err)
+	}
+	logf("secrets given through the API are sealed with the key from %s", keyFrom)
+	settings := &envSettings{cfg: cfg, store: st, box: box}
+
 	gatewayURL := "http://" + gwLn.Addr().String()
-	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: gatewayURL, Log: logf, Sandbox: sb})
+	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: gatewayURL, Log: logf, Sandbox: sb, Environments: cfg.environmentNames()})
 	if err != nil {
 		return err
 	}
@@ -94,7 +101,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		if !ok {
 			return nil, fmt.Errorf("environment %s is not in ferry serve's configuration (it has %v); add it there", env, slices.Sorted(maps.Keys(envConfigs)))
 		}
-		return host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers})
+		return host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers, Env: settings.resolver(env)})
+	}
+	settings.reload = func(ctx context.Context, env string) error {
+		return reloadEnvironment(ctx, st, env, target, pushOpts)
 	}
 	if err := restoreEnvironments(ctx, st, cfg, target, pushOpts, logf); err != nil {
 		return err
@@ -192,11 +202,6 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	box, keyFrom, err := seal.Load(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("the key that seals secrets: %w", err)
-	}
-	logf("secrets given through the API are sealed with the key from %s", keyFrom)
 	sources := &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}, log: logf}
 	if err := sources.load(ctx, cfg); err != nil {
 		return err
@@ -237,7 +242,8 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			}
 			return t.Status(ctx)
 		},
-		Log: logf,
+		Log:        logf,
+		EnvSecrets: settings,
 	})
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ type Store interface {
 	Deployments
 	Promotions
 	Audit
+	EnvSecrets
 	Close() error
 }
 

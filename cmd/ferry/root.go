@@ -45,6 +45,7 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newFreezeCommand(),
 		newUnfreezeCommand(),
 		newHistoryCommand(),
+		newSecretsCommand(),
 	)
 	root.AddCommand(newDocsCommand(root))
 	return root

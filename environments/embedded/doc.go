@@ -11,4 +11,10 @@
 // and follows, and appended to a file under the data folder. The gateway
 // serves /_ferry/metrics for its calls and for every trigger's ticks,
 // deliveries, failures and retries (metrics_triggers.go).
+//
+// A function's variables are resolved per environment at each Apply (an
+// EnvResolver, which the server backs with the environment's sealed
+// secrets and configured overrides), all before any process starts, so a
+// missing secret fails the Apply with the previous release still serving.
+// A trigger runs only in the environments its spec.environments lists.
 package embedded

@@ -40,6 +40,9 @@ type HostConfig struct {
 	// Sandbox runs every function. Nil: the sandbox when bubblewrap is
 	// there and works (as ferry run has it), else none.
 	Sandbox *sandbox.Sandbox
+	// Environments are every environment the host serves, so that a
+	// trigger whose environments name none of them is reported.
+	Environments []string
 }
 
 // EnvironmentConfig is what differs between environments of one host.
@@ -49,6 +52,9 @@ type EnvironmentConfig struct {
 	// refused.
 	NATSURL      string
 	KafkaBrokers []string
+	// Env resolves each function's variables in the environment (nil:
+	// plain values only).
+	Env EnvResolver
 }
 
 // NewHost returns a host serving no environment yet.
@@ -90,6 +96,8 @@ func (h *Host) Target(env string, ec EnvironmentConfig) (*Target, error) {
 		KafkaBrokers: ec.KafkaBrokers,
 		Log:          h.cfg.Log,
 		Sandbox:      h.cfg.Sandbox,
+		Env:          ec.Env,
+		Known:        h.cfg.Environments,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("environment %s: %w", env, err)

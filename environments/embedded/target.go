@@ -16,6 +16,7 @@ import (
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/internal/sandbox"
+	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
 
@@ -53,6 +54,12 @@ type Config struct {
 	Log func(format string, args ...any)
 	// Sandbox runs the functions (nil: as ferry itself).
 	Sandbox *sandbox.Sandbox
+	// Env resolves each function's variables in this environment (nil:
+	// plain values only; a secret reference is refused).
+	Env EnvResolver
+	// Known are the environments of the host, for the warning about a
+	// trigger placed in none of them (nil: no warning).
+	Known []string
 }
 
 // Target is the embedded target of one environment.
@@ -84,6 +91,9 @@ func New(cfg Config) (*Target, error) {
 	}
 	if cfg.IdleAfter == 0 {
 		cfg.IdleAfter = defaultIdleAfter
+	}
+	if cfg.Env == nil {
+		cfg.Env = plainEnv
 	}
 	logf := cfg.Log
 	if logf == nil {
@@ -241,6 +251,24 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 	if t.live != nil && t.live.release.Digest == rel.Digest {
 		return nil // already live: Apply is idempotent
 	}
+	return t.apply(ctx, rel)
+}
+
+// Reload applies the live release again with each function's variables
+// resolved anew: a function whose variables changed (a secret set since)
+// starts again, healthy before it replaces the running one; the others
+// keep their processes. With nothing live it does nothing.
+func (t *Target) Reload(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live == nil {
+		return nil
+	}
+	return t.apply(ctx, t.live.release)
+}
+
+// apply converges to rel; t.mu is held.
+func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 
 	// Every function of the release gets an instance: the live one or a
 	// warm one when nothing about it changed, else a new one, started now
@@ -253,14 +281,24 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 		}
 		return fmt.Errorf("environment %s: release %s not applied, the previous one keeps serving: %w", t.cfg.Environment, rel.Digest, err)
 	}
+	// Every function's variables are resolved before any starts, so a
+	// missing secret fails the Apply with nothing started.
+	envs := map[string]map[string]string{}
+	for _, f := range rel.Set.Functions {
+		env, err := t.cfg.Env(ctx, f)
+		if err != nil {
+			return fail(err)
+		}
+		envs[f.Name] = env
+	}
 	for _, f := range rel.Set.Functions {
 		// The key needs no image: a function that did not change keeps its
 		// process without its image being looked at again.
-		if reused := t.reuse(instanceKey(f)); reused != nil {
+		if reused := t.reuse(instanceKey(f, envs[f.Name])); reused != nil {
 			next.instances[f.Name] = reused
 			continue
 		}
-		in, err := t.instanceFor(ctx, f)
+		in, err := t.instanceFor(ctx, f, envs[f.Name])
 		if err != nil {
 			return fail(err)
 		}
@@ -271,7 +309,11 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 		next.instances[f.Name] = in
 	}
 
-	routes, err := t.routes(rel, next)
+	// Triggers not meant for this environment (spec.environments) are
+	// left out of both the routes and the dispatchers.
+	set := forEnvironment(rel.Set, t.cfg.Environment)
+	t.warnPlacement(rel)
+	routes, err := t.routes(set, next)
 	if err != nil {
 		return fail(err)
 	}
@@ -281,7 +323,7 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 	for name, in := range next.instances {
 		backends[name] = in
 	}
-	if err := t.triggers.apply(ctx, rel.Set, backends); err != nil {
+	if err := t.triggers.apply(ctx, set, backends); err != nil {
 		return fail(err)
 	}
 	t.cfg.Gateway.setRoutes(t.cfg.Environment, routes)
@@ -344,7 +386,7 @@ func (t *Target) keepWarm(in *instance) {
 }
 
 // instanceFor unpacks a function's image and prepares its process.
-func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instance, error) {
+func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function, userEnv map[string]string) (*instance, error) {
 	spec := f.Spec
 	if spec.Image == "" {
 		return nil, fmt.Errorf("function %s has no image; apply a release that ferry built", f.Name)
@@ -381,7 +423,7 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instan
 		Name:    f.Name,
 		Argv:    argv,
 		Env:     env,
-		UserEnv: spec.Env,
+		UserEnv: userEnv,
 		Timeout: timeout,
 		Memory:  memory,
 		Dir:     inside(workDir(realRoot)),
@@ -392,7 +434,7 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function) (*instan
 		UID:     uid,
 		TmpSize: tmpSize(spec),
 	}
-	return &instance{key: instanceKey(f), name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter}, nil
+	return &instance{key: instanceKey(f, userEnv), name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter}, nil
 }
 
 // tmpSize is the size of a function's /tmp: its spec.memory, since a
@@ -420,14 +462,11 @@ func functionSettings(spec v1alpha1.FunctionSpec) (timeout time.Duration, memory
 }
 
 // instanceKey says when two releases' function is the same: same name,
-// image and settings. Such a function keeps its process.
-func instanceKey(f *v1alpha1.Function) string {
+// image, settings and resolved variables (env, as the process gets it).
+// Such a function keeps its process.
+func instanceKey(f *v1alpha1.Function, env map[string]string) string {
 	timeout, memory, minScale := functionSettings(f.Spec)
-	var env []string
-	for _, k := range slices.Sorted(maps.Keys(f.Spec.Env)) {
-		env = append(env, k+"="+f.Spec.Env[k])
-	}
-	return strings.Join([]string{f.Name, f.Spec.Image, timeout.String(), memory, fmt.Sprint(minScale), strings.Join(env, "\x00")}, "\x01")
+	return strings.Join([]string{f.Name, f.Spec.Image, timeout.String(), memory, fmt.Sprint(minScale), envDigest(env)}, "\x01")
 }
 
 // logPath is where a function's log is written: the target writes it, and
@@ -448,16 +487,16 @@ func workDir(root string) string {
 }
 
 // routes are the gateway's routes for a release: one per HTTPTrigger.
-func (t *Target) routes(rel *build.Release, d *deployment) ([]gatewayRoute, error) {
+func (t *Target) routes(set *manifests.Set, d *deployment) ([]gatewayRoute, error) {
 	var routes []gatewayRoute
-	for _, tr := range rel.Set.HTTPTriggers {
+	for _, tr := range set.HTTPTriggers {
 		name := tr.Spec.Function
 		in, ok := d.instances[name]
 		if !ok {
 			return nil, fmt.Errorf("HTTPTrigger %s names function %q, which the release does not hold", tr.Name, name)
 		}
 		maxInFlight := 0
-		if f := rel.Set.Function(name); f != nil && f.Spec.Scale != nil && f.Spec.Scale.Concurrency != nil {
+		if f := set.Function(name); f != nil && f.Spec.Scale != nil && f.Spec.Scale.Concurrency != nil {
 			maxInFlight = int(*f.Spec.Scale.Concurrency)
 		}
 		routes = append(routes, gatewayRoute{

@@ -33,9 +33,11 @@ type FunctionSpec struct {
 	Source string `json:"source,omitempty"`
 
 	// Env is set in the function's environment. Names ferry sets itself
-	// (PORT, FUNCTION_*, K_*) are refused.
+	// (PORT, FUNCTION_*, K_*) are refused. A value is a string, or
+	// {valueFrom: {secret: NAME}} for a secret of the environment the
+	// function runs in, which ferry reads when it deploys.
 	// +optional
-	Env map[string]string `json:"env,omitempty"`
+	Env map[string]EnvValue `json:"env,omitempty"`
 
 	// Timeout bounds one invocation; a call that runs longer gets 504.
 	// Default 30s, at most 15m.

@@ -35,6 +35,12 @@ type TriggerStatus struct {
 // function.
 type HTTPTriggerSpec struct {
 	FunctionTarget `json:",inline"`
+
+	// Environments the trigger runs in. Default: every environment the
+	// release is deployed to, so a nightly job that must run once names
+	// its environment ([prod]).
+	// +optional
+	Environments []string `json:"environments,omitempty"`
 	// Path is matched exactly, after removing a trailing slash. It starts
 	// with "/".
 	// +kubebuilder:validation:Pattern=`^/`
@@ -71,6 +77,12 @@ type HTTPTriggerList struct {
 // CronTriggerSpec calls functions on a schedule.
 type CronTriggerSpec struct {
 	FunctionTarget `json:",inline"`
+
+	// Environments the trigger runs in. Default: every environment the
+	// release is deployed to, so a nightly job that must run once names
+	// its environment ([prod]).
+	// +optional
+	Environments []string `json:"environments,omitempty"`
 	// Schedule in cron form: five fields ("0 3 * * *") or a descriptor
 	// (@hourly, @daily, @every 5m).
 	Schedule string `json:"schedule"`
@@ -112,6 +124,12 @@ type CronTriggerList struct {
 // group, and how failures are retried.
 type TopicTriggerSpec struct {
 	FunctionTarget `json:",inline"`
+
+	// Environments the trigger runs in. Default: every environment the
+	// release is deployed to, so a nightly job that must run once names
+	// its environment ([prod]).
+	// +optional
+	Environments []string `json:"environments,omitempty"`
 	// Topic is the Kafka topic or NATS subject (NATS wildcards allowed).
 	Topic string `json:"topic"`
 	// Group is the Kafka consumer group or NATS queue group, so that each
@@ -196,4 +214,18 @@ type KafkaTriggerList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KafkaTrigger `json:"items"`
+}
+
+// RunsIn reports whether a trigger with environments envs runs in env:
+// every environment when envs is empty.
+func RunsIn(envs []string, env string) bool {
+	if len(envs) == 0 {
+		return true
+	}
+	for _, e := range envs {
+		if e == env {
+			return true
+		}
+	}
+	return false
 }

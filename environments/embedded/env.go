@@ -1,0 +1,105 @@
+package embedded
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/manifests"
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
+)
+
+// EnvResolver returns the variables a function's process starts with in
+// one environment: its spec.env with the environment's overrides applied
+// and every secret reference replaced by the secret's value. It is called
+// at each Apply, before anything starts, so a secret that is missing fails
+// the Apply while the previous release keeps serving. Its error must name
+// the secret, never a value.
+type EnvResolver func(ctx context.Context, f *v1alpha1.Function) (map[string]string, error)
+
+// plainEnv is the resolver of a target given none (ferry run, tests): the
+// plain values, and a clear refusal of a secret, since there is no store
+// to read one from.
+func plainEnv(_ context.Context, f *v1alpha1.Function) (map[string]string, error) {
+	for _, k := range slices.Sorted(maps.Keys(f.Spec.Env)) {
+		if s := f.Spec.Env[k].Secret(); s != "" {
+			return nil, fmt.Errorf("function %s: env %s names secret %s, but this ferry keeps no secrets; deploy through ferry serve (ferry secrets set ENV %s), or give the variable a plain value here", f.Name, k, s, s)
+		}
+	}
+	return f.Spec.PlainEnv(), nil
+}
+
+// envDigest stands for a resolved env in an instance's key: two instances
+// whose variables differ in any value are not interchangeable, and the key
+// holds no value itself.
+func envDigest(env map[string]string) string {
+	h := sha256.New()
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(env[k]), env[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// forEnvironment returns set with only the triggers that run in env (a
+// trigger's spec.environments, empty for all). Functions all stay: a
+// function runs wherever its release is deployed; only what calls it is
+// placed. The objects are shared with set, not copied.
+func forEnvironment(set *manifests.Set, env string) *manifests.Set {
+	if set == nil {
+		return nil
+	}
+	c := *set
+	c.HTTPTriggers = keep(set.HTTPTriggers, env, func(t *v1alpha1.HTTPTrigger) []string { return t.Spec.Environments })
+	c.CronTriggers = keep(set.CronTriggers, env, func(t *v1alpha1.CronTrigger) []string { return t.Spec.Environments })
+	c.NATSTriggers = keep(set.NATSTriggers, env, func(t *v1alpha1.NATSTrigger) []string { return t.Spec.Environments })
+	c.KafkaTriggers = keep(set.KafkaTriggers, env, func(t *v1alpha1.KafkaTrigger) []string { return t.Spec.Environments })
+	return &c
+}
+
+func keep[T any](ts []T, env string, envs func(T) []string) []T {
+	var out []T
+	for _, t := range ts {
+		if v1alpha1.RunsIn(envs(t), env) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// warnPlacement reports each trigger of rel whose environments name none
+// the host serves: it runs nowhere, which is allowed (a repository may be
+// served by more than one ferry, with other environments) but is most
+// likely a typo. A warning, not a refusal, since the repository cannot know
+// the server's environments.
+func (t *Target) warnPlacement(rel *build.Release) {
+	if len(t.cfg.Known) == 0 || t.cfg.Log == nil {
+		return
+	}
+	check := func(kind, name string, envs []string) {
+		if len(envs) == 0 {
+			return
+		}
+		for _, e := range envs {
+			if slices.Contains(t.cfg.Known, e) {
+				return
+			}
+		}
+		t.cfg.Log("release %s: %s %s runs in %v, none of which this ferry serves (%v); it runs nowhere", rel.Digest, kind, name, envs, t.cfg.Known)
+	}
+	for _, tr := range rel.Set.HTTPTriggers {
+		check("HTTPTrigger", tr.Name, tr.Spec.Environments)
+	}
+	for _, tr := range rel.Set.CronTriggers {
+		check("CronTrigger", tr.Name, tr.Spec.Environments)
+	}
+	for _, tr := range rel.Set.NATSTriggers {
+		check("NATSTrigger", tr.Name, tr.Spec.Environments)
+	}
+	for _, tr := range rel.Set.KafkaTriggers {
+		check("KafkaTrigger", tr.Name, tr.Spec.Environments)
+	}
+}
