@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/ferrycd/ferry/internal/sandbox"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
@@ -128,6 +129,7 @@ type options struct {
 	transport   transportWrapper
 	goEnv       []string
 	refreshBase bool
+	sandbox     *sandbox.Sandbox
 }
 
 // WithCacheDir puts the build cache in dir (default: the user's cache
@@ -217,6 +219,14 @@ func WithGoEnv(env ...string) Option {
 // resolved before.
 func WithRefreshBases(refresh bool) Option {
 	return func(o *options) error { o.refreshBase = refresh; return nil }
+}
+
+// WithSandbox runs what a build does with the repository's files (the
+// syntax check of Python and Node.js functions) in sb. Default: no
+// sandbox; the check then runs as ferry, with the installers' clean
+// environment, and parses without running anything.
+func WithSandbox(sb *sandbox.Sandbox) Option {
+	return func(o *options) error { o.sandbox = sb; return nil }
 }
 
 // New returns a Builder that pushes to repo (HOST[:PORT]/PATH): function F's

@@ -135,6 +135,11 @@ func (b *builder) build(ctx context.Context, src fs.FS, f *v1alpha1.Function, in
 		return nil, err
 	}
 	defer os.RemoveAll(work)
+	// why: before the image, so code that does not parse never becomes
+	// a release that fails only when it starts.
+	if err := b.checkSyntax(ctx, p, work); err != nil {
+		return nil, err
+	}
 	img, err := b.assemble(ctx, p, work, t, info)
 	if err != nil {
 		return nil, err
@@ -219,6 +224,7 @@ func (b *builder) plan(ctx context.Context, src fs.FS, f *v1alpha1.Function) (*p
 		if p.deps != nil {
 			k.add("deps %s", p.deps.key)
 		}
+		k.add("%s", b.checkerKey(spec.Runtime))
 		k.files("src", p.files)
 	default:
 		return nil, fmt.Errorf("runtime %q is not supported (use go, python or nodejs)", spec.Runtime)
