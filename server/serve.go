@@ -75,7 +75,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		defer reg.Shutdown(context.WithoutCancel(ctx))
 		repo, pushOpts = reg.Addr()+"/ferry", nil
 	}
-	builder, err := build.New(repo, append([]build.Option{build.WithCacheDir(filepath.Join(cfg.DataDir, "build-cache"))}, append(cfg.buildOptions(), pushOpts...)...)...)
+	builder, err := build.New(repo, append([]build.Option{build.WithCacheDir(filepath.Join(cfg.DataDir, "build-cache")), build.WithSandbox(sb)}, append(cfg.buildOptions(), pushOpts...)...)...)
 	if err != nil {
 		return err
 	}

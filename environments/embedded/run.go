@@ -66,7 +66,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	go reg.Serve()
 	defer reg.Shutdown(context.WithoutCancel(ctx))
 
-	builder, err := build.New(reg.Addr()+"/local", append([]build.Option{build.WithCacheDir(filepath.Join(cfg.DataDir, "build-cache"))}, cfg.Options...)...)
+	builder, err := build.New(reg.Addr()+"/local", append([]build.Option{build.WithCacheDir(filepath.Join(cfg.DataDir, "build-cache")), build.WithSandbox(cfg.Sandbox)}, cfg.Options...)...)
 	if err != nil {
 		return err
 	}
