@@ -194,7 +194,7 @@ func TestServeEnvSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range runs.Items {
-			if r.Status == "failed" && strings.Contains(r.Reason, want) && strings.Contains(r.Reason, "the previous one keeps serving") {
+			if r.Status == "failed" && strings.Contains(r.Reason, want) && strings.Contains(r.Reason, "the previous release keeps serving") {
 				return true
 			}
 		}

@@ -347,12 +347,40 @@ func (p *process) launch(ctx context.Context, port int) (*run, error) {
 	p.setState(func(s *processState) { s.PID = 0 })
 	tail := formatLines(p.logs.last(startLogTail))
 	p.logs.add("ferry", 0, fmt.Sprintf("start of function %s failed: %s", p.spec.Name, err))
-	where := ""
-	if p.spec.LogFile != "" {
-		where = " (all in " + p.spec.LogFile + ")"
-	}
-	return nil, fmt.Errorf("%w; its last log lines%s:\n%s", err, where, tail)
+	return nil, &startError{err: err, file: p.spec.LogFile, tail: tail}
 }
+
+// startError is a start that failed, with what the function logged. Its
+// first line says why; the log lines follow it, so a one-line summary
+// keeps the reason.
+type startError struct {
+	err  error
+	file string // where the whole log is; "" for none
+	tail string // the last lines it logged, formatted; "" for none
+	// note is said after the reason, before the log lines (what the
+	// failure left running).
+	note string
+}
+
+func (e *startError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.err.Error())
+	if e.note != "" {
+		b.WriteString("; " + e.note)
+	}
+	if e.tail == "" {
+		b.WriteString("; it logged nothing")
+		return b.String()
+	}
+	b.WriteString("; its last log lines")
+	if e.file != "" {
+		b.WriteString(" (all in " + e.file + ")")
+	}
+	b.WriteString(":\n" + strings.TrimRight(e.tail, "\n"))
+	return b.String()
+}
+
+func (e *startError) Unwrap() error { return e.err }
 
 // spawn starts the child on port in a new process group, its output
 // going to the log.

@@ -90,13 +90,15 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	var live *build.Release
 	deploy := func() {
 		rel, err := devBuild(ctx, builder, cfg.Dir)
-		if err == nil {
+		built := err == nil
+		if built {
 			err = target.Apply(ctx, rel)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
 				fmt.Fprintf(cfg.Out, "%v\n", err)
-				if live != nil {
+				// why: a failed apply says so itself.
+				if live != nil && !built {
 					fmt.Fprintln(cfg.Out, "the last good release keeps serving")
 				}
 			}

@@ -279,7 +279,17 @@ func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 		for _, in := range started {
 			_ = in.stop(context.WithoutCancel(ctx))
 		}
-		return fmt.Errorf("environment %s: release %s not applied, the previous one keeps serving: %w", t.cfg.Environment, rel.Digest, err)
+		// why: the caller names the release and the environment; this
+		// says only what it alone knows, once.
+		if t.live == nil {
+			return err
+		}
+		const kept = "the previous release keeps serving"
+		if se := (*startError)(nil); errors.As(err, &se) {
+			se.note = kept
+			return err
+		}
+		return fmt.Errorf("%w; %s", err, kept)
 	}
 	// Every function's variables are resolved before any starts, so a
 	// missing secret fails the Apply with nothing started.
@@ -302,8 +312,9 @@ func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 		if err != nil {
 			return fail(err)
 		}
+		// The process's errors name the function.
 		if err := in.start(ctx); err != nil {
-			return fail(fmt.Errorf("function %s: %w", f.Name, err))
+			return fail(err)
 		}
 		started = append(started, in)
 		next.instances[f.Name] = in

@@ -190,7 +190,7 @@ func TestTargetApply(t *testing.T) {
 	r.write("hello/main.py", "raise RuntimeError('boom at start')\n")
 	broken := r.release()
 	err = tg.Apply(ctx, broken)
-	if err == nil || !strings.Contains(err.Error(), "boom at start") || !strings.Contains(err.Error(), "previous one keeps serving") {
+	if err == nil || !strings.Contains(err.Error(), "boom at start") || !strings.Contains(err.Error(), "the previous release keeps serving") {
 		t.Fatalf("broken release: %v", err)
 	}
 	if _, msg := message(t, url); msg != "edited" {
