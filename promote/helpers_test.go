@@ -60,10 +60,12 @@ type spec struct {
 	pipeline string
 	// bye adds a second function, bye, from the same code, at GET /bye.
 	bye bool
+	// main, when set, is hello/main.py's whole content.
+	main string
 }
 
 func (s spec) key() string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%q %q %v", s.message, s.pipeline, s.bye))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%q %q %v %q", s.message, s.pipeline, s.bye, s.main))
 	return hex.EncodeToString(sum[:6])
 }
 
@@ -109,6 +111,11 @@ func artifact(t *testing.T, s spec) *build.Release {
 		}
 	}
 	edit("hello/main.py", `"hello from python"`, fmt.Sprintf("%q", s.message))
+	if s.main != "" {
+		if err := os.WriteFile(filepath.Join(dir, "hello", "main.py"), []byte(s.main), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	manifest := ""
 	if s.pipeline != "" {
 		manifest += "\n---\napiVersion: ferry.dev/v1alpha1\nkind: Pipeline\n" + s.pipeline
