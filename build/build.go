@@ -27,7 +27,7 @@ type Builder interface {
 	// Build builds one function of the repository tree src, pushes its
 	// image by digest, and returns it. A build whose inputs are known
 	// returns the image it made before, once the registry is seen to
-	// still hold it.
+	// still hold it. Its errors start with "function NAME: ".
 	Build(ctx context.Context, src fs.FS, f *v1alpha1.Function, info Info) (*Image, error)
 	// Release builds every function of set in parallel and, only when all
 	// of them succeed, pushes the release artifact that pins their images.

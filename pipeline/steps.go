@@ -128,7 +128,7 @@ func (r *runner) buildAll(ctx context.Context, step string) error {
 			start := time.Now()
 			img, err := r.cfg.Builder.Build(ctx, r.tree, f, r.info)
 			if err != nil {
-				errs[i] = fmt.Errorf("function %s: %w", f.Name, err)
+				errs[i] = err // Build's errors name the function
 				r.logf(ctx, step, "%s  %s  failed", f.Name, f.Spec.Runtime)
 				return nil
 			}
