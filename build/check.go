@@ -24,9 +24,9 @@ import (
 const syntaxCheckVersion = "1"
 
 const (
-	// maxsyntaxErrors bounds how many errors a refused build lists; the
+	// maxSyntaxErrors bounds how many errors a refused build lists; the
 	// rest are counted.
-	maxsyntaxErrors = 10
+	maxSyntaxErrors = 10
 	// syntaxCheckTimeout bounds one check: parsing even thousands of
 	// files takes seconds, so only a hung interpreter reaches it.
 	syntaxCheckTimeout = 5 * time.Minute
@@ -106,8 +106,8 @@ type syntaxErrors struct {
 
 func (e *syntaxErrors) Error() string {
 	shown := e.Errors
-	if len(shown) > maxsyntaxErrors {
-		shown = shown[:maxsyntaxErrors]
+	if len(shown) > maxSyntaxErrors {
+		shown = shown[:maxSyntaxErrors]
 	}
 	parts := make([]string, len(shown))
 	for i, s := range shown {

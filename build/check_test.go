@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,52 +95,65 @@ func TestSyntaxCheck(t *testing.T) {
 			want: []string{"lib/broken.mjs:1: ", "lib/cjs.js:2: ", "lib/esm.js:3: "},
 		},
 	}
-	for _, c := range cases {
-		t.Run(c.rt, func(t *testing.T) {
-			if _, err := exec.LookPath(c.tool); err != nil {
-				t.Skipf("%s is not installed", c.tool)
-			}
-			b := newTestBuilder(t, reg, "", nil)
+	// Without a sandbox, and in one when this machine has bubblewrap.
+	boxes := map[string]*sandbox.Sandbox{"as-ferry": nil}
+	if sb, err := sandbox.Find(t.Context(), sandbox.ModeAuto, sandbox.NetworkNone); err == nil && sb.Enabled() {
+		boxes["sandboxed"] = sb
+	}
+	for box, sb := range boxes {
+		for _, c := range cases {
+			t.Run(box+"/"+c.rt, func(t *testing.T) {
+				testSyntaxCheck(t, reg, sb, c.rt, c.tool, c.handler, c.good, c.bad, c.want)
+			})
+		}
+	}
+}
 
-			dir := checkRepo(t, c.rt, c.handler, c.good)
-			before := listTree(t, dir)
-			src, set := loadRepo(t, dir)
-			if _, err := b.Build(t.Context(), src, set.Function("fn"), testInfo); err != nil {
-				t.Fatalf("a function whose files parse: %v", err)
-			}
-			if after := listTree(t, dir); !slices.Equal(before, after) {
-				t.Errorf("the build wrote beside the source:\nbefore %v\nafter  %v", before, after)
-			}
+// testSyntaxCheck builds good, which must pass, then bad, which must fail
+// naming want.
+func testSyntaxCheck(t *testing.T, reg string, sb *sandbox.Sandbox, rt, tool, handler string, good, bad map[string]string, want []string) {
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skipf("%s is not installed", tool)
+	}
+	b := newTestBuilder(t, reg, "", nil, WithSandbox(sb))
 
-			dir = checkRepo(t, c.rt, c.handler, c.bad)
-			before = listTree(t, dir)
-			src, set = loadRepo(t, dir)
-			rec := &requests{}
-			b = newTestBuilder(t, reg, "", rec)
-			_, err := b.Build(t.Context(), src, set.Function("fn"), testInfo)
-			if err == nil {
-				t.Fatal("a function with syntax errors built")
-			}
-			msg := err.Error()
-			t.Logf("the error: %s", msg)
-			for _, w := range c.want {
-				if strings.Count(msg, w) != 1 {
-					t.Errorf("the error does not name %q once: %s", w, msg)
-				}
-			}
-			if strings.Contains(msg, "outside") || strings.Contains(msg, "node_modules") || strings.Contains(msg, "index.js") || strings.Contains(msg, "main.py") {
-				t.Errorf("the error names a file that is not checked or parses: %s", msg)
-			}
-			if !strings.HasPrefix(msg, "function fn: syntax errors in ") || !strings.HasSuffix(msg, "; fix them and build again") {
-				t.Errorf("the error's shape: %s", msg)
-			}
-			if w := rec.writes(); len(w) != 0 {
-				t.Errorf("a refused build pushed %v", w)
-			}
-			if after := listTree(t, dir); !slices.Equal(before, after) {
-				t.Errorf("the check wrote beside the source:\nbefore %v\nafter  %v", before, after)
-			}
-		})
+	dir := checkRepo(t, rt, handler, good)
+	before := listTree(t, dir)
+	src, set := loadRepo(t, dir)
+	if _, err := b.Build(t.Context(), src, set.Function("fn"), testInfo); err != nil {
+		t.Fatalf("a function whose files parse: %v", err)
+	}
+	if after := listTree(t, dir); !slices.Equal(before, after) {
+		t.Errorf("the build wrote beside the source:\nbefore %v\nafter  %v", before, after)
+	}
+
+	dir = checkRepo(t, rt, handler, bad)
+	before = listTree(t, dir)
+	src, set = loadRepo(t, dir)
+	rec := &requests{}
+	b = newTestBuilder(t, reg, "", rec, WithSandbox(sb))
+	_, err := b.Build(t.Context(), src, set.Function("fn"), testInfo)
+	if err == nil {
+		t.Fatal("a function with syntax errors built")
+	}
+	msg := err.Error()
+	t.Logf("the error: %s", msg)
+	for _, w := range want {
+		if strings.Count(msg, w) != 1 {
+			t.Errorf("the error does not name %q once: %s", w, msg)
+		}
+	}
+	if strings.Contains(msg, "outside") || strings.Contains(msg, "node_modules") || strings.Contains(msg, "index.js") || strings.Contains(msg, "main.py") {
+		t.Errorf("the error names a file that is not checked or parses: %s", msg)
+	}
+	if !strings.HasPrefix(msg, "function fn: syntax errors in ") || !strings.HasSuffix(msg, "; fix them and build again") {
+		t.Errorf("the error's shape: %s", msg)
+	}
+	if w := rec.writes(); len(w) != 0 {
+		t.Errorf("a refused build pushed %v", w)
+	}
+	if after := listTree(t, dir); !slices.Equal(before, after) {
+		t.Errorf("the check wrote beside the source:\nbefore %v\nafter  %v", before, after)
 	}
 }
 
@@ -213,5 +227,20 @@ func TestParseNodeError(t *testing.T) {
 		if line != c.line || msg != c.msg {
 			t.Errorf("parseNodeError(%q) = %d %q, want %d %q", c.out, line, msg, c.line, c.msg)
 		}
+	}
+}
+
+// TestSyntaxErrorsCapped: a refused build lists the first errors and
+// counts the rest, so a broken tree does not make a message of pages.
+func TestSyntaxErrorsCapped(t *testing.T) {
+	var e syntaxErrors
+	for i := range maxSyntaxErrors + 2 {
+		e.Errors = append(e.Errors, syntaxError{File: fmt.Sprintf("m%02d.py", i), Line: i + 1, Msg: "invalid syntax"})
+	}
+	msg := e.Error()
+	if !strings.HasPrefix(msg, fmt.Sprintf("syntax errors in %d files: m00.py:1: invalid syntax; ", maxSyntaxErrors+2)) ||
+		!strings.Contains(msg, fmt.Sprintf("m%02d.py", maxSyntaxErrors-1)) || strings.Contains(msg, fmt.Sprintf("m%02d.py", maxSyntaxErrors)) ||
+		!strings.HasSuffix(msg, " (and 2 more); fix them and build again") {
+		t.Errorf("capped: %s", msg)
 	}
 }
