@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -207,8 +208,20 @@ func (b *builder) checkSyntax(ctx context.Context, p *plan, work string) error {
 		return nil
 	}
 	sb := b.sandbox()
+	// The copy holds what is parsed, and the package.json files that say
+	// whether a .js file is an ES module.
+	checked := map[string]bool{}
+	for _, f := range files {
+		checked[f] = true
+	}
+	var copied []sourceFile
+	for _, f := range p.files {
+		if checked[f.Path] || (!f.Dir && path.Base(f.Path) == "package.json") {
+			copied = append(copied, f)
+		}
+	}
 	dir := filepath.Join(work, "check-src")
-	if err := copyToHost(p.src, p.files, dir); err != nil {
+	if err := copyToHost(p.src, copied, dir); err != nil {
 		return err
 	}
 	if sb.Enabled() {
