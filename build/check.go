@@ -180,21 +180,29 @@ func (b *builder) checkerPath() string {
 	return os.Getenv("PATH")
 }
 
+// hasChecker reports whether rt's interpreter is there to check with.
+func (b *builder) hasChecker(rt string) bool {
+	tool := checkTool(rt)
+	for _, dir := range filepath.SplitList(b.checkerPath()) {
+		if dir == "" || tool == "" {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(dir, tool)); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // checkerKey is the build key's line for the check: which interpreter
 // checks, or that none can. A machine without the interpreter builds
 // unchecked (an image on a base brings its own); the key says so, so a
 // build on a machine that has it checks again.
 func (b *builder) checkerKey(rt string) string {
-	tool := checkTool(rt)
-	for _, dir := range filepath.SplitList(b.checkerPath()) {
-		if dir == "" {
-			continue
-		}
-		if fi, err := os.Stat(filepath.Join(dir, tool)); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
-			return fmt.Sprintf("syntax check %s %s", syntaxCheckVersion, tool)
-		}
+	if b.hasChecker(rt) {
+		return fmt.Sprintf("syntax check %s %s", syntaxCheckVersion, checkTool(rt))
 	}
-	return fmt.Sprintf("syntax check %s skipped: no %s", syntaxCheckVersion, tool)
+	return fmt.Sprintf("syntax check %s skipped: no %s", syntaxCheckVersion, checkTool(rt))
 }
 
 // checkSyntax parses every file checkedFiles names, in the sandbox, on a
@@ -204,7 +212,7 @@ func (b *builder) checkerKey(rt string) string {
 func (b *builder) checkSyntax(ctx context.Context, p *plan, work string) error {
 	tool := checkTool(p.runtime)
 	files := checkedFiles(p.runtime, p.files)
-	if tool == "" || len(files) == 0 || strings.Contains(b.checkerKey(p.runtime), "skipped") {
+	if len(files) == 0 || !b.hasChecker(p.runtime) {
 		return nil
 	}
 	sb := b.sandbox()
