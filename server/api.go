@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ferrycd/ferry/environments"
@@ -482,9 +481,9 @@ func (a *api) listReleases(w http.ResponseWriter, r *http.Request, _ Identity) e
 }
 
 func (a *api) getRelease(w http.ResponseWriter, r *http.Request, _ Identity) error {
-	id := r.PathValue("id")
-	if !strings.HasPrefix(id, "sha256:") {
-		id = "sha256:" + id
+	id, err := a.resolveRelease(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
 	}
 	rel, err := a.cfg.Store.GetRelease(r.Context(), id)
 	if err != nil {

@@ -175,7 +175,11 @@ func (a *api) createPromotion(w http.ResponseWriter, r *http.Request, id Identit
 	if req.Release == "" || req.Environment == "" {
 		return badRequest("give the release (its sha256:… id) and the environment")
 	}
-	p, err := a.cfg.Promoter.Promote(r.Context(), releaseID(req.Release), req.Environment, a.identity(id))
+	rel, err := a.resolveRelease(r.Context(), req.Release)
+	if err != nil {
+		return err
+	}
+	p, err := a.cfg.Promoter.Promote(r.Context(), rel, req.Environment, a.identity(id))
 	if err != nil {
 		return promoteError(err)
 	}
@@ -272,13 +276,20 @@ func (a *api) decide(w http.ResponseWriter, r *http.Request, id Identity, yes bo
 
 func (a *api) rollback(w http.ResponseWriter, r *http.Request, id Identity) error {
 	var req RollbackRequest
-	if err := decode(r, &req); err != nil {
+	err := decode(r, &req)
+	if err != nil {
 		return err
 	}
 	if (req.Function == "") != (req.Image == "") {
 		return badRequest("pinning one function needs both its name and the image digest (--function F --to sha256:…)")
 	}
-	d, err := a.cfg.Promoter.Rollback(r.Context(), r.PathValue("name"), promote.RollbackTarget{Release: releaseID(req.Release), Function: req.Function, Image: req.Image}, a.identity(id))
+	if req.Release, err = a.resolveRelease(r.Context(), req.Release); err != nil {
+		return err
+	}
+	if req.Image, err = a.resolveImage(r.Context(), r.PathValue("name"), req.Function, req.Image); err != nil {
+		return err
+	}
+	d, err := a.cfg.Promoter.Rollback(r.Context(), r.PathValue("name"), promote.RollbackTarget{Release: req.Release, Function: req.Function, Image: req.Image}, a.identity(id))
 	if err != nil {
 		return promoteError(err)
 	}
