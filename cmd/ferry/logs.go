@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/internal/words"
 	"github.com/ferrycd/ferry/server"
 )
 
@@ -61,7 +62,7 @@ from the log file under ferry run's data folder.`,
 				return nil
 			}
 			return c.FollowFunctionLogs(cmd.Context(), env, fn, q, print, func(n uint64) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "ferry logs: %d lines were dropped: this terminal fell behind the function\n", n)
+				fmt.Fprintf(cmd.ErrOrStderr(), "ferry logs: %s dropped: this terminal fell behind the function\n", words.Count(int(n), "line was", "lines were"))
 			})
 		},
 	}
