@@ -55,6 +55,8 @@ type PromotionView struct {
 	Created     time.Time      `json:"created"`
 	Updated     time.Time      `json:"updated,omitzero"`
 	Approvals   []ApprovalView `json:"approvals,omitempty"`
+	// Next says what happens next (answers to promote, approve, reject).
+	Next string `json:"next,omitempty"`
 }
 
 // ApprovalView is one yes or no.
@@ -183,7 +185,9 @@ func (a *api) createPromotion(w http.ResponseWriter, r *http.Request, id Identit
 	if err != nil {
 		return promoteError(err)
 	}
-	writeJSON(w, http.StatusCreated, promotionView(p, nil))
+	v := promotionView(p, nil)
+	v.Next = a.next(r.Context(), p.Environment, p.ID)
+	writeJSON(w, http.StatusCreated, v)
 	return nil
 }
 
@@ -270,7 +274,9 @@ func (a *api) decide(w http.ResponseWriter, r *http.Request, id Identity, yes bo
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, promotionView(p, approvals))
+	v := promotionView(p, approvals)
+	v.Next = a.next(r.Context(), p.Environment, p.ID)
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -301,7 +307,7 @@ func (a *api) resume(w http.ResponseWriter, r *http.Request, id Identity) error 
 	if err := a.cfg.Promoter.Resume(r.Context(), r.PathValue("name"), a.identity(id)); err != nil {
 		return promoteError(err)
 	}
-	return a.getEnvironment(w, r, id)
+	return a.environmentNext(w, r)
 }
 
 func (a *api) freeze(w http.ResponseWriter, r *http.Request, id Identity) error {
@@ -315,14 +321,14 @@ func (a *api) freeze(w http.ResponseWriter, r *http.Request, id Identity) error 
 	if err := a.cfg.Promoter.Freeze(r.Context(), r.PathValue("name"), req.Reason, a.identity(id)); err != nil {
 		return promoteError(err)
 	}
-	return a.getEnvironment(w, r, id)
+	return a.environmentNext(w, r)
 }
 
 func (a *api) unfreeze(w http.ResponseWriter, r *http.Request, id Identity) error {
 	if err := a.cfg.Promoter.Unfreeze(r.Context(), r.PathValue("name"), a.identity(id)); err != nil {
 		return promoteError(err)
 	}
-	return a.getEnvironment(w, r, id)
+	return a.environmentNext(w, r)
 }
 
 func deploymentView(d store.Deployment) DeploymentView {
