@@ -1,8 +1,11 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/ferrycd/ferry/promote"
 )
@@ -34,4 +37,18 @@ func (a *api) environmentNext(w http.ResponseWriter, r *http.Request) error {
 	v.Next = a.next(r.Context(), e.Name, 0)
 	writeJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// sortEnvironments puts envs in pipeline order: as order lists them,
+// then the rest by name.
+func sortEnvironments(envs []EnvironmentView, order []string) {
+	rank := func(name string) int {
+		if i := slices.Index(order, name); i >= 0 {
+			return i
+		}
+		return len(order)
+	}
+	slices.SortStableFunc(envs, func(a, b EnvironmentView) int {
+		return cmp.Or(rank(a.Name)-rank(b.Name), strings.Compare(a.Name, b.Name))
+	})
 }
