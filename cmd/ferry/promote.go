@@ -42,7 +42,7 @@ func newPromoteCommand() *cobra.Command {
 	r := &remote{}
 	var env string
 	cmd := &cobra.Command{
-		Use:   "promote RELEASE --to ENV",
+		Use: "promote RELEASE --to ENV",
 		Long: `Ask for a release in an environment. RELEASE is its id or a unique
 prefix of it, such as the 12 characters ferry releases prints; a prefix
 that names more than one lists them. The answer says what happens next:
