@@ -126,7 +126,7 @@ spec:
 		t.Fatalf("no promotion number in %q: %v", r.stdout, err)
 	}
 	// why: either, as the promoter may finish before the answer is made.
-	if r := cli(bobToken, "approve", fmt.Sprint(id)); r.code != 0 || !strings.Contains(r.stdout, "into staging now") && !strings.Contains(r.stdout, "is live in staging") {
+	if r := cli(bobToken, "approve", fmt.Sprint(id)); r.code != 0 || !strings.Contains(r.stdout, "staging") || !strings.Contains(r.stdout, " now") && !strings.Contains(r.stdout, "is live in staging") {
 		t.Fatalf("ferry approve %d: %d\n%s%s", id, r.code, r.stdout, r.stderr)
 	}
 	waitIn(t, p, "staging", "hello from python", 60*time.Second)
