@@ -34,15 +34,18 @@ func TestCLIPolish(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "next: frozen: promotions wait until `ferry unfreeze prod`") {
 		t.Errorf("ferry freeze prod: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	t.Logf("ferry freeze prod:\n%s", r.stdout)
 	r = cli(aliceToken, "unfreeze", "prod")
 	if want := fmt.Sprintf("next: promotion %d is waiting for 1 more approval from bob", pending.ID); r.code != 0 || !strings.Contains(r.stdout, want) {
 		t.Errorf("ferry unfreeze prod: %d\n%s%s\nwant %q", r.code, r.stdout, r.stderr, want)
 	}
+	t.Logf("ferry unfreeze prod:\n%s", r.stdout)
 	r = cli(bobToken, "approve", fmt.Sprint(pending.ID))
 	// why: either, as the promoter may finish before the answer is made.
 	if r.code != 0 || !strings.Contains(r.stdout, "next: promotion") || !strings.Contains(r.stdout, " now") && !strings.Contains(r.stdout, "is live in prod") {
 		t.Errorf("ferry approve: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	t.Logf("ferry approve:\n%s", r.stdout)
 	waitIn(t, p, "prod", "hello from python", 60*time.Second)
 
 	// Plurals: staging's one check.
@@ -69,6 +72,7 @@ func TestCLIPolish(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("ferry status: %d\n%s", r.code, r.stderr)
 	}
+	t.Logf("ferry status:\n%s", r.stdout)
 	order := []int{}
 	for _, env := range []string{"dev", "staging", "prod"} {
 		order = append(order, strings.Index(r.stdout, "\n"+env+" "))
@@ -88,6 +92,7 @@ func TestCLIPolish(t *testing.T) {
 	if r.code != 0 || !wholeDigestRE.MatchString(r.stdout) || !strings.Contains(r.stdout, "RESTARTS") {
 		t.Errorf("ferry status -o wide shows no whole image reference:\n%s%s", r.stdout, r.stderr)
 	}
+	t.Logf("ferry status -o wide:\n%s", r.stdout)
 	r = cli(aliceToken, "status", "prod")
 	if r.code != 0 || !strings.Contains(r.stdout, "\nprod ") || strings.Contains(r.stdout, "\ndev ") || !strings.Contains(r.stdout, store.Short(r1)) {
 		t.Errorf("ferry status prod:\n%s%s", r.stdout, r.stderr)
@@ -100,7 +105,7 @@ func TestCLIPolish(t *testing.T) {
 		"FUNCTION", "hello",
 		"HTTPTrigger/hello", "changed",
 		"--- prod " + store.Short(r1), "+++ staging " + store.Short(r2),
-		"-      - POST\n", "+      - PUT\n",
+		"+    - PUT\n",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("ferry diff prod staging lacks %q: %d\n%s%s", want, r.code, r.stdout, r.stderr)

@@ -23,7 +23,11 @@ func printPromotion(tw *tabwriter.Writer, p server.PromotionView) {
 		if !a.Approve {
 			verb = "rejected"
 		}
-		fmt.Fprintf(tw, "  %s by %s %s: %s\n", verb, a.Actor, ago(a.At), a.Comment)
+		fmt.Fprintf(tw, "  %s by %s %s", verb, a.Actor, ago(a.At))
+		if a.Comment != "" {
+			fmt.Fprintf(tw, ": %s", a.Comment)
+		}
+		fmt.Fprintln(tw)
 	}
 	if p.Next != "" {
 		fmt.Fprintf(tw, "next: %s\n", p.Next)
@@ -234,7 +238,11 @@ func newEnvCommand(use, summary string, call func(c *server.Client, cmd *cobra.C
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), e, func(tw *tabwriter.Writer) {
-				fmt.Fprintf(tw, "%s: release %s", e.Name, store.Short(e.Release))
+				rel := store.Short(e.Release)
+				if rel == "" {
+					rel = "(none yet)"
+				}
+				fmt.Fprintf(tw, "%s: release %s", e.Name, rel)
 				if e.Held {
 					fmt.Fprint(tw, ", automatic promotion held")
 				}
