@@ -153,13 +153,22 @@ func (e *engine) pendingNext(ctx context.Context, p store.Promotion) (string, er
 		from = "an approver"
 	}
 	if len(pol.Approvers) > 0 {
+		// why: those who approved, asked, or wrote the commit cannot give
+		// one more; the author is left in when it cannot be read.
+		var self author
+		if !pol.SelfApproval {
+			self, _ = e.commitAuthor(ctx, rel.rec)
+		}
 		var left []string
 		for _, a := range pol.Approvers {
-			if !slices.Contains(names, a) && (pol.SelfApproval || !strings.EqualFold(a, p.Requester)) {
+			mine := !pol.SelfApproval && (strings.EqualFold(a, p.Requester) || self.name != "" && strings.EqualFold(a, self.name))
+			if !slices.Contains(names, a) && !mine {
 				left = append(left, a)
 			}
 		}
-		from = words.List(left, "or")
+		if len(left) > 0 {
+			from = words.List(left, "or")
+		}
 	}
 	extra := ""
 	if len(names) > 0 {
