@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrycd/ferry/internal/words"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 	"github.com/ferrycd/ferry/store"
 )
@@ -179,10 +180,7 @@ func required(pol *v1alpha1.ApprovalPolicy) int {
 }
 
 func approvalsWanted(pol *v1alpha1.ApprovalPolicy) string {
-	if n := required(pol); n != 1 {
-		return fmt.Sprintf("%d approvals", n)
-	}
-	return "1 approval"
+	return words.Count(required(pol), "approval")
 }
 
 // validApprovals lists who approved p with an approval that counts now:

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/internal/words"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 	"github.com/ferrycd/ferry/store"
@@ -65,9 +66,9 @@ func (e *engine) verify(ctx context.Context, env string, stage *v1alpha1.Stage) 
 		}
 		left := time.Until(end)
 		if left <= 0 {
-			detail := fmt.Sprintf("verified: %d checks passed", len(stage.Verify))
+			detail := "verified: " + words.Count(len(stage.Verify), "check") + " passed"
 			if soak > 0 {
-				detail += fmt.Sprintf(", %d rounds over a soak of %s", round, soak)
+				detail += fmt.Sprintf(", %s over a soak of %s", words.Count(round, "round"), soak)
 			}
 			return verdict{result: store.VerificationPassed, detail: detail}, nil
 		}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ferrycd/ferry/environments"
@@ -59,6 +58,9 @@ type APIConfig struct {
 	Stopping  <-chan struct{}
 	// EnvSecrets, when set, serves the environments' secrets.
 	EnvSecrets EnvSecretManager
+	// EnvironmentOrder is the configured environments in pipeline order,
+	// the order in which they are listed (others follow, by name).
+	EnvironmentOrder []string
 }
 
 // api serves /api/v1.
@@ -102,6 +104,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.routesPromote()
 	a.routesLogs()
 	a.routesSecrets()
+	a.routesDiff()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -482,9 +485,9 @@ func (a *api) listReleases(w http.ResponseWriter, r *http.Request, _ Identity) e
 }
 
 func (a *api) getRelease(w http.ResponseWriter, r *http.Request, _ Identity) error {
-	id := r.PathValue("id")
-	if !strings.HasPrefix(id, "sha256:") {
-		id = "sha256:" + id
+	id, err := a.resolveRelease(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
 	}
 	rel, err := a.cfg.Store.GetRelease(r.Context(), id)
 	if err != nil {
@@ -522,6 +525,7 @@ func (a *api) listEnvironments(w http.ResponseWriter, r *http.Request, _ Identit
 	for _, e := range envs {
 		out = append(out, a.environmentView(r.Context(), e))
 	}
+	sortEnvironments(out, a.cfg.EnvironmentOrder)
 	writeJSON(w, http.StatusOK, ListPage[EnvironmentView]{Items: out})
 	return nil
 }

@@ -55,6 +55,8 @@ type PromotionView struct {
 	Created     time.Time      `json:"created"`
 	Updated     time.Time      `json:"updated,omitzero"`
 	Approvals   []ApprovalView `json:"approvals,omitempty"`
+	// Next says what happens next (answers to promote, approve, reject).
+	Next string `json:"next,omitempty"`
 }
 
 // ApprovalView is one yes or no.
@@ -175,11 +177,17 @@ func (a *api) createPromotion(w http.ResponseWriter, r *http.Request, id Identit
 	if req.Release == "" || req.Environment == "" {
 		return badRequest("give the release (its sha256:… id) and the environment")
 	}
-	p, err := a.cfg.Promoter.Promote(r.Context(), releaseID(req.Release), req.Environment, a.identity(id))
+	rel, err := a.resolveRelease(r.Context(), req.Release)
+	if err != nil {
+		return err
+	}
+	p, err := a.cfg.Promoter.Promote(r.Context(), rel, req.Environment, a.identity(id))
 	if err != nil {
 		return promoteError(err)
 	}
-	writeJSON(w, http.StatusCreated, promotionView(p, nil))
+	v := promotionView(p, nil)
+	v.Next = a.next(r.Context(), p.Environment, p.ID)
+	writeJSON(w, http.StatusCreated, v)
 	return nil
 }
 
@@ -266,19 +274,28 @@ func (a *api) decide(w http.ResponseWriter, r *http.Request, id Identity, yes bo
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, promotionView(p, approvals))
+	v := promotionView(p, approvals)
+	v.Next = a.next(r.Context(), p.Environment, p.ID)
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
 func (a *api) rollback(w http.ResponseWriter, r *http.Request, id Identity) error {
 	var req RollbackRequest
-	if err := decode(r, &req); err != nil {
+	err := decode(r, &req)
+	if err != nil {
 		return err
 	}
 	if (req.Function == "") != (req.Image == "") {
 		return badRequest("pinning one function needs both its name and the image digest (--function F --to sha256:…)")
 	}
-	d, err := a.cfg.Promoter.Rollback(r.Context(), r.PathValue("name"), promote.RollbackTarget{Release: releaseID(req.Release), Function: req.Function, Image: req.Image}, a.identity(id))
+	if req.Release, err = a.resolveRelease(r.Context(), req.Release); err != nil {
+		return err
+	}
+	if req.Image, err = a.resolveImage(r.Context(), r.PathValue("name"), req.Function, req.Image); err != nil {
+		return err
+	}
+	d, err := a.cfg.Promoter.Rollback(r.Context(), r.PathValue("name"), promote.RollbackTarget{Release: req.Release, Function: req.Function, Image: req.Image}, a.identity(id))
 	if err != nil {
 		return promoteError(err)
 	}
@@ -290,7 +307,7 @@ func (a *api) resume(w http.ResponseWriter, r *http.Request, id Identity) error 
 	if err := a.cfg.Promoter.Resume(r.Context(), r.PathValue("name"), a.identity(id)); err != nil {
 		return promoteError(err)
 	}
-	return a.getEnvironment(w, r, id)
+	return a.environmentNext(w, r)
 }
 
 func (a *api) freeze(w http.ResponseWriter, r *http.Request, id Identity) error {
@@ -304,14 +321,14 @@ func (a *api) freeze(w http.ResponseWriter, r *http.Request, id Identity) error 
 	if err := a.cfg.Promoter.Freeze(r.Context(), r.PathValue("name"), req.Reason, a.identity(id)); err != nil {
 		return promoteError(err)
 	}
-	return a.getEnvironment(w, r, id)
+	return a.environmentNext(w, r)
 }
 
 func (a *api) unfreeze(w http.ResponseWriter, r *http.Request, id Identity) error {
 	if err := a.cfg.Promoter.Unfreeze(r.Context(), r.PathValue("name"), a.identity(id)); err != nil {
 		return promoteError(err)
 	}
-	return a.getEnvironment(w, r, id)
+	return a.environmentNext(w, r)
 }
 
 func deploymentView(d store.Deployment) DeploymentView {

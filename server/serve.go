@@ -242,8 +242,9 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			}
 			return t.Status(ctx)
 		},
-		Log:        logf,
-		EnvSecrets: settings,
+		Log:              logf,
+		EnvSecrets:       settings,
+		EnvironmentOrder: cfg.environmentNames(),
 	})
 	if err != nil {
 		return err

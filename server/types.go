@@ -94,6 +94,8 @@ type EnvironmentView struct {
 	Updated      time.Time            `json:"updated,omitzero"`
 	Functions    []FunctionStatusView `json:"functions,omitempty"`
 	Error        string               `json:"error,omitempty"` // the target could not be asked
+	// Next says what happens next (answers to resume, freeze, unfreeze).
+	Next string `json:"next,omitempty"`
 }
 
 // FunctionStatusView is one function as its target runs it.

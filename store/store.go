@@ -232,6 +232,12 @@ type Releases interface {
 	// any.
 	ReleaseForCommit(ctx context.Context, source, commit string) (Release, error)
 	ListReleases(ctx context.Context, source string, page Page) ([]Release, error)
+	// ReleasesByPrefix lists at most limit releases whose id starts with
+	// sha256:hex (MinPrefix to 64 lower-case hex characters), oldest first.
+	ReleasesByPrefix(ctx context.Context, hex string, limit int) ([]Release, error)
+	// BuildsByPrefix lists at most limit builds of source's function whose
+	// image digest starts with sha256:hex, newest first.
+	BuildsByPrefix(ctx context.Context, source, function, hex string, limit int) ([]Build, error)
 }
 
 // ---- environments and deployments ----------------------------------------------------

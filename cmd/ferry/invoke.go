@@ -38,7 +38,7 @@ the file's contents.`,
 			if err != nil {
 				return err
 			}
-			local := r.server == "" || cmd.Flags().Changed("addr")
+			local := r.serverAddr() == "" || cmd.Flags().Changed("addr")
 			if local {
 				code, answer, err := embedded.Call(cmd.Context(), "http://"+addr, env, strings.ToUpper(method), invokePath(fn, path), body)
 				if err != nil {
@@ -47,7 +47,7 @@ the file's contents.`,
 				return printAnswer(cmd, fn, code, answer)
 			}
 			if !cmd.Flags().Changed("env") {
-				return fmt.Errorf("give --env: which environment of %s to call %s in", r.server, fn)
+				return fmt.Errorf("give --env: which environment of %s to call %s in", r.serverAddr(), fn)
 			}
 			c, err := r.client()
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/internal/words"
 	"github.com/ferrycd/ferry/server"
 )
 
@@ -31,14 +32,14 @@ from the log file under ferry run's data folder.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fn := args[0]
-			if r.server == "" || cmd.Flags().Changed("data") {
+			if r.serverAddr() == "" || cmd.Flags().Changed("data") {
 				if tail != 0 || since != "" {
 					return fmt.Errorf("--tail and --since need a server (--server or $FERRY_SERVER); the local log file is printed whole")
 				}
 				return embedded.CopyLog(cmd.Context(), embedded.LogFile(dataDir, env, fn), cmd.OutOrStdout(), follow)
 			}
 			if !cmd.Flags().Changed("env") {
-				return fmt.Errorf("give --env: which environment of %s runs %s", r.server, fn)
+				return fmt.Errorf("give --env: which environment of %s runs %s", r.serverAddr(), fn)
 			}
 			if tail < 0 {
 				return fmt.Errorf("--tail %d: give a number of lines, 0 for all that are kept", tail)
@@ -61,7 +62,7 @@ from the log file under ferry run's data folder.`,
 				return nil
 			}
 			return c.FollowFunctionLogs(cmd.Context(), env, fn, q, print, func(n uint64) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "ferry logs: %d lines were dropped: this terminal fell behind the function\n", n)
+				fmt.Fprintf(cmd.ErrOrStderr(), "ferry logs: %s dropped: this terminal fell behind the function\n", words.Count(int(n), "line was", "lines were"))
 			})
 		},
 	}

@@ -23,7 +23,14 @@ func printPromotion(tw *tabwriter.Writer, p server.PromotionView) {
 		if !a.Approve {
 			verb = "rejected"
 		}
-		fmt.Fprintf(tw, "  %s by %s %s: %s\n", verb, a.Actor, ago(a.At), a.Comment)
+		fmt.Fprintf(tw, "  %s by %s %s", verb, a.Actor, ago(a.At))
+		if a.Comment != "" {
+			fmt.Fprintf(tw, ": %s", a.Comment)
+		}
+		fmt.Fprintln(tw)
+	}
+	if p.Next != "" {
+		fmt.Fprintf(tw, "next: %s\n", p.Next)
 	}
 }
 
@@ -39,7 +46,11 @@ func newPromoteCommand() *cobra.Command {
 	r := &remote{}
 	var env string
 	cmd := &cobra.Command{
-		Use:   "promote RELEASE --to ENV",
+		Use: "promote RELEASE --to ENV",
+		Long: `Ask for a release in an environment. RELEASE is its id or a unique
+prefix of it, such as the 12 characters ferry releases prints; a prefix
+that names more than one lists them. The answer says what happens next:
+deploying now, or waiting for whose approval.`,
 		Short: "Ask for a release in an environment (deployer); the stage's policy decides whether it waits for approvals",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -158,12 +169,15 @@ func newRollbackCommand() *cobra.Command {
 	r := &remote{}
 	var to, function string
 	cmd := &cobra.Command{
-		Use:   "rollback ENV [--to RELEASE | --function F --to sha256:…]",
+		Use:   "rollback ENV [--to RELEASE | --function F --to DIGEST]",
 		Short: "Put an environment back on an earlier release, by digest, without building (deployer)",
 		Long: `Without --to, the release live before the current one. --to RELEASE names a
-release id (sha256:…), also one no longer in ferry's records, pulled back
-from the registry. --function F --to sha256:…|HOST/REPO@sha256:… keeps the
-live release but pins one function's image.
+release by id (sha256:…, also one no longer in ferry's records, pulled
+back from the registry) or by a unique prefix of it, such as the 12
+characters the tables print. --function F --to DIGEST keeps the live
+release but pins one function's image: sha256:…, HOST/REPO@sha256:…, or
+a unique prefix of a digest ferry built for F. A prefix that names more
+than one lists them.
 
 Only what ferry built, or was told to allow, is deployed: an image must be
 one ferry built for the live release's source, and a release pulled back
@@ -181,7 +195,7 @@ ferry resume ENV, so an auto stage never silently undoes it.`,
 			req := server.RollbackRequest{Release: to}
 			if function != "" {
 				if to == "" {
-					return fmt.Errorf("--function needs --to sha256:… (the image to pin)")
+					return fmt.Errorf("--function needs --to DIGEST (the image to pin, sha256:… or a prefix)")
 				}
 				req = server.RollbackRequest{Function: function, Image: to}
 			}
@@ -200,7 +214,7 @@ ferry resume ENV, so an auto stage never silently undoes it.`,
 		},
 	}
 	r.flags(cmd)
-	cmd.Flags().StringVar(&to, "to", "", "a release id, or with --function an image by digest (sha256:… or HOST/REPO@sha256:…)")
+	cmd.Flags().StringVar(&to, "to", "", "a release id or prefix; with --function an image digest or prefix (or HOST/REPO@sha256:…)")
 	cmd.Flags().StringVar(&function, "function", "", "pin only this function's image")
 	return cmd
 }
@@ -224,7 +238,11 @@ func newEnvCommand(use, summary string, call func(c *server.Client, cmd *cobra.C
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), e, func(tw *tabwriter.Writer) {
-				fmt.Fprintf(tw, "%s: release %s", e.Name, store.Short(e.Release))
+				rel := store.Short(e.Release)
+				if rel == "" {
+					rel = "(none yet)"
+				}
+				fmt.Fprintf(tw, "%s: release %s", e.Name, rel)
 				if e.Held {
 					fmt.Fprint(tw, ", automatic promotion held")
 				}
@@ -232,6 +250,9 @@ func newEnvCommand(use, summary string, call func(c *server.Client, cmd *cobra.C
 					fmt.Fprintf(tw, ", frozen: %s", e.FreezeReason)
 				}
 				fmt.Fprintln(tw)
+				if e.Next != "" {
+					fmt.Fprintf(tw, "next: %s\n", e.Next)
+				}
 			})
 		},
 	}

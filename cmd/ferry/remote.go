@@ -21,20 +21,30 @@ type remote struct {
 }
 
 func (r *remote) flags(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&r.server, "server", os.Getenv("FERRY_SERVER"), "ferry serve's API, http://HOST:PORT (default $FERRY_SERVER)")
+	// why: the variables are read at run time, not as flag defaults, so
+	// that help says "(default $FERRY_SERVER)" once and never shows a value.
+	cmd.PersistentFlags().StringVar(&r.server, "server", "", "ferry serve's API, http://HOST:PORT (default $FERRY_SERVER)")
 	cmd.PersistentFlags().StringVar(&r.token, "token", "", "API token (default $FERRY_TOKEN)")
-	cmd.PersistentFlags().StringVarP(&r.output, "output", "o", "table", "table or json")
+	cmd.PersistentFlags().StringVarP(&r.output, "output", "o", "table", "table, json, or wide (every column: status)")
+}
+
+// serverAddr is --server, else $FERRY_SERVER.
+func (r *remote) serverAddr() string {
+	if r.server != "" {
+		return r.server
+	}
+	return os.Getenv("FERRY_SERVER")
 }
 
 func (r *remote) client() (*server.Client, error) {
-	token := r.token
+	token, srv := r.token, r.serverAddr()
 	if token == "" {
 		token = os.Getenv("FERRY_TOKEN")
 	}
-	if r.output != "table" && r.output != "json" {
-		return nil, fmt.Errorf("--output %q: use table or json", r.output)
+	if r.output != "table" && r.output != "json" && r.output != "wide" {
+		return nil, fmt.Errorf("--output %q: use table, json or wide", r.output)
 	}
-	return server.NewClient(r.server, token)
+	return server.NewClient(srv, token)
 }
 
 // print writes v as JSON with -o json, else calls table.
@@ -241,7 +251,7 @@ func newReleasesCommand() *cobra.Command {
 	var limit int
 	var before int64
 	cmd := &cobra.Command{
-		Use: "releases [ID]", Short: "Releases, newest first, or one release's manifest", Args: cobra.MaximumNArgs(1),
+		Use: "releases [ID]", Short: "Releases, newest first, or one release's manifest (ID: the id or a unique prefix)", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := r.client()
 			if err != nil {
@@ -275,57 +285,5 @@ func newReleasesCommand() *cobra.Command {
 	cmd.Flags().StringVar(&source, "source", "", "only this source's releases")
 	cmd.Flags().IntVar(&limit, "limit", 0, "releases per page (default 50)")
 	cmd.Flags().Int64Var(&before, "before", 0, "the page after the one that printed this number")
-	return cmd
-}
-
-func newStatusCommand() *cobra.Command {
-	r := &remote{}
-	cmd := &cobra.Command{
-		Use: "status", Short: "What runs where: each environment's release and functions, by digest", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			envs, err := c.Environments(cmd.Context())
-			if err != nil {
-				return err
-			}
-			srv, err := c.ServerInfo(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return r.print(cmd.OutOrStdout(), envs, func(tw *tabwriter.Writer) {
-				fmt.Fprintf(cmd.OutOrStdout(), "sandbox: %s\n", srv.Sandbox)
-				fmt.Fprintln(tw, "ENVIRONMENT\tRELEASE\tFUNCTION\tSTATE\tIMAGE\tURL")
-				for _, e := range envs {
-					rel := e.Release
-					if rel == "" {
-						rel = "(none)"
-					}
-					if e.Frozen {
-						rel += " [frozen: " + e.FreezeReason + "]"
-					}
-					if e.Held {
-						rel += " [held]"
-					}
-					if e.Error != "" {
-						fmt.Fprintf(tw, "%s\t%s\t\t%s\t\t\n", e.Name, rel, "error: "+e.Error)
-					}
-					if len(e.Functions) == 0 && e.Error == "" {
-						fmt.Fprintf(tw, "%s\t%s\t\t\t\t\n", e.Name, rel)
-					}
-					for _, f := range e.Functions {
-						state := f.State
-						if f.Message != "" {
-							state += ": " + f.Message
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, rel, f.Name, state, f.Image, f.URL)
-					}
-				}
-			})
-		},
-	}
-	r.flags(cmd)
 	return cmd
 }
