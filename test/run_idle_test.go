@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,10 +90,13 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// ferryAt runs the binary in dir.
+// ferryAt runs the binary in dir; a command that hangs is killed after
+// two minutes.
 func ferryAt(t *testing.T, dir string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(ferryBin, args...)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ferryBin, args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	r := result{stdout: string(out)}
