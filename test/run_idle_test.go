@@ -21,8 +21,10 @@ const idleFor = 30 * time.Second
 // TestRunIdleMakesNoBuilds: `ferry run` with its data folder in the
 // repository (the default, ./.ferry-data) builds once at start, not
 // again while nothing is saved, and exactly once for one save; in a
-// folder `ferry init` made (no Git) and in a Git copy of
-// examples/nodejs.
+// folder `ferry init` made (no Git; its .gitignore lists .ferry-data/)
+// and in a Git copy of examples/nodejs, which ignores nothing, so that
+// only the watcher's skipping of the data folder keeps it from building
+// on its own writes.
 func TestRunIdleMakesNoBuilds(t *testing.T) {
 	t.Run("init", func(t *testing.T) {
 		t.Parallel()
