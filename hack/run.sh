@@ -119,5 +119,10 @@ make run tour", has the rest):
   FERRY_TOKEN=$reviewer bin/ferry approve ID     # two: prod deploys
   curl http://$addr/prod/hello
 
+Then change the greeting and commit; dev serves it about a second later:
+
+  cd $repo && sed -i 's/hello from python/hello from my commit/' hello/main.py && git -c user.name=me -c user.email=me@example.com commit -qam "greet" && cd -
+  curl http://$addr/dev/hello
+
 MSG
 exec "$ferry" serve --config "$dir/ferry-serve.yaml"
