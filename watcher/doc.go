@@ -56,7 +56,6 @@
 // target, followed only inside the tree (a link that leads out is an error
 // naming it, as manifests.Resolve reports), and a submodule is an empty
 // folder, as a checkout without `git submodule update` shows it.
-package watcher
 //
 // # Folders
 //
@@ -69,3 +68,4 @@ package watcher
 // (*.swp, *~, .#*, vim's 4913). git runs only when a walk differs from
 // the last one. A change is reported after two looks in a row agree, so
 // that a save made of several writes is one change.
+package watcher
