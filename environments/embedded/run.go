@@ -56,6 +56,9 @@ const devEnvironment = "local"
 // change, until ctx ends. A build or apply that fails is reported and the
 // last good release keeps serving.
 func RunDev(ctx context.Context, cfg DevConfig) error {
+	if cfg.Changes == nil {
+		return fmt.Errorf("ferry run: no watcher of %s given (DevConfig.Changes)", cfg.Dir)
+	}
 	// why: as ferry serve's, the data folder is ferry's alone; with no
 	// sandbox here, it is all that keeps other users out of its caches.
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -116,15 +119,22 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		live = rel
 	}
 	deploy()
+	said := ""
 	for {
 		files, err := cfg.Changes.Next(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			fmt.Fprintf(cfg.Out, "%v\n", err)
+			// why: a look that fails fails again a quarter second later;
+			// once is enough to say it.
+			if err.Error() != said {
+				fmt.Fprintf(cfg.Out, "%v\n", err)
+				said = err.Error()
+			}
 			continue
 		}
+		said = ""
 		fmt.Fprintf(cfg.Out, "building: %s changed\n", fileList(files))
 		deploy()
 	}
