@@ -63,35 +63,53 @@ func TestOneFerryPerDataFolder(t *testing.T) {
 	})
 }
 
-// TestBusyPortSaysWhatMovesIt: ferry serve and ferry run on a port in
-// use name the port and the key, flag or variable that moves it.
+// TestBusyPortSaysWhatMovesIt: ferry serve, ferry run and ferry registry
+// serve on a port in use name the port and the key, flag or variable
+// that moves it.
 func TestBusyPortSaysWhatMovesIt(t *testing.T) {
 	cfg := writeServeConfig(t, "  []")
 	startServe(t, cfg)
-	api := strings.TrimPrefix(cfg.api, "http://")
+	busy := strings.TrimPrefix(cfg.api, "http://")
+	in := " is in use (another ferry, or another program); "
 
-	other := writeServeConfig(t, "  []")
-	data, err := os.ReadFile(other.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	taken := strings.Replace(string(data), "listen: "+strings.TrimPrefix(other.api, "http://"), "listen: "+api, 1)
-	if err := os.WriteFile(other.path, []byte(taken), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r := ferryAt(t, root, "serve", "--config", other.path)
-	want := "the API: " + api + " is in use (another ferry, or another program); move the API with listen: in the configuration (make run: LISTEN=HOST:PORT)"
-	if r.code == 0 || !strings.Contains(r.stdout, want) {
-		t.Fatalf("ferry serve on a busy API port: %+v, want %q", r, want)
+	for key, want := range map[string]string{
+		"listen":         "the API: " + busy + in + "move the API with listen: in the configuration (make run: LISTEN=HOST:PORT)",
+		"gateway":        "the gateway: " + busy + in + "move the gateway with gateway: in the configuration (make run: ADDR=HOST:PORT)",
+		"registryListen": "the embedded registry: " + busy + in + "move it with registryListen: in the configuration (make run: REGISTRY_ADDR=HOST:PORT)",
+	} {
+		other := writeServeConfig(t, "  []")
+		data, err := os.ReadFile(other.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, key+": ") {
+				l = key + ": " + busy
+			}
+			lines = append(lines, l)
+		}
+		if err := os.WriteFile(other.path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := ferryAt(t, root, "serve", "--config", other.path)
+		if r.code == 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("ferry serve with %s on a busy port: %+v, want %q", key, r, want)
+		}
 	}
 
 	dir := t.TempDir()
 	if r := ferryAt(t, dir, "init", "--runtime", "python", "--name", "hello"); r.code != 0 {
 		t.Fatalf("ferry init: %+v", r)
 	}
-	r = ferryAt(t, dir, "run", ".", "--addr", api)
-	want = "gateway: " + api + " is in use (another ferry, or another program); move the gateway with --addr"
+	r := ferryAt(t, dir, "run", ".", "--addr", busy)
+	want := "gateway: " + busy + in + "move the gateway with --addr"
 	if r.code == 0 || !strings.Contains(r.stdout, want) {
-		t.Fatalf("ferry run on a busy port: %+v, want %q", r, want)
+		t.Errorf("ferry run on a busy port: %+v, want %q", r, want)
+	}
+	r = ferryAt(t, dir, "registry", "serve", "--addr", busy, "--data", t.TempDir())
+	want = "registry: " + busy + in + "move it with --addr (port 0 picks a free one)"
+	if r.code == 0 || !strings.Contains(r.stdout, want) {
+		t.Errorf("ferry registry serve on a busy port: %+v, want %q", r, want)
 	}
 }
