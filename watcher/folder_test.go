@@ -60,13 +60,18 @@ func TestFolderSkipsWhatFerryAndEditorsWrite(t *testing.T) {
 		t.Fatalf("changed: %v, want [hello/main.py]", got)
 	}
 
-	// A file made and one removed are reported together; a negated
-	// pattern brings a file back.
+	// A file made and one removed are reported (together, unless a look
+	// falls between them); a negated pattern brings a file back.
 	writeFile(t, dir, "hello/keep.pyc", "x")
 	if err := os.Remove(filepath.Join(dir, "hello", "main.py")); err != nil {
 		t.Fatal(err)
 	}
-	if got := nextChange(t, w); !slices.Equal(got, []string{"hello/keep.pyc", "hello/main.py"}) {
+	var got []string
+	for len(got) < 2 {
+		got = append(got, nextChange(t, w)...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"hello/keep.pyc", "hello/main.py"}) {
 		t.Fatalf("changed: %v, want [hello/keep.pyc hello/main.py]", got)
 	}
 }
