@@ -116,7 +116,7 @@ make run tour", has the rest):
 
   bin/ferry promotions --env prod                      # prod waits: note the ID
   bin/ferry approve ID                                 # one approval of two
-  FERRY_TOKEN=$reviewer bin/ferry approve ID     # two: prod deploys
+  FERRY_TOKEN=$reviewer bin/ferry approve ID   # two: prod deploys
   curl http://$addr/prod/hello
 
 Then change the greeting and commit; dev serves it about a second later:
