@@ -24,11 +24,13 @@ build:
 
 # The main job on embedded defaults: ferry serve watching a Git repository
 # made once from examples/python (hack/run.sh says which commit shows a
-# deploy). Functions at http://$(ADDR)/dev/hello, the API on $(LISTEN).
+# deploy). Functions at http://$(ADDR)/dev/hello, the API on $(LISTEN),
+# the embedded registry on $(REGISTRY_ADDR).
 ADDR ?= 127.0.0.1:8081
 LISTEN ?= 127.0.0.1:8080
+REGISTRY_ADDR ?= 127.0.0.1:8082
 run: deps build
-	ADDR=$(ADDR) LISTEN=$(LISTEN) FERRY=$(BIN)/ferry hack/run.sh
+	ADDR=$(ADDR) LISTEN=$(LISTEN) REGISTRY_ADDR=$(REGISTRY_ADDR) FERRY=$(BIN)/ferry hack/run.sh
 
 test: deps lint verify unit fuzz
 

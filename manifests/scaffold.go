@@ -31,6 +31,9 @@ var scaffoldTests = map[string]string{
 	v1alpha1.RuntimeNodeJS: "node, --test",
 }
 
+// dataDirIgnore is the .gitignore Init writes where there is none.
+const dataDirIgnore = "# ferry run's data folder: its registry, caches and logs\n.ferry-data/\n"
+
 // InitResult says what Init wrote.
 type InitResult struct {
 	// Name is the function's name.
@@ -43,7 +46,8 @@ type InitResult struct {
 
 // Init adds a new function to the repository in dir (creating dir if need
 // be): its code in dir/<name>/, and a Function with an HTTPTrigger on
-// /<name> in ferry.yaml, appended if the file exists. An empty name means
+// /<name> in ferry.yaml, appended if the file exists, and a .gitignore of
+// ferry run's data folder where there is none. An empty name means
 // the folder's own name when that is a valid name, as most scaffolding
 // tools do, else "hello". It never overwrites a file. If the repository
 // does not validate afterwards, Init puts back everything as it was and
@@ -88,6 +92,11 @@ func Init(ctx context.Context, dir, runtime, name string) (*InitResult, error) {
 			continue
 		}
 		files[path.Join(name, out)] = b
+	}
+	// why: ferry run keeps its data in .ferry-data/ by default; a commit
+	// of it would carry the registry and the caches.
+	if _, err := os.Stat(filepath.Join(dir, ".gitignore")); errors.Is(err, fs.ErrNotExist) {
+		files[".gitignore"] = []byte(dataDirIgnore)
 	}
 	docs, err := execTemplate("scaffold/manifest.yaml.tmpl", data)
 	if err != nil {

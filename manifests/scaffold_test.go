@@ -146,3 +146,31 @@ func TestInitDefaultName(t *testing.T) {
 		}
 	}
 }
+
+// TestInitWritesGitignore: a new repository gets a .gitignore of ferry
+// run's data folder; one the repository has is left as it is.
+func TestInitWritesGitignore(t *testing.T) {
+	dir := t.TempDir()
+	res, err := Init(context.Background(), dir, "python", "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, ".gitignore"))
+	if err != nil || !strings.Contains("\n"+string(got), "\n.ferry-data/\n") {
+		t.Fatalf(".gitignore: %q %v", got, err)
+	}
+	if !strings.Contains(strings.Join(res.Files, " "), ".gitignore") {
+		t.Fatalf("Init did not report the .gitignore: %v", res.Files)
+	}
+
+	own := t.TempDir()
+	if err := os.WriteFile(filepath.Join(own, ".gitignore"), []byte("node_modules/\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(context.Background(), own, "nodejs", "two"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(own, ".gitignore")); string(got) != "node_modules/\n" {
+		t.Fatalf("the repository's .gitignore was changed: %q", got)
+	}
+}

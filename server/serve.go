@@ -12,12 +12,15 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/build/registry"
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/internal/filelock"
+	"github.com/ferrycd/ferry/internal/listen"
 	"github.com/ferrycd/ferry/internal/seal"
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/promote"
@@ -42,20 +45,27 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err := privateDataDir(cfg.DataDir, logf); err != nil {
 		return err
 	}
+	// why: two ferries on one data folder would run every pipeline twice
+	// and fight over the environments' processes.
+	unlock, err := filelock.LockDataDir(cfg.DataDir, "dataDir in the configuration")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	sb, err := startSandbox(ctx, cfg, logf)
 	if err != nil {
 		return err
 	}
 	// Listeners first: a port in use is the commonest mistake, and should
 	// fail before anything starts.
-	apiLn, err := net.Listen("tcp", cfg.Listen)
+	apiLn, err := listen.TCP(cfg.Listen, "move the API with listen: in the configuration (make run: LISTEN=HOST:PORT)")
 	if err != nil {
-		return fmt.Errorf("listen %s: %w (another ferry running? change listen in the configuration)", cfg.Listen, err)
+		return fmt.Errorf("the API: %w", err)
 	}
 	defer apiLn.Close()
-	gwLn, err := net.Listen("tcp", cfg.Gateway)
+	gwLn, err := listen.TCP(cfg.Gateway, "move the gateway with gateway: in the configuration (make run: ADDR=HOST:PORT)")
 	if err != nil {
-		return fmt.Errorf("gateway %s: %w (change gateway in the configuration)", cfg.Gateway, err)
+		return fmt.Errorf("the gateway: %w", err)
 	}
 	defer gwLn.Close()
 
@@ -68,8 +78,11 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	repo, pushOpts := cfg.Registry, []build.Option{build.WithInsecure(cfg.Insecure)}
 	if cfg.Registry == "embedded" {
 		reg, err := registry.New(ctx, registry.Config{Addr: cfg.RegistryListen, Dir: filepath.Join(cfg.DataDir, "registry")})
+		if errors.Is(err, syscall.EADDRINUSE) {
+			err = listen.Explain(err, cfg.RegistryListen, "move it with registryListen: in the configuration (make run: REGISTRY_ADDR=HOST:PORT)")
+		}
 		if err != nil {
-			return fmt.Errorf("the embedded registry: %w (change registryListen in the configuration)", err)
+			return fmt.Errorf("the embedded registry: %w", err)
 		}
 		go reg.Serve()
 		defer reg.Shutdown(context.WithoutCancel(ctx))

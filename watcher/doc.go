@@ -56,4 +56,16 @@
 // target, followed only inside the tree (a link that leads out is an error
 // naming it, as manifests.Resolve reports), and a submodule is an empty
 // folder, as a checkout without `git submodule update` shows it.
+//
+// # Folders
+//
+// Folder is the other kind of watching: `ferry run`'s working folder,
+// polled by walking it, with no Git involved but for what Git ignores.
+// It never reports what ferry or an editor writes: the folders it is told
+// to skip (the data folder, wherever it is), .git, what Git ignores (git
+// check-ignore, in a work tree; outside one, the folder's own top-level
+// .gitignore, read with the common rules), and editors' temporary files
+// (*.swp, *~, .#*, vim's 4913). git runs only when a walk differs from
+// the last one. A change is reported after two looks in a row agree, so
+// that a save made of several writes is one change.
 package watcher

@@ -69,7 +69,7 @@ the file's contents.`,
 	}
 	r.flags(cmd)
 	cmd.Flags().StringVar(&env, "env", "local", "environment")
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8081", "the gateway of ferry run (used when no server is given)")
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8090", "the gateway of ferry run (used when no server is given)")
 	cmd.Flags().StringVarP(&data, "data", "d", "", "the event's data, as JSON, or @FILE")
 	cmd.Flags().StringVar(&method, "method", http.MethodPost, "the HTTP method, with --path")
 	cmd.Flags().StringVar(&path, "path", "", "an HTTPTrigger's path of the function, e.g. /hello (default: call it by name)")

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferrycd/ferry/build/registry"
+	"github.com/ferrycd/ferry/internal/listen"
 )
 
 // registryShutdownGrace is how long `registry serve` lets pushes and
@@ -38,6 +41,9 @@ listens on loopback addresses only unless --public is given.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			reg, err := registry.New(ctx, registry.Config{Addr: addr, Dir: data, Log: cmd.ErrOrStderr(), Public: public})
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("registry: %w", listen.Explain(err, addr, "move it with --addr (port 0 picks a free one)"))
+			}
 			if err != nil {
 				return err
 			}

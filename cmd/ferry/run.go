@@ -8,6 +8,7 @@ import (
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/internal/sandbox"
+	"github.com/ferrycd/ferry/watcher"
 )
 
 func newRunCommand() *cobra.Command {
@@ -19,8 +20,11 @@ func newRunCommand() *cobra.Command {
 		Long: `Build the repository in DIR (default .) into a registry under the data
 folder, run it in the environment "local" behind a gateway on ADDR, and
 print each function's URL (http://ADDR/local/<path>). Then watch the
-files: every save builds and applies again, and the old version serves
-until the new one is healthy. A broken edit is reported and the last good
+files: every save builds and applies again ("building: FILE changed"),
+and the old version serves until the new one is healthy. The data folder,
+.git, what Git ignores (or, outside a Git repository, what DIR/.gitignore
+lists) and editors' temporary files are not watched. One ferry run per
+data folder: a second one says which process holds it. A broken edit is reported and the last good
 version keeps serving. Stop with Ctrl-C.
 
 Python and Node.js functions build with no base image (--base
@@ -50,14 +54,18 @@ none given fails to apply and says which flag it needs.`,
 			if !sb.Enabled() {
 				fmt.Fprintf(cmd.OutOrStdout(), "no sandbox: functions run as you (%s)\n", sb.Note())
 			}
+			changes, err := watcher.NewFolder(cmd.Context(), watcher.FolderConfig{Dir: dirArg(args), Skip: []string{data}})
+			if err != nil {
+				return err
+			}
 			opts := append([]build.Option{build.WithBase("python", build.Scratch), build.WithBase("nodejs", build.Scratch)}, given...)
 			return embedded.RunDev(cmd.Context(), embedded.DevConfig{
 				Dir: dirArg(args), Addr: addr, DataDir: data, Options: opts, Out: cmd.OutOrStdout(),
-				NATSURL: nats, KafkaBrokers: kafka, Sandbox: sb,
+				NATSURL: nats, KafkaBrokers: kafka, Sandbox: sb, Changes: changes,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8081", "where the gateway listens")
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8090", "where the gateway listens (not make run's 8081, so both can run)")
 	cmd.Flags().StringVar(&data, "data", "./.ferry-data", "folder for the registry, the build cache, images and logs")
 	cmd.Flags().StringArrayVar(&bases, "base", nil, "base image of a runtime as RUNTIME=IMAGE (repeatable)")
 	cmd.Flags().StringVar(&nats, "nats", "", "NATS server of NATSTriggers (nats://HOST:PORT)")

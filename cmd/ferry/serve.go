@@ -17,7 +17,8 @@ environment's functions on gateway (http://GATEWAY/<env>/<path>), the
 watcher polling each source, the pipeline building each new commit into a
 release and deploying it to the first stage, an embedded registry, and
 durable state under dataDir. Stop with Ctrl-C or SIGTERM; a run cut off
-by a crash resumes at the next start.
+by a crash resumes at the next start. One ferry serve per dataDir: a
+second one says which process holds it (dataDir/ferry.lock) and exits.
 
 The configuration (YAML):
 

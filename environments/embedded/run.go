@@ -2,18 +2,18 @@ package embedded
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
-	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/build/registry"
+	"github.com/ferrycd/ferry/internal/filelock"
+	"github.com/ferrycd/ferry/internal/listen"
 	"github.com/ferrycd/ferry/internal/sandbox"
 )
 
@@ -29,14 +29,22 @@ type DevConfig struct {
 	Options []build.Option
 	// Out is where the loop says what it does.
 	Out io.Writer
-	// Poll is how often the files are looked at (default 250 ms).
-	Poll time.Duration
+	// Changes reports the saves in Dir (a watcher.Folder, which skips
+	// the data folder, .git and what Git ignores).
+	Changes Changes
 	// NATSURL and KafkaBrokers are where NATSTriggers and KafkaTriggers
 	// connect; a trigger with none set fails the apply and says so.
 	NATSURL      string
 	KafkaBrokers []string
 	// Sandbox runs the functions; nil as HostConfig's.
 	Sandbox *sandbox.Sandbox
+}
+
+// Changes is what RunDev watches the repository with.
+type Changes interface {
+	// Next waits for the next saved change and returns the files it
+	// touched, relative to the repository.
+	Next(ctx context.Context) ([]string, error)
 }
 
 // devEnvironment is the environment `ferry run` deploys to.
@@ -48,8 +56,8 @@ const devEnvironment = "local"
 // change, until ctx ends. A build or apply that fails is reported and the
 // last good release keeps serving.
 func RunDev(ctx context.Context, cfg DevConfig) error {
-	if cfg.Poll == 0 {
-		cfg.Poll = 250 * time.Millisecond
+	if cfg.Changes == nil {
+		return fmt.Errorf("ferry run: no watcher of %s given (DevConfig.Changes)", cfg.Dir)
 	}
 	// why: as ferry serve's, the data folder is ferry's alone; with no
 	// sandbox here, it is all that keeps other users out of its caches.
@@ -59,6 +67,11 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("the data folder %s: %w", cfg.DataDir, err)
 	}
+	unlock, err := filelock.LockDataDir(cfg.DataDir, "--data")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(cfg.DataDir, "registry")})
 	if err != nil {
 		return err
@@ -70,7 +83,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listen.TCP(cfg.Addr, "move the gateway with --addr")
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -107,31 +120,35 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		printChanges(cfg.Out, live, rel, target)
 		live = rel
 	}
-	last, err := treeStamp(ctx, cfg.Dir)
-	if err != nil {
-		return err
-	}
 	deploy()
-	tick := time.NewTicker(cfg.Poll)
-	defer tick.Stop()
+	said := ""
 	for {
-		select {
-		case <-ctx.Done():
+		files, err := cfg.Changes.Next(ctx)
+		if ctx.Err() != nil {
 			return nil
-		case <-tick.C:
 		}
-		stamp, err := treeStamp(ctx, cfg.Dir)
 		if err != nil {
-			if ctx.Err() == nil {
-				fmt.Fprintf(cfg.Out, "watching %s: %v\n", cfg.Dir, err)
+			// why: a look that fails fails again a quarter second later;
+			// once is enough to say it.
+			if err.Error() != said {
+				fmt.Fprintf(cfg.Out, "%v\n", err)
+				said = err.Error()
 			}
 			continue
 		}
-		if stamp != last {
-			last = stamp
-			deploy()
-		}
+		said = ""
+		fmt.Fprintf(cfg.Out, "building: %s changed\n", fileList(files))
+		deploy()
 	}
+}
+
+// fileList names the files of a change, the first few of many.
+func fileList(files []string) string {
+	const most = 3
+	if len(files) <= most {
+		return strings.Join(files, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(files[:most], ", "), len(files)-most)
 }
 
 // devBuild loads and builds the repository as `ferry build` would.
@@ -179,33 +196,4 @@ func printChanges(out io.Writer, old, rel *build.Release, t *Target) {
 		}
 	}
 	fmt.Fprintf(out, "release %s live\n", rel.Digest)
-}
-
-// treeStamp sums the names, sizes, modes and times of the files a build
-// would read, so that polling notices an edit without reading contents.
-func treeStamp(ctx context.Context, dir string) ([32]byte, error) {
-	src, err := build.LocalSource(ctx, dir)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	// fs.WalkDir goes in lexical order, so the same tree always hashes
-	// the same.
-	h := sha256.New()
-	err = fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%s %d %o %d\n", p, info.Size(), info.Mode(), info.ModTime().UnixNano())
-		return nil
-	})
-	if err != nil {
-		return [32]byte{}, err
-	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
 }

@@ -3,6 +3,8 @@ package filelock
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -51,4 +53,30 @@ func TestLock(t *testing.T) {
 	if most != 1 {
 		t.Fatalf("%d holders at once", most)
 	}
+}
+
+// TestTryLock: a second TryLock (another open file, as another process
+// has) fails at once naming the holder's pid; once released, it is free.
+func TestTryLock(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := LockDataDir(dir, "--data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = TryLock(filepath.Join(dir, "ferry.lock"))
+	var held *HeldError
+	if !errors.As(err, &held) || held.PID != os.Getpid() {
+		t.Fatalf("a held lock: %v, want a HeldError with pid %d", err, os.Getpid())
+	}
+	_, err = LockDataDir(dir, "--data")
+	want := fmt.Sprintf("data folder %s is in use by another ferry (pid %d); stop it, or give this one another --data", dir, os.Getpid())
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	unlock()
+	again, err := TryLock(filepath.Join(dir, "ferry.lock"))
+	if err != nil {
+		t.Fatalf("a released lock: %v", err)
+	}
+	again()
 }
