@@ -112,6 +112,9 @@ type Config struct {
 	// Log hears what cannot be told through a run: a store that fails to
 	// record a step, say. Default: nothing.
 	Log func(format string, args ...any)
+	// Events, when set, hears each run's outcomes: started, release made,
+	// deployed, finished (events.go). It must not block.
+	Events func(Event)
 	// Sandbox runs test commands. Nil: the sandbox when bubblewrap is
 	// there and works, else none.
 	Sandbox *sandbox.Sandbox

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,6 +59,9 @@ type Config struct {
 	AllowedImages []string `yaml:"allowedImages"`
 	// Sandbox confines repository code (config_sandbox.go).
 	Sandbox SandboxConfig `yaml:"sandbox"`
+	// LogFormat is how ferry serve writes its log: text (for people, the
+	// default) or json (one object a line, for log collectors).
+	LogFormat string `yaml:"logFormat"`
 
 	// dir is the folder of the configuration file.
 	dir string
@@ -213,7 +217,18 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkAllowedImages()...)
 	errs = append(errs, c.checkSandbox()...)
 	errs = append(errs, c.checkEnvOverrides()...)
+	errs = append(errs, c.checkLogFormat()...)
 	return errs
+}
+
+func (c *Config) checkLogFormat() []string {
+	if c.LogFormat == "" {
+		c.LogFormat = LogText
+	}
+	if !slices.Contains(LogFormats, c.LogFormat) {
+		return []string{fmt.Sprintf("logFormat: %q is not a log format; give one of %s", c.LogFormat, strings.Join(LogFormats, ", "))}
+	}
+	return nil
 }
 
 func (c *Config) checkAddresses() []string {

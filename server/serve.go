@@ -33,12 +33,12 @@ const shutdownGrace = 15 * time.Second
 // registry, the environments and their gateway, the watcher, the pipeline
 // executor, and the API with the webhooks. It says what it does on out.
 func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
-	var logMu sync.Mutex
-	logf := func(format string, args ...any) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		fmt.Fprintf(out, time.Now().Format("15:04:05 ")+format+"\n", args...)
+	logger, err := newLogger(out, cfg.LogFormat)
+	if err != nil {
+		return err
 	}
+	logf := func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }
+	said := outcomes{log: logger}
 	if err := privateDataDir(cfg.DataDir, logf); err != nil {
 		return err
 	}
@@ -162,6 +162,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		CommitAuthor: w.CommitAuthor,
 		Exporter:     exporter,
 		Log:          logf,
+		Events:       promote.EventsFunc(said.promotion),
 
 		// Images a rollback may deploy although ferry did not build them.
 		AllowedImages: cfg.AllowedImages,
@@ -197,6 +198,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
 		},
 		Log:     logf,
+		Events:  said.run,
 		Sandbox: sb,
 	})
 	if err != nil {
