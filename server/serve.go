@@ -65,7 +65,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	}
 	defer st.Close()
 
-	repo, pushOpts := cfg.Registry, []build.Option{build.WithInsecure(cfg.Insecure)}
+	repo, pushOpts, regAddr := cfg.Registry, []build.Option{build.WithInsecure(cfg.Insecure)}, ""
 	if cfg.Registry == "embedded" {
 		reg, err := registry.New(ctx, registry.Config{Addr: cfg.RegistryListen, Dir: filepath.Join(cfg.DataDir, "registry")})
 		if err != nil {
@@ -73,7 +73,11 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		}
 		go reg.Serve()
 		defer reg.Shutdown(context.WithoutCancel(ctx))
-		repo, pushOpts = reg.Addr()+"/ferry", nil
+		repo, pushOpts, regAddr = reg.Addr()+"/ferry", nil, reg.Addr()
+	}
+	moves, err := recordRegistryAddress(cfg.DataDir, regAddr, pushOpts)
+	if err != nil {
+		return err
 	}
 	builder, err := build.New(repo, append([]build.Option{build.WithCacheDir(filepath.Join(cfg.DataDir, "build-cache"))}, append(cfg.buildOptions(), pushOpts...)...)...)
 	if err != nil {
@@ -104,9 +108,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		return host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers, Env: settings.resolver(env)})
 	}
 	settings.reload = func(ctx context.Context, env string) error {
-		return reloadEnvironment(ctx, st, env, target, pushOpts)
+		return reloadEnvironment(ctx, st, env, target, moves.pull)
 	}
-	if err := restoreEnvironments(ctx, st, cfg, target, pushOpts, logf); err != nil {
+	restored := &restoreErrors{}
+	if err := restoreEnvironments(ctx, st, cfg, target, moves.pull, restored, logf); err != nil {
 		return err
 	}
 	defer func() {
@@ -151,9 +156,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Target: func(env string) (environments.Target, error) {
 			return target(env)
 		},
-		Pull: func(ctx context.Context, ref string) (*build.Release, error) {
-			return build.PullRelease(ctx, ref, pushOpts...)
-		},
+		Pull:         moves.pull,
 		Repo:         repo,
 		PushOptions:  pushOpts,
 		GatewayURL:   gatewayURL,
@@ -242,7 +245,15 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			if err != nil {
 				return nil, err
 			}
-			return t.Status(ctx)
+			s, err := t.Status(ctx)
+			if err == nil && s.Release == "" {
+				if rec, gerr := st.GetEnvironment(ctx, env); gerr == nil && rec.Release != "" {
+					if rerr := restored.get(env, rec.Release); rerr != nil {
+						return nil, fmt.Errorf("its release %s did not start again when ferry started: %w", store.Short(rec.Release), rerr)
+					}
+				}
+			}
+			return s, err
 		},
 		Log:        logf,
 		EnvSecrets: settings,
@@ -346,7 +357,8 @@ func (c *Config) buildOptions() []build.Option {
 // restoreEnvironments records the configured environments and starts
 // each one's live release again: the embedded targets run in this
 // process, so a restart begins with nothing running.
-func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, target func(string) (*embedded.Target, error), pushOpts []build.Option, logf func(string, ...any)) error {
+func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, target func(string) (*embedded.Target, error),
+	pull func(context.Context, string) (*build.Release, error), restored *restoreErrors, logf func(string, ...any)) error {
 	for _, ec := range cfg.Environments {
 		e, err := st.GetEnvironment(ctx, ec.Name)
 		if errors.Is(err, store.ErrNotFound) {
@@ -368,12 +380,13 @@ func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, targe
 		rel, err := st.GetRelease(ctx, e.Release)
 		if err == nil {
 			var br *build.Release
-			br, err = build.PullRelease(ctx, rel.Ref, pushOpts...)
+			br, err = pull(ctx, rel.Ref)
 			if err == nil {
 				err = t.Apply(ctx, br)
 			}
 		}
 		if err != nil {
+			restored.set(ec.Name, e.Release, err)
 			// why: one environment that cannot start again must not keep
 			// ferry (and the others) down; its status shows the error.
 			logf("environment %s: starting its release %s again: %v", ec.Name, store.Short(e.Release), err)
