@@ -11,7 +11,7 @@ import (
 	"github.com/ferrycd/ferry/store"
 )
 
-const rel = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+const loggedRelease = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 func TestLogFormats(t *testing.T) {
 	if _, err := newLogger(&bytes.Buffer{}, "xml"); err == nil || !strings.Contains(err.Error(), "text, json") {
@@ -24,7 +24,7 @@ func TestLogFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := outcomes{log: lg}
-	o.promotion(promote.Event{Kind: promote.EventApproved, Environment: "prod", Release: rel, Promotion: 4, Actor: "ann", Reason: "looks good"})
+	o.promotion(promote.Event{Kind: promote.EventApproved, Environment: "prod", Release: loggedRelease, Promotion: 4, Actor: "ann", Reason: "looks good"})
 	line := text.String()
 	for _, want := range []string{"approved by ann", "env=prod", "release=0123456789ab", "promotion=4", `reason="looks good"`} {
 		if !strings.Contains(line, want) {
@@ -40,7 +40,7 @@ func TestLogFormats(t *testing.T) {
 	o = outcomes{log: lg}
 	o.run(pipeline.Event{Kind: pipeline.EventRunFinished, Run: store.Run{ID: 7, Source: "demo", Branch: "main", Commit: "c0ffee00c0ffee00", Status: store.StatusFailed},
 		Step: "test", Error: "main_test.go:9: want 2, got 3"})
-	o.promotion(promote.Event{Kind: promote.EventWaiting, Environment: "prod", Release: rel, Promotion: 5, Approvals: 2})
+	o.promotion(promote.Event{Kind: promote.EventWaiting, Environment: "prod", Release: loggedRelease, Promotion: 5, Approvals: 2})
 	lines := strings.Split(strings.TrimSpace(js.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("want 2 JSON lines, got %q", js.String())
