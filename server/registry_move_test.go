@@ -23,7 +23,7 @@ func TestRegistryMoves(t *testing.T) {
 		"127.0.0.1:5002/ferry@" + movedDigest:          "127.0.0.1:5002/ferry@" + movedDigest,
 		"registry.example.com/team/app@" + movedDigest: "registry.example.com/team/app@" + movedDigest,
 		"127.0.0.1:5001/ferry/hello@" + movedDigest:    "127.0.0.1:5002/ferry/hello@" + movedDigest,
-		"not a reference":                         "not a reference",
+		"not a reference":                              "not a reference",
 	} {
 		if got := m.here(ref); got != want {
 			t.Errorf("here(%s) = %s, want %s", ref, got, want)

@@ -174,4 +174,62 @@ func TestServeLogsOutcomes(t *testing.T) {
 	if t.Failed() {
 		t.Logf("ferry serve said:\n%s", p.output)
 	}
+
+	// The same story, told by ferry runs: where each run's release went.
+	t.Run("runs show their release's fate", func(t *testing.T) {
+		runsShowFate(t, p, alice, v1)
+	})
+}
+
+// runsShowFate checks ferry runs after TestServeLogsOutcomes's story: the
+// first release went everywhere, the second was rolled back in staging,
+// the third run failed its test and made no release.
+func runsShowFate(t *testing.T, p *serveProc, c *server.Client, v1 string) {
+	runs, err := c.Runs(t.Context(), "", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, second, broken server.RunView
+	for _, r := range runs.Items {
+		switch {
+		case r.Status == "failed":
+			broken = r
+		case r.Release == v1:
+			first = r
+		case r.Status == "succeeded" && r.Release != "":
+			second = r
+		}
+	}
+	if first.ID == 0 || second.ID == 0 || broken.ID == 0 {
+		t.Fatalf("runs: %+v", runs.Items)
+	}
+	cli := func(args ...string) result {
+		return ferry(t, append(args, "--server", p.api, "--token", serveToken)...)
+	}
+	r := cli("runs")
+	if r.code != 0 {
+		t.Fatalf("ferry runs: %d %s", r.code, r.stderr)
+	}
+	for id, want := range map[int64]string{first.ID: "dev ✔, staging ✔, prod ✔", second.ID: "dev ✔, staging rolled back"} {
+		if line := lineOf(r.stdout, fmt.Sprint(id)+" "); !strings.Contains(line, want) {
+			t.Errorf("ferry runs: run %d's line %q lacks %q\n%s", id, line, want, r.stdout)
+		}
+	}
+	r = cli("runs", fmt.Sprint(second.ID))
+	if r.code != 0 || !strings.Contains(lineOf(r.stdout, "staging "), "rolled back: verification failed") ||
+		!strings.Contains(lineOf(r.stdout, "staging "), "greets") || !strings.Contains(lineOf(r.stdout, "dev "), "✔") {
+		t.Errorf("ferry runs %d: %d\n%s%s", second.ID, r.code, r.stdout, r.stderr)
+	}
+	var asJSON server.RunView
+	r = cli("runs", fmt.Sprint(first.ID), "-o", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &asJSON); err != nil || len(asJSON.Fate) != 3 || asJSON.Fate[2].Environment != "prod" || asJSON.Fate[2].Status != "succeeded" {
+		t.Errorf("ferry runs %d -o json: %v\n%s", first.ID, err, r.stdout)
+	}
+
+	if r := cli("runs", "logs", fmt.Sprint(broken.ID)); r.code == 0 || !strings.Contains(r.stderr, "failed") || !strings.Contains(r.stdout, "test") {
+		t.Errorf("ferry runs logs of a failed run: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := cli("runs", "logs", fmt.Sprint(first.ID)); r.code != 0 {
+		t.Errorf("ferry runs logs of a run that succeeded: %d\n%s", r.code, r.stderr)
+	}
 }
