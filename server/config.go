@@ -34,9 +34,10 @@ type Config struct {
 	Registry string `yaml:"registry"`
 	// Insecure allows plain HTTP to Registry when it is not on loopback.
 	Insecure bool `yaml:"insecure"`
-	// RegistryListen is where the embedded registry listens. A fixed
-	// address, because releases are recorded by reference
-	// (HOST/REPO@sha256:…) and must still resolve after a restart.
+	// RegistryListen is where the embedded registry listens. It may
+	// change between starts: releases are recorded by reference
+	// (HOST/REPO@sha256:…), and those at an address the registry had
+	// before are pulled from the new one (registry_move.go).
 	RegistryListen string `yaml:"registryListen"`
 	// Bases are the base images per runtime (RUNTIME: IMAGE). Default:
 	// scratch for python and nodejs while every environment is embedded,
