@@ -309,7 +309,13 @@ func (r *runner) releaseAgain(ctx context.Context) error {
 // deployment.
 func (r *runner) deploy(ctx context.Context) error {
 	if r.artifact == nil {
-		rel, err := build.PullRelease(ctx, r.stored.Ref, r.cfg.PushOptions...)
+		pull := r.cfg.Pull
+		if pull == nil {
+			pull = func(ctx context.Context, ref string) (*build.Release, error) {
+				return build.PullRelease(ctx, ref, r.cfg.PushOptions...)
+			}
+		}
+		rel, err := pull(ctx, r.stored.Ref)
 		if err != nil {
 			return fmt.Errorf("pulling release %s: %w", r.stored.ID, err)
 		}

@@ -447,8 +447,8 @@ func (e *engine) ranImage(ctx context.Context, env, function, image string) erro
 	}
 }
 
-// headImage is the default Config.ImageExists: a HEAD of the manifest.
-func headImage(ctx context.Context, ref string) error {
+// HeadImage is the default Config.ImageExists: a HEAD of the manifest.
+func HeadImage(ctx context.Context, ref string) error {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return err

@@ -156,7 +156,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Target: func(env string) (environments.Target, error) {
 			return target(env)
 		},
-		Pull:         moves.pull,
+		Pull: moves.pull,
+		ImageExists: func(ctx context.Context, ref string) error {
+			return promote.HeadImage(ctx, moves.here(ref))
+		},
 		Repo:         repo,
 		PushOptions:  pushOpts,
 		GatewayURL:   gatewayURL,
@@ -187,6 +190,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Builder:     builder,
 		Repo:        repo,
 		PushOptions: pushOpts,
+		Pull:        moves.pull,
 		Target: func(env string) (environments.Target, error) {
 			return target(env)
 		},
