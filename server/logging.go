@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,11 +108,10 @@ func writeAttr(b *bytes.Buffer, prefix string, a slog.Attr) {
 
 func (h *textHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	n := *h
+	n.attrs = slices.Clone(h.attrs)
 	for _, a := range as {
-		if h.group != "" {
-			a.Key = h.group + a.Key
-		}
-		n.attrs = append(append([]slog.Attr(nil), h.attrs...), a)
+		a.Key = h.group + a.Key
+		n.attrs = append(n.attrs, a)
 	}
 	return &n
 }

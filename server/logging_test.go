@@ -32,6 +32,12 @@ func TestLogFormats(t *testing.T) {
 		}
 	}
 
+	text.Reset()
+	lg.With("a", 1).With("b", "two words").WithGroup("g").Info("hi", "c", 3)
+	if got := text.String(); !strings.HasSuffix(got, ` hi a=1 b="two words" g.c=3`+"\n") {
+		t.Errorf("attributes and groups: %q", got)
+	}
+
 	var js bytes.Buffer
 	lg, err = newLogger(&js, LogJSON)
 	if err != nil {
