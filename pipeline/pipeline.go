@@ -88,6 +88,10 @@ type Config struct {
 	// PushOptions are for build.PushRelease and build.PullRelease
 	// (build.WithInsecure, build.WithKeychain).
 	PushOptions []build.Option
+	// Pull loads a release made before (by an earlier run of the commit,
+	// or before a restart) by reference. Default: build.PullRelease with
+	// PushOptions.
+	Pull func(ctx context.Context, ref string) (*build.Release, error)
 	// Target returns the target of an environment; the deploy step asks
 	// for the Pipeline's first stage (dev unless the repository says
 	// otherwise). Required.
@@ -112,6 +116,9 @@ type Config struct {
 	// Log hears what cannot be told through a run: a store that fails to
 	// record a step, say. Default: nothing.
 	Log func(format string, args ...any)
+	// Events, when set, hears each run's outcomes: started, release made,
+	// deployed, finished (events.go). It must not block.
+	Events func(Event)
 	// Sandbox runs test commands. Nil: the sandbox when bubblewrap is
 	// there and works, else none.
 	Sandbox *sandbox.Sandbox

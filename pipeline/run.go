@@ -91,11 +91,12 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 			return r.updateRun(rec)
 		}
 	}
-	var failure string
+	var failure, failedStep, firstError string
 
 	resumed := run.Status == store.StatusRunning
 	if resumed {
 		r.e.audit(ctx, "run.resume", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, store.Short(run.Commit)))
+		r.tell(Event{Kind: EventRunResumed})
 	} else {
 		r.run.Status = store.StatusRunning
 		r.run.Started = time.Now()
@@ -103,6 +104,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 			return err
 		}
 		r.e.audit(ctx, "run.start", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, store.Short(run.Commit)))
+		r.tell(Event{Kind: EventRunStarted})
 	}
 
 	for i, s := range steps {
@@ -122,6 +124,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 		case store.StatusFailed:
 			// ferry stopped between failing the step and failing the run.
 			failure = fmt.Sprintf("%s failed: %s", s.name, sr.Reason)
+			failedStep, firstError = s.name, firstLine(sr.Reason)
 			continue
 		case store.StatusSucceeded, store.StatusSkipped:
 			if s.again == nil {
@@ -133,6 +136,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 				}
 				r.logErr(rec, s.name, fmt.Errorf("resuming after a restart: %w", err))
 				failure = fmt.Sprintf("%s failed when the run resumed: %s", s.name, summary(err))
+				failedStep, firstError = s.name, firstLine(err.Error())
 			}
 			continue
 		}
@@ -161,6 +165,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 			sr.Status, sr.Reason = store.StatusFailed, summary(err)
 			r.logErr(rec, s.name, err)
 			failure = fmt.Sprintf("%s failed: %s", s.name, sr.Reason)
+			failedStep, firstError = s.name, firstLine(err.Error())
 		default:
 			sr.Status = store.StatusSucceeded
 		}
@@ -181,7 +186,13 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 		detail += ": " + failure
 	}
 	r.e.audit(ctx, "run.end", run.ID, detail)
+	r.tell(Event{Kind: EventRunFinished, Step: failedStep, Error: firstError})
 	return nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimLeft(s, "\n"), "\n")
+	return line
 }
 
 // updateRun records r.run without its steps.

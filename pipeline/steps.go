@@ -270,6 +270,7 @@ func (r *runner) release(ctx context.Context) error {
 		r.e.auditObject(ctx, "release.create", "release/"+stored.ID,
 			fmt.Sprintf("%s %s by run %d at %s", r.run.Source, store.Short(r.run.Commit), r.run.ID, stored.Ref))
 		r.logf(ctx, StepRelease, "release %s at %s", stored.ID, stored.Ref)
+		r.tell(Event{Kind: EventReleaseMade, Release: stored.ID})
 	} else {
 		r.logf(ctx, StepRelease, "release %s at %s (recorded before for this commit, by run %d)", stored.ID, stored.Ref, stored.RunID)
 	}
@@ -308,7 +309,13 @@ func (r *runner) releaseAgain(ctx context.Context) error {
 // deployment.
 func (r *runner) deploy(ctx context.Context) error {
 	if r.artifact == nil {
-		rel, err := build.PullRelease(ctx, r.stored.Ref, r.cfg.PushOptions...)
+		pull := r.cfg.Pull
+		if pull == nil {
+			pull = func(ctx context.Context, ref string) (*build.Release, error) {
+				return build.PullRelease(ctx, ref, r.cfg.PushOptions...)
+			}
+		}
+		rel, err := pull(ctx, r.stored.Ref)
 		if err != nil {
 			return fmt.Errorf("pulling release %s: %w", r.stored.ID, err)
 		}
@@ -348,6 +355,7 @@ func (r *runner) deploy(ctx context.Context) error {
 		}
 	}
 	r.logf(ctx, StepDeploy, "%s now runs %s", env, r.stored.ID)
+	r.tell(Event{Kind: EventDeployed, Release: r.stored.ID, Environment: env})
 	for _, fi := range r.artifact.FunctionImages() {
 		if u, err := target.URL(fi.Function); err == nil {
 			r.logf(ctx, StepDeploy, "%s  %s", fi.Function, u)

@@ -55,6 +55,7 @@ func (e *engine) Approve(ctx context.Context, id int64, actor Identity, comment 
 		return store.Promotion{}, err
 	}
 	e.audit(ctx, actor.Name, ActionPromotionApprove, promotionObject(id), decisionDetail(p, comment))
+	e.tell(Event{Kind: EventApproved, Environment: p.Environment, Release: p.Release, Promotion: id, Actor: actor.Name, Reason: comment})
 	if _, err := e.approveIfEnough(ctx, p, rel, pol); err != nil {
 		return store.Promotion{}, err
 	}
@@ -88,6 +89,7 @@ func (e *engine) Reject(ctx context.Context, id int64, actor Identity, comment s
 		return store.Promotion{}, err
 	}
 	e.audit(ctx, actor.Name, ActionPromotionReject, promotionObject(id), decisionDetail(p, comment))
+	e.tell(Event{Kind: EventRejected, Environment: p.Environment, Release: p.Release, Promotion: id, Actor: actor.Name, Reason: comment})
 	return e.st.GetPromotion(ctx, id)
 }
 

@@ -161,7 +161,7 @@ func newEngine(cfg Config) (*engine, error) {
 		}
 	}
 	if e.cfg.ImageExists == nil {
-		e.cfg.ImageExists = headImage
+		e.cfg.ImageExists = HeadImage
 	}
 	if e.cfg.Now == nil {
 		e.cfg.Now = time.Now

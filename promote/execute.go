@@ -64,6 +64,7 @@ func (e *engine) deploy(ctx context.Context, p store.Promotion) (store.Promotion
 		return p, err
 	}
 	e.audit(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: succeeded", p.Release, p.ID))
+	e.tell(Event{Kind: EventDeployed, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Actor: actorOf(p)})
 	e.export(ctx, d)
 	return next, nil
 }
@@ -79,6 +80,7 @@ func (e *engine) deployFailed(ctx context.Context, p store.Promotion, cause erro
 		return p, err
 	}
 	e.audit(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: failed: %v", p.Release, p.ID, cause))
+	e.tell(Event{Kind: EventDeployFailed, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Actor: actorOf(p), Reason: firstLine(cause.Error())})
 	return next, nil
 }
 
@@ -117,6 +119,7 @@ func (e *engine) verifyAndFinish(ctx context.Context, p store.Promotion) (store.
 			// crash; exporting is idempotent, so the verified deployment
 			// is exported once more, which changes nothing if it landed.
 			e.export(wctx, d)
+			e.tell(Event{Kind: EventVerified, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Reason: firstLine(v.detail)})
 			e.signal()
 			return next, nil
 		}
@@ -126,6 +129,7 @@ func (e *engine) verifyAndFinish(ctx context.Context, p store.Promotion) (store.
 		if err := e.st.UpdateDeployment(context.WithoutCancel(ctx), d); err != nil {
 			return p, err
 		}
+		e.tell(Event{Kind: EventVerifyFailed, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Reason: firstLine(v.detail)})
 	}
 	return e.rollBack(ctx, p, d)
 }
@@ -173,6 +177,8 @@ func (e *engine) rollBack(ctx context.Context, p store.Promotion, d store.Deploy
 		return p, err
 	}
 	e.audit(ctx, Actor, ActionRollback, "env/"+p.Environment, fmt.Sprintf("to release %s: promotion %d of release %s failed verification: %s", d.Previous, p.ID, d.Release, d.Reason))
+	e.tell(Event{Kind: EventRolledBack, Environment: p.Environment, Release: d.Previous, Promotion: p.ID, Actor: Actor,
+		Reason: firstLine(fmt.Sprintf("release %s %s", store.Short(d.Release), why))})
 	e.export(ctx, rb)
 	return next, nil
 }
@@ -186,6 +192,7 @@ func (e *engine) end(ctx context.Context, p store.Promotion, status, reason stri
 		return p, err
 	}
 	if status == StatusFailed {
+		e.tell(Event{Kind: EventPromotionError, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Reason: firstLine(reason)})
 		e.logf("promotion %d of release %s to %s failed: %s", p.ID, store.Short(p.Release), p.Environment, firstLine(reason))
 	}
 	return next, nil

@@ -177,6 +177,9 @@ func (e *engine) create(ctx context.Context, p store.Promotion) (store.Promotion
 	}
 	e.audit(ctx, p.Requester, ActionPromotionCreate, promotionObject(p.ID),
 		fmt.Sprintf("release %s to %s: %s (%s)", p.Release, p.Environment, p.Status, p.Reason))
+	if n := e.approvalsNeeded(ctx, p); n > 0 && p.Status == StatusPending {
+		e.tell(Event{Kind: EventWaiting, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Actor: p.Requester, Reason: p.Reason, Approvals: n})
+	}
 	if err := e.supersede(ctx, p); err != nil {
 		e.logf("promotion %d: superseding older ones: %v", p.ID, err)
 	}

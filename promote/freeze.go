@@ -129,6 +129,7 @@ func (e *engine) Freeze(ctx context.Context, env, reason string, actor Identity)
 		return err
 	}
 	e.audit(ctx, actor.Name, ActionFreeze, "env/"+env, reason)
+	e.tell(Event{Kind: EventFrozen, Environment: env, Actor: actor.Name, Reason: firstLine(reason)})
 	return nil
 }
 
@@ -155,6 +156,7 @@ func (e *engine) Unfreeze(ctx context.Context, env string, actor Identity) error
 		return err
 	}
 	e.audit(ctx, actor.Name, ActionUnfreeze, "env/"+env, "was frozen by "+rec.FrozenBy+": "+rec.FreezeReason)
+	e.tell(Event{Kind: EventUnfrozen, Environment: env, Actor: actor.Name, Reason: firstLine("was frozen by " + rec.FrozenBy + ": " + rec.FreezeReason)})
 	e.signal()
 	return nil
 }

@@ -141,6 +141,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Log hears what cannot go back to a caller.
 	Log func(format string, args ...any)
+	// Events, when set, hears each outcome: deployed, verified, rolled
+	// back, waiting for approvals, approved, frozen (events.go).
+	Events Events
 	// Now is the clock of freeze windows and approval expiry (tests);
 	// default time.Now. A soak is timed by the real clock.
 	Now func() time.Time

@@ -99,6 +99,7 @@ func (e *engine) Rollback(ctx context.Context, env string, to RollbackTarget, ac
 		return store.Deployment{}, err
 	}
 	e.audit(ctx, actor.Name, ActionRollback, "env/"+env, fmt.Sprintf("from release %s to %s (%s); automatic promotions wait until `ferry resume %s`", cur.Release, target.rec.ID, how, env))
+	e.tell(Event{Kind: EventRolledBack, Environment: env, Release: target.rec.ID, Actor: actor.Name, Reason: firstLine(d.Reason)})
 	e.export(wctx, d)
 	return d, nil
 }
@@ -181,6 +182,7 @@ func (e *engine) Resume(ctx context.Context, env string, actor Identity) error {
 		return err
 	}
 	e.audit(ctx, actor.Name, ActionResume, "env/"+env, "was held: "+cur.HoldReason)
+	e.tell(Event{Kind: EventResumed, Environment: env, Actor: actor.Name, Reason: firstLine("was held: " + cur.HoldReason)})
 	e.signal()
 	return nil
 }
@@ -445,8 +447,8 @@ func (e *engine) ranImage(ctx context.Context, env, function, image string) erro
 	}
 }
 
-// headImage is the default Config.ImageExists: a HEAD of the manifest.
-func headImage(ctx context.Context, ref string) error {
+// HeadImage is the default Config.ImageExists: a HEAD of the manifest.
+func HeadImage(ctx context.Context, ref string) error {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return err

@@ -345,7 +345,11 @@ func (a *api) listRuns(w http.ResponseWriter, r *http.Request, _ Identity) error
 	}
 	out := []RunView{}
 	for _, run := range runs {
-		out = append(out, runView(run))
+		v := runView(run)
+		if v.Fate, err = releaseFate(r.Context(), a.cfg.Store, run); err != nil {
+			return err
+		}
+		out = append(out, v)
 	}
 	var last int64
 	if len(runs) > 0 {
@@ -372,7 +376,11 @@ func (a *api) getRun(w http.ResponseWriter, r *http.Request, _ Identity) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, runView(run))
+	v := runView(run)
+	if v.Fate, err = releaseFate(r.Context(), a.cfg.Store, run); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,9 +34,10 @@ type Config struct {
 	Registry string `yaml:"registry"`
 	// Insecure allows plain HTTP to Registry when it is not on loopback.
 	Insecure bool `yaml:"insecure"`
-	// RegistryListen is where the embedded registry listens. A fixed
-	// address, because releases are recorded by reference
-	// (HOST/REPO@sha256:…) and must still resolve after a restart.
+	// RegistryListen is where the embedded registry listens. It may
+	// change between starts: releases are recorded by reference
+	// (HOST/REPO@sha256:…), and those at an address the registry had
+	// before are pulled from the new one (registry_move.go).
 	RegistryListen string `yaml:"registryListen"`
 	// Bases are the base images per runtime (RUNTIME: IMAGE). Default:
 	// scratch for python and nodejs while every environment is embedded,
@@ -58,6 +60,9 @@ type Config struct {
 	AllowedImages []string `yaml:"allowedImages"`
 	// Sandbox confines repository code (config_sandbox.go).
 	Sandbox SandboxConfig `yaml:"sandbox"`
+	// LogFormat is how ferry serve writes its log: text (for people, the
+	// default) or json (one object a line, for log collectors).
+	LogFormat string `yaml:"logFormat"`
 
 	// dir is the folder of the configuration file.
 	dir string
@@ -213,7 +218,18 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkAllowedImages()...)
 	errs = append(errs, c.checkSandbox()...)
 	errs = append(errs, c.checkEnvOverrides()...)
+	errs = append(errs, c.checkLogFormat()...)
 	return errs
+}
+
+func (c *Config) checkLogFormat() []string {
+	if c.LogFormat == "" {
+		c.LogFormat = LogText
+	}
+	if !slices.Contains(LogFormats, c.LogFormat) {
+		return []string{fmt.Sprintf("logFormat: %q is not a log format; give one of %s", c.LogFormat, strings.Join(LogFormats, ", "))}
+	}
+	return nil
 }
 
 func (c *Config) checkAddresses() []string {

@@ -189,7 +189,7 @@ func (s *envSettings) resolver(env string) embedded.EnvResolver {
 // changed. An environment that runs nothing although the store records a
 // release (its start failed, for a secret that was missing then) gets that
 // release applied, so setting the secret is all it takes to bring it back.
-func reloadEnvironment(ctx context.Context, st store.Store, env string, target func(string) (*embedded.Target, error), pushOpts []build.Option) error {
+func reloadEnvironment(ctx context.Context, st store.Store, env string, target func(string) (*embedded.Target, error), pull func(context.Context, string) (*build.Release, error)) error {
 	t, err := target(env)
 	if err != nil {
 		return err
@@ -209,7 +209,7 @@ func reloadEnvironment(ctx context.Context, st store.Store, env string, target f
 	if err != nil {
 		return err
 	}
-	br, err := build.PullRelease(ctx, rel.Ref, pushOpts...)
+	br, err := pull(ctx, rel.Ref)
 	if err != nil {
 		return fmt.Errorf("environment %s: pulling its release %s: %w", env, store.Short(e.Release), err)
 	}

@@ -36,12 +36,12 @@ const shutdownGrace = 15 * time.Second
 // registry, the environments and their gateway, the watcher, the pipeline
 // executor, and the API with the webhooks. It says what it does on out.
 func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
-	var logMu sync.Mutex
-	logf := func(format string, args ...any) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		fmt.Fprintf(out, time.Now().Format("15:04:05 ")+format+"\n", args...)
+	logger, err := newLogger(out, cfg.LogFormat)
+	if err != nil {
+		return err
 	}
+	logf := func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }
+	said := outcomes{log: logger}
 	if err := privateDataDir(cfg.DataDir, logf); err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	}
 	defer st.Close()
 
-	repo, pushOpts := cfg.Registry, []build.Option{build.WithInsecure(cfg.Insecure)}
+	repo, pushOpts, regAddr := cfg.Registry, []build.Option{build.WithInsecure(cfg.Insecure)}, ""
 	if cfg.Registry == "embedded" {
 		reg, err := registry.New(ctx, registry.Config{Addr: cfg.RegistryListen, Dir: filepath.Join(cfg.DataDir, "registry")})
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -86,7 +86,11 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		}
 		go reg.Serve()
 		defer reg.Shutdown(context.WithoutCancel(ctx))
-		repo, pushOpts = reg.Addr()+"/ferry", nil
+		repo, pushOpts, regAddr = reg.Addr()+"/ferry", nil, reg.Addr()
+	}
+	moves, err := recordRegistryAddress(cfg.DataDir, regAddr, pushOpts)
+	if err != nil {
+		return err
 	}
 	builder, err := build.New(repo, append([]build.Option{build.WithCacheDir(filepath.Join(cfg.DataDir, "build-cache")), build.WithSandbox(sb)}, append(cfg.buildOptions(), pushOpts...)...)...)
 	if err != nil {
@@ -117,9 +121,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		return host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers, Env: settings.resolver(env)})
 	}
 	settings.reload = func(ctx context.Context, env string) error {
-		return reloadEnvironment(ctx, st, env, target, pushOpts)
+		return reloadEnvironment(ctx, st, env, target, moves.pull)
 	}
-	if err := restoreEnvironments(ctx, st, cfg, target, pushOpts, logf); err != nil {
+	restored := &restoreErrors{}
+	if err := restoreEnvironments(ctx, st, cfg, target, moves.pull, restored, logf); err != nil {
 		return err
 	}
 	defer func() {
@@ -164,8 +169,9 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Target: func(env string) (environments.Target, error) {
 			return target(env)
 		},
-		Pull: func(ctx context.Context, ref string) (*build.Release, error) {
-			return build.PullRelease(ctx, ref, pushOpts...)
+		Pull: moves.pull,
+		ImageExists: func(ctx context.Context, ref string) error {
+			return promote.HeadImage(ctx, moves.here(ref))
 		},
 		Repo:         repo,
 		PushOptions:  pushOpts,
@@ -175,6 +181,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		CommitAuthor: w.CommitAuthor,
 		Exporter:     exporter,
 		Log:          logf,
+		Events:       promote.EventsFunc(said.promotion),
 
 		// Images a rollback may deploy although ferry did not build them.
 		AllowedImages: cfg.AllowedImages,
@@ -196,6 +203,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Builder:     builder,
 		Repo:        repo,
 		PushOptions: pushOpts,
+		Pull:        moves.pull,
 		Target: func(env string) (environments.Target, error) {
 			return target(env)
 		},
@@ -210,6 +218,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
 		},
 		Log:     logf,
+		Events:  said.run,
 		Sandbox: sb,
 	})
 	if err != nil {
@@ -253,7 +262,15 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			if err != nil {
 				return nil, err
 			}
-			return t.Status(ctx)
+			s, err := t.Status(ctx)
+			if err == nil && s.Release == "" {
+				if rec, gerr := st.GetEnvironment(ctx, env); gerr == nil && rec.Release != "" {
+					if rerr := restored.get(env, rec.Release); rerr != nil {
+						return nil, fmt.Errorf("its release %s did not start again when ferry started: %w", store.Short(rec.Release), rerr)
+					}
+				}
+			}
+			return s, err
 		},
 		Log:              logf,
 		EnvSecrets:       settings,
@@ -358,7 +375,8 @@ func (c *Config) buildOptions() []build.Option {
 // restoreEnvironments records the configured environments and starts
 // each one's live release again: the embedded targets run in this
 // process, so a restart begins with nothing running.
-func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, target func(string) (*embedded.Target, error), pushOpts []build.Option, logf func(string, ...any)) error {
+func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, target func(string) (*embedded.Target, error),
+	pull func(context.Context, string) (*build.Release, error), restored *restoreErrors, logf func(string, ...any)) error {
 	for _, ec := range cfg.Environments {
 		e, err := st.GetEnvironment(ctx, ec.Name)
 		if errors.Is(err, store.ErrNotFound) {
@@ -380,12 +398,13 @@ func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, targe
 		rel, err := st.GetRelease(ctx, e.Release)
 		if err == nil {
 			var br *build.Release
-			br, err = build.PullRelease(ctx, rel.Ref, pushOpts...)
+			br, err = pull(ctx, rel.Ref)
 			if err == nil {
 				err = t.Apply(ctx, br)
 			}
 		}
 		if err != nil {
+			restored.set(ec.Name, e.Release, err)
 			// why: one environment that cannot start again must not keep
 			// ferry (and the others) down; its status shows the error.
 			logf("environment %s: starting its release %s again: %v", ec.Name, store.Short(e.Release), err)

@@ -50,6 +50,9 @@ type RunView struct {
 	Started time.Time  `json:"started,omitzero"`
 	Ended   time.Time  `json:"ended,omitzero"`
 	Steps   []StepView `json:"steps,omitempty"`
+	// Fate is where the run's release went, environment by environment
+	// (runs_fate.go).
+	Fate []FateView `json:"fate,omitempty"`
 }
 
 // StepView is one step of a run.

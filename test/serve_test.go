@@ -38,6 +38,8 @@ type serveProc struct {
 // serveConfig is a configuration for `ferry serve` on free ports.
 type serveConfig struct {
 	path, api, gw string
+	// args are more arguments of ferry serve (none by default).
+	args []string
 }
 
 func freeAddr(t *testing.T) string {
@@ -80,7 +82,7 @@ tokens:
 // stops it with SIGTERM at its end, unless it was killed before.
 func startServe(t *testing.T, cfg serveConfig, env ...string) *serveProc {
 	t.Helper()
-	cmd := exec.Command(ferryBin, "serve", "--config", cfg.path)
+	cmd := exec.Command(ferryBin, append([]string{"serve", "--config", cfg.path}, cfg.args...)...)
 	cmd.Env = append(append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1"), env...)
 	p := &serveProc{cmd: cmd, done: make(chan error, 1), output: &testreg.SyncBuffer{}, api: cfg.api, gw: cfg.gw}
 	cmd.Stdout = p.output

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -164,84 +163,6 @@ func newSourcesCommand() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(list, add, rm, sync)
-	return cmd
-}
-
-func newRunsCommand() *cobra.Command {
-	r := &remote{}
-	var source string
-	var limit int
-	var before int64
-	cmd := &cobra.Command{
-		Use: "runs", Short: "Pipeline runs, newest first", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			p, err := c.Runs(cmd.Context(), source, limit, before)
-			if err != nil {
-				return err
-			}
-			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "RUN\tSOURCE\tBRANCH\tCOMMIT\tSTATUS\tRELEASE\tCREATED\tREASON")
-				for _, run := range p.Items {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", run.ID, run.Source, run.Branch, store.Short(run.Commit), run.Status, store.Short(run.Release), ago(run.Created), run.Reason)
-				}
-				if p.Next != 0 {
-					fmt.Fprintf(tw, "(more: --before %d)\n", p.Next)
-				}
-			})
-		},
-	}
-	r.flags(cmd)
-	cmd.Flags().StringVar(&source, "source", "", "only this source's runs")
-	cmd.Flags().IntVar(&limit, "limit", 0, "runs per page (default 50)")
-	cmd.Flags().Int64Var(&before, "before", 0, "the page after the one that printed this number")
-
-	var follow bool
-	logs := &cobra.Command{
-		Use: "logs RUN", Short: "A run's log; -f follows it until the run ends", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[0], 10, 64)
-			if err != nil {
-				return fmt.Errorf("run %q: give the run's number (ferry runs lists them)", args[0])
-			}
-			c, err := r.client()
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			printLine := func(l server.LogLineView) {
-				fmt.Fprintf(out, "%s %-8s %s\n", l.At.Local().Format("15:04:05.000"), l.Step, l.Text)
-			}
-			if !follow {
-				lines, err := c.Logs(cmd.Context(), id, 0)
-				if err != nil {
-					return err
-				}
-				for _, l := range lines {
-					printLine(l)
-				}
-				return nil
-			}
-			run, err := c.FollowLogs(cmd.Context(), id, printLine)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "run %d %s", run.ID, run.Status)
-			if run.Reason != "" {
-				fmt.Fprintf(out, ": %s", run.Reason)
-			}
-			fmt.Fprintln(out)
-			if run.Status != "succeeded" {
-				return errReported
-			}
-			return nil
-		},
-	}
-	logs.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the run ends; exit 1 unless it succeeded")
-	cmd.AddCommand(logs)
 	return cmd
 }
 

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/ferrycd/ferry/internal/sandbox"
@@ -8,7 +12,7 @@ import (
 )
 
 func newServeCommand() *cobra.Command {
-	var config string
+	var config, logFormat string
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run ferry: watch sources, run pipelines, serve the API, webhooks and environments",
@@ -36,6 +40,12 @@ The configuration (YAML):
   tokens:
   - {name: alice, token: $ALICE_TOKEN, roles: [deployer, approver]}
   sandbox: {mode: bwrap, network: none}  # how code from Git runs (bubblewrap)
+  logFormat: text                 # or json, one object a line
+
+ferry serve logs one line per outcome: run started and finished (with the
+failing step and its first error), release made, deployed to ENV,
+verification passed or failed, rolled back, waiting for approvals,
+approved, rejected, frozen and unfrozen.
 
 Secrets may be written as $VAR, read from ferry's environment.`,
 		Args: cobra.NoArgs,
@@ -47,9 +57,16 @@ Secrets may be written as $VAR, read from ferry's environment.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("log-format") {
+				if !slices.Contains(server.LogFormats, logFormat) {
+					return fmt.Errorf("--log-format %q: give one of %s", logFormat, strings.Join(server.LogFormats, ", "))
+				}
+				cfg.LogFormat = logFormat
+			}
 			return server.Serve(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&config, "config", "ferry-serve.yaml", "the configuration file")
+	cmd.Flags().StringVar(&logFormat, "log-format", server.LogText, "how to log: text (for people) or json (for log collectors); overrides logFormat")
 	return cmd
 }

@@ -1,0 +1,40 @@
+package pipeline
+
+import "github.com/ferrycd/ferry/store"
+
+// Event is one outcome of a run, told as it happens so that ferry serve
+// can say it in one log line. The run's record and its step logs say the
+// same at length.
+type Event struct {
+	Kind EventKind
+	Run  store.Run // its ID, Source, Branch, Commit; Status once finished
+	// Step is the step that failed (EventRunFinished of a failed run).
+	Step string
+	// Error is the first line of what failed.
+	Error       string
+	Release     string // EventReleaseMade, EventDeployed
+	Environment string // EventDeployed
+}
+
+// EventKind names an outcome.
+type EventKind string
+
+// The outcomes a run tells.
+const (
+	EventRunStarted  EventKind = "run started"
+	EventRunResumed  EventKind = "run resumed"
+	EventRunFinished EventKind = "run finished"
+	EventReleaseMade EventKind = "release made"
+	EventDeployed    EventKind = "deployed"
+)
+
+// tell hands ev to Config.Events, if set.
+func (r *runner) tell(ev Event) {
+	if r.cfg.Events == nil {
+		return
+	}
+	run := r.run
+	run.Steps = nil
+	ev.Run = run
+	r.cfg.Events(ev)
+}
