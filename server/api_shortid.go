@@ -72,7 +72,7 @@ func (a *api) resolveImage(ctx context.Context, env, function, s string) (string
 	}
 	hex, whole, ok := hexPart(s)
 	if !ok {
-		return "", badRequest("image %q: give its digest (sha256:…, a prefix of its hex, or HOST/REPO@sha256:…)", s)
+		return "", badRequest("image %q is not an image by digest (a tag can move); give its digest (sha256:…, a prefix of its hex, or HOST/REPO@sha256:…)", s)
 	}
 	if whole {
 		return "sha256:" + hex, nil

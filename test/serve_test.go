@@ -364,7 +364,7 @@ func TestServeWebhookDeploys(t *testing.T) {
 	}
 
 	r = ferry(t, "status", "--server", p.api, "--token", serveToken)
-	if r.code != 0 || !strings.Contains(r.stdout, "dev") || !strings.Contains(r.stdout, runs.Items[0].Release) {
+	if r.code != 0 || !strings.Contains(r.stdout, "dev") || !strings.Contains(r.stdout, strings.TrimPrefix(runs.Items[0].Release, "sha256:")[:12]) {
 		t.Errorf("ferry status: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
