@@ -182,14 +182,28 @@ func TestMakeRunTour(t *testing.T) {
 	if r := cli(newcomer, "status"); r.code != 0 {
 		t.Fatalf("ferry status: %+v", r)
 	}
+	// Before approving: what prod would take, and where each run went.
+	if r := cli(newcomer, "diff", "staging", "prod"); r.code != 0 || !strings.Contains(r.stdout, "hello") || strings.Contains(r.stdout, "nothing differs") {
+		t.Fatalf("ferry diff staging prod: %+v", r)
+	}
+	if r := cli(newcomer, "runs"); r.code != 0 || !strings.Contains(r.stdout, "dev ✔") {
+		t.Fatalf("ferry runs: %+v", r)
+	}
 	approveTwice(pendingProd())
 	greets("prod", "hello from my commit")
+	// The gateway wrote an access line for the greeting into prod's log.
+	if r := cli(newcomer, "logs", "hello", "--env", "prod"); r.code != 0 || !strings.Contains(r.stdout, "/hello") {
+		t.Fatalf("ferry logs hello --env prod: %+v", r)
+	}
 
 	// Roll prod back, then let automatic promotions in again.
 	if r := cli(newcomer, "rollback", "prod"); r.code != 0 {
 		t.Fatalf("ferry rollback prod: %+v", r)
 	}
 	greets("prod", "hello from python")
+	if r := cli(newcomer, "status", "prod"); r.code != 0 || !strings.Contains(r.stdout, "prod is held") {
+		t.Fatalf("ferry status prod after the rollback: %+v", r)
+	}
 	if r := cli(newcomer, "resume", "prod"); r.code != 0 {
 		t.Fatalf("ferry resume prod: %+v", r)
 	}
