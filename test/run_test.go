@@ -159,7 +159,7 @@ func startRunOf(t testing.TB, bin, dir string, extra ...string) (addr, dataDir s
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-done:
-		case <-time.After(20 * time.Second):
+		case <-time.After(60 * time.Second):
 			_ = cmd.Process.Kill()
 			t.Error("ferry run did not stop on SIGINT")
 		}
