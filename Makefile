@@ -53,8 +53,11 @@ generate:
 	hack/tool.sh controller-gen object:headerFile=hack/boilerplate.go.txt paths=./manifests/...
 	$(GO) run ./cmd/ferry docs > docs/cli.md
 
+# -timeout is a hang bound per package: the slowest (build, test/) take
+# three to four minutes with -race on two busy cores, so go test's default
+# of ten would be too close.
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
 
 fuzz:
 	GO=$(GO) hack/fuzz.sh $(FUZZTIME)

@@ -103,7 +103,7 @@ func goStart(t *testing.T, bin string, env ...string) *goFunction {
 		f.cmd.Process.Kill()
 		<-f.exited
 	})
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		select {
 		case <-f.exited:
@@ -119,7 +119,7 @@ func goStart(t *testing.T, bin string, env ...string) *goFunction {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("function not healthy after 15s: %v", err)
+			t.Fatalf("function not healthy after a minute: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -133,8 +133,8 @@ func (f *goFunction) stop(t *testing.T) {
 	}
 	select {
 	case <-f.exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("function still running 10s after SIGTERM")
+	case <-time.After(time.Minute):
+		t.Fatal("function still running a minute after SIGTERM")
 	}
 	if f.err != nil {
 		t.Fatalf("function exited with %v after SIGTERM, want status 0\n%s", f.err, f.stderr.String())
@@ -550,7 +550,7 @@ func TestGoSignatures(t *testing.T) {
 		// The handler returns ctx.Err() at the deadline: the answer says it timed out.
 		start := time.Now()
 		f.call(t, http.MethodPost, "/", "slow").want(t, 500, "application/json", `{"error":"timed out: the handler did not answer within FUNCTION_TIMEOUT 300ms"}`)
-		if d := time.Since(start); d > 5*time.Second {
+		if d := time.Since(start); d > 30*time.Second { // a hang bound: the handler waits for ctx
 			t.Errorf("a 300ms FUNCTION_TIMEOUT answered after %v", d)
 		}
 		for sample, want := range map[string]string{

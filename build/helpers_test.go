@@ -238,7 +238,7 @@ func serve(t testing.TB, cmd *exec.Cmd) string {
 		<-done
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:

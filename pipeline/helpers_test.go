@@ -79,7 +79,7 @@ func newFixture(t *testing.T) *fixture {
 	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := target.Delete(ctx); err != nil {
 			t.Errorf("stopping dev: %v", err)

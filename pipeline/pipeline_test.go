@@ -226,14 +226,14 @@ func TestTestTimeoutKillsTheProcessGroup(t *testing.T) {
 	cmd := fmt.Sprintf(`[sh, -c, "sleep 60 & echo $! > %s; echo waiting; wait"]`, pidFile)
 	commit := f.newSource("demo", map[string]string{"ferry.yaml": withTest(t, cmd)})
 	cfg := f.hostConfig()
-	cfg.TestTimeout = time.Second
+	cfg.TestTimeout = 5 * time.Second // the test's start must fit well within it on a busy machine
 	ex, _ := f.start(cfg)
 	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	run := wait(t, ex, queued.ID)
-	if run.Status != store.StatusFailed || !strings.Contains(run.Reason, "did not finish within 1s") {
+	if run.Status != store.StatusFailed || !strings.Contains(run.Reason, "did not finish within 5s") {
 		t.Errorf("run %s, reason %q", run.Status, run.Reason)
 	}
 	if !contains(f.logs(run.ID)["test"], "hello | waiting") {

@@ -243,7 +243,7 @@ func (f *fixture) startHost() {
 // stopHost stops every function and the gateway: what a crash of ferry
 // does to the embedded environments.
 func (f *fixture) stopHost() {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, env := range envs {
 		if t, err := f.host.Target(env, embedded.EnvironmentConfig{}); err == nil {

@@ -63,7 +63,7 @@ func startRegistry(t *testing.T, dir string) *registryProcess {
 			t.Fatalf("registry serve printed %q", line)
 		}
 		r.addr = m[1]
-	case <-time.After(30 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("registry serve did not start")
 	}
 	return r
@@ -81,7 +81,7 @@ func (r *registryProcess) stop(t *testing.T) {
 		if err != nil {
 			t.Errorf("registry serve exited with %v after SIGTERM", err)
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(60 * time.Second):
 		_ = r.cmd.Process.Kill()
 		t.Error("registry serve did not stop on SIGTERM")
 	}

@@ -173,8 +173,8 @@ func TestServeEnvSecrets(t *testing.T) {
 	// v1 names no secret: it runs everywhere, and only prod has the
 	// configuration's override.
 	waitAnswer(t, p, "prod", 120*time.Second, func(a envAnswer) bool { return a.Message == "v1" })
-	dev := waitAnswer(t, p, "dev", 10*time.Second, func(a envAnswer) bool { return a.Message == "v1" })
-	prod := waitAnswer(t, p, "prod", 10*time.Second, func(a envAnswer) bool { return a.Message == "v1" })
+	dev := waitAnswer(t, p, "dev", 60*time.Second, func(a envAnswer) bool { return a.Message == "v1" })
+	prod := waitAnswer(t, p, "prod", 60*time.Second, func(a envAnswer) bool { return a.Message == "v1" })
 	if dev.Level != "info" || dev.Extra != "" || dev.Secret != "unset" {
 		t.Errorf("dev's function env: %+v, want the manifest's LOG_LEVEL only", dev)
 	}
@@ -209,7 +209,7 @@ func TestServeEnvSecrets(t *testing.T) {
 	if got := liveRelease(t, c, "dev"); got != devV1 {
 		t.Errorf("dev runs %s after the failed deploy, want %s still", got, devV1)
 	}
-	waitAnswer(t, p, "dev", 10*time.Second, func(a envAnswer) bool { return a.Message == "v1" })
+	waitAnswer(t, p, "dev", 60*time.Second, func(a envAnswer) bool { return a.Message == "v1" })
 
 	// The secret: names are checked, environments must exist, a viewer may
 	// list but not set, the value comes from stdin with its newline dropped.

@@ -263,7 +263,7 @@ func TestServeResumeDeploysTheNewest(t *testing.T) {
 	if r := cli("rollback", "dev"); r.code != 0 {
 		t.Fatalf("ferry rollback dev: %d %s%s", r.code, r.stdout, r.stderr)
 	}
-	waitGreeting(t, p, "hello from python", 10*time.Second)
+	waitGreeting(t, p, "hello from python", 60*time.Second)
 
 	third := runOf(t, p, c, commitGreeting(t, work, "", "third"))
 	var deploy server.StepView
@@ -277,7 +277,7 @@ func TestServeResumeDeploysTheNewest(t *testing.T) {
 	}
 	// The run ended without deploying: dev still answers the rollback's
 	// release, and a promotion of the new release waits.
-	waitGreeting(t, p, "hello from python", 10*time.Second)
+	waitGreeting(t, p, "hello from python", 60*time.Second)
 	waiting := promotionOf(t, p, c, third.Release, "dev", "pending")
 	if !strings.Contains(waiting.Reason, "waiting: dev is held") {
 		t.Errorf("the waiting promotion: %+v", waiting)

@@ -96,7 +96,7 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 	if e := environment(t, c, "dev"); e.Release != second || e.Held {
 		t.Errorf("a refused pin changed dev: %+v", e)
 	}
-	waitGreeting(t, p, "hello again", 5*time.Second)
+	waitGreeting(t, p, "hello again", 60*time.Second)
 
 	// Under allowedImages, but hostile: the unpacker refuses it, the API
 	// answers 422 with why, and dev keeps its release.
@@ -118,7 +118,7 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 		if e := environment(t, c, "dev"); e.Release != second || e.Held {
 			t.Errorf("after a refused image dev is %+v, want it on %s and not held", e, second)
 		}
-		waitGreeting(t, p, "hello again", 5*time.Second)
+		waitGreeting(t, p, "hello again", 60*time.Second)
 	}
 	// An index is not one image to run.
 	multi := testreg.PushIndex(t, team+"/multi", mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img}))
@@ -156,7 +156,7 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("pinning %s under allowedImages: %d\n%s%s", outside, r.code, r.stdout, r.stderr)
 	}
-	waitGreeting(t, p, "hello from outside", 10*time.Second)
+	waitGreeting(t, p, "hello from outside", 60*time.Second)
 	if got := functionImage(t, c, "dev", "hello"); got != outside {
 		t.Errorf("dev's hello runs %s, want %s", got, outside)
 	}
@@ -166,7 +166,7 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, first) {
 		t.Fatalf("ferry rollback dev: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	waitGreeting(t, p, "hello from python", 10*time.Second)
+	waitGreeting(t, p, "hello from python", 60*time.Second)
 }
 
 // history is env's deployments, one line each: what a refused rollback

@@ -82,7 +82,7 @@ func TestServePromotes(t *testing.T) {
 	first := pendingProd(t, p, alice, "")
 	approve(t, bob, first.ID)
 	approve(t, carol, first.ID)
-	waitIn(t, p, "prod", "hello from python", 30*time.Second)
+	waitIn(t, p, "prod", "hello from python", 60*time.Second)
 	prodV1 := liveRelease(t, alice, "prod")
 
 	commitGreeting(t, work, "alice <alice@example.com>", "hello from alice")
@@ -100,7 +100,7 @@ func TestServePromotes(t *testing.T) {
 		t.Fatalf("after one approval of two the promotion is %s", got.Status)
 	}
 	approve(t, carol, second.ID)
-	waitIn(t, p, "prod", "hello from alice", 30*time.Second)
+	waitIn(t, p, "prod", "hello from alice", 60*time.Second)
 	prodV2 := liveRelease(t, alice, "prod")
 
 	// A release that fails staging's check is rolled back there by
@@ -126,7 +126,7 @@ func TestServePromotes(t *testing.T) {
 	if !strings.Contains(failed.Reason, "greets") {
 		t.Errorf("the failed promotion's reason %q does not name the check", failed.Reason)
 	}
-	waitIn(t, p, "staging", "hello from alice", 10*time.Second)
+	waitIn(t, p, "staging", "hello from alice", 60*time.Second)
 	if list, _ := alice.Promotions(ctx, "prod", 0, 0); list.Items[0].Release != prodV2 && list.Items[0].Status == "pending" {
 		t.Errorf("prod was asked for the release that failed staging: %+v", list.Items[0])
 	}
@@ -138,7 +138,7 @@ func TestServePromotes(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, prodV1) {
 		t.Fatalf("ferry rollback prod: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	waitIn(t, p, "prod", "hello from python", 5*time.Second)
+	waitIn(t, p, "prod", "hello from python", 60*time.Second)
 	t.Logf("ferry rollback prod took %s (the CLI's start included)", took)
 	if got := liveRelease(t, alice, "prod"); got != prodV1 {
 		t.Errorf("prod runs %s after the rollback, want %s", got, prodV1)
@@ -236,7 +236,7 @@ func approve(t *testing.T, c *server.Client, id int64) {
 // target agree (the record follows the switch by a moment).
 func liveRelease(t *testing.T, c *server.Client, env string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		envs, err := c.Environments(t.Context())
 		if err != nil {
@@ -340,13 +340,13 @@ spec:
 		t.Fatalf("promotion %d ended %s (%s), want succeeded or rolled-back", end.ID, end.Status, end.Reason)
 	}
 	if end.Status == "succeeded" {
-		waitIn(t, p, "staging", "hello from python", 10*time.Second)
+		waitIn(t, p, "staging", "hello from python", 60*time.Second)
 		pendingProd(t, p, c, "")
 	}
 
 	// The export holds what dev and staging run.
 	clone := t.TempDir()
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := time.Now().Add(60 * time.Second); ; {
 		gitserver.Git(t, "", "clone", "-q", gitops, clone+"/x")
 		_, errDev := os.Stat(filepath.Join(clone, "x", "environments", "dev", "ferry.yaml"))
 		_, errStaging := os.Stat(filepath.Join(clone, "x", "environments", "staging", "ferry.yaml"))

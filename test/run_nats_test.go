@@ -20,7 +20,7 @@ func TestRunNATSTrigger(t *testing.T) {
 		t.Fatal(err)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(5 * time.Second) {
+	if !ns.ReadyForConnections(30 * time.Second) {
 		t.Fatal("the NATS server did not start")
 	}
 	t.Cleanup(ns.Shutdown)
@@ -74,7 +74,7 @@ def handle(event, context):
 	if err := nc.PublishMsg(msg); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	logFile := filepath.Join(dataDir, "logs", "local", "sink.log")
 	for {
 		b, _ := os.ReadFile(logFile)
@@ -92,7 +92,7 @@ def handle(event, context):
 		}
 		if time.Now().After(deadline) {
 			logs := ferry(t, "logs", "sink", "--data", dataDir)
-			t.Fatalf("the message did not reach the function within 10 s:\n%s\nits log:\n%s%s", output, logs.stdout, logs.stderr)
+			t.Fatalf("the message did not reach the function within 60 s:\n%s\nits log:\n%s%s", output, logs.stdout, logs.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -98,7 +98,7 @@ func startServe(t *testing.T, cfg serveConfig, env ...string) *serveProc {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
-		case <-time.After(30 * time.Second):
+		case <-time.After(60 * time.Second):
 			cmd.Process.Kill()
 			t.Error("ferry serve did not stop on SIGTERM")
 		}
@@ -307,7 +307,7 @@ func TestServeWebhookDeploys(t *testing.T) {
 	// why: the new code answers once the deploy step applied it; the run
 	// is marked succeeded a moment later, after it recorded the deploy.
 	var runs server.ListPage[server.RunView]
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := time.Now().Add(60 * time.Second); ; {
 		var err error
 		runs, err = c.Runs(ctx, "demo", 0, 0)
 		if err != nil {
@@ -424,7 +424,7 @@ func TestServeCrashResumes(t *testing.T) {
 		t.Errorf("run 1 failed with no reason")
 	}
 	if after.Status == "succeeded" {
-		waitGreeting(t, p, "hello from python", 30*time.Second)
+		waitGreeting(t, p, "hello from python", 60*time.Second)
 	}
 	// Steps done before the crash were not run again.
 	for i := range 3 {

@@ -289,7 +289,7 @@ func TestGatewayBodyLimit(t *testing.T) {
 	if s := do(t, "POST", url+"/dev/up", "", nil, bytes.NewReader(big[:6<<20])).seen(t); len(s.Body) != 6<<20 {
 		t.Errorf("a 6 MiB body arrived as %d bytes", len(s.Body))
 	}
-	waitFor(t, 2*time.Second, "done not called for every acquire", func() bool { return b.released.Load() == b.acquired.Load() })
+	waitFor(t, 30*time.Second, "done not called for every acquire", func() bool { return b.released.Load() == b.acquired.Load() })
 }
 
 func TestGatewayInFlightLimit(t *testing.T) {
@@ -307,11 +307,12 @@ func TestGatewayInFlightLimit(t *testing.T) {
 	first := make(chan answer)
 	go func() { first <- do(t, "GET", url+"/dev/one", "", nil, nil) }()
 	<-entered
-	begin := time.Now()
+	// A call queued behind the first would wait for release, which comes
+	// only after this answer: the 429 itself says it came at once.
 	a := do(t, "GET", url+"/dev/one", "", nil, nil)
 	a.wantError(t, 429, "function one is serving 1 calls, its limit")
-	if a.header.Get("Retry-After") != "1" || time.Since(begin) > time.Second {
-		t.Errorf("429 took %s with Retry-After %q, want at once with 1", time.Since(begin), a.header.Get("Retry-After"))
+	if a.header.Get("Retry-After") != "1" {
+		t.Errorf("429 with Retry-After %q, want 1", a.header.Get("Retry-After"))
 	}
 	close(release)
 	if a := <-first; a.code != 200 || a.body != "finally" {
@@ -328,7 +329,7 @@ func TestGatewayTimeout(t *testing.T) {
 	b := handlerBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Minute):
 		}
 	})
 	g := newGateway()
@@ -337,10 +338,12 @@ func TestGatewayTimeout(t *testing.T) {
 
 	begin := time.Now()
 	do(t, "GET", url+"/dev/slow", "", nil, nil).wantError(t, 504, "function slow did not answer within 200ms")
-	if took := time.Since(begin); took < 200*time.Millisecond || took > 2*time.Second {
+	// why: the timeout is a real minimum; the upper bound, well short of
+	// the backend's minute, only catches a hang.
+	if took := time.Since(begin); took < 200*time.Millisecond || took > 30*time.Second {
 		t.Errorf("the 504 came after %s, want just after 200ms", took)
 	}
-	waitFor(t, time.Second, "done was not called after the timeout", func() bool {
+	waitFor(t, 30*time.Second, "done was not called after the timeout", func() bool {
 		return b.acquired.Load() == 1 && b.released.Load() == 1
 	})
 }

@@ -100,7 +100,7 @@ func functionDiesWithFerry(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	waitFor(t, 5*time.Second, "the function outlived its supervisor's SIGKILL", func() bool {
+	waitFor(t, 30*time.Second, "the function outlived its supervisor's SIGKILL", func() bool {
 		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 	})
 }

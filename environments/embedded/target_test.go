@@ -262,7 +262,7 @@ func TestTargetScaleToZero(t *testing.T) {
 	if code, msg := message(t, url); code != 200 || msg != "hello from nodejs" {
 		t.Fatalf("%d %q", code, msg)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for pid(t, tg, "hello") != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the idle function was not stopped")
@@ -276,7 +276,7 @@ func TestTargetScaleToZero(t *testing.T) {
 		t.Fatalf("cold call: %d %q", code, msg)
 	}
 	// Idle again after the cold start: it stops again.
-	deadline = time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for pid(t, tg, "hello") != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("after a cold start, the idle function was not stopped again")
@@ -303,7 +303,7 @@ func TestTargetCron(t *testing.T) {
 	in.mu.Lock()
 	procURL := in.proc.URL()
 	in.mu.Unlock()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(procURL + "/metrics")
 		if err != nil {
@@ -315,7 +315,7 @@ func TestTargetCron(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the cron trigger did not call the function twice in 5 s:\n%s", body)
+			t.Fatalf("the cron trigger did not call the function twice in 30 s:\n%s", body)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -33,7 +33,7 @@ func startTestKafka(t *testing.T, topic string) []string {
 
 func newKafkaTestTriggers(t *testing.T, brokers []string) (*triggers, *triggerLog) {
 	l := &triggerLog{}
-	tr := newTriggers(triggerConfig{Environment: "dev", KafkaBrokers: brokers, Log: l.log, CallTimeout: 5 * time.Second})
+	tr := newTriggers(triggerConfig{Environment: "dev", KafkaBrokers: brokers, Log: l.log, CallTimeout: hang})
 	t.Cleanup(tr.stop)
 	return tr, l
 }
@@ -85,7 +85,7 @@ func committed(t *testing.T, brokers []string, group, topic string) int64 {
 		return -2
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
 	if errors.Is(err, kerr.GroupIDNotFound) {
@@ -117,8 +117,8 @@ func TestTriggerKafka(t *testing.T) {
 	if err := tr.apply(t.Context(), set, backends); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "20 calls", func() bool { return len(orders.got()) >= 20 })
-	waitFor(t, 5*time.Second, "offset 20 committed", func() bool { return committed(t, brokers, "ferry-dev-orders", "orders") == 20 })
+	waitFor(t, time.Minute, "20 calls", func() bool { return len(orders.got()) >= 20 })
+	waitFor(t, time.Minute, "offset 20 committed", func() bool { return committed(t, brokers, "ferry-dev-orders", "orders") == 20 })
 
 	calls := orders.got()
 	if len(calls) != 20 {
@@ -158,13 +158,13 @@ func TestTriggerKafka(t *testing.T) {
 		t.Fatal("applying the same set restarted the Kafka trigger")
 	}
 	produce(t, brokers, "orders", 20, 1)
-	waitFor(t, 5*time.Second, "the 21st record", func() bool { return len(orders.got()) == 21 })
+	waitFor(t, time.Minute, "the 21st record", func() bool { return len(orders.got()) == 21 })
 
 	// Removed, it leaves the group, and records that come later wait for it.
 	if err := tr.apply(t.Context(), &manifests.Set{Functions: set.Functions}, backends); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the group left", func() bool { return groupMembers(t, brokers, "ferry-dev-orders") == 0 })
+	waitFor(t, time.Minute, "the group left", func() bool { return groupMembers(t, brokers, "ferry-dev-orders") == 0 })
 	produce(t, brokers, "orders", 21, 1)
 	time.Sleep(300 * time.Millisecond)
 	if n := len(orders.got()); n != 21 {
@@ -211,7 +211,7 @@ func TestTriggerKafkaRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	produce(t, brokers, "jobs", 0, 1)
-	waitFor(t, 10*time.Second, "offset 1 committed", func() bool { return committed(t, brokers, group, "jobs") == 1 })
+	waitFor(t, time.Minute, "offset 1 committed", func() bool { return committed(t, brokers, group, "jobs") == 1 })
 
 	calls := flaky.got()
 	if len(calls) != 2 {
@@ -252,8 +252,8 @@ func TestTriggerKafkaResume(t *testing.T) {
 	if err := tr1.apply(t.Context(), set, map[string]backend{"orders": first}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "offset 10 committed", func() bool { return committed(t, brokers, group, "orders") == 10 })
-	waitFor(t, 5*time.Second, "order 10 tried again", func() bool { return len(first.got()) >= 13 })
+	waitFor(t, time.Minute, "offset 10 committed", func() bool { return committed(t, brokers, group, "orders") == 10 })
+	waitFor(t, time.Minute, "order 10 tried again", func() bool { return len(first.got()) >= 13 })
 	tr1.stop()
 	for i, c := range first.got() {
 		if want := fmt.Sprintf("order %d", min(i, 10)); c.body != want {
@@ -272,7 +272,7 @@ func TestTriggerKafkaResume(t *testing.T) {
 	if err := tr2.apply(t.Context(), set, map[string]backend{"orders": second}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "offset 20 committed", func() bool { return committed(t, brokers, group, "orders") == 20 })
+	waitFor(t, time.Minute, "offset 20 committed", func() bool { return committed(t, brokers, group, "orders") == 20 })
 	calls := second.got()
 	if len(calls) != 10 {
 		t.Errorf("second got %d calls, want orders 10 to 19", len(calls))

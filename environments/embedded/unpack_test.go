@@ -696,7 +696,7 @@ func TestImagesRootWaitsForLockUntilCancelled(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("root = %v, want the context's error", err)
 	}
-	if time.Since(start) > 5*time.Second {
+	if time.Since(start) > 30*time.Second { // a hang bound: the context ended after 100ms
 		t.Errorf("root returned %s after the context ended", time.Since(start))
 	}
 }
