@@ -101,7 +101,7 @@ func TestServeRefusesSyntaxError(t *testing.T) {
 	if after := envRelease(envs, "dev"); after != before {
 		t.Errorf("dev runs %s, want %s still", after, before)
 	}
-	waitGreeting(t, p, "hello from python", 10*time.Second)
+	waitGreeting(t, p, "hello from python", 60*time.Second)
 	r := ferry(t, "runs", "logs", fmt.Sprint(run.ID), "--server", p.api, "--token", serveToken)
 	if !strings.Contains(r.stdout, "helpers.py:3") {
 		t.Errorf("ferry runs logs %d does not show the file and line:\n%s%s", run.ID, r.stdout, r.stderr)
