@@ -53,9 +53,16 @@ func TestOneFerryPerDataFolder(t *testing.T) {
 		}
 		first := startRunIn(t, dir)
 		r := ferryAt(t, dir, "run", ".", "--addr", freeAddr(t))
-		want := fmt.Sprintf("data folder ./.ferry-data is in use by another ferry (pid %d); stop it, or give this one another --data", first.cmd.Process.Pid)
+		want := fmt.Sprintf("data folder .ferry-data is in use by another ferry (pid %d); stop it, or give this one another --data", first.cmd.Process.Pid)
 		if r.code == 0 || !strings.Contains(r.stdout, want) {
 			t.Fatalf("a second ferry run in one repository: %+v, want %q", r, want)
+		}
+		// Started from the parent folder, ferry run still keeps its data
+		// in DIR/.ferry-data, where init's .gitignore names it.
+		r = ferryAt(t, filepath.Dir(dir), "run", filepath.Base(dir), "--addr", freeAddr(t))
+		want = fmt.Sprintf("data folder %s is in use by another ferry (pid %d)", filepath.Join(filepath.Base(dir), ".ferry-data"), first.cmd.Process.Pid)
+		if r.code == 0 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("ferry run DIR from DIR's parent: %+v, want %q", r, want)
 		}
 		if n := first.count("release "); n != 1 {
 			t.Fatalf("the first ferry run made %d releases, want 1:\n%s", n, first.output)

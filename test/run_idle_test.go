@@ -19,7 +19,7 @@ import (
 const idleFor = 30 * time.Second
 
 // TestRunIdleMakesNoBuilds: `ferry run` with its data folder in the
-// repository (the default, ./.ferry-data) builds once at start, not
+// repository (the default, DIR/.ferry-data) builds once at start, not
 // again while nothing is saved, and exactly once for one save; in a
 // folder `ferry init` made (no Git; its .gitignore lists .ferry-data/)
 // and in a Git copy of examples/nodejs, which ignores nothing, so that

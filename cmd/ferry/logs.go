@@ -68,7 +68,7 @@ from the log file under ferry run's data folder.`,
 	}
 	r.flags(cmd)
 	cmd.Flags().StringVar(&env, "env", "local", "environment")
-	cmd.Flags().StringVar(&dataDir, "data", "./.ferry-data", "the data folder of ferry run (used when no server is given)")
+	cmd.Flags().StringVar(&dataDir, "data", "./.ferry-data", "the data folder of ferry run, DIR/.ferry-data (used when no server is given)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
 	cmd.Flags().IntVar(&tail, "tail", 0, "print only the last N lines (0: all that are kept)")
 	cmd.Flags().StringVar(&since, "since", "", "print only lines newer than this: a duration (10m) or a time (RFC 3339)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +55,11 @@ none given fails to apply and says which flag it needs.`,
 			if !sb.Enabled() {
 				fmt.Fprintf(cmd.OutOrStdout(), "no sandbox: functions run as you (%s)\n", sb.Note())
 			}
+			// why: the data folder lives in DIR, where ferry init's
+			// .gitignore names it, whatever folder ferry run starts from.
+			if data == "" {
+				data = filepath.Join(dirArg(args), ".ferry-data")
+			}
 			changes, err := watcher.NewFolder(cmd.Context(), watcher.FolderConfig{Dir: dirArg(args), Skip: []string{data}})
 			if err != nil {
 				return err
@@ -66,7 +72,7 @@ none given fails to apply and says which flag it needs.`,
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8090", "where the gateway listens (not make run's 8081, so both can run)")
-	cmd.Flags().StringVar(&data, "data", "./.ferry-data", "folder for the registry, the build cache, images and logs")
+	cmd.Flags().StringVar(&data, "data", "", "folder for the registry, the build cache, images and logs (default DIR/.ferry-data)")
 	cmd.Flags().StringArrayVar(&bases, "base", nil, "base image of a runtime as RUNTIME=IMAGE (repeatable)")
 	cmd.Flags().StringVar(&nats, "nats", "", "NATS server of NATSTriggers (nats://HOST:PORT)")
 	cmd.Flags().StringSliceVar(&kafka, "kafka", nil, "Kafka seed brokers of KafkaTriggers (HOST:PORT, comma-separated)")
