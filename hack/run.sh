@@ -66,9 +66,11 @@ fi
 # (.ferry-run/ is ignored).
 [ -f "$dir/token" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/token"
 [ -f "$dir/reviewer-token" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/reviewer-token"
+[ -f "$dir/operator-token" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/operator-token"
 [ -f "$dir/webhook-secret" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/webhook-secret"
 token=$(cat "$dir/token")
 reviewer=$(cat "$dir/reviewer-token")
+operator=$(cat "$dir/operator-token")
 
 # The configuration is written only when it changes (another LISTEN, say),
 # so that its time says when it last did.
@@ -92,6 +94,7 @@ environments:
 tokens:
 - {name: newcomer, token: $token, roles: [admin]}
 - {name: reviewer, token: $reviewer, roles: [approver]}
+- {name: operator, token: $operator, roles: [approver]}
 YAML
 if cmp -s "$dir/ferry-serve.yaml.new" "$dir/ferry-serve.yaml"; then
 	rm "$dir/ferry-serve.yaml.new"
@@ -109,6 +112,9 @@ ferry serve is starting, watching the repository $repo.
               (newcomer: deploys, approves, rolls back)
   reviewer    FERRY_TOKEN=$reviewer
               (a second approver: prod takes two approvals)
+  operator    FERRY_TOKEN=$operator
+              (a third: a promotion newcomer asks for with ferry promote
+              needs two approvers besides newcomer)
 
 dev and staging take each release by themselves; prod waits for two
 approvals. In another terminal, with the export above (README.md, "The
@@ -116,13 +122,24 @@ make run tour", has the rest):
 
   bin/ferry promotions --env prod                      # prod waits: note the ID
   bin/ferry approve ID                                 # one approval of two
-  FERRY_TOKEN=$reviewer bin/ferry approve ID   # two: prod deploys
+  FERRY_TOKEN=$reviewer bin/ferry approve ID   # two: prod deploys in a moment
   curl http://$addr/prod/hello
 
+MSG
+# why: after the first commit the sed below would change nothing, and
+# git would refuse the commit it suggests.
+if grep -q 'hello from python' "$repo/hello/main.py"; then
+	cat <<MSG
 Then change the greeting and commit; dev serves it about a second later:
 
   cd $repo && sed -i 's/hello from python/hello from my commit/' hello/main.py && git -c user.name=me -c user.email=me@example.com commit -qam "greet" && cd -
   curl http://$addr/dev/hello
 
 MSG
+else
+	cat <<MSG
+Then edit $repo/hello/main.py and commit; dev serves it about a second later.
+
+MSG
+fi
 exec "$ferry" serve --config "$dir/ferry-serve.yaml"

@@ -148,9 +148,13 @@ func (e *engine) pendingNext(ctx context.Context, p store.Promotion) (string, er
 	if more == 0 {
 		return fmt.Sprintf("promotion %d: deploying %s into %s now", p.ID, store.Short(p.Release), p.Environment), nil
 	}
-	from := "an approver other than " + p.Requester
+	who := words.Noun(more, "approver")
+	if more == 1 {
+		who = "an approver"
+	}
+	from := who + " other than " + p.Requester
 	if pol.SelfApproval || p.Requester == Actor {
-		from = "an approver"
+		from = who
 	}
 	if len(pol.Approvers) > 0 {
 		// why: those who approved, asked, or wrote the commit cannot give

@@ -183,8 +183,8 @@ func TestMakeRunTour(t *testing.T) {
 		t.Fatalf("ferry status: %+v", r)
 	}
 	// Before approving: what prod would take, and where each run went.
-	if r := cli(newcomer, "diff", "staging", "prod"); r.code != 0 || !strings.Contains(r.stdout, "hello") || strings.Contains(r.stdout, "nothing differs") {
-		t.Fatalf("ferry diff staging prod: %+v", r)
+	if r := cli(newcomer, "diff", "prod", "staging"); r.code != 0 || !strings.Contains(r.stdout, "hello") || strings.Contains(r.stdout, "nothing differs") {
+		t.Fatalf("ferry diff prod staging: %+v", r)
 	}
 	if r := cli(newcomer, "runs"); r.code != 0 || !strings.Contains(r.stdout, "dev ✔") {
 		t.Fatalf("ferry runs: %+v", r)

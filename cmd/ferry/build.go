@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/ferrycd/ferry/build"
 )
@@ -131,13 +132,15 @@ interpreter.`,
 }
 
 // isTerminal reports whether w is a terminal, where progress is shown.
-func isTerminal(w io.Writer) bool {
+func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
-	info, err := f.Stat()
-	return err == nil && info.Mode()&os.ModeCharDevice != 0
+	// why: /dev/null is a character device too; only a terminal answers
+	// the terminal-settings ioctl.
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // progressPrinter prints a line when a function's build changes phase,

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
@@ -70,7 +69,7 @@ running.`,
 				}
 				fmt.Fprintf(tw, "secret %s of %s %s.\n", name, env, verb)
 				if res.Reloaded {
-					fmt.Fprintf(tw, "The functions of %s that use it were restarted with the new value.\n", env)
+					fmt.Fprintf(tw, "The functions of %s's live release that use it, if any, were restarted with the new value; a release whose deploy failed for want of it goes in again with: ferry promote RELEASE --to %s\n", env, env)
 				} else {
 					fmt.Fprintf(tw, "The functions of %s were not restarted, and keep the previous value: %s\nThe next deploy to %s uses the new value.\n", env, res.ReloadError, env)
 				}
@@ -127,10 +126,8 @@ running.`,
 // readSecret reads a secret's value from in. A terminal gets a prompt on
 // errw; the value must be text, as an environment variable's is.
 func readSecret(in io.Reader, errw io.Writer, env, name string, raw bool) (string, error) {
-	if f, ok := in.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			fmt.Fprintf(errw, "Value of secret %s of %s, then Enter and Ctrl-D (it shows as you type; pipe it from a file to keep it off the screen):\n", name, env)
-		}
+	if isTerminal(in) {
+		fmt.Fprintf(errw, "Value of secret %s of %s, then Enter and Ctrl-D (it shows as you type; pipe it from a file to keep it off the screen):\n", name, env)
 	}
 	b, err := io.ReadAll(io.LimitReader(in, maxSecretInput))
 	if err != nil {

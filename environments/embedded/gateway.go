@@ -238,7 +238,9 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no environment in the path: call /<environment>/<path>")
 			return
 		}
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no environment %q", env))
+		// why: the gateway knows only environments that run a release, so
+		// a configured one before its first deploy looks the same as a typo.
+		writeError(w, http.StatusNotFound, fmt.Sprintf("environment %q runs nothing here: it has no release yet, or there is no such environment (ferry status lists them)", env))
 		return
 	}
 	// why: a trailing slash is tolerated, and /dev/ is the route /.

@@ -162,8 +162,8 @@ func TestGatewayRouting(t *testing.T) {
 		}
 	}
 
-	do(t, "GET", url+"/staging/hello", "", nil, nil).wantError(t, 404, `no environment "staging"`)
-	do(t, "GET", url+"/hello", "staging.localhost", nil, nil).wantError(t, 404, `no environment "staging"`)
+	do(t, "GET", url+"/staging/hello", "", nil, nil).wantError(t, 404, `environment "staging" runs nothing here: it has no release yet, or there is no such environment (ferry status lists them)`)
+	do(t, "GET", url+"/hello", "staging.localhost", nil, nil).wantError(t, 404, `environment "staging" runs nothing here: it has no release yet, or there is no such environment (ferry status lists them)`)
 	do(t, "GET", url+"/dev/nope", "", nil, nil).wantError(t, 404, "no route /nope in environment dev")
 	do(t, "GET", url+"/dev/hello/x", "", nil, nil).wantError(t, 404, "no route /hello/x in environment dev")
 	do(t, "GET", url+"/", "", nil, nil).wantError(t, 404, "no environment in the path: call /<environment>/<path>")
@@ -175,7 +175,7 @@ func TestGatewayRouting(t *testing.T) {
 
 	// Removing an environment: its URLs answer 404, others still serve.
 	g.setRoutes("dev", nil)
-	do(t, "GET", url+"/dev/hello", "", nil, nil).wantError(t, 404, `no environment "dev"`)
+	do(t, "GET", url+"/dev/hello", "", nil, nil).wantError(t, 404, `environment "dev" runs nothing here: it has no release yet, or there is no such environment (ferry status lists them)`)
 	if s := do(t, "GET", url+"/prod/hello", "", nil, nil).seen(t); s.Server != "prod" {
 		t.Errorf("prod answered from %s", s.Server)
 	}
