@@ -3,8 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
-	"time"
 	"text/tabwriter"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ferrycd/ferry/server"
