@@ -23,8 +23,11 @@ func newRunsCommand() *cobra.Command {
 		Short: "Pipeline runs, newest first, and where each one's release went; or one run",
 		Long: `Pipeline runs, newest first. FATE says where the run's release went,
 environment by environment: dev ✔ (it succeeded there), staging rolled
-back, prod waiting (for approvals, a freeze, a hold). ferry runs RUN shows
-one run's steps and each environment's fate with its reason.`,
+back, prod waiting (for approvals, a freeze, a hold); REASON why the run
+or its release failed. ferry runs RUN shows one run's steps and each
+environment's fate with its reason. The tables fit in 100 columns,
+naming releases by 12 hex characters; -o wide adds the branch and commit
+and prints whole ids and reasons.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := r.client()
