@@ -132,7 +132,7 @@ func TestCLIPolish(t *testing.T) {
 	if r := cli(aliceToken, "rollback", "staging"); r.code != 0 || !strings.HasPrefix(r.stdout, "staging now runs "+store.Short(r1)+" (was "+store.Short(r2)+")") {
 		t.Fatalf("ferry rollback staging: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if r := cli(aliceToken, "status", "staging"); r.code != 0 || !strings.Contains(r.stdout, "staging is held: ferry resume staging lets automatic promotions in (alice pinned it to release "+store.Short(r1)) {
+	if r := cli(aliceToken, "status", "staging"); r.code != 0 || !strings.Contains(r.stdout, "staging is held: ferry resume staging lets automatic promotions in (alice pinned it") {
 		t.Errorf("ferry status staging after a rollback: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := cli(aliceToken, "resume", "staging"); r.code != 0 || !strings.Contains(r.stdout, "next: ") {
