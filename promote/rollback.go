@@ -71,7 +71,7 @@ func (e *engine) Rollback(ctx context.Context, env string, to RollbackTarget, ac
 	wctx := context.WithoutCancel(ctx)
 	// why: held before the release changes, so that no automatic
 	// promotion comes in between, even across a crash.
-	hold := fmt.Sprintf("%s rolled it back to release %s at %s", actor.Name, store.Short(target.rec.ID), e.now().UTC().Format(time.RFC3339))
+	hold := fmt.Sprintf("%s pinned it to release %s at %s", actor.Name, store.Short(target.rec.ID), e.now().UTC().Format(time.RFC3339))
 	if err := e.st.HoldEnvironment(wctx, env, true, hold); err != nil {
 		return store.Deployment{}, err
 	}

@@ -27,7 +27,7 @@ func TestRollback(t *testing.T) {
 		t.Errorf("rollback: %+v", d)
 	}
 	f.answers("staging", "rb 2")
-	if e := f.env("staging"); !e.Held || !strings.Contains(e.HoldReason, "ann rolled it back to release "+store.Short(rels[1].ID)) {
+	if e := f.env("staging"); !e.Held || !strings.Contains(e.HoldReason, "ann pinned it to release "+store.Short(rels[1].ID)) {
 		t.Errorf("staging after a rollback: %+v", e)
 	}
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -55,6 +56,8 @@ type PromotionView struct {
 	Created     time.Time      `json:"created"`
 	Updated     time.Time      `json:"updated,omitzero"`
 	Approvals   []ApprovalView `json:"approvals,omitempty"`
+	// Required is how many approvals the stage requires (0: none).
+	Required int `json:"required,omitempty"`
 	// Next says what happens next (answers to promote, approve, reject).
 	Next string `json:"next,omitempty"`
 }
@@ -100,6 +103,16 @@ func promotionView(p store.Promotion, approvals []store.Approval) PromotionView 
 		Reason: p.Reason, Pinned: p.Pinned, Created: p.Created, Updated: p.Updated}
 	for _, a := range approvals {
 		v.Approvals = append(v.Approvals, ApprovalView{Actor: a.Actor, Approve: a.Approve, Comment: a.Comment, At: a.At})
+	}
+	return v
+}
+
+// withRequired adds how many approvals v's stage requires, when the
+// promoter can say. why: a release whose manifest no longer loads leaves
+// it 0 rather than failing the list it is in.
+func (a *api) withRequired(ctx context.Context, v PromotionView, p store.Promotion) PromotionView {
+	if req, ok := a.cfg.Promoter.(promote.Requirements); ok {
+		v.Required, _ = req.ApprovalsRequired(ctx, p)
 	}
 	return v
 }
@@ -185,7 +198,7 @@ func (a *api) createPromotion(w http.ResponseWriter, r *http.Request, id Identit
 	if err != nil {
 		return promoteError(err)
 	}
-	v := promotionView(p, nil)
+	v := a.withRequired(r.Context(), promotionView(p, nil), p)
 	v.Next = a.next(r.Context(), p.Environment, p.ID)
 	writeJSON(w, http.StatusCreated, v)
 	return nil
@@ -212,7 +225,8 @@ func (a *api) getPromotion(w http.ResponseWriter, r *http.Request, _ Identity) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, promotionView(p, approvals))
+	v := a.withRequired(r.Context(), promotionView(p, approvals), p)
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -231,7 +245,8 @@ func (a *api) listPromotions(w http.ResponseWriter, r *http.Request, _ Identity)
 		if err != nil {
 			return err
 		}
-		out = append(out, promotionView(pr, approvals))
+		v := a.withRequired(r.Context(), promotionView(pr, approvals), pr)
+		out = append(out, v)
 	}
 	var last int64
 	if len(list) > 0 {
@@ -274,7 +289,7 @@ func (a *api) decide(w http.ResponseWriter, r *http.Request, id Identity, yes bo
 	if err != nil {
 		return err
 	}
-	v := promotionView(p, approvals)
+	v := a.withRequired(r.Context(), promotionView(p, approvals), p)
 	v.Next = a.next(r.Context(), p.Environment, p.ID)
 	writeJSON(w, http.StatusOK, v)
 	return nil

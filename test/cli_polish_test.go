@@ -29,8 +29,14 @@ func TestCLIPolish(t *testing.T) {
 	r1 := newRelease(t, p, "staging", "")
 	pending := pendingProd(t, p, c, "")
 
+	// A pending promotion counts its approvals against those required.
+	r := cli(aliceToken, "promotions", "--env", "prod")
+	if l := lineOf(r.stdout, fmt.Sprint(pending.ID)+" "); r.code != 0 || !strings.Contains(l, " 0/1 ") || wholeDigestRE.MatchString(r.stdout) {
+		t.Errorf("ferry promotions --env prod: promotion %d's line %q\n%s%s", pending.ID, l, r.stdout, r.stderr)
+	}
+
 	// What happens next.
-	r := cli(aliceToken, "freeze", "prod", "--reason", "audit")
+	r = cli(aliceToken, "freeze", "prod", "--reason", "audit")
 	if r.code != 0 || !strings.Contains(r.stdout, "next: frozen: promotions wait until `ferry unfreeze prod`") {
 		t.Errorf("ferry freeze prod: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -42,7 +48,8 @@ func TestCLIPolish(t *testing.T) {
 	t.Logf("ferry unfreeze prod:\n%s", r.stdout)
 	r = cli(bobToken, "approve", fmt.Sprint(pending.ID))
 	// why: either, as the promoter may finish before the answer is made.
-	if r.code != 0 || !strings.Contains(r.stdout, "next: promotion") || !strings.Contains(r.stdout, " now") && !strings.Contains(r.stdout, "is live in prod") {
+	if r.code != 0 || !strings.Contains(r.stdout, "next: promotion") || !strings.Contains(r.stdout, " now") && !strings.Contains(r.stdout, "is live in prod") ||
+		!strings.HasPrefix(r.stdout, fmt.Sprintf("promotion %d: %s into prod", pending.ID, store.Short(r1))) {
 		t.Errorf("ferry approve: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("ferry approve:\n%s", r.stdout)
@@ -121,9 +128,12 @@ func TestCLIPolish(t *testing.T) {
 		t.Errorf("ferry diff prod nowhere: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
-	// resume says what happens next too.
-	if r := cli(aliceToken, "rollback", "staging"); r.code != 0 {
+	// resume says what happens next too; before it, status says to run it.
+	if r := cli(aliceToken, "rollback", "staging"); r.code != 0 || !strings.HasPrefix(r.stdout, "staging now runs "+store.Short(r1)+" (was "+store.Short(r2)+")") {
 		t.Fatalf("ferry rollback staging: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(aliceToken, "status", "staging"); r.code != 0 || !strings.Contains(r.stdout, "staging is held: ferry resume staging lets automatic promotions in (alice pinned it") {
+		t.Errorf("ferry status staging after a rollback: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := cli(aliceToken, "resume", "staging"); r.code != 0 || !strings.Contains(r.stdout, "next: ") {
 		t.Errorf("ferry resume staging: %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -181,7 +191,7 @@ func TestStatusWatch(t *testing.T) {
 	if r := ferry(t, "freeze", "dev", "--reason", "watching", "--server", p.api, "--token", serveToken); r.code != 0 {
 		t.Fatalf("ferry freeze dev: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if frames := waitFor("dev is frozen: watching"); frames != 1 {
+	if frames := waitFor("dev is frozen: ferry unfreeze dev lets promotions in (watching)"); frames != 1 {
 		t.Errorf("ferry status --watch printed %d frames for one change; it prints only when something changed:\n%s", frames, seen.String())
 	}
 	cmd.Process.Signal(os.Interrupt)

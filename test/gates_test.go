@@ -219,8 +219,8 @@ func TestServeGatesBelongToTheServer(t *testing.T) {
 		t.Errorf("prod's history: %+v", history.Items)
 	}
 
-	// ferry promotions says why, for each.
-	r := ferry(t, "promotions", "--env", "prod", "--server", p.api, "--token", serveToken)
+	// ferry promotions says why, for each (whole with -o wide).
+	r := ferry(t, "promotions", "--env", "prod", "-o", "wide", "--server", p.api, "--token", serveToken)
 	if r.code != 0 {
 		t.Fatalf("ferry promotions: %d %s%s", r.code, r.stdout, r.stderr)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/ferrycd/ferry/server"
+	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/test/gitserver"
 	"github.com/ferrycd/ferry/test/testreg"
 )
@@ -163,7 +164,7 @@ func TestServeRollbackAdmitsOnlyBuiltOrAllowedImages(t *testing.T) {
 
 	// ferry rollback dev: the release before the one the pin changed.
 	r = cli("rollback", "dev")
-	if r.code != 0 || !strings.Contains(r.stdout, first) {
+	if r.code != 0 || !strings.Contains(r.stdout, "dev now runs "+store.Short(first)) {
 		t.Fatalf("ferry rollback dev: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	waitGreeting(t, p, "hello from python", 60*time.Second)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ferrycd/ferry/server"
 	"github.com/ferrycd/ferry/test/gitserver"
@@ -210,13 +211,23 @@ func runsShowFate(t *testing.T, p *serveProc, c *server.Client, v1 string) {
 	if r.code != 0 {
 		t.Fatalf("ferry runs: %d %s", r.code, r.stderr)
 	}
-	for id, want := range map[int64]string{first.ID: "dev ✔, staging ✔, prod ✔", second.ID: "dev ✔, staging rolled back"} {
+	narrow := func(out string) {
+		t.Helper()
+		for _, l := range strings.Split(out, "\n") {
+			if n := utf8.RuneCountInString(l); n > 100 {
+				t.Errorf("a line of %d columns:\n%s", n, l)
+			}
+		}
+	}
+	narrow(r.stdout)
+	for id, want := range map[int64]string{first.ID: "dev ✔, staging ✔, prod ✔", second.ID: "dev ✔, staging rolled back  verification failed"} {
 		if line := lineOf(r.stdout, fmt.Sprint(id)+" "); !strings.Contains(line, want) {
 			t.Errorf("ferry runs: run %d's line %q lacks %q\n%s", id, line, want, r.stdout)
 		}
 	}
 	r = cli("runs", fmt.Sprint(second.ID))
-	if r.code != 0 || !strings.Contains(lineOf(r.stdout, "staging "), "rolled back: verification failed") ||
+	narrow(r.stdout)
+	if r.code != 0 || !strings.Contains(lineOf(r.stdout, "staging "), "rolled back  verification failed") ||
 		!strings.Contains(lineOf(r.stdout, "staging "), "greets") || !strings.Contains(lineOf(r.stdout, "dev "), "✔") {
 		t.Errorf("ferry runs %d: %d\n%s%s", second.ID, r.code, r.stdout, r.stderr)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/server"
+	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/test/gitserver"
 )
 
@@ -135,7 +136,7 @@ func TestServePromotes(t *testing.T) {
 	begin := time.Now()
 	r := ferry(t, "rollback", "prod", "--server", p.api, "--token", aliceToken)
 	took := time.Since(begin)
-	if r.code != 0 || !strings.Contains(r.stdout, prodV1) {
+	if r.code != 0 || !strings.Contains(r.stdout, "prod now runs "+store.Short(prodV1)) {
 		t.Fatalf("ferry rollback prod: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	waitIn(t, p, "prod", "hello from python", 60*time.Second)

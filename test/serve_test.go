@@ -358,7 +358,7 @@ func TestServeWebhookDeploys(t *testing.T) {
 	if r = ferry(t, append([]string{"sources", "rm", "demo"}, remote...)...); r.code == 0 || !strings.Contains(r.stderr, "configuration") {
 		t.Errorf("removing a configured source: %d %s%s", r.code, r.stdout, r.stderr)
 	}
-	r = ferry(t, append([]string{"releases"}, remote...)...)
+	r = ferry(t, append([]string{"releases", "-o", "wide"}, remote...)...)
 	if r.code != 0 || strings.Count(r.stdout, "sha256:") != 2 {
 		t.Errorf("ferry releases: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

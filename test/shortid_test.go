@@ -114,10 +114,17 @@ spec:
 	if r := cli(aliceToken, "releases", short1); r.code != 0 || !strings.Contains(r.stdout, "# release "+r1) {
 		t.Fatalf("ferry releases %s: %d\n%s%s", short1, r.code, r.stdout, r.stderr)
 	}
+	// The table prints those 12 characters; -o wide the whole id.
+	if r := cli(aliceToken, "releases"); r.code != 0 || !strings.Contains(r.stdout, "\n"+short1+" ") || wholeDigestRE.MatchString(r.stdout) {
+		t.Errorf("ferry releases: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(aliceToken, "releases", "-o", "wide"); r.code != 0 || !strings.Contains(r.stdout, r1) {
+		t.Errorf("ferry releases -o wide: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 
 	// promote by prefix: staging waits for an approval, then deploys.
 	r := cli(aliceToken, "promote", short1, "--to", "staging")
-	if r.code != 0 || !strings.Contains(r.stdout, r1+" into staging") || !strings.Contains(r.stdout, "next: promotion") ||
+	if r.code != 0 || !strings.Contains(r.stdout, short1+" into staging") || !strings.Contains(r.stdout, "next: promotion") ||
 		!strings.Contains(r.stdout, "is waiting for 1 more approval from an approver other than alice") {
 		t.Fatalf("ferry promote %s --to staging: %d\n%s%s", short1, r.code, r.stdout, r.stderr)
 	}
@@ -132,7 +139,7 @@ spec:
 	waitIn(t, p, "staging", "hello from python", 60*time.Second)
 
 	// rollback --to PREFIX.
-	if r := cli(aliceToken, "rollback", "dev", "--to", short1); r.code != 0 || !strings.Contains(r.stdout, "dev now runs "+r1) {
+	if r := cli(aliceToken, "rollback", "dev", "--to", short1); r.code != 0 || !strings.Contains(r.stdout, "dev now runs "+short1+" (was "+store.Short(r2)+")") {
 		t.Fatalf("ferry rollback dev --to %s: %d\n%s%s", short1, r.code, r.stdout, r.stderr)
 	}
 	waitIn(t, p, "dev", "hello from python", 30*time.Second)

@@ -31,22 +31,22 @@ or changed, and the rendered manifests' unified diff.`,
 			if err != nil {
 				return err
 			}
-			return r.print(cmd.OutOrStdout(), d, func(tw *tabwriter.Writer) { printDiff(tw, d) })
+			return r.print(cmd.OutOrStdout(), d, func(tw *tabwriter.Writer) { printDiff(tw, d, r.output == "wide") })
 		},
 	}
 	r.flags(cmd)
 	return cmd
 }
 
-func printDiff(tw *tabwriter.Writer, d server.DiffView) {
+func printDiff(tw *tabwriter.Writer, d server.DiffView, wide bool) {
 	side := func(s server.DiffSide) string {
 		if store.Short(s.Release) == store.Short(s.Name) {
-			return "release " + store.Short(s.Release)
+			return "release " + idFor(s.Release, wide)
 		}
-		return fmt.Sprintf("%s (release %s)", s.Name, store.Short(s.Release))
+		return fmt.Sprintf("%s (release %s)", s.Name, idFor(s.Release, wide))
 	}
 	if d.From.Release == d.To.Release {
-		fmt.Fprintf(tw, "%s and %s run the same release %s: nothing differs\n", d.From.Name, d.To.Name, store.Short(d.From.Release))
+		fmt.Fprintf(tw, "%s and %s run the same release %s: nothing differs\n", d.From.Name, d.To.Name, idFor(d.From.Release, wide))
 		return
 	}
 	fmt.Fprintf(tw, "from %s to %s\n", side(d.From), side(d.To))
@@ -55,7 +55,7 @@ func printDiff(tw *tabwriter.Writer, d server.DiffView) {
 	} else {
 		fmt.Fprintln(tw, "\nFUNCTION\tFROM\tTO")
 		for _, f := range d.Functions {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, orDash(shortImage(f.From)), orDash(shortImage(f.To)))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, orDash(imageFor(f.From, wide)), orDash(imageFor(f.To, wide)))
 		}
 	}
 	tw.Flush()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -9,11 +10,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferrycd/ferry/server"
-	"github.com/ferrycd/ferry/store"
 )
 
-func printPromotion(tw *tabwriter.Writer, p server.PromotionView) {
-	fmt.Fprintf(tw, "promotion %d: %s into %s, %s", p.ID, p.Release, p.Environment, p.Status)
+func printPromotion(tw *tabwriter.Writer, p server.PromotionView, wide bool) {
+	fmt.Fprintf(tw, "promotion %d: %s into %s, %s", p.ID, idFor(p.Release, wide), p.Environment, p.Status)
 	if p.Reason != "" {
 		fmt.Fprintf(tw, " (%s)", p.Reason)
 	}
@@ -65,7 +65,7 @@ deploying now, or waiting for whose approval.`,
 			if err != nil {
 				return err
 			}
-			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) { printPromotion(tw, p) })
+			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) { printPromotion(tw, p, r.output == "wide") })
 		},
 	}
 	r.flags(cmd)
@@ -100,7 +100,7 @@ func newApproveCommand(approve bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) { printPromotion(tw, p) })
+			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) { printPromotion(tw, p, r.output == "wide") })
 		},
 	}
 	r.flags(cmd)
@@ -129,25 +129,14 @@ func newPromotionsCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) { printPromotion(tw, p) })
+				return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) { printPromotion(tw, p, r.output == "wide") })
 			}
 			page, err := c.Promotions(cmd.Context(), env, limit, before)
 			if err != nil {
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), page, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "ID\tENVIRONMENT\tRELEASE\tSTATUS\tREQUESTER\tAPPROVALS\tCREATED\tREASON")
-				for _, p := range page.Items {
-					var who []string
-					for _, a := range p.Approvals {
-						if a.Approve {
-							who = append(who, a.Actor)
-						} else {
-							who = append(who, "-"+a.Actor)
-						}
-					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Environment, store.Short(p.Release), p.Status, p.Requester, strings.Join(who, ","), ago(p.Created), p.Reason)
-				}
+				printPromotions(tw, page.Items, r.output == "wide")
 				if page.Next != 0 {
 					fmt.Fprintf(tw, "(more: --before %d)\n", page.Next)
 				}
@@ -161,8 +150,18 @@ func newPromotionsCommand() *cobra.Command {
 	return cmd
 }
 
-func printDeployment(tw *tabwriter.Writer, d server.DeploymentView) {
-	fmt.Fprintf(tw, "%s now runs %s (was %s), by %s\n", d.Environment, d.Release, store.Short(d.Previous), d.Actor)
+// printPromotions is the promotions table, in 100 columns unless wide.
+func printPromotions(w io.Writer, ps []server.PromotionView, wide bool) {
+	rows := [][]string{{"ID", "ENV", "RELEASE", "STATUS", "REQUESTER", "APPROVALS", "CREATED", "REASON"}}
+	for _, p := range ps {
+		rows = append(rows, []string{strconv.FormatInt(p.ID, 10), p.Environment, idFor(p.Release, wide), p.Status, p.Requester,
+			approvalsCell(p), ago(p.Created), firstLine(p.Reason)})
+	}
+	rowsTo(w, rows, wide)
+}
+
+func printDeployment(tw *tabwriter.Writer, d server.DeploymentView, wide bool) {
+	fmt.Fprintf(tw, "%s now runs %s (was %s), by %s\n", d.Environment, idFor(d.Release, wide), idFor(d.Previous, wide), d.Actor)
 }
 
 func newRollbackCommand() *cobra.Command {
@@ -208,7 +207,7 @@ ferry resume ENV, so an auto stage never silently undoes it.`,
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), d, func(tw *tabwriter.Writer) {
-				printDeployment(tw, d)
+				printDeployment(tw, d, r.output == "wide")
 				fmt.Fprintf(tw, "automatic promotion into %s is held: ferry resume %s lets it go on\n", d.Environment, d.Environment)
 			})
 		},
@@ -238,7 +237,7 @@ func newEnvCommand(use, summary string, call func(c *server.Client, cmd *cobra.C
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), e, func(tw *tabwriter.Writer) {
-				rel := store.Short(e.Release)
+				rel := idFor(e.Release, r.output == "wide")
 				if rel == "" {
 					rel = "(none yet)"
 				}
@@ -312,7 +311,7 @@ func newHistoryCommand() *cobra.Command {
 					if kind == "" {
 						kind = "deploy"
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, kind, store.Short(d.Release), store.Short(d.Commit), d.Actor, promo, d.Status, d.Verification, ago(d.At), d.Reason)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, kind, idFor(d.Release, r.output == "wide"), idFor(d.Commit, r.output == "wide"), d.Actor, promo, d.Status, d.Verification, ago(d.At), d.Reason)
 				}
 				if p.Next != 0 {
 					fmt.Fprintf(tw, "(more: --before %d)\n", p.Next)

@@ -194,7 +194,7 @@ func newReleasesCommand() *cobra.Command {
 			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "RELEASE\tSOURCE\tCOMMIT\tRUN\tCREATED")
 				for _, rel := range p.Items {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", rel.ID, rel.Source, store.Short(rel.Commit), rel.RunID, ago(rel.Created))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", idFor(rel.ID, r.output == "wide"), rel.Source, idFor(rel.Commit, r.output == "wide"), rel.RunID, ago(rel.Created))
 				}
 				if p.Next != 0 {
 					fmt.Fprintf(tw, "(more: --before %d)\n", p.Next)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -22,8 +23,11 @@ func newRunsCommand() *cobra.Command {
 		Short: "Pipeline runs, newest first, and where each one's release went; or one run",
 		Long: `Pipeline runs, newest first. FATE says where the run's release went,
 environment by environment: dev ✔ (it succeeded there), staging rolled
-back, prod waiting (for approvals, a freeze, a hold). ferry runs RUN shows
-one run's steps and each environment's fate with its reason.`,
+back, prod waiting (for approvals, a freeze, a hold); REASON why the run
+or its release failed. ferry runs RUN shows one run's steps and each
+environment's fate with its reason. The tables fit in 100 columns,
+naming releases by 12 hex characters; -o wide adds the branch and commit
+and prints whole ids and reasons.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := r.client()
@@ -39,18 +43,14 @@ one run's steps and each environment's fate with its reason.`,
 				if err != nil {
 					return err
 				}
-				return r.print(cmd.OutOrStdout(), run, func(tw *tabwriter.Writer) { printRun(tw, run) })
+				return r.print(cmd.OutOrStdout(), run, func(tw *tabwriter.Writer) { printRun(tw, run, r.output == "wide") })
 			}
 			p, err := c.Runs(cmd.Context(), source, limit, before)
 			if err != nil {
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), p, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "RUN\tSOURCE\tBRANCH\tCOMMIT\tSTATUS\tRELEASE\tCREATED\tFATE\tREASON")
-				for _, run := range p.Items {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", run.ID, run.Source, run.Branch, store.Short(run.Commit), run.Status,
-						store.Short(run.Release), ago(run.Created), fateLine(run.Fate), run.Reason)
-				}
+				printRuns(tw, p.Items, r.output == "wide")
 				if p.Next != 0 {
 					fmt.Fprintf(tw, "(more: --before %d)\n", p.Next)
 				}
@@ -130,15 +130,56 @@ func runNumber(s string) (int64, error) {
 	return id, nil
 }
 
+// printRuns is the runs table, in 100 columns unless wide.
+func printRuns(w io.Writer, runs []server.RunView, wide bool) {
+	// why: the branch and commit are left to -o wide, so that FATE and
+	// REASON have room in 100 columns.
+	rows := [][]string{{"RUN", "SOURCE", "STATUS", "RELEASE", "CREATED", "FATE", "REASON"}}
+	if wide {
+		rows[0] = []string{"RUN", "SOURCE", "BRANCH", "COMMIT", "STATUS", "RELEASE", "CREATED", "FATE", "REASON"}
+	}
+	for _, run := range runs {
+		row := []string{strconv.FormatInt(run.ID, 10), run.Source, run.Status, idFor(run.Release, wide), ago(run.Created), fateLine(run.Fate), runReason(run)}
+		if wide {
+			row = append(row[:2:2], append([]string{run.Branch, run.Commit}, row[2:]...)...)
+		}
+		rows = append(rows, row)
+	}
+	rowsTo(w, rows, wide)
+}
+
+// runReason is why a run failed or, when it made a release, why that
+// release failed where it did (FATE names the environment).
+func runReason(run server.RunView) string {
+	if run.Reason != "" {
+		return firstLine(run.Reason)
+	}
+	for _, f := range run.Fate {
+		if fateFailed(f) && f.Reason != "" {
+			return firstLine(f.Reason)
+		}
+	}
+	return ""
+}
+
+// fateFailed reports whether the release failed in f's environment.
+func fateFailed(f server.FateView) bool {
+	switch f.Status {
+	case "failed", "rolled-back", "deploy-failed":
+		return true
+	}
+	return false
+}
+
 // printRun shows one run: what it built, its steps, and where its
 // release went with the reasons.
-func printRun(tw *tabwriter.Writer, run server.RunView) {
-	fmt.Fprintf(tw, "run %d\t%s/%s %s\t%s\n", run.ID, run.Source, run.Branch, store.Short(run.Commit), run.Status)
+func printRun(tw *tabwriter.Writer, run server.RunView, wide bool) {
+	fmt.Fprintf(tw, "run %d\t%s/%s %s\t%s\n", run.ID, run.Source, run.Branch, idFor(run.Commit, wide), run.Status)
 	if run.Reason != "" {
 		fmt.Fprintf(tw, "reason\t%s\n", run.Reason)
 	}
 	if run.Release != "" {
-		fmt.Fprintf(tw, "release\t%s\n", run.Release)
+		fmt.Fprintf(tw, "release\t%s\n", idFor(run.Release, wide))
 	}
 	fmt.Fprintln(tw, "\nSTEP\tSTATUS\tREASON")
 	for _, s := range run.Steps {
@@ -147,21 +188,27 @@ func printRun(tw *tabwriter.Writer, run server.RunView) {
 	if run.Release == "" {
 		return
 	}
-	fmt.Fprintln(tw, "\nENVIRONMENT\tFATE\tPROMOTION")
+	tw.Flush()
+	fmt.Fprintln(tw)
+	rows := [][]string{{"ENVIRONMENT", "PROMOTION", "FATE", "REASON"}}
 	if len(run.Fate) == 0 {
-		fmt.Fprintln(tw, "(none yet)\t\t")
+		rows = append(rows, []string{"(none yet)"})
 	}
 	for _, f := range run.Fate {
-		what := fateWord(f)
-		if f.Reason != "" && f.Status != "succeeded" {
-			what += ": " + f.Reason
-		}
-		promotion := ""
+		promotion := "-"
 		if f.Promotion != 0 {
 			promotion = strconv.FormatInt(f.Promotion, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Environment, what, promotion)
+		reason := ""
+		if f.Status != "succeeded" {
+			reason = f.Reason
+			if !wide {
+				reason = firstLine(reason)
+			}
+		}
+		rows = append(rows, []string{f.Environment, promotion, fateWord(f), reason})
 	}
+	rowsTo(tw, rows, wide)
 }
 
 // fateLine sums a release's fate up in one line: "dev ✔, staging rolled

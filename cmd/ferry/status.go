@@ -128,18 +128,31 @@ func renderStatus(envs []server.EnvironmentView, srv server.ServerView, wide boo
 	rows := [][]string{header}
 	var notes []string
 	for _, e := range envs {
-		rel := store.Short(e.Release)
+		rel := idFor(e.Release, wide)
 		if rel == "" {
 			rel = "(none)"
 		}
+		// why: the command comes first, so that clipping a note to 100
+		// columns cuts only the reason.
 		if e.Frozen {
-			notes = append(notes, fmt.Sprintf("%s is frozen: %s", e.Name, e.FreezeReason))
+			notes = append(notes, fmt.Sprintf("%s is frozen: ferry unfreeze %s lets promotions in (%s)", e.Name, e.Name, e.FreezeReason))
 		}
 		if e.Held {
-			notes = append(notes, fmt.Sprintf("%s is held (%s): ferry resume %s lets automatic promotions in", e.Name, e.HoldReason, e.Name))
+			notes = append(notes, fmt.Sprintf("%s is held: ferry resume %s lets automatic promotions in (%s)", e.Name, e.Name, e.HoldReason))
 		}
 		if e.Error != "" {
-			rows = append(rows, statusRow(wide, e.Name, rel, "", "error: "+e.Error, "", "", ""))
+			if wide {
+				rows = append(rows, statusRow(wide, e.Name, rel, "", "error: "+e.Error, "", "", ""))
+			} else {
+				// why: a note has the whole line where a cell has a few
+				// columns; a note too long says first how to read it all.
+				rows = append(rows, statusRow(wide, e.Name, rel, "", "error (below)", "", "", ""))
+				note := fmt.Sprintf("%s: error: %s", e.Name, e.Error)
+				if utf8.RuneCountInString(note) > statusWidth {
+					note = fmt.Sprintf("%s: error (ferry status %s -o wide prints it whole): %s", e.Name, e.Name, e.Error)
+				}
+				notes = append(notes, note)
+			}
 		}
 		if len(e.Functions) == 0 && e.Error == "" {
 			rows = append(rows, statusRow(wide, e.Name, rel, "", "", "", "", ""))
@@ -149,11 +162,7 @@ func renderStatus(envs []server.EnvironmentView, srv server.ServerView, wide boo
 			if f.Message != "" {
 				state += ": " + f.Message
 			}
-			image := f.Image
-			if !wide {
-				image = shortImage(image)
-			}
-			rows = append(rows, statusRow(wide, e.Name, rel, f.Name, state, image, f.URL, fmt.Sprint(f.Restarts)))
+			rows = append(rows, statusRow(wide, e.Name, rel, f.Name, state, imageFor(f.Image, wide), f.URL, fmt.Sprint(f.Restarts)))
 		}
 	}
 	var sb strings.Builder
