@@ -60,6 +60,10 @@ type FunctionLog struct {
 	followed map[*LogFollower]struct{}
 	file     *os.File
 	fileErr  error // the first failed open or write; later lines are not written
+	// closed: the environment was deleted; a line its last processes
+	// write on their way out stays in memory instead of opening the file
+	// again under a folder its owner may be removing.
+	closed bool
 }
 
 // NewFunctionLog returns an empty log that appends its lines to the file
@@ -89,7 +93,7 @@ func (l *FunctionLog) Add(stream string, pid int, text string) {
 // held. The first failure is said once in the ring, and the file is left
 // alone after it: the lines stay readable through the API.
 func (l *FunctionLog) write(line LogLine) {
-	if l.path == "" || l.fileErr != nil {
+	if l.path == "" || l.fileErr != nil || l.closed {
 		return
 	}
 	if l.file == nil {
@@ -217,6 +221,7 @@ func (l *FunctionLog) close() {
 		l.file.Close()
 		l.file = nil
 	}
+	l.closed = true
 }
 
 // LogFollower hears the lines a function's log keeps after it began to
@@ -282,6 +287,11 @@ func (s *functionLogs) of(function string) *FunctionLog {
 		l.loadTail()
 		s.byFn[function] = l
 	}
+	// why: a function started again (an Apply after a Delete) writes its
+	// file again.
+	l.mu.Lock()
+	l.closed = false
+	l.mu.Unlock()
 	return l
 }
 

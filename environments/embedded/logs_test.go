@@ -235,3 +235,29 @@ func TestTriggerMetricsCount(t *testing.T) {
 		t.Error("the counters of a forgotten environment are still served")
 	}
 }
+
+// TestFunctionLogAfterDelete: a line a stopping process writes after its
+// environment was deleted stays in memory and makes no file again (the
+// folder may be going away); a function started again writes its file.
+func TestFunctionLogAfterDelete(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "logs")
+	logs := newFunctionLogs(dir, "dev")
+	l := logs.of("hello")
+	l.Add("stdout", 1, "serving")
+	logs.closeFiles()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	l.Add("stderr", 1, "on its way out")
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("a line after the delete made the log folder again: %v", err)
+	}
+	if got := l.Lines(LogQuery{}); len(got) != 2 || got[1].Text != "on its way out" {
+		t.Fatalf("lines in memory = %+v", got)
+	}
+	logs.of("hello").Add("stdout", 2, "started again")
+	if _, err := os.Stat(logPath(dir, "dev", "hello")); err != nil {
+		t.Fatalf("a function started again writes no file: %v", err)
+	}
+}
