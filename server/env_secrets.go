@@ -136,6 +136,12 @@ func (s *envSettings) secret(ctx context.Context, env, name string) (string, err
 // secret reference replaced by the secret's value. Every missing secret is
 // named in one error, with the command that sets it; no value is.
 func (s *envSettings) Env(ctx context.Context, env string, f *v1alpha1.Function) (map[string]string, error) {
+	vars, _, err := s.resolve(ctx, env, f)
+	return vars, err
+}
+
+// resolve is Env, also returning the values that came from secrets.
+func (s *envSettings) resolve(ctx context.Context, env string, f *v1alpha1.Function) (map[string]string, []string, error) {
 	all, perFn := s.cfg.envOverrides(env)
 	merged := maps.Clone(f.Spec.Env)
 	if merged == nil {
@@ -145,7 +151,7 @@ func (s *envSettings) Env(ctx context.Context, env string, f *v1alpha1.Function)
 	maps.Copy(merged, perFn[f.Name].Env)
 
 	out := make(map[string]string, len(merged))
-	var missing []string
+	var secrets, missing []string
 	for _, k := range slices.Sorted(maps.Keys(merged)) {
 		v := merged[k]
 		name := v.Secret()
@@ -158,9 +164,10 @@ func (s *envSettings) Env(ctx context.Context, env string, f *v1alpha1.Function)
 		case errors.Is(err, store.ErrNotFound):
 			missing = append(missing, fmt.Sprintf("%s (env %s)", name, k))
 		case err != nil:
-			return nil, fmt.Errorf("function %s in environment %s: env %s: %w", f.Name, env, k, err)
+			return nil, nil, fmt.Errorf("function %s in environment %s: env %s: %w", f.Name, env, k, err)
 		default:
 			out[k] = plain
+			secrets = append(secrets, plain)
 		}
 	}
 	if len(missing) > 0 {
@@ -173,15 +180,15 @@ func (s *envSettings) Env(ctx context.Context, env string, f *v1alpha1.Function)
 		if len(missing) > 1 {
 			noun, it = "secrets", "them"
 		}
-		return nil, fmt.Errorf("function %s in environment %s needs %s %s, not set in %s; set %s with: %s", f.Name, env, noun, strings.Join(missing, ", "), env, it, strings.Join(cmds, "; "))
+		return nil, nil, fmt.Errorf("function %s in environment %s needs %s %s, not set in %s; set %s with: %s", f.Name, env, noun, strings.Join(missing, ", "), env, it, strings.Join(cmds, "; "))
 	}
-	return out, nil
+	return out, secrets, nil
 }
 
 // resolver is Env bound to one environment, as its target asks.
 func (s *envSettings) resolver(env string) embedded.EnvResolver {
-	return func(ctx context.Context, f *v1alpha1.Function) (map[string]string, error) {
-		return s.Env(ctx, env, f)
+	return func(ctx context.Context, f *v1alpha1.Function) (map[string]string, []string, error) {
+		return s.resolve(ctx, env, f)
 	}
 }
 
