@@ -45,12 +45,22 @@ const redactedSecret = "[secret]"
 const minRedacted = 4
 
 // secretRedactor replaces every secret of secrets in a line with
-// redactedSecret; nil when there is none to replace.
+// redactedSecret; nil when there is none to replace. A secret of several
+// lines (a key, a certificate) has each line replaced too, since a log
+// line never holds more than one of them.
 func secretRedactor(secrets []string) *strings.Replacer {
 	var vs []string
-	for _, s := range secrets {
+	add := func(s string) {
 		if len(s) >= minRedacted && !slices.Contains(vs, s) {
 			vs = append(vs, s)
+		}
+	}
+	for _, s := range secrets {
+		add(s)
+		if strings.Contains(s, "\n") {
+			for _, l := range strings.Split(s, "\n") {
+				add(strings.TrimSuffix(l, "\r"))
+			}
 		}
 	}
 	if len(vs) == 0 {

@@ -74,4 +74,11 @@ func TestSecretRedactor(t *testing.T) {
 	if got := r.Replace("a password-long and a pass, passpass"); got != "a [secret] and a [secret], [secret][secret]" {
 		t.Errorf("redacted: %q", got)
 	}
+	// A key of several lines is printed a line at a time.
+	r = secretRedactor([]string{"-----BEGIN KEY-----\r\nMIIEvQIBADANBgkq\nhkiG9w0BAQEFAASC\nab\n-----END KEY-----\n"})
+	for _, line := range []string{"MIIEvQIBADANBgkq", "key: hkiG9w0BAQEFAASC", "-----END KEY-----"} {
+		if got := r.Replace(line); strings.ContainsAny(got, "MhE") {
+			t.Errorf("a line of a key: %q redacted to %q", line, got)
+		}
+	}
 }
