@@ -2,11 +2,15 @@ package embedded
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
 
@@ -80,5 +84,43 @@ func TestSecretRedactor(t *testing.T) {
 		if got := r.Replace(line); strings.ContainsAny(got, "MhE") {
 			t.Errorf("a line of a key: %q redacted to %q", line, got)
 		}
+	}
+}
+
+// secretAnswer is a function that fails on its secret and says it in its
+// answer, as Python's invoker answers {"error": str(exc)}.
+type secretAnswer struct {
+	url      string
+	redactor *strings.Replacer
+}
+
+func (s *secretAnswer) acquire(context.Context) (string, bool, func(), error) {
+	return s.url, false, func() {}, nil
+}
+
+func (s *secretAnswer) redact(text string) string { return s.redactor.Replace(text) }
+
+// TestTriggerFailureHidesSecrets: a trigger's failed call is logged by
+// ferry with the start of the function's answer; a secret in it is not.
+func TestTriggerFailureHidesSecrets(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-in-an-answer-9d2e"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error": "invalid literal for int() with base 10: '`+secret+`'"}`)
+	}))
+	t.Cleanup(srv.Close)
+	tr, l := newTestTriggers(t, "")
+	set := &manifests.Set{
+		Functions:    []*v1alpha1.Function{testFunction("report", nil)},
+		CronTriggers: []*v1alpha1.CronTrigger{testCronTrigger("nightly", "report", "@every 1s", `{}`)},
+	}
+	b := &secretAnswer{url: srv.URL, redactor: secretRedactor([]string{secret})}
+	if err := tr.apply(t.Context(), set, map[string]backend{"report": b}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, hang, "a failed tick logged", func() bool { return strings.Contains(l.String(), "answered 500") })
+	if s := l.String(); strings.Contains(s, secret) || !strings.Contains(s, "base 10: '"+redactedSecret+"'") {
+		t.Errorf("the log of a failed tick holds the secret, or not the answer redacted:\n%s", s)
 	}
 }

@@ -119,6 +119,9 @@ type instance struct {
 	spec    processSpec
 	min     int32
 	timeout time.Duration
+	// redactor hides the function's secrets in what ferry quotes of its
+	// answers (nil: none).
+	redactor *strings.Replacer
 
 	mu       sync.Mutex
 	proc     *process
@@ -447,7 +450,15 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function, userEnv 
 		UID:     uid,
 		TmpSize: tmpSize(spec),
 	}
-	return &instance{key: instanceKey(f, userEnv), name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter}, nil
+	return &instance{key: instanceKey(f, userEnv), name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter, redactor: secretRedactor(secrets)}, nil
+}
+
+// redact is s with the function's secrets hidden, as its log has them.
+func (in *instance) redact(s string) string {
+	if in.redactor == nil {
+		return s
+	}
+	return in.redactor.Replace(s)
 }
 
 // tmpSize is the size of a function's /tmp: its spec.memory, since a

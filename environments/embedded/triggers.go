@@ -116,6 +116,11 @@ type dispatchPlan struct {
 	stats *triggerCounters
 }
 
+// redacting is a backend whose secrets must not be quoted: an instance.
+type redacting interface{ redact(string) string }
+
+var _ redacting = (*instance)(nil)
+
 type dispatchTarget struct {
 	function string
 	backend  backend
@@ -646,7 +651,14 @@ func (t *triggers) call(ctx context.Context, b backend, ev triggerEvent) error {
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("the function answered %s: %s", resp.Status, strings.TrimSpace(string(head)))
+		text := strings.TrimSpace(string(head))
+		// why: the error ends up in ferry's own log, and a function that
+		// fails on a secret may answer with it (Python's invoker answers
+		// {"error": str(exc)}).
+		if r, ok := b.(redacting); ok {
+			text = r.redact(text)
+		}
+		return fmt.Errorf("the function answered %s: %s", resp.Status, text)
 	}
 	return nil
 }
