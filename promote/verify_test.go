@@ -142,3 +142,38 @@ func TestChecks(t *testing.T) {
 		t.Errorf("no checks: %+v", v)
 	}
 }
+
+// TestCheckDoesNotFollowRedirects: a function under verification answers
+// a redirect to a URL of the host's network; the check reads the
+// redirect, never what it points to, so nothing of that URL reaches the
+// verification's reason.
+func TestCheckDoesNotFollowRedirects(t *testing.T) {
+	var mu sync.Mutex
+	reached := 0
+	inside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached++
+		mu.Unlock()
+		w.Write([]byte(`{"AccessKeyId": "AKIA-host-only-credential"}`))
+	}))
+	defer inside.Close()
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, inside.URL+"/latest/meta-data/iam", http.StatusFound)
+	}))
+	defer gw.Close()
+	e := &engine{cfg: Config{GatewayURL: gw.URL, CheckInterval: 50 * time.Millisecond}, client: newCheckClient()}
+	for _, c := range []v1alpha1.Check{
+		{HTTP: &v1alpha1.HTTPCheck{Path: "/hello", BodyContains: "zzz"}},
+		{Event: &v1alpha1.EventCheck{Function: "hello", BodyContains: "zzz"}},
+	} {
+		err := e.check(t.Context(), "dev", c)
+		if err == nil || strings.Contains(err.Error(), "AKIA") || !strings.Contains(err.Error(), "answered 302") {
+			t.Errorf("a check of a redirecting function: %v; want its 302, nothing of where it points", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reached != 0 {
+		t.Errorf("the redirect was followed %d times", reached)
+	}
+}
