@@ -490,6 +490,9 @@ func (p *process) waitHealthy(ctx context.Context, r *run) error {
 	client := &http.Client{
 		Timeout:   healthProbeTimeout,
 		Transport: &http.Transport{DisableKeepAlives: true},
+		// why: a redirect is not healthy, and following it would probe,
+		// from the host, whatever URL the function names.
+		CheckRedirect: noRedirects,
 	}
 	url := "http://127.0.0.1:" + strconv.Itoa(r.port) + "/healthz"
 	for {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ferrycd/ferry/manifests"
@@ -98,7 +99,12 @@ func (s *secretAnswer) acquire(context.Context) (string, bool, func(), error) {
 	return s.url, false, func() {}, nil
 }
 
-func (s *secretAnswer) redact(text string) string { return s.redactor.Replace(text) }
+func (s *secretAnswer) redact(text string) string {
+	if s.redactor == nil {
+		return text
+	}
+	return s.redactor.Replace(text)
+}
 
 // TestTriggerFailureHidesSecrets: a trigger's failed call is logged by
 // ferry with the start of the function's answer; a secret in it is not.
@@ -122,5 +128,35 @@ func TestTriggerFailureHidesSecrets(t *testing.T) {
 	waitFor(t, hang, "a failed tick logged", func() bool { return strings.Contains(l.String(), "answered 500") })
 	if s := l.String(); strings.Contains(s, secret) || !strings.Contains(s, "base 10: '"+redactedSecret+"'") {
 		t.Errorf("the log of a failed tick holds the secret, or not the answer redacted:\n%s", s)
+	}
+}
+
+// TestTriggerDoesNotFollowRedirects: a function answers its trigger's
+// event with 307 to a URL of the host's network; ferry must not send the
+// event there (its data is the repository's), and counts the call failed.
+func TestTriggerDoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
+	var reached atomic.Int32
+	inside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+	}))
+	t.Cleanup(inside.Close)
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, inside.URL+"/containers/create", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(fn.Close)
+	tr, l := newTestTriggers(t, "")
+	set := &manifests.Set{
+		Functions:    []*v1alpha1.Function{testFunction("report", nil)},
+		CronTriggers: []*v1alpha1.CronTrigger{testCronTrigger("nightly", "report", "@every 1s", `{"Image": "alpine"}`)},
+	}
+	if err := tr.apply(t.Context(), set, map[string]backend{"report": &secretAnswer{url: fn.URL, redactor: secretRedactor(nil)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, hang, "a failed tick logged, or the redirect followed", func() bool {
+		return strings.Contains(l.String(), "tick: failed") || reached.Load() > 0
+	})
+	if n := reached.Load(); n != 0 || !strings.Contains(l.String(), "answered 307") {
+		t.Errorf("the redirect was followed %d times; the log:\n%s", n, l.String())
 	}
 }

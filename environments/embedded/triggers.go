@@ -116,6 +116,10 @@ type dispatchPlan struct {
 	stats *triggerCounters
 }
 
+// noRedirects is the CheckRedirect of ferry's clients of functions: a
+// redirect is returned as the answer, never followed.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 // redacting is a backend whose secrets must not be quoted: an instance.
 type redacting interface{ redact(string) string }
 
@@ -154,8 +158,12 @@ func newTriggers(cfg triggerConfig) *triggers {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	t := &triggers{
-		cfg:     cfg,
-		client:  &http.Client{Transport: tr},
+		cfg: cfg,
+		// why: a function's redirect is its answer (a failure, as it is
+		// not 2xx). Followed, it would have ferry send the event, whose
+		// data the repository writes, to any URL of the host's network,
+		// which the function, loopback only, cannot reach itself.
+		client:  &http.Client{Transport: tr, CheckRedirect: noRedirects},
 		running: map[string]*runningTrigger{},
 	}
 	// Every schedule carries its own CRON_TZ, so the scheduler's zone is
