@@ -160,3 +160,21 @@ func TestTriggerDoesNotFollowRedirects(t *testing.T) {
 		t.Errorf("the redirect was followed %d times; the log:\n%s", n, l.String())
 	}
 }
+
+// TestCallDoesNotFollowRedirects: ferry invoke without a server (ferry
+// run's gateway) shows a function's redirect, and sends its data nowhere
+// else.
+func TestCallDoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
+	var reached atomic.Int32
+	inside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
+	t.Cleanup(inside.Close)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, inside.URL+"/admin", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(gw.Close)
+	status, _, err := Invoke(t.Context(), gw.URL, "local", "hello", []byte(`{"n":1}`))
+	if err != nil || status != http.StatusTemporaryRedirect || reached.Load() != 0 {
+		t.Errorf("a redirecting function: %d %v, followed %d times; want its 307, not followed", status, err, reached.Load())
+	}
+}
