@@ -1,6 +1,7 @@
 package promote
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 	"github.com/ferrycd/ferry/store"
 )
@@ -175,5 +177,28 @@ func TestCheckDoesNotFollowRedirects(t *testing.T) {
 	defer mu.Unlock()
 	if reached != 0 {
 		t.Errorf("the redirect was followed %d times", reached)
+	}
+}
+
+// TestFailedCheckHidesSecrets: a function that fails on its secret
+// answers with it (Python's invoker: {"error": str(exc)}); the failed
+// check's reason, which is stored, shown and logged, quotes the start of
+// the answer with the environment's secrets hidden.
+func TestFailedCheckHidesSecrets(t *testing.T) {
+	const secret = "s3cr3t-in-a-check-41bd"
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error": "invalid literal for int() with base 10: '`+secret+`'"}`)
+	}))
+	defer gw.Close()
+	var redactedIn string
+	e := &engine{cfg: Config{GatewayURL: gw.URL, CheckInterval: 50 * time.Millisecond, Redact: func(_ context.Context, env, text string) string {
+		redactedIn = env
+		return embedded.RedactSecrets(text, []string{secret})
+	}}, client: newCheckClient()}
+	v, err := e.verify(t.Context(), "prod", &v1alpha1.Stage{Verify: []v1alpha1.Check{{Event: &v1alpha1.EventCheck{Function: "hello"}}}})
+	check(t, err)
+	if v.result != store.VerificationFailed || strings.Contains(v.detail, secret) || !strings.Contains(v.detail, "[secret]") || redactedIn != "prod" {
+		t.Errorf("a failed check's reason: %+v (redacted for %q)", v, redactedIn)
 	}
 }

@@ -185,6 +185,27 @@ func (s *envSettings) resolve(ctx context.Context, env string, f *v1alpha1.Funct
 	return out, secrets, nil
 }
 
+// redact hides every secret of env in text (promote.Config.Redact). When
+// the secrets cannot be read, text is replaced whole: it may hold one.
+func (s *envSettings) redact(ctx context.Context, env, text string) string {
+	l, err := s.store.ListEnvSecrets(ctx, env)
+	if err != nil {
+		return "(not shown: the secrets of " + env + " to hide in it could not be read)"
+	}
+	var values []string
+	for _, sec := range l {
+		v, err := s.secret(ctx, env, sec.Name)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted meanwhile
+			}
+			return "(not shown: the secrets of " + env + " to hide in it could not be read)"
+		}
+		values = append(values, v)
+	}
+	return embedded.RedactSecrets(text, values)
+}
+
 // resolver is Env bound to one environment, as its target asks.
 func (s *envSettings) resolver(env string) embedded.EnvResolver {
 	return func(ctx context.Context, f *v1alpha1.Function) (map[string]string, []string, error) {

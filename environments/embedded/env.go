@@ -44,6 +44,16 @@ const redactedSecret = "[secret]"
 // the same.
 const minRedacted = 4
 
+// RedactSecrets returns text with every secret of secrets hidden as a
+// function's log hides them, for what quotes a function's answer outside
+// the log (a verification's reason).
+func RedactSecrets(text string, secrets []string) string {
+	if r := secretRedactor(secrets); r != nil {
+		return r.Replace(text)
+	}
+	return text
+}
+
 // secretRedactor replaces every secret of secrets in a line with
 // redactedSecret; nil when there is none to replace. A secret of several
 // lines (a key, a certificate) has each line replaced too, since a log
