@@ -57,3 +57,55 @@ func TestLogsDoNotForgeOnTheTerminal(t *testing.T) {
 		t.Errorf("ferry logs -o json does not keep the text as written: %d %q %s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// crashingHandler dies at import saying an escape sequence that sets the
+// terminal's clipboard (OSC 52) and one that clears the screen; the
+// deploy step's log quotes the function's last log lines.
+const crashingHandler = `raise SystemExit("\x1b]52;c;cm0gLXJmIH4K\x07\x1b[2J boom")
+
+
+def handle(event, context):
+    return {}
+`
+
+// TestRunLogsDoNotReachTheTerminalRaw: a failed start's last log lines
+// are in the deploy step's log; ferry runs logs prints their escape
+// sequences escaped, and no other command prints them raw.
+func TestRunLogsDoNotReachTheTerminalRaw(t *testing.T) {
+	srv := gitserver.Start(t, "", "")
+	url, _ := pythonRepo(t, srv, "crash", func(dir string) {
+		os.RemoveAll(filepath.Join(dir, "hello", "test_main.py"))
+		if err := os.WriteFile(filepath.Join(dir, "hello", "main.py"), []byte(crashingHandler), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: crash, url: %q, branch: main, interval: 1s}`, url))
+	p := startServe(t, cfg)
+	c := p.client(t)
+	var run int64
+	for deadline := time.Now().Add(180 * time.Second); run == 0; {
+		runs, err := c.Runs(t.Context(), "", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range runs.Items {
+			if r.Status == "failed" {
+				run = r.ID
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed run:\n%s\nruns:\n%s", p.output, p.runsReport(t))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, args := range [][]string{{"runs", "logs", fmt.Sprint(run)}, {"runs"}, {"runs", fmt.Sprint(run)}, {"status"}} {
+		r := ferryRemote(t, p.api, serveToken, args...)
+		out := r.stdout + r.stderr
+		if strings.ContainsAny(out, "\x1b\x07") {
+			t.Errorf("ferry %s printed an escape sequence raw: %q", strings.Join(args, " "), out)
+		}
+		if len(args) > 1 && args[1] == "logs" && !strings.Contains(out, `SystemExit: \x1b]52;c;cm0gLXJmIH4K\a\x1b[2J boom`) {
+			t.Errorf("ferry %s does not show the line, escaped: %q", strings.Join(args, " "), out)
+		}
+	}
+}
