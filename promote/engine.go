@@ -174,10 +174,23 @@ func newEngine(cfg Config) (*engine, error) {
 	}
 	e.client = cfg.HTTPClient
 	if e.client == nil {
-		// why: no client-wide timeout; each check sets its own.
-		e.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		e.client = newCheckClient()
 	}
 	return e, nil
+}
+
+// newCheckClient is the checks' default client. No client-wide timeout:
+// each check sets its own.
+func newCheckClient() *http.Client {
+	return &http.Client{
+		Transport: http.DefaultTransport.(*http.Transport).Clone(),
+		// why: the function checked is whoever pushed it, and its
+		// redirect is its answer, checked as such. Followed, it would
+		// have ferry fetch any URL of the host's network (the function's
+		// own network is loopback only) and quote the start of the answer
+		// in the verification's reason, for the pusher to read.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 func (e *engine) now() time.Time { return e.cfg.Now() }

@@ -136,6 +136,10 @@ type Config struct {
 	// CheckInterval is how often a stage's checks run again while its
 	// release soaks (default DefaultCheckInterval).
 	CheckInterval time.Duration
+	// Redact, when set, hides env's secrets in text: a failed check
+	// quotes the start of the function's answer in the verification's
+	// reason, and a function that fails on a secret may answer with it.
+	Redact func(ctx context.Context, env, text string) string
 	// HTTPClient makes the checks' requests (default: one with
 	// DefaultCheckTimeout per request unless a check bounds its latency).
 	HTTPClient *http.Client

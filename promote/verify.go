@@ -61,7 +61,11 @@ func (e *engine) verify(ctx context.Context, env string, stage *v1alpha1.Stage) 
 				if round > 1 {
 					when = fmt.Sprintf(" after %s of soak", time.Since(start).Round(time.Millisecond))
 				}
-				return verdict{result: store.VerificationFailed, detail: fmt.Sprintf("check %q failed%s: %v", checkName(c, i), when, err)}, nil
+				detail := fmt.Sprintf("check %q failed%s: %v", checkName(c, i), when, err)
+				if e.cfg.Redact != nil {
+					detail = e.cfg.Redact(ctx, env, detail)
+				}
+				return verdict{result: store.VerificationFailed, detail: detail}, nil
 			}
 		}
 		left := time.Until(end)

@@ -1,6 +1,7 @@
 package promote
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 	"github.com/ferrycd/ferry/store"
 )
@@ -140,5 +142,63 @@ func TestChecks(t *testing.T) {
 	check(t, err)
 	if v.result != store.VerificationNone {
 		t.Errorf("no checks: %+v", v)
+	}
+}
+
+// TestCheckDoesNotFollowRedirects: a function under verification answers
+// a redirect to a URL of the host's network; the check reads the
+// redirect, never what it points to, so nothing of that URL reaches the
+// verification's reason.
+func TestCheckDoesNotFollowRedirects(t *testing.T) {
+	var mu sync.Mutex
+	reached := 0
+	inside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached++
+		mu.Unlock()
+		w.Write([]byte(`{"AccessKeyId": "AKIA-host-only-credential"}`))
+	}))
+	defer inside.Close()
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, inside.URL+"/latest/meta-data/iam", http.StatusFound)
+	}))
+	defer gw.Close()
+	e := &engine{cfg: Config{GatewayURL: gw.URL, CheckInterval: 50 * time.Millisecond}, client: newCheckClient()}
+	for _, c := range []v1alpha1.Check{
+		{HTTP: &v1alpha1.HTTPCheck{Path: "/hello", BodyContains: "zzz"}},
+		{Event: &v1alpha1.EventCheck{Function: "hello", BodyContains: "zzz"}},
+	} {
+		err := e.check(t.Context(), "dev", c)
+		if err == nil || strings.Contains(err.Error(), "AKIA") || !strings.Contains(err.Error(), "answered 302") {
+			t.Errorf("a check of a redirecting function: %v; want its 302, nothing of where it points", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reached != 0 {
+		t.Errorf("the redirect was followed %d times", reached)
+	}
+}
+
+// TestFailedCheckHidesSecrets: a function that fails on its secret
+// answers with it (Python's invoker: {"error": str(exc)}); the failed
+// check's reason, which is stored, shown and logged, quotes the start of
+// the answer with the environment's secrets hidden.
+func TestFailedCheckHidesSecrets(t *testing.T) {
+	const secret = "s3cr3t-in-a-check-41bd"
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error": "invalid literal for int() with base 10: '`+secret+`'"}`)
+	}))
+	defer gw.Close()
+	var redactedIn string
+	e := &engine{cfg: Config{GatewayURL: gw.URL, CheckInterval: 50 * time.Millisecond, Redact: func(_ context.Context, env, text string) string {
+		redactedIn = env
+		return embedded.RedactSecrets(text, []string{secret})
+	}}, client: newCheckClient()}
+	v, err := e.verify(t.Context(), "prod", &v1alpha1.Stage{Verify: []v1alpha1.Check{{Event: &v1alpha1.EventCheck{Function: "hello"}}}})
+	check(t, err)
+	if v.result != store.VerificationFailed || strings.Contains(v.detail, secret) || !strings.Contains(v.detail, "[secret]") || redactedIn != "prod" {
+		t.Errorf("a failed check's reason: %+v (redacted for %q)", v, redactedIn)
 	}
 }

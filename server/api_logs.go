@@ -47,6 +47,11 @@ const (
 // a function's 404 from the API's.
 const InvokedHeader = "Ferry-Invoked"
 
+// FunctionLocationHeader carries the Location of a function's answer
+// through the invoke endpoint, which never answers with a Location of its
+// own.
+const FunctionLocationHeader = "Ferry-Function-Location"
+
 // FunctionLogView is one line of a function's log.
 type FunctionLogView struct {
 	Seq    uint64    `json:"seq"`
@@ -259,6 +264,13 @@ func (a *api) invokeFunction(w http.ResponseWriter, r *http.Request, id Identity
 		switch k {
 		case "Content-Length", "Connection", "Transfer-Encoding", "Set-Cookie":
 			continue // the length is the server's to write; a cookie is the gateway's origin's, not the API's
+		case "Location":
+			// why: a redirect of the API's origin would send a client that
+			// follows it (the caller's token with it, as the host is the
+			// same) wherever the function says: another API route, or the
+			// gateway, where the function reads the token.
+			out[FunctionLocationHeader] = vs
+			continue
 		}
 		out[k] = vs
 	}
@@ -281,7 +293,11 @@ func newEmbeddedFunctions(target func(env string) (*embedded.Target, error)) *em
 	// The gateway is on this machine: no proxy, whatever the host says.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
-	return &embeddedFunctions{target: target, client: &http.Client{Transport: tr}}
+	return &embeddedFunctions{target: target, client: &http.Client{Transport: tr,
+		// why: a function's redirect is its answer, passed on; following it
+		// would fetch, from the host, a URL of the host's network that the
+		// function, loopback only, cannot reach itself.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 func (e *embeddedFunctions) env(name string) (*embedded.Target, error) {

@@ -149,7 +149,13 @@ func (c *Client) Invoke(ctx context.Context, env, function string, in InvokeRequ
 		req.Header[http.CanonicalHeaderKey(k)] = vs
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := c.HTTP.Do(req)
+	// why: a redirect in the answer is the function's, whoever wrote it;
+	// following it would send the token to where it points, kept since
+	// the host is the same (another API route, or the gateway, where the
+	// function reads it). An older server passes a function's Location on.
+	hc := *c.HTTP
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := hc.Do(req)
 	if err != nil {
 		return InvokeAnswer{}, fmt.Errorf("ferry server at %s: %w", c.Server, err)
 	}

@@ -136,6 +136,12 @@ func (s *envSettings) secret(ctx context.Context, env, name string) (string, err
 // secret reference replaced by the secret's value. Every missing secret is
 // named in one error, with the command that sets it; no value is.
 func (s *envSettings) Env(ctx context.Context, env string, f *v1alpha1.Function) (map[string]string, error) {
+	vars, _, err := s.resolve(ctx, env, f)
+	return vars, err
+}
+
+// resolve is Env, also returning the values that came from secrets.
+func (s *envSettings) resolve(ctx context.Context, env string, f *v1alpha1.Function) (map[string]string, []string, error) {
 	all, perFn := s.cfg.envOverrides(env)
 	merged := maps.Clone(f.Spec.Env)
 	if merged == nil {
@@ -145,7 +151,7 @@ func (s *envSettings) Env(ctx context.Context, env string, f *v1alpha1.Function)
 	maps.Copy(merged, perFn[f.Name].Env)
 
 	out := make(map[string]string, len(merged))
-	var missing []string
+	var secrets, missing []string
 	for _, k := range slices.Sorted(maps.Keys(merged)) {
 		v := merged[k]
 		name := v.Secret()
@@ -158,9 +164,10 @@ func (s *envSettings) Env(ctx context.Context, env string, f *v1alpha1.Function)
 		case errors.Is(err, store.ErrNotFound):
 			missing = append(missing, fmt.Sprintf("%s (env %s)", name, k))
 		case err != nil:
-			return nil, fmt.Errorf("function %s in environment %s: env %s: %w", f.Name, env, k, err)
+			return nil, nil, fmt.Errorf("function %s in environment %s: env %s: %w", f.Name, env, k, err)
 		default:
 			out[k] = plain
+			secrets = append(secrets, plain)
 		}
 	}
 	if len(missing) > 0 {
@@ -173,15 +180,36 @@ func (s *envSettings) Env(ctx context.Context, env string, f *v1alpha1.Function)
 		if len(missing) > 1 {
 			noun, it = "secrets", "them"
 		}
-		return nil, fmt.Errorf("function %s in environment %s needs %s %s, not set in %s; set %s with: %s", f.Name, env, noun, strings.Join(missing, ", "), env, it, strings.Join(cmds, "; "))
+		return nil, nil, fmt.Errorf("function %s in environment %s needs %s %s, not set in %s; set %s with: %s", f.Name, env, noun, strings.Join(missing, ", "), env, it, strings.Join(cmds, "; "))
 	}
-	return out, nil
+	return out, secrets, nil
+}
+
+// redact hides every secret of env in text (promote.Config.Redact). When
+// the secrets cannot be read, text is replaced whole: it may hold one.
+func (s *envSettings) redact(ctx context.Context, env, text string) string {
+	l, err := s.store.ListEnvSecrets(ctx, env)
+	if err != nil {
+		return "(not shown: the secrets of " + env + " to hide in it could not be read)"
+	}
+	var values []string
+	for _, sec := range l {
+		v, err := s.secret(ctx, env, sec.Name)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted meanwhile
+			}
+			return "(not shown: the secrets of " + env + " to hide in it could not be read)"
+		}
+		values = append(values, v)
+	}
+	return embedded.RedactSecrets(text, values)
 }
 
 // resolver is Env bound to one environment, as its target asks.
 func (s *envSettings) resolver(env string) embedded.EnvResolver {
-	return func(ctx context.Context, f *v1alpha1.Function) (map[string]string, error) {
-		return s.Env(ctx, env, f)
+	return func(ctx context.Context, f *v1alpha1.Function) (map[string]string, []string, error) {
+		return s.resolve(ctx, env, f)
 	}
 }
 

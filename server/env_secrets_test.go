@@ -175,3 +175,23 @@ environments:
 		return err
 	})
 }
+
+// TestEnvSecretsRedact: what a verification quotes of a function's answer
+// has every secret of the environment hidden, and only that
+// environment's.
+func TestEnvSecretsRedact(t *testing.T) {
+	s, _, _ := newTestSettings(t, "environments: [{name: dev}, {name: prod}]\n")
+	ctx := t.Context()
+	for env, v := range map[string]string{"prod": "prod-value-7a1c", "dev": "dev-value-2b9d"} {
+		if _, _, _, err := s.Set(ctx, env, "db", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := s.redact(ctx, "prod", "answered 500: 'prod-value-7a1c' 'dev-value-2b9d'")
+	if got != "answered 500: '[secret]' 'dev-value-2b9d'" {
+		t.Errorf("redacted: %q", got)
+	}
+	if got := s.redact(ctx, "staging", "nothing to hide"); got != "nothing to hide" {
+		t.Errorf("an environment without secrets: %q", got)
+	}
+}

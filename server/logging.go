@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/promote"
@@ -73,7 +75,11 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 	if r.Level != slog.LevelInfo {
 		b.WriteString(r.Level.String() + " ")
 	}
-	b.WriteString(r.Message)
+	// why: messages quote what others wrote (a function's answer to a
+	// trigger, a Kafka record's ce_id, an error's text); a newline in one
+	// would start a line of ferry's own, and an escape sequence would
+	// rewrite the reader's terminal.
+	writeEscaped(&b, r.Message)
 	for _, a := range h.attrs {
 		writeAttr(&b, "", a)
 	}
@@ -100,10 +106,34 @@ func writeAttr(b *bytes.Buffer, prefix string, a slog.Attr) {
 		return
 	}
 	v := a.Value.String()
-	if v == "" || strings.ContainsAny(v, " \t\n\"=") {
+	// why: any character that is not printed as itself (a carriage
+	// return, an escape, a line separator) is quoted too, as a newline is,
+	// so that a value cannot end its line or hide what precedes it.
+	if v == "" || strings.ContainsAny(v, " \"=") || strings.ContainsFunc(v, notPrintable) || !utf8.ValidString(v) {
 		v = strconv.Quote(v)
 	}
 	fmt.Fprintf(b, " %s%s=%s", prefix, a.Key, v)
+}
+
+func notPrintable(r rune) bool { return !unicode.IsPrint(r) }
+
+// writeEscaped writes s with every character that is not printed as
+// itself (control characters, invalid UTF-8, line separators) as its Go
+// escape: \n, \x1b, \u2028. A message of ordinary text is unchanged.
+func writeEscaped(b *bytes.Buffer, s string) {
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(b, `\x%02x`, s[0])
+		case r == ' ' || unicode.IsPrint(r):
+			b.WriteString(s[:n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		s = s[n:]
+	}
 }
 
 func (h *textHandler) WithAttrs(as []slog.Attr) slog.Handler {

@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/promote"
@@ -75,5 +77,62 @@ func TestConfigLogFormat(t *testing.T) {
 	_, err = ParseConfig([]byte("logFormat: yaml\n"), "/srv/ferry", "ferry-serve.yaml")
 	if err == nil || !strings.Contains(err.Error(), `logFormat: "yaml" is not a log format; give one of text, json`) {
 		t.Errorf("a bad log format: %v", err)
+	}
+}
+
+// TestTextLogForgery is a hostile function's answer to its trigger, which
+// ferry serve logs as "… the function answered 500 Internal Server Error:
+// BODY": a body with a newline must not start a line of ferry's own in the
+// text format, nor an escape sequence reach the terminal raw; an attribute
+// with a carriage return or an escape is quoted. The JSON format is one
+// object per line whatever the text holds.
+func TestTextLogForgery(t *testing.T) {
+	const forged = "12:00:00 deployed to prod env=prod release=0123456789ab"
+	body := "oops\n" + forged + "\r\x1b[2K\u2028\xff"
+	var text bytes.Buffer
+	lg, err := newLogger(&text, LogText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As Serve's logf and triggers.go's fanOut write it.
+	lg.Info(fmt.Sprintf("%s: function %s: event %s, %s: %v", "cron tick", "hello", "1", "tick", fmt.Errorf("the function answered 500 Internal Server Error: %s", body)))
+	lg.Info("run finished", "error", "x\r"+forged, "branch", "a\x1b]0;pwned\x07", "bytes", "\xff\xfe")
+	out := text.String()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("two records made %d lines:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, forged) || strings.ContainsAny(l, "\r\x1b\x07\u2028") || !utf8.ValidString(l) {
+			t.Errorf("a line holds a forged line, a control character or invalid UTF-8: %q", l)
+		}
+	}
+	if !strings.Contains(lines[0], `oops\n12:00:00 deployed to prod`) || !strings.Contains(lines[0], `\x1b[2K\u2028\xff`) {
+		t.Errorf("the message is not kept, escaped: %q", lines[0])
+	}
+	for _, want := range []string{`error="x\r12:00:00`, `branch="a\x1b]0;pwned\a"`, `bytes="\xff\xfe"`} {
+		if !strings.Contains(lines[1], want) {
+			t.Errorf("attributes: %q lacks %s", lines[1], want)
+		}
+	}
+	// Ordinary text is as it was.
+	text.Reset()
+	lg.Info("deployed to dev", "reason", "looks good", "café", "ünïcode")
+	if got := text.String(); !strings.HasSuffix(got, ` deployed to dev reason="looks good" café=ünïcode`+"\n") {
+		t.Errorf("an ordinary line: %q", got)
+	}
+
+	var js bytes.Buffer
+	lg, err = newLogger(&js, LogJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg.Info("the function answered: "+body, "error", "x\n"+forged)
+	if n := strings.Count(js.String(), "\n"); n != 1 || strings.ContainsAny(js.String(), "\r\x1b") {
+		t.Errorf("JSON: %d lines, or a raw control character: %q", n, js.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js.Bytes(), &m); err != nil || !strings.Contains(m["msg"].(string), forged) {
+		t.Errorf("JSON does not decode to the message: %v %v", err, m)
 	}
 }

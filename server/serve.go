@@ -182,6 +182,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Exporter:     exporter,
 		Log:          logf,
 		Events:       promote.EventsFunc(said.promotion),
+		Redact:       settings.redact,
 
 		// Images a rollback may deploy although ferry did not build them.
 		AllowedImages: cfg.AllowedImages,

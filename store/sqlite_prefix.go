@@ -46,14 +46,20 @@ func (s *SQLite) ReleasesByPrefix(ctx context.Context, hex string, limit int) ([
 }
 
 // BuildsByPrefix lists at most limit builds of source's function whose
-// image digest starts with sha256:hex, newest first. The primary key's
-// (source) prefix narrows the rows; the digest is matched within them.
+// image digest starts with sha256:hex, newest first, one per image (its
+// newest build). The primary key's (source) prefix narrows the rows; the
+// digest is matched within them.
 func (s *SQLite) BuildsByPrefix(ctx context.Context, source, function, hex string, limit int) ([]Build, error) {
 	if err := checkPrefix(hex); err != nil {
 		return nil, err
 	}
 	pattern := "%@sha256:" + escapeLike(hex) + "%"
-	builds, err := list(ctx, s.r, scanBuild, `SELECT `+buildCols+` FROM builds WHERE source = ? AND function = ? AND image LIKE ? ESCAPE '\' ORDER BY at DESC LIMIT ?`,
+	// why: a function that does not change has one build per commit, all
+	// of one image; limit rows of it would hide an older image the prefix
+	// also names, and an ambiguous prefix would name one image. With max(),
+	// SQLite takes the other columns from the newest row of each image.
+	builds, err := list(ctx, s.r, scanBuild, `SELECT source, commit_id, function, cache_key, image, cached, max(at) FROM builds
+		WHERE source = ? AND function = ? AND image LIKE ? ESCAPE '\' GROUP BY image ORDER BY max(at) DESC LIMIT ?`,
 		source, function, pattern, limit)
 	if err != nil {
 		return nil, fmt.Errorf("builds of %s's %s starting with %s: %w", source, function, hex, err)

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReleasesByPrefix(t *testing.T) {
@@ -58,6 +60,18 @@ func TestBuildsByPrefix(t *testing.T) {
 	same(t, "aaaa2", got("aaaa2"), []string{"reg/hello@sha256:aaaa2222"})
 	same(t, "aaaa3 (another function)", got("aaaa3"), []string(nil))
 	same(t, "aaaa4 (another source)", got("aaaa4"), []string(nil))
+	// A function unchanged over many commits has many builds of one image:
+	// an older image the prefix names too is still found.
+	var same100 []Build
+	for i := range 20 {
+		same100 = append(same100, Build{Source: "demo", Commit: fmt.Sprintf("n%02d", i), Function: "hello", Key: "k5", Image: "reg/hello@sha256:aaaa2222", At: time.Now().Add(time.Duration(i+1) * time.Hour)})
+	}
+	check(t, s.PutBuilds(ctx, same100))
+	var images []string
+	for _, b := range must[[]Build](t)(s.BuildsByPrefix(ctx, "demo", "hello", "aaaa", 2)) {
+		images = append(images, b.Image+" "+b.Commit)
+	}
+	same(t, "aaaa after 20 builds of one image, limit 2", images, []string{"reg/hello@sha256:aaaa2222 n19", "reg/hello@sha256:aaaa1111 c1"})
 	if _, err := s.BuildsByPrefix(ctx, "demo", "hello", "aa%_", 10); err == nil {
 		t.Error("BuildsByPrefix took a pattern")
 	}

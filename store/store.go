@@ -235,7 +235,8 @@ type Releases interface {
 	// ReleasesByPrefix lists at most limit releases whose id starts with
 	// sha256:hex (MinPrefix to 64 lower-case hex characters), oldest first.
 	ReleasesByPrefix(ctx context.Context, hex string, limit int) ([]Release, error)
-	// BuildsByPrefix lists at most limit builds of source's function whose
+	// BuildsByPrefix lists at most limit builds of source's function, one
+	// per image (the newest), whose
 	// image digest starts with sha256:hex, newest first.
 	BuildsByPrefix(ctx context.Context, source, function, hex string, limit int) ([]Build, error)
 }

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +26,9 @@ func newLogsCommand() *cobra.Command {
 		Long: `Print FUNCTION's log in ENV: what it wrote (stdout, stderr), the gateway's
 line per call (access: method, path, status, duration, ce-id) and its
 supervisor's (ferry). With -f, keep printing new lines until interrupted.
+Control characters a function wrote (a carriage return, an escape
+sequence) are printed escaped (\r, \x1b), so that no line can rewrite
+another on the terminal; -o json gives the text as written.
 
 With a server (--server or $FERRY_SERVER, and a token) the lines come from
 ferry serve's API, which keeps the last 1000 of each function; without one,
@@ -82,5 +88,29 @@ func printFunctionLine(w io.Writer, l server.FunctionLogView, asJSON bool) {
 		fmt.Fprintf(w, "%s\n", b)
 		return
 	}
-	fmt.Fprintf(w, "%s %s %s\n", l.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00"), l.Stream, l.Text)
+	fmt.Fprintf(w, "%s %s %s\n", l.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00"), l.Stream, terminalSafe(l.Text))
 }
+
+// terminalSafe returns s with every control character but the tab written
+// as its Go escape (\r, \x1b, \x7f). A function's output is whoever
+// pushed it: a carriage return or an escape sequence would rewrite the
+// line on the reader's terminal (its stream and time too, so that it reads
+// as the gateway's access line or ferry's own), or lines above it. -o json
+// gives the text as written.
+func terminalSafe(s string) string {
+	if !strings.ContainsFunc(s, escaped) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if escaped(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func escaped(r rune) bool { return r != '\t' && unicode.IsControl(r) }

@@ -83,7 +83,7 @@ func newRunLogsCommand(r *remote) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			printLine := func(l server.LogLineView) {
-				fmt.Fprintf(out, "%s %-8s %s\n", l.At.Local().Format("15:04:05.000"), l.Step, l.Text)
+				fmt.Fprintf(out, "%s %-8s %s\n", l.At.Local().Format("15:04:05.000"), l.Step, terminalSafe(l.Text))
 			}
 			if !follow {
 				lines, err := c.Logs(cmd.Context(), id, 0)

@@ -19,6 +19,10 @@ func Invoke(ctx context.Context, gatewayURL, env, function string, data []byte) 
 	return Call(ctx, gatewayURL, env, http.MethodPost, InvokePath(function), data)
 }
 
+// callClient is Call's: a function's redirect is its answer, printed as
+// such, not a URL for ferry to fetch with the data.
+var callClient = &http.Client{CheckRedirect: noRedirects}
+
 // Call sends method on path of environment env through the gateway at
 // gatewayURL, with data as a JSON body (none when empty), and returns the
 // status and the answer.
@@ -35,7 +39,7 @@ func Call(ctx context.Context, gatewayURL, env, method, path string, data []byte
 	if len(data) > 0 {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := callClient.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("calling %s: %w; is `ferry run` (or ferry serve) running with its gateway there?", url, err)
 	}

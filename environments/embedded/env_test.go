@@ -59,12 +59,12 @@ func TestPlainEnvRefusesSecrets(t *testing.T) {
 	f := &v1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: "f"}, Spec: v1alpha1.FunctionSpec{Env: map[string]v1alpha1.EnvValue{
 		"A": v1alpha1.Plain("1"),
 	}}}
-	env, err := plainEnv(t.Context(), f)
+	env, _, err := plainEnv(t.Context(), f)
 	if err != nil || env["A"] != "1" || len(env) != 1 {
 		t.Fatalf("plain env: %v %v", env, err)
 	}
 	f.Spec.Env["B"] = v1alpha1.SecretRef("b")
-	if _, err := plainEnv(t.Context(), f); err == nil || !strings.Contains(err.Error(), "env B names secret b, but this ferry keeps no secrets") {
+	if _, _, err := plainEnv(t.Context(), f); err == nil || !strings.Contains(err.Error(), "env B names secret b, but this ferry keeps no secrets") {
 		t.Errorf("a secret without a store: %v", err)
 	}
 }

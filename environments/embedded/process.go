@@ -85,6 +85,9 @@ type processSpec struct {
 	// variables cannot be overridden (the manifest refuses them anyway).
 	Env     []string
 	UserEnv map[string]string
+	// Secrets are the values of UserEnv that came from secrets; the log
+	// shows none of them (see secretRedactor).
+	Secrets []string
 	Timeout time.Duration // FUNCTION_TIMEOUT; default 30 s
 	Memory  string        // FUNCTION_MEMORY, e.g. "128Mi"; left out when empty (not enforced: it is the function's hint)
 	Dir     string        // working folder: the image's /ferry/function
@@ -195,7 +198,7 @@ func startProcess(ctx context.Context, spec processSpec) (*process, error) {
 	if own {
 		spec.Log = NewFunctionLog(spec.LogFile)
 	}
-	logs := &logSink{out: spec.Log, own: own}
+	logs := &logSink{out: spec.Log, own: own, redact: secretRedactor(spec.Secrets)}
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		logs.close()
@@ -487,6 +490,9 @@ func (p *process) waitHealthy(ctx context.Context, r *run) error {
 	client := &http.Client{
 		Timeout:   healthProbeTimeout,
 		Transport: &http.Transport{DisableKeepAlives: true},
+		// why: a redirect is not healthy, and following it would probe,
+		// from the host, whatever URL the function names.
+		CheckRedirect: noRedirects,
 	}
 	url := "http://127.0.0.1:" + strconv.Itoa(r.port) + "/healthz"
 	for {
@@ -693,6 +699,8 @@ func formatLogLine(l logLine) string {
 type logSink struct {
 	out *FunctionLog
 	own bool // out is this process's alone: its file closes with it
+	// redact hides the process's secrets in each line (nil: none).
+	redact *strings.Replacer
 
 	mu   sync.Mutex
 	ring [logRingLines]logLine
@@ -701,6 +709,13 @@ type logSink struct {
 }
 
 func (s *logSink) add(stream string, pid int, text string) {
+	// why: a function that fails on a secret says it (Python's "invalid
+	// literal for int(): 'VALUE'", a driver's DSN in its error); its log is
+	// served to viewers, written to a file and quoted by a failed start's
+	// message, which ends up in the store, the API and ferry's own log.
+	if s.redact != nil {
+		text = s.redact.Replace(text)
+	}
 	l := logLine{Time: time.Now(), Stream: stream, Text: text}
 	s.mu.Lock()
 	s.ring[s.next] = l

@@ -119,6 +119,9 @@ type instance struct {
 	spec    processSpec
 	min     int32
 	timeout time.Duration
+	// redactor hides the function's secrets in what ferry quotes of its
+	// answers (nil: none).
+	redactor *strings.Replacer
 
 	mu       sync.Mutex
 	proc     *process
@@ -294,12 +297,13 @@ func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 	// Every function's variables are resolved before any starts, so a
 	// missing secret fails the Apply with nothing started.
 	envs := map[string]map[string]string{}
+	secrets := map[string][]string{}
 	for _, f := range rel.Set.Functions {
-		env, err := t.cfg.Env(ctx, f)
+		env, sec, err := t.cfg.Env(ctx, f)
 		if err != nil {
 			return fail(err)
 		}
-		envs[f.Name] = env
+		envs[f.Name], secrets[f.Name] = env, sec
 	}
 	for _, f := range rel.Set.Functions {
 		// The key needs no image: a function that did not change keeps its
@@ -308,7 +312,7 @@ func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 			next.instances[f.Name] = reused
 			continue
 		}
-		in, err := t.instanceFor(ctx, f, envs[f.Name])
+		in, err := t.instanceFor(ctx, f, envs[f.Name], secrets[f.Name])
 		if err != nil {
 			return fail(err)
 		}
@@ -397,7 +401,7 @@ func (t *Target) keepWarm(in *instance) {
 }
 
 // instanceFor unpacks a function's image and prepares its process.
-func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function, userEnv map[string]string) (*instance, error) {
+func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function, userEnv map[string]string, secrets []string) (*instance, error) {
 	spec := f.Spec
 	if spec.Image == "" {
 		return nil, fmt.Errorf("function %s has no image; apply a release that ferry built", f.Name)
@@ -435,6 +439,7 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function, userEnv 
 		Argv:    argv,
 		Env:     env,
 		UserEnv: userEnv,
+		Secrets: secrets,
 		Timeout: timeout,
 		Memory:  memory,
 		Dir:     inside(workDir(realRoot)),
@@ -445,7 +450,15 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function, userEnv 
 		UID:     uid,
 		TmpSize: tmpSize(spec),
 	}
-	return &instance{key: instanceKey(f, userEnv), name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter}, nil
+	return &instance{key: instanceKey(f, userEnv), name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter, redactor: secretRedactor(secrets)}, nil
+}
+
+// redact is s with the function's secrets hidden, as its log has them.
+func (in *instance) redact(s string) string {
+	if in.redactor == nil {
+		return s
+	}
+	return in.redactor.Replace(s)
 }
 
 // tmpSize is the size of a function's /tmp: its spec.memory, since a

@@ -116,6 +116,15 @@ type dispatchPlan struct {
 	stats *triggerCounters
 }
 
+// noRedirects is the CheckRedirect of ferry's clients of functions: a
+// redirect is returned as the answer, never followed.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// redacting is a backend whose secrets must not be quoted: an instance.
+type redacting interface{ redact(string) string }
+
+var _ redacting = (*instance)(nil)
+
 type dispatchTarget struct {
 	function string
 	backend  backend
@@ -149,8 +158,12 @@ func newTriggers(cfg triggerConfig) *triggers {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	t := &triggers{
-		cfg:     cfg,
-		client:  &http.Client{Transport: tr},
+		cfg: cfg,
+		// why: a function's redirect is its answer (a failure, as it is
+		// not 2xx). Followed, it would have ferry send the event, whose
+		// data the repository writes, to any URL of the host's network,
+		// which the function, loopback only, cannot reach itself.
+		client:  &http.Client{Transport: tr, CheckRedirect: noRedirects},
 		running: map[string]*runningTrigger{},
 	}
 	// Every schedule carries its own CRON_TZ, so the scheduler's zone is
@@ -646,7 +659,14 @@ func (t *triggers) call(ctx context.Context, b backend, ev triggerEvent) error {
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("the function answered %s: %s", resp.Status, strings.TrimSpace(string(head)))
+		text := strings.TrimSpace(string(head))
+		// why: the error ends up in ferry's own log, and a function that
+		// fails on a secret may answer with it (Python's invoker answers
+		// {"error": str(exc)}).
+		if r, ok := b.(redacting); ok {
+			text = r.redact(text)
+		}
+		return fmt.Errorf("the function answered %s: %s", resp.Status, text)
 	}
 	return nil
 }
