@@ -63,11 +63,15 @@ YAML
 	)
 fi
 # why: secrets made once, kept beside the configuration, never committed
-# (.ferry-run/ is ignored).
+# (.ferry-run/ is ignored), readable by their owner only.
+(
+umask 077
 [ -f "$dir/token" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/token"
 [ -f "$dir/reviewer-token" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/reviewer-token"
 [ -f "$dir/operator-token" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/operator-token"
 [ -f "$dir/webhook-secret" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/webhook-secret"
+)
+chmod 600 "$dir/token" "$dir/reviewer-token" "$dir/operator-token" "$dir/webhook-secret"
 token=$(cat "$dir/token")
 reviewer=$(cat "$dir/reviewer-token")
 operator=$(cat "$dir/operator-token")
@@ -101,6 +105,7 @@ if cmp -s "$dir/ferry-serve.yaml.new" "$dir/ferry-serve.yaml"; then
 else
 	mv "$dir/ferry-serve.yaml.new" "$dir/ferry-serve.yaml"
 fi
+chmod 600 "$dir/ferry-serve.yaml" # it holds the tokens
 
 cat <<MSG
 

@@ -142,6 +142,16 @@ func TestMakeRunTour(t *testing.T) {
 
 	// A second make run beside the first changes nothing and says why.
 	waitFor(t, "ferry serve's API", exited, func() bool { return cli(newcomer, "status").code == 0 })
+	// The files that hold tokens are their owner's alone.
+	for _, f := range []string{"ferry-serve.yaml", "token", "reviewer-token", "operator-token", "webhook-secret"} {
+		info, err := os.Stat(filepath.Join(runDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v; want it readable by its owner only", f, info.Mode())
+		}
+	}
 	before, err := os.ReadFile(filepath.Join(runDir, "ferry-serve.yaml"))
 	if err != nil {
 		t.Fatal(err)
