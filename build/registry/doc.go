@@ -11,5 +11,6 @@
 // per process, a formatter on that logger that sends every entry of an
 // embedded registry to its Config.Log (warnings and errors only) and
 // passes every other entry to the formatter that was there before, so
-// other users of logrus in the process are not silenced.
+// other users of logrus in the process are not silenced. The upload
+// purger's two info lines, which carry no registry, are dropped.
 package registry

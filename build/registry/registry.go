@@ -308,7 +308,19 @@ func (r *router) Format(e *logrus.Entry) ([]byte, error) {
 		s.entry(e)
 		return nil, nil // nothing for the standard logger's output
 	}
+	if purgerEntry(e) {
+		return nil, nil
+	}
 	return r.next.Format(e)
+}
+
+// purgerEntry tells the two info lines of distribution's upload purger,
+// which logs through the bare standard logger with no context, so no
+// registry can be named: housekeeping nobody acts on, dropped rather than
+// printed on ferry's output at a random minute of the first hour.
+func purgerEntry(e *logrus.Entry) bool {
+	return e.Level >= logrus.InfoLevel &&
+		(strings.HasPrefix(e.Message, "PurgeUploads starting:") || strings.HasPrefix(e.Message, "Purge uploads finished."))
 }
 
 var sinkCount atomic.Int64

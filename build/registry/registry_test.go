@@ -290,3 +290,26 @@ func TestErrorsReachLog(t *testing.T) {
 		t.Errorf("logrus's standard output got:\n%s", s)
 	}
 }
+
+// TestPurgerLinesDropped: the upload purger's lines, which name no
+// registry, do not reach the standard logger's output; another user's
+// info line still does.
+func TestPurgerLinesDropped(t *testing.T) {
+	var log syncBuffer
+	_, stop := start(t, t.TempDir(), &log) // installs the routing formatter
+	stop()
+	var std syncBuffer
+	logger := logrus.StandardLogger()
+	old := logger.Out
+	logger.SetOutput(&std)
+	t.Cleanup(func() { logger.SetOutput(old) })
+	logrus.Infof("PurgeUploads starting: olderThan=%s, actuallyDelete=%t", "then", true)
+	logrus.Infof("Purge uploads finished.  Num deleted=%d, num errors=%d", 0, 1)
+	if s := std.String(); s != "" {
+		t.Fatalf("the purger's lines reached the output:\n%s", s)
+	}
+	logrus.Info("someone else's line")
+	if s := std.String(); !strings.Contains(s, "someone else's line") {
+		t.Fatalf("another user's line was dropped: %q", s)
+	}
+}
