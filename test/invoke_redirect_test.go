@@ -1,16 +1,11 @@
 package test
 
 import (
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ferrycd/ferry/test/gitserver"
 )
 
 // hijackingHandler is a function whose code, at import, takes over the
@@ -43,14 +38,7 @@ def handle(event, context):
 // redirect to an API route; an admin who invokes it must not end prod's
 // freeze with their token.
 func TestInvokeRedirectKeepsTheToken(t *testing.T) {
-	srv := gitserver.Start(t, "", "")
-	url, _ := pythonRepo(t, srv, "hijack", func(dir string) {
-		if err := os.WriteFile(filepath.Join(dir, "hello", "main.py"), []byte(hijackingHandler), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	})
-	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: hijack, url: %q, branch: main, interval: 1s}`, url))
-	p := startServe(t, cfg)
+	p := serveHandler(t, "hijack", hijackingHandler)
 	cli := func(args ...string) result {
 		return ferryIn(t, "", append(args, "--server", p.api, "--token", serveToken)...)
 	}

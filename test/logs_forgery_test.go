@@ -4,13 +4,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ferrycd/ferry/test/gitserver"
 )
 
 // forgingHandler prints, on every call, a carriage return and a line that
@@ -26,14 +22,7 @@ const forgingHandler = `def handle(event, context):
 // is printed escaped, so the function cannot rewrite its line into one of
 // the gateway's, nor erase lines. -o json keeps the text as written.
 func TestLogsDoNotForgeOnTheTerminal(t *testing.T) {
-	srv := gitserver.Start(t, "", "")
-	url, _ := pythonRepo(t, srv, "forge", func(dir string) {
-		if err := os.WriteFile(filepath.Join(dir, "hello", "main.py"), []byte(forgingHandler), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	})
-	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: forge, url: %q, branch: main, interval: 1s}`, url))
-	p := startServe(t, cfg)
+	p := serveHandler(t, "forge", forgingHandler)
 	for deadline := time.Now().Add(180 * time.Second); ; {
 		resp, err := http.Get(p.gw + "/dev/hello")
 		if err == nil {
@@ -72,15 +61,7 @@ def handle(event, context):
 // are in the deploy step's log; ferry runs logs prints their escape
 // sequences escaped, and no other command prints them raw.
 func TestRunLogsDoNotReachTheTerminalRaw(t *testing.T) {
-	srv := gitserver.Start(t, "", "")
-	url, _ := pythonRepo(t, srv, "crash", func(dir string) {
-		os.RemoveAll(filepath.Join(dir, "hello", "test_main.py"))
-		if err := os.WriteFile(filepath.Join(dir, "hello", "main.py"), []byte(crashingHandler), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	})
-	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: crash, url: %q, branch: main, interval: 1s}`, url))
-	p := startServe(t, cfg)
+	p := serveHandler(t, "crash", crashingHandler, "hello/test_main.py")
 	c := p.client(t)
 	var run int64
 	for deadline := time.Now().Add(180 * time.Second); run == 0; {

@@ -211,6 +211,23 @@ func waitGreetingAt(t *testing.T, p *serveProc, url, want string, within time.Du
 
 // pythonRepo pushes examples/python (changed by edit) as the first commit
 // of a new repository on srv, and returns a clone to work in.
+// serveHandler starts ferry serve on a repository of the Python example
+// whose hello/main.py is mainPy (a hostile function, say), watched every
+// second under source name, with the files drop names removed.
+func serveHandler(t *testing.T, name, mainPy string, drop ...string) *serveProc {
+	t.Helper()
+	srv := gitserver.Start(t, "", "")
+	url, _ := pythonRepo(t, srv, name, func(dir string) {
+		for _, f := range drop {
+			os.RemoveAll(filepath.Join(dir, f))
+		}
+		if err := os.WriteFile(filepath.Join(dir, "hello", "main.py"), []byte(mainPy), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return startServe(t, writeServeConfig(t, fmt.Sprintf(`- {name: %s, url: %q, branch: main, interval: 1s}`, name, url)))
+}
+
 func pythonRepo(t *testing.T, srv *gitserver.Server, name string, edit func(dir string)) (url, work string) {
 	t.Helper()
 	url = srv.Create(t, name)
