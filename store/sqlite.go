@@ -30,6 +30,8 @@ import (
 type SQLite struct {
 	w *sql.DB // the one writer
 	r *sql.DB // readers, query_only
+	// writeErrors counts failed writes by operation (sqlite_metrics.go).
+	writeErrors writeErrors
 }
 
 var _ Store = (*SQLite)(nil)
@@ -180,7 +182,12 @@ func (s *SQLite) migrate(ctx context.Context) error {
 // ---- transactions --------------------------------------------------------------
 
 // write runs fn in a write transaction: all of it is committed or none.
-func (s *SQLite) write(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *SQLite) write(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	defer func() {
+		if err != nil {
+			s.writeErrors.count(err)
+		}
+	}()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
