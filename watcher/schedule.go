@@ -219,7 +219,7 @@ func (w *watcher) fetch(ctx context.Context, s *source, src store.Source, rem *g
 
 	fctx, cancel := context.WithTimeout(ctx, w.cfg.FetchTimeout)
 	defer cancel()
-	head, err := w.fetchAndRecord(fctx, s, src, rem, st.LastCommit)
+	head, err := w.timedFetch(fctx, s, src, rem, st.LastCommit)
 	if ctx.Err() != nil {
 		// Stopping: a fetch cut short is no failure of the source.
 		return st, fmt.Errorf("source %s: %w", src.Name, errStopped)

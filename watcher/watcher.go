@@ -107,6 +107,10 @@ type Config struct {
 	// refused. Put a server's keys in it beforehand (ssh-keyscan HOST) to
 	// trust nothing on first use.
 	KnownHosts string
+	// OnFetch, when set, hears how long each fetch took and its error (nil
+	// for a success), from the fetch's goroutine; it must not block. A
+	// fetch cut short by Run's end is not told.
+	OnFetch func(source string, took time.Duration, err error)
 }
 
 // Defaults of a Config.
