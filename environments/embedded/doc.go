@@ -10,7 +10,8 @@
 // gateway's access line per call, in a bounded ring that the API reads
 // and follows, and appended to a file under the data folder. The gateway
 // serves /_ferry/metrics for its calls and for every trigger's ticks,
-// deliveries, failures and retries (metrics_triggers.go).
+// deliveries, failures and retries (metrics_gateway.go); Host.Collector
+// hands the same to ferry serve's /metrics.
 //
 // A function's variables are resolved per environment at each Apply (an
 // EnvResolver, which the server backs with the environment's sealed

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Gateway limits and names.
@@ -76,6 +78,8 @@ type gateway struct {
 	// triggerStats count what the triggers of every environment did; the
 	// gateway serves them with its own metrics.
 	triggerStats *triggerMetrics
+	// metrics is what /_ferry/metrics serves (metrics_gateway.go).
+	metrics *prometheus.Registry
 
 	// mu serialises setRoutes and guards stats.
 	mu sync.Mutex
@@ -117,7 +121,6 @@ type boundRoute struct {
 // atomics: the hot path takes no lock.
 type routeStats struct {
 	env, function string
-	labels        string // env="…",function="…", escaped
 
 	calls    [10]atomic.Uint64 // by status class: calls[2] is 2xx
 	failures atomic.Uint64
@@ -132,6 +135,7 @@ type routeStats struct {
 // newGateway returns a gateway serving no environment.
 func newGateway() *gateway {
 	g := &gateway{stats: map[string]map[string]*routeStats{}, pool: newConnPool(), triggerStats: newTriggerMetrics()}
+	g.metrics = newGatewayRegistry(g)
 	g.table.Store(&gatewayTable{envs: map[string]*gatewayEnv{}})
 	return g
 }
@@ -181,8 +185,7 @@ func (g *gateway) setRoutes(env string, routes []gatewayRoute) {
 			st = oldStats[rt.Function]
 		}
 		if st == nil {
-			st = &routeStats{env: env, function: rt.Function,
-				labels: `env="` + escapeLabel(env) + `",function="` + escapeLabel(rt.Function) + `"`}
+			st = &routeStats{env: env, function: rt.Function}
 		}
 		stats[rt.Function] = st
 		b := &boundRoute{
@@ -502,94 +505,3 @@ func (s *routeStats) observe(code int, d time.Duration) {
 	s.buckets[i].Add(1)
 	s.sumNs.Add(uint64(d))
 }
-
-// serveMetrics writes every environment's metrics in the Prometheus text
-// format, sorted by environment and function.
-func (g *gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, "the metrics answer GET and HEAD only")
-		return
-	}
-	g.mu.Lock()
-	var all []*routeStats
-	for _, fns := range g.stats {
-		for _, st := range fns {
-			all = append(all, st)
-		}
-	}
-	g.mu.Unlock()
-	slices.SortFunc(all, func(a, b *routeStats) int {
-		if c := strings.Compare(a.env, b.env); c != 0 {
-			return c
-		}
-		return strings.Compare(a.function, b.function)
-	})
-
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	if r.Method == http.MethodHead {
-		return
-	}
-	w.Write(g.triggerStats.format(formatMetrics(all)))
-}
-
-// formatMetrics writes the metrics of all, in their order.
-func formatMetrics(all []*routeStats) []byte {
-	var b []byte
-	family := func(name, kind, help string) {
-		b = append(b, "# HELP "+name+" "+help+"\n# TYPE "+name+" "+kind+"\n"...)
-	}
-	sample := func(name, labels string, v uint64) {
-		b = append(b, name...)
-		b = append(b, '{')
-		b = append(b, labels...)
-		b = append(b, "} "...)
-		b = strconv.AppendUint(b, v, 10)
-		b = append(b, '\n')
-	}
-
-	family("ferry_gateway_calls_total", "counter", "Calls through the gateway, by the status class of the answer.")
-	for _, st := range all {
-		for class := range st.calls {
-			if n := st.calls[class].Load(); n > 0 {
-				sample("ferry_gateway_calls_total", st.labels+`,code="`+strconv.Itoa(class)+`xx"`, n)
-			}
-		}
-	}
-	family("ferry_gateway_failures_total", "counter", "Calls answered 5xx: the function failed, timed out (504) or could not start (503).")
-	for _, st := range all {
-		sample("ferry_gateway_failures_total", st.labels, st.failures.Load())
-	}
-	family("ferry_gateway_duration_seconds", "histogram", "Time from a call's arrival to the end of its answer.")
-	for _, st := range all {
-		// why: count is the sum of the buckets read here, so +Inf and
-		// _count agree even while calls are counted.
-		var cumulative uint64
-		for i, le := range gatewayBuckets {
-			cumulative += st.buckets[i].Load()
-			sample("ferry_gateway_duration_seconds_bucket", st.labels+`,le="`+strconv.FormatFloat(le, 'g', -1, 64)+`"`, cumulative)
-		}
-		cumulative += st.buckets[len(gatewayBuckets)].Load()
-		sample("ferry_gateway_duration_seconds_bucket", st.labels+`,le="+Inf"`, cumulative)
-		b = append(b, "ferry_gateway_duration_seconds_sum{"+st.labels+"} "...)
-		b = strconv.AppendFloat(b, float64(st.sumNs.Load())/1e9, 'g', -1, 64)
-		b = append(b, '\n')
-		sample("ferry_gateway_duration_seconds_count", st.labels, cumulative)
-	}
-	family("ferry_gateway_cold_starts_total", "counter", "Calls that had to start an instance of a function scaled to zero.")
-	for _, st := range all {
-		sample("ferry_gateway_cold_starts_total", st.labels, st.cold.Load())
-	}
-	family("ferry_gateway_in_flight", "gauge", "Calls being served now.")
-	for _, st := range all {
-		sample("ferry_gateway_in_flight", st.labels, uint64(max(st.inFlight.Load(), 0)))
-	}
-	return b
-}
-
-// escapeLabel escapes a label value for the text format.
-func escapeLabel(s string) string {
-	return labelEscaper.Replace(s)
-}
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)

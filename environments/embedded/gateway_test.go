@@ -455,8 +455,9 @@ func scrape(t *testing.T, url string) metricsText {
 		if i < 0 || err != nil {
 			t.Fatalf("bad sample line %q", line)
 		}
-		m.samples[line[:i]] = v
-		m.order = append(m.order, line[:i])
+		key := canonicalSample(t, line[:i])
+		m.samples[key] = v
+		m.order = append(m.order, key)
 	}
 	for name := range m.types {
 		if !help[name] {
@@ -464,6 +465,47 @@ func scrape(t *testing.T, url string) metricsText {
 		}
 	}
 	return m
+}
+
+// canonicalSample puts the labels of a sample (name{l="v",…}) in the
+// order the tests write them: the text format gives them no order.
+func canonicalSample(t *testing.T, sample string) string {
+	name, rest, ok := strings.Cut(sample, "{")
+	if !ok {
+		return sample
+	}
+	rest = strings.TrimSuffix(rest, "}")
+	byName := map[string]string{}
+	for rest != "" {
+		label, after, ok := strings.Cut(rest, `="`)
+		if !ok {
+			t.Fatalf("bad labels in %q", sample)
+		}
+		// The value ends at the first quote no backslash escapes.
+		i, escaped := 0, false
+		for ; i < len(after); i++ {
+			if escaped {
+				escaped = false
+			} else if after[i] == '\\' {
+				escaped = true
+			} else if after[i] == '"' {
+				break
+			}
+		}
+		byName[label] = after[:i]
+		rest = strings.TrimPrefix(after[min(i+1, len(after)):], ",")
+	}
+	var labels []string
+	for _, l := range []string{"env", "function", "trigger", "kind", "code", "le"} {
+		if v, ok := byName[l]; ok {
+			labels = append(labels, l+`="`+v+`"`)
+			delete(byName, l)
+		}
+	}
+	if len(byName) > 0 {
+		t.Fatalf("unexpected labels %v in %q", byName, sample)
+	}
+	return name + "{" + strings.Join(labels, ",") + "}"
 }
 
 func TestGatewayMetrics(t *testing.T) {

@@ -1,9 +1,6 @@
 package embedded
 
 import (
-	"cmp"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +15,7 @@ const (
 )
 
 // triggerMetrics counts what every trigger of the host did, for the
-// gateway's /_ferry/metrics. Counters are made on a trigger's first apply
+// gateway's /_ferry/metrics (metrics_gateway.go). Counters are made on a trigger's first apply
 // and kept across releases, so they never go back; an environment's are
 // dropped when it is deleted, so previews do not pile up.
 type triggerMetrics struct {
@@ -31,8 +28,7 @@ type triggerKey struct{ env, kind, name string }
 // triggerCounters are one trigger's counters. Only atomics: a delivery
 // takes no lock.
 type triggerCounters struct {
-	key    triggerKey
-	labels string // env="…",trigger="…",kind="…", escaped
+	key triggerKey
 
 	// ticks: a cron schedule fired (cron only).
 	ticks atomic.Uint64
@@ -58,8 +54,7 @@ func (m *triggerMetrics) counters(env, kind, name string) *triggerCounters {
 	defer m.mu.Unlock()
 	c := m.byKey[k]
 	if c == nil {
-		c = &triggerCounters{key: k,
-			labels: `env="` + escapeLabel(env) + `",trigger="` + escapeLabel(name) + `",kind="` + kind + `"`}
+		c = &triggerCounters{key: k}
 		m.byKey[k] = c
 	}
 	return c
@@ -74,42 +69,6 @@ func (m *triggerMetrics) forget(env string) {
 			delete(m.byKey, k)
 		}
 	}
-}
-
-// format appends the trigger metrics in the Prometheus text format,
-// sorted by environment, kind and trigger.
-func (m *triggerMetrics) format(b []byte) []byte {
-	m.mu.Lock()
-	all := make([]*triggerCounters, 0, len(m.byKey))
-	for _, c := range m.byKey {
-		all = append(all, c)
-	}
-	m.mu.Unlock()
-	slices.SortFunc(all, func(a, b *triggerCounters) int {
-		return cmp.Or(strings.Compare(a.key.env, b.key.env), strings.Compare(a.key.kind, b.key.kind), strings.Compare(a.key.name, b.key.name))
-	})
-	families := []struct {
-		name, help string
-		value      func(*triggerCounters) *atomic.Uint64
-		cronOnly   bool
-	}{
-		{"ferry_trigger_ticks_total", "Times a CronTrigger's schedule fired.", func(c *triggerCounters) *atomic.Uint64 { return &c.ticks }, true},
-		{"ferry_trigger_deliveries_total", "Events a trigger handed to a function (an HTTPTrigger: calls), each counted once whatever its retries.", func(c *triggerCounters) *atomic.Uint64 { return &c.deliveries }, false},
-		{"ferry_trigger_failures_total", "Deliveries that still failed after their last attempt (an HTTPTrigger: calls answered 5xx).", func(c *triggerCounters) *atomic.Uint64 { return &c.failures }, false},
-		{"ferry_trigger_retries_total", "Attempts after the first of a delivery.", func(c *triggerCounters) *atomic.Uint64 { return &c.retries }, false},
-	}
-	for _, f := range families {
-		b = append(b, "# HELP "+f.name+" "+f.help+"\n# TYPE "+f.name+" counter\n"...)
-		for _, c := range all {
-			if f.cronOnly && c.key.kind != kindCron {
-				continue
-			}
-			b = append(b, f.name+"{"+c.labels+"} "...)
-			b = strconv.AppendUint(b, f.value(c).Load(), 10)
-			b = append(b, '\n')
-		}
-	}
-	return b
 }
 
 // triggerKind splits a dispatch plan's name ("CronTrigger nightly") into
