@@ -116,14 +116,8 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, id Identity) error
 // route registers h behind authentication and a role check.
 func (a *api) route(pattern string, role Role, h apiHandler) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		id, ok := a.tokens.identify(r)
+		id, ok := a.tokens.authorize(w, r, role)
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
-			writeJSONError(w, http.StatusUnauthorized, "a valid API token is required: pass --token or set FERRY_TOKEN")
-			return
-		}
-		if !id.Has(role) {
-			writeJSONError(w, http.StatusForbidden, fmt.Sprintf("token %s lacks the %s role this needs", id.Name, role))
 			return
 		}
 		if r.Body != nil {

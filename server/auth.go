@@ -100,3 +100,28 @@ func (t *tokens) identify(r *http.Request) (Identity, bool) {
 	}
 	return found, match == 1
 }
+
+// authorize identifies r's token and checks that it holds role; when it
+// does not, it answers 401 (no valid token) or 403 and returns false.
+func (t *tokens) authorize(w http.ResponseWriter, r *http.Request, role Role) (Identity, bool) {
+	id, ok := t.identify(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
+		writeJSONError(w, http.StatusUnauthorized, "a valid API token is required: pass --token or set FERRY_TOKEN")
+		return Identity{}, false
+	}
+	if !id.Has(role) {
+		writeJSONError(w, http.StatusForbidden, fmt.Sprintf("token %s lacks the %s role this needs", id.Name, role))
+		return Identity{}, false
+	}
+	return id, true
+}
+
+// withRole serves h to tokens holding role only.
+func withRole(t *tokens, role Role, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := t.authorize(w, r, role); ok {
+			h.ServeHTTP(w, r)
+		}
+	})
+}

@@ -140,6 +140,25 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	}()
 
 	var exec pipeline.Executor
+	metrics := newServeMetrics(metricsConfig{
+		Store: st,
+		Queued: func() map[string]int {
+			if q, ok := exec.(pipeline.Queued); ok {
+				return q.Queued()
+			}
+			return nil
+		},
+		Environments: cfg.environmentNames(),
+		Status: func(ctx context.Context, env string) (*environments.Status, error) {
+			t, err := target(env)
+			if err != nil {
+				return nil, err
+			}
+			return t.Status(ctx)
+		},
+		Gateway: host.Collector(),
+		Log:     logf,
+	})
 	w, err := watcher.New(watcher.Config{
 		Dir:   filepath.Join(cfg.DataDir, "mirrors"),
 		State: st,
@@ -153,7 +172,8 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 				logf("source %s: queueing a run for %s: %v", ev.Source, store.Short(ev.Commit), err)
 			}
 		},
-		Log: logf,
+		Log:     logf,
+		OnFetch: metrics.fetched,
 	})
 	if err != nil {
 		return err
@@ -191,7 +211,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		return err
 	}
 	exec, err = pipeline.NewEmbedded(pipeline.Config{
-		Store:      st,
+		Store:      metrics.timeSteps(st),
 		Tree:       w.Tree,
 		CommitTime: w.CommitTime,
 		SourceURL: func(name string) string {
@@ -304,7 +324,12 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
-	mux.Handle("/hooks/", hooks)
+	mux.Handle("/hooks/", metrics.countWebhooks(hooks))
+	toks, err := newTokens(cfg.tokens())
+	if err != nil {
+		return err
+	}
+	metrics.route(mux, toks)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
