@@ -202,7 +202,8 @@ func (m *serveMetrics) route(mux *http.ServeMux, toks *tokens) {
 	mux.Handle("GET /debug/pprof/", withRole(toks, RoleAdmin, http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/cmdline", withRole(toks, RoleAdmin, http.HandlerFunc(pprof.Cmdline)))
 	mux.Handle("GET /debug/pprof/profile", withRole(toks, RoleAdmin, http.HandlerFunc(pprof.Profile)))
-	mux.Handle("/debug/pprof/symbol", withRole(toks, RoleAdmin, http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("GET /debug/pprof/symbol", withRole(toks, RoleAdmin, http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("POST /debug/pprof/symbol", withRole(toks, RoleAdmin, http.HandlerFunc(pprof.Symbol)))
 	mux.Handle("GET /debug/pprof/trace", withRole(toks, RoleAdmin, http.HandlerFunc(pprof.Trace)))
 }
 
