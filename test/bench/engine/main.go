@@ -49,13 +49,20 @@ func main() {
 		sources  = flag.Int("sources", 200, "sources of the watcher load")
 		interval = flag.Duration("interval", 30*time.Second, "their poll interval")
 		watch    = flag.Duration("watch", 2*time.Minute, "how long their CPU is measured")
+		storm    = flag.Int("storm", 0, "instead of the figures above, a storm: this many sources (storm.go)")
+		commits  = flag.Int("storm-commits", 5, "commits pushed to each source in the storm")
+		sample   = flag.Duration("storm-sample", 500*time.Millisecond, "how often the storm reads /metrics")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{ferry: *ferry, root: *root, data: *data}
 	err := errors.New("-ferry and -data are required")
-	if *ferry != "" && *data != "" {
+	switch {
+	case *ferry == "" || *data == "":
+	case *storm > 0:
+		err = b.storm(ctx, *storm, *commits, *sample)
+	default:
 		err = b.run(ctx, *runs, *sources, *interval, *watch)
 	}
 	b.stopServe()
@@ -75,20 +82,9 @@ type bench struct {
 
 func (b *bench) run(ctx context.Context, runs, sources int, interval, watch time.Duration) error {
 	started := time.Now()
-	gitRoot := filepath.Join(b.data, "git")
-	if err := os.MkdirAll(gitRoot, 0o755); err != nil {
+	if err := b.startGitServer(); err != nil {
 		return err
 	}
-	h, err := gitserver.Handler(gitRoot, "", "")
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go http.Serve(ln, h)
-	b.gitURL = "http://" + ln.Addr().String()
 
 	// (a) and (b): one ferry serve, two sources, each deploying to an
 	// environment of its own (its repository's Pipeline names it).
@@ -144,6 +140,25 @@ environments:
 	fmt.Printf("target    watcher CPU %.1f%% < %.0f%% of one core: %s\n", cpu, targetCPU, figures.Verdict(cpu < targetCPU))
 	fmt.Printf("total     took %d s\n", int(time.Since(started).Seconds()))
 	fmt.Printf("engine: webhook_p50_ms=%.0f poll_p50_ms=%.0f watcher_cpu_pct=%.1f\n", webP50, pollP50, cpu)
+	return nil
+}
+
+// startGitServer serves the repositories under data/git over smart HTTP.
+func (b *bench) startGitServer() error {
+	gitRoot := filepath.Join(b.data, "git")
+	if err := os.MkdirAll(gitRoot, 0o755); err != nil {
+		return err
+	}
+	h, err := gitserver.Handler(gitRoot, "", "")
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go http.Serve(ln, h)
+	b.gitURL = "http://" + ln.Addr().String()
 	return nil
 }
 
