@@ -17,4 +17,7 @@
 //     through the API (api_logs.go) takes deployer, since a call runs the
 //     function's code with its secrets. The caller's token never reaches
 //     the function: only Content-Type and ce-* headers are passed on.
+//   - /metrics (metrics.go) takes any token, a viewer's included, as a
+//     scraper only reads; /debug/pprof/ takes admin, since a heap profile
+//     holds what ferry holds, secrets included.
 package server
