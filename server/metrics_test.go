@@ -15,6 +15,8 @@ import (
 	"github.com/ferrycd/ferry/store"
 )
 
+const approverSecret = "approver-secret-0123456789"
+
 // metricsFixture serves a serveMetrics over a real store at /metrics,
 // with a token of each role.
 type metricsFixture struct {
@@ -35,6 +37,7 @@ func newMetricsFixture(t *testing.T, cfg metricsConfig) *metricsFixture {
 	toks, err := newTokens([]Token{
 		{Name: "root", Secret: adminSecret, Roles: []Role{RoleAdmin}},
 		{Name: "ann", Secret: viewerSecret, Roles: []Role{RoleViewer}},
+		{Name: "bob", Secret: approverSecret, Roles: []Role{RoleApprover, RoleDeployer}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +109,9 @@ func TestMetricsNeedAViewerAndProfilesAnAdmin(t *testing.T) {
 		{"/debug/pprof/", viewerSecret, http.StatusForbidden},
 		{"/debug/pprof/goroutine?debug=1", viewerSecret, http.StatusForbidden},
 		{"/debug/pprof/cmdline", viewerSecret, http.StatusForbidden},
+		{"/debug/pprof/", approverSecret, http.StatusForbidden},
+		{"/debug/pprof/heap", approverSecret, http.StatusForbidden},
+		{"/metrics", approverSecret, http.StatusOK},
 		{"/debug/pprof/", adminSecret, http.StatusOK},
 		{"/debug/pprof/goroutine?debug=1", adminSecret, http.StatusOK},
 		{"/debug/pprof/heap", adminSecret, http.StatusOK},
