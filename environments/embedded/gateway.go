@@ -123,6 +123,11 @@ type routeStats struct {
 	failures atomic.Uint64
 	cold     atomic.Uint64
 	inFlight atomic.Int64
+	// overdue are the calls in flight past their timeout (answered 504,
+	// their handler still running); restarts counts the restarts they
+	// caused (instance.overran).
+	overdue  atomic.Int64
+	restarts atomic.Uint64
 	// buckets holds the observations per bucket, not cumulative; the last
 	// one is +Inf.
 	buckets [len(gatewayBuckets) + 1]atomic.Uint64
@@ -298,6 +303,11 @@ type call struct {
 	reqCtx context.Context // the client's request
 	ctx    context.Context // reqCtx with the function's timeout
 	ceID   string          // the event's id: the client's, or the one prepare gave it
+	url    string          // the instance's base URL, from acquire
+	// release frees the call's slot in the gateway and in its backend;
+	// handedOff: awaitEnd calls it once the function has answered.
+	release   func()
+	handedOff bool
 }
 
 // call forwards r to rt's function within its limits, and counts it.
@@ -329,7 +339,15 @@ func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 		writeError(&c.sw, http.StatusTooManyRequests, fmt.Sprintf("function %s is serving %d calls, its limit", rt.Function, rt.MaxInFlight))
 		return
 	}
-	defer st.inFlight.Add(-1)
+	// why: the slot is the call's until its handler has ended, which for a
+	// call the gateway stopped waiting for is later than this function's
+	// return: awaitEnd frees it then (handedOff).
+	c.release = func() { st.inFlight.Add(-1) }
+	defer func() {
+		if !c.handedOff {
+			c.release()
+		}
+	}()
 
 	// why: the deadline covers a cold start too: the caller waits for
 	// both.
@@ -346,8 +364,10 @@ func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 		return
 	}
 	if done != nil {
-		defer done()
+		free := c.release
+		c.release = func() { done(); free() }
 	}
+	c.url = url
 	if cold {
 		st.cold.Add(1)
 	}
@@ -583,6 +603,14 @@ func formatMetrics(all []*routeStats) []byte {
 	family("ferry_gateway_in_flight", "gauge", "Calls being served now.")
 	for _, st := range all {
 		sample("ferry_gateway_in_flight", st.labels, uint64(max(st.inFlight.Load(), 0)))
+	}
+	family("ferry_gateway_overdue", "gauge", "Calls answered 504 whose handler still runs; each keeps its slot in ferry_gateway_in_flight until the function answers it or its process ends.")
+	for _, st := range all {
+		sample("ferry_gateway_overdue", st.labels, uint64(max(st.overdue.Load(), 0)))
+	}
+	family("ferry_gateway_restarts_total", "counter", "Restarts of a function whose calls still running past their timeout filled its concurrency.")
+	for _, st := range all {
+		sample("ferry_gateway_restarts_total", st.labels, st.restarts.Load())
 	}
 	return b
 }
