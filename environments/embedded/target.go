@@ -261,21 +261,15 @@ func (in *instance) recycle(g *generation, limit int) {
 		in.retiring = slices.DeleteFunc(in.retiring, func(r *generation) bool { return r == g })
 		in.mu.Unlock()
 	}()
-	// why: started now, so the next call finds it warm; a failed start
-	// is left to the next call, which tries again and reports it.
-	go func() {
-		in.mu.Lock()
-		defer in.mu.Unlock()
-		if in.stopped || in.proc != nil {
-			return
-		}
-		p, err := startProcess(context.Background(), in.spec)
-		if err != nil {
-			return
-		}
+	in.killIfDrained(g)
+	// why: started now, with in.mu held as a cold start holds it, so that
+	// the calls waiting meanwhile find it ready instead of each starting
+	// one within its own deadline. A failed start is left to the next
+	// call, which tries again and reports it.
+	if p, err := startProcess(context.Background(), in.spec); err == nil {
 		in.setProc(p)
 		in.lastUsed = time.Now()
-	}()
+	}
 }
 
 // killIfDrained kills a retiring process once every call left on it is
