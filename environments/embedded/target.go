@@ -319,7 +319,9 @@ func (in *instance) scheduleIdle() {
 			in.idle.Reset(in.idleFor)
 			return
 		}
-		if in.inFlight > 0 || time.Since(in.lastUsed) < in.idleFor {
+		// why: a call past its timeout does not keep the process up; it
+		// ends with it.
+		if in.gen.inFlight > in.gen.overdue || time.Since(in.lastUsed) < in.idleFor {
 			wait := in.idleFor - time.Since(in.lastUsed)
 			if wait < time.Second {
 				wait = time.Second
