@@ -321,13 +321,15 @@ func (g *gateway) roundTrip(c *call, bc *backendConn, out *outgoing) (err error)
 		}
 		return err
 	}
-	// why: who answers a timeout is decided by the gateway's clock alone.
-	// An answer read at or after the deadline is late, whatever it says,
-	// and the caller gets 504 (forwardError), even when the connection's
-	// deadline timer has not fired yet on a busy machine. The invoker's
-	// own timeout starts later than this deadline (when the request
-	// reaches it), so its timeout answer is always late here and never
-	// reaches a caller: no race is left for a 500 to win.
+	// why: the gateway answers timeouts, by its own clock: an answer read
+	// at or after the deadline is late, whatever it says, and the caller
+	// gets 504 (forwardError), even when the connection's deadline timer
+	// has not fired yet on a busy machine (the race that once let an
+	// invoker's 500 through). The invoker's FUNCTION_TIMEOUT, the same
+	// length, starts later (when the request reaches it) and its answer
+	// waits for the handler's end, so its timeout answer arrives after
+	// this deadline; and it is a 504 itself, so even a timer that fires
+	// early (libuv's cached loop time can) cannot hand a caller a 500.
 	if !time.Now().Before(deadline) {
 		return os.ErrDeadlineExceeded
 	}
