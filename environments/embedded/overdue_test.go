@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,9 +54,6 @@ func testOverdueStorms(t *testing.T, runtime string, files map[string][]byte) {
 	const (
 		concurrency = 8
 		timeout     = 200 * time.Millisecond
-		storms      = 5
-		callers     = 2 * concurrency // at once in each storm
-		timeouts    = 3               // 504s each caller waits for in a storm
 	)
 	root, argv, env := interpretedRoot(t, runtime, "", files)
 	spec := testSpec(t, root, argv, env)
@@ -89,6 +87,115 @@ func testOverdueStorms(t *testing.T, runtime string, files map[string][]byte) {
 	url := serveGateway(t, g)
 	st := g.stats["dev"]["hang"]
 
+	stormOverdue(t, in, st, url+"/dev/hang", concurrency, `"ok"`)
+	want := fmt.Sprintf("function hang restarted: %d calls still running past their %s timeout (concurrency %d)", concurrency, timeout, concurrency)
+	ferryLog.Lock()
+	said := strings.Join(ferryLog.lines, "\n")
+	ferryLog.Unlock()
+	if !strings.Contains(said, "environment dev: "+want) {
+		t.Errorf("ferry's log does not say %q; it has:\n%s", want, said)
+	}
+	if b, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(b), "ferry "+want) {
+		t.Errorf("the function's log does not say %q (%v)", want, err)
+	}
+}
+
+// hangingGo is the Go example's handler made to hang on the data "hang",
+// deaf to its context's deadline, as a handler stuck in a call without
+// one would be.
+const hangingGo = `package hello
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Handle sleeps ten minutes on "hang", and greets otherwise.
+func Handle(ctx context.Context, data json.RawMessage) (any, error) {
+	if string(data) == ` + "`\"hang\"`" + ` {
+		time.Sleep(10 * time.Minute)
+	}
+	return "ok", nil
+}
+`
+
+// TestTargetOverdueGo runs the storms against a Go function applied by a
+// Target, so the routes' concurrency and ferry's log are the target's own.
+func TestTargetOverdueGo(t *testing.T) {
+	t.Parallel()
+	const concurrency = 4
+	r := newReleaser(t, "go")
+	r.write("hello/hello.go", hangingGo)
+	os.Remove(filepath.Join(r.dir, "hello", "hello_test.go"))
+	manifest, err := os.ReadFile(filepath.Join(r.dir, "ferry.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.write("ferry.yaml", strings.NewReplacer("timeout: 10s", "timeout: 200ms",
+		"scale: {min: 0, max: 5}", "scale: {min: 1, max: 1, concurrency: 4}").Replace(string(manifest)))
+
+	imgs, err := newImages(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := newGateway()
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	var ferryLog struct {
+		sync.Mutex
+		lines []string
+	}
+	tg, err := New(Config{Environment: "dev", Images: imgs, Gateway: gw, GatewayURL: srv.URL, LogDir: t.TempDir(),
+		Log: func(format string, args ...any) {
+			ferryLog.Lock()
+			defer ferryLog.Unlock()
+			ferryLog.lines = append(ferryLog.lines, fmt.Sprintf(format, args...))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tg.Delete(context.Background()) })
+	if err := tg.Apply(t.Context(), r.release()); err != nil {
+		t.Fatal(err)
+	}
+	url, err := tg.URL("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.mu.Lock()
+	in := tg.live.instances["hello"]
+	tg.mu.Unlock()
+	gw.mu.Lock()
+	st := gw.stats["dev"]["hello"]
+	gw.mu.Unlock()
+
+	stormOverdue(t, in, st, url, concurrency, `"ok"`)
+	want := "environment dev: function hello restarted: 4 calls still running past their 200ms timeout (concurrency 4)"
+	ferryLog.Lock()
+	said := strings.Join(ferryLog.lines, "\n")
+	ferryLog.Unlock()
+	if !strings.Contains(said, want) {
+		t.Errorf("ferry's log does not say %q; it has:\n%s", want, said)
+	}
+	status, err := tg.Status(t.Context())
+	if err != nil || len(status.Functions) != 1 || status.Functions[0].Restarts == 0 {
+		t.Errorf("status does not count the restarts: %+v %v", status, err)
+	}
+}
+
+// stormOverdue sends storms of calls that hang past their timeout to url,
+// the gateway's route to in: every call is answered 504, or 429 while
+// the slots are held; the slots in use never exceed concurrency; the
+// process's threads stay few; the function is restarted; and after the
+// storms a call answers 200 with ok.
+func stormOverdue(t *testing.T, in *instance, st *routeStats, url string, concurrency int, ok string) {
+	t.Helper()
+	const (
+		storms   = 5
+		timeouts = 3 // 504s each caller waits for in a storm
+	)
+	callers := 2 * concurrency // at once in each storm
 	// A watcher samples the slots and the process's threads while the
 	// storms run.
 	var maxSlots, maxThreads atomic.Int64
@@ -130,7 +237,7 @@ func testOverdueStorms(t *testing.T, runtime string, files map[string][]byte) {
 				// why: the bound on calls only catches a function that never
 				// times out a call again.
 				for seen, calls := 0, 0; seen < timeouts && calls < 10000; calls++ {
-					code, body, err := post(url+"/dev/hang", `"hang"`)
+					code, body, err := post(url, `"hang"`)
 					if err != nil {
 						t.Error(err)
 						return
@@ -159,46 +266,35 @@ func testOverdueStorms(t *testing.T, runtime string, files map[string][]byte) {
 		total += got[k.(int)]
 		return true
 	})
-	t.Logf("%s: %d calls answered %v; at most %d slots and %d threads in use; %d restarts",
-		runtime, total, got, maxSlots.Load(), maxThreads.Load(), st.restarts.Load())
+	t.Logf("%d calls answered %v; at most %d slots and %d threads in use; %d restarts",
+		total, got, maxSlots.Load(), maxThreads.Load(), st.restarts.Load())
 	if want := int64(storms * callers * timeouts); got[http.StatusGatewayTimeout] != want {
 		t.Errorf("%d calls answered 504, want %d", got[http.StatusGatewayTimeout], want)
 	}
-	if n := maxSlots.Load(); n > concurrency {
+	if n := maxSlots.Load(); n > int64(concurrency) {
 		t.Errorf("%d slots were in use at once, more than the concurrency %d", n, concurrency)
 	}
 	// why: each call holds at most two threads (the connection's and, in
 	// Python, the handler's); the rest is the runtime's own, about a dozen
 	// in Node.js. The storms ran hundreds of hanging calls.
-	if n := maxThreads.Load(); n > 2*concurrency+20 {
+	if n := maxThreads.Load(); n > int64(2*concurrency+20) {
 		t.Errorf("the function ran %d threads at once", n)
 	}
 	if st.restarts.Load() == 0 {
 		t.Error("the function was never restarted")
 	}
-	want := fmt.Sprintf("function hang restarted: %d calls still running past their %s timeout (concurrency %d)", concurrency, timeout, concurrency)
-	ferryLog.Lock()
-	said := strings.Join(ferryLog.lines, "\n")
-	ferryLog.Unlock()
-	if !strings.Contains(said, "environment dev: "+want) {
-		t.Errorf("ferry's log does not say %q; it has:\n%s", want, said)
-	}
-	if b, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(b), "ferry "+want) {
-		t.Errorf("the function's log does not say %q (%v)", want, err)
-	}
-
 	// After the storms the function answers: at once, or once a restart
 	// the last storm caused has freed its slots.
 	var last string
 	waitFor(t, time.Minute, "the function did not answer after the storms", func() bool {
-		code, body, err := post(url+"/dev/hang", `"hello"`)
+		code, body, err := post(url, `"hello"`)
 		last = fmt.Sprintf("%d %s %v", code, body, err)
 		if code != 200 && code != http.StatusTooManyRequests {
 			t.Fatalf("after the storms: %s, want 200 \"ok\"", last)
 		}
-		return code == 200 && body == `"ok"`
+		return code == 200 && body == ok
 	})
-	if n := st.inFlight.Load(); n > concurrency {
+	if n := st.inFlight.Load(); n > int64(concurrency) {
 		t.Errorf("%d slots in use after the storms", n)
 	}
 }
