@@ -170,6 +170,11 @@ func TestTargetOverdueGo(t *testing.T) {
 	st := gw.stats["dev"]["hello"]
 	gw.mu.Unlock()
 
+	// The invoke route shares the function's slots, and its limit.
+	if rt := gw.table.Load().envs["dev"].paths[InvokePath("hello")].byMethod[http.MethodPost]; rt.MaxInFlight != concurrency {
+		t.Errorf("the invoke route allows %d calls at once, want the concurrency %d", rt.MaxInFlight, concurrency)
+	}
+
 	stormOverdue(t, in, st, url, concurrency, `"ok"`)
 	want := "environment dev: function hello restarted: 4 calls still running past their 200ms timeout (concurrency 4)"
 	ferryLog.Lock()
