@@ -333,8 +333,7 @@ func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 		writeError(&c.sw, http.StatusRequestEntityTooLarge, tooLargeMessage)
 		return
 	}
-	if st.inFlight.Add(1) > int64(rt.MaxInFlight) {
-		st.inFlight.Add(-1)
+	if !st.take(int64(rt.MaxInFlight)) {
 		c.sw.Header().Set("Retry-After", "1")
 		writeError(&c.sw, http.StatusTooManyRequests, fmt.Sprintf("function %s is serving %d calls, its limit", rt.Function, rt.MaxInFlight))
 		return
@@ -506,6 +505,21 @@ func (s *statusWriter) status() int {
 		return http.StatusOK // the server's answer to a handler that wrote nothing
 	}
 	return s.code
+}
+
+// take takes one of limit slots, if one is free. A compare-and-swap,
+// not an add undone when over: the count, which the metrics show, never
+// passes limit even for a moment.
+func (s *routeStats) take(limit int64) bool {
+	for {
+		n := s.inFlight.Load()
+		if n >= limit {
+			return false
+		}
+		if s.inFlight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // observe counts one call answered with code after d.
