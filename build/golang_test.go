@@ -549,7 +549,7 @@ func TestGoSignatures(t *testing.T) {
 		f.call(t, http.MethodPost, "/", "panic").wantError(t, 500, "panicking as asked")
 		// The handler returns ctx.Err() at the deadline: the answer says it timed out.
 		start := time.Now()
-		f.call(t, http.MethodPost, "/", "slow").want(t, 500, "application/json", `{"error":"timed out: the handler did not answer within FUNCTION_TIMEOUT 300ms"}`)
+		f.call(t, http.MethodPost, "/", "slow").want(t, 504, "application/json", `{"error":"timed out: the handler did not answer within FUNCTION_TIMEOUT 300ms"}`)
 		if d := time.Since(start); d > 30*time.Second { // a hang bound: the handler waits for ctx
 			t.Errorf("a 300ms FUNCTION_TIMEOUT answered after %v", d)
 		}

@@ -53,11 +53,17 @@
 //     An error or exception is answered 500 with {"error": "<message>"} and
 //     counted as a failure.
 //   - A handler that has not answered FUNCTION_TIMEOUT after the call
-//     began is answered 500 with {"error": "timed out: the handler did not
-//     answer within FUNCTION_TIMEOUT <value>"}, counted as a failure and
-//     logged on stderr. A Go handler's context is cancelled then; an async
+//     began is logged on stderr then, and its call is answered 504 with
+//     {"error": "timed out: the handler did not answer within
+//     FUNCTION_TIMEOUT <value>"}, counted as a failure, once the handler
+//     has ended, never before: that answer is how ferry's gateway learns
+//     the handler is done and frees the call's concurrency slot. A Go
+//     handler's context is cancelled at FUNCTION_TIMEOUT and an async
 //     Python handler's task is cancelled; a sync Python handler and a
 //     Node.js handler cannot be stopped and run on, their result unheard.
+//     The gateway answers its caller 504 itself at its own deadline, which
+//     is never later (its clock starts before the request is sent), so a
+//     caller sees 504 from one or the other, never a race between them.
 //   - After SIGTERM (or SIGINT) the process stops taking connections, gives
 //     the calls in flight FUNCTION_TIMEOUT and one second more to be
 //     answered, and exits 0.

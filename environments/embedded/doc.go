@@ -18,4 +18,13 @@
 // secrets and configured overrides), all before any process starts, so a
 // missing secret fails the Apply with the previous release still serving.
 // A trigger runs only in the environments its spec.environments lists.
+//
+// Timeouts: the gateway alone answers a caller's timeout (504 at the
+// route's deadline, decided by its own clock, forward.go), and the call
+// keeps its concurrency slot until the function answers it, which the
+// invokers do only when the handler has ended, or its connection breaks
+// with the process (awaitEnd). Such overdue calls are told to the
+// instance (instance.overran); when they fill the function's concurrency
+// it is restarted: a fresh process takes the new calls, the old one gets
+// SIGTERM and is killed once only overdue calls are left on it.
 package embedded

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -279,8 +280,19 @@ func (g *gateway) roundTrip(c *call, bc *backendConn, out *outgoing) (err error)
 		return err
 	}
 	// why: a client that leaves, or a switch that cancels, ends the call
-	// at once, not at its deadline.
-	stop := context.AfterFunc(c.ctx, func() { bc.conn.SetDeadline(time.Unix(1, 0)) })
+	// at once, not at its deadline. cut keeps it from touching a
+	// connection already handed to awaitEnd.
+	var cut struct {
+		sync.Mutex
+		handed bool
+	}
+	stop := context.AfterFunc(c.ctx, func() {
+		cut.Lock()
+		defer cut.Unlock()
+		if !cut.handed {
+			bc.conn.SetDeadline(time.Unix(1, 0))
+		}
+	})
 	defer stop()
 
 	if err := writeRequest(bc.bw, bc.host, out); err != nil {
@@ -296,7 +308,30 @@ func (g *gateway) roundTrip(c *call, bc *backendConn, out *outgoing) (err error)
 		if isClosed(err) {
 			return errNoResponse
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The deadline passed, or the client left, before the function
+			// answered: its handler still runs, and keeps the call's slot.
+			cut.Lock()
+			cut.handed = true
+			cut.Unlock()
+			clean = true // awaitEnd's now
+			c.handedOff = true
+			ov, _ := c.route.Backend.(overrunner)
+			go awaitEnd(g.pool, bc, out.in.Method, deadline, c.route.stats, ov, c.url, c.release)
+		}
 		return err
+	}
+	// why: the gateway answers timeouts, by its own clock: an answer read
+	// at or after the deadline is late, whatever it says, and the caller
+	// gets 504 (forwardError), even when the connection's deadline timer
+	// has not fired yet on a busy machine (the race that once let an
+	// invoker's 500 through). The invoker's FUNCTION_TIMEOUT, the same
+	// length, starts later (when the request reaches it) and its answer
+	// waits for the handler's end, so its timeout answer arrives after
+	// this deadline; and it is a 504 itself, so even a timer that fires
+	// early (libuv's cached loop time can) cannot hand a caller a 500.
+	if !time.Now().Before(deadline) {
+		return os.ErrDeadlineExceeded
 	}
 	method := out.in.Method
 	var resp *http.Response
@@ -487,4 +522,71 @@ func init() {
 
 func newEventID() string {
 	return eventIDs.prefix + strconv.FormatUint(eventIDs.n.Add(1), 10)
+}
+
+// overrunner is a backend that learns of the calls still running on its
+// instance at url past their timeout, so it can restart a function they
+// fill (instance.overran). end is called when such a call has ended;
+// restarted says this call was the one that made the backend restart.
+type overrunner interface {
+	overran(url string) (end func(), restarted bool)
+}
+
+// lateAnswerTimeout bounds the reading of a late answer once it has
+// begun: long enough for any answer on loopback, short enough that a
+// function that stalls mid-answer does not keep a goroutine for long.
+const lateAnswerTimeout = 10 * time.Second
+
+// awaitEnd waits on bc for the answer to a call the gateway has stopped
+// waiting for (its deadline passed, or its client left), and calls
+// release when it comes: then the handler has ended, as the invokers
+// answer a timed-out call only when its handler returns. A broken
+// connection (the process died) releases it too. Past the deadline the
+// call counts as overdue, in the metrics and to ov. The answer is read
+// and dropped, so the connection can go back to the pool.
+func awaitEnd(pool *connPool, bc *backendConn, method string, deadline time.Time, st *routeStats, ov overrunner, url string, release func()) {
+	defer release()
+	clean := false
+	defer func() {
+		if !clean {
+			bc.conn.Close()
+		}
+	}()
+	// why: a call whose client left is not late until its deadline.
+	bc.conn.SetDeadline(deadline)
+	_, err := bc.br.Peek(1)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		st.overdue.Add(1)
+		defer st.overdue.Add(-1)
+		if ov != nil {
+			end, restarted := ov.overran(url)
+			defer end()
+			if restarted {
+				st.restarts.Add(1)
+			}
+		}
+		bc.conn.SetDeadline(time.Time{})
+		_, err = bc.br.Peek(1)
+	}
+	if err != nil {
+		return
+	}
+	bc.conn.SetDeadline(time.Now().Add(lateAnswerTimeout))
+	for {
+		resp, err := http.ReadResponse(bc.br, &http.Request{Method: method})
+		if err != nil {
+			return
+		}
+		if resp.StatusCode < 200 {
+			continue
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.Close || bc.br.Buffered() > 0 || bc.conn.SetDeadline(time.Time{}) != nil {
+			return
+		}
+		clean = true
+		pool.put(bc)
+		return
+	}
 }

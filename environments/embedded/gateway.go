@@ -126,6 +126,11 @@ type routeStats struct {
 	failures atomic.Uint64
 	cold     atomic.Uint64
 	inFlight atomic.Int64
+	// overdue are the calls in flight past their timeout (answered 504,
+	// their handler still running); restarts counts the restarts they
+	// caused (instance.overran).
+	overdue  atomic.Int64
+	restarts atomic.Uint64
 	// buckets holds the observations per bucket, not cumulative; the last
 	// one is +Inf.
 	buckets [len(gatewayBuckets) + 1]atomic.Uint64
@@ -301,6 +306,11 @@ type call struct {
 	reqCtx context.Context // the client's request
 	ctx    context.Context // reqCtx with the function's timeout
 	ceID   string          // the event's id: the client's, or the one prepare gave it
+	url    string          // the instance's base URL, from acquire
+	// release frees the call's slot in the gateway and in its backend;
+	// handedOff: awaitEnd calls it once the function has answered.
+	release   func()
+	handedOff bool
 }
 
 // call forwards r to rt's function within its limits, and counts it.
@@ -326,13 +336,20 @@ func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 		writeError(&c.sw, http.StatusRequestEntityTooLarge, tooLargeMessage)
 		return
 	}
-	if st.inFlight.Add(1) > int64(rt.MaxInFlight) {
-		st.inFlight.Add(-1)
+	if !st.take(int64(rt.MaxInFlight)) {
 		c.sw.Header().Set("Retry-After", "1")
 		writeError(&c.sw, http.StatusTooManyRequests, fmt.Sprintf("function %s is serving %d calls, its limit", rt.Function, rt.MaxInFlight))
 		return
 	}
-	defer st.inFlight.Add(-1)
+	// why: the slot is the call's until its handler has ended, which for a
+	// call the gateway stopped waiting for is later than this function's
+	// return: awaitEnd frees it then (handedOff).
+	c.release = func() { st.inFlight.Add(-1) }
+	defer func() {
+		if !c.handedOff {
+			c.release()
+		}
+	}()
 
 	// why: the deadline covers a cold start too: the caller waits for
 	// both.
@@ -349,8 +366,10 @@ func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 		return
 	}
 	if done != nil {
-		defer done()
+		free := c.release
+		c.release = func() { done(); free() }
 	}
+	c.url = url
 	if cold {
 		st.cold.Add(1)
 	}
@@ -489,6 +508,21 @@ func (s *statusWriter) status() int {
 		return http.StatusOK // the server's answer to a handler that wrote nothing
 	}
 	return s.code
+}
+
+// take takes one of limit slots, if one is free. A compare-and-swap,
+// not an add undone when over: the count, which the metrics show, never
+// passes limit even for a moment.
+func (s *routeStats) take(limit int64) bool {
+	for {
+		n := s.inFlight.Load()
+		if n >= limit {
+			return false
+		}
+		if s.inFlight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // observe counts one call answered with code after d.

@@ -21,7 +21,11 @@ var (
 	descColdStarts = prometheus.NewDesc("ferry_gateway_cold_starts_total",
 		"Calls that had to start an instance of a function scaled to zero.", []string{"env", "function"}, nil)
 	descInFlight = prometheus.NewDesc("ferry_gateway_in_flight",
-		"Calls being served now.", []string{"env", "function"}, nil)
+		"Calls being served now, those answered 504 whose handler still runs included.", []string{"env", "function"}, nil)
+	descOverdue = prometheus.NewDesc("ferry_gateway_overdue",
+		"Calls answered 504 whose handler still runs; each keeps its slot in ferry_gateway_in_flight until the function answers it or its process ends.", []string{"env", "function"}, nil)
+	descRestarts = prometheus.NewDesc("ferry_gateway_restarts_total",
+		"Restarts of a function whose calls still running past their timeout filled its concurrency.", []string{"env", "function"}, nil)
 
 	triggerLabels = []string{"env", "trigger", "kind"}
 	descTicks     = prometheus.NewDesc("ferry_trigger_ticks_total",
@@ -45,7 +49,7 @@ var _ prometheus.Collector = gatewayCollector{}
 func (h *Host) Collector() prometheus.Collector { return gatewayCollector{h.gw} }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCalls, descFailures, descDuration, descColdStarts, descInFlight,
+	for _, d := range []*prometheus.Desc{descCalls, descFailures, descDuration, descColdStarts, descInFlight, descOverdue, descRestarts,
 		descTicks, descDeliveries, descTriggerFailures, descRetries} {
 		ch <- d
 	}
@@ -82,6 +86,8 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(descDuration, cumulative, float64(st.sumNs.Load())/1e9, buckets, env, fn)
 		ch <- prometheus.MustNewConstMetric(descColdStarts, prometheus.CounterValue, float64(st.cold.Load()), env, fn)
 		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(max(st.inFlight.Load(), 0)), env, fn)
+		ch <- prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, float64(max(st.overdue.Load(), 0)), env, fn)
+		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(st.restarts.Load()), env, fn)
 	}
 
 	m := c.g.triggerStats

@@ -123,9 +123,20 @@ type instance struct {
 	// answers (nil: none).
 	redactor *strings.Replacer
 
+	// concurrency is the function's Scale.Concurrency: as many calls
+	// still running past their timeout restart it (overran).
+	concurrency int
+	// env names the environment, and logf is ferry's log, for the line
+	// that says why a function restarted.
+	env  string
+	logf func(format string, args ...any)
+
 	mu       sync.Mutex
 	proc     *process
-	inFlight int
+	gen      *generation   // proc's calls; nil when proc is
+	retiring []*generation // replaced processes still finishing calls
+	recycled int           // restarts for calls past their timeout
+	inFlight int           // calls on every process of the instance
 	lastUsed time.Time
 	stopped  bool
 	idle     *time.Timer
@@ -133,8 +144,28 @@ type instance struct {
 	retire   *time.Timer
 }
 
+// generation counts the calls on one process of an instance.
+type generation struct {
+	proc     *process
+	url      string
+	inFlight int
+	overdue  int // of inFlight, those past their timeout
+	// kill, set once the process is retiring, ends its graceful stop:
+	// called when only overdue calls are left on it.
+	kill context.CancelFunc
+}
+
+// setProc makes p the process new calls go to; in.mu is held.
+func (in *instance) setProc(p *process) {
+	in.proc = p
+	in.gen = nil
+	if p != nil {
+		in.gen = &generation{proc: p, url: p.URL()}
+	}
+}
+
 // acquire implements backend: the running process, started first when the
-// function was scaled to zero.
+// function was scaled to zero or restarted.
 func (in *instance) acquire(ctx context.Context) (string, bool, func(), error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -147,16 +178,111 @@ func (in *instance) acquire(ctx context.Context) (string, bool, func(), error) {
 		if err != nil {
 			return "", false, nil, err
 		}
-		in.proc, cold = p, true
+		in.setProc(p)
+		cold = true
 	}
+	g := in.gen
+	g.inFlight++
 	in.inFlight++
-	url := in.proc.URL()
-	return url, cold, func() {
+	return g.url, cold, func() {
 		in.mu.Lock()
+		g.inFlight--
 		in.inFlight--
 		in.lastUsed = time.Now()
+		in.killIfDrained(g)
 		in.mu.Unlock()
 	}, nil
+}
+
+// overran implements overrunner: a call on the process at url is still
+// running past its timeout. When such calls fill the function's
+// concurrency, the function is restarted as a managed runtime recycles an
+// environment whose invocations time out: new calls go to a fresh
+// process, and the old one gets SIGTERM, then SIGKILL as soon as only
+// overdue calls are left on it (or after its StopGrace). Its calls keep
+// their slots until their connection ends with it.
+func (in *instance) overran(url string) (end func(), restarted bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	g := in.gen
+	if g == nil || g.url != url {
+		g = nil
+		for _, r := range in.retiring {
+			if r.url == url {
+				g = r
+			}
+		}
+	}
+	if g == nil {
+		return func() {}, false
+	}
+	g.overdue++
+	limit := in.concurrency
+	if limit <= 0 {
+		limit = defaultMaxInFlight
+	}
+	if g == in.gen && !in.stopped && g.overdue >= limit {
+		in.recycle(g, limit)
+		restarted = true
+	}
+	in.killIfDrained(g)
+	return func() {
+		in.mu.Lock()
+		g.overdue--
+		in.mu.Unlock()
+	}, restarted
+}
+
+// recycle replaces g, the current process, with a fresh one and retires
+// g; in.mu is held.
+func (in *instance) recycle(g *generation, limit int) {
+	in.recycled++
+	timeout := in.spec.Timeout
+	if timeout <= 0 {
+		timeout = defaultFunctionTimeout
+	}
+	msg := fmt.Sprintf("function %s restarted: %d calls still running past their %s timeout (concurrency %d)",
+		in.name, g.overdue, timeout, limit)
+	if in.spec.Log != nil {
+		in.spec.Log.Add("ferry", 0, msg)
+	}
+	if in.logf != nil {
+		in.logf("environment %s: %s", in.env, msg)
+	}
+	in.setProc(nil)
+	ctx, kill := context.WithCancel(context.Background())
+	g.kill = kill
+	in.retiring = append(in.retiring, g)
+	go func() {
+		// why: SIGTERM first, so calls still within their time finish.
+		_ = g.proc.Stop(ctx)
+		kill()
+		in.mu.Lock()
+		in.retiring = slices.DeleteFunc(in.retiring, func(r *generation) bool { return r == g })
+		in.mu.Unlock()
+	}()
+	in.killIfDrained(g)
+	// why: started now, with in.mu held as a cold start holds it, so that
+	// the calls waiting meanwhile find it ready instead of each starting
+	// one within its own deadline. A failed start is left to the next
+	// call, which tries again and reports it.
+	if p, err := startProcess(context.Background(), in.spec); err == nil {
+		in.setProc(p)
+		in.lastUsed = time.Now()
+	}
+}
+
+// killIfDrained kills a retiring process once every call left on it is
+// past its timeout: nothing on it can answer in time any more; in.mu is
+// held.
+func (in *instance) killIfDrained(g *generation) {
+	if g.kill != nil && g.inFlight <= g.overdue {
+		if g.overdue > 0 && in.spec.Log != nil {
+			in.spec.Log.Add("ferry", 0, fmt.Sprintf("function %s: its replaced process has only calls past their timeout left (%d): killing it", in.name, g.overdue))
+		}
+		g.kill()
+		g.kill = nil
+	}
 }
 
 // start runs the process now: Apply starts every new function once, so a
@@ -171,7 +297,7 @@ func (in *instance) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	in.proc = p
+	in.setProc(p)
 	in.lastUsed = time.Now()
 	if in.min == 0 {
 		in.scheduleIdle()
@@ -193,7 +319,9 @@ func (in *instance) scheduleIdle() {
 			in.idle.Reset(in.idleFor)
 			return
 		}
-		if in.inFlight > 0 || time.Since(in.lastUsed) < in.idleFor {
+		// why: a call past its timeout does not keep the process up; it
+		// ends with it.
+		if in.gen.inFlight > in.gen.overdue || time.Since(in.lastUsed) < in.idleFor {
 			wait := in.idleFor - time.Since(in.lastUsed)
 			if wait < time.Second {
 				wait = time.Second
@@ -202,7 +330,7 @@ func (in *instance) scheduleIdle() {
 			return
 		}
 		p := in.proc
-		in.proc = nil
+		in.setProc(nil)
 		go p.Stop(context.Background())
 		in.idle.Reset(in.idleFor)
 	})
@@ -213,7 +341,8 @@ func (in *instance) stop(ctx context.Context) error {
 	in.mu.Lock()
 	in.stopped = true
 	p := in.proc
-	in.proc = nil
+	in.setProc(nil)
+	retiring := slices.Clone(in.retiring)
 	if in.idle != nil {
 		in.idle.Stop()
 	}
@@ -221,10 +350,14 @@ func (in *instance) stop(ctx context.Context) error {
 		in.retire.Stop()
 	}
 	in.mu.Unlock()
-	if p == nil {
-		return nil
+	var errs []error
+	for _, g := range retiring {
+		errs = append(errs, g.proc.Stop(ctx))
 	}
-	return p.Stop(ctx)
+	if p != nil {
+		errs = append(errs, p.Stop(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 func (in *instance) state() (string, int, string) {
@@ -233,15 +366,17 @@ func (in *instance) state() (string, int, string) {
 	switch {
 	case in.stopped:
 		return "stopped", 0, ""
+	case in.proc == nil && in.recycled > 0 && len(in.retiring) > 0:
+		return string(phaseRestarting), in.recycled, "calls still running past their timeout filled its concurrency"
 	case in.proc == nil:
-		return "idle", 0, "scaled to zero; the next call starts it"
+		return "idle", in.recycled, "scaled to zero; the next call starts it"
 	}
 	st := in.proc.State()
 	msg := ""
 	if st.Phase == phaseRestarting {
 		msg = st.LastExit
 	}
-	return string(st.Phase), st.Restarts, msg
+	return string(st.Phase), st.Restarts + in.recycled, msg
 }
 
 // Apply implements environments.Target.
@@ -450,7 +585,8 @@ func (t *Target) instanceFor(ctx context.Context, f *v1alpha1.Function, userEnv 
 		UID:     uid,
 		TmpSize: tmpSize(spec),
 	}
-	return &instance{key: instanceKey(f, userEnv), name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter, redactor: secretRedactor(secrets)}, nil
+	return &instance{key: instanceKey(f, userEnv), name: f.Name, spec: ps, min: minScale, timeout: timeout, idleFor: t.cfg.IdleAfter, redactor: secretRedactor(secrets),
+		concurrency: concurrency(f.Spec), env: t.cfg.Environment, logf: t.cfg.Log}, nil
 }
 
 // redact is s with the function's secrets hidden, as its log has them.
@@ -483,6 +619,14 @@ func functionSettings(spec v1alpha1.FunctionSpec) (timeout time.Duration, memory
 		minScale = *spec.Scale.Min
 	}
 	return timeout, memory, minScale
+}
+
+// concurrency is a function's Scale.Concurrency, or its default.
+func concurrency(spec v1alpha1.FunctionSpec) int {
+	if spec.Scale != nil && spec.Scale.Concurrency != nil && *spec.Scale.Concurrency > 0 {
+		return int(*spec.Scale.Concurrency)
+	}
+	return defaultMaxInFlight
 }
 
 // instanceKey says when two releases' function is the same: same name,
@@ -519,10 +663,6 @@ func (t *Target) routes(set *manifests.Set, d *deployment) ([]gatewayRoute, erro
 		if !ok {
 			return nil, fmt.Errorf("HTTPTrigger %s names function %q, which the release does not hold", tr.Name, name)
 		}
-		maxInFlight := 0
-		if f := set.Function(name); f != nil && f.Spec.Scale != nil && f.Spec.Scale.Concurrency != nil {
-			maxInFlight = int(*f.Spec.Scale.Concurrency)
-		}
 		routes = append(routes, gatewayRoute{
 			Path:        tr.Spec.Path,
 			Methods:     tr.Spec.Methods,
@@ -530,7 +670,7 @@ func (t *Target) routes(set *manifests.Set, d *deployment) ([]gatewayRoute, erro
 			Trigger:     tr.Name,
 			Log:         in.spec.Log,
 			Timeout:     in.timeout,
-			MaxInFlight: maxInFlight,
+			MaxInFlight: in.concurrency,
 			Backend:     in,
 		})
 	}
@@ -539,13 +679,16 @@ func (t *Target) routes(set *manifests.Set, d *deployment) ([]gatewayRoute, erro
 	// trigger's path can be one of these.
 	for _, name := range slices.Sorted(maps.Keys(d.instances)) {
 		in := d.instances[name]
+		// why: the limit is the function's, whichever route a call takes;
+		// the routes of a function share one count.
 		routes = append(routes, gatewayRoute{
-			Path:     InvokePath(name),
-			Methods:  []string{http.MethodPost},
-			Function: name,
-			Timeout:  in.timeout,
-			Backend:  in,
-			Log:      in.spec.Log,
+			Path:        InvokePath(name),
+			Methods:     []string{http.MethodPost},
+			Function:    name,
+			Timeout:     in.timeout,
+			MaxInFlight: in.concurrency,
+			Backend:     in,
+			Log:         in.spec.Log,
 		})
 	}
 	return routes, nil

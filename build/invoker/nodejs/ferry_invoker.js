@@ -526,8 +526,11 @@ class Invoker {
   }
 
   // call answers event with [status, body, content type]. The handler gets
-  // FUNCTION_TIMEOUT to answer; after that the call is answered 500 without
-  // it. Nothing can stop a promise, so the handler runs on to its end unheard.
+  // FUNCTION_TIMEOUT to answer. Nothing can stop a promise, so past it the
+  // handler runs on, and the call is answered 504 once it has settled, never
+  // before: the answer tells ferry's gateway, which answered its caller 504
+  // at its own deadline (never later than this one, since it started
+  // first), that the call's slot is free again.
   async call(event) {
     const start = performance.now();
     let timer;
@@ -555,9 +558,13 @@ class Invoker {
     // why: a handler that blocks the event loop past the deadline keeps the
     // timer from firing, but timed out all the same.
     if (result === TIMED_OUT || performance.now() - start > this.context.timeout) {
-      log(`${this.spec} did not answer event ${event.id} within FUNCTION_TIMEOUT ${this.timeoutText}: answered 500, but it is still running`);
-      running.catch((err) => log(`${this.spec} raised on event ${event.id} after its timeout:\n${stackOf(err)}`));
-      return [500, errorBody(`timed out: the handler did not answer within FUNCTION_TIMEOUT ${this.timeoutText}`), JSON_TYPE];
+      log(`${this.spec} did not answer event ${event.id} within FUNCTION_TIMEOUT ${this.timeoutText}: it is answered 504 when it ends`);
+      try {
+        await running;
+      } catch (err) {
+        log(`${this.spec} raised on event ${event.id} after its timeout:\n${stackOf(err)}`);
+      }
+      return [504, errorBody(`timed out: the handler did not answer within FUNCTION_TIMEOUT ${this.timeoutText}`), JSON_TYPE];
     }
     if (result instanceof Uint8Array) {
       return [200, Buffer.from(result.buffer, result.byteOffset, result.byteLength), "application/octet-stream"];
@@ -680,8 +687,9 @@ async function main() {
     server.close();
     server.closeIdleConnections();
     if (invoker.inflight === 0) process.exit(0);
-    // why: a call is answered by FUNCTION_TIMEOUT at the latest, timed out if
-    // need be; the extra second lets the last answers go out, as in Go's main.
+    // why: a call within its time ends by FUNCTION_TIMEOUT; one past it waits
+    // for a handler that may never end, so it gets no longer. The extra
+    // second lets the last answers go out, as in Go's main.
     const grace = timeout.ms + SHUTDOWN_EXTRA_MS;
     if (grace <= MAX_TIMER_MS) {
       setTimeout(() => {

@@ -21,7 +21,6 @@ runs on any Python 3.9 or later.
 
 import array
 import asyncio
-import concurrent.futures
 import datetime
 import http.server
 import importlib
@@ -494,12 +493,40 @@ class AsyncRunner:
         self._loop = None
 
     def submit(self, awaitable):
-        """A concurrent.futures.Future of awaitable, run on the loop."""
+        """A LoopCall running awaitable on the loop."""
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
                 threading.Thread(target=self._loop.run_forever, name="ferry-asyncio", daemon=True).start()
-        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop)
+        return LoopCall(self._loop, _awaited(awaitable))
+
+
+class LoopCall:
+    """A coroutine running on a loop, seen from another thread: ended is set once its task is done (returned, raised
+    or cancelled, even before it began), unlike a cancelled concurrent.futures.Future, which does not wait."""
+
+    def __init__(self, loop, coroutine):
+        self.ended = threading.Event()
+        self._loop = loop
+        self._task = None
+
+        def start():
+            self._task = loop.create_task(coroutine)
+            self._task.add_done_callback(lambda _: self.ended.set())
+
+        loop.call_soon_threadsafe(start)
+
+    def wait(self, timeout=None):
+        """Whether the task is done within timeout seconds."""
+        return self.ended.wait(timeout)
+
+    def result(self):
+        """What the task returned; raises what it raised. Only once ended."""
+        return self._task.result()
+
+    def cancel(self):
+        # why: call_soon_threadsafe keeps its order, so start has run first.
+        self._loop.call_soon_threadsafe(lambda: self._task.cancel())
 
 
 async def _awaited(awaitable):
@@ -524,10 +551,13 @@ class Invoker:
     def call(self, event):
         """The status, body and content type answering event.
 
-        The handler gets FUNCTION_TIMEOUT to answer; after that the call is
-        answered 500 without it. Python cannot stop a thread, so a sync
-        handler runs on a thread of its own and goes on to its end unheard;
-        an async handler's task is cancelled.
+        The handler gets FUNCTION_TIMEOUT to answer. Past it, an async
+        handler's task is cancelled; Python cannot stop a thread, so a sync
+        handler (on a thread of its own) runs on. Either way the call is
+        answered 504 only once the handler has ended, never before: the
+        answer tells ferry's gateway, which answered its caller 504 at its
+        own deadline (never later than this one, since it started first),
+        that the call's slot is free again.
         """
         outcome = {}  # "result", or "error" with the exception
         if self.is_async:
@@ -538,8 +568,7 @@ class Invoker:
                 outcome["error"] = exc
                 self._log_raised(event, exc)
             else:
-                finished, _ = concurrent.futures.wait([future], timeout=min(self.context.timeout, threading.TIMEOUT_MAX))
-                if finished:
+                if future.wait(min(self.context.timeout, threading.TIMEOUT_MAX)):
                     try:
                         outcome["result"] = future.result()
                     except BaseException as exc:  # the coroutine's exception
@@ -547,7 +576,7 @@ class Invoker:
                         self._log_raised(event, exc)
                 else:
                     future.cancel()
-                    return self._timed_out(event, "its task is cancelled")
+                    return self._timed_out(event, "its task is cancelled", future.ended)
         else:
             done = threading.Event()
             running = threading.Thread(
@@ -555,7 +584,7 @@ class Invoker:
             )
             running.start()
             if not done.wait(min(self.context.timeout, threading.TIMEOUT_MAX)):
-                return self._timed_out(event, "it is still running")
+                return self._timed_out(event, "it is still running", done)
         if "error" in outcome:
             exc = outcome["error"]
             return 500, error_body(str(exc) or type(exc).__name__), JSON_TYPE
@@ -574,7 +603,9 @@ class Invoker:
         try:
             result = self.handler(event, self.context)
             if inspect.isawaitable(result):  # a sync function that returns a coroutine
-                result = self.runner.submit(result).result()
+                running = self.runner.submit(result)
+                running.wait()
+                result = running.result()
             outcome["result"] = result
         except BaseException as exc:  # why: even SystemExit from a handler must answer, not kill the thread
             outcome["error"] = exc
@@ -586,11 +617,13 @@ class Invoker:
         trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
         log("%s raised on event %s:\n%s" % (self.spec, event["id"], trace))
 
-    def _timed_out(self, event, what):
-        message = "timed out: the handler did not answer within FUNCTION_TIMEOUT %s" % self.timeout_text
-        log("%s did not answer event %s within FUNCTION_TIMEOUT %s: answered 500, but %s"
+    def _timed_out(self, event, what, ended):
+        """The 504 of a call past FUNCTION_TIMEOUT, once ended (a threading.Event) is set: when its handler has ended."""
+        log("%s did not answer event %s within FUNCTION_TIMEOUT %s: %s; it is answered 504 when it ends"
             % (self.spec, event["id"], self.timeout_text, what))
-        return 500, error_body(message), JSON_TYPE
+        ended.wait()
+        message = "timed out: the handler did not answer within FUNCTION_TIMEOUT %s" % self.timeout_text
+        return 504, error_body(message), JSON_TYPE
 
     def enter(self):
         with self._idle:
@@ -870,8 +903,9 @@ def main():
     log("serving %s on :%d" % (spec, server.server_address[1]))
     server.serve_forever(poll_interval=0.1)
     server.server_close()
-    # why: a call is answered by FUNCTION_TIMEOUT at the latest, timed out if
-    # need be; the extra second lets the last answers go out, as in Go's main.
+    # why: a call within its time ends by FUNCTION_TIMEOUT; one past it waits
+    # for a handler that may never end, so it gets no longer. The extra second
+    # lets the last answers go out, as in Go's main.
     grace = timeout + SHUTDOWN_EXTRA
     if not invoker.wait_idle(min(grace, threading.TIMEOUT_MAX)):
         log("%d call(s) still running after FUNCTION_TIMEOUT %s and %gs; stopping anyway"
