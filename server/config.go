@@ -80,6 +80,8 @@ type SourceConfig struct {
 	Username      string `yaml:"username"`
 	Password      string `yaml:"password"`
 	SSHKeyFile    string `yaml:"sshKeyFile"`
+	// Timeout bounds each fetch, connecting included (default 60s).
+	Timeout string `yaml:"timeout"`
 }
 
 // EnvironmentConfig is an environment in the configuration file.
@@ -491,7 +493,7 @@ func (c *Config) source(s SourceConfig) (store.Source, error) {
 	if s.SSHKeyFile != "" {
 		key = fileRef + c.path(s.SSHKeyFile)
 	}
-	src, err := SourceFromRequest(SourceRequest{Name: s.Name, URL: s.URL, Branch: s.Branch, Interval: s.Interval,
+	src, err := SourceFromRequest(SourceRequest{Name: s.Name, URL: s.URL, Branch: s.Branch, Interval: s.Interval, Timeout: s.Timeout,
 		WebhookSecret: configSecret(s.WebhookSecret), Username: s.Username, Password: configSecret(s.Password), SSHKey: key})
 	if err != nil {
 		return src, err

@@ -199,10 +199,18 @@ type timeoutError struct {
 }
 
 func (e *timeoutError) Error() string {
-	return fmt.Sprintf("no answer within %s from %s; check that the Git server answers (a very large first fetch may need a longer timeout: raise the source's timeout)", e.timeout, e.url)
+	return fmt.Sprintf("no answer within %s from %s; check that the Git server answers (a very large first fetch may need a longer timeout: raise the source's timeout)", ShowTimeout(e.timeout), e.url)
 }
 
 func (e *timeoutError) Unwrap() error { return e.err }
+
+// ShowTimeout says a timeout as people write one: 60s rather than 1m0s.
+func ShowTimeout(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}
 
 // explainFetch turns go-git's error into one that says what to do: what
 // only a fetch of the branch can tell, then what gitauth knows of the
