@@ -370,6 +370,9 @@ func (c *Config) buildOptions() []build.Option {
 	for rt, ref := range bases {
 		opts = append(opts, build.WithBase(rt, ref))
 	}
+	if c.registryTimeout > 0 {
+		opts = append(opts, build.WithRegistryTimeout(c.registryTimeout))
+	}
 	return opts
 }
 
