@@ -167,3 +167,59 @@ func TestHungGitServer(t *testing.T) {
 		})
 	}
 }
+
+// A registry that accepts connections and never answers, with
+// registryTimeout 2s: the run's build step fails saying so, instead of
+// the run staying running.
+func TestHungRegistry(t *testing.T) {
+	gs := gitserver.Start(t, "", "")
+	url, _ := pythonRepo(t, gs, "demo", nil)
+	hung := newFrontServer(t) // never given a target: it never answers
+	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: demo, url: %q, branch: main, interval: 1h}`, url))
+	b, err := os.ReadFile(cfg.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	external := strings.Replace(string(b), "registry: embedded\n", fmt.Sprintf("registry: %s/ferry\nregistryTimeout: 2s\n", hung.ln.Addr()), 1)
+	if external == string(b) {
+		t.Fatal("the configuration has no registry: embedded line to replace")
+	}
+	if err := os.WriteFile(cfg.path, []byte(external), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, cfg)
+	c := p.client(t)
+
+	// Three tries of each 2s wait, and the build: bounded only to catch
+	// a hang.
+	var run server.RunView
+	for deadline := time.Now().Add(5 * time.Minute); ; {
+		runs, err := c.Runs(t.Context(), "demo", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs.Items) > 0 && runs.Items[0].Status != "queued" && runs.Items[0].Status != "running" {
+			if run, err = c.Run(t.Context(), runs.Items[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not end: %+v\n%s\n%s", runs.Items, p.output, p.runsReport(t))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	want := fmt.Sprintf("no answer from the registry %s within 2s; check that the registry is up and answers", hung.ln.Addr())
+	if run.Status != "failed" || !strings.Contains(run.Reason, want) {
+		t.Fatalf("the run against a hung registry: %s %q, want failed saying %q\n%s", run.Status, run.Reason, want, p.runsReport(t))
+	}
+	var failedStep bool
+	for _, s := range run.Steps {
+		if s.Status == "failed" && strings.Contains(s.Reason, want) {
+			failedStep = true
+		}
+	}
+	if !failedStep {
+		t.Errorf("no step failed saying %q: %+v", want, run.Steps)
+	}
+}
