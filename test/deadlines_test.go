@@ -164,6 +164,17 @@ func TestHungGitServer(t *testing.T) {
 				t.Errorf("the source after it recovered: %v %s%s", err, r.stdout, r.stderr)
 			}
 			waitGreetingAt(t, p, p.gw+"/dev/hello", "hello from python", 3*time.Minute)
+
+			// A source added through the CLI keeps the timeout given.
+			other := newFrontServer(t)
+			r = ferry(t, append([]string{"sources", "add", "slow", fmt.Sprintf("http://%s/slow.git", other.ln.Addr()), "--interval", "1h", "--timeout", "3s"}, remote...)...)
+			if r.code != 0 {
+				t.Fatalf("ferry sources add --timeout 3s: %d %s%s", r.code, r.stdout, r.stderr)
+			}
+			r = ferry(t, append([]string{"sources", "sync", "slow"}, remote...)...)
+			if r.code != 1 || !strings.Contains(r.stderr, "no answer within 3s from") {
+				t.Errorf("ferry sources sync of a hung source added with --timeout 3s: %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
 		})
 	}
 }
