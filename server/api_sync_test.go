@@ -79,3 +79,33 @@ func TestSyncDeadline(t *testing.T) {
 		t.Errorf("the wait of a source with the default timeout: %v", got)
 	}
 }
+
+// registryTimeout and a source's timeout are read from the configuration;
+// a bad one is a mistake.
+func TestConfigTimeouts(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+registryTimeout: 5s
+sources:
+- {name: demo, url: ./a, timeout: 90s}
+`), "/srv", "ferry-serve.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.registryTimeout != 5*time.Second {
+		t.Errorf("registryTimeout 5s read as %v", cfg.registryTimeout)
+	}
+	src, err := cfg.source(cfg.Sources[0])
+	if err != nil || src.Timeout != 90*time.Second {
+		t.Errorf("a source with timeout 90s: %+v, %v", src, err)
+	}
+	_, err = ParseConfig([]byte(`
+registryTimeout: soon
+sources:
+- {name: demo, url: ./a, timeout: 1ms}
+`), "/srv", "ferry-serve.yaml")
+	for _, want := range []string{`registryTimeout: "soon": give a duration such as 60s`, `timeout "1ms": give a duration of at least 1s`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+}
