@@ -119,19 +119,20 @@ var DefaultBases = Bases{
 type Option func(*options) error
 
 type options struct {
-	cacheDir  string
-	bases     Bases
-	insecure  bool
-	keychain  authn.Keychain
-	platform  v1.Platform
-	jobs      int
-	backoff   backoffPolicy
-	transport transportWrapper
+	cacheDir    string
+	bases       Bases
+	insecure    bool
+	keychain    authn.Keychain
+	platform    v1.Platform
+	jobs        int
+	backoff     backoffPolicy
+	transport   transportWrapper
+	goEnv       []string
+	refreshBase bool
+	sandbox     *sandbox.Sandbox
+
 	// registryTimeout bounds the wait for each registry answer.
 	registryTimeout time.Duration
-	goEnv           []string
-	refreshBase     bool
-	sandbox         *sandbox.Sandbox
 }
 
 // WithCacheDir puts the build cache in dir (default: the user's cache
