@@ -130,6 +130,9 @@ type options struct {
 	goEnv       []string
 	refreshBase bool
 	sandbox     *sandbox.Sandbox
+
+	// registryTimeout bounds the wait for each registry answer.
+	registryTimeout time.Duration
 }
 
 // WithCacheDir puts the build cache in dir (default: the user's cache
@@ -203,6 +206,18 @@ func WithRetry(attempts int, first time.Duration, factor float64) Option {
 	}
 }
 
+// WithRegistryTimeout bounds the wait for a registry's answer to each
+// request (default DefaultRegistryTimeout).
+func WithRegistryTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return errors.New("build: the registry timeout must be positive")
+		}
+		o.registryTimeout = d
+		return nil
+	}
+}
+
 // WithTransport wraps the HTTP transport used for registries; tests count
 // requests with it.
 func WithTransport(wrap func(inner httpRoundTripper) httpRoundTripper) Option {
@@ -242,6 +257,8 @@ func newOptions(opts ...Option) (*options, error) {
 		keychain: authn.DefaultKeychain,
 		platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		backoff:  defaultBackoff,
+
+		registryTimeout: DefaultRegistryTimeout,
 	}
 	for k, v := range DefaultBases {
 		o.bases[k] = v

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -100,6 +101,45 @@ func TestBadInput(t *testing.T) {
 		dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		err := build(t, dead, filepath.Join("..", "examples", "python"), "hello")
 		wantAll(t, err, dead, "unreachable")
+	})
+	t.Run("hung registry", func(t *testing.T) {
+		// It accepts every connection and never answers.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conns []net.Conn
+		var mu sync.Mutex
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}
+		}()
+		t.Cleanup(func() {
+			ln.Close()
+			mu.Lock()
+			for _, c := range conns {
+				c.Close()
+			}
+			mu.Unlock()
+		})
+		hung := ln.Addr().String()
+		done := make(chan error, 1)
+		go func() {
+			done <- build(t, hung, filepath.Join("..", "examples", "go"), "hello", WithRegistryTimeout(300*time.Millisecond), WithRetry(2, time.Millisecond, 1))
+		}()
+		select {
+		case err := <-done:
+			wantAll(t, err, "no answer from the registry "+hung+" within 300ms", "check that the registry is up and answers")
+		case <-time.After(2 * time.Minute): // a Go build and two 300ms waits; only a hang takes this long
+			t.Fatal("the build against a registry that never answers hung")
+		}
 	})
 	t.Run("registry goes down", func(t *testing.T) {
 		srv := testreg.Process(t, testreg.ProcessOptions{})

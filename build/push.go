@@ -34,11 +34,63 @@ type backoffPolicy struct {
 // that is really down is reported within seconds.
 var defaultBackoff = backoffPolicy{steps: 3, first: time.Second, factor: 3}
 
+// DefaultRegistryTimeout bounds the wait for a registry's answer to one
+// request, once the request is sent: registries answer in well under a
+// second, and one finishing a large upload within seconds. A registry that
+// accepts the connection and never answers fails the call (after the
+// retries) instead of holding the build for good.
+const DefaultRegistryTimeout = 60 * time.Second
+
+// pushTimeout bounds one image's push as a whole, which each request's
+// bounds do not: a registry that trickles its answers.
+const pushTimeout = 30 * time.Minute
+
+// RegistryTransport is the HTTP transport of ferry's registry calls: go-
+// containerregistry's (connecting within 30 s, the TLS handshake within
+// 10 s) with each answer's headers due within timeout; a request that
+// meets that bound fails with a NoAnswerError.
+func RegistryTransport(timeout time.Duration) http.RoundTripper {
+	tr := remote.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = timeout
+	return &answerBound{inner: tr, timeout: timeout}
+}
+
+// answerBound names the bound a request met, which net/http does not.
+type answerBound struct {
+	inner   http.RoundTripper
+	timeout time.Duration
+}
+
+func (a *answerBound) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := a.inner.RoundTrip(req)
+	if err != nil && req.Context().Err() == nil && strings.Contains(err.Error(), "timeout awaiting response headers") {
+		return nil, &NoAnswerError{Host: req.URL.Host, Within: a.timeout}
+	}
+	return resp, err
+}
+
+// NoAnswerError is a registry that took the request and did not answer
+// within Within. It is temporary, so the call is tried again.
+type NoAnswerError struct {
+	Host   string
+	Within time.Duration
+}
+
+func (e *NoAnswerError) Error() string {
+	within := e.Within.String()
+	if e.Within >= time.Second && e.Within%time.Second == 0 {
+		within = fmt.Sprintf("%ds", e.Within/time.Second) // 60s, not 1m0s
+	}
+	return fmt.Sprintf("no answer from the registry %s within %s", e.Host, within)
+}
+func (e *NoAnswerError) Timeout() bool   { return true }
+func (e *NoAnswerError) Temporary() bool { return true }
+
 // remoteOptions are the options of every registry call ferry makes.
 // insecureHost is the one registry (HOST[:PORT]) that --insecure lets
 // ferry reach over plain HTTP, or "".
 func (o *options) remoteOptions(insecureHost string) []remote.Option {
-	var rt http.RoundTripper = remote.DefaultTransport
+	var rt http.RoundTripper = RegistryTransport(o.registryTimeout)
 	rt = &plainHTTPGuard{inner: rt, insecureHost: insecureHost}
 	if o.transport != nil {
 		rt = o.transport(rt)
@@ -118,8 +170,16 @@ func registryError(op string, ref fmt.Stringer, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) {
 		return err
+	}
+	var noAnswer *NoAnswerError
+	if errors.As(err, &noAnswer) {
+		return fmt.Errorf("%s %s: %v; check that the registry is up and answers (registryTimeout in ferry serve's configuration bounds the wait)", op, ref, noAnswer)
+	}
+	var nerr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout() {
+		return fmt.Errorf("%s %s: the registry %s did not answer in time (%v); check that it is up and reachable", op, ref, registryHost(ref), timeoutCause(err))
 	}
 	var terr *transport.Error
 	if errors.As(err, &terr) {
@@ -129,12 +189,24 @@ func registryError(op string, ref fmt.Stringer, err error) error {
 		}
 		return fmt.Errorf("%s %s: %w", op, ref, err)
 	}
-	var nerr net.Error
 	var oerr *net.OpError
 	if errors.As(err, &oerr) || errors.As(err, &nerr) || strings.Contains(err.Error(), "connection refused") {
 		return fmt.Errorf("%s %s: the registry is unreachable: %w; check that it runs and the address is right", op, ref, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, ref, err)
+}
+
+// timeoutCause is which bound a timed-out registry call met, in a few
+// words: go-containerregistry wraps the transport's error in its own.
+func timeoutCause(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "TLS handshake timeout"):
+		return "no TLS handshake"
+	case strings.Contains(msg, "i/o timeout") && strings.Contains(msg, "dial"):
+		return "could not connect"
+	}
+	return "the operation's deadline passed"
 }
 
 func registryHost(ref fmt.Stringer) string {
@@ -163,6 +235,8 @@ func (b *builder) headDigest(ctx context.Context, ref name.Digest) (bool, error)
 // (remote.Write asks with HEAD first), so an edit of the code pushes the
 // code layer, the config and the manifest. progress, if set, hears bytes.
 func (b *builder) push(ctx context.Context, ref name.Digest, img v1.Image, progress func(done, total int64)) error {
+	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+	defer cancel()
 	opts := append(b.remote, remote.WithContext(ctx))
 	var updates chan v1.Update
 	done := make(chan struct{})

@@ -453,7 +453,8 @@ func HeadImage(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	desc, err := remote.Head(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	desc, err := remote.Head(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithTransport(build.RegistryTransport(build.DefaultRegistryTimeout)))
 	if err != nil {
 		var te *transport.Error
 		if errors.As(err, &te) && te.StatusCode == 404 {

@@ -148,6 +148,9 @@ func (e *engine) httpCheck(ctx context.Context, env string, h *v1alpha1.HTTPChec
 		if errors.Is(err, context.DeadlineExceeded) && h.MaxLatency != nil {
 			return fmt.Errorf("%s %s: no answer within maxLatency %s", method, url, h.MaxLatency.Duration)
 		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%s %s: no answer within %s; give the check a maxLatency for a longer wait", method, url, timeout)
+		}
 		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	if err := expect(method+" "+url, status, body, h.ExpectStatus, h.BodyContains); err != nil {
@@ -195,6 +198,9 @@ func (e *engine) eventCheck(ctx context.Context, env string, ev *v1alpha1.EventC
 		req.Header.Set("Content-Type", "application/json")
 	}
 	status, body, err := e.do(req)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("invoking %s: no answer within %s", ev.Function, DefaultCheckTimeout)
+	}
 	if err != nil {
 		return fmt.Errorf("invoking %s: %w", ev.Function, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
+	"github.com/ferrycd/ferry/watcher"
 )
 
 // SourceManager changes the watched sources: the watcher, with the store
@@ -252,7 +253,8 @@ func (a *api) addSource(w http.ResponseWriter, r *http.Request, id Identity) err
 }
 
 // SourceFromRequest checks a source as the API and the configuration
-// give it, filling defaults: branch main, interval 1 minute.
+// give it, filling defaults: branch main, interval 1 minute, timeout 0
+// (the watcher's default, 60 s).
 func SourceFromRequest(req SourceRequest) (store.Source, error) {
 	src := store.Source{Name: req.Name, URL: req.URL, Branch: req.Branch, WebhookSecret: req.WebhookSecret,
 		Username: req.Username, Password: req.Password, SSHKey: req.SSHKey}
@@ -273,7 +275,29 @@ func SourceFromRequest(req SourceRequest) (store.Source, error) {
 		}
 		src.Interval = d
 	}
+	if req.Timeout != "" {
+		d, err := time.ParseDuration(req.Timeout)
+		if err != nil || d < time.Second {
+			return src, fmt.Errorf("source %s: timeout %q: give a duration of at least 1s, e.g. 60s, or leave it out for 60s", src.Name, req.Timeout)
+		}
+		src.Timeout = d
+	}
 	return src, nil
+}
+
+// sourceTimeout bounds each fetch of s.
+func sourceTimeout(s store.Source) time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return watcher.DefaultFetchTimeout
+}
+
+// syncWait is how long a sync of s waits for its fetch: a fetch already
+// running, then the one the sync asked for, each within the source's
+// timeout, and a moment to queue.
+func syncWait(s store.Source) time.Duration {
+	return 2*sourceTimeout(s) + 5*time.Second
 }
 
 // validName: a DNS label, as environment and source names appear in URLs.
@@ -313,12 +337,22 @@ func (a *api) syncSource(w http.ResponseWriter, r *http.Request, id Identity) er
 		return err
 	}
 	a.audit(r.Context(), id, "source.sync", "source/"+name, "")
-	if err := a.cfg.Sources.Sync(r.Context(), name); err != nil {
+	wait := syncWait(src)
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	if err := a.cfg.Sources.Sync(ctx, name); err != nil {
 		st, _ := a.cfg.Sources.Status(name)
-		writeJSON(w, http.StatusBadGateway, struct {
+		code, msg := http.StatusBadGateway, fmt.Sprintf("fetching %s: %v", name, err)
+		if ctx.Err() != nil && r.Context().Err() == nil {
+			// The answer comes at the deadline whatever the server does;
+			// the watcher goes on and records the outcome.
+			code = http.StatusGatewayTimeout
+			msg = fmt.Sprintf("source %s: still fetching after %s; ferry goes on, and ferry sources list shows the outcome", name, watcher.ShowTimeout(wait))
+		}
+		writeJSON(w, code, struct {
 			ErrorView
 			Source SourceView `json:"source"`
-		}{ErrorView{fmt.Sprintf("fetching %s: %v", name, err)}, sourceView(src, st)})
+		}{ErrorView{msg}, sourceView(src, st)})
 		return nil
 	}
 	st, _ := a.cfg.Sources.Status(name)

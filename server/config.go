@@ -63,9 +63,15 @@ type Config struct {
 	// LogFormat is how ferry serve writes its log: text (for people, the
 	// default) or json (one object a line, for log collectors).
 	LogFormat string `yaml:"logFormat"`
+	// RegistryTimeout bounds the wait for the registry's answer to each
+	// request of a push or a pull (default 60s): a registry that accepts
+	// and never answers fails the run's step instead of holding it.
+	RegistryTimeout string `yaml:"registryTimeout"`
 
 	// dir is the folder of the configuration file.
 	dir string
+	// registryTimeout is RegistryTimeout parsed; 0 when not given.
+	registryTimeout time.Duration
 }
 
 // SourceConfig is a source in the configuration file. Secrets may be
@@ -80,6 +86,8 @@ type SourceConfig struct {
 	Username      string `yaml:"username"`
 	Password      string `yaml:"password"`
 	SSHKeyFile    string `yaml:"sshKeyFile"`
+	// Timeout bounds each fetch, connecting included (default 60s).
+	Timeout string `yaml:"timeout"`
 }
 
 // EnvironmentConfig is an environment in the configuration file.
@@ -267,6 +275,14 @@ func (c *Config) checkAddresses() []string {
 		}
 		if c.RegistryListen == c.Listen || c.RegistryListen == c.Gateway {
 			bad("registryListen: %s is also listen or gateway; give it its own port", c.RegistryListen)
+		}
+	}
+	if c.RegistryTimeout != "" {
+		d, err := time.ParseDuration(c.RegistryTimeout)
+		if err != nil || d < 100*time.Millisecond {
+			bad("registryTimeout: %q: give a duration such as 60s", c.RegistryTimeout)
+		} else {
+			c.registryTimeout = d
 		}
 	}
 	if c.Registry != "embedded" && !strings.Contains(c.Registry, "/") {
@@ -491,7 +507,7 @@ func (c *Config) source(s SourceConfig) (store.Source, error) {
 	if s.SSHKeyFile != "" {
 		key = fileRef + c.path(s.SSHKeyFile)
 	}
-	src, err := SourceFromRequest(SourceRequest{Name: s.Name, URL: s.URL, Branch: s.Branch, Interval: s.Interval,
+	src, err := SourceFromRequest(SourceRequest{Name: s.Name, URL: s.URL, Branch: s.Branch, Interval: s.Interval, Timeout: s.Timeout,
 		WebhookSecret: configSecret(s.WebhookSecret), Username: s.Username, Password: configSecret(s.Password), SSHKey: key})
 	if err != nil {
 		return src, err

@@ -88,6 +88,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		defer reg.Shutdown(context.WithoutCancel(ctx))
 		repo, pushOpts, regAddr = reg.Addr()+"/ferry", nil, reg.Addr()
 	}
+	if cfg.registryTimeout > 0 {
+		// Release pushes and pulls wait as long as the builder's.
+		pushOpts = append(pushOpts, build.WithRegistryTimeout(cfg.registryTimeout))
+	}
 	moves, err := recordRegistryAddress(cfg.DataDir, regAddr, pushOpts)
 	if err != nil {
 		return err
@@ -394,6 +398,9 @@ func (c *Config) buildOptions() []build.Option {
 	var opts []build.Option
 	for rt, ref := range bases {
 		opts = append(opts, build.WithBase(rt, ref))
+	}
+	if c.registryTimeout > 0 {
+		opts = append(opts, build.WithRegistryTimeout(c.registryTimeout))
 	}
 	return opts
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/store"
+	"github.com/ferrycd/ferry/watcher"
 )
 
 // The API's JSON shapes. The CLI decodes the same types. Secrets (webhook
@@ -16,6 +17,7 @@ type SourceView struct {
 	URL        string    `json:"url"`
 	Branch     string    `json:"branch"`
 	Interval   string    `json:"interval"`
+	Timeout    string    `json:"timeout"` // bounds each fetch
 	Webhook    bool      `json:"webhook"` // has a webhook secret
 	FromConfig bool      `json:"fromConfig"`
 	LastCommit string    `json:"lastCommit,omitempty"`
@@ -31,6 +33,7 @@ type SourceRequest struct {
 	URL           string `json:"url"`
 	Branch        string `json:"branch,omitempty"`
 	Interval      string `json:"interval,omitempty"`
+	Timeout       string `json:"timeout,omitempty"`
 	WebhookSecret string `json:"webhookSecret,omitempty"`
 	Username      string `json:"username,omitempty"`
 	Password      string `json:"password,omitempty"`
@@ -125,7 +128,7 @@ type ErrorView struct {
 
 func sourceView(s store.Source, st store.SourceStatus) SourceView {
 	return SourceView{
-		Name: s.Name, URL: s.URL, Branch: s.Branch, Interval: s.Interval.String(),
+		Name: s.Name, URL: s.URL, Branch: s.Branch, Interval: s.Interval.String(), Timeout: watcher.ShowTimeout(sourceTimeout(s)),
 		Webhook: s.WebhookSecret != "", FromConfig: s.FromConfig,
 		LastCommit: st.LastCommit, LastFetch: st.LastFetch, LastError: st.LastError,
 		Failures: st.Failures, NextFetch: st.NextFetch,

@@ -8,17 +8,17 @@ import (
 	"time"
 )
 
-const sourceCols = `name, url, branch, interval_ns, webhook_secret, username, password, ssh_key, from_config, created`
+const sourceCols = `name, url, branch, interval_ns, webhook_secret, username, password, ssh_key, from_config, created, timeout_ns`
 
 func sourceArgs(s Source) []any {
-	return []any{s.Name, s.URL, s.Branch, int64(s.Interval), s.WebhookSecret, s.Username, s.Password, s.SSHKey, s.FromConfig, unixNano(s.Created)}
+	return []any{s.Name, s.URL, s.Branch, int64(s.Interval), s.WebhookSecret, s.Username, s.Password, s.SSHKey, s.FromConfig, unixNano(s.Created), int64(s.Timeout)}
 }
 
 func scanSource(sc scanner) (Source, error) {
 	var s Source
-	var interval int64
-	err := sc.Scan(&s.Name, &s.URL, &s.Branch, &interval, &s.WebhookSecret, &s.Username, &s.Password, &s.SSHKey, &s.FromConfig, at(&s.Created))
-	s.Interval = time.Duration(interval)
+	var interval, timeout int64
+	err := sc.Scan(&s.Name, &s.URL, &s.Branch, &interval, &s.WebhookSecret, &s.Username, &s.Password, &s.SSHKey, &s.FromConfig, at(&s.Created), &timeout)
+	s.Interval, s.Timeout = time.Duration(interval), time.Duration(timeout)
 	return s, err
 }
 
@@ -27,11 +27,11 @@ func scanSource(sc scanner) (Source, error) {
 func (s *SQLite) PutSource(ctx context.Context, src Source) error {
 	src.Created = orNow(src.Created)
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO sources (`+sourceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO sources (`+sourceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET url = excluded.url, branch = excluded.branch,
 				interval_ns = excluded.interval_ns, webhook_secret = excluded.webhook_secret,
 				username = excluded.username, password = excluded.password, ssh_key = excluded.ssh_key,
-				from_config = excluded.from_config`, sourceArgs(src)...)
+				from_config = excluded.from_config, timeout_ns = excluded.timeout_ns`, sourceArgs(src)...)
 		if err != nil {
 			return fmt.Errorf("put source %q: %w", src.Name, err)
 		}
@@ -43,7 +43,7 @@ func (s *SQLite) PutSource(ctx context.Context, src Source) error {
 func (s *SQLite) AddSource(ctx context.Context, src Source) error {
 	src.Created = orNow(src.Created)
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO sources (`+sourceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		res, err := tx.ExecContext(ctx, `INSERT INTO sources (`+sourceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (name) DO NOTHING`, sourceArgs(src)...)
 		if err != nil {
 			return fmt.Errorf("add source %q: %w", src.Name, err)

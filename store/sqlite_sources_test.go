@@ -9,7 +9,7 @@ func TestSources(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := t.Context()
 	created := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
-	demo := Source{Name: "demo", URL: "/srv/demo", Branch: "main", Interval: 30 * time.Second, Created: created}
+	demo := Source{Name: "demo", URL: "/srv/demo", Branch: "main", Interval: 30 * time.Second, Timeout: 2 * time.Second, Created: created}
 	check(t, s.AddSource(ctx, demo))
 	isErr(t, s.AddSource(ctx, demo), ErrConflict, `source "demo" exists already: conflict`)
 	same(t, "GetSource", must[Source](t)(s.GetSource(ctx, "demo")), demo)
@@ -19,7 +19,7 @@ func TestSources(t *testing.T) {
 	// PutSource replaces all but Created, and adds a new name.
 	check(t, s.PutSourceStatus(ctx, SourceStatus{Source: "demo", LastCommit: "c1"}))
 	changed := demo
-	changed.URL, changed.Branch, changed.Password, changed.FromConfig, changed.Created = "/srv/other", "dev", "secret", true, time.Time{}
+	changed.URL, changed.Branch, changed.Password, changed.FromConfig, changed.Timeout, changed.Created = "/srv/other", "dev", "secret", true, 90*time.Second, time.Time{}
 	check(t, s.PutSource(ctx, changed))
 	changed.Created = created
 	same(t, "replaced source", must[Source](t)(s.GetSource(ctx, "demo")), changed)

@@ -38,10 +38,13 @@ var ErrConflict = errors.New("conflict")
 // "file:PATH"). The store neither seals nor reads them (see server's
 // secrets.go and internal/seal).
 type Source struct {
-	Name          string
-	URL           string // local path, file://, https:// or ssh:// (or user@host:path)
-	Branch        string
-	Interval      time.Duration
+	Name     string
+	URL      string // local path, file://, https:// or ssh:// (or user@host:path)
+	Branch   string
+	Interval time.Duration
+	// Timeout bounds each fetch, connecting included; 0 is the
+	// watcher's default.
+	Timeout       time.Duration
 	WebhookSecret string
 	// Auth: Username and Password (or a token as the password) for HTTPS;
 	// SSHKey (a PEM private key) for SSH.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
@@ -119,21 +120,26 @@ func setRemote(repo *git.Repository, url, branch string) error {
 }
 
 // fetchBranch fetches the branch into the mirror and returns its head.
-func (w *watcher) fetchBranch(ctx context.Context, repo *git.Repository, rem *gitauth.Remote, branch string) (plumbing.Hash, error) {
+// ctx's deadline, timeout from now, bounds all of it, connecting and
+// go-git's SSH handshake included.
+func (w *watcher) fetchBranch(ctx context.Context, repo *git.Repository, rem *gitauth.Remote, branch string, timeout time.Duration) (plumbing.Hash, error) {
 	auth, err := rem.Auth(w.hostKeys)
 	if err != nil {
 		return plumbing.ZeroHash, &fetchError{url: rem.URL(), reason: err.Error(), err: err}
 	}
+	bound, release := rem.Bound(ctx)
+	defer release()
 	err = repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: originName,
-		RemoteURL:  rem.URL(),
-		RefSpecs:   []config.RefSpec{refSpec(branch)},
-		Auth:       auth,
-		Tags:       git.NoTags,
-		Force:      true,
+		ProxyOptions: bound,
+		RemoteName:   originName,
+		RemoteURL:    rem.URL(),
+		RefSpecs:     []config.RefSpec{refSpec(branch)},
+		Auth:         auth,
+		Tags:         git.NoTags,
+		Force:        true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return plumbing.ZeroHash, explainFetch(ctx, err, rem, branch)
+		return plumbing.ZeroHash, explainFetch(ctx, err, rem, branch, timeout)
 	}
 	ref, err := repo.Reference(plumbing.NewBranchReferenceName(branch), true)
 	if err != nil {
@@ -184,15 +190,36 @@ func (e *fetchError) Error() string {
 
 func (e *fetchError) Unwrap() error { return e.err }
 
+// timeoutError is a fetch that did not end within the source's timeout:
+// said first, as the status shows it ("no answer within 60s").
+type timeoutError struct {
+	url     string
+	timeout time.Duration
+	err     error
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("no answer within %s from %s; check that the Git server answers (a very large first fetch may need a longer timeout: raise the source's timeout)", ShowTimeout(e.timeout), e.url)
+}
+
+func (e *timeoutError) Unwrap() error { return e.err }
+
+// ShowTimeout says a timeout as people write one: 60s rather than 1m0s.
+func ShowTimeout(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}
+
 // explainFetch turns go-git's error into one that says what to do: what
 // only a fetch of the branch can tell, then what gitauth knows of the
 // transport.
-func explainFetch(ctx context.Context, err error, rem *gitauth.Remote, branch string) error {
+func explainFetch(ctx context.Context, err error, rem *gitauth.Remote, branch string, timeout time.Duration) error {
 	fe := &fetchError{url: rem.URL(), err: err}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		fe.reason = "timed out"
-		fe.advice = "check that the server answers; a first fetch of a large repository may need a longer fetch timeout"
+		return &timeoutError{url: rem.URL(), timeout: timeout, err: err}
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		fe.reason = "the repository is empty"
 		fe.advice = "push branch " + branch + " to it"

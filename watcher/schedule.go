@@ -217,7 +217,7 @@ func (w *watcher) fetch(ctx context.Context, s *source, src store.Source, rem *g
 		return st, fmt.Errorf("source %s was removed", src.Name)
 	}
 
-	fctx, cancel := context.WithTimeout(ctx, w.cfg.FetchTimeout)
+	fctx, cancel := context.WithTimeout(ctx, w.timeout(src))
 	defer cancel()
 	head, err := w.timedFetch(fctx, s, src, rem, st.LastCommit)
 	if ctx.Err() != nil {
@@ -251,6 +251,15 @@ func (w *watcher) fetch(ctx context.Context, s *source, src store.Source, rem *g
 	return st, err
 }
 
+// timeout is what bounds one fetch of src: its own timeout, else the
+// watcher's.
+func (w *watcher) timeout(src store.Source) time.Duration {
+	if src.Timeout > 0 {
+		return src.Timeout
+	}
+	return w.cfg.FetchTimeout
+}
+
 // fetchAndRecord fetches the branch and, when its head is not last, records
 // the event and calls OnEvent. It returns the head.
 func (w *watcher) fetchAndRecord(ctx context.Context, s *source, src store.Source, rem *gitauth.Remote, last string) (string, error) {
@@ -268,7 +277,7 @@ func (w *watcher) fetchAndRecord(ctx context.Context, s *source, src store.Sourc
 		// is new, not a move of the old branch.
 		last = ""
 	}
-	head, err := w.fetchBranch(ctx, repo, rem, src.Branch)
+	head, err := w.fetchBranch(ctx, repo, rem, src.Branch, w.timeout(src))
 	if err != nil {
 		return "", err
 	}

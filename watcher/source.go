@@ -33,6 +33,9 @@ func checkSource(src store.Source) (*gitauth.Remote, error) {
 	if src.Interval <= 0 {
 		return nil, fmt.Errorf("source %s: the poll interval must be positive, not %v; give one such as 1m", src.Name, src.Interval)
 	}
+	if src.Timeout < 0 {
+		return nil, fmt.Errorf("source %s: the timeout must not be negative, not %v; give one such as 60s (0 is the default)", src.Name, src.Timeout)
+	}
 	if err := checkBranch(src.Branch); err != nil {
 		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}

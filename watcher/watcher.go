@@ -99,7 +99,8 @@ type Config struct {
 	// Parallel bounds the fetches running at once, over all sources
 	// (default DefaultParallel).
 	Parallel int
-	// FetchTimeout bounds one fetch (default DefaultFetchTimeout).
+	// FetchTimeout bounds one fetch of a source that has no Timeout of
+	// its own (default DefaultFetchTimeout).
 	FetchTimeout time.Duration
 	// KnownHosts is the known_hosts file that pins SSH servers' host keys
 	// (default Dir/known_hosts). A host it does not list is trusted on
@@ -123,10 +124,11 @@ const (
 	// keep 200 sources polled every 30 s on time without a burst of
 	// connections to one Git host.
 	DefaultParallel = 4
-	// DefaultFetchTimeout: long enough for the first fetch of a large
-	// repository, short enough that a hung server does not stop the
-	// source's polling for good.
-	DefaultFetchTimeout = 10 * time.Minute
+	// DefaultFetchTimeout: what Flux gives a GitRepository. Enough for
+	// the first fetch of most repositories; a hung server shows as failing
+	// within a minute instead of looking healthy. A very large repository
+	// gets a longer Timeout of its own.
+	DefaultFetchTimeout = 60 * time.Second
 )
 
 // New returns a watcher with no sources; Add them, then Run it.

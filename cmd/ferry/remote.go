@@ -90,7 +90,7 @@ func newSourcesCommand() *cobra.Command {
 				for _, s := range srcs {
 					status := "ok"
 					if s.LastError != "" {
-						status = fmt.Sprintf("failing (%d in a row, next %s): %s", s.Failures, ago(s.NextFetch), s.LastError)
+						status = fmt.Sprintf("failing: %s (%d in a row, next %s)", s.LastError, s.Failures, ago(s.NextFetch))
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.URL, s.Branch, s.Interval, store.Short(s.LastCommit), ago(s.LastFetch), status)
 				}
@@ -120,6 +120,7 @@ func newSourcesCommand() *cobra.Command {
 	}
 	add.Flags().StringVar(&req.Branch, "branch", "main", "branch to watch")
 	add.Flags().StringVar(&req.Interval, "interval", "1m", "how often to poll")
+	add.Flags().StringVar(&req.Timeout, "timeout", "", "bound on each fetch, connecting included (default 60s; raise it for a very large first fetch)")
 	add.Flags().StringVar(&req.WebhookSecret, "webhook-secret", "", "secret that signs the repository's webhooks")
 	add.Flags().StringVar(&req.Username, "username", "", "HTTPS user (the password or token comes from $FERRY_SOURCE_PASSWORD)")
 	var keyFile string

@@ -31,8 +31,9 @@ The configuration (YAML):
   dataDir: ./.ferry-data          # relative to the file
   registry: embedded              # or HOST/REPO (Docker config credentials)
   registryListen: 127.0.0.1:8082  # the embedded registry
+  registryTimeout: 60s            # each registry answer is due within it
   sources:
-  - {name: demo, url: ./demo-repo, branch: main, interval: 30s, webhookSecret: $DEMO_SECRET}
+  - {name: demo, url: ./demo-repo, branch: main, interval: 30s, timeout: 60s, webhookSecret: $DEMO_SECRET}
   environments:
   - {name: dev}
   - {name: staging}

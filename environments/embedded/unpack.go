@@ -26,6 +26,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/internal/filelock"
 )
@@ -81,8 +82,11 @@ func newImages(dir string, opts ...remote.Option) (*images, error) {
 		}
 	}
 	return &images{
-		dir:           abs,
-		remote:        slices.Clip(opts),
+		dir: abs,
+		// Each answer of the registry is due within build's bound, so a
+		// registry that never answers fails the deploy instead of holding
+		// it; opts given may replace the transport.
+		remote:        append([]remote.Option{remote.WithTransport(build.RegistryTransport(build.DefaultRegistryTimeout))}, opts...),
 		maxLayerBytes: defaultMaxLayerBytes,
 		maxEntries:    defaultMaxEntries,
 	}, nil

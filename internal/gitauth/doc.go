@@ -38,8 +38,16 @@
 // first-use trust puts the keys in the file beforehand (ssh-keyscan). A
 // host whose key changed is refused with an error naming both keys and the
 // file. Remote.Auth gives go-git the SSH auth method, checking host keys
-// with HostKeys and bounding the dial (which does not follow the context)
-// by 30 seconds.
+// with HostKeys and bounding the dial by 30 seconds.
+//
+// # Deadlines
+//
+// go-git's SSH transport neither passes an operation's context to its
+// dial nor bounds the handshake, so a server that accepts and never
+// answers would hold a fetch for good. Remote.Bound gives the operation
+// ProxyOptions that route the dial through a dialer of this package,
+// which closes the connection when the operation's context ends; over
+// HTTP(S) go-git follows the context itself.
 //
 // # Errors
 //

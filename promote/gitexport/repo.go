@@ -150,13 +150,17 @@ func (e *Exporter) makeClone() error {
 // fetch brings the remote branch into the clone and returns its head, the
 // zero hash when the remote has no such branch yet.
 func (e *Exporter) fetch(ctx context.Context, repo *git.Repository, auth transport.AuthMethod) (plumbing.Hash, error) {
+	// go-git's SSH handshake does not follow ctx; Bound ties it to ctx.
+	bound, release := e.rem.Bound(ctx)
+	defer release()
 	err := repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: originName,
-		RemoteURL:  e.rem.URL(),
-		RefSpecs:   []config.RefSpec{e.fetchSpec()},
-		Auth:       auth,
-		Tags:       git.NoTags,
-		Force:      true,
+		ProxyOptions: bound,
+		RemoteName:   originName,
+		RemoteURL:    e.rem.URL(),
+		RefSpecs:     []config.RefSpec{e.fetchSpec()},
+		Auth:         auth,
+		Tags:         git.NoTags,
+		Force:        true,
 	})
 	switch {
 	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
@@ -189,11 +193,14 @@ func (e *Exporter) push(ctx context.Context, repo *git.Repository, auth transpor
 	if err := repo.Storer.SetReference(plumbing.NewHashReference(branch, commit)); err != nil {
 		return fmt.Errorf("setting %s in the clone %s: %w", branch, e.repoDir, err)
 	}
+	bound, release := e.rem.Bound(ctx)
+	defer release()
 	err := repo.PushContext(ctx, &git.PushOptions{
-		RemoteName: originName,
-		RemoteURL:  e.rem.URL(),
-		RefSpecs:   []config.RefSpec{config.RefSpec(branch.String() + ":" + branch.String())},
-		Auth:       auth,
+		ProxyOptions: bound,
+		RemoteName:   originName,
+		RemoteURL:    e.rem.URL(),
+		RefSpecs:     []config.RefSpec{config.RefSpec(branch.String() + ":" + branch.String())},
+		Auth:         auth,
 	})
 	switch {
 	case err == nil:
