@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrycd/ferry/build"
@@ -69,6 +70,10 @@ type Target struct {
 	// mu serialises Apply and Delete, and guards live and warm.
 	mu   sync.Mutex
 	live *deployment
+	// shown is live as Status and URL read it: set with live, read
+	// without mu, so a status read (a scrape of the metrics, ferry
+	// status) never waits for a deploy that pulls and starts processes.
+	shown atomic.Pointer[deployment]
 	// warm are the instances of replaced releases, kept running for a
 	// rollback until their timers stop them.
 	warm map[string]*instance
@@ -492,6 +497,7 @@ func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 		delete(t.warm, in.key)
 	}
 	t.live = next
+	t.shown.Store(next)
 	return nil
 }
 
@@ -700,19 +706,18 @@ func InvokePath(function string) string { return "/_ferry/invoke/" + function }
 
 // Status implements environments.Target.
 func (t *Target) Status(ctx context.Context) (*environments.Status, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	live := t.shown.Load()
 	st := &environments.Status{Environment: t.cfg.Environment}
-	if t.live == nil {
+	if live == nil {
 		return st, nil
 	}
-	st.Release = t.live.release.Digest.String()
-	for _, name := range slices.Sorted(maps.Keys(t.live.instances)) {
-		in := t.live.instances[name]
+	st.Release = live.release.Digest.String()
+	for _, name := range slices.Sorted(maps.Keys(live.instances)) {
+		in := live.instances[name]
 		state, restarts, msg := in.state()
-		url, _ := t.url(name)
+		url, _ := t.urlIn(live, name)
 		st.Functions = append(st.Functions, environments.FunctionStatus{
-			Name: name, Image: t.live.release.Set.Function(name).Spec.Image, URL: url,
+			Name: name, Image: live.release.Set.Function(name).Spec.Image, URL: url,
 			State: state, Restarts: restarts, Message: msg,
 		})
 	}
@@ -737,6 +742,7 @@ func (t *Target) Delete(ctx context.Context) error {
 		errs = append(errs, in.stop(ctx))
 	}
 	t.live, t.warm = nil, map[string]*instance{}
+	t.shown.Store(nil)
 	t.logs.closeFiles()
 	t.cfg.Gateway.triggerStats.forget(t.cfg.Environment)
 	return errors.Join(errs...)
@@ -745,21 +751,19 @@ func (t *Target) Delete(ctx context.Context) error {
 // URL implements environments.Target: the gateway URL of the function's
 // first HTTP route.
 func (t *Target) URL(function string) (string, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.url(function)
+	return t.urlIn(t.shown.Load(), function)
 }
 
-func (t *Target) url(function string) (string, error) {
-	if t.live == nil {
+func (t *Target) urlIn(live *deployment, function string) (string, error) {
+	if live == nil {
 		return "", fmt.Errorf("environment %s runs no release", t.cfg.Environment)
 	}
-	for _, tr := range t.live.release.Set.HTTPTriggers {
+	for _, tr := range live.release.Set.HTTPTriggers {
 		if tr.Spec.Function == function {
 			return strings.TrimRight(t.cfg.GatewayURL, "/") + "/" + t.cfg.Environment + tr.Spec.Path, nil
 		}
 	}
-	if _, ok := t.live.instances[function]; ok {
+	if _, ok := live.instances[function]; ok {
 		return "", fmt.Errorf("function %s has no HTTPTrigger in environment %s", function, t.cfg.Environment)
 	}
 	return "", fmt.Errorf("environment %s has no function %s", t.cfg.Environment, function)
