@@ -60,7 +60,15 @@ func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (
 		return store.Run{}, fmt.Errorf("pipeline: recording a run for commit %s of %s/%s: %w", store.Short(commit), source, branch, err)
 	}
 	if !created && run.Status.Done() {
-		return run, nil
+		if run.Status != store.StatusFailed || !run.StoreFailed {
+			return run, nil
+		}
+		// why: it failed only because ferry could not write the store;
+		// its commit is a head again (a restart, or the watcher), so it
+		// runs on from where it stopped.
+		if run, err = e.rerun(ctx, run); err != nil {
+			return store.Run{}, fmt.Errorf("pipeline: %w", err)
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -149,7 +157,9 @@ func (e *embedded) supersede(ctx context.Context, old, newer store.Run) store.Ru
 			e.cfg.Log("pipeline: marking step %s of superseded run %d skipped: %v", name, old.ID, err)
 		}
 	}
-	e.audit(ctx, "run.supersede", old.ID, fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(newer.Commit), newer.ID))
+	if err := e.audit(ctx, "run.supersede", old.ID, fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(newer.Commit), newer.ID)); err != nil {
+		e.cfg.Log("pipeline: %v", err)
+	}
 	e.notifyLocked(old.ID)
 	return old
 }
@@ -207,10 +217,27 @@ func (e *embedded) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: listing the runs to resume: %w", err)
 	}
+	var resume []store.Run
+	for _, run := range unfinished {
+		// why: a run that stopped (a crash, a full disk) while its branch
+		// moved on must not deploy its older commit when it resumes.
+		reason, err := e.passed(ctx, run)
+		if err != nil {
+			e.cfg.Log("pipeline: run %d (commit %s of %s/%s): deciding whether its branch moved past it: %v; it resumes, and its deploy step checks again", run.ID, store.Short(run.Commit), run.Source, run.Branch, err)
+		}
+		if reason == "" {
+			resume = append(resume, run)
+			continue
+		}
+		if err := e.endSuperseded(ctx, run, reason); err != nil {
+			// why: not resumed all the same; the next start tries again.
+			e.cfg.Log("pipeline: %v", err)
+		}
+	}
 	e.mu.Lock()
 	// why: every resumed run is in its lane before any lane starts, so a
 	// run enqueued meanwhile cannot overtake a run that was running.
-	for _, run := range unfinished {
+	for _, run := range resume {
 		e.schedule(ctx, run)
 	}
 	e.ctx = ctx
@@ -264,14 +291,90 @@ func (e *embedded) notifyLocked(id int64) {
 	}
 }
 
-// audit appends an event about run id to the audit log.
-func (e *embedded) audit(ctx context.Context, action string, runID int64, detail string) {
-	e.auditObject(ctx, action, fmt.Sprintf("run/%d", runID), detail)
+// audit appends an event about run id to the audit log, retrying while
+// the store refuses it, as a step's record is: the audit log is not
+// short of what a run did.
+func (e *embedded) audit(ctx context.Context, action string, runID int64, detail string) error {
+	return e.auditObject(ctx, action, fmt.Sprintf("run/%d", runID), detail)
 }
 
-func (e *embedded) auditObject(ctx context.Context, action, object, detail string) {
+func (e *embedded) auditObject(ctx context.Context, action, object, detail string) error {
 	ev := store.Event{Actor: Actor, Action: action, Object: object, Detail: detail}
-	if _, err := e.cfg.Store.AppendEvent(context.WithoutCancel(ctx), ev); err != nil {
-		e.cfg.Log("pipeline: recording %s of %s in the audit log: %v", action, object, err)
+	return e.writeRetrying(ctx, fmt.Sprintf("%s of %s in the audit log", action, object), func(ctx context.Context) error {
+		_, err := e.cfg.Store.AppendEvent(ctx, ev)
+		return err
+	})
+}
+
+// passed returns why run, unfinished when ferry started, must not go on:
+// the branch head the store knows descends from its commit and is not it,
+// or a newer run of the branch deployed already. "" when it may go on.
+func (e *embedded) passed(ctx context.Context, run store.Run) (string, error) {
+	if e.cfg.IsAncestor != nil {
+		st, err := e.cfg.Store.GetSourceStatus(ctx, run.Source)
+		src, serr := e.cfg.Store.GetSource(ctx, run.Source)
+		switch {
+		case errors.Is(err, store.ErrNotFound), errors.Is(serr, store.ErrNotFound):
+		case err != nil:
+			return "", err
+		case serr != nil:
+			return "", serr
+		case src.Branch == run.Branch && st.LastCommit != "" && st.LastCommit != run.Commit:
+			older, err := e.cfg.IsAncestor(ctx, run.Source, run.Commit, st.LastCommit)
+			if err != nil {
+				return "", err
+			}
+			if older {
+				return fmt.Sprintf("the head of %s/%s is %s, which descends from this run's commit %s; ferry runs the head instead",
+					run.Source, run.Branch, store.Short(st.LastCommit), store.Short(run.Commit)), nil
+			}
+		}
 	}
+	newer, err := e.cfg.Store.ListRuns(ctx, run.Source, store.Page{Limit: store.MaxPageSize})
+	if err != nil {
+		return "", err
+	}
+	for _, n := range newer {
+		if n.ID <= run.ID || n.Branch != run.Branch || n.Commit == run.Commit {
+			continue
+		}
+		ds, err := e.cfg.Store.FindDeployments(ctx, store.DeploymentQuery{RunID: n.ID})
+		if err != nil {
+			return "", err
+		}
+		for _, d := range ds {
+			if d.Status == store.DeploymentSucceeded || d.Status == store.DeploymentRolledBack {
+				return fmt.Sprintf("run %d deployed the newer commit %s of %s/%s already; this run's commit %s is older",
+					n.ID, store.Short(n.Commit), run.Source, run.Branch, store.Short(run.Commit)), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// endSuperseded records run, unfinished, as superseded for reason, its
+// unfinished steps skipped.
+func (e *embedded) endSuperseded(ctx context.Context, run store.Run, reason string) error {
+	now := time.Now()
+	for _, s := range run.Steps {
+		if s.Status.Done() {
+			continue
+		}
+		s.Status, s.Reason, s.Ended = store.StatusSkipped, reason, now
+		if err := e.writeRetrying(ctx, fmt.Sprintf("step %s of run %d as skipped", s.Name, run.ID), func(ctx context.Context) error {
+			return e.cfg.Store.UpdateStep(ctx, s)
+		}); err != nil {
+			return err
+		}
+	}
+	ended := run
+	ended.Steps = nil
+	ended.Status, ended.Reason, ended.Ended = store.StatusSuperseded, reason, now
+	if err := e.writeRetrying(ctx, fmt.Sprintf("run %d as superseded", run.ID), func(ctx context.Context) error {
+		return e.cfg.Store.UpdateRun(ctx, ended)
+	}); err != nil {
+		return err
+	}
+	e.cfg.Log("pipeline: run %d (commit %s of %s/%s) is superseded: %s", run.ID, store.Short(run.Commit), run.Source, run.Branch, reason)
+	return e.audit(ctx, "run.supersede", run.ID, fmt.Sprintf("%s/%s %s: %s", run.Source, run.Branch, store.Short(run.Commit), reason))
 }
