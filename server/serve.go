@@ -179,6 +179,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Environments: cfg.gatedEnvironments(),
 		Groups:       cfg.groups(),
 		CommitAuthor: w.CommitAuthor,
+		IsAncestor:   w.IsAncestor,
 		Exporter:     exporter,
 		Log:          logf,
 		Events:       promote.EventsFunc(said.promotion),
@@ -218,9 +219,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Admit: func(ctx context.Context, run store.Run, rel store.Release, env string) error {
 			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
 		},
-		Log:     logf,
-		Events:  said.run,
-		Sandbox: sb,
+		IsAncestor: w.IsAncestor,
+		Log:        logf,
+		Events:     said.run,
+		Sandbox:    sb,
 	})
 	if err != nil {
 		return err
