@@ -233,6 +233,9 @@ func (e *embedded) Run(ctx context.Context) error {
 			// why: not resumed all the same; the next start tries again.
 			e.cfg.Log("pipeline: %v", err)
 		}
+		e.mu.Lock()
+		e.notifyLocked(run.ID)
+		e.mu.Unlock()
 	}
 	e.mu.Lock()
 	// why: every resumed run is in its lane before any lane starts, so a
