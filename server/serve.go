@@ -220,6 +220,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
 		},
 		IsAncestor: w.IsAncestor,
+		StoreRetry: cfg.storeRetry,
 		Log:        logf,
 		Events:     said.run,
 		Sandbox:    sb,
