@@ -153,10 +153,9 @@ func (r *runner) buildAll(ctx context.Context, step string) error {
 			Key: img.Key, Image: img.Ref, Cached: img.Cached, At: time.Now()})
 	}
 	if len(builds) > 0 {
-		if err := r.st.PutBuilds(context.WithoutCancel(ctx), builds); err != nil {
-			// The images are in the registry; a lost record costs a
-			// cached build if the run resumes.
-			r.cfg.Log("pipeline: run %d: recording %d builds: %v", r.run.ID, len(builds), err)
+		what := fmt.Sprintf("%s of run %d", count(len(builds), "build"), r.run.ID)
+		if err := r.e.writeRetrying(ctx, what, func(ctx context.Context) error { return r.st.PutBuilds(ctx, builds) }); err != nil {
+			return err
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
