@@ -59,19 +59,29 @@ func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (
 	if err != nil {
 		return store.Run{}, fmt.Errorf("pipeline: recording a run for commit %s of %s/%s: %w", store.Short(commit), source, branch, err)
 	}
-	if !created && run.Status.Done() {
-		if run.Status != store.StatusFailed || !run.StoreFailed {
-			return run, nil
-		}
-		// why: it failed only because ferry could not write the store;
-		// its commit is a head again (a restart, or the watcher), so it
-		// runs on from where it stopped.
-		if run, err = e.rerun(ctx, run); err != nil {
-			return store.Run{}, fmt.Errorf("pipeline: %w", err)
-		}
+	if !created && run.Status.Done() && !run.StoreFailed {
+		return run, nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if !created && run.StoreFailed {
+		// why: it failed only because ferry could not write the store;
+		// its commit is a head again (a restart, or the watcher), so it
+		// runs on from where it stopped. Read again under e.mu, so that
+		// two Enqueues do not both run it again.
+		id := run.ID
+		if run, err = e.cfg.Store.GetRun(ctx, id); err != nil {
+			return store.Run{}, fmt.Errorf("pipeline: run %d: %w", id, err)
+		}
+		if run.Status.Done() && !run.StoreFailed {
+			return run, nil
+		}
+		if run.StoreFailed {
+			if run, err = e.rerun(ctx, run); err != nil {
+				return store.Run{}, fmt.Errorf("pipeline: %w", err)
+			}
+		}
+	}
 	return e.schedule(ctx, run), nil
 }
 

@@ -16,16 +16,13 @@ import (
 	"github.com/ferrycd/ferry/test/gitserver"
 )
 
-// diskFullTest is how long the test step of the full-disk tests takes:
-// long enough to fill the disk while it runs.
-const diskFullTest = 5
-
 // diskServe starts ferry serve on a new repository of the Python example,
-// whose test step takes diskFullTest seconds, with its data folder on a
+// whose test step takes testSeconds (long enough to fill the disk while
+// it runs), with its data folder on a
 // small disk the test fills, and a short storeRetry. It returns the
 // server's configuration (to start it again), the running server and a
 // clone of the repository to commit in.
-func diskServe(t *testing.T, disk *smallDisk) (serveConfig, *serveProc, string) {
+func diskServe(t *testing.T, disk *smallDisk, testSeconds int) (serveConfig, *serveProc, string) {
 	t.Helper()
 	srv := gitserver.Start(t, "", "")
 	url, work := pythonRepo(t, srv, "full", func(dir string) {
@@ -34,7 +31,7 @@ func diskServe(t *testing.T, disk *smallDisk) (serveConfig, *serveProc, string) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		slow := fmt.Sprintf(`command: [python3, -c, "import time; time.sleep(%d); print('slow test done')"]`, diskFullTest)
+		slow := fmt.Sprintf(`command: [python3, -c, "import time; time.sleep(%d); print('slow test done')"]`, testSeconds)
 		b = bytes.Replace(b, []byte("command: [python3, -m, unittest, -v]"), []byte(slow), 1)
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
@@ -139,7 +136,7 @@ func integrityCheck(t *testing.T, disk *smallDisk) {
 // an intact store.
 func TestDiskFullConvergesToTheHead(t *testing.T) {
 	disk := newSmallDisk(t, "256m")
-	cfg, p, work := diskServe(t, disk)
+	cfg, p, work := diskServe(t, disk, 5)
 	waitTestStep(t, p, 1)
 	disk.Fill(t)
 	c2 := commitGreeting(t, work, "", "hello from c2")
@@ -200,7 +197,7 @@ func TestDiskFullConvergesToTheHead(t *testing.T) {
 // the branch head ends deployed.
 func TestDiskFullHeadRunsAgainAfterRestart(t *testing.T) {
 	disk := newSmallDisk(t, "256m")
-	cfg, p, _ := diskServe(t, disk)
+	cfg, p, _ := diskServe(t, disk, 5)
 	waitTestStep(t, p, 1)
 	before, err := p.client(t).Run(t.Context(), 1)
 	if err != nil {
@@ -226,6 +223,58 @@ func TestDiskFullHeadRunsAgainAfterRestart(t *testing.T) {
 		}
 	}
 	waitGreeting(t, p, "hello from python", time.Minute)
+	noRunRunning(t, p)
+	p.stop(t)
+	integrityCheck(t, disk)
+}
+
+// The issue's case: c2 is queued behind run 1 (c1) when the disk fills in
+// run 1's test step, and ferry is killed while run 1 waits for the store.
+// With the space back, the next start does not resume run 1, whose commit
+// the branch head has moved past: it ends superseded, saying so, c1 is
+// never released nor deployed, and c2 is.
+func TestDiskFullKilledRunIsSupersededAtRestart(t *testing.T) {
+	disk := newSmallDisk(t, "256m")
+	cfg, p, work := diskServe(t, disk, 10)
+	waitTestStep(t, p, 1)
+	c2 := commitGreeting(t, work, "", "hello from c2")
+	c := p.client(t)
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if r2, err := c.Run(t.Context(), 2); err == nil && r2.Commit == c2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no run 2 for c2:\n%s", p.output)
+		}
+	}
+	if r1, err := c.Run(t.Context(), 1); err != nil || r1.Steps[3].Status != "running" {
+		t.Fatalf("run 1 left its test step before the disk filled (%+v, %v); the test step is too short for this machine", r1, err)
+	}
+	c1 := func() string { r1, _ := c.Run(t.Context(), 1); return r1.Commit }()
+	disk.Fill(t)
+	waitSaid(t, p, "trying again with back-off", 3*time.Minute)
+	p.kill(t)
+	disk.Release(t)
+
+	p = startServe(t, cfg)
+	r1 := waitRunDone(t, p, 1)
+	want := fmt.Sprintf("the head of full/main is %s, which descends from this run's commit %s; ferry runs the head instead", c2[:12], c1[:12])
+	if r1.Status != "superseded" || r1.Reason != want {
+		t.Errorf("run 1 %s: %q; want superseded: %q\n%s", r1.Status, r1.Reason, want, p.runsReport(t))
+	}
+	waitGreeting(t, p, "hello from c2", 3*time.Minute)
+	if r2 := waitRunDone(t, p, 2); r2.Status != "succeeded" {
+		t.Errorf("run 2 (c2) %s: %q", r2.Status, r2.Reason)
+	}
+	rels, err := p.client(t).Releases(t.Context(), "full", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rels.Items {
+		if r.Commit == c1 {
+			t.Errorf("c1 got release %s", r.ID)
+		}
+	}
 	noRunRunning(t, p)
 	p.stop(t)
 	integrityCheck(t, disk)
