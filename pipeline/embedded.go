@@ -30,6 +30,8 @@ type embedded struct {
 	ctx     context.Context
 	started bool
 	stopped bool // Run's ctx ended
+	// later are writes to make once e.mu is released (unlock).
+	later []func()
 }
 
 var _ Executor = (*embedded)(nil)
@@ -63,7 +65,7 @@ func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (
 		return run, nil
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	if !created && run.StoreFailed {
 		// why: it failed only because ferry could not write the store;
 		// its commit is a head again (a restart, or the watcher), so it
@@ -167,9 +169,14 @@ func (e *embedded) supersede(ctx context.Context, old, newer store.Run) store.Ru
 			e.cfg.Log("pipeline: marking step %s of superseded run %d skipped: %v", name, old.ID, err)
 		}
 	}
-	if err := e.audit(ctx, "run.supersede", old.ID, fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(newer.Commit), newer.ID)); err != nil {
-		e.cfg.Log("pipeline: %v", err)
-	}
+	// why: after e.mu is released, as the write may be retried for a
+	// while and Enqueue must not wait on it.
+	detail := fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(newer.Commit), newer.ID)
+	e.later = append(e.later, func() {
+		if err := e.audit(ctx, "run.supersede", old.ID, detail); err != nil {
+			e.cfg.Log("pipeline: %v", err)
+		}
+	})
 	e.notifyLocked(old.ID)
 	return old
 }
@@ -257,7 +264,7 @@ func (e *embedded) Run(ctx context.Context) error {
 	for _, l := range e.lanes {
 		e.startLane(l)
 	}
-	e.mu.Unlock()
+	e.unlock()
 
 	<-ctx.Done()
 	e.mu.Lock()
@@ -293,6 +300,16 @@ func (e *embedded) Wait(ctx context.Context, id int64) (store.Run, error) {
 		case <-ctx.Done():
 			return store.Run{}, ctx.Err()
 		}
+	}
+}
+
+// unlock releases e.mu, then makes the writes left for later.
+func (e *embedded) unlock() {
+	later := e.later
+	e.later = nil
+	e.mu.Unlock()
+	for _, f := range later {
+		f()
 	}
 }
 
