@@ -158,9 +158,8 @@ func TestStoreWritesAreRetried(t *testing.T) {
 	}
 }
 
-// The store refuses the test step's log lines, then every write from the
-// end of the test step on, for
-// longer than StoreRetry: the run stops there, nothing is released or
+// The store refuses every write from the test step's first log line on,
+// for longer than StoreRetry: the run stops there, nothing is released or
 // deployed, and it is recorded failed, with why and what to do, once the
 // store takes writes again. Enqueued again, it runs on from its test step
 // and deploys.
@@ -169,12 +168,14 @@ func TestUnwritableStoreFailsTheRunThenItRunsAgain(t *testing.T) {
 	commit := f.newSource("demo", map[string]string{"ferry.yaml": withTest(t, `[sh, -c, "echo while the disk fills"]`)})
 	flaky := &flakyStore{SQLite: f.st}
 	flaky.onStep = func(s store.Step) {
-		switch {
-		case s.Name == pipeline.StepTest && s.Status == store.StatusRunning:
-			// The test's output waits in memory.
-			flaky.setRefuse(func(op string) bool { return op == "log" })
-		case s.Name == pipeline.StepTest && s.Status == store.StatusSucceeded:
-			flaky.setRefuse(func(string) bool { return true })
+		if s.Name == pipeline.StepTest && s.Status == store.StatusRunning {
+			// The disk fills with the test's first line: that write and
+			// every one after it fail.
+			full := false
+			flaky.setRefuse(func(op string) bool {
+				full = full || op == "log"
+				return full
+			})
 		}
 	}
 	stopped := make(chan struct{})

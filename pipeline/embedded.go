@@ -330,7 +330,7 @@ func (e *embedded) audit(ctx context.Context, action string, runID int64, detail
 
 func (e *embedded) auditObject(ctx context.Context, action, object, detail string) error {
 	ev := store.Event{Actor: Actor, Action: action, Object: object, Detail: detail}
-	return e.writeRetrying(ctx, fmt.Sprintf("%s of %s in the audit log", action, object), func(ctx context.Context) error {
+	return e.writeRetrying(ctx, object, fmt.Sprintf("%s in the audit log", action), func(ctx context.Context) error {
 		_, err := e.cfg.Store.AppendEvent(ctx, ev)
 		return err
 	})
@@ -391,7 +391,7 @@ func (e *embedded) endSuperseded(ctx context.Context, run store.Run, reason stri
 			continue
 		}
 		s.Status, s.Reason, s.Ended = store.StatusSkipped, reason, now
-		if err := e.writeRetrying(ctx, fmt.Sprintf("step %s of run %d as skipped", s.Name, run.ID), func(ctx context.Context) error {
+		if err := e.writeRetrying(ctx, fmt.Sprintf("run %d", run.ID), fmt.Sprintf("step %s as skipped", s.Name), func(ctx context.Context) error {
 			return e.cfg.Store.UpdateStep(ctx, s)
 		}); err != nil {
 			return err
@@ -400,7 +400,7 @@ func (e *embedded) endSuperseded(ctx context.Context, run store.Run, reason stri
 	ended := run
 	ended.Steps = nil
 	ended.Status, ended.Reason, ended.Ended = store.StatusSuperseded, reason, now
-	if err := e.writeRetrying(ctx, fmt.Sprintf("run %d as superseded", run.ID), func(ctx context.Context) error {
+	if err := e.writeRetrying(ctx, fmt.Sprintf("run %d", run.ID), "the run as superseded", func(ctx context.Context) error {
 		return e.cfg.Store.UpdateRun(ctx, ended)
 	}); err != nil {
 		return err

@@ -17,7 +17,10 @@ import (
 type Executor interface {
 	// Enqueue records a queued run for commit of source's branch and
 	// schedules it. It is idempotent: for a commit that has a run
-	// already, queued, running or done, it returns that run. A run
+	// already, queued, running or done, it returns that run, except that
+	// a run that failed only because the store could not be written
+	// (Run.StoreFailed) is queued again, to go on from its first
+	// unfinished step. A run
 	// enqueued while older ones of the same branch still wait marks them
 	// superseded. Runs start only while Run runs; Enqueue is safe for
 	// concurrent use, before Run and during it.
@@ -25,8 +28,11 @@ type Executor interface {
 	// Run executes runs until ctx ends, then waits for the runs in
 	// progress to stop and returns nil. At its start it resumes every
 	// unfinished run of the store, each from its first step that is not
-	// done. A run stopped by ctx stays running in the store, for the next
-	// executor to resume. Run may be called once.
+	// done, but for a run whose commit the branch has moved past (the
+	// head the store knows descends from it, or a newer run of the branch
+	// deployed), which ends superseded with that reason. A run stopped by
+	// ctx stays running in the store, for the next executor to resume.
+	// Run may be called once.
 	Run(ctx context.Context) error
 	// Wait waits until run id is done (succeeded, failed or superseded)
 	// and returns it with its steps, or until ctx ends.

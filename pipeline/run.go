@@ -255,7 +255,7 @@ func (r *runner) updateRun(ctx context.Context) error {
 	}
 	run := r.run
 	run.Steps = nil
-	return r.e.writeRetrying(ctx, fmt.Sprintf("run %d as %s", run.ID, run.Status), func(ctx context.Context) error {
+	return r.e.writeRetrying(ctx, r.subject(), fmt.Sprintf("the run as %s", run.Status), func(ctx context.Context) error {
 		return r.st.UpdateRun(ctx, run)
 	})
 }
@@ -266,7 +266,7 @@ func (r *runner) updateStep(ctx context.Context, s store.Step) error {
 	if err := r.flushLogs(ctx); err != nil {
 		return err
 	}
-	return r.e.writeRetrying(ctx, fmt.Sprintf("step %s of run %d as %s", s.Name, s.RunID, s.Status), func(ctx context.Context) error {
+	return r.e.writeRetrying(ctx, r.subject(), fmt.Sprintf("step %s as %s", s.Name, s.Status), func(ctx context.Context) error {
 		return r.st.UpdateStep(ctx, s)
 	})
 }
@@ -330,7 +330,7 @@ func (r *runner) flushLogs(ctx context.Context) error {
 	if n == 0 {
 		return nil
 	}
-	return r.e.writeRetrying(ctx, fmt.Sprintf("%s of run %d's log", count(n, "line"), r.run.ID), func(ctx context.Context) error {
+	return r.e.writeRetrying(ctx, r.subject(), fmt.Sprintf("%s of its log", count(n, "line")), func(ctx context.Context) error {
 		r.logMu.Lock()
 		defer r.logMu.Unlock()
 		return r.flushLocked(ctx)

@@ -153,8 +153,7 @@ func (r *runner) buildAll(ctx context.Context, step string) error {
 			Key: img.Key, Image: img.Ref, Cached: img.Cached, At: time.Now()})
 	}
 	if len(builds) > 0 {
-		what := fmt.Sprintf("%s of run %d", count(len(builds), "build"), r.run.ID)
-		if err := r.e.writeRetrying(ctx, what, func(ctx context.Context) error { return r.st.PutBuilds(ctx, builds) }); err != nil {
+		if err := r.e.writeRetrying(ctx, r.subject(), count(len(builds), "build"), func(ctx context.Context) error { return r.st.PutBuilds(ctx, builds) }); err != nil {
 			return err
 		}
 	}
@@ -261,7 +260,7 @@ func (r *runner) release(ctx context.Context) error {
 		stored  store.Release
 		created bool
 	)
-	err = r.e.writeRetrying(ctx, "release "+rec.ID, func(ctx context.Context) (err error) {
+	err = r.e.writeRetrying(ctx, r.subject(), "release "+rec.ID, func(ctx context.Context) (err error) {
 		stored, created, err = r.st.PutRelease(ctx, rec)
 		return err
 	})
@@ -424,7 +423,7 @@ func (r *runner) recordDeployment(ctx context.Context, env, status, reason strin
 	d := store.Deployment{Environment: env, Release: r.stored.ID, Actor: Actor,
 		RunID: r.run.ID, Status: status, Reason: reason}
 	what := fmt.Sprintf("the deployment of %s to %s", r.stored.ID, env)
-	if err := r.e.writeRetrying(ctx, what, func(ctx context.Context) error {
+	if err := r.e.writeRetrying(ctx, r.subject(), what, func(ctx context.Context) error {
 		_, err := r.st.RecordDeployment(ctx, d)
 		return err
 	}); err != nil {

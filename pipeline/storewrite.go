@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -24,8 +25,14 @@ type storeError struct {
 	err  error  // the store's last error
 }
 
+// Error names what and the store's own words, once: the layers of the
+// store's error name the record again.
 func (e *storeError) Error() string {
-	return fmt.Sprintf("ferry could not record %s: %v", e.what, e.err)
+	root := e.err
+	for next := errors.Unwrap(root); next != nil; next = errors.Unwrap(root) {
+		root = next
+	}
+	return fmt.Sprintf("ferry could not record %s: %v", e.what, root)
 }
 
 func (e *storeError) Unwrap() error { return e.err }
@@ -35,19 +42,20 @@ func (e *storeError) Unwrap() error { return e.err }
 // Config.StoreRetry, or with ctx's error when ctx ends first (the run
 // stays as the store holds it, for the next executor). write gets a
 // context that does not end with ctx: a write is never cut in half.
-func (e *embedded) writeRetrying(ctx context.Context, what string, write func(context.Context) error) error {
-	return e.retry(ctx, what, e.cfg.StoreRetry, write)
+// The log lines name the record as subject's (a run, say) what.
+func (e *embedded) writeRetrying(ctx context.Context, subject, what string, write func(context.Context) error) error {
+	return e.retry(ctx, subject, what, e.cfg.StoreRetry, write)
 }
 
 // retry is writeRetrying with its bound; bound 0 tries until ctx ends.
-func (e *embedded) retry(ctx context.Context, what string, bound time.Duration, write func(context.Context) error) error {
+func (e *embedded) retry(ctx context.Context, subject, what string, bound time.Duration, write func(context.Context) error) error {
 	wctx := context.WithoutCancel(ctx)
 	err := write(wctx)
 	if err == nil {
 		return nil
 	}
 	first, tries, wait := time.Now(), 1, writeBackoffMin
-	e.cfg.Log("pipeline: recording %s: %v; trying again with back-off", what, err)
+	e.cfg.Log("pipeline: %s: recording %s: %v; trying again with back-off", subject, what, err)
 	for {
 		if bound > 0 && time.Since(first) >= bound {
 			return &storeError{what: what, err: err}
@@ -62,7 +70,7 @@ func (e *embedded) retry(ctx context.Context, what string, bound time.Duration, 
 		wait = min(2*wait, writeBackoffMax)
 		tries++
 		if err = write(wctx); err == nil {
-			e.cfg.Log("pipeline: recorded %s after %d tries", what, tries)
+			e.cfg.Log("pipeline: %s: recorded %s after %d tries", subject, what, tries)
 			return nil
 		}
 	}
@@ -90,8 +98,7 @@ func (r *runner) failForStore(ctx context.Context, se *storeError) error {
 	}
 	run := r.run
 	run.Steps = nil
-	what := fmt.Sprintf("run %d as failed", run.ID)
-	if err := r.e.retry(ctx, what, 0, func(ctx context.Context) error { return r.st.UpdateRun(ctx, run) }); err != nil {
+	if err := r.e.retry(ctx, r.subject(), "the run as failed", 0, func(ctx context.Context) error { return r.st.UpdateRun(ctx, run) }); err != nil {
 		return err
 	}
 	if r.current.Name != "" && !r.current.Status.Done() {
@@ -135,3 +142,6 @@ func (e *embedded) rerun(ctx context.Context, run store.Run) (store.Run, error) 
 	e.cfg.Log("pipeline: run %d (commit %s of %s/%s) runs again from its first unfinished step: it stopped because the store could not be written", run.ID, store.Short(run.Commit), run.Source, run.Branch)
 	return e.cfg.Store.GetRun(ctx, run.ID)
 }
+
+// subject names the run in log lines.
+func (r *runner) subject() string { return fmt.Sprintf("run %d", r.run.ID) }
