@@ -51,8 +51,8 @@ func (e *embedded) writeRetrying(ctx context.Context, subject, what string, writ
 func (e *embedded) retry(ctx context.Context, subject, what string, bound time.Duration, write func(context.Context) error) error {
 	wctx := context.WithoutCancel(ctx)
 	err := write(wctx)
-	if err == nil {
-		return nil
+	if err == nil || permanent(err) {
+		return err
 	}
 	first, tries, wait := time.Now(), 1, writeBackoffMin
 	e.cfg.Log("pipeline: %s: recording %s: %v; trying again with back-off", subject, what, err)
@@ -73,7 +73,16 @@ func (e *embedded) retry(ctx context.Context, subject, what string, bound time.D
 			e.cfg.Log("pipeline: %s: recorded %s after %d tries", subject, what, tries)
 			return nil
 		}
+		if permanent(err) {
+			return err
+		}
 	}
+}
+
+// permanent reports whether the store refused a write for what it holds,
+// not for the state of its disk: trying again gives the same answer.
+func permanent(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict)
 }
 
 // storeReason is a run's reason when the store refused one of its writes
