@@ -330,3 +330,45 @@ func TestResumedRunPastByTheBranchEndsSuperseded(t *testing.T) {
 		t.Errorf("releases %+v; want none", rels)
 	}
 }
+
+// Without Git to ask, a run unfinished at start ends superseded when a
+// newer run of its branch deployed already.
+func TestResumedRunBehindADeployedRunEndsSuperseded(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.newSource("demo", nil)
+	c2 := f.commit("demo", "second", map[string]string{"NOTE": "two"})
+	ctx := context.Background()
+	r1, _, err := f.st.CreateRun(ctx, store.Run{Source: "demo", Branch: "main", Commit: c1}, pipeline.Steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1.Status, r1.Started, r1.Steps = store.StatusRunning, time.Now(), nil
+	if err := f.st.UpdateRun(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	r2, _, err := f.st.CreateRun(ctx, store.Run{Source: "demo", Branch: "main", Commit: c2}, pipeline.Steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, _, err := f.st.PutRelease(ctx, store.Release{ID: "sha256:" + strings.Repeat("2", 64), Source: "demo", Commit: c2, Ref: "registry.example.com/demo@sha256:" + strings.Repeat("2", 64), Manifest: []byte("{}"), RunID: r2.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.RecordDeployment(ctx, store.Deployment{Environment: "dev", Release: rel.ID, Actor: pipeline.Actor, RunID: r2.ID, Status: store.DeploymentSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	r2.Status, r2.Release, r2.Ended, r2.Steps = store.StatusSucceeded, rel.ID, time.Now(), nil
+	if err := f.st.UpdateRun(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+
+	ex, _ := f.start(f.config())
+	run := wait(t, ex, r1.ID)
+	want := fmt.Sprintf("run %d deployed the newer commit %s of demo/main already; this run's commit %s is older", r2.ID, store.Short(c2), store.Short(c1))
+	if run.Status != store.StatusSuperseded || run.Reason != want {
+		t.Fatalf("run %s: %q; want superseded: %q", run.Status, run.Reason, want)
+	}
+	if ds := f.deployments(); len(ds) != 1 || ds[0].RunID != r2.ID {
+		t.Errorf("deployments %+v; want run %d's only", ds, r2.ID)
+	}
+}
