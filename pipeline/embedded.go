@@ -30,6 +30,8 @@ type embedded struct {
 	ctx     context.Context
 	started bool
 	stopped bool // Run's ctx ended
+	// later are writes to make once e.mu is released (unlock).
+	later []func()
 }
 
 var _ Executor = (*embedded)(nil)
@@ -59,11 +61,29 @@ func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (
 	if err != nil {
 		return store.Run{}, fmt.Errorf("pipeline: recording a run for commit %s of %s/%s: %w", store.Short(commit), source, branch, err)
 	}
-	if !created && run.Status.Done() {
+	if !created && run.Status.Done() && !run.StoreFailed {
 		return run, nil
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
+	if !created && run.StoreFailed {
+		// why: it failed only because ferry could not write the store;
+		// its commit is a head again (a restart, or the watcher), so it
+		// runs on from where it stopped. Read again under e.mu, so that
+		// two Enqueues do not both run it again.
+		id := run.ID
+		if run, err = e.cfg.Store.GetRun(ctx, id); err != nil {
+			return store.Run{}, fmt.Errorf("pipeline: run %d: %w", id, err)
+		}
+		if run.Status.Done() && !run.StoreFailed {
+			return run, nil
+		}
+		if run.StoreFailed {
+			if run, err = e.rerun(ctx, run); err != nil {
+				return store.Run{}, fmt.Errorf("pipeline: %w", err)
+			}
+		}
+	}
 	return e.schedule(ctx, run), nil
 }
 
@@ -149,7 +169,14 @@ func (e *embedded) supersede(ctx context.Context, old, newer store.Run) store.Ru
 			e.cfg.Log("pipeline: marking step %s of superseded run %d skipped: %v", name, old.ID, err)
 		}
 	}
-	e.audit(ctx, "run.supersede", old.ID, fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(newer.Commit), newer.ID))
+	// why: after e.mu is released, as the write may be retried for a
+	// while and Enqueue must not wait on it.
+	detail := fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(newer.Commit), newer.ID)
+	e.later = append(e.later, func() {
+		if err := e.audit(ctx, "run.supersede", old.ID, detail); err != nil {
+			e.cfg.Log("pipeline: %v", err)
+		}
+	})
 	e.notifyLocked(old.ID)
 	return old
 }
@@ -207,17 +234,37 @@ func (e *embedded) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: listing the runs to resume: %w", err)
 	}
+	var resume []store.Run
+	for _, run := range unfinished {
+		// why: a run that stopped (a crash, a full disk) while its branch
+		// moved on must not deploy its older commit when it resumes.
+		reason, err := e.passed(ctx, run)
+		if err != nil {
+			e.cfg.Log("pipeline: run %d (commit %s of %s/%s): deciding whether its branch moved past it: %v; it resumes, and its deploy step checks again", run.ID, store.Short(run.Commit), run.Source, run.Branch, err)
+		}
+		if reason == "" {
+			resume = append(resume, run)
+			continue
+		}
+		if err := e.endSuperseded(ctx, run, reason); err != nil {
+			// why: not resumed all the same; the next start tries again.
+			e.cfg.Log("pipeline: %v", err)
+		}
+		e.mu.Lock()
+		e.notifyLocked(run.ID)
+		e.mu.Unlock()
+	}
 	e.mu.Lock()
 	// why: every resumed run is in its lane before any lane starts, so a
 	// run enqueued meanwhile cannot overtake a run that was running.
-	for _, run := range unfinished {
+	for _, run := range resume {
 		e.schedule(ctx, run)
 	}
 	e.ctx = ctx
 	for _, l := range e.lanes {
 		e.startLane(l)
 	}
-	e.mu.Unlock()
+	e.unlock()
 
 	<-ctx.Done()
 	e.mu.Lock()
@@ -256,6 +303,16 @@ func (e *embedded) Wait(ctx context.Context, id int64) (store.Run, error) {
 	}
 }
 
+// unlock releases e.mu, then makes the writes left for later.
+func (e *embedded) unlock() {
+	later := e.later
+	e.later = nil
+	e.mu.Unlock()
+	for _, f := range later {
+		f()
+	}
+}
+
 // notifyLocked wakes the waiters of run id. e.mu is held.
 func (e *embedded) notifyLocked(id int64) {
 	if ch := e.waiters[id]; ch != nil {
@@ -264,14 +321,90 @@ func (e *embedded) notifyLocked(id int64) {
 	}
 }
 
-// audit appends an event about run id to the audit log.
-func (e *embedded) audit(ctx context.Context, action string, runID int64, detail string) {
-	e.auditObject(ctx, action, fmt.Sprintf("run/%d", runID), detail)
+// audit appends an event about run id to the audit log, retrying while
+// the store refuses it, as a step's record is: the audit log is not
+// short of what a run did.
+func (e *embedded) audit(ctx context.Context, action string, runID int64, detail string) error {
+	return e.auditObject(ctx, action, fmt.Sprintf("run/%d", runID), detail)
 }
 
-func (e *embedded) auditObject(ctx context.Context, action, object, detail string) {
+func (e *embedded) auditObject(ctx context.Context, action, object, detail string) error {
 	ev := store.Event{Actor: Actor, Action: action, Object: object, Detail: detail}
-	if _, err := e.cfg.Store.AppendEvent(context.WithoutCancel(ctx), ev); err != nil {
-		e.cfg.Log("pipeline: recording %s of %s in the audit log: %v", action, object, err)
+	return e.writeRetrying(ctx, object, fmt.Sprintf("%s in the audit log", action), func(ctx context.Context) error {
+		_, err := e.cfg.Store.AppendEvent(ctx, ev)
+		return err
+	})
+}
+
+// passed returns why run, unfinished when ferry started, must not go on:
+// the branch head the store knows descends from its commit and is not it,
+// or a newer run of the branch deployed already. "" when it may go on.
+func (e *embedded) passed(ctx context.Context, run store.Run) (string, error) {
+	if e.cfg.IsAncestor != nil {
+		st, err := e.cfg.Store.GetSourceStatus(ctx, run.Source)
+		src, serr := e.cfg.Store.GetSource(ctx, run.Source)
+		switch {
+		case errors.Is(err, store.ErrNotFound), errors.Is(serr, store.ErrNotFound):
+		case err != nil:
+			return "", err
+		case serr != nil:
+			return "", serr
+		case src.Branch == run.Branch && st.LastCommit != "" && st.LastCommit != run.Commit:
+			older, err := e.cfg.IsAncestor(ctx, run.Source, run.Commit, st.LastCommit)
+			if err != nil {
+				return "", err
+			}
+			if older {
+				return fmt.Sprintf("the head of %s/%s is %s, which descends from this run's commit %s; ferry runs the head instead",
+					run.Source, run.Branch, store.Short(st.LastCommit), store.Short(run.Commit)), nil
+			}
+		}
 	}
+	newer, err := e.cfg.Store.ListRuns(ctx, run.Source, store.Page{Limit: store.MaxPageSize})
+	if err != nil {
+		return "", err
+	}
+	for _, n := range newer {
+		if n.ID <= run.ID || n.Branch != run.Branch || n.Commit == run.Commit {
+			continue
+		}
+		ds, err := e.cfg.Store.FindDeployments(ctx, store.DeploymentQuery{RunID: n.ID})
+		if err != nil {
+			return "", err
+		}
+		for _, d := range ds {
+			if d.Status == store.DeploymentSucceeded || d.Status == store.DeploymentRolledBack {
+				return fmt.Sprintf("run %d deployed the newer commit %s of %s/%s already; this run's commit %s is older",
+					n.ID, store.Short(n.Commit), run.Source, run.Branch, store.Short(run.Commit)), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// endSuperseded records run, unfinished, as superseded for reason, its
+// unfinished steps skipped.
+func (e *embedded) endSuperseded(ctx context.Context, run store.Run, reason string) error {
+	now := time.Now()
+	for _, s := range run.Steps {
+		if s.Status.Done() {
+			continue
+		}
+		s.Status, s.Reason, s.Ended = store.StatusSkipped, reason, now
+		if err := e.writeRetrying(ctx, fmt.Sprintf("run %d", run.ID), fmt.Sprintf("step %s as skipped", s.Name), func(ctx context.Context) error {
+			return e.cfg.Store.UpdateStep(ctx, s)
+		}); err != nil {
+			return err
+		}
+	}
+	ended := run
+	ended.Steps = nil
+	ended.Status, ended.Reason, ended.Ended = store.StatusSuperseded, reason, now
+	if err := e.writeRetrying(ctx, fmt.Sprintf("run %d", run.ID), "the run as superseded", func(ctx context.Context) error {
+		return e.cfg.Store.UpdateRun(ctx, ended)
+	}); err != nil {
+		return err
+	}
+	e.cfg.Log("pipeline: run %d (commit %s of %s/%s) is superseded: %s", run.ID, store.Short(run.Commit), run.Source, run.Branch, reason)
+	return e.audit(ctx, "run.supersede", run.ID, fmt.Sprintf("%s/%s %s: %s", run.Source, run.Branch, store.Short(run.Commit), reason))
 }

@@ -17,7 +17,10 @@ import (
 type Executor interface {
 	// Enqueue records a queued run for commit of source's branch and
 	// schedules it. It is idempotent: for a commit that has a run
-	// already, queued, running or done, it returns that run. A run
+	// already, queued, running or done, it returns that run, except that
+	// a run that failed only because the store could not be written
+	// (Run.StoreFailed) is queued again, to go on from its first
+	// unfinished step. A run
 	// enqueued while older ones of the same branch still wait marks them
 	// superseded. Runs start only while Run runs; Enqueue is safe for
 	// concurrent use, before Run and during it.
@@ -25,8 +28,11 @@ type Executor interface {
 	// Run executes runs until ctx ends, then waits for the runs in
 	// progress to stop and returns nil. At its start it resumes every
 	// unfinished run of the store, each from its first step that is not
-	// done. A run stopped by ctx stays running in the store, for the next
-	// executor to resume. Run may be called once.
+	// done, but for a run whose commit the branch has moved past (the
+	// head the store knows descends from it, or a newer run of the branch
+	// deployed), which ends superseded with that reason. A run stopped by
+	// ctx stays running in the store, for the next executor to resume.
+	// Run may be called once.
 	Run(ctx context.Context) error
 	// Wait waits until run id is done (succeeded, failed or superseded)
 	// and returns it with its steps, or until ctx ends.
@@ -59,6 +65,11 @@ const (
 	// (the manifest's own default is the same, so this matters only for
 	// sets built in code).
 	DefaultTestTimeout = 10 * time.Minute
+	// DefaultStoreRetry is how long a run waits for a store that refuses
+	// its writes (a full disk) before it stops, failed: long enough for
+	// someone to free space, short enough that the run does not look
+	// alive for long while it cannot go on.
+	DefaultStoreRetry = 2 * time.Minute
 )
 
 // Config wires an executor to the rest of ferry.
@@ -113,6 +124,17 @@ type Config struct {
 	// the release may not pass) skips the deploy with its reason: the
 	// release is made all the same, and the promoter records what waits.
 	Admit func(ctx context.Context, run store.Run, rel store.Release, env string) error
+	// IsAncestor, when set, reports whether commit ancestor is an
+	// ancestor of (or the same as) commit descendant in source's
+	// repository: the watcher's mirror in production. With it a run never
+	// deploys a commit older than the one its environment runs from the
+	// same branch, and a resumed run whose commit the branch moved past
+	// ends superseded.
+	IsAncestor func(ctx context.Context, source, ancestor, descendant string) (bool, error)
+	// StoreRetry bounds how long a run retries a write the store refuses
+	// (its steps, logs, audit entries) before it stops and is recorded
+	// failed, once the store takes that (default DefaultStoreRetry).
+	StoreRetry time.Duration
 	// Log hears what cannot be told through a run: a store that fails to
 	// record a step, say. Default: nothing.
 	Log func(format string, args ...any)
@@ -154,6 +176,12 @@ func NewEmbedded(cfg Config) (Executor, error) {
 	}
 	if cfg.TestTimeout < 0 {
 		return nil, errors.New("pipeline: TestTimeout must not be negative")
+	}
+	if cfg.StoreRetry < 0 {
+		return nil, errors.New("pipeline: StoreRetry must not be negative")
+	}
+	if cfg.StoreRetry == 0 {
+		cfg.StoreRetry = DefaultStoreRetry
 	}
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrycd/ferry/build"
@@ -56,14 +58,32 @@ type runner struct {
 	// it; stored is its record.
 	artifact *build.Release
 	stored   store.Release
+
+	// current is the step being run, as last recorded; failure is why the
+	// run failed, superseded why it was not deployed ("" while neither).
+	current    store.Step
+	failure    string
+	superseded string
+
+	// logMu guards the log lines the store did not take yet.
+	logMu      sync.Mutex
+	pending    []logBatch
+	logRetryAt time.Time // no single try before, after a failed write
 }
 
 // execute runs run from its first step that is not done. It returns an
-// error only when the run could not be recorded, or ctx ended: the run is
-// left as the store holds it then, for the next executor to resume.
+// error only when ctx ended, or the run could not be recorded even as
+// failed: the run is left as the store holds it then, for the next
+// executor to resume.
 func (e *embedded) execute(ctx context.Context, run store.Run) error {
 	r := &runner{e: e, cfg: &e.cfg, st: e.cfg.Store}
-	return r.execute(ctx, run.ID)
+	err := r.execute(ctx, run.ID)
+	if se := (*storeError)(nil); errors.As(err, &se) {
+		// why: a run the store cannot follow stops there, failed, so that
+		// nothing downstream of a step it could not record happens.
+		return r.failForStore(ctx, se)
+	}
+	return err
 }
 
 func (r *runner) execute(ctx context.Context, id int64) error {
@@ -88,34 +108,39 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 			// resumed step by step.
 			r.run.Status, r.run.Ended = store.StatusFailed, time.Now()
 			r.run.Reason = fmt.Sprintf("the store holds no step %s for this run, so it cannot be resumed; push a new commit to run again", name)
-			return r.updateRun(rec)
+			return r.updateRun(ctx)
 		}
 	}
-	var failure, failedStep, firstError string
+	var failedStep, firstError string
 
 	resumed := run.Status == store.StatusRunning
 	if resumed {
-		r.e.audit(ctx, "run.resume", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, store.Short(run.Commit)))
+		if err := r.e.audit(ctx, "run.resume", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, store.Short(run.Commit))); err != nil {
+			return err
+		}
 		r.tell(Event{Kind: EventRunResumed})
 	} else {
 		r.run.Status = store.StatusRunning
 		r.run.Started = time.Now()
-		if err := r.updateRun(rec); err != nil {
+		if err := r.updateRun(ctx); err != nil {
 			return err
 		}
-		r.e.audit(ctx, "run.start", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, store.Short(run.Commit)))
+		if err := r.e.audit(ctx, "run.start", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, store.Short(run.Commit))); err != nil {
+			return err
+		}
 		r.tell(Event{Kind: EventRunStarted})
 	}
 
 	for i, s := range steps {
 		sr := byName[s.name]
 		sr.RunID, sr.Name, sr.Index = run.ID, s.name, i
-		if failure != "" {
+		r.current = sr
+		if r.failure != "" {
 			if sr.Status.Done() {
 				continue
 			}
 			sr.Status, sr.Reason, sr.Ended = store.StatusSkipped, "an earlier step failed", time.Now()
-			if err := r.updateStep(rec, sr); err != nil {
+			if err := r.updateStep(ctx, sr); err != nil {
 				return err
 			}
 			continue
@@ -123,7 +148,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 		switch sr.Status {
 		case store.StatusFailed:
 			// ferry stopped between failing the step and failing the run.
-			failure = fmt.Sprintf("%s failed: %s", s.name, sr.Reason)
+			r.failure = fmt.Sprintf("%s failed: %s", s.name, sr.Reason)
 			failedStep, firstError = s.name, firstLine(sr.Reason)
 			continue
 		case store.StatusSucceeded, store.StatusSkipped:
@@ -134,8 +159,11 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 				if ctx.Err() != nil {
 					return fmt.Errorf("stopped while resuming at step %s: %w", s.name, ctx.Err())
 				}
+				if se := (*storeError)(nil); errors.As(err, &se) {
+					return err
+				}
 				r.logErr(rec, s.name, fmt.Errorf("resuming after a restart: %w", err))
-				failure = fmt.Sprintf("%s failed when the run resumed: %s", s.name, summary(err))
+				r.failure = fmt.Sprintf("%s failed when the run resumed: %s", s.name, summary(err))
 				failedStep, firstError = s.name, firstLine(err.Error())
 			}
 			continue
@@ -146,81 +174,167 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 			resumed = false
 		}
 		sr.Status, sr.Reason, sr.Started, sr.Ended = store.StatusRunning, "", time.Now(), time.Time{}
-		if err := r.updateStep(rec, sr); err != nil {
+		if err := r.updateStep(ctx, sr); err != nil {
 			return err
 		}
+		r.current = sr
 		err := s.do(r, ctx)
 		if err != nil && ctx.Err() != nil {
 			// Stopped, not failed: the step stays running in the store
 			// and runs again when the run resumes.
 			return fmt.Errorf("stopped at step %s: %w", s.name, ctx.Err())
 		}
+		if se := (*storeError)(nil); errors.As(err, &se) {
+			return err
+		}
 		sr.Ended = time.Now()
-		var sk *skip
+		var (
+			sk  *skip
+			sup *supersededError
+		)
 		switch {
+		case errors.As(err, &sup):
+			sr.Status, sr.Reason = store.StatusSkipped, sup.reason
+			r.log(rec, s.name, "not deployed: "+sup.reason)
+			r.superseded = sup.reason
 		case errors.As(err, &sk):
 			sr.Status, sr.Reason = store.StatusSkipped, sk.reason
 			r.log(rec, s.name, "skipped: "+sk.reason)
 		case err != nil:
 			sr.Status, sr.Reason = store.StatusFailed, summary(err)
 			r.logErr(rec, s.name, err)
-			failure = fmt.Sprintf("%s failed: %s", s.name, sr.Reason)
+			r.failure = fmt.Sprintf("%s failed: %s", s.name, sr.Reason)
 			failedStep, firstError = s.name, firstLine(err.Error())
 		default:
 			sr.Status = store.StatusSucceeded
 		}
-		if err := r.updateStep(rec, sr); err != nil {
+		if err := r.updateStep(ctx, sr); err != nil {
 			return err
 		}
+		r.current = sr
 	}
 
-	r.run.Status, r.run.Reason, r.run.Ended = store.StatusSucceeded, failure, time.Now()
-	if failure != "" {
+	r.run.Status, r.run.Reason, r.run.Ended = store.StatusSucceeded, r.failure, time.Now()
+	switch {
+	case r.failure != "":
 		r.run.Status = store.StatusFailed
+	case r.superseded != "":
+		r.run.Status, r.run.Reason = store.StatusSuperseded, r.superseded
 	}
-	if err := r.updateRun(rec); err != nil {
+	if err := r.updateRun(ctx); err != nil {
 		return err
 	}
 	detail := fmt.Sprintf("%s/%s %s %s", run.Source, run.Branch, store.Short(run.Commit), r.run.Status)
-	if failure != "" {
-		detail += ": " + failure
+	if r.run.Reason != "" {
+		detail += ": " + r.run.Reason
 	}
-	r.e.audit(ctx, "run.end", run.ID, detail)
+	if err := r.e.audit(ctx, "run.end", run.ID, detail); err != nil {
+		return err
+	}
 	r.tell(Event{Kind: EventRunFinished, Step: failedStep, Error: firstError})
 	return nil
 }
+
+// supersededError is what the deploy step returns for a run whose commit
+// is older than what its environment runs from the same branch: the run
+// ends superseded, with reason.
+type supersededError struct{ reason string }
+
+func (e *supersededError) Error() string { return e.reason }
 
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(strings.TrimLeft(s, "\n"), "\n")
 	return line
 }
 
-// updateRun records r.run without its steps.
+// updateRun records r.run without its steps, after the log lines before
+// it, retrying while the store refuses (writeRetrying).
 func (r *runner) updateRun(ctx context.Context) error {
+	if err := r.flushLogs(ctx); err != nil {
+		return err
+	}
 	run := r.run
 	run.Steps = nil
-	if err := r.st.UpdateRun(ctx, run); err != nil {
-		return fmt.Errorf("recording the run: %w", err)
-	}
-	return nil
+	return r.e.writeRetrying(ctx, r.subject(), fmt.Sprintf("the run as %s", run.Status), func(ctx context.Context) error {
+		return r.st.UpdateRun(ctx, run)
+	})
 }
 
+// updateStep records s, after the log lines before it, retrying while the
+// store refuses (writeRetrying).
 func (r *runner) updateStep(ctx context.Context, s store.Step) error {
-	if err := r.st.UpdateStep(ctx, s); err != nil {
-		return fmt.Errorf("recording step %s as %s: %w", s.Name, s.Status, err)
+	if err := r.flushLogs(ctx); err != nil {
+		return err
 	}
-	return nil
+	return r.e.writeRetrying(ctx, r.subject(), fmt.Sprintf("step %s as %s", s.Name, s.Status), func(ctx context.Context) error {
+		return r.st.UpdateStep(ctx, s)
+	})
 }
 
-// log appends lines to step's log. A store that cannot take them is
-// reported to Config.Log: a run does not fail for a lost log line.
+// logBatch is lines of one step's log not written yet.
+type logBatch struct {
+	step  string
+	lines []string
+}
+
+// log appends lines to step's log. Lines the store does not take stay in
+// memory, in order, and go with the next write; updateStep and updateRun
+// write them first, retrying, so a step's log is whole before its status.
 func (r *runner) log(ctx context.Context, step string, lines ...string) {
 	if len(lines) == 0 {
 		return
 	}
-	if err := r.st.AppendLog(context.WithoutCancel(ctx), r.run.ID, step, lines...); err != nil {
-		r.cfg.Log("pipeline: run %d: writing %d lines of step %s's log: %v", r.run.ID, len(lines), step, err)
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	r.pending = append(r.pending, logBatch{step: step, lines: slices.Clone(lines)})
+	if time.Now().Before(r.logRetryAt) {
+		return
 	}
+	if err := r.flushLocked(context.WithoutCancel(ctx)); err != nil {
+		if r.logRetryAt.IsZero() {
+			r.cfg.Log("pipeline: run %d: writing step %s's log: %v; the lines wait in memory", r.run.ID, step, err)
+		}
+		// why: a full disk is not tried again for every line a test
+		// prints.
+		r.logRetryAt = time.Now().Add(time.Second)
+	}
+}
+
+// flushLocked writes the pending lines in order, merging the batches of
+// one step; what fails stays pending. r.logMu is held.
+func (r *runner) flushLocked(ctx context.Context) error {
+	for len(r.pending) > 0 {
+		step, n := r.pending[0].step, 1
+		lines := slices.Clone(r.pending[0].lines)
+		for n < len(r.pending) && r.pending[n].step == step {
+			lines = append(lines, r.pending[n].lines...)
+			n++
+		}
+		if err := r.st.AppendLog(ctx, r.run.ID, step, lines...); err != nil {
+			return err
+		}
+		r.pending = r.pending[n:]
+	}
+	r.pending, r.logRetryAt = nil, time.Time{}
+	return nil
+}
+
+// flushLogs writes the pending lines, retrying while the store refuses.
+func (r *runner) flushLogs(ctx context.Context) error {
+	r.logMu.Lock()
+	n := 0
+	for _, b := range r.pending {
+		n += len(b.lines)
+	}
+	r.logMu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return r.e.writeRetrying(ctx, r.subject(), fmt.Sprintf("%s of its log", count(n, "line")), func(ctx context.Context) error {
+		r.logMu.Lock()
+		defer r.logMu.Unlock()
+		return r.flushLocked(ctx)
+	})
 }
 
 // logf appends one formatted line to step's log.

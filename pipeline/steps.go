@@ -153,10 +153,8 @@ func (r *runner) buildAll(ctx context.Context, step string) error {
 			Key: img.Key, Image: img.Ref, Cached: img.Cached, At: time.Now()})
 	}
 	if len(builds) > 0 {
-		if err := r.st.PutBuilds(context.WithoutCancel(ctx), builds); err != nil {
-			// The images are in the registry; a lost record costs a
-			// cached build if the run resumes.
-			r.cfg.Log("pipeline: run %d: recording %d builds: %v", r.run.ID, len(builds), err)
+		if err := r.e.writeRetrying(ctx, r.subject(), count(len(builds), "build"), func(ctx context.Context) error { return r.st.PutBuilds(ctx, builds) }); err != nil {
+			return err
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -258,17 +256,26 @@ func (r *runner) release(ctx context.Context) error {
 	}
 	rec := store.Release{ID: rel.Digest.String(), Source: r.run.Source, Commit: r.run.Commit, Ref: rel.Ref,
 		Manifest: rel.Manifest, RunID: r.run.ID}
-	stored, created, err := r.st.PutRelease(context.WithoutCancel(ctx), rec)
+	var (
+		stored  store.Release
+		created bool
+	)
+	err = r.e.writeRetrying(ctx, r.subject(), "release "+rec.ID, func(ctx context.Context) (err error) {
+		stored, created, err = r.st.PutRelease(ctx, rec)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("recording release %s: %w", rec.ID, err)
+		return err
 	}
 	r.stored = stored
 	if stored.ID == rec.ID {
 		r.artifact = rel
 	}
 	if created {
-		r.e.auditObject(ctx, "release.create", "release/"+stored.ID,
-			fmt.Sprintf("%s %s by run %d at %s", r.run.Source, store.Short(r.run.Commit), r.run.ID, stored.Ref))
+		if err := r.e.auditObject(ctx, "release.create", "release/"+stored.ID,
+			fmt.Sprintf("%s %s by run %d at %s", r.run.Source, store.Short(r.run.Commit), r.run.ID, stored.Ref)); err != nil {
+			return err
+		}
 		r.logf(ctx, StepRelease, "release %s at %s", stored.ID, stored.Ref)
 		r.tell(Event{Kind: EventReleaseMade, Release: stored.ID})
 	} else {
@@ -282,7 +289,7 @@ func (r *runner) setRunRelease(ctx context.Context) error {
 		return nil
 	}
 	r.run.Release = r.stored.ID
-	return r.updateRun(context.WithoutCancel(ctx))
+	return r.updateRun(ctx)
 }
 
 // releaseAgain finds the release a done release step made.
@@ -334,6 +341,9 @@ func (r *runner) deploy(ctx context.Context) error {
 			return &skip{fmt.Sprintf("%s takes no automatic deploys now: %v", env, err)}
 		}
 	}
+	if err := r.behind(ctx, env); err != nil {
+		return err
+	}
 	target, err := r.cfg.Target(env)
 	if err != nil {
 		return fmt.Errorf("environment %s: %w", env, err)
@@ -343,7 +353,9 @@ func (r *runner) deploy(ctx context.Context) error {
 			return err
 		}
 		err = fmt.Errorf("applying release %s to %s: %w", r.stored.ID, env, err)
-		r.recordDeployment(ctx, env, store.DeploymentFailed, summary(err))
+		if rerr := r.recordDeployment(ctx, env, store.DeploymentFailed, summary(err)); rerr != nil {
+			return rerr
+		}
 		return err
 	}
 	// why: Apply is done; what follows is recorded even if ctx ends now.
@@ -367,6 +379,33 @@ func (r *runner) deploy(ctx context.Context) error {
 	return nil
 }
 
+// behind returns a *supersededError when env runs a newer commit of the
+// run's source and branch than the run's: deploying it would take env
+// back. Whether it is newer is Git's answer (the run's commit is an
+// ancestor of the live one), not the times of the commits or the runs.
+func (r *runner) behind(ctx context.Context, env string) error {
+	if r.cfg.IsAncestor == nil {
+		return nil
+	}
+	live, err := store.LiveIn(ctx, r.st, env)
+	if err != nil {
+		return fmt.Errorf("reading what %s runs: %w", env, err)
+	}
+	if live.Commit == "" || live.Source != r.run.Source || live.Commit == r.run.Commit ||
+		(live.Branch != "" && live.Branch != r.run.Branch) {
+		return nil
+	}
+	older, err := r.cfg.IsAncestor(ctx, r.run.Source, r.run.Commit, live.Commit)
+	if err != nil {
+		return fmt.Errorf("comparing commit %s with %s, which %s runs: %w", store.Short(r.run.Commit), store.Short(live.Commit), env, err)
+	}
+	if !older {
+		return nil
+	}
+	return &supersededError{fmt.Sprintf("%s already runs %s (newer on %s); this run's commit %s is older",
+		env, store.Short(live.Commit), r.run.Branch, store.Short(r.run.Commit))}
+}
+
 // deployedBefore reports whether the newest deployment of env is this
 // run's, succeeded: ferry stopped after recording it, before the step
 // was marked done.
@@ -381,20 +420,20 @@ func (r *runner) deployedBefore(ctx context.Context, env string) (bool, error) {
 // recordDeployment records a deployment of the run's release to env; the
 // store fills in the release live before, in the same transaction.
 func (r *runner) recordDeployment(ctx context.Context, env, status, reason string) error {
-	ctx = context.WithoutCancel(ctx)
 	d := store.Deployment{Environment: env, Release: r.stored.ID, Actor: Actor,
 		RunID: r.run.ID, Status: status, Reason: reason}
-	if _, err := r.st.RecordDeployment(ctx, d); err != nil {
-		err = fmt.Errorf("recording the deployment of %s to %s: %w", r.stored.ID, env, err)
-		r.cfg.Log("pipeline: run %d: %v", r.run.ID, err)
+	what := fmt.Sprintf("the deployment of %s to %s", r.stored.ID, env)
+	if err := r.e.writeRetrying(ctx, r.subject(), what, func(ctx context.Context) error {
+		_, err := r.st.RecordDeployment(ctx, d)
+		return err
+	}); err != nil {
 		return err
 	}
 	detail := fmt.Sprintf("release %s by run %d: %s", r.stored.ID, r.run.ID, status)
 	if reason != "" {
 		detail += ": " + reason
 	}
-	r.e.auditObject(ctx, "deploy", "env/"+env, detail)
-	return nil
+	return r.e.auditObject(ctx, "deploy", "env/"+env, detail)
 }
 
 // deployAgain tells OnDeployed again about a deployment whose run ferry

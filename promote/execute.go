@@ -47,6 +47,17 @@ func (e *engine) deploy(ctx context.Context, p store.Promotion) (store.Promotion
 	if err != nil {
 		return p, err
 	}
+	if p.Parent != 0 {
+		// why: a release carried on by itself must not take the stage
+		// back to an older commit than it runs; a person may.
+		reason, err := e.behind(ctx, p.Environment, rel.rec)
+		if err != nil {
+			return p, err
+		}
+		if reason != "" {
+			return e.supersedeDeploying(ctx, p, reason)
+		}
+	}
 	if err := e.apply(ctx, p.Environment, rel); err != nil {
 		if ctx.Err() != nil {
 			return p, ctx.Err()
@@ -66,6 +77,58 @@ func (e *engine) deploy(ctx context.Context, p store.Promotion) (store.Promotion
 	e.audit(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: succeeded", p.Release, p.ID))
 	e.tell(Event{Kind: EventDeployed, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Actor: actorOf(p)})
 	e.export(ctx, d)
+	return next, nil
+}
+
+// behind says why rel must not be deployed to env automatically: env runs
+// a newer commit of rel's source and branch (Git's ancestry says so).
+// "" when it may go.
+func (e *engine) behind(ctx context.Context, env string, rel store.Release) (string, error) {
+	if e.cfg.IsAncestor == nil || rel.Commit == "" {
+		return "", nil
+	}
+	live, err := store.LiveIn(ctx, e.st, env)
+	if err != nil {
+		return "", fmt.Errorf("reading what %s runs: %w", env, err)
+	}
+	if live.Commit == "" || live.Source != rel.Source || live.Commit == rel.Commit {
+		return "", nil
+	}
+	branch := ""
+	if rel.RunID != 0 {
+		if run, err := e.st.GetRun(ctx, rel.RunID); err == nil {
+			branch = run.Branch
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+	}
+	if live.Branch != "" && branch != "" && live.Branch != branch {
+		return "", nil
+	}
+	older, err := e.cfg.IsAncestor(ctx, rel.Source, rel.Commit, live.Commit)
+	if err != nil {
+		return "", fmt.Errorf("comparing commit %s with %s, which %s runs: %w", store.Short(rel.Commit), store.Short(live.Commit), env, err)
+	}
+	if !older {
+		return "", nil
+	}
+	on := ""
+	if branch != "" {
+		on = " on " + branch
+	}
+	return fmt.Sprintf("%s already runs %s (newer%s); release %s's commit %s is older", env, store.Short(live.Commit), on, store.Short(rel.ID), store.Short(rel.Commit)), nil
+}
+
+// supersedeDeploying ends p, not deployed yet, superseded for reason.
+func (e *engine) supersedeDeploying(ctx context.Context, p store.Promotion, reason string) (store.Promotion, error) {
+	ctx = context.WithoutCancel(ctx)
+	p.Status, p.Reason = StatusSuperseded, reason
+	next, _, err := e.st.ChangePromotion(ctx, store.PromotionChange{Promotion: p, From: StatusDeploying})
+	if err != nil {
+		return p, err
+	}
+	e.audit(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: not deployed: %s", p.Release, p.ID, reason))
+	e.logf("promotion %d of release %s to %s: %s", p.ID, store.Short(p.Release), p.Environment, reason)
 	return next, nil
 }
 

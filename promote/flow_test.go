@@ -1,6 +1,8 @@
 package promote
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -283,4 +285,32 @@ func TestDeployedOverVerification(t *testing.T) {
 		t.Errorf("r1 went on to staging: %+v", ps)
 	}
 	f.answers("staging", "over 2")
+}
+
+// TestCarryOnNeverGoesBack: a release carried on by itself to staging,
+// where a newer commit of its branch runs already, is not deployed there:
+// its promotion ends superseded, saying which commit staging runs.
+func TestCarryOnNeverGoesBack(t *testing.T) {
+	older, newer := spec{message: "hello from the older commit"}, spec{message: "hello from the newer commit"}
+	f := newFixture(t, func(c *Config) {
+		c.IsAncestor = func(_ context.Context, source, ancestor, descendant string) (bool, error) {
+			return source == "demo" && (ancestor == descendant || ancestor == older.commit() && descendant == newer.commit()), nil
+		}
+	})
+	r1, r2 := f.release(older), f.release(newer)
+	f.pipelineDeploy(r2)
+	f.wait(f.promotion(r2, "staging").ID, StatusSucceeded)
+
+	if dev := f.pipelineDeploy(r1); dev.Status != StatusSucceeded {
+		t.Fatalf("dev: %+v", dev)
+	}
+	staging := f.wait(f.promotion(r1, "staging").ID, StatusSuperseded, StatusSucceeded, StatusFailed)
+	want := fmt.Sprintf("staging already runs %s (newer); release %s's commit %s is older", store.Short(newer.commit()), store.Short(r1.ID), store.Short(older.commit()))
+	if staging.Status != StatusSuperseded || staging.Reason != want {
+		t.Fatalf("staging: %s %q; want superseded: %q", staging.Status, staging.Reason, want)
+	}
+	f.answers("staging", "hello from the newer commit")
+	if env := f.env("staging"); env.Release != r2.ID {
+		t.Errorf("staging runs %s; want %s", env.Release, r2.ID)
+	}
 }

@@ -131,6 +131,12 @@ type Config struct {
 	// reads it from the mirror); an approval by the author is a
 	// self-approval.
 	CommitAuthor func(ctx context.Context, source, commit string) (name, email string, err error)
+	// IsAncestor, when set, reports whether commit ancestor is (or
+	// precedes) commit descendant in source's repository: the watcher's
+	// mirror. With it a release carried on automatically to the next
+	// stage is not deployed over a newer commit of the same branch there
+	// (it ends superseded); a person's promote or rollback is not checked.
+	IsAncestor func(ctx context.Context, source, ancestor, descendant string) (bool, error)
 	// Exporter, when set, is told of every deployment (GitOps export).
 	Exporter Exporter
 	// CheckInterval is how often a stage's checks run again while its

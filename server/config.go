@@ -67,7 +67,12 @@ type Config struct {
 	// request of a push or a pull (default 60s): a registry that accepts
 	// and never answers fails the run's step instead of holding it.
 	RegistryTimeout string `yaml:"registryTimeout"`
+	// StoreRetry is how long a run retries a write the store refuses (a
+	// full disk) before it stops, failed, as a Go duration (default 2m).
+	StoreRetry string `yaml:"storeRetry"`
 
+	// storeRetry is StoreRetry parsed; 0 for the default.
+	storeRetry time.Duration
 	// dir is the folder of the configuration file.
 	dir string
 	// registryTimeout is RegistryTimeout parsed; 0 when not given.
@@ -227,7 +232,20 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkSandbox()...)
 	errs = append(errs, c.checkEnvOverrides()...)
 	errs = append(errs, c.checkLogFormat()...)
+	errs = append(errs, c.checkStoreRetry()...)
 	return errs
+}
+
+func (c *Config) checkStoreRetry() []string {
+	if c.StoreRetry == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(c.StoreRetry)
+	if err != nil || d <= 0 {
+		return []string{fmt.Sprintf("storeRetry: %q is not a positive duration; give one such as 2m", c.StoreRetry)}
+	}
+	c.storeRetry = d
+	return nil
 }
 
 func (c *Config) checkLogFormat() []string {

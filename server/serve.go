@@ -203,6 +203,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Environments: cfg.gatedEnvironments(),
 		Groups:       cfg.groups(),
 		CommitAuthor: w.CommitAuthor,
+		IsAncestor:   w.IsAncestor,
 		Exporter:     exporter,
 		Log:          logf,
 		Events:       promote.EventsFunc(said.promotion),
@@ -242,9 +243,11 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Admit: func(ctx context.Context, run store.Run, rel store.Release, env string) error {
 			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
 		},
-		Log:     logf,
-		Events:  said.run,
-		Sandbox: sb,
+		IsAncestor: w.IsAncestor,
+		StoreRetry: cfg.storeRetry,
+		Log:        logf,
+		Events:     said.run,
+		Sandbox:    sb,
 	})
 	if err != nil {
 		return err

@@ -55,6 +55,7 @@ func TestUpdateRunAndSteps(t *testing.T) {
 	check(t, s.UpdateStep(ctx, Step{RunID: run.ID, Name: "build", Status: StatusSucceeded, Started: start, Ended: start.Add(time.Second)}))
 	check(t, s.UpdateStep(ctx, Step{RunID: run.ID, Name: "test", Status: StatusFailed, Reason: "exit 1", Started: start}))
 	run.Status, run.Reason, run.Release, run.Ended = StatusFailed, "test failed", "sha256:r", start.Add(2*time.Second)
+	run.StoreFailed = true
 	check(t, s.UpdateRun(ctx, run))
 
 	run.Steps = []Step{
@@ -62,6 +63,11 @@ func TestUpdateRunAndSteps(t *testing.T) {
 		{RunID: run.ID, Name: "test", Index: 1, Status: StatusFailed, Reason: "exit 1", Started: start},
 	}
 	same(t, "updated run", must[Run](t)(s.GetRun(ctx, run.ID)), run)
+	run.StoreFailed = false
+	check(t, s.UpdateRun(ctx, run))
+	if got := must[Run](t)(s.GetRun(ctx, run.ID)); got.StoreFailed {
+		t.Errorf("StoreFailed stayed set after UpdateRun cleared it")
+	}
 
 	isErr(t, s.UpdateRun(ctx, Run{ID: 99}), ErrNotFound, "run 99: not found")
 	isErr(t, s.UpdateStep(ctx, Step{RunID: run.ID, Name: "deploy"}), ErrNotFound, `step "deploy" of run 1: not found`)

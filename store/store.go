@@ -130,7 +130,11 @@ type Run struct {
 	Created time.Time
 	Started time.Time // zero until it starts
 	Ended   time.Time // zero until it ends
-	Steps   []Step    // in order; filled by GetRun
+	// StoreFailed marks a failed run that failed because ferry could not
+	// write the store (a full disk), not on its own merits: the next start
+	// runs it again when its commit is still the branch head.
+	StoreFailed bool
+	Steps       []Step // in order; filled by GetRun
 }
 
 // Step is one step of a run.
@@ -165,7 +169,8 @@ type Runs interface {
 	// UnfinishedRuns lists runs queued or running, oldest first: after a
 	// restart they are resumed.
 	UnfinishedRuns(ctx context.Context) ([]Run, error)
-	// UpdateRun sets a run's status, reason, release and times.
+	// UpdateRun sets a run's status, reason, release, times and
+	// StoreFailed.
 	UpdateRun(ctx context.Context, r Run) error
 	// UpdateStep sets a step's status, reason and times.
 	UpdateStep(ctx context.Context, s Step) error

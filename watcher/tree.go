@@ -23,6 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/ferrycd/ferry/manifests"
+	"github.com/ferrycd/ferry/store"
 )
 
 // treeCache bounds the object cache of one Tree: it holds the trees and
@@ -59,6 +60,29 @@ func (w *watcher) CommitAuthor(ctx context.Context, source, commit string) (name
 		return "", "", err
 	}
 	return c.Author.Name, c.Author.Email, nil
+}
+
+// IsAncestor implements Watcher.
+func (w *watcher) IsAncestor(ctx context.Context, source, ancestor, descendant string) (bool, error) {
+	if ancestor == descendant {
+		return true, nil
+	}
+	st, d, err := w.readCommit(ctx, source, descendant)
+	if err != nil {
+		return false, err
+	}
+	a, err := object.GetCommit(st, plumbing.NewHash(ancestor))
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return false, fmt.Errorf("source %s: commit %s is not in its mirror (%w); sync the source, or check the commit", source, ancestor, fs.ErrNotExist)
+	}
+	if err != nil {
+		return false, fmt.Errorf("source %s: reading commit %s from its mirror: %w", source, ancestor, err)
+	}
+	ok, err := a.IsAncestor(d)
+	if err != nil {
+		return false, fmt.Errorf("source %s: walking the history of %s: %w", source, store.Short(descendant), err)
+	}
+	return ok, nil
 }
 
 // readCommit opens the source's mirror for reading, on storage of its own

@@ -55,6 +55,11 @@ type Watcher interface {
 	CommitTime(ctx context.Context, source, commit string) (time.Time, error)
 	// CommitAuthor is commit's author (name and email), from the mirror.
 	CommitAuthor(ctx context.Context, source, commit string) (name, email string, err error)
+	// IsAncestor reports whether commit ancestor is descendant or one of
+	// its ancestors, from the mirror: which of two commits of a branch is
+	// the newer is Git's answer, not their times'. A commit that is not in
+	// the mirror is an error.
+	IsAncestor(ctx context.Context, source, ancestor, descendant string) (bool, error)
 }
 
 // StateStore is where the watcher keeps what it saw; store.Sources

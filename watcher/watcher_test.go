@@ -600,3 +600,29 @@ func TestAddValidates(t *testing.T) {
 		t.Errorf("a valid source: %v", err)
 	}
 }
+
+// IsAncestor answers from the mirror: an older commit of the branch is an
+// ancestor of a newer one and not the other way round, a commit is its
+// own ancestor, and one the mirror lacks is an error.
+func TestIsAncestor(t *testing.T) {
+	tw := startWatcher(t, Config{})
+	repo := newGitRepo(t, filepath.Join(t.TempDir(), "origin.git"))
+	first := repo.commit(nil)
+	second := repo.commit(nil)
+	repo.push()
+	tw.add(t, store.Source{Name: "app", URL: repo.bare})
+	tw.sync(t, "app")
+	ctx := t.Context()
+	for _, c := range []struct {
+		ancestor, descendant string
+		want                 bool
+	}{{first, second, true}, {second, first, false}, {second, second, true}} {
+		got, err := tw.IsAncestor(ctx, "app", c.ancestor, c.descendant)
+		if err != nil || got != c.want {
+			t.Errorf("IsAncestor(%.7s, %.7s) = %v, %v; want %v", c.ancestor, c.descendant, got, err, c.want)
+		}
+	}
+	if _, err := tw.IsAncestor(ctx, "app", strings.Repeat("1", 40), second); err == nil {
+		t.Errorf("IsAncestor of a commit the mirror lacks: no error")
+	}
+}

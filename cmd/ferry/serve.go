@@ -42,6 +42,7 @@ The configuration (YAML):
   - {name: alice, token: $ALICE_TOKEN, roles: [deployer, approver]}
   sandbox: {mode: bwrap, network: none}  # how code from Git runs (bubblewrap)
   logFormat: text                 # or json, one object a line
+  storeRetry: 2m                  # a full disk: how long a run waits before it fails
 
 ferry serve logs one line per outcome: run started and finished (with the
 failing step and its first error), release made, deployed to ENV,

@@ -1,0 +1,374 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrycd/ferry/pipeline"
+	"github.com/ferrycd/ferry/store"
+)
+
+// errDiskFull is what SQLite says when the disk is full.
+var errDiskFull = errors.New("database or disk is full (13)")
+
+// flakyStore is the fixture's store whose writes of runs, steps, logs,
+// releases, deployments and audit entries fail while refuse says so.
+type flakyStore struct {
+	*store.SQLite
+	mu sync.Mutex
+	// refuse decides, for a write named op, whether it fails.
+	refuse func(op string) bool
+	// onStep, when set, hears every step write before it happens.
+	onStep func(s store.Step)
+}
+
+func (s *flakyStore) fails(op string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refuse != nil && s.refuse(op)
+}
+
+func (s *flakyStore) setRefuse(f func(op string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = f
+}
+
+func (s *flakyStore) UpdateRun(ctx context.Context, r store.Run) error {
+	if s.fails("run") {
+		return fmt.Errorf("update run %d: %w", r.ID, errDiskFull)
+	}
+	return s.SQLite.UpdateRun(ctx, r)
+}
+
+func (s *flakyStore) UpdateStep(ctx context.Context, st store.Step) error {
+	s.mu.Lock()
+	on := s.onStep
+	s.mu.Unlock()
+	if on != nil {
+		on(st)
+	}
+	if s.fails("step") {
+		return fmt.Errorf("update step %q of run %d: %w", st.Name, st.RunID, errDiskFull)
+	}
+	return s.SQLite.UpdateStep(ctx, st)
+}
+
+func (s *flakyStore) AppendLog(ctx context.Context, runID int64, step string, lines ...string) error {
+	if s.fails("log") {
+		return errDiskFull
+	}
+	return s.SQLite.AppendLog(ctx, runID, step, lines...)
+}
+
+func (s *flakyStore) AppendEvent(ctx context.Context, e store.Event) (store.Event, error) {
+	if s.fails("event") {
+		return store.Event{}, errDiskFull
+	}
+	return s.SQLite.AppendEvent(ctx, e)
+}
+
+func (s *flakyStore) PutRelease(ctx context.Context, rel store.Release) (store.Release, bool, error) {
+	if s.fails("release") {
+		return store.Release{}, false, errDiskFull
+	}
+	return s.SQLite.PutRelease(ctx, rel)
+}
+
+func (s *flakyStore) RecordDeployment(ctx context.Context, d store.Deployment) (store.Deployment, error) {
+	if s.fails("deployment") {
+		return store.Deployment{}, errDiskFull
+	}
+	return s.SQLite.RecordDeployment(ctx, d)
+}
+
+// isAncestor is Config.IsAncestor from the fixture's repositories.
+func (f *fixture) isAncestor(ctx context.Context, source, ancestor, descendant string) (bool, error) {
+	f.mu.Lock()
+	dir := f.repos[source]
+	f.mu.Unlock()
+	cmd := exec.CommandContext(ctx, "git", "-C", dir, "merge-base", "--is-ancestor", ancestor, descendant)
+	cmd.Env = gitEnv()
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 1 {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Every write of a run fails once before it succeeds: the run carries on
+// as if nothing happened, and its log and audit entries are all there.
+func TestStoreWritesAreRetried(t *testing.T) {
+	f := newFixture(t)
+	commit := f.newSource("demo", nil)
+	flaky := &flakyStore{SQLite: f.st}
+	tries := map[string]int{}
+	flaky.setRefuse(func(op string) bool {
+		tries[op]++
+		return tries[op]%2 == 1
+	})
+	cfg := f.config()
+	cfg.Store = flaky
+	ex, _ := f.start(cfg)
+	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := wait(t, ex, queued.ID)
+	flaky.setRefuse(nil)
+	if run.Status != store.StatusSucceeded {
+		t.Fatalf("run %s (%s); logs:\n%v", run.Status, run.Reason, f.logs(run.ID))
+	}
+	for _, op := range []string{"run", "step", "log", "event", "release", "deployment"} {
+		if tries[op] < 2 {
+			t.Errorf("%s written %d times; the test wants each refused once", op, tries[op])
+		}
+	}
+	logs := f.logs(run.ID)
+	for step, want := range map[string]string{
+		pipeline.StepCheckout: "commit " + commit + " of demo/main",
+		pipeline.StepBuild:    "hello  python  sha256:",
+		pipeline.StepTest:     "hello | OK",
+		pipeline.StepDeploy:   "dev now runs " + run.Release,
+	} {
+		if !contains(logs[step], want) {
+			t.Errorf("log of %s has no %q:\n%s", step, want, strings.Join(logs[step], "\n"))
+		}
+	}
+	events, err := f.st.ListEvents(context.Background(), "", store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for i := len(events) - 1; i >= 0; i-- {
+		actions = append(actions, events[i].Action)
+	}
+	if got, want := strings.Join(actions, " "), "run.start release.create deploy run.end"; got != want {
+		t.Errorf("audit log %q, want %q", got, want)
+	}
+	if ds := f.deployments(); len(ds) != 1 || ds[0].Release != run.Release {
+		t.Errorf("deployments %+v; want one of %s", ds, run.Release)
+	}
+}
+
+// The store refuses every write from the test step's first log line on,
+// for longer than StoreRetry: the run stops there, nothing is released or
+// deployed, and it is recorded failed, with why and what to do, once the
+// store takes writes again. Enqueued again, it runs on from its test step
+// and deploys.
+func TestUnwritableStoreFailsTheRunThenItRunsAgain(t *testing.T) {
+	f := newFixture(t)
+	commit := f.newSource("demo", map[string]string{"ferry.yaml": withTest(t, `[sh, -c, "echo while the disk fills"]`)})
+	flaky := &flakyStore{SQLite: f.st}
+	flaky.onStep = func(s store.Step) {
+		if s.Name == pipeline.StepTest && s.Status == store.StatusRunning {
+			// The disk fills with the test's first line: that write and
+			// every one after it fail.
+			full := false
+			flaky.setRefuse(func(op string) bool {
+				full = full || op == "log"
+				return full
+			})
+		}
+	}
+	stopped := make(chan struct{})
+	var once sync.Once
+	cfg := f.config()
+	cfg.Store = flaky
+	cfg.StoreRetry = 300 * time.Millisecond
+	cfg.Log = func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		t.Log("ferry: " + line)
+		if strings.Contains(line, " stops: ") {
+			once.Do(func() { close(stopped) })
+		}
+	}
+	ex, _ := f.start(cfg)
+	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the run did not stop for the store")
+	}
+	// The space comes back.
+	flaky.mu.Lock()
+	flaky.refuse, flaky.onStep = nil, nil
+	flaky.mu.Unlock()
+
+	run := wait(t, ex, queued.ID)
+	if run.Status != store.StatusFailed || !run.StoreFailed {
+		t.Fatalf("run %s (store failed %v): %s; want failed for the store", run.Status, run.StoreFailed, run.Reason)
+	}
+	for _, want := range []string{"ferry could not record ", "database or disk is full", "free space on the data folder's disk; ferry runs the branch head again when it can"} {
+		if !strings.Contains(run.Reason, want) {
+			t.Errorf("reason %q does not say %q", run.Reason, want)
+		}
+	}
+	st := steps(run)
+	if st["test"].Status != store.StatusFailed || st["release"].Status != store.StatusQueued || st["deploy"].Status != store.StatusQueued {
+		t.Errorf("steps test %s, release %s, deploy %s; want failed, queued, queued", st["test"].Status, st["release"].Status, st["deploy"].Status)
+	}
+	if rels := f.releases("demo"); len(rels) != 0 {
+		t.Errorf("releases %+v; want none while the store refused", rels)
+	}
+	if ds := f.deployments(); len(ds) != 0 {
+		t.Errorf("deployments %+v; want none", ds)
+	}
+	if !contains(f.logs(run.ID)["test"], "hello | while the disk fills") {
+		t.Errorf("the test's lines written while the store refused are lost:\n%s", strings.Join(f.logs(run.ID)["test"], "\n"))
+	}
+
+	again, err := ex.Enqueue(context.Background(), "demo", "main", commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID != run.ID {
+		t.Fatalf("enqueued again as run %d, want run %d again", again.ID, run.ID)
+	}
+	done := wait(t, ex, run.ID)
+	if done.Status != store.StatusSucceeded || done.StoreFailed {
+		t.Fatalf("run again: %s (store failed %v): %s", done.Status, done.StoreFailed, done.Reason)
+	}
+	if was, now := st["build"], steps(done)["build"]; !now.Started.Equal(was.Started) {
+		t.Errorf("build ran again (started %v, before %v); want it kept", now.Started, was.Started)
+	}
+	if ds := f.deployments(); len(ds) != 1 || ds[0].RunID != run.ID {
+		t.Errorf("deployments %+v; want one by run %d", ds, run.ID)
+	}
+}
+
+// A run of an older commit that reaches its deploy after a newer commit
+// of the branch is live in dev is not deployed: it ends superseded,
+// saying which commit dev runs.
+func TestOlderCommitIsNotDeployedOverNewer(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.newSource("demo", nil)
+	c2 := f.commit("demo", "second", map[string]string{"NOTE": "two"})
+	cfg := f.config()
+	cfg.IsAncestor = f.isAncestor
+	ex, _ := f.start(cfg)
+	ctx := context.Background()
+	q2, err := ex.Enqueue(ctx, "demo", "main", c2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := wait(t, ex, q2.ID)
+	if r2.Status != store.StatusSucceeded {
+		t.Fatalf("run of c2 %s: %s", r2.Status, r2.Reason)
+	}
+	q1, err := ex.Enqueue(ctx, "demo", "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := wait(t, ex, q1.ID)
+	want := fmt.Sprintf("dev already runs %s (newer on main); this run's commit %s is older", store.Short(c2), store.Short(c1))
+	if r1.Status != store.StatusSuperseded || r1.Reason != want {
+		t.Fatalf("run of c1 %s: %q; want superseded: %q", r1.Status, r1.Reason, want)
+	}
+	if s := steps(r1)["deploy"]; s.Status != store.StatusSkipped || s.Reason != want {
+		t.Errorf("deploy step %s: %q", s.Status, s.Reason)
+	}
+	env, err := f.st.GetEnvironment(ctx, "dev")
+	if err != nil || env.Release != r2.Release {
+		t.Errorf("dev runs %q (%v); want c2's %s", env.Release, err, r2.Release)
+	}
+	if ds := f.deployments(); len(ds) != 1 {
+		t.Errorf("deployments %+v; want c2's only", ds)
+	}
+}
+
+// A run that was running when ferry stopped, whose commit the branch head
+// has moved past, ends superseded at the next start instead of resuming.
+func TestResumedRunPastByTheBranchEndsSuperseded(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.newSource("demo", nil)
+	c2 := f.commit("demo", "second", map[string]string{"NOTE": "two"})
+	ctx := context.Background()
+	if err := f.st.PutSource(ctx, store.Source{Name: "demo", URL: "https://git.example.com/demo", Branch: "main", Interval: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.RecordSourceEvent(ctx, store.SourceEvent{Source: "demo", Branch: "main", Previous: c1, Commit: c2}); err != nil {
+		t.Fatal(err)
+	}
+	// ferry stopped in c1's test step.
+	r1, _, err := f.st.CreateRun(ctx, store.Run{Source: "demo", Branch: "main", Commit: c1}, pipeline.Steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1.Status, r1.Started, r1.Steps = store.StatusRunning, time.Now(), nil
+	if err := f.st.UpdateRun(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.UpdateStep(ctx, store.Step{RunID: r1.ID, Name: pipeline.StepTest, Index: 3, Status: store.StatusRunning, Started: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := f.config()
+	cfg.IsAncestor = f.isAncestor
+	ex, _ := f.start(cfg)
+	run := wait(t, ex, r1.ID)
+	want := fmt.Sprintf("the head of demo/main is %s, which descends from this run's commit %s; ferry runs the head instead", store.Short(c2), store.Short(c1))
+	if run.Status != store.StatusSuperseded || run.Reason != want {
+		t.Fatalf("run %s: %q; want superseded: %q", run.Status, run.Reason, want)
+	}
+	for _, s := range run.Steps {
+		if !s.Status.Done() {
+			t.Errorf("step %s is %s; want every step done", s.Name, s.Status)
+		}
+	}
+	if rels := f.releases("demo"); len(rels) != 0 {
+		t.Errorf("releases %+v; want none", rels)
+	}
+}
+
+// Without Git to ask, a run unfinished at start ends superseded when a
+// newer run of its branch deployed already.
+func TestResumedRunBehindADeployedRunEndsSuperseded(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.newSource("demo", nil)
+	c2 := f.commit("demo", "second", map[string]string{"NOTE": "two"})
+	ctx := context.Background()
+	r1, _, err := f.st.CreateRun(ctx, store.Run{Source: "demo", Branch: "main", Commit: c1}, pipeline.Steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1.Status, r1.Started, r1.Steps = store.StatusRunning, time.Now(), nil
+	if err := f.st.UpdateRun(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	r2, _, err := f.st.CreateRun(ctx, store.Run{Source: "demo", Branch: "main", Commit: c2}, pipeline.Steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, _, err := f.st.PutRelease(ctx, store.Release{ID: "sha256:" + strings.Repeat("2", 64), Source: "demo", Commit: c2, Ref: "registry.example.com/demo@sha256:" + strings.Repeat("2", 64), Manifest: []byte("{}"), RunID: r2.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.RecordDeployment(ctx, store.Deployment{Environment: "dev", Release: rel.ID, Actor: pipeline.Actor, RunID: r2.ID, Status: store.DeploymentSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	r2.Status, r2.Release, r2.Ended, r2.Steps = store.StatusSucceeded, rel.ID, time.Now(), nil
+	if err := f.st.UpdateRun(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+
+	ex, _ := f.start(f.config())
+	run := wait(t, ex, r1.ID)
+	want := fmt.Sprintf("run %d deployed the newer commit %s of demo/main already; this run's commit %s is older", r2.ID, store.Short(c2), store.Short(c1))
+	if run.Status != store.StatusSuperseded || run.Reason != want {
+		t.Fatalf("run %s: %q; want superseded: %q", run.Status, run.Reason, want)
+	}
+	if ds := f.deployments(); len(ds) != 1 || ds[0].RunID != r2.ID {
+		t.Errorf("deployments %+v; want run %d's only", ds, r2.ID)
+	}
+}
