@@ -183,13 +183,44 @@ func (s *SQLite) migrate(ctx context.Context) error {
 func (s *SQLite) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return auditFailed(ctx, err)
 	}
-	if err := fn(tx); err != nil {
+	ev, err := appendPending(ctx, tx)
+	if err == nil {
+		err = fn(tx)
+	}
+	if err != nil {
 		tx.Rollback()
+		if isFull(err) {
+			return auditFailed(ctx, err)
+		}
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return auditFailed(ctx, err)
+	}
+	if ev != nil {
+		ev.done()
+	}
+	return nil
+}
+
+// auditFailed is err of a change that was not made; when the change
+// carried an audit entry, the entry was not written either, and the
+// caller learns it from an *AuditError.
+func auditFailed(ctx context.Context, err error) error {
+	var ae *AuditError
+	if errors.As(err, &ae) {
+		return err
+	}
+	if p, _ := ctx.Value(eventKey{}).(*pendingEvent); p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.written {
+			return &AuditError{Event: p.e, Err: err}
+		}
+	}
+	return err
 }
 
 // read runs fn in a read transaction, so that what it reads is one snapshot.

@@ -3,7 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"sync"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 const eventCols = `id, at, actor, action, object, detail`
@@ -14,22 +19,89 @@ func scanEvent(sc scanner) (Event, error) {
 	return e, err
 }
 
-// AppendEvent adds e to the audit log; At defaults to now.
-func (s *SQLite) AppendEvent(ctx context.Context, e Event) (Event, error) {
-	e.At = orNow(e.At)
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO events (at, actor, action, object, detail) VALUES (?, ?, ?, ?, ?)`,
-			unixNano(e.At), e.Actor, e.Action, e.Object, e.Detail)
-		if err != nil {
-			return err
-		}
-		e.ID, err = res.LastInsertId()
-		return err
-	})
-	if err != nil {
-		return Event{}, fmt.Errorf("append audit event %s on %s: %w", e.Action, e.Object, err)
+// pendingEvent is the audit entry a context carries to the next change.
+type pendingEvent struct {
+	mu      sync.Mutex
+	e       Event
+	written bool
+}
+
+type eventKey struct{}
+
+// WithEvent returns a context under which the store's next change made
+// with it also appends e to the audit log, in the same transaction: the
+// change and its entry are both kept or neither is. Later changes with the
+// same context do not append e again. A change whose entry cannot be
+// written fails with an *AuditError.
+func WithEvent(ctx context.Context, e Event) context.Context {
+	return context.WithValue(ctx, eventKey{}, &pendingEvent{e: e})
+}
+
+// AuditError is a change refused because its audit entry could not be
+// written; nothing of the change was kept.
+type AuditError struct {
+	Event Event
+	Err   error
+}
+
+func (e *AuditError) Error() string {
+	return fmt.Sprintf("%s on %s was not done: its audit entry could not be written: %v; free space on the disk of ferry's data folder, then try again",
+		e.Event.Action, e.Event.Object, e.Err)
+}
+
+func (e *AuditError) Unwrap() error { return e.Err }
+
+// IsAudit reports whether err is, or wraps, an *AuditError.
+func IsAudit(err error) bool {
+	var ae *AuditError
+	return errors.As(err, &ae)
+}
+
+// appendPending writes the entry ctx carries, if any and not written yet,
+// in tx. It returns the entry, to be marked written once tx commits.
+func appendPending(ctx context.Context, tx *sql.Tx) (*pendingEvent, error) {
+	p, _ := ctx.Value(eventKey{}).(*pendingEvent)
+	if p == nil {
+		return nil, nil
 	}
-	return e, nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.written {
+		return nil, nil
+	}
+	p.e.At = orNow(p.e.At)
+	res, err := tx.ExecContext(ctx, `INSERT INTO events (at, actor, action, object, detail) VALUES (?, ?, ?, ?, ?)`,
+		unixNano(p.e.At), p.e.Actor, p.e.Action, p.e.Object, p.e.Detail)
+	if err == nil {
+		p.e.ID, err = res.LastInsertId()
+	}
+	if err != nil {
+		return nil, &AuditError{Event: p.e, Err: err}
+	}
+	return p, nil
+}
+
+func (p *pendingEvent) done() Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.written = true
+	return p.e
+}
+
+// isFull reports whether err is SQLite's "database or disk is full".
+func isFull(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_FULL
+}
+
+// AppendEvent adds e to the audit log; At defaults to now. It fails with
+// an *AuditError, so that a caller that must not act unrecorded can tell.
+func (s *SQLite) AppendEvent(ctx context.Context, e Event) (Event, error) {
+	ctx = WithEvent(ctx, e)
+	if err := s.write(ctx, func(*sql.Tx) error { return nil }); err != nil {
+		return Event{}, err
+	}
+	return ctx.Value(eventKey{}).(*pendingEvent).done(), nil
 }
 
 // ListEvents lists events newest first; object "" lists all.
