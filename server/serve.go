@@ -300,6 +300,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			}
 		},
 		Deliveries: st,
+		Audit:      st,
 		Log:        logf,
 	})
 	mux := http.NewServeMux()
@@ -500,11 +501,13 @@ func (m *sourceManager) Add(ctx context.Context, s store.Source) error {
 	return nil
 }
 
+// Remove forgets the source in the store first, with the entry ctx may
+// carry, so that a store that refuses leaves the source watched as before.
 func (m *sourceManager) Remove(ctx context.Context, name string) error {
-	if err := m.watcher.Remove(ctx, name); err != nil {
+	if err := m.store.DeleteSource(ctx, name); err != nil {
 		return err
 	}
-	return m.store.DeleteSource(ctx, name)
+	return m.watcher.Remove(ctx, name)
 }
 
 func (m *sourceManager) Sync(ctx context.Context, name string) error {

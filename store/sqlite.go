@@ -185,9 +185,13 @@ func (s *SQLite) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return auditFailed(ctx, err)
 	}
-	ev, err := appendPending(ctx, tx)
-	if err == nil {
-		err = fn(tx)
+	var ev *pendingEvent
+	err = fn(tx)
+	switch {
+	case errors.Is(err, errNoEntry):
+		err = nil
+	case err == nil:
+		ev, err = appendPending(ctx, tx)
 	}
 	if err != nil {
 		tx.Rollback()

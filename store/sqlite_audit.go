@@ -37,6 +37,23 @@ func WithEvent(ctx context.Context, e Event) context.Context {
 	return context.WithValue(ctx, eventKey{}, &pendingEvent{e: e})
 }
 
+// EventWritten reports whether the entry ctx carries (WithEvent) was
+// written with a change; false when ctx carries none.
+func EventWritten(ctx context.Context) bool {
+	p, _ := ctx.Value(eventKey{}).(*pendingEvent)
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.written
+}
+
+// errNoEntry, returned by a write's function, commits its work without the
+// entry ctx carries: that work is bookkeeping, not the action the entry
+// records, which did not happen (a delivery seen before, say).
+var errNoEntry = errors.New("no audit entry for this change")
+
 // AuditError is a change refused because its audit entry could not be
 // written; nothing of the change was kept.
 type AuditError struct {
