@@ -24,6 +24,8 @@ type pendingEvent struct {
 	mu      sync.Mutex
 	e       Event
 	written bool
+	// name, when set, makes the entry of the record the change creates.
+	name func(id int64) Event
 }
 
 type eventKey struct{}
@@ -53,6 +55,23 @@ func EventWritten(ctx context.Context) bool {
 // entry ctx carries: that work is bookkeeping, not the action the entry
 // records, which did not happen (a delivery seen before, say).
 var errNoEntry = errors.New("no audit entry for this change")
+
+// WithCreateEvent is WithEvent for a change that creates a record: the
+// entry names it, so entry(id) makes the entry from the new record's id.
+func WithCreateEvent(ctx context.Context, entry func(id int64) Event) context.Context {
+	return context.WithValue(ctx, eventKey{}, &pendingEvent{name: entry})
+}
+
+// created gives the entry ctx carries the id of the record a change made.
+func created(ctx context.Context, id int64) {
+	if p, _ := ctx.Value(eventKey{}).(*pendingEvent); p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.written && p.name != nil {
+			p.e = p.name(id)
+		}
+	}
+}
 
 // AuditError is a change refused because its audit entry could not be
 // written; nothing of the change was kept.
