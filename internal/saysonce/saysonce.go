@@ -1,0 +1,45 @@
+package saysonce
+
+import (
+	"strings"
+	"testing"
+)
+
+// Repeat returns what msg says twice in a row: a segment between ": "
+// repeated ("X: X: …"), a segment that starts with the one before it
+// ("function hello: function hello exited"), or a word right after itself
+// ("hello hello"). It returns "" when msg says each thing once.
+func Repeat(msg string) string {
+	for _, line := range strings.Split(msg, "\n") {
+		segs := strings.Split(line, ": ")
+		for i := 1; i < len(segs); i++ {
+			prev, cur := strings.TrimSpace(segs[i-1]), strings.TrimSpace(segs[i])
+			if prev == "" {
+				continue
+			}
+			if cur == prev || strings.Contains(prev, " ") && strings.HasPrefix(cur, prev+" ") {
+				return prev
+			}
+		}
+		words := strings.Fields(line)
+		for i := 1; i < len(words); i++ {
+			w := strings.Trim(words[i], ",;:()")
+			if len(w) > 1 && w == strings.Trim(words[i-1], ",;:()") && !isNumber(w) {
+				return w + " " + w
+			}
+		}
+	}
+	return ""
+}
+
+func isNumber(s string) bool {
+	return strings.Trim(s, "0123456789.") == ""
+}
+
+// Check fails t when msg says something twice in a row.
+func Check(t testing.TB, what, msg string) {
+	t.Helper()
+	if r := Repeat(msg); r != "" {
+		t.Errorf("%s says %q twice in a row:\n%s", what, r, msg)
+	}
+}
