@@ -335,7 +335,7 @@ func (a *api) syncSource(w http.ResponseWriter, r *http.Request, id Identity) er
 		writeJSON(w, http.StatusBadGateway, struct {
 			ErrorView
 			Source SourceView `json:"source"`
-		}{ErrorView{fmt.Sprintf("fetching %s: %v", name, err)}, sourceView(src, st)})
+		}{ErrorView{err.Error()}, sourceView(src, st)}) // the watcher's error names the source and its URL
 		return nil
 	}
 	st, _ := a.cfg.Sources.Status(name)

@@ -7,7 +7,8 @@ import (
 
 // Repeat returns what msg says twice in a row: a segment between ": "
 // repeated ("X: X: …"), a segment that starts with the one before it
-// ("function hello: function hello exited"), or a word right after itself
+// ("function hello: function hello exited"), two short prefixes that end
+// in the same name ("fetching demo: source demo: …"), or a word right after itself
 // ("hello hello"). It returns "" when msg says each thing once.
 func Repeat(msg string) string {
 	for _, line := range strings.Split(msg, "\n") {
@@ -19,6 +20,11 @@ func Repeat(msg string) string {
 			}
 			if cur == prev || strings.Contains(prev, " ") && strings.HasPrefix(cur, prev+" ") {
 				return prev
+			}
+			// "fetching demo: source demo: …": two short prefixes, one name.
+			pw, cw := strings.Fields(prev), strings.Fields(cur)
+			if len(pw) <= 3 && len(cw) <= 3 && len(cw) > 1 && i+1 < len(segs) && pw[len(pw)-1] == cw[len(cw)-1] {
+				return pw[len(pw)-1]
 			}
 		}
 		words := strings.Fields(line)
