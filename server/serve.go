@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -116,7 +117,9 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	target := func(env string) (*embedded.Target, error) {
 		ec, ok := envConfigs[env]
 		if !ok {
-			return nil, fmt.Errorf("environment %s is not in ferry serve's configuration (it has %v); add it there", env, slices.Sorted(maps.Keys(envConfigs)))
+			// why: not naming env: the pipeline and the promoter, which
+			// asked for it, say "environment ENV: " before this.
+			return nil, fmt.Errorf("not in ferry serve's configuration, which has %s; add it there", strings.Join(slices.Sorted(maps.Keys(envConfigs)), ", "))
 		}
 		return host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers, Env: settings.resolver(env)})
 	}

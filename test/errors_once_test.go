@@ -14,9 +14,10 @@ import (
 
 // TestFailuresSayEachThingOnce provokes the failures people meet first
 // through the binary (a function that dies at start, a secret that is not
-// set, a build that fails, a manifest that does not load) and checks that
-// every message ferry gives about them, in runs, promotions and its log,
-// says each thing once.
+// set, a build that fails, a manifest that does not load, a stage ferry
+// does not have) and refused CLI calls, and checks that every message
+// ferry gives about them, in runs, promotions, its log and the CLI, says
+// each thing once.
 func TestFailuresSayEachThingOnce(t *testing.T) {
 	srv := gitserver.Start(t, "", "")
 	broken := map[string]func(dir string){
@@ -30,6 +31,13 @@ func TestFailuresSayEachThingOnce(t *testing.T) {
 		"nobuild": func(dir string) {
 			write(t, dir, "hello/main.py", "def handle(req:\n")
 			os.Remove(filepath.Join(dir, "hello", "test_main.py"))
+		},
+		"nostage": func(dir string) {
+			b, err := os.ReadFile(filepath.Join(dir, "ferry.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(t, dir, "ferry.yaml", string(b)+"---\napiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nspec:\n  stages:\n  - {name: qa, auto: true}\n")
 		},
 		"badyaml": func(dir string) {
 			edit(t, dir, "ferry.yaml", "  timeout: 10s\n", "  timeout: 10s\n  colour: blue\n")
