@@ -256,7 +256,11 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 		if err != nil {
 			// Not synced and not remembered: the sender retries later.
 			wh.cfg.Log("webhook: %s delivery %s for source %q: %v", p.name, id, src.Name, err)
-			replyHookError(w, http.StatusServiceUnavailable, "ferry could not record the delivery; send it again later")
+			msg := "ferry could not record the delivery; send it again later"
+			if ae, ok := errors.AsType[*store.AuditError](err); ok {
+				msg = ae.Error()
+			}
+			replyHookError(w, http.StatusServiceUnavailable, msg)
 			return
 		}
 	}

@@ -30,14 +30,25 @@ func plainRepo(t *testing.T, srv *gitserver.Server, name string) string {
 }
 
 // TestFullDiskActionsNeedTheirAuditEntry fills the disk of ferry's data
-// folder and tries what people do: each action fails with the reason and
-// the fix, and leaves no trace. With the space back, each works and the
-// audit log has exactly one entry per action.
+// folder and tries what people do: each action (an approval, a freeze, a
+// secret, a source added or synced, a webhook's fetch) fails with the
+// reason and the fix, and leaves no trace. With the space back, each
+// works, the approved promotion is deployed by ferry, and the audit log
+// has exactly one entry per action.
 func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
-	disk := newSmallDisk(t, "64m")
+	disk := newSmallDisk(t, "128m")
 	srv := gitserver.Start(t, "", "")
-	demo, other := plainRepo(t, srv, "demo"), plainRepo(t, srv, "other")
-	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: demo, url: %q, branch: main, interval: 1h}`, demo))
+	demo, _ := pythonRepo(t, srv, "demo", func(dir string) {
+		b, err := os.ReadFile(filepath.Join(dir, "ferry.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = append(b, "---\napiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nspec:\n  stages:\n  - {name: dev, auto: true}\n  - name: prod\n    approval: {required: 1}\n"...)
+		write(t, dir, "ferry.yaml", string(b))
+	})
+	other := plainRepo(t, srv, "other")
+	const hookSecret = "webhook-secret-e2e"
+	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: demo, url: %q, branch: main, interval: 1h, webhookSecret: %s}`, demo, hookSecret))
 	b, err := os.ReadFile(cfg.path)
 	if err != nil {
 		t.Fatal(err)
@@ -49,9 +60,7 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 	p := startServe(t, cfg)
 	c := p.client(t)
 	ctx := t.Context()
-	if _, err := c.SyncSource(ctx, "demo"); err != nil {
-		t.Fatalf("the first sync: %v", err)
-	}
+	pending := pendingProd(t, p, c, "")
 	count := func(object, action string) int {
 		t.Helper()
 		evs, err := c.Events(ctx, object, 500, 0)
@@ -60,13 +69,29 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 		}
 		n := 0
 		for _, e := range evs.Items {
-			if e.Action == action {
+			if e.Action == action && e.Actor != "webhook" {
 				n++
 			}
 		}
 		return n
 	}
 	syncs := count("source/demo", "source.sync")
+	hooks := func() int {
+		t.Helper()
+		evs, err := c.Events(ctx, "source/demo", 500, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range evs.Items {
+			if e.Actor == "webhook" {
+				n++
+			}
+		}
+		return n
+	}
+	approve := fmt.Sprint(pending.ID)
+	payload := []byte(`{"ref":"refs/heads/main","before":"","after":"","deleted":false,"repository":{"full_name":"dev/demo"}}`)
 
 	cli := func(args ...string) result {
 		return ferry(t, append(args, "--server", p.api, "--token", serveToken)...)
@@ -78,6 +103,18 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 		{"source.sync", func() error {
 			if r := cli("sources", "sync", "demo"); r.code != 0 {
 				return errors.New(r.stderr)
+			}
+			return nil
+		}},
+		{"promotion.approve", func() error {
+			if r := cli("approve", approve, "--comment", "looks good"); r.code != 0 {
+				return errors.New(r.stderr)
+			}
+			return nil
+		}},
+		{"source.sync", func() error {
+			if code, body := githubPushReply(t, p.api, "demo", hookSecret, "delivery-full", payload); code != 202 {
+				return fmt.Errorf("the webhook answered %d: %s", code, body)
 			}
 			return nil
 		}},
@@ -111,8 +148,8 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 			}
 		}
 		var se *server.StatusError
-		if errors.As(err, &se) && se.Code != 503 {
-			t.Errorf("%s on a full disk: status %d, want 503", a.name, se.Code)
+		if errors.As(err, &se) && se.Code != 503 || !errors.As(err, &se) && !strings.Contains(msg, "503") {
+			t.Errorf("%s on a full disk: %v, want 503", a.name, err)
 		}
 	}
 	disk.Release(t)
@@ -126,6 +163,15 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 		if e.Frozen {
 			t.Errorf("%s is frozen by a refused freeze", e.Name)
 		}
+		if e.Name == "prod" && e.Release != "" {
+			t.Errorf("prod runs %s after a refused approval", e.Release)
+		}
+	}
+	if pr, err := c.Promotion(ctx, pending.ID); err != nil || pr.Status != "pending" || len(pr.Approvals) != 0 {
+		t.Errorf("promotion %d after a refused approval: %+v, %v", pending.ID, pr, err)
+	}
+	if n := hooks(); n != 0 {
+		t.Errorf("%d webhook entries after the refused delivery", n)
 	}
 	if secs, err := c.EnvSecrets(ctx, "staging"); err != nil || len(secs) != 0 {
 		t.Errorf("staging's secrets after a refused set: %+v, %v", secs, err)
@@ -133,7 +179,7 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 	if srcs, err := c.Sources(ctx); err != nil || len(srcs) != 1 {
 		t.Errorf("sources after a refused add: %+v, %v", srcs, err)
 	}
-	for object, action := range map[string]string{"source/demo": "source.sync", "env/staging": "freeze", "source/other": "source.add"} {
+	for object, action := range map[string]string{"source/demo": "source.sync", "env/staging": "freeze", "source/other": "source.add", "promotion/" + approve: "promotion.approve", "env/prod": "deploy"} {
 		want := 0
 		if action == "source.sync" {
 			want = syncs
@@ -156,9 +202,20 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 		{"env/staging", "freeze", 1},
 		{"env/staging", "secret.set", 1},
 		{"source/other", "source.add", 1},
+		{"promotion/" + approve, "promotion.approve", 1},
 	} {
 		if n := count(w.object, w.action); n != w.want {
 			t.Errorf("%s %s: %d entries, want %d", w.action, w.object, n, w.want)
 		}
+	}
+	if n := hooks(); n != 1 {
+		t.Errorf("%d webhook entries, want 1", n)
+	}
+	// The approval lets ferry deploy the release to prod, recorded once.
+	if got := liveRelease(t, c, "prod"); got != pending.Release {
+		t.Errorf("prod runs %s, want the approved %s", got, pending.Release)
+	}
+	if n := count("env/prod", "deploy"); n != 1 {
+		t.Errorf("deploy env/prod: %d entries, want 1", n)
 	}
 }
