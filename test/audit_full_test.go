@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferrycd/ferry/server"
 	"github.com/ferrycd/ferry/test/gitserver"
@@ -29,16 +30,53 @@ func plainRepo(t *testing.T, srv *gitserver.Server, name string) string {
 	return url
 }
 
+// action is one thing a person does, named by its audit action.
+type action struct {
+	name string
+	do   func() error
+}
+
+// cliAction runs ferry with args against p as an action.
+func cliAction(t *testing.T, p *serveProc, name string, args ...string) action {
+	return action{name, func() error {
+		if r := ferry(t, append(args, "--server", p.api, "--token", serveToken)...); r.code != 0 {
+			return errors.New(r.stderr)
+		}
+		return nil
+	}}
+}
+
+// refusedOnFullDisk fills disk, checks that each action fails with 503,
+// naming itself, the store's error and the fix, and gives the space back.
+func refusedOnFullDisk(t *testing.T, disk *smallDisk, actions ...action) {
+	t.Helper()
+	disk.Fill(t)
+	defer disk.Release(t)
+	for _, a := range actions {
+		err := a.do()
+		if err == nil {
+			t.Fatalf("%s worked on a full disk", a.name)
+		}
+		msg := err.Error()
+		for _, want := range []string{"503", a.name + " on ", "was not done", "database or disk is full", "free space on the disk of ferry's data folder"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s on a full disk: %q does not say %q", a.name, msg, want)
+			}
+		}
+	}
+}
+
 // TestFullDiskActionsNeedTheirAuditEntry fills the disk of ferry's data
-// folder and tries what people do: each action (an approval, a freeze, a
-// secret, a source added or synced, a webhook's fetch) fails with the
-// reason and the fix, and leaves no trace. With the space back, each
-// works, the approved promotion is deployed by ferry, and the audit log
-// has exactly one entry per action.
+// folder and tries what people do: each action (an approval, a rejection,
+// a freeze and unfreeze, a rollback and resume, a secret, a source added
+// or synced, a webhook's fetch) fails with the reason and the fix, and
+// leaves no trace. With the space back, each works, the approved
+// promotion is deployed by ferry, and the audit log has exactly one entry
+// per action.
 func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 	disk := newSmallDisk(t, "128m")
 	srv := gitserver.Start(t, "", "")
-	demo, _ := pythonRepo(t, srv, "demo", func(dir string) {
+	demo, work := pythonRepo(t, srv, "demo", func(dir string) {
 		b, err := os.ReadFile(filepath.Join(dir, "ferry.yaml"))
 		if err != nil {
 			t.Fatal(err)
@@ -61,7 +99,10 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 	c := p.client(t)
 	ctx := t.Context()
 	pending := pendingProd(t, p, c, "")
-	count := func(object, action string) int {
+
+	// count is the number of entries of action on object, by people
+	// (actor "webhook" when webhook is true).
+	count := func(object, action string, webhook bool) int {
 		t.Helper()
 		evs, err := c.Events(ctx, object, 500, 0)
 		if err != nil {
@@ -69,61 +110,40 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 		}
 		n := 0
 		for _, e := range evs.Items {
-			if e.Action == action && e.Actor != "webhook" {
+			if e.Action == action && (e.Actor == "webhook") == webhook {
 				n++
 			}
 		}
 		return n
 	}
-	syncs := count("source/demo", "source.sync")
-	hooks := func() int {
+	type entries struct {
+		object, action string
+		webhook        bool
+		want           int
+	}
+	checkCounts := func(when string, want []entries) {
 		t.Helper()
-		evs, err := c.Events(ctx, "source/demo", 500, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, e := range evs.Items {
-			if e.Actor == "webhook" {
-				n++
+		for _, w := range want {
+			if n := count(w.object, w.action, w.webhook); n != w.want {
+				t.Errorf("%s: %d entries of %s on %s (webhook %v), want %d", when, n, w.action, w.object, w.webhook, w.want)
 			}
 		}
-		return n
 	}
-	approve := fmt.Sprint(pending.ID)
+	syncs := count("source/demo", "source.sync", false)
+	approval := "promotion/" + fmt.Sprint(pending.ID)
 	payload := []byte(`{"ref":"refs/heads/main","before":"","after":"","deleted":false,"repository":{"full_name":"dev/demo"}}`)
 
-	cli := func(args ...string) result {
-		return ferry(t, append(args, "--server", p.api, "--token", serveToken)...)
-	}
-	actions := []struct {
-		name string
-		do   func() error
-	}{
-		{"source.sync", func() error {
-			if r := cli("sources", "sync", "demo"); r.code != 0 {
-				return errors.New(r.stderr)
-			}
-			return nil
-		}},
-		{"promotion.approve", func() error {
-			if r := cli("approve", approve, "--comment", "looks good"); r.code != 0 {
-				return errors.New(r.stderr)
-			}
-			return nil
-		}},
+	// Round 1: an approval, a freeze, a secret, a source, a sync, a webhook.
+	actions := []action{
+		cliAction(t, p, "source.sync", "sources", "sync", "demo"),
+		cliAction(t, p, "promotion.approve", "approve", fmt.Sprint(pending.ID), "--comment", "looks good"),
 		{"source.sync", func() error {
 			if code, body := githubPushReply(t, p.api, "demo", hookSecret, "delivery-full", payload); code != 202 {
 				return fmt.Errorf("the webhook answered %d: %s", code, body)
 			}
 			return nil
 		}},
-		{"freeze", func() error {
-			if r := cli("freeze", "staging", "--reason", "audit test"); r.code != 0 {
-				return errors.New(r.stderr)
-			}
-			return nil
-		}},
+		cliAction(t, p, "freeze", "freeze", "staging", "--reason", "audit test"),
 		{"secret.set", func() error {
 			_, err := c.SetEnvSecret(ctx, "staging", "API_KEY", "s3cret")
 			return err
@@ -133,26 +153,7 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 			return err
 		}},
 	}
-
-	disk.Fill(t)
-	for _, a := range actions {
-		err := a.do()
-		if err == nil {
-			disk.Release(t)
-			t.Fatalf("%s worked on a full disk", a.name)
-		}
-		msg := err.Error()
-		for _, want := range []string{a.name + " on ", "was not done", "full", "free space on the disk of ferry's data folder"} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("%s on a full disk: %q does not say %q", a.name, msg, want)
-			}
-		}
-		var se *server.StatusError
-		if errors.As(err, &se) && se.Code != 503 || !errors.As(err, &se) && !strings.Contains(msg, "503") {
-			t.Errorf("%s on a full disk: %v, want 503", a.name, err)
-		}
-	}
-	disk.Release(t)
+	refusedOnFullDisk(t, disk, actions...)
 
 	// Nothing of the refused actions is left.
 	envs, err := c.Environments(ctx)
@@ -170,52 +171,76 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 	if pr, err := c.Promotion(ctx, pending.ID); err != nil || pr.Status != "pending" || len(pr.Approvals) != 0 {
 		t.Errorf("promotion %d after a refused approval: %+v, %v", pending.ID, pr, err)
 	}
-	if n := hooks(); n != 0 {
-		t.Errorf("%d webhook entries after the refused delivery", n)
-	}
 	if secs, err := c.EnvSecrets(ctx, "staging"); err != nil || len(secs) != 0 {
 		t.Errorf("staging's secrets after a refused set: %+v, %v", secs, err)
 	}
 	if srcs, err := c.Sources(ctx); err != nil || len(srcs) != 1 {
 		t.Errorf("sources after a refused add: %+v, %v", srcs, err)
 	}
-	for object, action := range map[string]string{"source/demo": "source.sync", "env/staging": "freeze", "source/other": "source.add", "promotion/" + approve: "promotion.approve", "env/prod": "deploy"} {
-		want := 0
-		if action == "source.sync" {
-			want = syncs
-		}
-		if n := count(object, action); n != want {
-			t.Errorf("%s %s: %d entries after the refusal, want %d", action, object, n, want)
-		}
-	}
+	checkCounts("after the refusals", []entries{
+		{"source/demo", "source.sync", false, syncs}, {"source/demo", "source.sync", true, 0},
+		{approval, "promotion.approve", false, 0}, {"env/prod", "deploy", false, 0},
+		{"env/staging", "freeze", false, 0}, {"env/staging", "secret.set", false, 0}, {"source/other", "source.add", false, 0},
+	})
 
 	for _, a := range actions {
 		if err := a.do(); err != nil {
 			t.Errorf("%s with the space back: %v", a.name, err)
 		}
 	}
-	for _, w := range []struct {
-		object, action string
-		want           int
-	}{
-		{"source/demo", "source.sync", syncs + 1},
-		{"env/staging", "freeze", 1},
-		{"env/staging", "secret.set", 1},
-		{"source/other", "source.add", 1},
-		{"promotion/" + approve, "promotion.approve", 1},
-	} {
-		if n := count(w.object, w.action); n != w.want {
-			t.Errorf("%s %s: %d entries, want %d", w.action, w.object, n, w.want)
-		}
-	}
-	if n := hooks(); n != 1 {
-		t.Errorf("%d webhook entries, want 1", n)
-	}
 	// The approval lets ferry deploy the release to prod, recorded once.
 	if got := liveRelease(t, c, "prod"); got != pending.Release {
 		t.Errorf("prod runs %s, want the approved %s", got, pending.Release)
 	}
-	if n := count("env/prod", "deploy"); n != 1 {
-		t.Errorf("deploy env/prod: %d entries, want 1", n)
+	checkCounts("with the space back", []entries{
+		{"source/demo", "source.sync", false, syncs + 1}, {"source/demo", "source.sync", true, 1},
+		{approval, "promotion.approve", false, 1}, {"env/prod", "deploy", false, 1},
+		{"env/staging", "freeze", false, 1}, {"env/staging", "secret.set", false, 1}, {"source/other", "source.add", false, 1},
+	})
+
+	// Round 2: a second release in dev waits for prod; a rollback of dev,
+	// a rejection and an unfreeze, then a resume of the held dev.
+	commitGreeting(t, work, "", "hello again")
+	if _, err := c.SyncSource(ctx, "demo"); err != nil {
+		t.Fatal(err)
 	}
+	waitGreeting(t, p, "hello again", 120*time.Second)
+	second := pendingProd(t, p, c, pending.Release)
+	rejection := "promotion/" + fmt.Sprint(second.ID)
+	round2 := []action{
+		cliAction(t, p, "rollback", "rollback", "dev"),
+		cliAction(t, p, "promotion.reject", "reject", fmt.Sprint(second.ID), "--comment", "not now"),
+		cliAction(t, p, "unfreeze", "unfreeze", "staging"),
+	}
+	refusedOnFullDisk(t, disk, round2...)
+	if envs, err := c.Environments(ctx); err == nil {
+		for _, e := range envs {
+			if e.Name == "dev" && (e.Held || e.Release != second.Release) {
+				t.Errorf("dev after a refused rollback: held %v, release %s, want %s", e.Held, e.Release, second.Release)
+			}
+			if e.Name == "staging" && !e.Frozen {
+				t.Error("staging is not frozen after a refused unfreeze")
+			}
+		}
+	}
+	if pr, err := c.Promotion(ctx, second.ID); err != nil || pr.Status != "pending" {
+		t.Errorf("promotion %d after a refused rejection: %+v, %v", second.ID, pr, err)
+	}
+	checkCounts("after the refusals of round 2", []entries{
+		{"env/dev", "rollback", false, 0}, {rejection, "promotion.reject", false, 0}, {"env/staging", "unfreeze", false, 0},
+	})
+	for _, a := range round2 {
+		if err := a.do(); err != nil {
+			t.Errorf("%s with the space back: %v", a.name, err)
+		}
+	}
+	resume := cliAction(t, p, "resume", "resume", "dev")
+	refusedOnFullDisk(t, disk, resume)
+	if err := resume.do(); err != nil {
+		t.Errorf("resume with the space back: %v", err)
+	}
+	checkCounts("at the end", []entries{
+		{"env/dev", "rollback", false, 1}, {rejection, "promotion.reject", false, 1},
+		{"env/staging", "unfreeze", false, 1}, {"env/dev", "resume", false, 1},
+	})
 }
