@@ -14,7 +14,7 @@ import (
 
 // TestFailuresSayEachThingOnce provokes the failures people meet first
 // through the binary (a function that dies at start, a secret that is not
-// set, a build that fails, a manifest that does not load, a stage ferry
+// set, a build or a test that fails, a manifest that does not load, a stage ferry
 // does not have) and refused CLI calls, and checks that every message
 // ferry gives about them, in runs, promotions, its log and the CLI, says
 // each thing once.
@@ -38,6 +38,9 @@ func TestFailuresSayEachThingOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			write(t, dir, "ferry.yaml", string(b)+"---\napiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nspec:\n  stages:\n  - {name: qa, auto: true}\n")
+		},
+		"failtest": func(dir string) {
+			write(t, dir, "hello/test_main.py", "import unittest\n\nclass T(unittest.TestCase):\n    def test_fails(self):\n        self.assertEqual(1, 2)\n")
 		},
 		"badyaml": func(dir string) {
 			edit(t, dir, "ferry.yaml", "  timeout: 10s\n", "  timeout: 10s\n  colour: blue\n")
