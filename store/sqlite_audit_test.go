@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fullDisk makes s's file unable to grow, as a full disk does, until the
@@ -85,5 +86,35 @@ func TestFullDiskRefusesChangeAndEntryTogether(t *testing.T) {
 	check(t, s.AddSource(WithEvent(t.Context(), ev), Source{Name: "demo", URL: "file:///demo", Branch: "main"}))
 	if evs := must[[]Event](t)(s.ListEvents(t.Context(), "", Page{})); len(evs) != 1 {
 		t.Errorf("after the space came back: %+v, want one entry", evs)
+	}
+}
+
+func TestWithCreateEventNamesTheNewRecord(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := WithCreateEvent(t.Context(), func(id int64) Event {
+		return Event{Actor: "ferry", Action: "promotion.create", Object: fmt.Sprintf("promotion/%d", id)}
+	})
+	p := must[Promotion](t)(s.CreatePromotion(ctx, Promotion{Release: "r1", Environment: "prod", Status: "pending"}))
+	if !EventWritten(ctx) {
+		t.Fatal("the entry is not written after the promotion was")
+	}
+	evs := must[[]Event](t)(s.ListEvents(t.Context(), "", Page{}))
+	if want := fmt.Sprintf("promotion/%d", p.ID); len(evs) != 1 || evs[0].Object != want {
+		t.Errorf("events %+v, want one on %s", evs, want)
+	}
+}
+
+func TestReplayedDeliveryLeavesNoEntry(t *testing.T) {
+	s, _ := openTest(t)
+	now := time.Now()
+	for i, wantFirst := range []bool{true, false} {
+		ctx := WithEvent(t.Context(), Event{Actor: "webhook", Action: "source.sync", Object: "source/demo"})
+		first := must[bool](t)(s.RememberDelivery(ctx, "github/demo/d1", now, time.Hour))
+		if first != wantFirst || EventWritten(ctx) != wantFirst {
+			t.Errorf("delivery %d: first %v, entry written %v; want %v for both", i, first, EventWritten(ctx), wantFirst)
+		}
+	}
+	if evs := must[[]Event](t)(s.ListEvents(t.Context(), "", Page{})); len(evs) != 1 {
+		t.Errorf("events %+v, want the first delivery's only", evs)
 	}
 }
