@@ -504,13 +504,27 @@ func (m *sourceManager) Add(ctx context.Context, s store.Source) error {
 	return nil
 }
 
-// Remove forgets the source in the store first, with the entry ctx may
-// carry, so that a store that refuses leaves the source watched as before.
+// Remove stops watching the source, which waits for a fetch under way,
+// then forgets it in the store with the entry ctx may carry; a store that
+// refuses gets the source watched again, as before.
 func (m *sourceManager) Remove(ctx context.Context, name string) error {
-	if err := m.store.DeleteSource(ctx, name); err != nil {
+	src, err := m.store.GetSource(ctx, name)
+	if err != nil {
 		return err
 	}
-	return m.watcher.Remove(ctx, name)
+	if err := m.watcher.Remove(ctx, name); err != nil {
+		return err
+	}
+	if err := m.store.DeleteSource(ctx, name); err != nil {
+		if clear, rerr := m.secrets.reveal(src); rerr == nil {
+			rerr = m.watcher.Add(context.WithoutCancel(ctx), clear)
+			if rerr != nil && m.log != nil {
+				m.log("source %s: watching it again after its removal failed: %v", name, rerr)
+			}
+		}
+		return err
+	}
+	return nil
 }
 
 func (m *sourceManager) Sync(ctx context.Context, name string) error {

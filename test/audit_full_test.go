@@ -68,8 +68,8 @@ func refusedOnFullDisk(t *testing.T, disk *smallDisk, actions ...action) {
 
 // TestFullDiskActionsNeedTheirAuditEntry fills the disk of ferry's data
 // folder and tries what people do: each action (an approval, a rejection,
-// a freeze and unfreeze, a rollback and resume, a secret, a source added
-// or synced, a webhook's fetch) fails with the reason and the fix, and
+// a freeze and unfreeze, a rollback and resume, a secret, a source added,
+// synced or removed, a webhook's fetch) fails with the reason and the fix, and
 // leaves no trace. With the space back, each works, the approved
 // promotion is deployed by ferry, and the audit log has exactly one entry
 // per action.
@@ -211,8 +211,13 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 		cliAction(t, p, "rollback", "rollback", "dev"),
 		cliAction(t, p, "promotion.reject", "reject", fmt.Sprint(second.ID), "--comment", "not now"),
 		cliAction(t, p, "unfreeze", "unfreeze", "staging"),
+		cliAction(t, p, "source.remove", "sources", "rm", "other"),
 	}
 	refusedOnFullDisk(t, disk, round2...)
+	// The source whose removal was refused is still there, and watched.
+	if _, err := c.SyncSource(ctx, "other"); err != nil {
+		t.Errorf("syncing the source whose removal was refused: %v", err)
+	}
 	if envs, err := c.Environments(ctx); err == nil {
 		for _, e := range envs {
 			if e.Name == "dev" && (e.Held || e.Release != second.Release) {
@@ -228,6 +233,7 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 	}
 	checkCounts("after the refusals of round 2", []entries{
 		{"env/dev", "rollback", false, 0}, {rejection, "promotion.reject", false, 0}, {"env/staging", "unfreeze", false, 0},
+		{"source/other", "source.remove", false, 0},
 	})
 	for _, a := range round2 {
 		if err := a.do(); err != nil {
@@ -242,5 +248,9 @@ func TestFullDiskActionsNeedTheirAuditEntry(t *testing.T) {
 	checkCounts("at the end", []entries{
 		{"env/dev", "rollback", false, 1}, {rejection, "promotion.reject", false, 1},
 		{"env/staging", "unfreeze", false, 1}, {"env/dev", "resume", false, 1},
+		{"source/other", "source.remove", false, 1},
 	})
+	if srcs, err := c.Sources(ctx); err != nil || len(srcs) != 1 {
+		t.Errorf("sources after the removal: %+v, %v", srcs, err)
+	}
 }
