@@ -214,14 +214,15 @@ func (s *SQLite) write(ctx context.Context, fn func(*sql.Tx) error) error {
 // caller learns it from an *AuditError.
 func auditFailed(ctx context.Context, err error) error {
 	var ae *AuditError
-	if errors.As(err, &ae) {
+	if errors.As(err, &ae) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// why: a caller that gave up is told so, not to free space.
 		return err
 	}
 	if p, _ := ctx.Value(eventKey{}).(*pendingEvent); p != nil {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if !p.written {
-			return &AuditError{Event: p.e, Err: err}
+			return &AuditError{Event: p.refusal(), Err: err}
 		}
 	}
 	return err

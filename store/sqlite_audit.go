@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"modernc.org/sqlite"
@@ -59,7 +60,22 @@ var errNoEntry = errors.New("no audit entry for this change")
 // WithCreateEvent is WithEvent for a change that creates a record: the
 // entry names it, so entry(id) makes the entry from the new record's id.
 func WithCreateEvent(ctx context.Context, entry func(id int64) Event) context.Context {
-	return context.WithValue(ctx, eventKey{}, &pendingEvent{name: entry})
+	p := &pendingEvent{name: entry}
+	p.e = p.refusal()
+	return context.WithValue(ctx, eventKey{}, p)
+}
+
+// refusal is the entry an *AuditError names. A record that was to be
+// created does not exist, so it is named by its kind, not an id. Called
+// with p.mu held, or before p is shared.
+func (p *pendingEvent) refusal() Event {
+	if p.name == nil {
+		return p.e
+	}
+	e := p.name(0)
+	kind, _, _ := strings.Cut(e.Object, "/")
+	e.Object = "a new " + kind
+	return e
 }
 
 // created gives the entry ctx carries the id of the record a change made.
@@ -81,8 +97,11 @@ type AuditError struct {
 }
 
 func (e *AuditError) Error() string {
-	return fmt.Sprintf("%s on %s was not done: its audit entry could not be written: %v; free space on the disk of ferry's data folder, then try again",
-		e.Event.Action, e.Event.Object, e.Err)
+	fix := "check the disk of ferry's data folder, then try again"
+	if isFull(e.Err) {
+		fix = "free space on the disk of ferry's data folder, then try again"
+	}
+	return fmt.Sprintf("%s on %s was not done: its audit entry could not be written: %v; %s", e.Event.Action, e.Event.Object, e.Err, fix)
 }
 
 func (e *AuditError) Unwrap() error { return e.Err }
@@ -112,7 +131,7 @@ func appendPending(ctx context.Context, tx *sql.Tx) (*pendingEvent, error) {
 		p.e.ID, err = res.LastInsertId()
 	}
 	if err != nil {
-		return nil, &AuditError{Event: p.e, Err: err}
+		return nil, &AuditError{Event: p.refusal(), Err: err}
 	}
 	return p, nil
 }

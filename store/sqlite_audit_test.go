@@ -76,6 +76,13 @@ func TestFullDiskRefusesChangeAndEntryTogether(t *testing.T) {
 		t.Errorf("appending on a full disk: %v, want an *AuditError", err)
 	}
 
+	_, err = s.CreatePromotion(WithCreateEvent(t.Context(), func(id int64) Event {
+		return Event{Actor: "ferry", Action: "promotion.create", Object: fmt.Sprintf("promotion/%d", id), Detail: long}
+	}), Promotion{Release: "r1", Environment: "prod", Status: "pending"})
+	if !IsAudit(err) || !strings.Contains(err.Error(), "promotion.create on a new promotion was not done") {
+		t.Errorf("creating a promotion on a full disk: %v, want an *AuditError naming a new promotion", err)
+	}
+
 	give()
 	if _, err := s.GetSource(t.Context(), "demo"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the source refused on a full disk is there: %v", err)
