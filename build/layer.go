@@ -120,7 +120,9 @@ func (s *layerSpec) addHostTree(dir, prefix, boundary string, depth int) error {
 		if e.Type()&fs.ModeSymlink != 0 {
 			r, err := filepath.EvalSymlinks(p)
 			if err != nil {
-				return fmt.Errorf("%s: %w", p, err)
+				// why not "p: err": err names the element that failed,
+				// often p itself.
+				return fmt.Errorf("the link %s leads nowhere ferry can read; remove it or make it point inside the function's folder: %w", p, err)
 			}
 			if r != boundary && !strings.HasPrefix(r, boundary+string(filepath.Separator)) {
 				return fmt.Errorf("%s links to %s, outside the function's folder; ferry will not copy it into the image", p, r)

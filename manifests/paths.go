@@ -87,7 +87,7 @@ func Resolve(fsys fs.FS, name string, followLast bool, hidden func(string) bool)
 		}
 		info, err := fs.Lstat(fsys, cur)
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", cur, err)
+			return "", named(cur, err)
 		}
 		if info.Mode()&fs.ModeSymlink == 0 {
 			resolved = append(resolved, e.name)
@@ -98,7 +98,7 @@ func Resolve(fsys fs.FS, name string, followLast bool, hidden func(string) bool)
 		}
 		target, err := fs.ReadLink(fsys, cur)
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", cur, err)
+			return "", named(cur, err)
 		}
 		if target == "" || strings.HasPrefix(target, "/") || strings.Contains(target, "\\") {
 			return "", &escapeError{name: name, link: cur, target: target}
@@ -286,4 +286,13 @@ func (w *sourceWalker) walk(rel, real string, info fs.FileInfo, chain []string) 
 		}
 	}
 	return nil
+}
+
+// named is err about the element at p, naming p once: an *fs.PathError
+// names its path already.
+func named(p string, err error) error {
+	if _, ok := errors.AsType[*fs.PathError](err); ok {
+		return err
+	}
+	return fmt.Errorf("%s: %w", p, err)
 }

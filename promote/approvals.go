@@ -46,7 +46,8 @@ func (e *engine) Approve(ctx context.Context, id int64, actor Identity, comment 
 			return store.Promotion{}, conflict("%s approved promotion %d already (at %s); an approver counts once", actor.Name, id, a.At.Format(time.RFC3339))
 		}
 	}
-	_, err = e.st.Decide(ctx, store.Approval{Promotion: id, Actor: actor.Name, Approve: true, Comment: comment, At: now}, []string{StatusPending}, "", "")
+	dctx := e.event(ctx, actor.Name, ActionPromotionApprove, promotionObject(id), decisionDetail(p, comment))
+	_, err = e.st.Decide(dctx, store.Approval{Promotion: id, Actor: actor.Name, Approve: true, Comment: comment, At: now}, []string{StatusPending}, "", "")
 	if errors.Is(err, store.ErrConflict) {
 		cur, _ := e.st.GetPromotion(ctx, id)
 		return store.Promotion{}, conflict("promotion %d is %s now, not pending; there is nothing to approve", id, cur.Status)
@@ -54,7 +55,6 @@ func (e *engine) Approve(ctx context.Context, id int64, actor Identity, comment 
 	if err != nil {
 		return store.Promotion{}, err
 	}
-	e.audit(ctx, actor.Name, ActionPromotionApprove, promotionObject(id), decisionDetail(p, comment))
 	e.tell(Event{Kind: EventApproved, Environment: p.Environment, Release: p.Release, Promotion: id, Actor: actor.Name, Reason: comment})
 	if _, err := e.approveIfEnough(ctx, p, rel, pol); err != nil {
 		return store.Promotion{}, err
@@ -80,7 +80,8 @@ func (e *engine) Reject(ctx context.Context, id int64, actor Identity, comment s
 	if comment != "" {
 		reason += ": " + comment
 	}
-	_, err = e.st.Decide(ctx, store.Approval{Promotion: id, Actor: actor.Name, Comment: comment, At: e.now()}, open, StatusRejected, reason)
+	dctx := e.event(ctx, actor.Name, ActionPromotionReject, promotionObject(id), decisionDetail(p, comment))
+	_, err = e.st.Decide(dctx, store.Approval{Promotion: id, Actor: actor.Name, Comment: comment, At: e.now()}, open, StatusRejected, reason)
 	if errors.Is(err, store.ErrConflict) {
 		cur, _ := e.st.GetPromotion(ctx, id)
 		return store.Promotion{}, conflict("promotion %d is %s now; only a pending or approved promotion can be rejected%s", id, cur.Status, rollbackHint(cur))
@@ -88,7 +89,6 @@ func (e *engine) Reject(ctx context.Context, id int64, actor Identity, comment s
 	if err != nil {
 		return store.Promotion{}, err
 	}
-	e.audit(ctx, actor.Name, ActionPromotionReject, promotionObject(id), decisionDetail(p, comment))
 	e.tell(Event{Kind: EventRejected, Environment: p.Environment, Release: p.Release, Promotion: id, Actor: actor.Name, Reason: comment})
 	return e.st.GetPromotion(ctx, id)
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferrycd/ferry/internal/saysonce"
 	"github.com/ferrycd/ferry/store"
 )
 
@@ -38,7 +39,11 @@ func TestDeployFailureMessage(t *testing.T) {
 	if len(failed) != 1 || failed[0].Status != store.DeploymentFailed || failed[0].Reason != cause {
 		t.Errorf("the failed deployment: %+v\nwant reason %q", failed, cause)
 	}
+	for _, e := range must[[]store.Event](t)(f.st.ListEvents(f.ctx, "env/dev", store.Page{})) {
+		saysonce.Check(t, "the audit entry "+e.Action, e.Detail)
+	}
 	for _, text := range []string{p.Reason, cause} {
+		saysonce.Check(t, "the failure", text)
 		if strings.HasSuffix(strings.TrimSpace(text), ":") || strings.Count(text, "sha256:") > 0 || strings.Count(text, store.Short(bad.ID)) > 1 {
 			t.Errorf("said twice, or dangling: %q", text)
 		}

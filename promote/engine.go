@@ -429,13 +429,19 @@ func (e *engine) setReason(ctx context.Context, p store.Promotion, reason string
 	}
 }
 
-// audit appends to the audit log; a failure is logged, as the change it
-// records is made already.
-func (e *engine) audit(ctx context.Context, actor, action, object, detail string) {
-	_, err := e.st.AppendEvent(context.WithoutCancel(ctx), store.Event{Actor: actor, Action: action, Object: object, Detail: detail})
-	if err != nil {
-		e.logf("%v", err)
-	}
+// event returns ctx carrying the audit entry of a change, which the store
+// writes in the change's transaction or refuses with it: pass it to the
+// store call that makes the change, and only to that one.
+func (e *engine) event(ctx context.Context, actor, action, object, detail string) context.Context {
+	return store.WithEvent(ctx, store.Event{Actor: actor, Action: action, Object: object, Detail: detail})
+}
+
+// created returns ctx carrying the entry of the promotion CreatePromotion
+// makes with it.
+func (e *engine) created(ctx context.Context, actor, detail string) context.Context {
+	return store.WithCreateEvent(ctx, func(id int64) store.Event {
+		return store.Event{Actor: actor, Action: ActionPromotionCreate, Object: promotionObject(id), Detail: detail}
+	})
 }
 
 // export tells the exporter of a deployment; it must not fail the

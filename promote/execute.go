@@ -68,13 +68,13 @@ func (e *engine) deploy(ctx context.Context, p store.Promotion) (store.Promotion
 	// now.
 	ctx = context.WithoutCancel(ctx)
 	p.Status, p.Reason = StatusVerifying, "deployed; verifying"
-	next, d, err := e.st.ChangePromotion(ctx, store.PromotionChange{Promotion: p, From: StatusDeploying,
+	dctx := e.event(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: succeeded", p.Release, p.ID))
+	next, d, err := e.st.ChangePromotion(dctx, store.PromotionChange{Promotion: p, From: StatusDeploying,
 		Record: &store.Deployment{Environment: p.Environment, Release: p.Release, Actor: actorOf(p), Promotion: p.ID,
 			Status: store.DeploymentSucceeded, Verification: store.VerificationPending}})
 	if err != nil {
 		return p, err
 	}
-	e.audit(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: succeeded", p.Release, p.ID))
 	e.tell(Event{Kind: EventDeployed, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Actor: actorOf(p)})
 	e.export(ctx, d)
 	return next, nil
@@ -123,11 +123,12 @@ func (e *engine) behind(ctx context.Context, env string, rel store.Release) (str
 func (e *engine) supersedeDeploying(ctx context.Context, p store.Promotion, reason string) (store.Promotion, error) {
 	ctx = context.WithoutCancel(ctx)
 	p.Status, p.Reason = StatusSuperseded, reason
-	next, _, err := e.st.ChangePromotion(ctx, store.PromotionChange{Promotion: p, From: StatusDeploying})
+	// why: the entry goes in the change's transaction, or neither is made.
+	dctx := e.event(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: not deployed: %s", p.Release, p.ID, reason))
+	next, _, err := e.st.ChangePromotion(dctx, store.PromotionChange{Promotion: p, From: StatusDeploying})
 	if err != nil {
 		return p, err
 	}
-	e.audit(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: not deployed: %s", p.Release, p.ID, reason))
 	e.logf("promotion %d of release %s to %s: %s", p.ID, store.Short(p.Release), p.Environment, reason)
 	return next, nil
 }
@@ -136,13 +137,13 @@ func (e *engine) deployFailed(ctx context.Context, p store.Promotion, cause erro
 	ctx = context.WithoutCancel(ctx)
 	reason := fmt.Sprintf("deploying release %s to %s failed: %v", store.Short(p.Release), p.Environment, cause)
 	p.Status, p.Reason = StatusFailed, reason
-	next, _, err := e.st.ChangePromotion(ctx, store.PromotionChange{Promotion: p, From: StatusDeploying,
+	dctx := e.event(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: failed: %v", p.Release, p.ID, cause))
+	next, _, err := e.st.ChangePromotion(dctx, store.PromotionChange{Promotion: p, From: StatusDeploying,
 		Record: &store.Deployment{Environment: p.Environment, Release: p.Release, Actor: actorOf(p), Promotion: p.ID,
 			Status: store.DeploymentFailed, Reason: cause.Error()}})
 	if err != nil {
 		return p, err
 	}
-	e.audit(ctx, actorOf(p), ActionDeploy, "env/"+p.Environment, fmt.Sprintf("release %s by promotion %d: failed: %v", p.Release, p.ID, cause))
 	e.tell(Event{Kind: EventDeployFailed, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Actor: actorOf(p), Reason: firstLine(cause.Error())})
 	return next, nil
 }
@@ -227,19 +228,19 @@ func (e *engine) rollBack(ctx context.Context, p store.Promotion, d store.Deploy
 		if ctx.Err() != nil {
 			return p, ctx.Err()
 		}
-		e.audit(ctx, Actor, ActionRollback, "env/"+p.Environment, fmt.Sprintf("to release %s after promotion %d failed verification: failed: %v", d.Previous, p.ID, err))
-		return e.end(ctx, p, StatusFailed, why+fmt.Sprintf("; rolling back to release %s failed too: %v", store.Short(d.Previous), err), nil)
+		ectx := e.event(ctx, Actor, ActionRollback, "env/"+p.Environment, fmt.Sprintf("to release %s after promotion %d failed verification: failed: %v", d.Previous, p.ID, err))
+		return e.end(ectx, p, StatusFailed, why+fmt.Sprintf("; rolling back to release %s failed too: %v", store.Short(d.Previous), err), nil)
 	}
 	ctx = context.WithoutCancel(ctx)
 	d.Status = store.DeploymentRolledBack
 	p.Status, p.Reason = StatusRolledBack, why+fmt.Sprintf("; rolled back to release %s", store.Short(d.Previous))
-	next, rb, err := e.st.ChangePromotion(ctx, store.PromotionChange{Promotion: p, From: StatusVerifying, Update: &d,
+	rctx := e.event(ctx, Actor, ActionRollback, "env/"+p.Environment, fmt.Sprintf("to release %s: promotion %d of release %s failed verification: %s", d.Previous, p.ID, d.Release, d.Reason))
+	next, rb, err := e.st.ChangePromotion(rctx, store.PromotionChange{Promotion: p, From: StatusVerifying, Update: &d,
 		Record: &store.Deployment{Environment: p.Environment, Release: d.Previous, Previous: d.Release, Actor: Actor, Promotion: p.ID,
 			Status: store.DeploymentSucceeded, Kind: store.DeploymentAutoRollback, Reason: why}})
 	if err != nil {
 		return p, err
 	}
-	e.audit(ctx, Actor, ActionRollback, "env/"+p.Environment, fmt.Sprintf("to release %s: promotion %d of release %s failed verification: %s", d.Previous, p.ID, d.Release, d.Reason))
 	e.tell(Event{Kind: EventRolledBack, Environment: p.Environment, Release: d.Previous, Promotion: p.ID, Actor: Actor,
 		Reason: firstLine(fmt.Sprintf("release %s %s", store.Short(d.Release), why))})
 	e.export(ctx, rb)

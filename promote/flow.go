@@ -80,7 +80,7 @@ func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env strin
 		}
 	}
 	p.Status, p.Reason = StatusVerifying, fmt.Sprintf("run %d deployed it; verifying", runID)
-	p, err = e.st.CreatePromotion(ctx, p)
+	p, err = e.st.CreatePromotion(e.created(ctx, Actor, fmt.Sprintf("release %s in %s, deployed by run %d: verifying", releaseID, env, runID)), p)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,6 @@ func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env strin
 	if err := e.st.UpdateDeployment(ctx, d); err != nil {
 		return err
 	}
-	e.audit(ctx, Actor, ActionPromotionCreate, promotionObject(p.ID), fmt.Sprintf("release %s in %s, deployed by run %d: verifying", releaseID, env, runID))
 	e.export(ctx, d)
 	return nil
 }
@@ -171,12 +170,10 @@ func (e *engine) Promote(ctx context.Context, releaseID, env string, actor Ident
 // create records p, says so in the audit log, supersedes older pending
 // promotions, and wakes Run.
 func (e *engine) create(ctx context.Context, p store.Promotion) (store.Promotion, error) {
-	p, err := e.st.CreatePromotion(ctx, p)
+	p, err := e.st.CreatePromotion(e.created(ctx, p.Requester, fmt.Sprintf("release %s to %s: %s (%s)", p.Release, p.Environment, p.Status, p.Reason)), p)
 	if err != nil {
 		return store.Promotion{}, err
 	}
-	e.audit(ctx, p.Requester, ActionPromotionCreate, promotionObject(p.ID),
-		fmt.Sprintf("release %s to %s: %s (%s)", p.Release, p.Environment, p.Status, p.Reason))
 	if n := e.approvalsNeeded(ctx, p); n > 0 && p.Status == StatusPending {
 		e.tell(Event{Kind: EventWaiting, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Actor: p.Requester, Reason: p.Reason, Approvals: n})
 	}
@@ -280,11 +277,9 @@ func (e *engine) carryInto(ctx context.Context, p store.Promotion, stage *v1alph
 		// the release never came; not through create, as a refused
 		// release must not supersede older ones that wait.
 		next.Status, next.Reason = StatusRefused, fmt.Sprintf("succeeded in %s; refused: %v", p.Environment, refusal)
-		next, err := e.st.CreatePromotion(ctx, next)
-		if err != nil {
+		if _, err := e.st.CreatePromotion(e.created(ctx, Actor, fmt.Sprintf("release %s to %s: %s (%s)", next.Release, next.Environment, next.Status, next.Reason)), next); err != nil {
 			return err
 		}
-		e.audit(ctx, Actor, ActionPromotionCreate, promotionObject(next.ID), fmt.Sprintf("release %s to %s: %s (%s)", next.Release, next.Environment, next.Status, next.Reason))
 		e.logf("release %s is refused in %s: %v", store.Short(p.Release), stage.Name, refusal)
 		return nil
 	}
@@ -386,11 +381,10 @@ func (e *engine) Admit(ctx context.Context, runID int64, releaseID, env string) 
 	p := store.Promotion{Release: releaseID, Environment: env, Requester: Actor, RunID: runID}
 	if err := e.loosens(rel, env); err != nil {
 		p.Status, p.Reason = StatusRefused, fmt.Sprintf("run %d made it; refused: %v", runID, err)
-		p, err := e.st.CreatePromotion(ctx, p)
+		p, err := e.st.CreatePromotion(e.created(ctx, Actor, fmt.Sprintf("release %s to %s: %s (%s)", p.Release, p.Environment, p.Status, p.Reason)), p)
 		if err != nil {
 			return err
 		}
-		e.audit(ctx, Actor, ActionPromotionCreate, promotionObject(p.ID), fmt.Sprintf("release %s to %s: %s (%s)", p.Release, p.Environment, p.Status, p.Reason))
 		return forbidden("promotion %d: %s", p.ID, p.Reason)
 	}
 	g, err := e.gate(ctx, env)
@@ -429,13 +423,13 @@ func (e *engine) loosens(rel *release, env string) error {
 func (e *engine) refuse(ctx context.Context, p store.Promotion, why error) (store.Promotion, error) {
 	from := p.Status
 	p.Status, p.Reason = StatusRefused, "refused: "+why.Error()
-	if err := e.st.UpdatePromotion(ctx, p, from); err != nil {
+	rctx := e.event(ctx, Actor, ActionPromotionRefuse, promotionObject(p.ID), fmt.Sprintf("release %s to %s: %s", p.Release, p.Environment, p.Reason))
+	if err := e.st.UpdatePromotion(rctx, p, from); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return e.st.GetPromotion(ctx, p.ID)
 		}
 		return p, err
 	}
-	e.audit(ctx, Actor, ActionPromotionRefuse, promotionObject(p.ID), fmt.Sprintf("release %s to %s: %s", p.Release, p.Environment, p.Reason))
 	e.logf("promotion %d of release %s to %s: %s", p.ID, store.Short(p.Release), p.Environment, p.Reason)
 	return p, nil
 }

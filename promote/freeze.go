@@ -125,10 +125,10 @@ func (e *engine) Freeze(ctx context.Context, env, reason string, actor Identity)
 	if strings.TrimSpace(reason) == "" {
 		return invalid("freeze %s: give a reason (--reason), so that whoever is refused knows why", env)
 	}
-	if err := e.st.FreezeEnvironment(ctx, env, store.Freeze{Frozen: true, Reason: reason, Actor: actor.Name, At: e.now()}); err != nil {
+	fctx := e.event(ctx, actor.Name, ActionFreeze, "env/"+env, reason)
+	if err := e.st.FreezeEnvironment(fctx, env, store.Freeze{Frozen: true, Reason: reason, Actor: actor.Name, At: e.now()}); err != nil {
 		return err
 	}
-	e.audit(ctx, actor.Name, ActionFreeze, "env/"+env, reason)
 	e.tell(Event{Kind: EventFrozen, Environment: env, Actor: actor.Name, Reason: firstLine(reason)})
 	return nil
 }
@@ -152,10 +152,10 @@ func (e *engine) Unfreeze(ctx context.Context, env string, actor Identity) error
 		}
 		return conflict("%s is not frozen", env)
 	}
-	if err := e.st.FreezeEnvironment(ctx, env, store.Freeze{}); err != nil {
+	uctx := e.event(ctx, actor.Name, ActionUnfreeze, "env/"+env, "was frozen by "+rec.FrozenBy+": "+rec.FreezeReason)
+	if err := e.st.FreezeEnvironment(uctx, env, store.Freeze{}); err != nil {
 		return err
 	}
-	e.audit(ctx, actor.Name, ActionUnfreeze, "env/"+env, "was frozen by "+rec.FrozenBy+": "+rec.FreezeReason)
 	e.tell(Event{Kind: EventUnfrozen, Environment: env, Actor: actor.Name, Reason: firstLine("was frozen by " + rec.FrozenBy + ": " + rec.FreezeReason)})
 	e.signal()
 	return nil

@@ -98,7 +98,8 @@ const (
 // Config wires a promoter.
 type Config struct {
 	Store store.Store
-	// Target is an environment's target.
+	// Target is an environment's target. Its error need not name env:
+	// the promoter does.
 	Target func(env string) (environments.Target, error)
 	// Pull loads a release from the registry by reference (HOST/REPO@…),
 	// verifying it: build.PullRelease with the registry's options.

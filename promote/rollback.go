@@ -72,7 +72,10 @@ func (e *engine) Rollback(ctx context.Context, env string, to RollbackTarget, ac
 	// why: held before the release changes, so that no automatic
 	// promotion comes in between, even across a crash.
 	hold := fmt.Sprintf("%s pinned it to release %s at %s", actor.Name, store.Short(target.rec.ID), e.now().UTC().Format(time.RFC3339))
-	if err := e.st.HoldEnvironment(wctx, env, true, hold); err != nil {
+	// why: the entry goes with the hold, the rollback's first change; a
+	// rollback that then fails adds an entry saying so.
+	hctx := e.event(wctx, actor.Name, ActionRollback, "env/"+env, fmt.Sprintf("from release %s to %s (%s); automatic promotions wait until `ferry resume %s`", cur.Release, target.rec.ID, how, env))
+	if err := e.st.HoldEnvironment(hctx, env, true, hold); err != nil {
 		return store.Deployment{}, err
 	}
 	d := store.Deployment{Environment: env, Release: target.rec.ID, Previous: cur.Release, Actor: actor.Name,
@@ -82,13 +85,13 @@ func (e *engine) Rollback(ctx context.Context, env string, to RollbackTarget, ac
 		// The promotion it stopped, if any, stays as it was: Run takes it
 		// up again.
 		d.Status, d.Reason = store.DeploymentFailed, err.Error()
-		if _, rerr := e.st.RecordDeployment(wctx, d); rerr != nil {
+		fctx := e.event(wctx, actor.Name, ActionRollback, "env/"+env, fmt.Sprintf("to release %s (%s): failed: %v", target.rec.ID, how, err))
+		if _, rerr := e.st.RecordDeployment(fctx, d); rerr != nil {
 			e.logf("%v", rerr)
 		}
 		if herr := e.st.HoldEnvironment(wctx, env, cur.Held, cur.HoldReason); herr != nil {
 			e.logf("%v", herr)
 		}
-		e.audit(ctx, actor.Name, ActionRollback, "env/"+env, fmt.Sprintf("to release %s (%s): failed: %v", target.rec.ID, how, err))
 		return store.Deployment{}, fmt.Errorf("rolling %s back to release %s: %w; %s still runs release %s", env, store.Short(target.rec.ID), err, env, store.Short(cur.Release))
 	}
 	if err := e.stopActive(wctx, env, fmt.Sprintf("stopped: %s rolled %s back to release %s", actor.Name, env, store.Short(target.rec.ID))); err != nil {
@@ -98,7 +101,6 @@ func (e *engine) Rollback(ctx context.Context, env string, to RollbackTarget, ac
 	if err != nil {
 		return store.Deployment{}, err
 	}
-	e.audit(ctx, actor.Name, ActionRollback, "env/"+env, fmt.Sprintf("from release %s to %s (%s); automatic promotions wait until `ferry resume %s`", cur.Release, target.rec.ID, how, env))
 	e.tell(Event{Kind: EventRolledBack, Environment: env, Release: target.rec.ID, Actor: actor.Name, Reason: firstLine(d.Reason)})
 	e.export(wctx, d)
 	return d, nil
@@ -178,10 +180,9 @@ func (e *engine) Resume(ctx context.Context, env string, actor Identity) error {
 	if !cur.Held {
 		return conflict("%s is not held; automatic promotions go in already", env)
 	}
-	if err := e.st.HoldEnvironment(ctx, env, false, ""); err != nil {
+	if err := e.st.HoldEnvironment(e.event(ctx, actor.Name, ActionResume, "env/"+env, "was held: "+cur.HoldReason), env, false, ""); err != nil {
 		return err
 	}
-	e.audit(ctx, actor.Name, ActionResume, "env/"+env, "was held: "+cur.HoldReason)
 	e.tell(Event{Kind: EventResumed, Environment: env, Actor: actor.Name, Reason: firstLine("was held: " + cur.HoldReason)})
 	e.signal()
 	return nil

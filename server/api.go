@@ -145,7 +145,12 @@ func badRequest(format string, args ...any) error {
 func writeAPIError(w http.ResponseWriter, err error) {
 	var ae *apiError
 	var tooLarge *http.MaxBytesError
+	var audit *store.AuditError
 	switch {
+	case errors.As(err, &audit):
+		// why: the store's trouble, not the caller's; the message says what
+		// was not done and what frees the store.
+		writeJSONError(w, http.StatusServiceUnavailable, audit.Error())
 	case errors.As(err, &ae):
 		writeJSONError(w, ae.code, ae.msg)
 	case errors.As(err, &tooLarge):
@@ -240,13 +245,16 @@ func (a *api) addSource(w http.ResponseWriter, r *http.Request, id Identity) err
 	if src, err = checkAPISource(src, a.cfg.LocalRoots); err != nil {
 		return badRequest("%v", err)
 	}
-	if err := a.cfg.Sources.Add(r.Context(), src); err != nil {
+	ctx := a.event(r.Context(), id, "source.add", "source/"+src.Name, src.URL)
+	if err := a.cfg.Sources.Add(ctx, src); err != nil {
+		if store.IsAudit(err) {
+			return err
+		}
 		if errors.Is(err, store.ErrConflict) {
 			return &apiError{http.StatusConflict, fmt.Sprintf("a source named %s exists already; remove it first or pick another name", src.Name)}
 		}
 		return badRequest("%v", err)
 	}
-	a.audit(r.Context(), id, "source.add", "source/"+src.Name, src.URL)
 	st, _ := a.cfg.Sources.Status(src.Name)
 	writeJSON(w, http.StatusCreated, sourceView(src, st))
 	return nil
@@ -322,10 +330,9 @@ func (a *api) removeSource(w http.ResponseWriter, r *http.Request, id Identity) 
 	if src.FromConfig {
 		return &apiError{http.StatusConflict, fmt.Sprintf("source %s comes from ferry serve's configuration; remove it there", name)}
 	}
-	if err := a.cfg.Sources.Remove(r.Context(), name); err != nil {
+	if err := a.cfg.Sources.Remove(a.event(r.Context(), id, "source.remove", "source/"+name, ""), name); err != nil {
 		return err
 	}
-	a.audit(r.Context(), id, "source.remove", "source/"+name, "")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -336,13 +343,17 @@ func (a *api) syncSource(w http.ResponseWriter, r *http.Request, id Identity) er
 	if err != nil {
 		return err
 	}
-	a.audit(r.Context(), id, "source.sync", "source/"+name, "")
+	// why: a fetch changes nothing here, so its entry comes first and the
+	// fetch only once the entry is written.
+	if err := a.audit(r.Context(), id, "source.sync", "source/"+name, ""); err != nil {
+		return err
+	}
 	wait := syncWait(src)
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	if err := a.cfg.Sources.Sync(ctx, name); err != nil {
 		st, _ := a.cfg.Sources.Status(name)
-		code, msg := http.StatusBadGateway, fmt.Sprintf("fetching %s: %v", name, err)
+		code, msg := http.StatusBadGateway, err.Error() // the watcher's error names the source and its URL
 		if ctx.Err() != nil && r.Context().Err() == nil {
 			// The answer comes at the deadline whatever the server does;
 			// the watcher goes on and records the outcome.
@@ -575,10 +586,15 @@ func (a *api) getEnvironment(w http.ResponseWriter, r *http.Request, _ Identity)
 	return nil
 }
 
-// audit records what a caller did; a failure to record is not the
-// caller's failure, but it is not silent either.
-func (a *api) audit(ctx context.Context, id Identity, action, object, detail string) {
-	if _, err := a.cfg.Store.AppendEvent(context.WithoutCancel(ctx), store.Event{Actor: id.Name, Action: action, Object: object, Detail: detail}); err != nil {
-		a.cfg.Log("audit: recording %s %s by %s: %v", action, object, id.Name, err)
-	}
+// audit records what a caller is about to do that changes nothing in the
+// store; the caller acts only when it returns nil.
+func (a *api) audit(ctx context.Context, id Identity, action, object, detail string) error {
+	_, err := a.cfg.Store.AppendEvent(context.WithoutCancel(ctx), store.Event{Actor: id.Name, Action: action, Object: object, Detail: detail})
+	return err
+}
+
+// event returns ctx carrying the entry of what a caller does, so that the
+// store writes it with the change, or refuses both.
+func (a *api) event(ctx context.Context, id Identity, action, object, detail string) context.Context {
+	return store.WithEvent(ctx, store.Event{Actor: id.Name, Action: action, Object: object, Detail: detail})
 }

@@ -244,6 +244,9 @@ func (a *api) invokeFunction(w http.ResponseWriter, r *http.Request, id Identity
 	if r.ContentLength == 0 {
 		body = nil
 	}
+	if err := a.audit(r.Context(), id, "function.invoke", "environment/"+env+"/function/"+fn, strings.TrimSpace(method+" "+path)); err != nil {
+		return err
+	}
 	resp, err := fa.Invoke(r.Context(), env, fn, method, path, header, body, r.ContentLength)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -258,7 +261,6 @@ func (a *api) invokeFunction(w http.ResponseWriter, r *http.Request, id Identity
 		return &apiError{http.StatusBadGateway, err.Error()}
 	}
 	defer resp.Body.Close()
-	a.audit(r.Context(), id, "function.invoke", "environment/"+env+"/function/"+fn, strings.TrimSpace(method+" "+path))
 	out := w.Header()
 	for k, vs := range resp.Header {
 		switch k {

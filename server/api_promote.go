@@ -141,6 +141,9 @@ func (a *api) routesPromote() {
 // with the reason: the request was understood, and sending it again
 // cannot help, so it is not ferry's failure (500).
 func promoteError(err error) error {
+	if store.IsAudit(err) {
+		return err
+	}
 	var pe *promote.Error
 	if !errors.As(err, &pe) {
 		if errors.Is(err, environments.ErrRefusedImage) {

@@ -124,11 +124,10 @@ func (a *api) setEnvSecret(w http.ResponseWriter, r *http.Request, id Identity) 
 	case !utf8.ValidString(req.Value) || strings.ContainsRune(req.Value, 0):
 		return badRequest("secret %s: the value is not text (an environment variable holds UTF-8 without NUL bytes); encode it, with base64 say", name)
 	}
-	sec, replaced, reload, err := m.Set(r.Context(), env, name, req.Value)
+	sec, replaced, reload, err := m.Set(a.event(r.Context(), id, "secret.set", "env/"+env, "secret "+name), env, name, req.Value)
 	if err != nil {
 		return secretError(err)
 	}
-	a.audit(r.Context(), id, "secret.set", "env/"+env, "secret "+name)
 	view := EnvSecretSetView{EnvSecretView: envSecretView(sec), Replaced: replaced, Reloaded: reload == nil}
 	if reload != nil {
 		view.ReloadError = reload.Error()
@@ -146,10 +145,9 @@ func (a *api) deleteEnvSecret(w http.ResponseWriter, r *http.Request, id Identit
 		return err
 	}
 	env, name := r.PathValue("env"), r.PathValue("secret")
-	if err := m.Delete(r.Context(), env, name); err != nil {
+	if err := m.Delete(a.event(r.Context(), id, "secret.delete", "env/"+env, "secret "+name), env, name); err != nil {
 		return secretError(err)
 	}
-	a.audit(r.Context(), id, "secret.delete", "env/"+env, "secret "+name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -120,7 +121,9 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	target := func(env string) (*embedded.Target, error) {
 		ec, ok := envConfigs[env]
 		if !ok {
-			return nil, fmt.Errorf("environment %s is not in ferry serve's configuration (it has %v); add it there", env, slices.Sorted(maps.Keys(envConfigs)))
+			// why: not naming env: the pipeline and the promoter, which
+			// asked for it, say "environment ENV: " before this.
+			return nil, fmt.Errorf("not in ferry serve's configuration, which has %s; add it there", strings.Join(slices.Sorted(maps.Keys(envConfigs)), ", "))
 		}
 		return host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers, Env: settings.resolver(env)})
 	}
@@ -327,6 +330,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			}
 		},
 		Deliveries: st,
+		Audit:      st,
 		Log:        logf,
 	})
 	mux := http.NewServeMux()
@@ -535,11 +539,27 @@ func (m *sourceManager) Add(ctx context.Context, s store.Source) error {
 	return nil
 }
 
+// Remove stops watching the source, which waits for a fetch under way,
+// then forgets it in the store with the entry ctx may carry; a store that
+// refuses gets the source watched again, as before.
 func (m *sourceManager) Remove(ctx context.Context, name string) error {
+	src, err := m.store.GetSource(ctx, name)
+	if err != nil {
+		return err
+	}
 	if err := m.watcher.Remove(ctx, name); err != nil {
 		return err
 	}
-	return m.store.DeleteSource(ctx, name)
+	if err := m.store.DeleteSource(ctx, name); err != nil {
+		if clear, rerr := m.secrets.reveal(src); rerr == nil {
+			rerr = m.watcher.Add(context.WithoutCancel(ctx), clear)
+			if rerr != nil && m.log != nil {
+				m.log("source %s: watching it again after its removal failed: %v", name, rerr)
+			}
+		}
+		return err
+	}
+	return nil
 }
 
 func (m *sourceManager) Sync(ctx context.Context, name string) error {

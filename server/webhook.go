@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ferrycd/ferry/store"
 )
 
 // WebhookSource is what a receiver needs to know of a source.
@@ -45,6 +47,12 @@ type WebhookConfig struct {
 	// answered "duplicate" without syncing again: the store, so that this
 	// holds across a restart. Default: a set in memory, forgotten on exit.
 	Deliveries DeliveryLog
+	// Audit records each fetch a delivery asks for before it is asked, so
+	// that none goes unrecorded; nil records none. When Deliveries is the
+	// store, the entry is written with the delivery's id.
+	Audit interface {
+		AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+	}
 	// Log reports accepted and refused deliveries; default log.Printf.
 	Log func(format string, args ...any)
 	// Now is the clock of the delivery de-duplication; default time.Now.
@@ -237,12 +245,22 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 	// Only deliveries that passed the signature check and are about to sync
 	// get here, so a forged delivery cannot claim an id before the real one.
 	first := true
+	ctx := r.Context()
+	ev := store.Event{Actor: "webhook", Action: "source.sync", Object: "source/" + src.Name,
+		Detail: fmt.Sprintf("%s %s delivery %s: %s", p.name, d.event, id, d.detail)}
+	if wh.cfg.Audit != nil {
+		ctx = store.WithEvent(ctx, ev)
+	}
 	if id != "" {
-		first, err = wh.cfg.Deliveries.RememberDelivery(r.Context(), deliveryKey(p.name, src.Name, id), wh.cfg.Now(), defaultDeliveryTTL)
+		first, err = wh.cfg.Deliveries.RememberDelivery(ctx, deliveryKey(p.name, src.Name, id), wh.cfg.Now(), defaultDeliveryTTL)
 		if err != nil {
 			// Not synced and not remembered: the sender retries later.
 			wh.cfg.Log("webhook: %s delivery %s for source %q: %v", p.name, id, src.Name, err)
-			replyHookError(w, http.StatusServiceUnavailable, "ferry could not record the delivery; send it again later")
+			msg := "ferry could not record the delivery; send it again later"
+			if ae, ok := errors.AsType[*store.AuditError](err); ok {
+				msg = ae.Error()
+			}
+			replyHookError(w, http.StatusServiceUnavailable, msg)
 			return
 		}
 	}
@@ -251,6 +269,13 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 		reply.Duplicate = true
 		replyHook(w, http.StatusOK, reply)
 		return
+	}
+	if wh.cfg.Audit != nil && !store.EventWritten(ctx) {
+		if _, err := wh.cfg.Audit.AppendEvent(ctx, ev); err != nil {
+			wh.cfg.Log("webhook: %s delivery %s for source %q: %v", p.name, id, src.Name, err)
+			replyHookError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
 	}
 	wh.cfg.Log("webhook: %s %s delivery %s for source %q: %s; syncing", p.name, d.event, id, src.Name, d.detail)
 	wh.cfg.Sync(src.Name)

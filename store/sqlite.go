@@ -190,13 +190,49 @@ func (s *SQLite) write(ctx context.Context, fn func(*sql.Tx) error) (err error) 
 	}()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return auditFailed(ctx, err)
 	}
-	if err := fn(tx); err != nil {
+	var ev *pendingEvent
+	err = fn(tx)
+	switch {
+	case errors.Is(err, errNoEntry):
+		err = nil
+	case err == nil:
+		ev, err = appendPending(ctx, tx)
+	}
+	if err != nil {
 		tx.Rollback()
+		if isFull(err) {
+			return auditFailed(ctx, err)
+		}
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return auditFailed(ctx, err)
+	}
+	if ev != nil {
+		ev.done()
+	}
+	return nil
+}
+
+// auditFailed is err of a change that was not made; when the change
+// carried an audit entry, the entry was not written either, and the
+// caller learns it from an *AuditError.
+func auditFailed(ctx context.Context, err error) error {
+	var ae *AuditError
+	if errors.As(err, &ae) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// why: a caller that gave up is told so, not to free space.
+		return err
+	}
+	if p, _ := ctx.Value(eventKey{}).(*pendingEvent); p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.written {
+			return &AuditError{Event: p.refusal(), Err: err}
+		}
+	}
+	return err
 }
 
 // read runs fn in a read transaction, so that what it reads is one snapshot.

@@ -29,8 +29,11 @@ func (s *SQLite) RememberDelivery(ctx context.Context, key string, now time.Time
 			first = true
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE webhook_deliveries SET seen = ? WHERE key = ?`, now.UnixNano(), key)
-		return err
+		if _, err = tx.ExecContext(ctx, `UPDATE webhook_deliveries SET seen = ? WHERE key = ?`, now.UnixNano(), key); err != nil {
+			return err
+		}
+		// A replay does nothing but keep its key longer.
+		return errNoEntry
 	})
 	if err != nil {
 		return false, fmt.Errorf("remember webhook delivery: %w", err)

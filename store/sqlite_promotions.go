@@ -44,6 +44,7 @@ func (s *SQLite) CreatePromotion(ctx context.Context, p Promotion) (Promotion, e
 			return err
 		}
 		p.ID, err = res.LastInsertId()
+		created(ctx, p.ID)
 		return err
 	})
 	if err != nil {

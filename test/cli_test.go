@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrycd/ferry/internal/saysonce"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
@@ -122,6 +123,7 @@ func TestValidateBadExamples(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(root, dir, m[1])); err != nil {
 				t.Errorf("%s: error names %s, which does not exist", dir, m[1])
 			}
+			saysonce.Check(t, dir, l)
 		}
 		if r.stdout != "" {
 			t.Errorf("%s: printed to stdout on failure: %q", dir, r.stdout)

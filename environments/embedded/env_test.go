@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ferrycd/ferry/internal/saysonce"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
@@ -64,9 +65,11 @@ func TestPlainEnvRefusesSecrets(t *testing.T) {
 		t.Fatalf("plain env: %v %v", env, err)
 	}
 	f.Spec.Env["B"] = v1alpha1.SecretRef("b")
-	if _, _, err := plainEnv(t.Context(), f); err == nil || !strings.Contains(err.Error(), "env B names secret b, but this ferry keeps no secrets") {
-		t.Errorf("a secret without a store: %v", err)
+	_, _, err = plainEnv(t.Context(), f)
+	if err == nil || !strings.Contains(err.Error(), "env B names secret b, but this ferry keeps no secrets") {
+		t.Fatalf("a secret without a store: %v", err)
 	}
+	saysonce.Check(t, "a secret without a store", err.Error())
 }
 
 // TestInstanceKeyFollowsEnv: a changed value (a secret set again) makes a

@@ -3,7 +3,6 @@ package embedded
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -79,6 +78,7 @@ func (h *Host) Handler() http.Handler { return h.gw }
 
 // Target returns the target of environment env, made with ec the first
 // time it is asked for; later calls return that one (ec is then ignored).
+// Its error does not name env, which the caller knows.
 func (h *Host) Target(env string, ec EnvironmentConfig) (*Target, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -100,7 +100,8 @@ func (h *Host) Target(env string, ec EnvironmentConfig) (*Target, error) {
 		Known:        h.cfg.Environments,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("environment %s: %w", env, err)
+		// The caller, which chose env, names it.
+		return nil, err
 	}
 	h.targets[env] = t
 	return t, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/ferrycd/ferry/internal/saysonce"
 )
 
 // TestStartFailureMessage: a release whose function dies at start says
@@ -41,6 +43,7 @@ func TestStartFailureMessage(t *testing.T) {
 		t.Fatal("a release that raises at start was applied")
 	}
 	msg := err.Error()
+	saysonce.Check(t, "a release that raises at start", msg)
 	first, rest, _ := strings.Cut(msg, "\n")
 	const head = " before it was healthy; the previous release keeps serving; its last log lines (all in "
 	if !strings.HasPrefix(first, "function hello exited with status ") || !strings.Contains(first, head) || !strings.HasSuffix(first, "):") || !strings.Contains(rest, "boom at start") || strings.HasSuffix(msg, ":") || strings.HasSuffix(msg, "\n") {
