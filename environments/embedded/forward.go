@@ -225,7 +225,10 @@ func prepare(c *call, r *http.Request) (*outgoing, error) {
 	if r.TLS != nil {
 		proto = "https"
 	}
-	out.extra = append(out.extra, "X-Forwarded-Host", r.Host, "X-Forwarded-Proto", proto)
+	out.extra = append(out.extra, "X-Forwarded-Proto", proto)
+	if r.Host != "" { // a trigger's call has none
+		out.extra = append(out.extra, "X-Forwarded-Host", r.Host)
+	}
 	if clientIP != "" {
 		out.extra = append(out.extra, "X-Forwarded-For", clientIP)
 	}

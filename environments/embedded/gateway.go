@@ -131,6 +131,11 @@ type routeStats struct {
 	// caused (instance.overran).
 	overdue  atomic.Int64
 	restarts atomic.Uint64
+	// waiters are the trigger calls waiting for a slot (takeWait); freed
+	// is closed, and replaced, when a slot frees while any wait.
+	waiters atomic.Int64
+	mu      sync.Mutex
+	freed   chan struct{}
 	// buckets holds the observations per bucket, not cumulative; the last
 	// one is +Inf.
 	buckets [len(gatewayBuckets) + 1]atomic.Uint64
@@ -341,10 +346,18 @@ func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 		writeError(&c.sw, http.StatusTooManyRequests, fmt.Sprintf("function %s is serving %d calls, its limit", rt.Function, rt.MaxInFlight))
 		return
 	}
+	g.held(c, w, r)
+}
+
+// held forwards c, whose slot is taken, to its function within its
+// timeout: the gateway's calls and the triggers' (invoke) alike. w is the
+// server's writer under c.sw.
+func (g *gateway) held(c *call, w http.ResponseWriter, r *http.Request) {
+	rt, st := c.route, c.route.stats
 	// why: the slot is the call's until its handler has ended, which for a
 	// call the gateway stopped waiting for is later than this function's
 	// return: awaitEnd frees it then (handedOff).
-	c.release = func() { st.inFlight.Add(-1) }
+	c.release = st.free
 	defer func() {
 		if !c.handedOff {
 			c.release()
@@ -382,6 +395,60 @@ func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 	if err := g.forward(c, r, host); err != nil {
 		forwardError(c, err)
 	}
+}
+
+// invoke calls rt's function with r for a trigger, through what the
+// gateway's own calls go through: a slot of the function's concurrency,
+// shared with them (waited for up to the function's timeout), the
+// function's timeout, answered 504 at its deadline, and a timed-out call
+// keeps its slot and counts as overdue until its handler ends. ctx ends
+// the wait for a slot; r's context must not end before its call does (a
+// trigger's call is never cut off). It returns the answer's status and the
+// start of its body, or an error when no slot freed.
+func (g *gateway) invoke(ctx context.Context, r *http.Request, rt *boundRoute) (code int, head []byte, err error) {
+	ans := &triggerAnswer{header: http.Header{}}
+	if !rt.stats.takeWait(ctx, int64(rt.MaxInFlight), rt.Timeout) {
+		if ctx.Err() != nil {
+			return 0, nil, errors.New("the trigger stopped while it waited for a free slot of the function")
+		}
+		return 0, nil, fmt.Errorf("function %s was serving %d calls, its concurrency, for all of its %s timeout: no slot freed for this one", rt.Function, rt.MaxInFlight, rt.Timeout)
+	}
+	c := &call{sw: statusWriter{ResponseWriter: ans}, route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
+	func() {
+		// why: the forwarder aborts an answer cut short as a server's
+		// handler does; here no server recovers it.
+		defer func() {
+			if v := recover(); v != nil {
+				if v != http.ErrAbortHandler {
+					panic(v)
+				}
+				c.sw.WriteHeader(http.StatusBadGateway)
+				ans.cut = true
+			}
+		}()
+		g.held(c, ans, r)
+	}()
+	if ans.cut {
+		return http.StatusBadGateway, fmt.Appendf(nil, "function %s: its answer was cut short", rt.Function), nil
+	}
+	return c.sw.status(), ans.head, nil
+}
+
+// triggerAnswer is the writer of a trigger's call: it keeps the first
+// 512 bytes of the answer, which explain a failure, and drops the rest.
+type triggerAnswer struct {
+	header http.Header
+	head   []byte
+	cut    bool
+}
+
+func (a *triggerAnswer) Header() http.Header { return a.header }
+func (a *triggerAnswer) WriteHeader(int)     {}
+func (a *triggerAnswer) Write(b []byte) (int, error) {
+	if n := min(len(b), 512-len(a.head)); n > 0 {
+		a.head = append(a.head, b[:n]...)
+	}
+	return len(b), nil
 }
 
 const tooLargeMessage = "the request body is larger than 6 MiB, the gateway's limit"
@@ -523,6 +590,73 @@ func (s *routeStats) take(limit int64) bool {
 			return true
 		}
 	}
+}
+
+// free gives back a slot taken by take or takeWait, and wakes the trigger
+// calls waiting for one.
+func (s *routeStats) free() {
+	s.inFlight.Add(-1)
+	if s.waiters.Load() > 0 {
+		s.mu.Lock()
+		if s.freed != nil {
+			close(s.freed)
+			s.freed = nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+// takeWait takes one of limit slots, waiting for one to free until ctx
+// ends or for at most wait; it reports whether it took one. A trigger's
+// event waits, where an HTTP caller is answered 429 at once: it has no
+// one to retry it but the trigger's own policy.
+func (s *routeStats) takeWait(ctx context.Context, limit int64, wait time.Duration) bool {
+	if s.take(limit) {
+		return true
+	}
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		// why: the channel is fetched before take tries again, so a slot
+		// freed between the two closes this very channel.
+		s.mu.Lock()
+		if s.freed == nil {
+			s.freed = make(chan struct{})
+		}
+		freed := s.freed
+		s.mu.Unlock()
+		if s.take(limit) {
+			return true
+		}
+		select {
+		case <-freed:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// functionStats is the count of env's function, shared by its routes and
+// by the triggers that call it; setRoutes keeps it for a function it
+// keeps.
+func (g *gateway) functionStats(env, function string) *routeStats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	stats := g.stats[env]
+	if stats == nil {
+		stats = map[string]*routeStats{}
+		g.stats[env] = stats
+	}
+	st := stats[function]
+	if st == nil {
+		st = &routeStats{env: env, function: function}
+		stats[function] = st
+	}
+	return st
 }
 
 // observe counts one call answered with code after d.

@@ -177,7 +177,7 @@ func TestTriggerMetricsCount(t *testing.T) {
 	g := newGateway()
 	url := serveGateway(t, g)
 	l := &triggerLog{}
-	tr := newTriggers(triggerConfig{Environment: "dev", NATSURL: natsURL, Log: l.log, CallTimeout: hang, Metrics: g.triggerStats})
+	tr := newTriggers(triggerConfig{Environment: "dev", NATSURL: natsURL, Log: l.log, Metrics: g.triggerStats})
 	t.Cleanup(tr.stop)
 
 	report, broken := newTriggerRecorder(t), newTriggerRecorder(t)

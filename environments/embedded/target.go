@@ -104,7 +104,7 @@ func New(cfg Config) (*Target, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	tc := triggerConfig{Environment: cfg.Environment, NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers, Log: logf,
+	tc := triggerConfig{Environment: cfg.Environment, NATSURL: cfg.NATSURL, KafkaBrokers: cfg.KafkaBrokers, Log: logf, Gateway: cfg.Gateway,
 		Metrics: cfg.Gateway.triggerStats}
 	return &Target{cfg: cfg, warm: map[string]*instance{}, triggers: newTriggers(tc), triggerCfg: tc,
 		logs: newFunctionLogs(cfg.LogDir, cfg.Environment)}, nil

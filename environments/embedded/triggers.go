@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -27,10 +26,6 @@ import (
 
 // Defaults of the triggers.
 const (
-	// defaultTriggerCallTimeout bounds one call of a function by a trigger.
-	// The function's own timeout is not known here; a minute is above the
-	// default of 30 s, so the function's answer, even a timeout, comes first.
-	defaultTriggerCallTimeout = time.Minute
 	// natsInFlight is how many messages of one NATSTrigger are dispatched
 	// at once. When all are busy the subscription waits, and messages wait
 	// in the client's pending buffer instead of in goroutines.
@@ -60,8 +55,9 @@ type triggerConfig struct {
 	// Log is where dispatch failures, skipped ticks and NATS disconnects
 	// are reported.
 	Log func(format string, args ...any)
-	// CallTimeout bounds each call; 0 means defaultTriggerCallTimeout.
-	CallTimeout time.Duration
+	// Gateway is what calls go through, counted with the gateway's own
+	// calls of the same functions; nil: a gateway of these triggers alone.
+	Gateway *gateway
 	// Metrics counts ticks, deliveries, failures and retries; nil: counts
 	// of these triggers alone, which nothing serves.
 	Metrics *triggerMetrics
@@ -69,15 +65,18 @@ type triggerConfig struct {
 
 // triggers runs an environment's CronTriggers, NATSTriggers and
 // KafkaTriggers (triggers_kafka.go) against its functions. Every dispatch is a CloudEvents 1.0 request in binary
-// mode, POSTed to "/" of the function's instance.
+// mode, POSTed to "/" of the function's instance through the gateway's
+// forwarder (gateway.invoke): it takes a slot of the function's
+// concurrency, shared with the gateway's calls, is bounded by the
+// function's timeout, and a call past it is a failed attempt whose slot
+// stays taken until its handler ends, as an HTTP call's does.
 //
 // Core NATS has no acknowledgement: a message whose calls still fail after
 // the trigger's retries is dropped and logged, and a message that arrives
 // while no instance of ferry subscribes is never seen.
 type triggers struct {
-	cfg    triggerConfig
-	client *http.Client
-	cron   *cron.Cron
+	cfg  triggerConfig
+	cron *cron.Cron
 
 	// mu serialises apply and stop, and guards what follows.
 	mu      sync.Mutex
@@ -127,7 +126,9 @@ var _ redacting = (*instance)(nil)
 
 type dispatchTarget struct {
 	function string
-	backend  backend
+	// route is how the function is called: its backend, timeout,
+	// concurrency and the count it shares with the gateway's routes.
+	route *boundRoute
 }
 
 type retryPolicy struct {
@@ -148,22 +149,18 @@ func newTriggers(cfg triggerConfig) *triggers {
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
-	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = defaultTriggerCallTimeout
+	if cfg.Gateway == nil {
+		cfg.Gateway = newGateway()
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = newTriggerMetrics()
 	}
-	// Calls go to instances on loopback: no proxy, whatever the host says.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil
+	// why: a function's redirect is its answer (a failure, as it is not
+	// 2xx): the forwarder never follows one, so the event, whose data the
+	// repository writes, cannot be sent to a URL of the host's network
+	// that the function, loopback only, cannot reach itself.
 	t := &triggers{
-		cfg: cfg,
-		// why: a function's redirect is its answer (a failure, as it is
-		// not 2xx). Followed, it would have ferry send the event, whose
-		// data the repository writes, to any URL of the host's network,
-		// which the function, loopback only, cannot reach itself.
-		client:  &http.Client{Transport: tr, CheckRedirect: noRedirects},
+		cfg:     cfg,
 		running: map[string]*runningTrigger{},
 	}
 	// Every schedule carries its own CRON_TZ, so the scheduler's zone is
@@ -319,7 +316,7 @@ func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*
 	var want []*desiredTrigger
 	for _, tr := range set.CronTriggers {
 		name := "CronTrigger " + tr.Name
-		targets, err := selectTargets(name, tr.Spec.FunctionTarget, functions, backends)
+		targets, err := t.selectTargets(name, tr.Spec.FunctionTarget, functions, backends)
 		if err != nil {
 			return nil, err
 		}
@@ -355,7 +352,7 @@ func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*
 	}
 	for _, tr := range set.NATSTriggers {
 		name := "NATSTrigger " + tr.Name
-		targets, err := selectTargets(name, tr.Spec.FunctionTarget, functions, backends)
+		targets, err := t.selectTargets(name, tr.Spec.FunctionTarget, functions, backends)
 		if err != nil {
 			return nil, err
 		}
@@ -378,7 +375,7 @@ func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*
 }
 
 // selectTargets returns the functions a trigger calls, sorted by name.
-func selectTargets(trigger string, ft v1alpha1.FunctionTarget, functions []*v1alpha1.Function, backends map[string]backend) ([]dispatchTarget, error) {
+func (t *triggers) selectTargets(trigger string, ft v1alpha1.FunctionTarget, functions []*v1alpha1.Function, backends map[string]backend) ([]dispatchTarget, error) {
 	var names []string
 	switch {
 	case ft.Function != "" && ft.FunctionSelector != nil:
@@ -411,7 +408,18 @@ func selectTargets(trigger string, ft v1alpha1.FunctionTarget, functions []*v1al
 		if !ok || b == nil {
 			return nil, fmt.Errorf("%s: calls function %q, which the environment does not run", trigger, n)
 		}
-		targets = append(targets, dispatchTarget{function: n, backend: b})
+		var spec v1alpha1.FunctionSpec
+		for _, f := range functions {
+			if f.Name == n {
+				spec = f.Spec
+			}
+		}
+		timeout, _, _ := functionSettings(spec)
+		targets = append(targets, dispatchTarget{function: n, route: &boundRoute{
+			gatewayRoute: gatewayRoute{Function: n, Timeout: cmp.Or(timeout, defaultFunctionTimeout),
+				MaxInFlight: concurrency(spec), Backend: b},
+			stats: t.cfg.Gateway.functionStats(t.cfg.Environment, n),
+		}})
 	}
 	return targets, nil
 }
@@ -582,7 +590,7 @@ func (t *triggers) fanOut(ctx context.Context, p *dispatchPlan, ev triggerEvent)
 	var wg sync.WaitGroup
 	for _, tg := range p.targets {
 		wg.Go(func() {
-			if err := t.deliver(ctx, p, tg.backend, ev); err != nil {
+			if err := t.deliver(ctx, p, tg.route, ev); err != nil {
 				what := "tick"
 				if ev.typ == natsEventType {
 					what = "message (dropped: core NATS cannot redeliver it)"
@@ -597,7 +605,7 @@ func (t *triggers) fanOut(ctx context.Context, p *dispatchPlan, ev triggerEvent)
 // deliver calls b with ev until it answers 2xx or p's retries are
 // spent, waiting backoff, doubling up to maxBackoff, between attempts,
 // and counts it in p's stats.
-func (t *triggers) deliver(ctx context.Context, p *dispatchPlan, b backend, ev triggerEvent) error {
+func (t *triggers) deliver(ctx context.Context, p *dispatchPlan, rt *boundRoute, ev triggerEvent) error {
 	rp := p.retry
 	p.stats.deliveries.Add(1)
 	wait := rp.backoff
@@ -605,7 +613,7 @@ func (t *triggers) deliver(ctx context.Context, p *dispatchPlan, b backend, ev t
 		if attempt > 1 {
 			p.stats.retries.Add(1)
 		}
-		err := t.call(ctx, b, ev)
+		err := t.call(ctx, rt, ev)
 		if err == nil {
 			return nil
 		}
@@ -626,19 +634,14 @@ func (t *triggers) deliver(ctx context.Context, p *dispatchPlan, b backend, ev t
 }
 
 // call makes one attempt. Its context only loses the trigger's
-// cancellation: removing a trigger ends retries, not a call under way.
-func (t *triggers) call(ctx context.Context, b backend, ev triggerEvent) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.CallTimeout)
-	defer cancel()
-	url, _, done, err := b.acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("starting the function: %w", err)
-	}
-	defer done()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/", bytes.NewReader(ev.data))
+// cancellation: removing a trigger ends retries and the wait for a slot,
+// not a call under way, which its function's timeout bounds.
+func (t *triggers) call(ctx context.Context, rt *boundRoute, ev triggerEvent) error {
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, "/", bytes.NewReader(ev.data))
 	if err != nil {
 		return err
 	}
+	req.Host = ""
 	h := req.Header
 	h.Set("ce-specversion", "1.0")
 	h.Set("ce-id", ev.id)
@@ -649,24 +652,19 @@ func (t *triggers) call(ctx context.Context, b backend, ev triggerEvent) error {
 		h.Set("ce-"+k, ceEscape(v))
 	}
 	h.Set("Content-Type", ev.contentType)
-	resp, err := t.client.Do(req)
+	code, head, err := t.cfg.Gateway.invoke(ctx, req, rt)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	// A little of the body explains a failure; the rest is read so the
-	// connection can be used again.
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if code < 200 || code > 299 {
 		text := strings.TrimSpace(string(head))
 		// why: the error ends up in ferry's own log, and a function that
 		// fails on a secret may answer with it (Python's invoker answers
 		// {"error": str(exc)}).
-		if r, ok := b.(redacting); ok {
+		if r, ok := rt.Backend.(redacting); ok {
 			text = r.redact(text)
 		}
-		return fmt.Errorf("the function answered %s: %s", resp.Status, text)
+		return fmt.Errorf("the function answered %d %s: %s", code, http.StatusText(code), text)
 	}
 	return nil
 }

@@ -76,7 +76,7 @@ func (t *triggers) resolveKafka(set *manifests.Set, backends map[string]backend)
 	var want []*desiredTrigger
 	for _, tr := range set.KafkaTriggers {
 		name := "KafkaTrigger " + tr.Name
-		targets, err := selectTargets(name, tr.Spec.FunctionTarget, set.Functions, backends)
+		targets, err := t.selectTargets(name, tr.Spec.FunctionTarget, set.Functions, backends)
 		if err != nil {
 			return nil, err
 		}
@@ -259,7 +259,7 @@ func (t *triggers) dispatchPartition(r *runningTrigger, p *dispatchPlan, recs []
 				continue
 			}
 			wg.Go(func() {
-				err := t.deliver(r.ctx, p, tg.backend, ev)
+				err := t.deliver(r.ctx, p, tg.route, ev)
 				if err == nil {
 					mu.Lock()
 					answered[tg.function] = true

@@ -33,7 +33,7 @@ func startTestKafka(t *testing.T, topic string) []string {
 
 func newKafkaTestTriggers(t *testing.T, brokers []string) (*triggers, *triggerLog) {
 	l := &triggerLog{}
-	tr := newTriggers(triggerConfig{Environment: "dev", KafkaBrokers: brokers, Log: l.log, CallTimeout: hang})
+	tr := newTriggers(triggerConfig{Environment: "dev", KafkaBrokers: brokers, Log: l.log})
 	t.Cleanup(tr.stop)
 	return tr, l
 }

@@ -95,7 +95,7 @@ func (l *triggerLog) String() string {
 
 func newTestTriggers(t *testing.T, natsURL string) (*triggers, *triggerLog) {
 	l := &triggerLog{}
-	tr := newTriggers(triggerConfig{Environment: "dev", NATSURL: natsURL, Log: l.log, CallTimeout: hang})
+	tr := newTriggers(triggerConfig{Environment: "dev", NATSURL: natsURL, Log: l.log})
 	t.Cleanup(tr.stop)
 	return tr, l
 }
