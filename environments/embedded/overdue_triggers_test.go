@@ -1,0 +1,190 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ferrycd/ferry/manifests"
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
+)
+
+// hangPrinting hangs on the data "hang", as hangHandlers do, and prints
+// any other data it gets, so the test sees a delivery arrive.
+const hangPrinting = `import time
+
+def handle(event, context):
+    if event["data"] == "hang":
+        time.sleep(600)
+    print("got", event["data"], flush=True)
+    return "ok"
+`
+
+// TestTriggerOverdue sends NATS messages through a NATSTrigger to a real
+// Python function whose handler hangs far past its timeout, more at once
+// than its concurrency: every attempt ends at the function's timeout (its
+// spec's, not the triggers' own), and is retried by the trigger's policy;
+// the slots the trigger's calls hold, with the gateway's, never exceed
+// the concurrency; the timed-out calls count as overdue and restart the
+// function, with the reason in ferry's log; the trigger's counters count
+// each message once; and a message sent afterwards is delivered.
+func TestTriggerOverdue(t *testing.T) {
+	t.Parallel()
+	const (
+		concurrency = 2
+		timeout     = 200 * time.Millisecond
+		messages    = 4 // at once, twice the concurrency
+		attempts    = 2
+	)
+	natsURL := startTestNATS(t)
+	root, argv, env := interpretedRoot(t, "python", "", map[string][]byte{"main.py": []byte(hangPrinting)})
+	spec := testSpec(t, root, argv, env)
+	spec.Name = "hang"
+	spec.Timeout = timeout
+	logFile := filepath.Join(t.TempDir(), "hang.log")
+	spec.Log = NewFunctionLog(logFile)
+	var ferryLog triggerLog
+	in := &instance{key: "hang", name: "hang", spec: spec, timeout: timeout, idleFor: time.Hour,
+		concurrency: concurrency, env: "dev", logf: ferryLog.log}
+	if err := in.start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := in.stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+
+	// The gateway routes the function too, so its count is the one the
+	// trigger's calls share.
+	g := newGateway()
+	t.Cleanup(g.pool.closeAll)
+	g.setRoutes("dev", []gatewayRoute{{Path: InvokePath("hang"), Function: "hang", Timeout: timeout, MaxInFlight: concurrency, Backend: in}})
+	st := g.stats["dev"]["hang"]
+	var trLog triggerLog
+	tr := newTriggers(triggerConfig{Environment: "dev", NATSURL: natsURL, Log: trLog.log, Gateway: g, Metrics: g.triggerStats})
+	t.Cleanup(tr.stop)
+
+	fn := testFunction("hang", nil)
+	fn.Spec.Timeout = &metav1.Duration{Duration: timeout}
+	c := int32(concurrency)
+	fn.Spec.Scale = &v1alpha1.Scale{Concurrency: &c}
+	n := int32(attempts)
+	retry := &v1alpha1.RetryPolicy{Attempts: &n,
+		Backoff: &metav1.Duration{Duration: 10 * time.Millisecond}, MaxBackoff: &metav1.Duration{Duration: 20 * time.Millisecond}}
+	set := &manifests.Set{
+		Functions:    []*v1alpha1.Function{fn},
+		NATSTriggers: []*v1alpha1.NATSTrigger{testNATSTrigger("jobs", "hang", "jobs.hang", retry)},
+	}
+	if err := tr.apply(t.Context(), set, map[string]backend{"hang": in}); err != nil {
+		t.Fatal(err)
+	}
+	if st != g.functionStats("dev", "hang") {
+		t.Fatal("the trigger's calls and the gateway's do not share the function's count")
+	}
+	stats := g.triggerStats.counters("dev", kindNATS, "jobs")
+
+	// A watcher samples the slots in use while the messages are handled.
+	var maxSlots atomic.Int64
+	stopWatch := make(chan struct{})
+	var watched sync.WaitGroup
+	watched.Go(func() {
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			in.mu.Lock()
+			slots := int64(in.inFlight)
+			in.mu.Unlock()
+			raise(&maxSlots, max(slots, st.inFlight.Load()))
+		}
+	})
+
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	publish := func(data string) {
+		m := nats.NewMsg("jobs.hang")
+		m.Header.Set("Content-Type", "application/json")
+		m.Data = []byte(data)
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range messages {
+		publish(`"hang"`)
+	}
+	// why: each attempt takes about the timeout; the bound only catches
+	// an attempt that waits for anything longer (the triggers' old minute).
+	waitFor(t, 20*time.Second, "the hanging messages did not all fail", func() bool {
+		return stats.failures.Load() == messages
+	})
+	close(stopWatch)
+	watched.Wait()
+
+	if got := stats.deliveries.Load(); got != messages {
+		t.Errorf("%d deliveries counted, want %d: one per message", got, messages)
+	}
+	if got := stats.retries.Load(); got != messages*(attempts-1) {
+		t.Errorf("%d retries counted, want %d", got, messages*(attempts-1))
+	}
+	if n := maxSlots.Load(); n > concurrency {
+		t.Errorf("%d slots were in use at once, more than the concurrency %d", n, concurrency)
+	}
+	t.Logf("at most %d slots in use; %d restarts; the triggers' log:\n%s", maxSlots.Load(), st.restarts.Load(), trLog.String())
+	// Every failure is a timed-out attempt at the function's own timeout,
+	// or one that found every slot held by such attempts.
+	said := trLog.String()
+	timedOut := 0
+	for _, line := range strings.Split(said, "\n") {
+		switch {
+		case strings.Contains(line, "504 Gateway Timeout") && strings.Contains(line, "did not answer within 200ms"):
+			timedOut++
+		case strings.Contains(line, "no slot freed"):
+		default:
+			t.Errorf("a failure that is not a timeout of the function: %s", line)
+		}
+	}
+	if timedOut == 0 {
+		t.Errorf("no attempt timed out at the function's 200ms; the triggers' log:\n%s", said)
+	}
+	if st.restarts.Load() == 0 {
+		t.Error("the overdue calls never restarted the function")
+	}
+	want := fmt.Sprintf("environment dev: function hang restarted: %d calls still running past their %s timeout (concurrency %d)", concurrency, timeout, concurrency)
+	if s := ferryLog.String(); !strings.Contains(s, want) {
+		t.Errorf("ferry's log does not say %q; it has:\n%s", want, s)
+	}
+
+	// Afterwards a message is delivered: to the restarted process, once
+	// the overdue calls' slots are free.
+	publish(`"after"`)
+	waitFor(t, time.Minute, "the message sent after the hanging ones never reached the function", func() bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), "got after")
+	})
+	if n := st.inFlight.Load(); n > concurrency {
+		t.Errorf("%d slots in use after the messages, more than the concurrency %d", n, concurrency)
+	}
+	if got := stats.failures.Load(); got != messages {
+		t.Errorf("%d failures counted after a delivery that succeeded, want %d", got, messages)
+	}
+	if got := stats.deliveries.Load(); got != messages+1 {
+		t.Errorf("%d deliveries counted, want %d", got, messages+1)
+	}
+}
