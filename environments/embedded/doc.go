@@ -26,5 +26,9 @@
 // with the process (awaitEnd). Such overdue calls are told to the
 // instance (instance.overran); when they fill the function's concurrency
 // it is restarted: a fresh process takes the new calls, the old one gets
-// SIGTERM and is killed once only overdue calls are left on it.
+// SIGTERM and is killed once only overdue calls are left on it. The
+// triggers' calls go through the same forwarder (gateway.invoke), with the
+// function's timeout and a slot of its concurrency shared with the
+// gateway's calls: a timed-out delivery is a failed attempt, its retries
+// are the trigger's, and its call stays counted as any other.
 package embedded

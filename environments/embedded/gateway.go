@@ -413,7 +413,17 @@ func (g *gateway) invoke(ctx context.Context, r *http.Request, rt *boundRoute) (
 		}
 		return 0, nil, fmt.Errorf("function %s was serving %d calls, its concurrency, for all of its %s timeout: no slot freed for this one", rt.Function, rt.MaxInFlight, rt.Timeout)
 	}
+	start := time.Now()
 	c := &call{sw: statusWriter{ResponseWriter: ans}, route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
+	// why: each attempt is a call of the function, counted and logged as
+	// the gateway's are; the trigger's own counters count the delivery.
+	defer func() {
+		took := time.Since(start)
+		rt.stats.observe(code, took)
+		if rt.Log != nil {
+			rt.Log.Add(streamAccess, 0, accessLine(r, code, took, c.ceID))
+		}
+	}()
 	func() {
 		// why: the forwarder aborts an answer cut short as a server's
 		// handler does; here no server recovers it.

@@ -13,7 +13,7 @@ import (
 // reads them when scraped, so a call takes no lock for its metrics.
 var (
 	descCalls = prometheus.NewDesc("ferry_gateway_calls_total",
-		"Calls through the gateway, by the status class of the answer.", []string{"env", "function", "code"}, nil)
+		"Calls through the gateway, the triggers' attempts included, by the status class of the answer.", []string{"env", "function", "code"}, nil)
 	descFailures = prometheus.NewDesc("ferry_gateway_failures_total",
 		"Calls answered 5xx: the function failed, timed out (504) or could not start (503).", []string{"env", "function"}, nil)
 	descDuration = prometheus.NewDesc("ferry_gateway_duration_seconds",

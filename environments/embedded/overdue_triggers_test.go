@@ -181,6 +181,13 @@ func TestTriggerOverdue(t *testing.T) {
 	if n := st.inFlight.Load(); n > concurrency {
 		t.Errorf("%d slots in use after the messages, more than the concurrency %d", n, concurrency)
 	}
+	// Each attempt is a call of the function, in its metrics and log.
+	if got := st.calls[5].Load(); got < uint64(timedOut) {
+		t.Errorf("%d calls answered 5xx in the gateway's count, want at least the %d timed out", got, timedOut)
+	}
+	if b, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(b), "POST / 504 ") {
+		t.Errorf("the function's log has no access line of a timed-out attempt (%v):\n%s", err, b)
+	}
 	if got := stats.failures.Load(); got != messages {
 		t.Errorf("%d failures counted after a delivery that succeeded, want %d", got, messages)
 	}

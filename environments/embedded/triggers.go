@@ -415,9 +415,13 @@ func (t *triggers) selectTargets(trigger string, ft v1alpha1.FunctionTarget, fun
 			}
 		}
 		timeout, _, _ := functionSettings(spec)
+		var log *FunctionLog // the function's, for an access line per attempt
+		if in, ok := b.(*instance); ok {
+			log = in.spec.Log
+		}
 		targets = append(targets, dispatchTarget{function: n, route: &boundRoute{
 			gatewayRoute: gatewayRoute{Function: n, Timeout: cmp.Or(timeout, defaultFunctionTimeout),
-				MaxInFlight: concurrency(spec), Backend: b},
+				MaxInFlight: concurrency(spec), Backend: b, Log: log},
 			stats: t.cfg.Gateway.functionStats(t.cfg.Environment, n),
 		}})
 	}
