@@ -77,6 +77,9 @@ type triggerConfig struct {
 type triggers struct {
 	cfg  triggerConfig
 	cron *cron.Cron
+	// ownGateway: cfg.Gateway is these triggers' alone, and its idle
+	// connections close with them.
+	ownGateway bool
 
 	// mu serialises apply and stop, and guards what follows.
 	mu      sync.Mutex
@@ -149,7 +152,8 @@ func newTriggers(cfg triggerConfig) *triggers {
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
-	if cfg.Gateway == nil {
+	own := cfg.Gateway == nil
+	if own {
 		cfg.Gateway = newGateway()
 	}
 	if cfg.Metrics == nil {
@@ -160,8 +164,9 @@ func newTriggers(cfg triggerConfig) *triggers {
 	// repository writes, cannot be sent to a URL of the host's network
 	// that the function, loopback only, cannot reach itself.
 	t := &triggers{
-		cfg:     cfg,
-		running: map[string]*runningTrigger{},
+		cfg:        cfg,
+		ownGateway: own,
+		running:    map[string]*runningTrigger{},
 	}
 	// Every schedule carries its own CRON_TZ, so the scheduler's zone is
 	// only a fallback; UTC keeps it the same on every host.
@@ -693,6 +698,9 @@ func (t *triggers) stop() {
 	t.mu.Unlock()
 	<-t.cron.Stop().Done()
 	t.calls.Wait()
+	if t.ownGateway {
+		t.cfg.Gateway.pool.closeAll()
+	}
 }
 
 // headerValue is h's first value of key in any case: NATS headers are
