@@ -29,7 +29,7 @@ def handle(event, context):
     return "ok"
 `
 
-// TestTriggerOverdue sends NATS messages through a NATSTrigger to a real
+// TestTriggerNATSOverdue sends NATS messages through a NATSTrigger to a real
 // Python function whose handler hangs far past its timeout, more at once
 // than its concurrency: every attempt ends at the function's timeout (its
 // spec's, not the triggers' own), and is retried by the trigger's policy;
@@ -37,7 +37,7 @@ def handle(event, context):
 // the concurrency; the timed-out calls count as overdue and restart the
 // function, with the reason in ferry's log; the trigger's counters count
 // each message once; and a message sent afterwards is delivered.
-func TestTriggerOverdue(t *testing.T) {
+func TestTriggerNATSOverdue(t *testing.T) {
 	t.Parallel()
 	const (
 		concurrency = 2
@@ -46,45 +46,17 @@ func TestTriggerOverdue(t *testing.T) {
 		attempts    = 2
 	)
 	natsURL := startTestNATS(t)
-	root, argv, env := interpretedRoot(t, "python", "", map[string][]byte{"main.py": []byte(hangPrinting)})
-	spec := testSpec(t, root, argv, env)
-	spec.Name = "hang"
-	spec.Timeout = timeout
-	logFile := filepath.Join(t.TempDir(), "hang.log")
-	spec.Log = NewFunctionLog(logFile)
-	var ferryLog triggerLog
-	in := &instance{key: "hang", name: "hang", spec: spec, timeout: timeout, idleFor: time.Hour,
-		concurrency: concurrency, env: "dev", logf: ferryLog.log}
-	if err := in.start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := in.stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-
-	// The gateway routes the function too, so its count is the one the
-	// trigger's calls share.
-	g := newGateway()
-	t.Cleanup(g.pool.closeAll)
-	g.setRoutes("dev", []gatewayRoute{{Path: InvokePath("hang"), Function: "hang", Timeout: timeout, MaxInFlight: concurrency, Backend: in}})
-	st := g.stats["dev"]["hang"]
+	h := startHanging(t, concurrency, timeout)
+	in, g, st, logFile, ferryLog := h.in, h.g, h.st, h.logFile, h.ferryLog
 	var trLog triggerLog
 	tr := newTriggers(triggerConfig{Environment: "dev", NATSURL: natsURL, Log: trLog.log, Gateway: g, Metrics: g.triggerStats})
 	t.Cleanup(tr.stop)
 
-	fn := testFunction("hang", nil)
-	fn.Spec.Timeout = &metav1.Duration{Duration: timeout}
-	c := int32(concurrency)
-	fn.Spec.Scale = &v1alpha1.Scale{Concurrency: &c}
 	n := int32(attempts)
 	retry := &v1alpha1.RetryPolicy{Attempts: &n,
 		Backoff: &metav1.Duration{Duration: 10 * time.Millisecond}, MaxBackoff: &metav1.Duration{Duration: 20 * time.Millisecond}}
 	set := &manifests.Set{
-		Functions:    []*v1alpha1.Function{fn},
+		Functions:    []*v1alpha1.Function{h.fn},
 		NATSTriggers: []*v1alpha1.NATSTrigger{testNATSTrigger("jobs", "hang", "jobs.hang", retry)},
 	}
 	if err := tr.apply(t.Context(), set, map[string]backend{"hang": in}); err != nil {
@@ -94,7 +66,6 @@ func TestTriggerOverdue(t *testing.T) {
 		t.Fatal("the trigger's calls and the gateway's do not share the function's count")
 	}
 	stats := g.triggerStats.counters("dev", kindNATS, "jobs")
-
 	// A watcher samples the slots in use while the messages are handled.
 	var maxSlots atomic.Int64
 	stopWatch := make(chan struct{})
@@ -194,4 +165,102 @@ func TestTriggerOverdue(t *testing.T) {
 	if got := stats.deliveries.Load(); got != messages+1 {
 		t.Errorf("%d deliveries counted, want %d", got, messages+1)
 	}
+}
+
+// TestTriggerCronOverdue ticks a CronTrigger whose data makes a real
+// Python function hang: each tick's one attempt ends at the function's
+// timeout, counts as overdue and, with a concurrency of 1, restarts the
+// function with the reason logged; once the trigger's data changes, a tick
+// is delivered.
+func TestTriggerCronOverdue(t *testing.T) {
+	t.Parallel()
+	const timeout = 200 * time.Millisecond
+	h := startHanging(t, 1, timeout)
+	var trLog triggerLog
+	tr := newTriggers(triggerConfig{Environment: "dev", Log: trLog.log, Gateway: h.g, Metrics: h.g.triggerStats})
+	t.Cleanup(tr.stop)
+	set := func(data string) *manifests.Set {
+		return &manifests.Set{
+			Functions:    []*v1alpha1.Function{h.fn},
+			CronTriggers: []*v1alpha1.CronTrigger{testCronTrigger("tick", "hang", "@every 1s", data)},
+		}
+	}
+	backends := map[string]backend{"hang": h.in}
+	if err := tr.apply(t.Context(), set(`"hang"`), backends); err != nil {
+		t.Fatal(err)
+	}
+	stats := h.g.triggerStats.counters("dev", kindCron, "tick")
+	waitFor(t, 30*time.Second, "two hanging ticks did not fail", func() bool { return stats.failures.Load() >= 2 })
+	if err := tr.apply(t.Context(), set(`"after"`), backends); err != nil {
+		t.Fatal(err)
+	}
+	said := trLog.String()
+	for _, line := range strings.Split(said, "\n") {
+		if !strings.Contains(line, "504 Gateway Timeout") || !strings.Contains(line, "did not answer within 200ms") {
+			t.Errorf("a tick failed otherwise than by the function's 200ms timeout: %s", line)
+		}
+	}
+	if h.st.restarts.Load() == 0 {
+		t.Error("the overdue ticks never restarted the function")
+	}
+	want := "environment dev: function hang restarted: 1 calls still running past their 200ms timeout (concurrency 1)"
+	if s := h.ferryLog.String(); !strings.Contains(s, want) {
+		t.Errorf("ferry's log does not say %q; it has:\n%s", want, s)
+	}
+	waitFor(t, time.Minute, "no tick reached the function after its data changed", func() bool {
+		b, _ := os.ReadFile(h.logFile)
+		return strings.Contains(string(b), "got after")
+	})
+	if r := stats.retries.Load(); r != 0 {
+		t.Errorf("%d retries of a CronTrigger, which makes one attempt a tick", r)
+	}
+	if d, tk := stats.deliveries.Load(), stats.ticks.Load(); d > tk || d < 3 {
+		t.Errorf("%d deliveries for %d ticks of one function, want one a tick and at least 3", d, tk)
+	}
+}
+
+// hanging is a real Python function (hangPrinting) behind a gateway.
+type hanging struct {
+	in       *instance
+	fn       *v1alpha1.Function // its manifest: timeout and concurrency
+	g        *gateway
+	st       *routeStats // its count in g
+	logFile  string      // its log
+	ferryLog *triggerLog // ferry's
+}
+
+func startHanging(t *testing.T, concurrency int, timeout time.Duration) *hanging {
+	t.Helper()
+	root, argv, env := interpretedRoot(t, "python", "", map[string][]byte{"main.py": []byte(hangPrinting)})
+	spec := testSpec(t, root, argv, env)
+	spec.Name = "hang"
+	spec.Timeout = timeout
+	logFile := filepath.Join(t.TempDir(), "hang.log")
+	spec.Log = NewFunctionLog(logFile)
+	ferryLog := &triggerLog{}
+	in := &instance{key: "hang", name: "hang", spec: spec, timeout: timeout, idleFor: time.Hour,
+		concurrency: concurrency, env: "dev", logf: ferryLog.log}
+	if err := in.start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := in.stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+
+	// The gateway routes the function too, so its count is the one the
+	// trigger's calls share.
+	g := newGateway()
+	t.Cleanup(g.pool.closeAll)
+	g.setRoutes("dev", []gatewayRoute{{Path: InvokePath("hang"), Function: "hang", Timeout: timeout, MaxInFlight: concurrency, Backend: in}})
+	st := g.stats["dev"]["hang"]
+
+	fn := testFunction("hang", nil)
+	fn.Spec.Timeout = &metav1.Duration{Duration: timeout}
+	c := int32(concurrency)
+	fn.Spec.Scale = &v1alpha1.Scale{Concurrency: &c}
+	return &hanging{in: in, fn: fn, g: g, st: st, logFile: logFile, ferryLog: ferryLog}
 }
