@@ -98,3 +98,77 @@ func TestDiskFullAfterARecordLeavesNoRecordWithoutItsEntry(t *testing.T) {
 		})
 	}
 }
+
+// The disk fills the moment the store has kept a run's end, and stays
+// full longer than StoreRetry. The run did deploy: it stays succeeded,
+// and its run.end entry is there once the space is back.
+func TestDiskFullAfterTheRunEndsKeepsItsOutcomeAndEntry(t *testing.T) {
+	f := newFixture(t)
+	commit := f.newSource("demo", nil)
+	flaky := &flakyStore{SQLite: f.st}
+	var deployed, full bool
+	flaky.onStep = func(s store.Step) {
+		if s.Name == "deploy" && s.Status == store.StatusSucceeded {
+			flaky.mu.Lock()
+			deployed = true
+			flaky.mu.Unlock()
+		}
+	}
+	flaky.setRefuse(func(op string) bool {
+		if full {
+			return true
+		}
+		// The run's last write, its end, goes through; every write after
+		// it fails.
+		full = deployed && op == "run"
+		return false
+	})
+	cfg := f.config()
+	cfg.Store = flaky
+	cfg.StoreRetry = 300 * time.Millisecond
+	cfg.Log = func(format string, args ...any) { t.Logf("ferry: "+format, args...) }
+	ex, _ := f.start(cfg)
+	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the disk to fill after the run's end", func() bool {
+		flaky.mu.Lock()
+		defer flaky.mu.Unlock()
+		return full
+	})
+	// Longer than StoreRetry, so that a write retried gives up.
+	time.Sleep(3 * cfg.StoreRetry)
+	flaky.setRefuse(nil)
+	wait(t, ex, queued.ID)
+	runEnds := func() []store.Event {
+		evs, err := f.st.ListEvents(context.Background(), fmt.Sprintf("run/%d", queued.ID), store.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ends []store.Event
+		for _, e := range evs {
+			if e.Action == "run.end" {
+				ends = append(ends, e)
+			}
+		}
+		return ends
+	}
+	// The run's end is recorded, or ferry records something else of it,
+	// once the space is back.
+	waitFor(t, "the run's run.end entry", func() bool { return len(runEnds()) > 0 })
+	run, err := f.st.GetRun(context.Background(), queued.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != store.StatusSucceeded {
+		t.Errorf("run %s: %s; it deployed, so it succeeded", run.Status, run.Reason)
+	}
+	if ds := f.deployments(); len(ds) != 1 {
+		t.Errorf("deployments %+v, want one", ds)
+	}
+	ends := runEnds()
+	if len(ends) != 1 || !strings.Contains(ends[0].Detail, " succeeded") {
+		t.Errorf("run.end entries %+v, want one saying the run succeeded", ends)
+	}
+}
