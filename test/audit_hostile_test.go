@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/ferrycd/ferry/internal/saysonce"
 	"github.com/ferrycd/ferry/server"
 	"github.com/ferrycd/ferry/test/gitserver"
 )
@@ -19,10 +20,13 @@ func TestRefusedSourceLeavesNoAuditEntry(t *testing.T) {
 	c := p.client(t)
 	for i, branch := range []string{"refs/heads/main", "-main", "a..b"} {
 		name := fmt.Sprintf("bad%d", i)
-		if _, err := c.AddSource(t.Context(), server.SourceRequest{Name: name, URL: other, Branch: branch, Interval: "1h"}); err == nil {
+		_, err := c.AddSource(t.Context(), server.SourceRequest{Name: name, URL: other, Branch: branch, Interval: "1h"})
+		if err == nil {
 			t.Errorf("source %s with branch %q was added", name, branch)
 			continue
 		}
+		saysonce.Check(t, "the refusal of branch "+branch, err.Error())
+		t.Logf("branch %q: %v", branch, err)
 		evs, err := c.Events(t.Context(), "source/"+name, 0, 0)
 		if err != nil {
 			t.Fatal(err)
