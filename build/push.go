@@ -45,6 +45,21 @@ const DefaultRegistryTimeout = 60 * time.Second
 // bounds do not: a registry that trickles its answers.
 const pushTimeout = 30 * time.Minute
 
+// pullBound bounds a release's pull as a whole: its three requests (the
+// registry's ping, the manifest, the release's layer), each tried as the
+// backoff says and answered within the registry timeout, and the waits
+// between tries.
+func (o *options) pullBound() time.Duration {
+	steps := max(o.backoff.steps, 1)
+	bound := time.Duration(3*steps) * o.registryTimeout
+	wait := o.backoff.first
+	for i := 1; i < steps; i++ {
+		bound += wait
+		wait = time.Duration(float64(wait) * o.backoff.factor)
+	}
+	return bound
+}
+
 // RegistryTransport is the HTTP transport of ferry's registry calls: go-
 // containerregistry's (connecting within 30 s, the TLS handshake within
 // 10 s) with each answer's headers due within timeout; a request that

@@ -201,7 +201,13 @@ func PullRelease(ctx context.Context, ref string, opts ...Option) (*Release, err
 	if err != nil {
 		return nil, fmt.Errorf("release %q: %w; give it as HOST:PORT/REPO@sha256:<digest>", ref, err)
 	}
-	ctxOpts := append(o.remoteOptions(insecureHost(o, r.Context().Registry)), remote.WithContext(ctx))
+	// why: the registry timeout bounds the start of each answer only, so a
+	// registry that trickles a body would hold the pull (and a deploy, or
+	// ferry's start, waiting on it) for good. A release is small, so its
+	// whole pull is bounded by its answers' bounds and retries.
+	pctx, cancel := context.WithTimeout(ctx, o.pullBound())
+	defer cancel()
+	ctxOpts := append(o.remoteOptions(insecureHost(o, r.Context().Registry)), remote.WithContext(pctx))
 	desc, err := remote.Get(r, ctxOpts...)
 	if err != nil {
 		return nil, registryError("pulling the release", r, err)
@@ -225,8 +231,12 @@ func PullRelease(ctx context.Context, ref string, opts ...Option) (*Release, err
 	}
 	rendered, err := readVerified(l, m.Layers[0])
 	if err != nil {
+		if pctx.Err() != nil && ctx.Err() == nil {
+			return nil, registryError("pulling the release", r, pctx.Err())
+		}
 		return nil, fmt.Errorf("release %s: %w", ref, err)
 	}
+	cancel()
 	set, err := manifests.LoadRelease(ctx, rendered)
 	if err != nil {
 		return nil, fmt.Errorf("release %s: %w", ref, err)

@@ -122,10 +122,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 	} else {
 		r.run.Status = store.StatusRunning
 		r.run.Started = time.Now()
-		if err := r.updateRun(ctx); err != nil {
-			return err
-		}
-		if err := r.e.audit(ctx, "run.start", run.ID, fmt.Sprintf("%s/%s %s", run.Source, run.Branch, store.Short(run.Commit))); err != nil {
+		if err := r.updateRunWith(ctx, r.entry("run.start", fmt.Sprintf("%s/%s %s", run.Source, run.Branch, store.Short(run.Commit)))); err != nil {
 			return err
 		}
 		r.tell(Event{Kind: EventRunStarted})
@@ -221,14 +218,11 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 	case r.superseded != "":
 		r.run.Status, r.run.Reason = store.StatusSuperseded, r.superseded
 	}
-	if err := r.updateRun(ctx); err != nil {
-		return err
-	}
 	detail := fmt.Sprintf("%s/%s %s %s", run.Source, run.Branch, store.Short(run.Commit), r.run.Status)
 	if r.run.Reason != "" {
 		detail += ": " + r.run.Reason
 	}
-	if err := r.e.audit(ctx, "run.end", run.ID, detail); err != nil {
+	if err := r.updateRunWith(ctx, r.entry("run.end", detail)); err != nil {
 		return err
 	}
 	r.tell(Event{Kind: EventRunFinished, Step: failedStep, Error: firstError})
@@ -250,14 +244,29 @@ func firstLine(s string) string {
 // updateRun records r.run without its steps, after the log lines before
 // it, retrying while the store refuses (writeRetrying).
 func (r *runner) updateRun(ctx context.Context) error {
+	return r.updateRunWith(ctx, nil)
+}
+
+// updateRunWith is updateRun that keeps entry, when not nil, in the same
+// transaction as the run: a run recorded started or ended always has its
+// entry, whenever the disk fills or ferry is killed.
+func (r *runner) updateRunWith(ctx context.Context, entry *store.Event) error {
 	if err := r.flushLogs(ctx); err != nil {
 		return err
 	}
 	run := r.run
 	run.Steps = nil
 	return r.e.writeRetrying(ctx, r.subject(), fmt.Sprintf("the run as %s", run.Status), func(ctx context.Context) error {
+		if entry != nil {
+			ctx = store.WithEvent(ctx, *entry)
+		}
 		return r.st.UpdateRun(ctx, run)
 	})
+}
+
+// entry is the audit entry of the run's action.
+func (r *runner) entry(action, detail string) *store.Event {
+	return &store.Event{Actor: Actor, Action: action, Object: fmt.Sprintf("run/%d", r.run.ID), Detail: detail}
 }
 
 // updateStep records s, after the log lines before it, retrying while the

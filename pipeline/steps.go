@@ -260,8 +260,12 @@ func (r *runner) release(ctx context.Context) error {
 		stored  store.Release
 		created bool
 	)
+	// why: the release and its entry are kept in one transaction, so no
+	// full disk or crash between two writes leaves one without the other.
+	entry := store.Event{Actor: Actor, Action: "release.create", Object: "release/" + rec.ID,
+		Detail: fmt.Sprintf("%s %s by run %d at %s", r.run.Source, store.Short(r.run.Commit), r.run.ID, rec.Ref)}
 	err = r.e.writeRetrying(ctx, r.subject(), "release "+rec.ID, func(ctx context.Context) (err error) {
-		stored, created, err = r.st.PutRelease(ctx, rec)
+		stored, created, err = r.st.PutRelease(store.WithEvent(ctx, entry), rec)
 		return err
 	})
 	if err != nil {
@@ -272,10 +276,6 @@ func (r *runner) release(ctx context.Context) error {
 		r.artifact = rel
 	}
 	if created {
-		if err := r.e.auditObject(ctx, "release.create", "release/"+stored.ID,
-			fmt.Sprintf("%s %s by run %d at %s", r.run.Source, store.Short(r.run.Commit), r.run.ID, stored.Ref)); err != nil {
-			return err
-		}
 		r.logf(ctx, StepRelease, "release %s at %s", stored.ID, stored.Ref)
 		r.tell(Event{Kind: EventReleaseMade, Release: stored.ID})
 	} else {
@@ -422,18 +422,19 @@ func (r *runner) deployedBefore(ctx context.Context, env string) (bool, error) {
 func (r *runner) recordDeployment(ctx context.Context, env, status, reason string) error {
 	d := store.Deployment{Environment: env, Release: r.stored.ID, Actor: Actor,
 		RunID: r.run.ID, Status: status, Reason: reason}
-	what := fmt.Sprintf("the deployment of %s to %s", r.stored.ID, env)
-	if err := r.e.writeRetrying(ctx, r.subject(), what, func(ctx context.Context) error {
-		_, err := r.st.RecordDeployment(ctx, d)
-		return err
-	}); err != nil {
-		return err
-	}
 	detail := fmt.Sprintf("release %s by run %d: %s", r.stored.ID, r.run.ID, status)
 	if reason != "" {
 		detail += ": " + reason
 	}
-	return r.e.auditObject(ctx, "deploy", "env/"+env, detail)
+	// why: the deployment and its entry are kept in one transaction; a
+	// resumed run that finds its deployment recorded does not record it
+	// again, so an entry written apart could be lost for good.
+	entry := store.Event{Actor: Actor, Action: "deploy", Object: "env/" + env, Detail: detail}
+	what := fmt.Sprintf("the deployment of %s to %s", r.stored.ID, env)
+	return r.e.writeRetrying(ctx, r.subject(), what, func(ctx context.Context) error {
+		_, err := r.st.RecordDeployment(store.WithEvent(ctx, entry), d)
+		return err
+	})
 }
 
 // deployAgain tells OnDeployed again about a deployment whose run ferry

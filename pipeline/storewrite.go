@@ -107,7 +107,11 @@ func (r *runner) failForStore(ctx context.Context, se *storeError) error {
 	}
 	run := r.run
 	run.Steps = nil
-	if err := r.e.retry(ctx, r.subject(), "the run as failed", 0, func(ctx context.Context) error { return r.st.UpdateRun(ctx, run) }); err != nil {
+	detail := fmt.Sprintf("%s/%s %s failed: %s", run.Source, run.Branch, store.Short(run.Commit), run.Reason)
+	end := *r.entry("run.end", detail)
+	if err := r.e.retry(ctx, r.subject(), "the run as failed", 0, func(ctx context.Context) error {
+		return r.st.UpdateRun(store.WithEvent(ctx, end), run)
+	}); err != nil {
 		return err
 	}
 	if r.current.Name != "" && !r.current.Status.Done() {
@@ -118,10 +122,6 @@ func (r *runner) failForStore(ctx context.Context, se *storeError) error {
 		}
 	}
 	r.flushLogs(context.WithoutCancel(ctx))
-	detail := fmt.Sprintf("%s/%s %s failed: %s", run.Source, run.Branch, store.Short(run.Commit), run.Reason)
-	if err := r.e.audit(ctx, "run.end", run.ID, detail); err != nil {
-		r.cfg.Log("pipeline: run %d: %v", run.ID, err)
-	}
 	r.tell(Event{Kind: EventRunFinished, Step: r.current.Name, Error: firstLine(run.Reason)})
 	return nil
 }

@@ -528,6 +528,11 @@ func (m *sourceManager) load(ctx context.Context, cfg *Config) error {
 // values, as the API received them.
 func (m *sourceManager) Add(ctx context.Context, s store.Source) error {
 	s.Created = time.Now()
+	// why: what the watcher would refuse is refused before the store keeps
+	// the source and its audit entry; the entry must not outlive it.
+	if err := watcher.Check(s); err != nil {
+		return err
+	}
 	if err := m.store.AddSource(ctx, m.secrets.protect(s)); err != nil {
 		return err
 	}

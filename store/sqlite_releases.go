@@ -85,6 +85,11 @@ func (s *SQLite) PutRelease(ctx context.Context, rel Release) (Release, bool, er
 		stored, err = scanRelease(tx.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM releases
 			WHERE id = ? OR (? AND kind = ? AND source = ? AND commit_id = ?) ORDER BY seq LIMIT 1`,
 			rel.ID, rel.Kind == ReleasePipeline, ReleasePipeline, rel.Source, rel.Commit))
+		if err == nil {
+			// why: the entry ctx carries records a creation; a release
+			// kept before has its own already.
+			return errNoEntry
+		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,4 +84,25 @@ func TestReleases(t *testing.T) {
 	isErr(t, err, ErrNotFound, `release "sha256:nope": not found`)
 	_, err = s.ReleaseForCommit(ctx, "demo", "c9")
 	isErr(t, err, ErrNotFound, "release of demo at c9: not found")
+}
+
+// A release put with an entry keeps the entry when it creates the
+// release, and writes none when the store held the release already.
+func TestPutReleaseWritesItsEntryOnlyWhenItCreates(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	rel := Release{ID: "sha256:" + strings.Repeat("ab", 32), Source: "demo", Commit: strings.Repeat("c", 40), Ref: "reg/ferry@x"}
+	for i := range 2 {
+		ev := Event{Actor: "ferry", Action: "release.create", Object: "release/" + rel.ID, Detail: fmt.Sprintf("put %d", i)}
+		if _, created, err := s.PutRelease(WithEvent(ctx, ev), rel); err != nil || created != (i == 0) {
+			t.Fatalf("put %d: created %v, %v", i, created, err)
+		}
+	}
+	evs, err := s.ListEvents(ctx, "release/"+rel.ID, Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Detail != "put 0" {
+		t.Errorf("entries %+v, want the first put's only", evs)
+	}
 }

@@ -24,6 +24,14 @@ func validName(name string) bool {
 	return true
 }
 
+// Check reports what Add would refuse in src, without adding it: a
+// caller that records the source first checks it here, so that it records
+// nothing the watcher then refuses. The error says what to change.
+func Check(src store.Source) error {
+	_, err := checkSource(src)
+	return err
+}
+
 // checkSource checks src and returns how to reach its repository. The
 // error says what to change.
 func checkSource(src store.Source) (*gitauth.Remote, error) {
