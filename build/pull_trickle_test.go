@@ -1,6 +1,8 @@
 package build
 
 import (
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -51,5 +53,73 @@ func TestPullFromATricklingRegistryEnds(t *testing.T) {
 		t.Logf("pull: %v", err)
 	case <-time.After(200 * timeout):
 		t.Fatalf("the pull from a registry trickling its answer still waits after %v, with a registry timeout of %v", 200*timeout, timeout)
+	}
+}
+
+// An answer whose body starts and then stops fails once nothing came for
+// the registry timeout, naming the registry and the stop, not only when a
+// bound on the whole transfer passes.
+func TestStalledBodyFailsAtTheRegistryTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("part of it"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	const timeout = 300 * time.Millisecond
+	client := &http.Client{Transport: RegistryTransport(timeout)}
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var na *NoAnswerError
+		if !errors.As(err, &na) || !na.Body {
+			t.Fatalf("reading a stalled body: got %v, want a NoAnswerError for the body", err)
+		}
+		host := strings.TrimPrefix(srv.URL, "http://")
+		if want := "the registry " + host + " stopped sending its answer for 300ms"; err.Error() != want {
+			t.Fatalf("error %q, want %q", err, want)
+		}
+	case <-time.After(100 * timeout):
+		t.Fatalf("a body stalled for %v still blocks its reader, with a registry timeout of %v", 100*timeout, timeout)
+	}
+}
+
+// A body that keeps coming, however slowly, is not cut while each piece
+// comes within the registry timeout.
+func TestSlowBodyIsNotStalled(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		w.WriteHeader(http.StatusOK)
+		for range 10 {
+			w.Write([]byte("x"))
+			w.(http.Flusher).Flush()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	client := &http.Client{Transport: RegistryTransport(2 * time.Second)}
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != "xxxxxxxxxx" {
+		t.Fatalf("read %q, %v; want the whole body", b, err)
 	}
 }

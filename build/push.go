@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,6 +46,11 @@ const DefaultRegistryTimeout = 60 * time.Second
 // bounds do not: a registry that trickles its answers.
 const pushTimeout = 30 * time.Minute
 
+// ImageTransferBound bounds one image's whole pull (or push): each answer
+// is due within the registry timeout and a body that stops for as long
+// fails, but a registry can trickle a byte now and then for ever.
+const ImageTransferBound = pushTimeout
+
 // pullBound bounds a release's pull as a whole: its three requests (the
 // registry's ping, the manifest, the release's layer), each tried as the
 // backoff says and answered within the registry timeout, and the waits
@@ -81,7 +87,46 @@ func (a *answerBound) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil && req.Context().Err() == nil && strings.Contains(err.Error(), "timeout awaiting response headers") {
 		return nil, &NoAnswerError{Host: req.URL.Host, Within: a.timeout}
 	}
+	if err == nil && resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = newStallBody(resp.Body, req.URL.Host, a.timeout)
+	}
 	return resp, err
+}
+
+// stallBody is an answer's body that fails once no byte of it arrived for
+// timeout: headers on time say nothing about a body that then stops.
+type stallBody struct {
+	inner   io.ReadCloser
+	host    string
+	timeout time.Duration
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func newStallBody(inner io.ReadCloser, host string, timeout time.Duration) *stallBody {
+	b := &stallBody{inner: inner, host: host, timeout: timeout}
+	b.timer = time.AfterFunc(timeout, func() {
+		b.stalled.Store(true)
+		// why: closing the body is what ends a Read blocked on the socket.
+		inner.Close()
+	})
+	return b
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	n, err := b.inner.Read(p)
+	if b.stalled.Load() {
+		return n, &NoAnswerError{Host: b.host, Within: b.timeout, Body: true}
+	}
+	if n > 0 {
+		b.timer.Reset(b.timeout)
+	}
+	return n, err
+}
+
+func (b *stallBody) Close() error {
+	b.timer.Stop()
+	return b.inner.Close()
 }
 
 // NoAnswerError is a registry that took the request and did not answer
@@ -89,12 +134,17 @@ func (a *answerBound) RoundTrip(req *http.Request) (*http.Response, error) {
 type NoAnswerError struct {
 	Host   string
 	Within time.Duration
+	// Body: the answer began and then no byte of it came for Within.
+	Body bool
 }
 
 func (e *NoAnswerError) Error() string {
 	within := e.Within.String()
 	if e.Within >= time.Second && e.Within%time.Second == 0 {
 		within = fmt.Sprintf("%ds", e.Within/time.Second) // 60s, not 1m0s
+	}
+	if e.Body {
+		return fmt.Sprintf("the registry %s stopped sending its answer for %s", e.Host, within)
 	}
 	return fmt.Sprintf("no answer from the registry %s within %s", e.Host, within)
 }

@@ -110,7 +110,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	settings := &envSettings{cfg: cfg, store: st, box: box}
 
 	gatewayURL := "http://" + gwLn.Addr().String()
-	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: gatewayURL, Log: logf, Sandbox: sb, Environments: cfg.environmentNames()})
+	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: gatewayURL, Log: logf, Sandbox: sb, Environments: cfg.environmentNames(), RegistryTimeout: cfg.registryTimeout})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/internal/sandbox"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // Host runs several environments on one machine, as ferry serve does: one
@@ -42,6 +44,10 @@ type HostConfig struct {
 	// Environments are every environment the host serves, so that a
 	// trigger whose environments name none of them is reported.
 	Environments []string
+	// RegistryTimeout bounds the wait for each answer of the registry
+	// when an image is pulled, and a stop in its middle (default
+	// build.DefaultRegistryTimeout).
+	RegistryTimeout time.Duration
 }
 
 // EnvironmentConfig is what differs between environments of one host.
@@ -61,7 +67,11 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("embedded: a host needs a data folder")
 	}
-	imgs, err := newImages(filepath.Join(cfg.DataDir, "images"))
+	timeout := cfg.RegistryTimeout
+	if timeout <= 0 {
+		timeout = build.DefaultRegistryTimeout
+	}
+	imgs, err := newImages(filepath.Join(cfg.DataDir, "images"), remote.WithTransport(build.RegistryTransport(timeout)))
 	if err != nil {
 		return nil, err
 	}

@@ -198,6 +198,10 @@ func (s *images) clearPartial(hexDigest string) error {
 // unpack pulls the image and unpacks it into a temporary tree, which is
 // moved to tree only when every layer is in.
 func (s *images) unpack(ctx context.Context, d name.Digest, h v1.Hash, tree string) (*v1.ConfigFile, error) {
+	// why: each answer and each stop of a body is bounded already; this
+	// bounds a registry that trickles the image for ever.
+	ctx, cancel := context.WithTimeout(ctx, build.ImageTransferBound)
+	defer cancel()
 	desc, err := remote.Get(d, append(s.remote, remote.WithContext(ctx))...)
 	if err != nil {
 		err = fmt.Errorf("pull manifest: %w", err)
