@@ -211,7 +211,7 @@ func TestUnwritableStoreFailsTheRunThenItRunsAgain(t *testing.T) {
 	if run.Status != store.StatusFailed || !run.StoreFailed {
 		t.Fatalf("run %s (store failed %v): %s; want failed for the store", run.Status, run.StoreFailed, run.Reason)
 	}
-	for _, want := range []string{"ferry could not record ", "database or disk is full", "free space on the data folder's disk; ferry runs the branch head again when it can"} {
+	for _, want := range []string{"ferry could not record ", "database or disk is full", "free space on the data folder's disk; ferry runs the branch head again at its next start or the branch's next commit"} {
 		if !strings.Contains(run.Reason, want) {
 			t.Errorf("reason %q does not say %q", run.Reason, want)
 		}

@@ -86,9 +86,11 @@ func permanent(err error) bool {
 }
 
 // storeReason is a run's reason when the store refused one of its writes
-// for too long.
+// for too long. It names what runs the head again: while ferry runs,
+// nothing does by itself once the space is back, so a reason promising
+// more would have an operator wait for nothing.
 func storeReason(se *storeError) string {
-	return se.Error() + "; free space on the data folder's disk; ferry runs the branch head again when it can"
+	return se.Error() + "; free space on the data folder's disk; ferry runs the branch head again at its next start or the branch's next commit"
 }
 
 // failForStore records the run failed because the store refused a write

@@ -363,7 +363,13 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		logf("environment %s: %s/%s/", e.Name, gatewayURL, e.Name)
 	}
 	for _, s := range srcs {
-		logf("source %s: %s (%s), every %s; webhook: http://%s/hooks/github/%s", s.Name, s.URL, s.Branch, s.Interval, apiLn.Addr(), s.Name)
+		// why: a source without a secret refuses every webhook; its URL
+		// would be set up in a Git host only to be refused.
+		hook := fmt.Sprintf("webhook: http://%s/hooks/github/%s", apiLn.Addr(), s.Name)
+		if s.WebhookSecret == "" {
+			hook = "no webhook (it takes one with a webhookSecret)"
+		}
+		logf("source %s: %s (%s), every %s; %s", s.Name, s.URL, s.Branch, s.Interval, hook)
 	}
 
 	var first error

@@ -171,6 +171,9 @@ func TestHungGitServer(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("ferry sources add --timeout 3s: %d %s%s", r.code, r.stdout, r.stderr)
 			}
+			if !strings.Contains(r.stdout, ", each fetch within 3s") {
+				t.Errorf("ferry sources add --timeout 3s does not say the timeout: %s", r.stdout)
+			}
 			r = ferry(t, append([]string{"sources", "sync", "slow"}, remote...)...)
 			if r.code != 1 || !strings.Contains(r.stderr, "no answer within 3s from") {
 				t.Errorf("ferry sources sync of a hung source added with --timeout 3s: %d\n%s%s", r.code, r.stdout, r.stderr)

@@ -318,6 +318,9 @@ func TestServeWebhookDeploys(t *testing.T) {
 
 	// The first commit is fetched at start, built and deployed to dev.
 	waitGreeting(t, p, "hello from python", 120*time.Second)
+	if said := fmt.Sprintf("every 1h0m0s; webhook: %s/hooks/github/demo\n", p.api); !strings.Contains(p.output.String(), said) {
+		t.Errorf("ferry serve does not say %q at start:\n%s", said, p.output)
+	}
 
 	commit := commitGreeting(t, work, "", "hello from the webhook")
 	// The payload's commit is a lie: ferry must take the commit from Git.
@@ -419,6 +422,11 @@ func TestServeCrashResumes(t *testing.T) {
 	p := startServe(t, cfg)
 	c := p.client(t)
 	ctx := t.Context()
+	// A source without a webhookSecret refuses webhooks: no URL for one.
+	waitSaid(t, p, "(main), every 1h0m0s; ", time.Minute)
+	if out := p.output.String(); !strings.Contains(out, "every 1h0m0s; no webhook (it takes one with a webhookSecret)\n") || strings.Contains(out, "/hooks/github/slow") {
+		t.Errorf("ferry serve offers a webhook for a source without a secret:\n%s", out)
+	}
 
 	var before server.RunView
 	deadline := time.Now().Add(120 * time.Second)

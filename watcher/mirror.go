@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
@@ -226,6 +227,13 @@ func explainFetch(ctx context.Context, err error, rem *gitauth.Remote, branch st
 	case errors.Is(err, git.NoMatchingRefSpecError{}):
 		fe.reason = "branch " + branch + " not found"
 		fe.advice = "push it, or set the source's branch to one the repository has"
+	case errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left on device"):
+		// why: the disk that is full is ferry's, where the mirror is, not
+		// the repository's; advice about the URL or path would send the
+		// operator to the wrong machine. The text is checked too, since
+		// not every layer of go-git wraps the errno.
+		fe.reason, _, _ = rem.Explain(err)
+		fe.advice = "free space on the disk of ferry's data folder (the mirrors are there); the source is fetched again by itself"
 	default:
 		fe.reason, fe.advice, _ = rem.Explain(err)
 	}

@@ -114,7 +114,7 @@ func newSourcesCommand() *cobra.Command {
 				return err
 			}
 			return r.print(cmd.OutOrStdout(), s, func(tw *tabwriter.Writer) {
-				fmt.Fprintf(tw, "source %s added: %s (%s), every %s\n", s.Name, s.URL, s.Branch, s.Interval)
+				fmt.Fprintf(tw, "source %s added: %s (%s), every %s, each fetch within %s\n", s.Name, s.URL, s.Branch, s.Interval, s.Timeout)
 			})
 		},
 	}

@@ -95,8 +95,23 @@ func testOverdueStorms(t *testing.T, runtime string, files map[string][]byte) {
 	if !strings.Contains(said, "environment dev: "+want) {
 		t.Errorf("ferry's log does not say %q; it has:\n%s", want, said)
 	}
-	if b, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(b), "ferry "+want) {
+	b, err := os.ReadFile(logFile)
+	if err != nil || !strings.Contains(string(b), "ferry "+want) {
 		t.Errorf("the function's log does not say %q (%v)", want, err)
+	}
+	// The replaced process's kill is said once, with its reason.
+	const killed = " ferry function hang killed (SIGKILL): a newer process replaced it and only calls past their timeout are left on it ("
+	kills := 0
+	for line := range strings.Lines(string(b)) {
+		if strings.Contains(line, " ferry ") && strings.Contains(line, "kill") {
+			if !strings.Contains(line, killed) {
+				t.Errorf("the function's log says a kill other than %q: %s", killed, line)
+			}
+			kills++
+		}
+	}
+	if kills == 0 {
+		t.Errorf("the function's log does not say %q:\n%s", killed, b)
 	}
 }
 

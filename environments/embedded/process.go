@@ -151,6 +151,7 @@ type process struct {
 	stopOnce sync.Once
 	kill     chan struct{} // closed when a Stop's ctx ended: skip the grace
 	killOnce sync.Once
+	killWhy  error         // the cause of that ctx, for the log; set before kill closes
 	done     chan struct{} // closed when the supervisor has stopped the child
 
 	mu    sync.Mutex
@@ -257,7 +258,10 @@ func (p *process) Stop(ctx context.Context) error {
 	case <-p.done:
 		return nil
 	case <-ctx.Done():
-		p.killOnce.Do(func() { close(p.kill) })
+		p.killOnce.Do(func() {
+			p.killWhy = context.Cause(ctx)
+			close(p.kill)
+		})
 		return fmt.Errorf("stopping function %s: %w (its processes were killed without waiting for them to finish)", p.spec.Name, ctx.Err())
 	}
 }
@@ -544,11 +548,21 @@ func (p *process) terminate(r *run) {
 		p.logs.add("ferry", 0, fmt.Sprintf("function %s did not exit within %s of SIGTERM: killing it", p.spec.Name, p.spec.StopGrace))
 	case <-p.kill:
 		t.Stop()
-		p.logs.add("ferry", 0, fmt.Sprintf("function %s: stop cancelled, killing it", p.spec.Name))
+		p.logs.add("ferry", 0, fmt.Sprintf("function %s killed (SIGKILL): %s", p.spec.Name, killReason(p.killWhy)))
 	}
 	killGroup(pid, syscall.SIGKILL)
 	<-r.exited
 	p.reap(r)
+}
+
+// killReason says why a stop did not wait for the function to exit: the
+// cause its caller gave (a process replaced, with only calls past their
+// timeout on it), or else that the caller stopped waiting.
+func killReason(cause error) string {
+	if cause == nil || errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
+		return "its stop was not waited for any longer"
+	}
+	return cause.Error()
 }
 
 // reap kills what is left of an exited run's group (children it started)

@@ -156,8 +156,9 @@ type generation struct {
 	inFlight int
 	overdue  int // of inFlight, those past their timeout
 	// kill, set once the process is retiring, ends its graceful stop:
-	// called when only overdue calls are left on it.
-	kill context.CancelFunc
+	// called when only overdue calls are left on it, with the reason the
+	// process's log gives.
+	kill context.CancelCauseFunc
 }
 
 // setProc makes p the process new calls go to; in.mu is held.
@@ -255,13 +256,13 @@ func (in *instance) recycle(g *generation, limit int) {
 		in.logf("environment %s: %s", in.env, msg)
 	}
 	in.setProc(nil)
-	ctx, kill := context.WithCancel(context.Background())
+	ctx, kill := context.WithCancelCause(context.Background())
 	g.kill = kill
 	in.retiring = append(in.retiring, g)
 	go func() {
 		// why: SIGTERM first, so calls still within their time finish.
 		_ = g.proc.Stop(ctx)
-		kill()
+		kill(nil)
 		in.mu.Lock()
 		in.retiring = slices.DeleteFunc(in.retiring, func(r *generation) bool { return r == g })
 		in.mu.Unlock()
@@ -282,10 +283,12 @@ func (in *instance) recycle(g *generation, limit int) {
 // held.
 func (in *instance) killIfDrained(g *generation) {
 	if g.kill != nil && g.inFlight <= g.overdue {
-		if g.overdue > 0 && in.spec.Log != nil {
-			in.spec.Log.Add("ferry", 0, fmt.Sprintf("function %s: its replaced process has only calls past their timeout left (%d): killing it", in.name, g.overdue))
+		// why: the process's stop logs the kill with this cause, once.
+		why := errors.New("a newer process replaced it and no call is left on it")
+		if g.overdue > 0 {
+			why = fmt.Errorf("a newer process replaced it and only calls past their timeout are left on it (%d)", g.overdue)
 		}
-		g.kill()
+		g.kill(why)
 		g.kill = nil
 	}
 }
