@@ -135,6 +135,8 @@ type memState struct {
 	puts     int
 	// failRecord, when set, fails RecordSourceEvent.
 	failRecord error
+	// failPut, when set, fails PutSourceStatus.
+	failPut error
 }
 
 func newMemState() *memState {
@@ -144,6 +146,9 @@ func newMemState() *memState {
 func (m *memState) PutSourceStatus(ctx context.Context, st store.SourceStatus) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failPut != nil {
+		return m.failPut
+	}
 	m.statuses[st.Source] = st
 	m.puts++
 	return nil
@@ -217,7 +222,9 @@ func startWatcher(t *testing.T, cfg Config) *testWatcher {
 		tw.events = append(tw.events, ev)
 		tw.mu.Unlock()
 	}
-	cfg.Log = t.Logf
+	if cfg.Log == nil {
+		cfg.Log = t.Logf
+	}
 	w, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

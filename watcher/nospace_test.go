@@ -2,14 +2,18 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrycd/ferry/internal/gitauth"
+	"github.com/ferrycd/ferry/store"
 )
 
 // A fetch that fails because ferry's own disk is full (writing the
@@ -38,5 +42,47 @@ func TestFetchOnAFullDiskNamesFerrysDisk(t *testing.T) {
 				t.Errorf("%s, %v: %q says the cause %d times", u, cause, msg, n)
 			}
 		}
+	}
+}
+
+// A store that refuses the source's status at every poll (a full disk)
+// is said once, with what happens meanwhile, and its end once; not once
+// per poll.
+func TestStatusSaveFailureIsSaidOnce(t *testing.T) {
+	repo := newGitRepo(t, filepath.Join(t.TempDir(), "repo.git"))
+	repo.commit(nil)
+	repo.push()
+	state := newMemState()
+	state.failPut = errors.New("database or disk is full (13)")
+	var mu sync.Mutex
+	var lines []string
+	tw := startWatcher(t, Config{State: state, Log: func(format string, args ...any) {
+		mu.Lock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}})
+	tw.add(t, store.Source{Name: "demo", URL: repo.bare})
+	for range 3 {
+		tw.sync(t, "demo")
+	}
+	state.mu.Lock()
+	state.failPut = nil
+	state.mu.Unlock()
+	for range 2 {
+		tw.sync(t, "demo")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var failed, again int
+	for _, l := range lines {
+		if strings.Contains(l, "saving its status: database or disk is full (13); it is kept in memory") {
+			failed++
+		}
+		if strings.Contains(l, "its status is saved again") {
+			again++
+		}
+	}
+	if failed != 1 || again != 1 {
+		t.Fatalf("the failure was said %d times and its end %d times, want once each; log:\n%s", failed, again, strings.Join(lines, "\n"))
 	}
 }

@@ -54,6 +54,10 @@ type watcher struct {
 	// it. An entry outlives its source, so that a source removed and
 	// added again never has two fetches in one folder.
 	mirrors map[string]chan struct{}
+	// saveErrs is the last error saving each source's status was logged
+	// with: a full disk is said once, not at every poll, and its end too.
+	saveMu   sync.Mutex
+	saveErrs map[string]string
 }
 
 // source is a watched source.
@@ -88,6 +92,7 @@ func newWatcher(cfg Config) *watcher {
 		sources:  map[string]*source{},
 		wake:     make(chan struct{}, 1),
 		mirrors:  map[string]chan struct{}{},
+		saveErrs: map[string]string{},
 	}
 }
 
@@ -243,11 +248,20 @@ func (w *watcher) fetch(ctx context.Context, s *source, src store.Source, rem *g
 		st.Failures = 0
 		st.NextFetch = now.Add(jitter(src.Interval))
 	}
-	if perr := w.cfg.State.PutSourceStatus(ctx, st); perr != nil {
-		// The status is kept in memory all the same; the store catches up
-		// at the next fetch.
-		w.cfg.Log("watcher: source %s: saving its status: %v", src.Name, perr)
+	perr := w.cfg.State.PutSourceStatus(ctx, st)
+	// The status is kept in memory all the same; the store catches up at
+	// the next fetch.
+	w.saveMu.Lock()
+	last := w.saveErrs[src.Name]
+	switch {
+	case perr != nil && perr.Error() != last:
+		w.saveErrs[src.Name] = perr.Error()
+		w.cfg.Log("watcher: source %s: saving its status: %v; it is kept in memory and saved once the store takes it", src.Name, perr)
+	case perr == nil && last != "":
+		delete(w.saveErrs, src.Name)
+		w.cfg.Log("watcher: source %s: its status is saved again", src.Name)
 	}
+	w.saveMu.Unlock()
 	return st, err
 }
 

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ferrycd/ferry/manifests"
 )
 
 // Kinds of trigger, as the kind label of the trigger metrics names them.
@@ -15,9 +17,11 @@ const (
 )
 
 // triggerMetrics counts what every trigger of the host did, for the
-// gateway's /_ferry/metrics (metrics_gateway.go). Counters are made on a trigger's first apply
-// and kept across releases, so they never go back; an environment's are
-// dropped when it is deleted, so previews do not pile up.
+// gateway's /_ferry/metrics (metrics_gateway.go). Counters are made on a
+// trigger's first apply and kept across the releases that have it, so
+// they never go back while it lives; those of a trigger a release drops,
+// and an environment's when it is deleted, are dropped too, so neither a
+// trigger renamed at each commit nor previews make the series pile up.
 type triggerMetrics struct {
 	mu    sync.Mutex
 	byKey map[triggerKey]*triggerCounters
@@ -69,6 +73,36 @@ func (m *triggerMetrics) forget(env string) {
 			delete(m.byKey, k)
 		}
 	}
+}
+
+// keepOnly drops env's counters of the triggers live does not have: a
+// release without them went live.
+func (m *triggerMetrics) keepOnly(env string, live map[triggerKey]bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.byKey {
+		if k.env == env && !live[k] {
+			delete(m.byKey, k)
+		}
+	}
+}
+
+// liveTriggers are the keys of set's triggers in env.
+func liveTriggers(env string, set *manifests.Set) map[triggerKey]bool {
+	keys := map[triggerKey]bool{}
+	for _, tr := range set.HTTPTriggers {
+		keys[triggerKey{env, kindHTTP, tr.Name}] = true
+	}
+	for _, tr := range set.CronTriggers {
+		keys[triggerKey{env, kindCron, tr.Name}] = true
+	}
+	for _, tr := range set.NATSTriggers {
+		keys[triggerKey{env, kindNATS, tr.Name}] = true
+	}
+	for _, tr := range set.KafkaTriggers {
+		keys[triggerKey{env, kindKafka, tr.Name}] = true
+	}
+	return keys
 }
 
 // triggerKind splits a dispatch plan's name ("CronTrigger nightly") into

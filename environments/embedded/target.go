@@ -501,6 +501,7 @@ func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 	}
 	t.live = next
 	t.shown.Store(next)
+	t.cfg.Gateway.triggerStats.keepOnly(t.cfg.Environment, liveTriggers(t.cfg.Environment, next.release.Set))
 	return nil
 }
 

@@ -293,7 +293,7 @@ func TestTargetCron(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.write(".ferry/cron.yaml", "apiVersion: ferry.dev/v1alpha1\nkind: CronTrigger\nmetadata: {name: tick}\nspec: {function: hello, schedule: \"@every 1s\", data: {n: 1}}\n")
-	tg, _ := newTestTarget(t)
+	tg, gwURL := newTestTarget(t)
 	if err := tg.Apply(context.Background(), r.release()); err != nil {
 		t.Fatal(err)
 	}
@@ -316,6 +316,39 @@ func TestTargetCron(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the cron trigger did not call the function twice in 30 s:\n%s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// A release that renames the trigger drops the old name's series: a
+	// name changed at each commit must not pile series up.
+	gwMetrics := func() string {
+		resp, err := http.Get(gwURL + "/_ferry/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	if m := gwMetrics(); !strings.Contains(m, `trigger="tick"`) {
+		t.Fatalf("the gateway's metrics have no series of the trigger tick:\n%s", m)
+	}
+	r.write(".ferry/cron.yaml", "apiVersion: ferry.dev/v1alpha1\nkind: CronTrigger\nmetadata: {name: tock}\nspec: {function: hello, schedule: \"@every 1s\", data: {n: 2}}\n")
+	if err := tg.Apply(context.Background(), r.release()); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		m := gwMetrics()
+		if strings.Contains(m, `trigger="tick"`) {
+			t.Fatalf("the renamed trigger tick still has series:\n%s", m)
+		}
+		if metricValue(m, `ferry_trigger_ticks_total{env="local",kind="cron",trigger="tock"}`) >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the trigger tock did not tick in 30 s:\n%s", m)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
