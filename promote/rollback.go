@@ -95,15 +95,37 @@ func (e *engine) Rollback(ctx context.Context, env string, to RollbackTarget, ac
 		return store.Deployment{}, fmt.Errorf("rolling %s back to release %s: %w; %s still runs release %s", env, store.Short(target.rec.ID), err, env, store.Short(cur.Release))
 	}
 	if err := e.stopActive(wctx, env, fmt.Sprintf("stopped: %s rolled %s back to release %s", actor.Name, env, store.Short(target.rec.ID))); err != nil {
-		return store.Deployment{}, err
+		return store.Deployment{}, e.undoRollback(wctx, env, cur, target, err)
 	}
 	d, err = e.st.RecordDeployment(wctx, d)
 	if err != nil {
-		return store.Deployment{}, err
+		return store.Deployment{}, e.undoRollback(wctx, env, cur, target, err)
 	}
 	e.tell(Event{Kind: EventRolledBack, Environment: env, Release: target.rec.ID, Actor: actor.Name, Reason: firstLine(d.Reason)})
 	e.export(wctx, d)
 	return d, nil
+}
+
+// undoRollback puts env back on cur's release when the rollback to target
+// was applied but the store refused to record it (a full disk): the
+// environment must run what the store says it runs, or the next start
+// would undo the rollback silently while the hold stays. The error says
+// what happened and what runs.
+func (e *engine) undoRollback(ctx context.Context, env string, cur store.Environment, target *release, cause error) error {
+	err := fmt.Errorf("rolling %s back to release %s: the store did not record it: %w", env, store.Short(target.rec.ID), cause)
+	prev, rerr := e.release(ctx, cur.Release)
+	if rerr == nil {
+		rerr = e.apply(ctx, env, prev)
+	}
+	if rerr != nil {
+		// why: nothing better is left; the store's release is what the
+		// next start restores.
+		return fmt.Errorf("%w; putting release %s back failed too (%v): ferry serve's next start puts it back", err, store.Short(cur.Release), rerr)
+	}
+	if herr := e.st.HoldEnvironment(ctx, env, cur.Held, cur.HoldReason); herr != nil {
+		e.logf("rollback of %s undone, but its hold stays: %v", env, herr)
+	}
+	return fmt.Errorf("%w; %s runs release %s again", err, env, store.Short(cur.Release))
 }
 
 // rollbackTarget works out where a rollback of env goes from what env

@@ -1,7 +1,10 @@
 package promote
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,4 +180,45 @@ func count(list []string, s string) int {
 		}
 	}
 	return n
+}
+
+// refusingStore is the real store with RecordDeployment refused while
+// refuse is set: a disk that fills between a rollback's apply and its
+// record.
+type refusingStore struct {
+	store.Store
+	refuse atomic.Bool
+}
+
+func (s *refusingStore) RecordDeployment(ctx context.Context, d store.Deployment) (store.Deployment, error) {
+	if s.refuse.Load() {
+		return d, errors.New("database or disk is full (13)")
+	}
+	return s.Store.RecordDeployment(ctx, d)
+}
+
+// TestRollbackNotRecordedIsUndone: a rollback applied but refused by the
+// store puts the environment back on the release the store says it runs,
+// and lifts the hold it set, so the next start has nothing to undo.
+func TestRollbackNotRecordedIsUndone(t *testing.T) {
+	rs := &refusingStore{}
+	f := newFixture(t, func(c *Config) { rs.Store = c.Store; c.Store = rs })
+	for _, m := range []string{"undo 1", "undo 2"} {
+		r := f.release(spec{message: m})
+		f.pipelineDeploy(r)
+		f.wait(f.promotion(r, "staging").ID, StatusSucceeded)
+	}
+	f.answers("staging", "undo 2")
+	rs.refuse.Store(true)
+	_, err := f.p.Rollback(f.ctx, "staging", RollbackTarget{}, ann)
+	if err == nil || !strings.Contains(err.Error(), "the store did not record it: database or disk is full (13)") || !strings.Contains(err.Error(), "runs release") {
+		t.Fatalf("a rollback the store refused: %v", err)
+	}
+	f.answers("staging", "undo 2")
+	if e := f.env("staging"); e.Held {
+		t.Errorf("staging stays held after the rollback was undone: %+v", e)
+	}
+	rs.refuse.Store(false)
+	must[store.Deployment](t)(f.p.Rollback(f.ctx, "staging", RollbackTarget{}, ann))
+	f.answers("staging", "undo 1")
 }
