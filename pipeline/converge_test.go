@@ -206,8 +206,8 @@ func TestUnwritableStoreFailsTheRunThenItRunsAgain(t *testing.T) {
 	flaky.mu.Unlock()
 
 	run := wait(t, ex, queued.ID)
-	if run.Status != store.StatusFailed || !run.StoreFailed {
-		t.Fatalf("run %s (store failed %v): %s; want failed for the store", run.Status, run.StoreFailed, run.Reason)
+	if run.Status != store.StatusFailed || !run.InfraFailed {
+		t.Fatalf("run %s (store failed %v): %s; want failed for the store", run.Status, run.InfraFailed, run.Reason)
 	}
 	for _, want := range []string{"ferry could not record ", "database or disk is full", "free space on the data folder's disk; ferry runs the branch head again when it can"} {
 		if !strings.Contains(run.Reason, want) {
@@ -236,8 +236,8 @@ func TestUnwritableStoreFailsTheRunThenItRunsAgain(t *testing.T) {
 		t.Fatalf("enqueued again as run %d, want run %d again", again.ID, run.ID)
 	}
 	done := wait(t, ex, run.ID)
-	if done.Status != store.StatusSucceeded || done.StoreFailed {
-		t.Fatalf("run again: %s (store failed %v): %s", done.Status, done.StoreFailed, done.Reason)
+	if done.Status != store.StatusSucceeded || done.InfraFailed {
+		t.Fatalf("run again: %s (store failed %v): %s", done.Status, done.InfraFailed, done.Reason)
 	}
 	if was, now := st["build"], steps(done)["build"]; !now.Started.Equal(was.Started) {
 		t.Errorf("build ran again (started %v, before %v); want it kept", now.Started, was.Started)

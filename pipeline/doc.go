@@ -27,7 +27,7 @@
 // later step starts. A store that refuses for longer than
 // Config.StoreRetry stops the run: it is recorded failed, with what could
 // not be written and what to do, as soon as the store takes that, and
-// marked StoreFailed, so that enqueueing its commit again (ferry does it
+// marked InfraFailed, so that enqueueing its commit again (ferry does it
 // for each branch head at start) runs it on from its first unfinished
 // step. A run that failed on its own merits is not run again.
 package pipeline

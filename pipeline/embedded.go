@@ -61,12 +61,12 @@ func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (
 	if err != nil {
 		return store.Run{}, fmt.Errorf("pipeline: recording a run for commit %s of %s/%s: %w", store.Short(commit), source, branch, err)
 	}
-	if !created && run.Status.Done() && !run.StoreFailed {
+	if !created && run.Status.Done() && !run.InfraFailed {
 		return run, nil
 	}
 	e.mu.Lock()
 	defer e.unlock()
-	if !created && run.StoreFailed {
+	if !created && run.InfraFailed {
 		// why: it failed only because ferry could not write the store;
 		// its commit is a head again (a restart, or the watcher), so it
 		// runs on from where it stopped. Read again under e.mu, so that
@@ -75,10 +75,10 @@ func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (
 		if run, err = e.cfg.Store.GetRun(ctx, id); err != nil {
 			return store.Run{}, fmt.Errorf("pipeline: run %d: %w", id, err)
 		}
-		if run.Status.Done() && !run.StoreFailed {
+		if run.Status.Done() && !run.InfraFailed {
 			return run, nil
 		}
-		if run.StoreFailed {
+		if run.InfraFailed {
 			if run, err = e.rerun(ctx, run); err != nil {
 				return store.Run{}, fmt.Errorf("pipeline: %w", err)
 			}

@@ -19,7 +19,7 @@ type Executor interface {
 	// schedules it. It is idempotent: for a commit that has a run
 	// already, queued, running or done, it returns that run, except that
 	// a run that failed only because the store could not be written
-	// (Run.StoreFailed) is queued again, to go on from its first
+	// (Run.InfraFailed) is queued again, to go on from its first
 	// unfinished step. A run
 	// enqueued while older ones of the same branch still wait marks them
 	// superseded. Runs start only while Run runs; Enqueue is safe for

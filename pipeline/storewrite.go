@@ -103,7 +103,7 @@ func (r *runner) failForStore(ctx context.Context, se *storeError) error {
 		// It failed on its own merits before; only the record was late.
 		r.run.Reason = r.failure
 	} else {
-		r.run.Reason, r.run.StoreFailed = reason, true
+		r.run.Reason, r.run.InfraFailed = reason, true
 	}
 	run := r.run
 	run.Steps = nil
@@ -140,7 +140,7 @@ func (e *embedded) rerun(ctx context.Context, run store.Run) (store.Run, error) 
 	}
 	again := run
 	again.Steps = nil
-	again.Status, again.Reason, again.StoreFailed = store.StatusQueued, "", false
+	again.Status, again.Reason, again.InfraFailed = store.StatusQueued, "", false
 	again.Started, again.Ended = time.Time{}, time.Time{}
 	if err := e.cfg.Store.UpdateRun(ctx, again); err != nil {
 		return run, fmt.Errorf("queueing run %d again: %w", run.ID, err)
