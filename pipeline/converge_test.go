@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -370,5 +372,79 @@ func TestResumedRunBehindADeployedRunEndsSuperseded(t *testing.T) {
 	}
 	if ds := f.deployments(); len(ds) != 1 || ds[0].RunID != r2.ID {
 		t.Errorf("deployments %+v; want run %d's only", ds, r2.ID)
+	}
+}
+
+// refusingSuperseded is the fixture's store refusing the first writes of
+// a run as superseded, as a full disk would.
+type refusingSuperseded struct {
+	*store.SQLite
+	mu      sync.Mutex
+	refuse  int // writes still to refuse
+	refused int
+}
+
+func (s *refusingSuperseded) UpdateRun(ctx context.Context, r store.Run) error {
+	s.mu.Lock()
+	if r.Status == store.StatusSuperseded && s.refuse > 0 {
+		s.refuse--
+		s.refused++
+		s.mu.Unlock()
+		return fmt.Errorf("update run %d: %w", r.ID, errDiskFull)
+	}
+	s.mu.Unlock()
+	return s.SQLite.UpdateRun(ctx, r)
+}
+
+// A queued run superseded by a newer one while the store refuses to
+// record it: the write is tried again until the store takes it, so the
+// superseded run does not stay queued in the store after its newer run
+// ran.
+func TestSupersededRunIsRecordedWhenTheStoreRefusedIt(t *testing.T) {
+	f := newFixture(t)
+	gate := filepath.Join(t.TempDir(), "go")
+	slow := fmt.Sprintf(`[sh, -c, "while [ ! -e %s ]; do sleep 0.05; done"]`, gate)
+	c1 := f.newSource("demo", map[string]string{"ferry.yaml": withTest(t, slow)})
+	st := &refusingSuperseded{SQLite: f.st, refuse: 3}
+	cfg := f.hostConfig()
+	cfg.Store = st
+	ex, _ := f.start(cfg)
+	ctx := context.Background()
+	r1, err := ex.Enqueue(ctx, "demo", "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "run 1 to test", func() bool { return f.stepStatus(r1.ID, "test") == store.StatusRunning })
+	r2, err := ex.Enqueue(ctx, "demo", "main", f.commit("demo", "second", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3 := f.commit("demo", "third", nil)
+	r3, err := ex.Enqueue(ctx, "demo", "main", c3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, ex, r3.ID); got.Status != store.StatusSucceeded {
+		t.Fatalf("run 3 %s: %s", got.Status, got.Reason)
+	}
+	got, err := f.st.GetRun(ctx, r2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.StatusSuperseded || got.Reason != "superseded by "+c3[:12] {
+		t.Errorf("run 2 in the store after run 3 ran: %s (%q); want superseded by %s", got.Status, got.Reason, c3[:12])
+	}
+	for _, s := range got.Steps {
+		if s.Status != store.StatusSkipped {
+			t.Errorf("step %s of the superseded run is %s", s.Name, s.Status)
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.refused != 3 {
+		t.Errorf("the store refused %d writes of the superseded run; want 3 (the test's premise)", st.refused)
 	}
 }

@@ -30,8 +30,6 @@ type embedded struct {
 	ctx     context.Context
 	started bool
 	stopped bool // Run's ctx ended
-	// later are writes to make once e.mu is released (unlock).
-	later []func()
 }
 
 var _ Executor = (*embedded)(nil)
@@ -50,6 +48,9 @@ type lane struct {
 	key    laneKey
 	queue  []store.Run
 	active bool // a goroutine works the lane
+	// superseded are runs of the lane superseded in memory, for its
+	// worker to record before it starts the next run.
+	superseded []supersession
 }
 
 // Enqueue implements Executor.
@@ -65,7 +66,7 @@ func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (
 		return run, nil
 	}
 	e.mu.Lock()
-	defer e.unlock()
+	defer e.mu.Unlock()
 	if !created && run.InfraFailed {
 		// why: it failed only because ferry could not write the store;
 		// its commit is a head again (a restart, or the watcher), so it
@@ -148,43 +149,72 @@ func cmpID(a, b int64) int {
 	return 0
 }
 
-// supersede marks the queued run old superseded by newer, skips its
-// steps, and returns it so marked. e.mu is held.
+// supersede marks the queued run old superseded by newer and returns
+// it so marked. The store hears of it from the lane's worker, before the
+// lane's next run starts (writeSuperseded): not under e.mu, where a
+// store that refuses the write would hold up every Enqueue. e.mu is held.
 func (e *embedded) supersede(ctx context.Context, old, newer store.Run) store.Run {
-	ctx = context.WithoutCancel(ctx)
-	now := time.Now()
 	old.Status = store.StatusSuperseded
 	old.Reason = "superseded by " + store.Short(newer.Commit)
-	old.Ended = now
+	old.Ended = time.Now()
 	old.Steps = nil
-	if err := e.cfg.Store.UpdateRun(ctx, old); err != nil {
-		// It stays queued in the store; the next start supersedes it
-		// again.
-		e.cfg.Log("pipeline: marking run %d (commit %s of %s/%s) superseded: %v", old.ID, store.Short(old.Commit), old.Source, old.Branch, err)
-		return old
+	key := laneKey{old.Source, old.Branch}
+	l := e.lanes[key]
+	if l == nil {
+		l = &lane{key: key}
+		e.lanes[key] = l
 	}
-	for i, name := range Steps {
-		s := store.Step{RunID: old.ID, Name: name, Index: i, Status: store.StatusSkipped, Reason: old.Reason, Ended: now}
-		if err := e.cfg.Store.UpdateStep(ctx, s); err != nil {
-			e.cfg.Log("pipeline: marking step %s of superseded run %d skipped: %v", name, old.ID, err)
-		}
-	}
-	// why: after e.mu is released, as the write may be retried for a
-	// while and Enqueue must not wait on it.
-	detail := fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(newer.Commit), newer.ID)
-	e.later = append(e.later, func() {
-		if err := e.audit(ctx, "run.supersede", old.ID, detail); err != nil {
-			e.cfg.Log("pipeline: %v", err)
-		}
-	})
-	e.notifyLocked(old.ID)
+	l.superseded = append(l.superseded, supersession{old: old, newer: newer})
 	return old
+}
+
+// supersession is a queued run superseded by a newer one, for the store.
+type supersession struct{ old, newer store.Run }
+
+// writeSuperseded records the runs l's Enqueues superseded, each with its
+// steps skipped and its audit entry, retrying while the store refuses
+// (until ctx ends: the run stays queued in the store then, and the next
+// start supersedes it again). Their waiters hear of them once written.
+func (e *embedded) writeSuperseded(ctx context.Context, l *lane) {
+	e.mu.Lock()
+	list := l.superseded
+	l.superseded = nil
+	e.mu.Unlock()
+	for _, s := range list {
+		old, subject := s.old, fmt.Sprintf("run %d", s.old.ID)
+		var err error
+		// why the steps first: a run the store holds as done has its
+		// steps done too, for whoever reads it.
+		for i, name := range Steps {
+			st := store.Step{RunID: old.ID, Name: name, Index: i, Status: store.StatusSkipped, Reason: old.Reason, Ended: old.Ended}
+			if err = e.retry(ctx, subject, fmt.Sprintf("step %s as skipped", name), 0, func(ctx context.Context) error {
+				return e.cfg.Store.UpdateStep(ctx, st)
+			}); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = e.retry(ctx, subject, "the run as superseded", 0, func(ctx context.Context) error {
+				return e.cfg.Store.UpdateRun(ctx, old)
+			})
+		}
+		if err == nil {
+			detail := fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(s.newer.Commit), s.newer.ID)
+			err = e.audit(ctx, "run.supersede", old.ID, detail)
+		}
+		if err != nil {
+			e.cfg.Log("pipeline: %s (commit %s of %s/%s): %v", subject, store.Short(old.Commit), old.Source, old.Branch, err)
+		}
+		e.mu.Lock()
+		e.notifyLocked(old.ID)
+		e.mu.Unlock()
+	}
 }
 
 // startLane starts a goroutine for l when Run runs, l has work and none
 // works it yet. e.mu is held.
 func (e *embedded) startLane(l *lane) {
-	if e.ctx == nil || e.stopped || e.ctx.Err() != nil || l.active || len(l.queue) == 0 {
+	if e.ctx == nil || e.stopped || e.ctx.Err() != nil || l.active || len(l.queue) == 0 && len(l.superseded) == 0 {
 		return
 	}
 	l.active = true
@@ -197,14 +227,20 @@ func (e *embedded) startLane(l *lane) {
 func (e *embedded) work(ctx context.Context, l *lane) {
 	defer e.workers.Done()
 	for {
+		e.writeSuperseded(ctx, l)
 		e.mu.Lock()
-		if ctx.Err() != nil || len(l.queue) == 0 {
+		if ctx.Err() != nil || len(l.queue) == 0 && len(l.superseded) == 0 {
 			l.active = false
-			if len(l.queue) == 0 && e.lanes[l.key] == l {
+			if len(l.queue) == 0 && len(l.superseded) == 0 && e.lanes[l.key] == l {
 				delete(e.lanes, l.key)
 			}
 			e.mu.Unlock()
 			return
+		}
+		if len(l.queue) == 0 {
+			// Only supersessions came meanwhile: written at the loop's top.
+			e.mu.Unlock()
+			continue
 		}
 		run := l.queue[0]
 		l.queue = l.queue[1:]
@@ -264,7 +300,7 @@ func (e *embedded) Run(ctx context.Context) error {
 	for _, l := range e.lanes {
 		e.startLane(l)
 	}
-	e.unlock()
+	e.mu.Unlock()
 
 	<-ctx.Done()
 	e.mu.Lock()
@@ -300,16 +336,6 @@ func (e *embedded) Wait(ctx context.Context, id int64) (store.Run, error) {
 		case <-ctx.Done():
 			return store.Run{}, ctx.Err()
 		}
-	}
-}
-
-// unlock releases e.mu, then makes the writes left for later.
-func (e *embedded) unlock() {
-	later := e.later
-	e.later = nil
-	e.mu.Unlock()
-	for _, f := range later {
-		f()
 	}
 }
 
