@@ -26,6 +26,9 @@ type embedded struct {
 	known map[int64]bool
 	// waiters are closed when their run's executor is done with it.
 	waiters map[int64]chan struct{}
+	// retries are the lanes whose head's run failed for ferry's
+	// infrastructure and waits to run again (retryLater).
+	retries map[laneKey]*headRetry
 	// ctx is Run's context; nil until Run starts the lanes.
 	ctx     context.Context
 	started bool
@@ -35,7 +38,7 @@ type embedded struct {
 var _ Executor = (*embedded)(nil)
 
 func newEmbedded(cfg Config) *embedded {
-	return &embedded{cfg: cfg, lanes: map[laneKey]*lane{}, known: map[int64]bool{}, waiters: map[int64]chan struct{}{}}
+	return &embedded{cfg: cfg, lanes: map[laneKey]*lane{}, known: map[int64]bool{}, waiters: map[int64]chan struct{}{}, retries: map[laneKey]*headRetry{}}
 }
 
 // laneKey names a lane: runs of one source's branch.
@@ -62,37 +65,54 @@ func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (
 	if err != nil {
 		return store.Run{}, fmt.Errorf("pipeline: recording a run for commit %s of %s/%s: %w", store.Short(commit), source, branch, err)
 	}
-	if !created && run.Status.Done() && !run.InfraFailed {
+	if !created && run.Status.Done() && !run.InfraFailed && !mayDeployAgain(run) {
 		return run, nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !created && run.InfraFailed {
-		// why: it failed only because ferry could not write the store;
-		// its commit is a head again (a restart, or the watcher), so it
-		// runs on from where it stopped. Read again under e.mu, so that
-		// two Enqueues do not both run it again.
+	if !created && run.Status.Done() {
+		// why: read again under e.mu, so that two Enqueues do not both
+		// run it again.
 		id := run.ID
 		if run, err = e.cfg.Store.GetRun(ctx, id); err != nil {
 			return store.Run{}, fmt.Errorf("pipeline: run %d: %w", id, err)
 		}
-		if run.Status.Done() && !run.InfraFailed {
-			return run, nil
-		}
-		if run.InfraFailed {
+		switch {
+		case !run.Status.Done():
+			// Queued again meanwhile: scheduled below, if not already.
+		case run.InfraFailed:
+			// why: it failed only because ferry's infrastructure did; its
+			// commit is a head again (a restart, the watcher, or
+			// retryLater), so it runs on from where it stopped.
 			if run, err = e.rerun(ctx, run); err != nil {
+				return store.Run{}, fmt.Errorf("pipeline: %w", err)
+			}
+		default:
+			why, err := e.headNotLive(ctx, run)
+			if err != nil {
+				return store.Run{}, fmt.Errorf("pipeline: run %d: %w", run.ID, err)
+			}
+			if why == "" {
+				return run, nil
+			}
+			if run, err = e.deployAgain(ctx, run, why); err != nil {
 				return store.Run{}, fmt.Errorf("pipeline: %w", err)
 			}
 		}
 	}
-	return e.schedule(ctx, run), nil
+	// why head: Enqueue is given branch heads (the watcher's, ferry's
+	// start, retryLater), so its run goes before every run queued in
+	// its lane, whatever their ids: after a force-push back to an older
+	// commit, the older commit's run is the one to run.
+	return e.schedule(ctx, run, true), nil
 }
 
 // schedule puts run into its lane, unless it is there already, applying
-// the rule that a queued run supersedes the older queued ones, and starts
-// the lane when Run runs. It returns run as it is now: superseded at once
-// when a newer run waits already. e.mu is held.
-func (e *embedded) schedule(ctx context.Context, run store.Run) store.Run {
+// the rule that a queued run supersedes the older queued ones (every
+// other queued one when run is the branch head), and starts the lane
+// when Run runs. It returns run as it is now: superseded at once when a
+// newer run waits already and run is not the head. e.mu is held.
+func (e *embedded) schedule(ctx context.Context, run store.Run, head bool) store.Run {
 	if e.known[run.ID] {
 		return run
 	}
@@ -106,13 +126,13 @@ func (e *embedded) schedule(ctx context.Context, run store.Run) store.Run {
 		// A newer run waits already (two Enqueues raced, or a restart
 		// found both): this one is superseded at once.
 		for _, q := range l.queue {
-			if q.Status == store.StatusQueued && q.ID > run.ID {
+			if !head && q.Status == store.StatusQueued && q.ID > run.ID {
 				return e.supersede(ctx, run, q)
 			}
 		}
 		keep := l.queue[:0]
 		for _, q := range l.queue {
-			if q.Status == store.StatusQueued && q.ID < run.ID {
+			if q.Status == store.StatusQueued && (q.ID < run.ID || head && q.ID != run.ID) {
 				e.supersede(ctx, q, run)
 				delete(e.known, q.ID)
 				continue
@@ -249,6 +269,9 @@ func (e *embedded) work(ctx context.Context, l *lane) {
 		if err := e.execute(ctx, run); err != nil {
 			e.cfg.Log("pipeline: run %d (commit %s of %s/%s): %v", run.ID, store.Short(run.Commit), run.Source, run.Branch, err)
 		}
+		if ctx.Err() == nil {
+			e.afterRun(ctx, run.ID)
+		}
 		e.mu.Lock()
 		delete(e.known, run.ID)
 		e.notifyLocked(run.ID)
@@ -294,7 +317,7 @@ func (e *embedded) Run(ctx context.Context) error {
 	// why: every resumed run is in its lane before any lane starts, so a
 	// run enqueued meanwhile cannot overtake a run that was running.
 	for _, run := range resume {
-		e.schedule(ctx, run)
+		e.schedule(ctx, run, false)
 	}
 	e.ctx = ctx
 	for _, l := range e.lanes {
@@ -375,7 +398,12 @@ func (e *embedded) passed(ctx context.Context, run store.Run) (string, error) {
 			return "", err
 		case serr != nil:
 			return "", serr
-		case src.Branch == run.Branch && st.LastCommit != "" && st.LastCommit != run.Commit:
+		case src.Branch == run.Branch && st.LastCommit == run.Commit:
+			// why: the branch's head as the watcher last saw it goes on,
+			// even when a newer run deployed a later commit: the branch
+			// was force-pushed back to it.
+			return "", nil
+		case src.Branch == run.Branch && st.LastCommit != "":
 			older, err := e.cfg.IsAncestor(ctx, run.Source, run.Commit, st.LastCommit)
 			if err != nil {
 				return "", err
@@ -384,6 +412,11 @@ func (e *embedded) passed(ctx context.Context, run store.Run) (string, error) {
 				return fmt.Sprintf("the head of %s/%s is %s, which descends from this run's commit %s; ferry runs the head instead",
 					run.Source, run.Branch, store.Short(st.LastCommit), store.Short(run.Commit)), nil
 			}
+			// why: the watcher records a head before its run is queued,
+			// so a run's commit that is neither the head nor behind it
+			// was left by a force-push: deploying it would undo that.
+			return fmt.Sprintf("the head of %s/%s is %s, and this run's commit %s is not in its history (the branch was force-pushed); ferry runs the head instead",
+				run.Source, run.Branch, store.Short(st.LastCommit), store.Short(run.Commit)), nil
 		}
 	}
 	newer, err := e.cfg.Store.ListRuns(ctx, run.Source, store.Page{Limit: store.MaxPageSize})

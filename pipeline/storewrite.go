@@ -126,8 +126,8 @@ func (r *runner) failForStore(ctx context.Context, se *storeError) error {
 	return nil
 }
 
-// rerun makes a run that failed because the store could not be written
-// queued again, from its first unfinished step: the steps it did stay
+// rerun makes a run that failed because ferry's infrastructure did (the
+// store, the registry, the source's mirror: Run.InfraFailed) queued again, from its first unfinished step: the steps it did stay
 // done, the one it stopped in runs again.
 func (e *embedded) rerun(ctx context.Context, run store.Run) (store.Run, error) {
 	for _, s := range run.Steps {
@@ -145,10 +145,10 @@ func (e *embedded) rerun(ctx context.Context, run store.Run) (store.Run, error) 
 	if err := e.cfg.Store.UpdateRun(ctx, again); err != nil {
 		return run, fmt.Errorf("queueing run %d again: %w", run.ID, err)
 	}
-	if err := e.audit(ctx, "run.rerun", run.ID, fmt.Sprintf("%s/%s %s: it failed because the store could not be written (%s)", run.Source, run.Branch, store.Short(run.Commit), run.Reason)); err != nil {
+	if err := e.audit(ctx, "run.rerun", run.ID, fmt.Sprintf("%s/%s %s: it failed because ferry's infrastructure did (%s)", run.Source, run.Branch, store.Short(run.Commit), run.Reason)); err != nil {
 		return run, err
 	}
-	e.cfg.Log("pipeline: run %d (commit %s of %s/%s) runs again from its first unfinished step: it stopped because the store could not be written", run.ID, store.Short(run.Commit), run.Source, run.Branch)
+	e.cfg.Log("pipeline: run %d (commit %s of %s/%s) runs again from its first unfinished step: it failed because ferry's infrastructure did", run.ID, store.Short(run.Commit), run.Source, run.Branch)
 	return e.cfg.Store.GetRun(ctx, run.ID)
 }
 
