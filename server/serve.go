@@ -270,12 +270,18 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var heads []head
 	for _, s := range srcs {
 		if stt, err := st.GetSourceStatus(ctx, s.Name); err == nil && stt.LastCommit != "" {
-			if _, err := exec.Enqueue(ctx, s.Name, s.Branch, stt.LastCommit); err != nil {
-				return err
-			}
+			heads = append(heads, head{s.Name, s.Branch, stt.LastCommit})
 		}
+	}
+	queueHeads := func(ctx context.Context) {} // started with the rest
+	if left := enqueueHeads(ctx, exec, heads, logf); len(left) > 0 {
+		// why: a store that refuses writes (a full disk) must not keep
+		// ferry down: the API shows what it holds meanwhile, and the
+		// heads are queued once the store takes them.
+		queueHeads = func(ctx context.Context) { enqueueHeadsLater(ctx, exec, left, logf) }
 	}
 
 	stopping := make(chan struct{})
@@ -357,6 +363,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	wg.Go(func() { errc <- w.Run(ctx) })
 	wg.Go(func() { errc <- exec.Run(ctx) })
 	wg.Go(func() { errc <- promoter.Run(ctx) })
+	wg.Go(func() { queueHeads(ctx) })
 
 	logf("ferry serve: API and webhooks on http://%s, functions on %s/<env>/<path>", apiLn.Addr(), gatewayURL)
 	for _, e := range cfg.Environments {
@@ -385,6 +392,62 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		}
 	}
 	return first
+}
+
+// head is a source's branch head as the store last recorded it.
+type head struct{ source, branch, commit string }
+
+// Back-off of the start's enqueues of branch heads the store refused.
+const (
+	headsBackoffMin = time.Second
+	headsBackoffMax = 30 * time.Second
+)
+
+// enqueueHeads queues a run for each head (queueing is idempotent; a
+// head live already gets nothing) and returns the heads the store
+// refused, saying once why nothing runs and what to do.
+func enqueueHeads(ctx context.Context, exec pipeline.Executor, heads []head, logf func(string, ...any)) []head {
+	var left []head
+	var first error
+	for _, h := range heads {
+		if _, err := exec.Enqueue(ctx, h.source, h.branch, h.commit); err != nil {
+			left = append(left, h)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if first != nil {
+		logf("the store refuses writes, so %d of the branch heads cannot be queued and nothing runs for them: %v; free space on the data folder's disk (or fix what the error says): ferry queues them as soon as the store takes them, without a restart",
+			len(left), first)
+	}
+	return left
+}
+
+// enqueueHeadsLater tries the heads the store refused at start again,
+// with back-off, until it takes every one or ctx ends.
+func enqueueHeadsLater(ctx context.Context, exec pipeline.Executor, heads []head, logf func(string, ...any)) {
+	wait := headsBackoffMin
+	for len(heads) > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, headsBackoffMax)
+		var left []head
+		for _, h := range heads {
+			if _, err := exec.Enqueue(ctx, h.source, h.branch, h.commit); err != nil {
+				left = append(left, h)
+			}
+		}
+		if len(left) < len(heads) {
+			logf("the store takes writes again: %d of the branch heads queued, %d left", len(heads)-len(left), len(left))
+		}
+		heads = left
+	}
 }
 
 func serveHTTP(srv *http.Server, ln net.Listener, what string) error {
