@@ -255,13 +255,14 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sources := &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}, log: logf}
+	full := &refusedWrites{}
+	sources := &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}, log: logf, full: full}
 	if err := sources.load(ctx, cfg); err != nil {
 		return err
 	}
 	// why: what an older ferry wrote in the clear may linger in the
 	// write-ahead log until a checkpoint; sealing it is not enough.
-	if err := st.Checkpoint(ctx); err != nil {
+	if err := st.Checkpoint(ctx); err != nil && !(store.IsFull(err) && full.note(err)) {
 		return err
 	}
 	// why: a crash between recording a source's new head and queueing its
@@ -277,11 +278,19 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		}
 	}
 	queueHeads := func(ctx context.Context) {} // started with the rest
-	if left := enqueueHeads(ctx, exec, heads, logf); len(left) > 0 {
+	if left, err := enqueueHeads(ctx, exec, heads); len(left) > 0 {
+		if !store.IsFull(err) {
+			return err
+		}
 		// why: a store that refuses writes (a full disk) must not keep
 		// ferry down: the API shows what it holds meanwhile, and the
 		// heads are queued once the store takes them.
+		full.note(err)
 		queueHeads = func(ctx context.Context) { enqueueHeadsLater(ctx, exec, left, logf) }
+	}
+	if full.err != nil {
+		logf("the store refuses writes: %v; free space on the data folder's disk (%s): meanwhile ferry serves what the store holds, and it runs the branch heads as soon as the store takes writes, without a restart",
+			rootCause(full.err), cfg.DataDir)
 	}
 
 	stopping := make(chan struct{})
@@ -405,8 +414,8 @@ const (
 
 // enqueueHeads queues a run for each head (queueing is idempotent; a
 // head live already gets nothing) and returns the heads the store
-// refused, saying once why nothing runs and what to do.
-func enqueueHeads(ctx context.Context, exec pipeline.Executor, heads []head, logf func(string, ...any)) []head {
+// refused, with the first error.
+func enqueueHeads(ctx context.Context, exec pipeline.Executor, heads []head) ([]head, error) {
 	var left []head
 	var first error
 	for _, h := range heads {
@@ -417,11 +426,16 @@ func enqueueHeads(ctx context.Context, exec pipeline.Executor, heads []head, log
 			}
 		}
 	}
-	if first != nil {
-		logf("the store refuses writes, so %d of the branch heads cannot be queued and nothing runs for them: %v; free space on the data folder's disk (or fix what the error says): ferry queues them as soon as the store takes them, without a restart",
-			len(left), first)
+	return left, first
+}
+
+// rootCause is the innermost error of err: the store's own words, which
+// its layers name again.
+func rootCause(err error) error {
+	for next := errors.Unwrap(err); next != nil; next = errors.Unwrap(err) {
+		err = next
 	}
-	return left
+	return err
 }
 
 // enqueueHeadsLater tries the heads the store refused at start again,
@@ -444,7 +458,7 @@ func enqueueHeadsLater(ctx context.Context, exec pipeline.Executor, heads []head
 			}
 		}
 		if len(left) < len(heads) {
-			logf("the store takes writes again: %d of the branch heads queued, %d left", len(heads)-len(left), len(left))
+			logf("the store takes writes again: %d of %d branch heads queued", len(heads)-len(left), len(heads))
 		}
 		heads = left
 	}
@@ -526,6 +540,22 @@ type sourceManager struct {
 	secrets *secrets
 	// log hears about a source that cannot be watched at start; nil: none.
 	log func(format string, args ...any)
+	// full notes the start's writes a full disk refused; configured are
+	// the configuration's sources the store could not take then.
+	full       *refusedWrites
+	configured []store.Source
+}
+
+// refusedWrites is the first write a full disk refused while ferry
+// started, so that the start says it once.
+type refusedWrites struct{ err error }
+
+// note records err, a full disk's, and returns true: the start goes on.
+func (r *refusedWrites) note(err error) bool {
+	if r.err == nil {
+		r.err = err
+	}
+	return true
 }
 
 // load makes the store's sources match the configuration (its sources
@@ -539,24 +569,42 @@ func (m *sourceManager) load(ctx context.Context, cfg *Config) error {
 			return err
 		}
 		src = m.secrets.protect(src)
-		if old, err := m.store.GetSource(ctx, src.Name); err == nil {
+		old, err := m.store.GetSource(ctx, src.Name)
+		if err == nil {
 			src.Created = old.Created
 		} else {
 			src.Created = time.Now()
 		}
-		if err := m.store.PutSource(ctx, src); err != nil {
-			return err
-		}
 		inConfig[src.Name] = true
+		if err == nil && old == src {
+			continue // why: a start writes nothing it need not (a full disk)
+		}
+		if err := m.store.PutSource(ctx, src); err != nil {
+			if !store.IsFull(err) || !m.full.note(err) {
+				return err
+			}
+			// why: watched as the configuration says all the same; the
+			// store has the change at the next start with space.
+			m.configured = append(m.configured, src)
+		}
 	}
 	all, err := m.store.ListSources(ctx)
 	if err != nil {
 		return err
 	}
+	for _, c := range m.configured {
+		for i := range all {
+			if all[i].Name == c.Name {
+				all[i] = c
+			}
+		}
+	}
 	for _, s := range all {
 		if s.FromConfig && !inConfig[s.Name] {
 			if err := m.store.DeleteSource(ctx, s.Name); err != nil {
-				return err
+				if !store.IsFull(err) || !m.full.note(err) {
+					return err
+				}
 			}
 			continue
 		}
