@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,30 +22,6 @@ const (
 type headRetry struct {
 	commit string
 	wait   time.Duration
-}
-
-// headOf returns the head of source's branch as the watcher last saw it,
-// or "" when the store knows none (or the source follows another branch
-// now).
-func headOf(ctx context.Context, st store.Store, source, branch string) (string, error) {
-	stt, err := st.GetSourceStatus(ctx, source)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	src, err := st.GetSource(ctx, source)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	if src.Branch != branch {
-		return "", nil
-	}
-	return stt.LastCommit, nil
 }
 
 // afterRun schedules the run id again, with back-off, when it failed
@@ -100,7 +75,7 @@ func (e *embedded) retryLater(ctx context.Context, run store.Run) {
 			return
 		case <-t.C:
 		}
-		head, err := headOf(ctx, e.cfg.Store, run.Source, run.Branch)
+		head, err := store.HeadOf(ctx, e.cfg.Store, run.Source, run.Branch)
 		if err == nil && head != "" && head != run.Commit {
 			e.cfg.Log("pipeline: run %d (commit %s of %s/%s) does not run again: the branch head is %s now",
 				run.ID, store.Short(run.Commit), run.Source, run.Branch, store.Short(head))
@@ -130,7 +105,7 @@ func (e *embedded) headNotLive(ctx context.Context, run store.Run) (string, erro
 	if !mayDeployAgain(run) {
 		return "", nil
 	}
-	head, err := headOf(ctx, e.cfg.Store, run.Source, run.Branch)
+	head, err := store.HeadOf(ctx, e.cfg.Store, run.Source, run.Branch)
 	if err != nil || head != run.Commit {
 		return "", err
 	}

@@ -448,3 +448,83 @@ func TestSupersededRunIsRecordedWhenTheStoreRefusedIt(t *testing.T) {
 		t.Errorf("the store refused %d writes of the superseded run; want 3 (the test's premise)", st.refused)
 	}
 }
+
+// The branch is force-pushed back from c2 to c1, whose run deployed
+// before c2's: enqueueing the head c1 deploys c1's release again through
+// its run's deploy step, with an audit entry; enqueueing it once more
+// (as every start does) changes nothing.
+func TestHeadForcePushedBackDeploysAgain(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.newSource("demo", nil)
+	c2 := f.commit("demo", "second", map[string]string{"NOTE": "two"})
+	ctx := context.Background()
+	if err := f.st.PutSource(ctx, store.Source{Name: "demo", URL: "https://git.example.com/demo", Branch: "main", Interval: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	head := func(c string) {
+		if err := f.st.PutSourceStatus(ctx, store.SourceStatus{Source: "demo", LastCommit: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := f.config()
+	cfg.IsAncestor = f.isAncestor
+	ex, _ := f.start(cfg)
+	var runs []store.Run
+	for _, c := range []string{c1, c2} {
+		head(c)
+		q, err := ex.Enqueue(ctx, "demo", "main", c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := wait(t, ex, q.ID); r.Status != store.StatusSucceeded {
+			t.Fatalf("run of %s: %s %s", c[:12], r.Status, r.Reason)
+		}
+		r, err := f.st.GetRun(ctx, q.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+	}
+
+	head(c1)
+	q, err := ex.Enqueue(ctx, "demo", "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.ID != runs[0].ID || q.Status != store.StatusQueued {
+		t.Fatalf("enqueueing the head c1 again: run %d %s; want run %d queued again", q.ID, q.Status, runs[0].ID)
+	}
+	again := wait(t, ex, q.ID)
+	if again.Status != store.StatusSucceeded || again.Release != runs[0].Release {
+		t.Fatalf("c1's run deploying again: %s %q, release %s", again.Status, again.Reason, again.Release)
+	}
+	if env, err := f.st.GetEnvironment(ctx, "dev"); err != nil || env.Release != runs[0].Release {
+		t.Errorf("dev runs %q (%v); want c1's %s", env.Release, err, runs[0].Release)
+	}
+	for i := range 5 {
+		if !again.Steps[i].Started.Equal(runs[0].Steps[i].Started) {
+			t.Errorf("step %s ran again", again.Steps[i].Name)
+		}
+	}
+	events, err := f.st.ListEvents(ctx, fmt.Sprintf("run/%d", q.ID), store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var redeploys int
+	for _, ev := range events {
+		if ev.Action == "run.redeploy" && ev.Actor == pipeline.Actor && strings.Contains(ev.Detail, "is back at "+c1[:12]) {
+			redeploys++
+		}
+	}
+	if redeploys != 1 {
+		t.Errorf("%d run.redeploy entries; want 1: %+v", redeploys, events)
+	}
+
+	once, err := ex.Enqueue(ctx, "demo", "main", c1)
+	if err != nil || once.Status != store.StatusSucceeded {
+		t.Errorf("enqueueing the live head again: %+v, %v; want it as it is", once, err)
+	}
+	if ds := f.deployments(); len(ds) != 3 {
+		t.Errorf("%d deployments; want 3 (c1, c2, c1 again)", len(ds))
+	}
+}

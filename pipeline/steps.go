@@ -400,7 +400,7 @@ func (r *runner) behind(ctx context.Context, env string) error {
 	// why: the branch's head as the watcher last saw it is where env
 	// converges, even when it is older than what env runs: the branch was
 	// force-pushed back to it (git reset --hard HEAD~1 && git push -f).
-	head, err := headOf(ctx, r.st, r.run.Source, r.run.Branch)
+	head, err := store.HeadOf(ctx, r.st, r.run.Source, r.run.Branch)
 	if err != nil {
 		return fmt.Errorf("reading the head of %s/%s: %w", r.run.Source, r.run.Branch, err)
 	}

@@ -32,16 +32,21 @@ func TestDiskFullAtStart(t *testing.T) {
 	// The crash came after the watcher recorded c2, before its run was
 	// queued: no run 2. And the write-ahead log is empty, so that the
 	// next write needs space.
+	// The test's connection stays open until the space is back, as
+	// ferry's last connection did when it was killed: closing it would
+	// remove the log and its index, which a start on a full disk cannot
+	// make again.
 	db, err := sql.Open("sqlite", filepath.Join(disk.Dir, "data", "ferry.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.SetMaxOpenConns(1)
+	defer db.Close()
 	for _, q := range []string{"DELETE FROM logs WHERE run = 2", "DELETE FROM steps WHERE run = 2", "DELETE FROM runs WHERE id = 2", "PRAGMA wal_checkpoint(TRUNCATE)"} {
 		if _, err := db.ExecContext(t.Context(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	db.Close()
 	disk.Fill(t)
 
 	p = startServe(t, cfg)
@@ -64,6 +69,7 @@ func TestDiskFullAtStart(t *testing.T) {
 
 	g.open(t)
 	disk.Release(t)
+	db.Close()
 	waitGreeting(t, p, "hello from c2", 3*time.Minute)
 	runs, err = p.client(t).Runs(t.Context(), "full", 0, 0)
 	if err != nil || len(runs.Items) != 2 || runs.Items[0].Commit != c2 {
