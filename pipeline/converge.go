@@ -76,8 +76,10 @@ func (e *embedded) retryLater(ctx context.Context, run store.Run) {
 		case <-t.C:
 		}
 		head, err := store.HeadOf(ctx, e.cfg.Store, run.Source, run.Branch)
-		if err == nil && head != "" && head != run.Commit {
-			e.cfg.Log("pipeline: run %d (commit %s of %s/%s) does not run again: the branch head is %s now",
+		if err == nil && head != run.Commit {
+			// why "" too: a commit the store knows as no head is not run
+			// again behind the watcher's back.
+			e.cfg.Log("pipeline: run %d (commit %s of %s/%s) does not run again: the branch head is %q now",
 				run.ID, store.Short(run.Commit), run.Source, run.Branch, store.Short(head))
 			return
 		}
