@@ -127,22 +127,27 @@ func (r *runner) failForStore(ctx context.Context, se *storeError) error {
 }
 
 // rerun makes a run that failed because ferry's infrastructure did (the
-// store, the registry, the source's mirror: Run.InfraFailed) queued again, from its first unfinished step: the steps it did stay
-// done, the one it stopped in runs again.
+// store, the registry, the source's mirror: Run.InfraFailed) queued
+// again, from its first unfinished step: the steps it did stay done; the
+// one it stopped in, and those skipped after it, run again.
 func (e *embedded) rerun(ctx context.Context, run store.Run) (store.Run, error) {
+	again := false
 	for _, s := range run.Steps {
-		if s.Status == store.StatusFailed || s.Status == store.StatusRunning {
+		// why the steps after it too: they were skipped because it
+		// failed, and are to do now.
+		again = again || s.Status == store.StatusFailed || s.Status == store.StatusRunning
+		if again && s.Status != store.StatusQueued {
 			s.Status, s.Reason, s.Started, s.Ended = store.StatusQueued, "", time.Time{}, time.Time{}
 			if err := e.cfg.Store.UpdateStep(ctx, s); err != nil {
 				return run, fmt.Errorf("queueing step %s of run %d again: %w", s.Name, run.ID, err)
 			}
 		}
 	}
-	again := run
-	again.Steps = nil
-	again.Status, again.Reason, again.InfraFailed = store.StatusQueued, "", false
-	again.Started, again.Ended = time.Time{}, time.Time{}
-	if err := e.cfg.Store.UpdateRun(ctx, again); err != nil {
+	queued := run
+	queued.Steps = nil
+	queued.Status, queued.Reason, queued.InfraFailed = store.StatusQueued, "", false
+	queued.Started, queued.Ended = time.Time{}, time.Time{}
+	if err := e.cfg.Store.UpdateRun(ctx, queued); err != nil {
 		return run, fmt.Errorf("queueing run %d again: %w", run.ID, err)
 	}
 	if err := e.audit(ctx, "run.rerun", run.ID, fmt.Sprintf("%s/%s %s: it failed because ferry's infrastructure did (%s)", run.Source, run.Branch, store.Short(run.Commit), run.Reason)); err != nil {
