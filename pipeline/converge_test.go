@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -526,5 +527,70 @@ func TestHeadForcePushedBackDeploysAgain(t *testing.T) {
 	}
 	if ds := f.deployments(); len(ds) != 3 {
 		t.Errorf("%d deployments; want 3 (c1, c2, c1 again)", len(ds))
+	}
+}
+
+// The commit's tree cannot be read at first (ferry's mirror, not the
+// repository): the run fails marked as failed by ferry's infrastructure,
+// and, its commit being the branch head, runs again by itself after the
+// back-off, from its checkout, and succeeds. A manifest that does not
+// load is the repository's fault: not marked, not run again.
+func TestInfraFailedHeadRunsAgainByItself(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.newSource("demo", nil)
+	ctx := context.Background()
+	if err := f.st.PutSource(ctx, store.Source{Name: "demo", URL: "https://git.example.com/demo", Branch: "main", Interval: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.PutSourceStatus(ctx, store.SourceStatus{Source: "demo", LastCommit: c1}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	fails := 1
+	cfg := f.config()
+	cfg.Tree = func(ctx context.Context, source, commit string) (fs.FS, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			return nil, errors.New("the mirror is not readable")
+		}
+		return f.tree(ctx, source, commit)
+	}
+	ex, _ := f.start(cfg)
+	q, err := ex.Enqueue(ctx, "demo", "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := wait(t, ex, q.ID)
+	if first.Status != store.StatusFailed || !first.InfraFailed || !strings.Contains(first.Reason, "the mirror is not readable") {
+		t.Fatalf("run against an unreadable mirror: %s %q (marked %v); want failed, marked", first.Status, first.Reason, first.InfraFailed)
+	}
+	// The back-off is 5s; bounded only to catch a hang.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r, err := f.st.GetRun(ctx, q.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == store.StatusSucceeded && !r.InfraFailed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not run again by itself: %s %q", r.Status, r.Reason)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	bad := f.commit("demo", "bad manifest", map[string]string{"ferry.yaml": "kind: Nonsense\n"})
+	if err := f.st.PutSourceStatus(ctx, store.SourceStatus{Source: "demo", LastCommit: bad}); err != nil {
+		t.Fatal(err)
+	}
+	qb, err := ex.Enqueue(ctx, "demo", "main", bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, ex, qb.ID); r.Status != store.StatusFailed || r.InfraFailed {
+		t.Errorf("run of a bad manifest: %s %q (marked %v); want failed, not marked", r.Status, r.Reason, r.InfraFailed)
 	}
 }
