@@ -70,6 +70,7 @@ func TestDiskFullAtStart(t *testing.T) {
 	g.open(t)
 	disk.Release(t)
 	db.Close()
+	waitSaid(t, p, "the store takes writes again: 1 of 1 branch heads queued", 3*time.Minute)
 	waitGreeting(t, p, "hello from c2", 3*time.Minute)
 	runs, err = p.client(t).Runs(t.Context(), "full", 0, 0)
 	if err != nil || len(runs.Items) != 2 || runs.Items[0].Commit != c2 {
