@@ -240,11 +240,11 @@ func registryError(op string, ref fmt.Stringer, err error) error {
 	}
 	var noAnswer *NoAnswerError
 	if errors.As(err, &noAnswer) {
-		return fmt.Errorf("%s %s: %v; check that the registry is up and answers (registryTimeout in ferry serve's configuration bounds the wait)", op, ref, noAnswer)
+		return &UnavailableError{fmt.Errorf("%s %s: %w; check that the registry is up and answers (registryTimeout in ferry serve's configuration bounds the wait)", op, ref, noAnswer)}
 	}
 	var nerr net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout() {
-		return fmt.Errorf("%s %s: the registry %s did not answer in time (%v); check that it is up and reachable", op, ref, registryHost(ref), timeoutCause(err))
+		return &UnavailableError{fmt.Errorf("%s %s: the registry %s did not answer in time (%v); check that it is up and reachable", op, ref, registryHost(ref), timeoutCause(err))}
 	}
 	var terr *transport.Error
 	if errors.As(err, &terr) {
@@ -256,10 +256,19 @@ func registryError(op string, ref fmt.Stringer, err error) error {
 	}
 	var oerr *net.OpError
 	if errors.As(err, &oerr) || errors.As(err, &nerr) || strings.Contains(err.Error(), "connection refused") {
-		return fmt.Errorf("%s %s: the registry is unreachable: %w; check that it runs and the address is right", op, ref, err)
+		return &UnavailableError{fmt.Errorf("%s %s: the registry is unreachable: %w; check that it runs and the address is right", op, ref, err)}
 	}
 	return fmt.Errorf("%s %s: %w", op, ref, err)
 }
+
+// UnavailableError is a registry call that failed because the registry
+// did not answer, or could not be reached: a fault of where the images
+// go, not of what was built, so the same call may succeed later. Its
+// message says what happened and what to do.
+type UnavailableError struct{ err error }
+
+func (e *UnavailableError) Error() string { return e.err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.err }
 
 // timeoutCause is which bound a timed-out registry call met, in a few
 // words: go-containerregistry wraps the transport's error in its own.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -208,10 +211,10 @@ func TestUnwritableStoreFailsTheRunThenItRunsAgain(t *testing.T) {
 	flaky.mu.Unlock()
 
 	run := wait(t, ex, queued.ID)
-	if run.Status != store.StatusFailed || !run.StoreFailed {
-		t.Fatalf("run %s (store failed %v): %s; want failed for the store", run.Status, run.StoreFailed, run.Reason)
+	if run.Status != store.StatusFailed || !run.InfraFailed {
+		t.Fatalf("run %s (store failed %v): %s; want failed for the store", run.Status, run.InfraFailed, run.Reason)
 	}
-	for _, want := range []string{"ferry could not record ", "database or disk is full", "free space on the data folder's disk; ferry runs the branch head again at its next start or the branch's next commit"} {
+	for _, want := range []string{"ferry could not record ", "database or disk is full", "free space on the data folder's disk; ferry runs the branch head again, with back-off, while it is the head"} {
 		if !strings.Contains(run.Reason, want) {
 			t.Errorf("reason %q does not say %q", run.Reason, want)
 		}
@@ -238,8 +241,8 @@ func TestUnwritableStoreFailsTheRunThenItRunsAgain(t *testing.T) {
 		t.Fatalf("enqueued again as run %d, want run %d again", again.ID, run.ID)
 	}
 	done := wait(t, ex, run.ID)
-	if done.Status != store.StatusSucceeded || done.StoreFailed {
-		t.Fatalf("run again: %s (store failed %v): %s", done.Status, done.StoreFailed, done.Reason)
+	if done.Status != store.StatusSucceeded || done.InfraFailed {
+		t.Fatalf("run again: %s (store failed %v): %s", done.Status, done.InfraFailed, done.Reason)
 	}
 	if was, now := st["build"], steps(done)["build"]; !now.Started.Equal(was.Started) {
 		t.Errorf("build ran again (started %v, before %v); want it kept", now.Started, was.Started)
@@ -372,5 +375,224 @@ func TestResumedRunBehindADeployedRunEndsSuperseded(t *testing.T) {
 	}
 	if ds := f.deployments(); len(ds) != 1 || ds[0].RunID != r2.ID {
 		t.Errorf("deployments %+v; want run %d's only", ds, r2.ID)
+	}
+}
+
+// refusingSuperseded is the fixture's store refusing the first writes of
+// a run as superseded, as a full disk would.
+type refusingSuperseded struct {
+	*store.SQLite
+	mu      sync.Mutex
+	refuse  int // writes still to refuse
+	refused int
+}
+
+func (s *refusingSuperseded) UpdateRun(ctx context.Context, r store.Run) error {
+	s.mu.Lock()
+	if r.Status == store.StatusSuperseded && s.refuse > 0 {
+		s.refuse--
+		s.refused++
+		s.mu.Unlock()
+		return fmt.Errorf("update run %d: %w", r.ID, errDiskFull)
+	}
+	s.mu.Unlock()
+	return s.SQLite.UpdateRun(ctx, r)
+}
+
+// A queued run superseded by a newer one while the store refuses to
+// record it: the write is tried again until the store takes it, so the
+// superseded run does not stay queued in the store after its newer run
+// ran.
+func TestSupersededRunIsRecordedWhenTheStoreRefusedIt(t *testing.T) {
+	f := newFixture(t)
+	gate := filepath.Join(t.TempDir(), "go")
+	slow := fmt.Sprintf(`[sh, -c, "while [ ! -e %s ]; do sleep 0.05; done"]`, gate)
+	c1 := f.newSource("demo", map[string]string{"ferry.yaml": withTest(t, slow)})
+	st := &refusingSuperseded{SQLite: f.st, refuse: 3}
+	cfg := f.hostConfig()
+	cfg.Store = st
+	ex, _ := f.start(cfg)
+	ctx := context.Background()
+	r1, err := ex.Enqueue(ctx, "demo", "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "run 1 to test", func() bool { return f.stepStatus(r1.ID, "test") == store.StatusRunning })
+	r2, err := ex.Enqueue(ctx, "demo", "main", f.commit("demo", "second", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3 := f.commit("demo", "third", nil)
+	r3, err := ex.Enqueue(ctx, "demo", "main", c3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, ex, r3.ID); got.Status != store.StatusSucceeded {
+		t.Fatalf("run 3 %s: %s", got.Status, got.Reason)
+	}
+	got, err := f.st.GetRun(ctx, r2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.StatusSuperseded || got.Reason != "superseded by "+c3[:12] {
+		t.Errorf("run 2 in the store after run 3 ran: %s (%q); want superseded by %s", got.Status, got.Reason, c3[:12])
+	}
+	for _, s := range got.Steps {
+		if s.Status != store.StatusSkipped {
+			t.Errorf("step %s of the superseded run is %s", s.Name, s.Status)
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.refused != 3 {
+		t.Errorf("the store refused %d writes of the superseded run; want 3 (the test's premise)", st.refused)
+	}
+}
+
+// The branch is force-pushed back from c2 to c1, whose run deployed
+// before c2's: enqueueing the head c1 deploys c1's release again through
+// its run's deploy step, with an audit entry; enqueueing it once more
+// (as every start does) changes nothing.
+func TestHeadForcePushedBackDeploysAgain(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.newSource("demo", nil)
+	c2 := f.commit("demo", "second", map[string]string{"NOTE": "two"})
+	ctx := context.Background()
+	if err := f.st.PutSource(ctx, store.Source{Name: "demo", URL: "https://git.example.com/demo", Branch: "main", Interval: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	head := func(c string) {
+		if err := f.st.PutSourceStatus(ctx, store.SourceStatus{Source: "demo", LastCommit: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := f.config()
+	cfg.IsAncestor = f.isAncestor
+	ex, _ := f.start(cfg)
+	var runs []store.Run
+	for _, c := range []string{c1, c2} {
+		head(c)
+		q, err := ex.Enqueue(ctx, "demo", "main", c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := wait(t, ex, q.ID); r.Status != store.StatusSucceeded {
+			t.Fatalf("run of %s: %s %s", c[:12], r.Status, r.Reason)
+		}
+		r, err := f.st.GetRun(ctx, q.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+	}
+
+	head(c1)
+	q, err := ex.Enqueue(ctx, "demo", "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.ID != runs[0].ID || q.Status != store.StatusQueued {
+		t.Fatalf("enqueueing the head c1 again: run %d %s; want run %d queued again", q.ID, q.Status, runs[0].ID)
+	}
+	again := wait(t, ex, q.ID)
+	if again.Status != store.StatusSucceeded || again.Release != runs[0].Release {
+		t.Fatalf("c1's run deploying again: %s %q, release %s", again.Status, again.Reason, again.Release)
+	}
+	if env, err := f.st.GetEnvironment(ctx, "dev"); err != nil || env.Release != runs[0].Release {
+		t.Errorf("dev runs %q (%v); want c1's %s", env.Release, err, runs[0].Release)
+	}
+	for i := range 5 {
+		if !again.Steps[i].Started.Equal(runs[0].Steps[i].Started) {
+			t.Errorf("step %s ran again", again.Steps[i].Name)
+		}
+	}
+	events, err := f.st.ListEvents(ctx, fmt.Sprintf("run/%d", q.ID), store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var redeploys int
+	for _, ev := range events {
+		if ev.Action == "run.redeploy" && ev.Actor == pipeline.Actor && strings.Contains(ev.Detail, "is back at "+c1[:12]) {
+			redeploys++
+		}
+	}
+	if redeploys != 1 {
+		t.Errorf("%d run.redeploy entries; want 1: %+v", redeploys, events)
+	}
+
+	once, err := ex.Enqueue(ctx, "demo", "main", c1)
+	if err != nil || once.Status != store.StatusSucceeded {
+		t.Errorf("enqueueing the live head again: %+v, %v; want it as it is", once, err)
+	}
+	if ds := f.deployments(); len(ds) != 3 {
+		t.Errorf("%d deployments; want 3 (c1, c2, c1 again)", len(ds))
+	}
+}
+
+// The commit's tree cannot be read at first (ferry's mirror, not the
+// repository): the run fails marked as failed by ferry's infrastructure,
+// and, its commit being the branch head, runs again by itself after the
+// back-off, from its checkout, and succeeds. A manifest that does not
+// load is the repository's fault: not marked, not run again.
+func TestInfraFailedHeadRunsAgainByItself(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.newSource("demo", nil)
+	ctx := context.Background()
+	if err := f.st.PutSource(ctx, store.Source{Name: "demo", URL: "https://git.example.com/demo", Branch: "main", Interval: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.PutSourceStatus(ctx, store.SourceStatus{Source: "demo", LastCommit: c1}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	fails := 1
+	cfg := f.config()
+	cfg.Tree = func(ctx context.Context, source, commit string) (fs.FS, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			return nil, errors.New("the mirror is not readable")
+		}
+		return f.tree(ctx, source, commit)
+	}
+	ex, _ := f.start(cfg)
+	q, err := ex.Enqueue(ctx, "demo", "main", c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := wait(t, ex, q.ID)
+	if first.Status != store.StatusFailed || !first.InfraFailed || !strings.Contains(first.Reason, "the mirror is not readable") {
+		t.Fatalf("run against an unreadable mirror: %s %q (marked %v); want failed, marked", first.Status, first.Reason, first.InfraFailed)
+	}
+	// The back-off is 5s; bounded only to catch a hang.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r, err := f.st.GetRun(ctx, q.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == store.StatusSucceeded && !r.InfraFailed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not run again by itself: %s %q", r.Status, r.Reason)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	bad := f.commit("demo", "bad manifest", map[string]string{"ferry.yaml": "kind: Nonsense\n"})
+	if err := f.st.PutSourceStatus(ctx, store.SourceStatus{Source: "demo", LastCommit: bad}); err != nil {
+		t.Fatal(err)
+	}
+	qb, err := ex.Enqueue(ctx, "demo", "main", bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, ex, qb.ID); r.Status != store.StatusFailed || r.InfraFailed {
+		t.Errorf("run of a bad manifest: %s %q (marked %v); want failed, not marked", r.Status, r.Reason, r.InfraFailed)
 	}
 }

@@ -19,15 +19,25 @@
 // than the one its environment runs from the same branch, and a run found
 // unfinished at start whose commit the branch head has moved past, or
 // that a newer run of the branch deployed already, ends superseded with
-// the reason instead of resuming.
+// the reason instead of resuming. The branch head as the watcher last saw
+// it is exempt: after a force-push back to an older commit, that commit's
+// run deploys, and a done run of it deploys its release again through its
+// deploy step (Enqueue of a head whose release is not live).
 //
 // Every write of a run (its steps, its log lines, its audit entries, its
 // builds, release and deployment) is retried with back-off while the store
-// refuses it (a full disk); log lines wait in memory meanwhile, and no
-// later step starts. A store that refuses for longer than
-// Config.StoreRetry stops the run: it is recorded failed, with what could
-// not be written and what to do, as soon as the store takes that, and
-// marked StoreFailed, so that enqueueing its commit again (ferry does it
-// for each branch head at start) runs it on from its first unfinished
-// step. A run that failed on its own merits is not run again.
+// refuses it (a full disk); log lines wait in memory, and no later step
+// starts. A store that refuses for longer than Config.StoreRetry stops
+// the run: it is recorded failed, with what could not be written and what
+// to do, as soon as the store takes that. A queued run superseded by a
+// newer one is recorded so by its branch's worker before the next run of
+// the branch starts, retried the same way.
+//
+// A run that failed because ferry's infrastructure did (the store, a
+// registry that did not answer or could not be reached, a tree the
+// mirror could not give: decided from the errors' types) is marked
+// Run.InfraFailed, and runs again from its first unfinished step while
+// its commit is the branch head: with back-off in this process, and when
+// ferry enqueues each branch head at start. A run that failed on the
+// repository's merits (a manifest, the code, a test) is not run again.
 package pipeline

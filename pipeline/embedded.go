@@ -26,18 +26,19 @@ type embedded struct {
 	known map[int64]bool
 	// waiters are closed when their run's executor is done with it.
 	waiters map[int64]chan struct{}
+	// retries are the lanes whose head's run failed for ferry's
+	// infrastructure and waits to run again (retryLater).
+	retries map[laneKey]*headRetry
 	// ctx is Run's context; nil until Run starts the lanes.
 	ctx     context.Context
 	started bool
 	stopped bool // Run's ctx ended
-	// later are writes to make once e.mu is released (unlock).
-	later []func()
 }
 
 var _ Executor = (*embedded)(nil)
 
 func newEmbedded(cfg Config) *embedded {
-	return &embedded{cfg: cfg, lanes: map[laneKey]*lane{}, known: map[int64]bool{}, waiters: map[int64]chan struct{}{}}
+	return &embedded{cfg: cfg, lanes: map[laneKey]*lane{}, known: map[int64]bool{}, waiters: map[int64]chan struct{}{}, retries: map[laneKey]*headRetry{}}
 }
 
 // laneKey names a lane: runs of one source's branch.
@@ -50,6 +51,9 @@ type lane struct {
 	key    laneKey
 	queue  []store.Run
 	active bool // a goroutine works the lane
+	// superseded are runs of the lane superseded in memory, for its
+	// worker to record before it starts the next run.
+	superseded []supersession
 }
 
 // Enqueue implements Executor.
@@ -61,37 +65,54 @@ func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (
 	if err != nil {
 		return store.Run{}, fmt.Errorf("pipeline: recording a run for commit %s of %s/%s: %w", store.Short(commit), source, branch, err)
 	}
-	if !created && run.Status.Done() && !run.StoreFailed {
+	if !created && run.Status.Done() && !run.InfraFailed && !mayDeployAgain(run) {
 		return run, nil
 	}
 	e.mu.Lock()
-	defer e.unlock()
-	if !created && run.StoreFailed {
-		// why: it failed only because ferry could not write the store;
-		// its commit is a head again (a restart, or the watcher), so it
-		// runs on from where it stopped. Read again under e.mu, so that
-		// two Enqueues do not both run it again.
+	defer e.mu.Unlock()
+	if !created && run.Status.Done() {
+		// why: read again under e.mu, so that two Enqueues do not both
+		// run it again.
 		id := run.ID
 		if run, err = e.cfg.Store.GetRun(ctx, id); err != nil {
 			return store.Run{}, fmt.Errorf("pipeline: run %d: %w", id, err)
 		}
-		if run.Status.Done() && !run.StoreFailed {
-			return run, nil
-		}
-		if run.StoreFailed {
+		switch {
+		case !run.Status.Done():
+			// Queued again meanwhile: scheduled below, if not already.
+		case run.InfraFailed:
+			// why: it failed only because ferry's infrastructure did; its
+			// commit is a head again (a restart, the watcher, or
+			// retryLater), so it runs on from where it stopped.
 			if run, err = e.rerun(ctx, run); err != nil {
+				return store.Run{}, fmt.Errorf("pipeline: %w", err)
+			}
+		default:
+			why, err := e.headNotLive(ctx, run)
+			if err != nil {
+				return store.Run{}, fmt.Errorf("pipeline: run %d: %w", run.ID, err)
+			}
+			if why == "" {
+				return run, nil
+			}
+			if run, err = e.deployAgain(ctx, run, why); err != nil {
 				return store.Run{}, fmt.Errorf("pipeline: %w", err)
 			}
 		}
 	}
-	return e.schedule(ctx, run), nil
+	// why head: Enqueue is given branch heads (the watcher's, ferry's
+	// start, retryLater), so its run goes before every run queued in
+	// its lane, whatever their ids: after a force-push back to an older
+	// commit, the older commit's run is the one to run.
+	return e.schedule(ctx, run, true), nil
 }
 
 // schedule puts run into its lane, unless it is there already, applying
-// the rule that a queued run supersedes the older queued ones, and starts
-// the lane when Run runs. It returns run as it is now: superseded at once
-// when a newer run waits already. e.mu is held.
-func (e *embedded) schedule(ctx context.Context, run store.Run) store.Run {
+// the rule that a queued run supersedes the older queued ones (every
+// other queued one when run is the branch head), and starts the lane
+// when Run runs. It returns run as it is now: superseded at once when a
+// newer run waits already and run is not the head. e.mu is held.
+func (e *embedded) schedule(ctx context.Context, run store.Run, head bool) store.Run {
 	if e.known[run.ID] {
 		return run
 	}
@@ -105,13 +126,13 @@ func (e *embedded) schedule(ctx context.Context, run store.Run) store.Run {
 		// A newer run waits already (two Enqueues raced, or a restart
 		// found both): this one is superseded at once.
 		for _, q := range l.queue {
-			if q.Status == store.StatusQueued && q.ID > run.ID {
+			if !head && q.Status == store.StatusQueued && q.ID > run.ID {
 				return e.supersede(ctx, run, q)
 			}
 		}
 		keep := l.queue[:0]
 		for _, q := range l.queue {
-			if q.Status == store.StatusQueued && q.ID < run.ID {
+			if q.Status == store.StatusQueued && (q.ID < run.ID || head && q.ID != run.ID) {
 				e.supersede(ctx, q, run)
 				delete(e.known, q.ID)
 				continue
@@ -148,43 +169,72 @@ func cmpID(a, b int64) int {
 	return 0
 }
 
-// supersede marks the queued run old superseded by newer, skips its
-// steps, and returns it so marked. e.mu is held.
+// supersede marks the queued run old superseded by newer and returns
+// it so marked. The store hears of it from the lane's worker, before the
+// lane's next run starts (writeSuperseded): not under e.mu, where a
+// store that refuses the write would hold up every Enqueue. e.mu is held.
 func (e *embedded) supersede(ctx context.Context, old, newer store.Run) store.Run {
-	ctx = context.WithoutCancel(ctx)
-	now := time.Now()
 	old.Status = store.StatusSuperseded
 	old.Reason = "superseded by " + store.Short(newer.Commit)
-	old.Ended = now
+	old.Ended = time.Now()
 	old.Steps = nil
-	if err := e.cfg.Store.UpdateRun(ctx, old); err != nil {
-		// It stays queued in the store; the next start supersedes it
-		// again.
-		e.cfg.Log("pipeline: marking run %d (commit %s of %s/%s) superseded: %v", old.ID, store.Short(old.Commit), old.Source, old.Branch, err)
-		return old
+	key := laneKey{old.Source, old.Branch}
+	l := e.lanes[key]
+	if l == nil {
+		l = &lane{key: key}
+		e.lanes[key] = l
 	}
-	for i, name := range Steps {
-		s := store.Step{RunID: old.ID, Name: name, Index: i, Status: store.StatusSkipped, Reason: old.Reason, Ended: now}
-		if err := e.cfg.Store.UpdateStep(ctx, s); err != nil {
-			e.cfg.Log("pipeline: marking step %s of superseded run %d skipped: %v", name, old.ID, err)
-		}
-	}
-	// why: after e.mu is released, as the write may be retried for a
-	// while and Enqueue must not wait on it.
-	detail := fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(newer.Commit), newer.ID)
-	e.later = append(e.later, func() {
-		if err := e.audit(ctx, "run.supersede", old.ID, detail); err != nil {
-			e.cfg.Log("pipeline: %v", err)
-		}
-	})
-	e.notifyLocked(old.ID)
+	l.superseded = append(l.superseded, supersession{old: old, newer: newer})
 	return old
+}
+
+// supersession is a queued run superseded by a newer one, for the store.
+type supersession struct{ old, newer store.Run }
+
+// writeSuperseded records the runs l's Enqueues superseded, each with its
+// steps skipped and its audit entry, retrying while the store refuses
+// (until ctx ends: the run stays queued in the store then, and the next
+// start supersedes it again). Their waiters hear of them once written.
+func (e *embedded) writeSuperseded(ctx context.Context, l *lane) {
+	e.mu.Lock()
+	list := l.superseded
+	l.superseded = nil
+	e.mu.Unlock()
+	for _, s := range list {
+		old, subject := s.old, fmt.Sprintf("run %d", s.old.ID)
+		var err error
+		// why the steps first: a run the store holds as done has its
+		// steps done too, for whoever reads it.
+		for i, name := range Steps {
+			st := store.Step{RunID: old.ID, Name: name, Index: i, Status: store.StatusSkipped, Reason: old.Reason, Ended: old.Ended}
+			if err = e.retry(ctx, subject, fmt.Sprintf("step %s as skipped", name), 0, func(ctx context.Context) error {
+				return e.cfg.Store.UpdateStep(ctx, st)
+			}); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = e.retry(ctx, subject, "the run as superseded", 0, func(ctx context.Context) error {
+				return e.cfg.Store.UpdateRun(ctx, old)
+			})
+		}
+		if err == nil {
+			detail := fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(s.newer.Commit), s.newer.ID)
+			err = e.audit(ctx, "run.supersede", old.ID, detail)
+		}
+		if err != nil {
+			e.cfg.Log("pipeline: %s (commit %s of %s/%s): %v", subject, store.Short(old.Commit), old.Source, old.Branch, err)
+		}
+		e.mu.Lock()
+		e.notifyLocked(old.ID)
+		e.mu.Unlock()
+	}
 }
 
 // startLane starts a goroutine for l when Run runs, l has work and none
 // works it yet. e.mu is held.
 func (e *embedded) startLane(l *lane) {
-	if e.ctx == nil || e.stopped || e.ctx.Err() != nil || l.active || len(l.queue) == 0 {
+	if e.ctx == nil || e.stopped || e.ctx.Err() != nil || l.active || len(l.queue) == 0 && len(l.superseded) == 0 {
 		return
 	}
 	l.active = true
@@ -197,14 +247,20 @@ func (e *embedded) startLane(l *lane) {
 func (e *embedded) work(ctx context.Context, l *lane) {
 	defer e.workers.Done()
 	for {
+		e.writeSuperseded(ctx, l)
 		e.mu.Lock()
-		if ctx.Err() != nil || len(l.queue) == 0 {
+		if ctx.Err() != nil || len(l.queue) == 0 && len(l.superseded) == 0 {
 			l.active = false
-			if len(l.queue) == 0 && e.lanes[l.key] == l {
+			if len(l.queue) == 0 && len(l.superseded) == 0 && e.lanes[l.key] == l {
 				delete(e.lanes, l.key)
 			}
 			e.mu.Unlock()
 			return
+		}
+		if len(l.queue) == 0 {
+			// Only supersessions came meanwhile: written at the loop's top.
+			e.mu.Unlock()
+			continue
 		}
 		run := l.queue[0]
 		l.queue = l.queue[1:]
@@ -212,6 +268,9 @@ func (e *embedded) work(ctx context.Context, l *lane) {
 
 		if err := e.execute(ctx, run); err != nil {
 			e.cfg.Log("pipeline: run %d (commit %s of %s/%s): %v", run.ID, store.Short(run.Commit), run.Source, run.Branch, err)
+		}
+		if ctx.Err() == nil {
+			e.afterRun(ctx, run.ID)
 		}
 		e.mu.Lock()
 		delete(e.known, run.ID)
@@ -258,13 +317,13 @@ func (e *embedded) Run(ctx context.Context) error {
 	// why: every resumed run is in its lane before any lane starts, so a
 	// run enqueued meanwhile cannot overtake a run that was running.
 	for _, run := range resume {
-		e.schedule(ctx, run)
+		e.schedule(ctx, run, false)
 	}
 	e.ctx = ctx
 	for _, l := range e.lanes {
 		e.startLane(l)
 	}
-	e.unlock()
+	e.mu.Unlock()
 
 	<-ctx.Done()
 	e.mu.Lock()
@@ -300,16 +359,6 @@ func (e *embedded) Wait(ctx context.Context, id int64) (store.Run, error) {
 		case <-ctx.Done():
 			return store.Run{}, ctx.Err()
 		}
-	}
-}
-
-// unlock releases e.mu, then makes the writes left for later.
-func (e *embedded) unlock() {
-	later := e.later
-	e.later = nil
-	e.mu.Unlock()
-	for _, f := range later {
-		f()
 	}
 }
 
@@ -349,7 +398,12 @@ func (e *embedded) passed(ctx context.Context, run store.Run) (string, error) {
 			return "", err
 		case serr != nil:
 			return "", serr
-		case src.Branch == run.Branch && st.LastCommit != "" && st.LastCommit != run.Commit:
+		case src.Branch == run.Branch && st.LastCommit == run.Commit:
+			// why: the branch's head as the watcher last saw it goes on,
+			// even when a newer run deployed a later commit: the branch
+			// was force-pushed back to it.
+			return "", nil
+		case src.Branch == run.Branch && st.LastCommit != "":
 			older, err := e.cfg.IsAncestor(ctx, run.Source, run.Commit, st.LastCommit)
 			if err != nil {
 				return "", err
@@ -358,6 +412,11 @@ func (e *embedded) passed(ctx context.Context, run store.Run) (string, error) {
 				return fmt.Sprintf("the head of %s/%s is %s, which descends from this run's commit %s; ferry runs the head instead",
 					run.Source, run.Branch, store.Short(st.LastCommit), store.Short(run.Commit)), nil
 			}
+			// why: the watcher records a head before its run is queued,
+			// so a run's commit that is neither the head nor behind it
+			// was left by a force-push: deploying it would undo that.
+			return fmt.Sprintf("the head of %s/%s is %s, and this run's commit %s is not in its history (the branch was force-pushed); ferry runs the head instead",
+				run.Source, run.Branch, store.Short(st.LastCommit), store.Short(run.Commit)), nil
 		}
 	}
 	newer, err := e.cfg.Store.ListRuns(ctx, run.Source, store.Page{Limit: store.MaxPageSize})

@@ -18,19 +18,22 @@ type Executor interface {
 	// Enqueue records a queued run for commit of source's branch and
 	// schedules it. It is idempotent: for a commit that has a run
 	// already, queued, running or done, it returns that run, except that
-	// a run that failed only because the store could not be written
-	// (Run.StoreFailed) is queued again, to go on from its first
-	// unfinished step. A run
-	// enqueued while older ones of the same branch still wait marks them
-	// superseded. Runs start only while Run runs; Enqueue is safe for
+	// a run that failed only because ferry's infrastructure did
+	// (Run.InfraFailed) is queued again, to go on from its first
+	// unfinished step, and a done run whose commit is the branch head
+	// again (a force-push back) but whose release its environment no
+	// longer runs deploys it again. commit is taken for the branch head:
+	// the run goes before the other runs of its branch that still wait,
+	// which end superseded. Runs start only while Run runs; Enqueue is safe for
 	// concurrent use, before Run and during it.
 	Enqueue(ctx context.Context, source, branch, commit string) (store.Run, error)
 	// Run executes runs until ctx ends, then waits for the runs in
 	// progress to stop and returns nil. At its start it resumes every
 	// unfinished run of the store, each from its first step that is not
 	// done, but for a run whose commit the branch has moved past (the
-	// head the store knows descends from it, or a newer run of the branch
-	// deployed), which ends superseded with that reason. A run stopped by
+	// head the store knows is another commit, or a newer run of the
+	// branch deployed while its commit is not the head), which ends
+	// superseded with that reason. A run stopped by
 	// ctx stays running in the store, for the next executor to resume.
 	// Run may be called once.
 	Run(ctx context.Context) error

@@ -64,6 +64,9 @@ type runner struct {
 	current    store.Step
 	failure    string
 	superseded string
+	// infra is set when the failure is ferry's infrastructure's, not the
+	// repository's (infraFault).
+	infra bool
 
 	// logMu guards the log lines the store did not take yet.
 	logMu      sync.Mutex
@@ -161,6 +164,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 				}
 				r.logErr(rec, s.name, fmt.Errorf("resuming after a restart: %w", err))
 				r.failure = fmt.Sprintf("%s failed when the run resumed: %s", s.name, summary(err))
+				r.infra = infraFault(err)
 				failedStep, firstError = s.name, firstLine(err.Error())
 			}
 			continue
@@ -201,6 +205,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 			sr.Status, sr.Reason = store.StatusFailed, summary(err)
 			r.logErr(rec, s.name, err)
 			r.failure = fmt.Sprintf("%s failed: %s", s.name, sr.Reason)
+			r.infra = infraFault(err)
 			failedStep, firstError = s.name, firstLine(err.Error())
 		default:
 			sr.Status = store.StatusSucceeded
@@ -213,6 +218,9 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 
 	r.run.Status, r.run.Reason, r.run.Ended = store.StatusSucceeded, r.failure, time.Now()
 	switch {
+	case r.failure != "" && r.infra:
+		r.run.Status, r.run.InfraFailed = store.StatusFailed, true
+		r.run.Reason += "; ferry runs the branch head again, with back-off, while it is the head"
 	case r.failure != "":
 		r.run.Status = store.StatusFailed
 	case r.superseded != "":
@@ -227,6 +235,38 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 	}
 	r.tell(Event{Kind: EventRunFinished, Step: failedStep, Error: firstError})
 	return nil
+}
+
+// infraError is a step's failure that comes from ferry's own
+// infrastructure rather than the repository: the source's tree could not
+// be read from ferry's mirror.
+type infraError struct{ err error }
+
+func (e *infraError) Error() string { return e.err.Error() }
+func (e *infraError) Unwrap() error { return e.err }
+
+// infraFault reports whether a step failed because ferry's infrastructure
+// did (an infraError, a registry that did not answer or could not be
+// reached), so that the run is run again later, rather than because of
+// the repository's content (a manifest, the code, a test), which running
+// again would not change. A joined error (one per function built) is
+// infrastructure's only when each of its errors is.
+func infraFault(err error) bool {
+	if err == nil {
+		return false
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		for _, e := range errs {
+			if !infraFault(e) {
+				return false
+			}
+		}
+		return len(errs) > 0
+	}
+	var ie *infraError
+	var ue *build.UnavailableError
+	return errors.As(err, &ie) || errors.As(err, &ue)
 }
 
 // supersededError is what the deploy step returns for a run whose commit

@@ -32,7 +32,9 @@ func (r *runner) checkout(ctx context.Context) error {
 func (r *runner) checkoutAgain(ctx context.Context) error {
 	tree, err := r.cfg.Tree(ctx, r.run.Source, r.run.Commit)
 	if err != nil {
-		return fmt.Errorf("reading commit %s of source %s: %w", store.Short(r.run.Commit), r.run.Source, err)
+		// why infra: the commit's tree is what ferry's mirror holds, not
+		// what the repository says; it may be readable after a fetch.
+		return &infraError{fmt.Errorf("reading commit %s of source %s: %w", store.Short(r.run.Commit), r.run.Source, err)}
 	}
 	info := build.Info{Revision: r.run.Commit}
 	if r.cfg.SourceURL != nil {
@@ -41,7 +43,7 @@ func (r *runner) checkoutAgain(ctx context.Context) error {
 	if r.cfg.CommitTime != nil {
 		t, err := r.cfg.CommitTime(ctx, r.run.Source, r.run.Commit)
 		if err != nil {
-			return fmt.Errorf("reading the time of commit %s of source %s: %w", store.Short(r.run.Commit), r.run.Source, err)
+			return &infraError{fmt.Errorf("reading the time of commit %s of source %s: %w", store.Short(r.run.Commit), r.run.Source, err)}
 		}
 		info.Time = t
 	}
@@ -380,8 +382,8 @@ func (r *runner) deploy(ctx context.Context) error {
 }
 
 // behind returns a *supersededError when env runs a newer commit of the
-// run's source and branch than the run's: deploying it would take env
-// back. Whether it is newer is Git's answer (the run's commit is an
+// run's source and branch than the run's, unless the run's commit is the
+// branch head: deploying it would take env back. Whether it is newer is Git's answer (the run's commit is an
 // ancestor of the live one), not the times of the commits or the runs.
 func (r *runner) behind(ctx context.Context, env string) error {
 	if r.cfg.IsAncestor == nil {
@@ -393,6 +395,16 @@ func (r *runner) behind(ctx context.Context, env string) error {
 	}
 	if live.Commit == "" || live.Source != r.run.Source || live.Commit == r.run.Commit ||
 		(live.Branch != "" && live.Branch != r.run.Branch) {
+		return nil
+	}
+	// why: the branch's head as the watcher last saw it is where env
+	// converges, even when it is older than what env runs: the branch was
+	// force-pushed back to it (git reset --hard HEAD~1 && git push -f).
+	head, err := store.HeadOf(ctx, r.st, r.run.Source, r.run.Branch)
+	if err != nil {
+		return fmt.Errorf("reading the head of %s/%s: %w", r.run.Source, r.run.Branch, err)
+	}
+	if head == r.run.Commit {
 		return nil
 	}
 	older, err := r.cfg.IsAncestor(ctx, r.run.Source, r.run.Commit, live.Commit)

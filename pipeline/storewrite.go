@@ -86,11 +86,10 @@ func permanent(err error) bool {
 }
 
 // storeReason is a run's reason when the store refused one of its writes
-// for too long. It names what runs the head again: while ferry runs,
-// nothing does by itself once the space is back, so a reason promising
-// more would have an operator wait for nothing.
+// for too long: the run is marked InfraFailed, so the executor runs the
+// branch head again with back-off (converge.go) once the store takes it.
 func storeReason(se *storeError) string {
-	return se.Error() + "; free space on the data folder's disk; ferry runs the branch head again at its next start or the branch's next commit"
+	return se.Error() + "; free space on the data folder's disk; ferry runs the branch head again, with back-off, while it is the head"
 }
 
 // failForStore records the run failed because the store refused a write
@@ -105,7 +104,7 @@ func (r *runner) failForStore(ctx context.Context, se *storeError) error {
 		// It failed on its own merits before; only the record was late.
 		r.run.Reason = r.failure
 	} else {
-		r.run.Reason, r.run.StoreFailed = reason, true
+		r.run.Reason, r.run.InfraFailed = reason, true
 	}
 	run := r.run
 	run.Steps = nil
@@ -128,29 +127,34 @@ func (r *runner) failForStore(ctx context.Context, se *storeError) error {
 	return nil
 }
 
-// rerun makes a run that failed because the store could not be written
-// queued again, from its first unfinished step: the steps it did stay
-// done, the one it stopped in runs again.
+// rerun makes a run that failed because ferry's infrastructure did (the
+// store, the registry, the source's mirror: Run.InfraFailed) queued
+// again, from its first unfinished step: the steps it did stay done; the
+// one it stopped in, and those skipped after it, run again.
 func (e *embedded) rerun(ctx context.Context, run store.Run) (store.Run, error) {
+	again := false
 	for _, s := range run.Steps {
-		if s.Status == store.StatusFailed || s.Status == store.StatusRunning {
+		// why the steps after it too: they were skipped because it
+		// failed, and are to do now.
+		again = again || s.Status == store.StatusFailed || s.Status == store.StatusRunning
+		if again && s.Status != store.StatusQueued {
 			s.Status, s.Reason, s.Started, s.Ended = store.StatusQueued, "", time.Time{}, time.Time{}
 			if err := e.cfg.Store.UpdateStep(ctx, s); err != nil {
 				return run, fmt.Errorf("queueing step %s of run %d again: %w", s.Name, run.ID, err)
 			}
 		}
 	}
-	again := run
-	again.Steps = nil
-	again.Status, again.Reason, again.StoreFailed = store.StatusQueued, "", false
-	again.Started, again.Ended = time.Time{}, time.Time{}
-	if err := e.cfg.Store.UpdateRun(ctx, again); err != nil {
+	queued := run
+	queued.Steps = nil
+	queued.Status, queued.Reason, queued.InfraFailed = store.StatusQueued, "", false
+	queued.Started, queued.Ended = time.Time{}, time.Time{}
+	if err := e.cfg.Store.UpdateRun(ctx, queued); err != nil {
 		return run, fmt.Errorf("queueing run %d again: %w", run.ID, err)
 	}
-	if err := e.audit(ctx, "run.rerun", run.ID, fmt.Sprintf("%s/%s %s: it failed because the store could not be written (%s)", run.Source, run.Branch, store.Short(run.Commit), run.Reason)); err != nil {
+	if err := e.audit(ctx, "run.rerun", run.ID, fmt.Sprintf("%s/%s %s: it failed because ferry's infrastructure did (%s)", run.Source, run.Branch, store.Short(run.Commit), run.Reason)); err != nil {
 		return run, err
 	}
-	e.cfg.Log("pipeline: run %d (commit %s of %s/%s) runs again from its first unfinished step: it stopped because the store could not be written", run.ID, store.Short(run.Commit), run.Source, run.Branch)
+	e.cfg.Log("pipeline: run %d (commit %s of %s/%s) runs again from its first unfinished step: it failed because ferry's infrastructure did", run.ID, store.Short(run.Commit), run.Source, run.Branch)
 	return e.cfg.Store.GetRun(ctx, run.ID)
 }
 

@@ -81,7 +81,8 @@ func (e *engine) deploy(ctx context.Context, p store.Promotion) (store.Promotion
 }
 
 // behind says why rel must not be deployed to env automatically: env runs
-// a newer commit of rel's source and branch (Git's ancestry says so).
+// a newer commit of rel's source and branch (Git's ancestry says so), and
+// rel's commit is not the branch head.
 // "" when it may go.
 func (e *engine) behind(ctx context.Context, env string, rel store.Release) (string, error) {
 	if e.cfg.IsAncestor == nil || rel.Commit == "" {
@@ -104,6 +105,17 @@ func (e *engine) behind(ctx context.Context, env string, rel store.Release) (str
 	}
 	if live.Branch != "" && branch != "" && live.Branch != branch {
 		return "", nil
+	}
+	if branch != "" {
+		// why: the branch's head goes on even when older than what env
+		// runs: the branch was force-pushed back to it.
+		head, err := store.HeadOf(ctx, e.st, rel.Source, branch)
+		if err != nil {
+			return "", fmt.Errorf("reading the head of %s/%s: %w", rel.Source, branch, err)
+		}
+		if head == rel.Commit {
+			return "", nil
+		}
 	}
 	older, err := e.cfg.IsAncestor(ctx, rel.Source, rel.Commit, live.Commit)
 	if err != nil {

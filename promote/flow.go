@@ -15,12 +15,6 @@ import (
 // verifying, which Run executes. A promotion still deploying to or
 // verifying in env is superseded: env runs the new release now.
 func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env string) error {
-	if done, err := e.st.FindPromotions(ctx, store.PromotionQuery{RunID: runID, Environment: env}); err != nil {
-		return err
-	} else if len(done) > 0 {
-		e.signal()
-		return nil
-	}
 	rel, err := e.release(ctx, releaseID)
 	if err != nil {
 		return fmt.Errorf("run %d deployed release %s to %s: %w", runID, releaseID, env, err)
@@ -36,6 +30,12 @@ func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env strin
 		return fmt.Errorf("run %d: no deployment of release %s to %s is recorded; the pipeline records it before telling the promoter", runID, releaseID, env)
 	}
 	d := ds[0]
+	if done, err := e.verifiedBefore(ctx, runID, env, d.ID); err != nil {
+		return err
+	} else if done {
+		e.signal()
+		return nil
+	}
 	if d.Status != store.DeploymentSucceeded {
 		return nil // nothing became live, nothing to verify
 	}
@@ -46,10 +46,8 @@ func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env strin
 	}
 	defer unlock()
 	ctx = context.WithoutCancel(ctx) // what follows is a few writes, done together
-	if done, err := e.st.FindPromotions(ctx, store.PromotionQuery{RunID: runID, Environment: env}); err != nil {
+	if done, err := e.verifiedBefore(ctx, runID, env, d.ID); err != nil || done {
 		return err
-	} else if len(done) > 0 {
-		return nil
 	}
 	p := store.Promotion{Release: releaseID, Environment: env, Requester: Actor, RunID: runID, Deployment: d.ID}
 	cur, err := e.st.GetEnvironment(ctx, env)
@@ -90,6 +88,24 @@ func (e *engine) Deployed(ctx context.Context, runID int64, releaseID, env strin
 	}
 	e.export(ctx, d)
 	return nil
+}
+
+// verifiedBefore reports whether Deployed was told of run runID's
+// deployment d to env before (a restart tells it again). A promotion of
+// the run that names an older deployment does not count: the run
+// deployed again (its commit became the branch head again after a
+// force-push back), and promotion carries on from this deployment.
+func (e *engine) verifiedBefore(ctx context.Context, runID int64, env string, d int64) (bool, error) {
+	done, err := e.st.FindPromotions(ctx, store.PromotionQuery{RunID: runID, Environment: env})
+	if err != nil {
+		return false, err
+	}
+	for _, p := range done {
+		if p.Deployment == 0 || p.Deployment == d {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // settleDeployment ends the verification of p's deployment, if it has

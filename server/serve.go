@@ -255,13 +255,14 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sources := &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}, log: logf}
+	full := &refusedWrites{}
+	sources := &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}, log: logf, full: full}
 	if err := sources.load(ctx, cfg); err != nil {
 		return err
 	}
 	// why: what an older ferry wrote in the clear may linger in the
 	// write-ahead log until a checkpoint; sealing it is not enough.
-	if err := st.Checkpoint(ctx); err != nil {
+	if err := st.Checkpoint(ctx); err != nil && !(store.IsFull(err) && full.note(err)) {
 		return err
 	}
 	// why: a crash between recording a source's new head and queueing its
@@ -270,12 +271,26 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var heads []head
 	for _, s := range srcs {
 		if stt, err := st.GetSourceStatus(ctx, s.Name); err == nil && stt.LastCommit != "" {
-			if _, err := exec.Enqueue(ctx, s.Name, s.Branch, stt.LastCommit); err != nil {
-				return err
-			}
+			heads = append(heads, head{s.Name, s.Branch, stt.LastCommit})
 		}
+	}
+	queueHeads := func(ctx context.Context) {} // started with the rest
+	if left, err := enqueueHeads(ctx, exec, heads); len(left) > 0 {
+		if !store.IsFull(err) {
+			return err
+		}
+		// why: a store that refuses writes (a full disk) must not keep
+		// ferry down: the API shows what it holds meanwhile, and the
+		// heads are queued once the store takes them.
+		full.note(err)
+		queueHeads = func(ctx context.Context) { enqueueHeadsLater(ctx, exec, left, logf) }
+	}
+	if full.err != nil {
+		logf("the store refuses writes: %v; free space on the data folder's disk (%s): meanwhile ferry serves what the store holds, and it runs the branch heads as soon as the store takes writes, without a restart",
+			rootCause(full.err), cfg.DataDir)
 	}
 
 	stopping := make(chan struct{})
@@ -357,6 +372,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	wg.Go(func() { errc <- w.Run(ctx) })
 	wg.Go(func() { errc <- exec.Run(ctx) })
 	wg.Go(func() { errc <- promoter.Run(ctx) })
+	wg.Go(func() { queueHeads(ctx) })
 
 	logf("ferry serve: API and webhooks on http://%s, functions on %s/<env>/<path>", apiLn.Addr(), gatewayURL)
 	for _, e := range cfg.Environments {
@@ -391,6 +407,67 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		}
 	}
 	return first
+}
+
+// head is a source's branch head as the store last recorded it.
+type head struct{ source, branch, commit string }
+
+// Back-off of the start's enqueues of branch heads the store refused.
+const (
+	headsBackoffMin = time.Second
+	headsBackoffMax = 30 * time.Second
+)
+
+// enqueueHeads queues a run for each head (queueing is idempotent; a
+// head live already gets nothing) and returns the heads the store
+// refused, with the first error.
+func enqueueHeads(ctx context.Context, exec pipeline.Executor, heads []head) ([]head, error) {
+	var left []head
+	var first error
+	for _, h := range heads {
+		if _, err := exec.Enqueue(ctx, h.source, h.branch, h.commit); err != nil {
+			left = append(left, h)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return left, first
+}
+
+// rootCause is the innermost error of err: the store's own words, which
+// its layers name again.
+func rootCause(err error) error {
+	for next := errors.Unwrap(err); next != nil; next = errors.Unwrap(err) {
+		err = next
+	}
+	return err
+}
+
+// enqueueHeadsLater tries the heads the store refused at start again,
+// with back-off, until it takes every one or ctx ends.
+func enqueueHeadsLater(ctx context.Context, exec pipeline.Executor, heads []head, logf func(string, ...any)) {
+	wait := headsBackoffMin
+	for len(heads) > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, headsBackoffMax)
+		var left []head
+		for _, h := range heads {
+			if _, err := exec.Enqueue(ctx, h.source, h.branch, h.commit); err != nil {
+				left = append(left, h)
+			}
+		}
+		if len(left) < len(heads) {
+			logf("the store takes writes again: %d of %d branch heads queued", len(heads)-len(left), len(heads))
+		}
+		heads = left
+	}
 }
 
 func serveHTTP(srv *http.Server, ln net.Listener, what string) error {
@@ -469,6 +546,22 @@ type sourceManager struct {
 	secrets *secrets
 	// log hears about a source that cannot be watched at start; nil: none.
 	log func(format string, args ...any)
+	// full notes the start's writes a full disk refused; configured are
+	// the configuration's sources the store could not take then.
+	full       *refusedWrites
+	configured []store.Source
+}
+
+// refusedWrites is the first write a full disk refused while ferry
+// started, so that the start says it once.
+type refusedWrites struct{ err error }
+
+// note records err, a full disk's, and returns true: the start goes on.
+func (r *refusedWrites) note(err error) bool {
+	if r.err == nil {
+		r.err = err
+	}
+	return true
 }
 
 // load makes the store's sources match the configuration (its sources
@@ -482,24 +575,42 @@ func (m *sourceManager) load(ctx context.Context, cfg *Config) error {
 			return err
 		}
 		src = m.secrets.protect(src)
-		if old, err := m.store.GetSource(ctx, src.Name); err == nil {
+		old, err := m.store.GetSource(ctx, src.Name)
+		if err == nil {
 			src.Created = old.Created
 		} else {
 			src.Created = time.Now()
 		}
-		if err := m.store.PutSource(ctx, src); err != nil {
-			return err
-		}
 		inConfig[src.Name] = true
+		if err == nil && old == src {
+			continue // why: a start writes nothing it need not (a full disk)
+		}
+		if err := m.store.PutSource(ctx, src); err != nil {
+			if !store.IsFull(err) || !m.full.note(err) {
+				return err
+			}
+			// why: watched as the configuration says all the same; the
+			// store has the change at the next start with space.
+			m.configured = append(m.configured, src)
+		}
 	}
 	all, err := m.store.ListSources(ctx)
 	if err != nil {
 		return err
 	}
+	for _, c := range m.configured {
+		for i := range all {
+			if all[i].Name == c.Name {
+				all[i] = c
+			}
+		}
+	}
 	for _, s := range all {
 		if s.FromConfig && !inConfig[s.Name] {
 			if err := m.store.DeleteSource(ctx, s.Name); err != nil {
-				return err
+				if !store.IsFull(err) || !m.full.note(err) {
+					return err
+				}
 			}
 			continue
 		}

@@ -53,6 +53,10 @@ type RunView struct {
 	Started time.Time  `json:"started,omitzero"`
 	Ended   time.Time  `json:"ended,omitzero"`
 	Steps   []StepView `json:"steps,omitempty"`
+	// InfraFailed marks a failed run that failed because ferry's
+	// infrastructure did (the store, the registry, the source's mirror):
+	// ferry runs it again while its commit is the branch head.
+	InfraFailed bool `json:"infraFailed,omitempty"`
 	// Fate is where the run's release went, environment by environment
 	// (runs_fate.go).
 	Fate []FateView `json:"fate,omitempty"`
@@ -137,7 +141,7 @@ func sourceView(s store.Source, st store.SourceStatus) SourceView {
 
 func runView(r store.Run) RunView {
 	v := RunView{ID: r.ID, Source: r.Source, Branch: r.Branch, Commit: r.Commit, Status: string(r.Status),
-		Reason: r.Reason, Release: r.Release, Created: r.Created, Started: r.Started, Ended: r.Ended}
+		Reason: r.Reason, Release: r.Release, Created: r.Created, Started: r.Started, Ended: r.Ended, InfraFailed: r.InfraFailed}
 	for _, s := range r.Steps {
 		v.Steps = append(v.Steps, StepView{Name: s.Name, Status: string(s.Status), Reason: s.Reason, Started: s.Started, Ended: s.Ended})
 	}

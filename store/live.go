@@ -49,3 +49,28 @@ func LiveIn(ctx context.Context, st Store, env string) (Live, error) {
 	live.Branch = run.Branch
 	return live, nil
 }
+
+// HeadOf returns the head of source's branch as the watcher last saw it,
+// or "" when the store knows none (or the source follows another branch
+// now). The head is where environments converge, even when it is older
+// than what they run: a branch force-pushed back.
+func HeadOf(ctx context.Context, st Store, source, branch string) (string, error) {
+	stt, err := st.GetSourceStatus(ctx, source)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	src, err := st.GetSource(ctx, source)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if src.Branch != branch {
+		return "", nil
+	}
+	return stt.LastCommit, nil
+}

@@ -168,3 +168,7 @@ func (s *SQLite) ListEvents(ctx context.Context, object string, page Page) ([]Ev
 	}
 	return evs, nil
 }
+
+// IsFull reports whether err is the store refusing a write because the
+// disk is full: trying again once there is space succeeds.
+func IsFull(err error) bool { return isFull(err) }

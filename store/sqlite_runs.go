@@ -11,7 +11,7 @@ const runCols = `id, source, branch, commit_id, status, reason, release_id, crea
 
 func scanRun(sc scanner) (Run, error) {
 	var r Run
-	err := sc.Scan(&r.ID, &r.Source, &r.Branch, &r.Commit, &r.Status, &r.Reason, &r.Release, at(&r.Created), at(&r.Started), at(&r.Ended), &r.StoreFailed)
+	err := sc.Scan(&r.ID, &r.Source, &r.Branch, &r.Commit, &r.Status, &r.Reason, &r.Release, at(&r.Created), at(&r.Started), at(&r.Ended), &r.InfraFailed)
 	return r, err
 }
 
@@ -137,7 +137,7 @@ func (s *SQLite) UnfinishedRuns(ctx context.Context) ([]Run, error) {
 func (s *SQLite) UpdateRun(ctx context.Context, r Run) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, reason = ?, release_id = ?, started = ?, ended = ?, store_failed = ? WHERE id = ?`,
-			r.Status, r.Reason, r.Release, unixNano(r.Started), unixNano(r.Ended), r.StoreFailed, r.ID)
+			r.Status, r.Reason, r.Release, unixNano(r.Started), unixNano(r.Ended), r.InfraFailed, r.ID)
 		if err != nil {
 			return fmt.Errorf("update run %d: %w", r.ID, err)
 		}

@@ -55,7 +55,7 @@ func TestUpdateRunAndSteps(t *testing.T) {
 	check(t, s.UpdateStep(ctx, Step{RunID: run.ID, Name: "build", Status: StatusSucceeded, Started: start, Ended: start.Add(time.Second)}))
 	check(t, s.UpdateStep(ctx, Step{RunID: run.ID, Name: "test", Status: StatusFailed, Reason: "exit 1", Started: start}))
 	run.Status, run.Reason, run.Release, run.Ended = StatusFailed, "test failed", "sha256:r", start.Add(2*time.Second)
-	run.StoreFailed = true
+	run.InfraFailed = true
 	check(t, s.UpdateRun(ctx, run))
 
 	run.Steps = []Step{
@@ -63,10 +63,10 @@ func TestUpdateRunAndSteps(t *testing.T) {
 		{RunID: run.ID, Name: "test", Index: 1, Status: StatusFailed, Reason: "exit 1", Started: start},
 	}
 	same(t, "updated run", must[Run](t)(s.GetRun(ctx, run.ID)), run)
-	run.StoreFailed = false
+	run.InfraFailed = false
 	check(t, s.UpdateRun(ctx, run))
-	if got := must[Run](t)(s.GetRun(ctx, run.ID)); got.StoreFailed {
-		t.Errorf("StoreFailed stayed set after UpdateRun cleared it")
+	if got := must[Run](t)(s.GetRun(ctx, run.ID)); got.InfraFailed {
+		t.Errorf("InfraFailed stayed set after UpdateRun cleared it")
 	}
 
 	isErr(t, s.UpdateRun(ctx, Run{ID: 99}), ErrNotFound, "run 99: not found")

@@ -130,10 +130,14 @@ type Run struct {
 	Created time.Time
 	Started time.Time // zero until it starts
 	Ended   time.Time // zero until it ends
-	// StoreFailed marks a failed run that failed because ferry could not
-	// write the store (a full disk), not on its own merits: the next start
-	// runs it again when its commit is still the branch head.
-	StoreFailed bool
+	// InfraFailed marks a failed run that failed because ferry's own
+	// infrastructure failed, not on the repository's merits: the store
+	// could not be written (a full disk), the registry did not answer or
+	// could not be reached, or the source's tree could not be read. Such
+	// a run is run again from its first unfinished step while its commit
+	// is the branch head. (Its column is store_failed, the name of its
+	// first case.)
+	InfraFailed bool
 	Steps       []Step // in order; filled by GetRun
 }
 
@@ -170,7 +174,7 @@ type Runs interface {
 	// restart they are resumed.
 	UnfinishedRuns(ctx context.Context) ([]Run, error)
 	// UpdateRun sets a run's status, reason, release, times and
-	// StoreFailed.
+	// InfraFailed.
 	UpdateRun(ctx context.Context, r Run) error
 	// UpdateStep sets a step's status, reason and times.
 	UpdateStep(ctx context.Context, s Step) error

@@ -16,6 +16,7 @@ import (
 	"github.com/ferrycd/ferry/internal/gitauth/sshtest"
 	"github.com/ferrycd/ferry/server"
 	"github.com/ferrycd/ferry/test/gitserver"
+	"github.com/ferrycd/ferry/test/testreg"
 )
 
 // frontServer is where a source points: until to is set it accepts
@@ -182,14 +183,29 @@ func TestHungGitServer(t *testing.T) {
 	}
 }
 
+// hang makes f a hung server again: new connections get no answer, and
+// the ones passed on before are closed.
+func (f *frontServer) hang() {
+	f.to.Store(nil)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		c.Close()
+	}
+	f.conns = nil
+}
+
 // A registry that accepts connections and never answers, with
 // registryTimeout 2s: the run's build step fails saying so, instead of
-// the run staying running.
+// the run staying running, and marked as failed by ferry's
+// infrastructure. Once the registry answers, the head deploys: after a
+// restart, and without one.
 func TestHungRegistry(t *testing.T) {
 	gs := gitserver.Start(t, "", "")
-	url, _ := pythonRepo(t, gs, "demo", nil)
-	hung := newFrontServer(t) // never given a target: it never answers
-	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: demo, url: %q, branch: main, interval: 1h}`, url))
+	url, work := pythonRepo(t, gs, "demo", nil)
+	hung := newFrontServer(t) // no target yet: it never answers
+	reg := testreg.Embedded(t, t.TempDir())
+	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: demo, url: %q, branch: main, interval: 1s}`, url))
 	b, err := os.ReadFile(cfg.path)
 	if err != nil {
 		t.Fatal(err)
@@ -236,4 +252,44 @@ func TestHungRegistry(t *testing.T) {
 	if !failedStep {
 		t.Errorf("no step failed saying %q: %+v", want, run.Steps)
 	}
+	if !run.InfraFailed || !strings.Contains(run.Reason, "ferry runs the branch head again") {
+		t.Errorf("the run is not marked as failed by ferry's infrastructure: %+v", run)
+	}
+
+	// The registry answers by the next start: the head runs again from
+	// its build step, and deploys.
+	p.stop(t)
+	hung.to.Store(&reg.Addr)
+	p = startServe(t, cfg)
+	waitGreeting(t, p, "hello from python", 5*time.Minute)
+	after := waitRunDone(t, p, run.ID)
+	if after.Status != "succeeded" || after.InfraFailed {
+		t.Errorf("the run after the restart: %s %q (marked %v)", after.Status, after.Reason, after.InfraFailed)
+	}
+	for i := range 2 {
+		if !after.Steps[i].Started.Equal(run.Steps[i].Started) {
+			t.Errorf("step %s ran again (started %s, then %s)", after.Steps[i].Name, run.Steps[i].Started, after.Steps[i].Started)
+		}
+	}
+
+	// The registry hangs again for c2's run, which fails; it answers
+	// again and c2 deploys without a restart.
+	hung.hang()
+	commitGreeting(t, work, "", "hello from c2")
+	c = p.client(t)
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		r2, err := c.Run(t.Context(), run.ID+1)
+		if err == nil && r2.Status == "failed" {
+			if !r2.InfraFailed || !strings.Contains(r2.Reason, want) {
+				t.Errorf("c2's run against the hung registry: %+v", r2)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("c2's run did not fail against the hung registry: %+v, %v\n%s", r2, err, p.output)
+		}
+	}
+	hung.to.Store(&reg.Addr)
+	waitGreeting(t, p, "hello from c2", 5*time.Minute)
+	waitSaid(t, p, "failed because ferry's infrastructure did; it runs again in", time.Minute)
 }

@@ -221,7 +221,7 @@ func TestDiskFullHeadRunsAgainAfterRestart(t *testing.T) {
 	waitSaid(t, p, "stops: ferry could not record", 3*time.Minute)
 	disk.Release(t)
 	r1 := waitRunDone(t, p, 1)
-	if r1.Status != "failed" || !strings.Contains(r1.Reason, "free space on the data folder's disk; ferry runs the branch head again at its next start or the branch's next commit") {
+	if r1.Status != "failed" || !strings.Contains(r1.Reason, "free space on the data folder's disk; ferry runs the branch head again, with back-off, while it is the head") {
 		t.Fatalf("run 1 %s: %q; want failed for the store", r1.Status, r1.Reason)
 	}
 
