@@ -445,6 +445,20 @@ func TestSupersededRunIsRecordedWhenTheStoreRefusedIt(t *testing.T) {
 			t.Errorf("step %s of the superseded run is %s", s.Name, s.Status)
 		}
 	}
+	// Its entry was written with it, once, whatever the refusals.
+	evs, err := f.st.ListEvents(ctx, fmt.Sprintf("run/%d", r2.ID), store.Page{Limit: store.MaxPageSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var supersede int
+	for _, ev := range evs {
+		if ev.Action == "run.supersede" {
+			supersede++
+		}
+	}
+	if supersede != 1 {
+		t.Errorf("run 2 has %d run.supersede entries, want 1: %+v", supersede, evs)
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.refused != 3 {

@@ -214,13 +214,13 @@ func (e *embedded) writeSuperseded(ctx context.Context, l *lane) {
 			}
 		}
 		if err == nil {
-			err = e.retry(ctx, subject, "the run as superseded", 0, func(ctx context.Context) error {
-				return e.cfg.Store.UpdateRun(ctx, old)
-			})
-		}
-		if err == nil {
+			// why with the run's change: a crash between the two would
+			// lose the entry for good.
 			detail := fmt.Sprintf("%s/%s %s superseded by %s (run %d)", old.Source, old.Branch, store.Short(old.Commit), store.Short(s.newer.Commit), s.newer.ID)
-			err = e.audit(ctx, "run.supersede", old.ID, detail)
+			entry := store.Event{Actor: Actor, Action: "run.supersede", Object: fmt.Sprintf("run/%d", old.ID), Detail: detail}
+			err = e.retry(ctx, subject, "the run as superseded", 0, func(ctx context.Context) error {
+				return e.cfg.Store.UpdateRun(store.WithEvent(ctx, entry), old)
+			})
 		}
 		if err != nil {
 			e.cfg.Log("pipeline: %s (commit %s of %s/%s): %v", subject, store.Short(old.Commit), old.Source, old.Branch, err)
@@ -459,11 +459,15 @@ func (e *embedded) endSuperseded(ctx context.Context, run store.Run, reason stri
 	ended := run
 	ended.Steps = nil
 	ended.Status, ended.Reason, ended.Ended = store.StatusSuperseded, reason, now
+	// why with the run's change: a crash between the two would lose the
+	// entry for good.
+	entry := store.Event{Actor: Actor, Action: "run.supersede", Object: fmt.Sprintf("run/%d", run.ID),
+		Detail: fmt.Sprintf("%s/%s %s: %s", run.Source, run.Branch, store.Short(run.Commit), reason)}
 	if err := e.writeRetrying(ctx, fmt.Sprintf("run %d", run.ID), "the run as superseded", func(ctx context.Context) error {
-		return e.cfg.Store.UpdateRun(ctx, ended)
+		return e.cfg.Store.UpdateRun(store.WithEvent(ctx, entry), ended)
 	}); err != nil {
 		return err
 	}
 	e.cfg.Log("pipeline: run %d (commit %s of %s/%s) is superseded: %s", run.ID, store.Short(run.Commit), run.Source, run.Branch, reason)
-	return e.audit(ctx, "run.supersede", run.ID, fmt.Sprintf("%s/%s %s: %s", run.Source, run.Branch, store.Short(run.Commit), reason))
+	return nil
 }
