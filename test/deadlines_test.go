@@ -84,8 +84,12 @@ func (f *frontServer) serve(c net.Conn) {
 // with the outcome instead of blocking, and once a working server answers
 // at that address the source recovers and its code deploys.
 func TestHungGitServer(t *testing.T) {
+	// why parallel: these tests mostly wait for timeouts and back-off,
+	// so they overlap with the other waiting tests at little cost.
+	t.Parallel()
 	for _, proto := range []string{"http", "ssh"} {
 		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
 			gs := gitserver.Start(t, "", "")
 			pythonRepo(t, gs, "demo", nil)
 			front := newFrontServer(t)
@@ -201,6 +205,7 @@ func (f *frontServer) hang() {
 // infrastructure. Once the registry answers, the head deploys: after a
 // restart, and without one.
 func TestHungRegistry(t *testing.T) {
+	t.Parallel() // it mostly waits for the registry's timeout
 	gs := gitserver.Start(t, "", "")
 	url, work := pythonRepo(t, gs, "demo", nil)
 	hung := newFrontServer(t) // no target yet: it never answers
