@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -121,5 +122,38 @@ func TestSlowBodyIsNotStalled(t *testing.T) {
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || string(b) != "xxxxxxxxxx" {
 		t.Fatalf("read %q, %v; want the whole body", b, err)
+	}
+}
+
+// Pulls with the same registry timeout share their connections: each
+// call with a transport of its own would leave its idle connections open
+// until their timeout, hundreds of them in a storm of runs.
+func TestPullsShareTheirConnections(t *testing.T) {
+	// why by the handler: the pull first tries HTTPS, a handshake this
+	// plain server refuses on a connection of its own; the connections
+	// that carried a request are the pool's.
+	var mu sync.Mutex
+	served := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		served[r.RemoteAddr] = true
+		mu.Unlock()
+		if r.URL.Path == "/v2/" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		http.Error(w, `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no such manifest"}]}`, http.StatusNotFound)
+	}))
+	t.Cleanup(srv.Close)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/ferry@sha256:" + strings.Repeat("0", 64)
+	for range 5 {
+		if _, err := PullRelease(t.Context(), ref, WithInsecure(true), WithRegistryTimeout(7*time.Second)); err == nil {
+			t.Fatal("a pull of a manifest the registry does not have worked")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := len(served); n != 1 {
+		t.Fatalf("5 pulls one after the other used %d connections to the registry, want 1", n)
 	}
 }

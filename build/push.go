@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -70,11 +71,23 @@ func (o *options) pullBound() time.Duration {
 // containerregistry's (connecting within 30 s, the TLS handshake within
 // 10 s) with each answer's headers due within timeout; a request that
 // meets that bound fails with a NoAnswerError.
+//
+// One transport is kept per timeout, so that every push and pull with the
+// same bound shares its idle connections: a transport per call would leave
+// each call's connections open until their idle timeout, hundreds in a
+// storm of runs.
 func RegistryTransport(timeout time.Duration) http.RoundTripper {
+	if tr, ok := registryTransports.Load(timeout); ok {
+		return tr.(http.RoundTripper)
+	}
 	tr := remote.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = timeout
-	return &answerBound{inner: tr, timeout: timeout}
+	got, _ := registryTransports.LoadOrStore(timeout, &answerBound{inner: tr, timeout: timeout})
+	return got.(http.RoundTripper)
 }
+
+// registryTransports holds RegistryTransport's transports by timeout.
+var registryTransports sync.Map
 
 // answerBound names the bound a request met, which net/http does not.
 type answerBound struct {

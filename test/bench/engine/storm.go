@@ -21,9 +21,12 @@ import (
 // stormSample is what one scrape of ferry serve's /metrics gave.
 type stormSample map[string]float64
 
+// settleAfter is how long after the storm the settled figures are read.
+const settleAfter = 20 * time.Second
+
 // storm serves n repositories of the Python example, each deploying to an
 // environment of its own, starts ferry serve polling them every second,
-// waits for every first deploy (not counted), then pushes commits new
+// waits for every first deploy (not counted), then pushes new
 // commits to every repository at once and times until every source's last
 // commit answers in its environment. Meanwhile it scrapes /metrics every
 // sampleEvery for ferry's peak memory, descriptors and goroutines.
@@ -117,6 +120,17 @@ func (b *bench) storm(ctx context.Context, n, commits int, sampleEvery time.Dura
 	fmt.Printf("storm     peaks sampled every %s from /metrics: RSS %.0f MiB, %.0f open descriptors, %.0f goroutines; store write errors %.0f\n",
 		sampleEvery, mb, peaks["process_open_fds"], peaks["go_goroutines"], after.sum("ferry_store_write_errors_total"))
 	fmt.Printf("storm     functions running at the end: %.0f\n", after.sum(`ferry_function_processes{`, `state="running"`))
+	// why: a peak says what the storm cost; the figures some time after it
+	// say whether that cost is given back (replaced releases stay warm for
+	// a rollback a while, so not all of it at once).
+	time.Sleep(settleAfter)
+	settled, err := b.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("storm     before the storm: %.0f descriptors, %.0f goroutines; %s after it: %.0f descriptors, %.0f goroutines, RSS %.0f MiB\n",
+		before["process_open_fds"], before["go_goroutines"], settleAfter,
+		settled["process_open_fds"], settled["go_goroutines"], settled["process_resident_memory_bytes"]/(1<<20))
 	fmt.Printf("total     took %d s\n", int(time.Since(started).Seconds()))
 	fmt.Printf("storm: sources=%d commits=%d converge_s=%.1f peak_rss_mib=%.0f peak_fds=%.0f peak_goroutines=%.0f failed_runs=%.0f\n",
 		n, commits, took.Seconds(), mb, peaks["process_open_fds"], peaks["go_goroutines"], runs("failed"))
