@@ -131,8 +131,11 @@ func TestTriggerNATSOverdue(t *testing.T) {
 			t.Errorf("a failure that is not a timeout of the function: %s", line)
 		}
 	}
-	if timedOut == 0 {
-		t.Errorf("no attempt timed out at the function's 200ms; the triggers' log:\n%s", said)
+	// why the gateway's count, not the log: the log has each message's
+	// last error, and on a busy machine every message's last attempt may
+	// be one that found the slots held; its first attempts timed out.
+	if st.calls[5].Load() == 0 {
+		t.Errorf("no attempt was answered 504 at the function's 200ms; the triggers' log:\n%s", said)
 	}
 	if st.restarts.Load() == 0 {
 		t.Error("the overdue calls never restarted the function")
