@@ -15,7 +15,7 @@
 #
 #   storm: sources=<n> commits=<n> converge_s=<s> peak_rss_mib=<n> peak_fds=<n> peak_goroutines=<n> failed_runs=<n>
 #
-# Not run by make test or make bench. It takes about three minutes.
+# Not run by make test or make bench. It takes under a minute.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d -t ferry-storm.XXXXXX)
