@@ -147,10 +147,20 @@ func TestTriggerNATSOverdue(t *testing.T) {
 
 	// Afterwards a message is delivered: to the restarted process, once
 	// the overdue calls' slots are free.
-	publish(`"after"`)
-	waitFor(t, time.Minute, "the message sent after the hanging ones never reached the function", func() bool {
+	// why again and again: a message that comes while the overdue calls
+	// still hold the slots (a busy machine stops the old process late)
+	// fails its attempts and core NATS drops it; a later one gets in.
+	sent, lastSent := 0, time.Time{}
+	waitFor(t, time.Minute, "no message sent after the hanging ones reached the function", func() bool {
 		b, _ := os.ReadFile(logFile)
-		return strings.Contains(string(b), "got after")
+		if strings.Contains(string(b), "got after") {
+			return true
+		}
+		if time.Since(lastSent) > time.Second {
+			publish(`"after"`)
+			sent, lastSent = sent+1, time.Now()
+		}
+		return false
 	})
 	if n := st.inFlight.Load(); n > concurrency {
 		t.Errorf("%d slots in use after the messages, more than the concurrency %d", n, concurrency)
@@ -162,11 +172,13 @@ func TestTriggerNATSOverdue(t *testing.T) {
 	if b, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(b), "POST / 504 ") {
 		t.Errorf("the function's log has no access line of a timed-out attempt (%v):\n%s", err, b)
 	}
-	if got := stats.failures.Load(); got != messages {
-		t.Errorf("%d failures counted after a delivery that succeeded, want %d", got, messages)
-	}
-	if got := stats.deliveries.Load(); got != messages+1 {
-		t.Errorf("%d deliveries counted, want %d", got, messages+1)
+	// Each message is one delivery; the hanging ones failed, and of those
+	// sent after at least one did not.
+	waitFor(t, time.Minute, "a message sent after the hanging ones was never counted", func() bool {
+		return stats.deliveries.Load() == uint64(messages+sent)
+	})
+	if got := stats.failures.Load(); got < messages || got > uint64(messages+sent-1) {
+		t.Errorf("%d failures counted, want the %d hanging messages and at most %d of the %d sent after", got, messages, sent-1, sent)
 	}
 }
 
