@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferrycd/ferry/store"
 )
@@ -64,6 +65,11 @@ func TestEvents(t *testing.T) {
 	must[store.Promotion](t)(f.p.Approve(f.ctx, p.ID, bob, ""))
 	f.wait(p.ID, StatusSucceeded)
 	want := []EventKind{EventWaiting, EventFrozen, EventUnfrozen, EventApproved, EventApproved, EventDeployed, EventVerified}
+	// why wait: an outcome is told just after the store records it, so
+	// the promotion may read succeeded before its last event is heard.
+	for deadline := time.Now().Add(30 * time.Second); len(h.kinds("prod")) < len(want) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := h.kinds("prod"); !slices.Equal(got, want) {
 		t.Errorf("prod's events: %q, want %q", got, want)
 	}
