@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/internal/httpstatus"
 	"github.com/ferrycd/ferry/store"
 )
 
@@ -146,9 +147,9 @@ func (s stepTimer) UpdateStep(ctx context.Context, step store.Step) error {
 // countWebhooks counts the deliveries h answers, by their answer.
 func (m *serveMetrics) countWebhooks(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
-		h.ServeHTTP(sw, r)
-		m.webhooks.WithLabelValues("in", webhookResult(sw.code)).Inc()
+		sw := httpstatus.New(w)
+		h.ServeHTTP(&sw, r)
+		m.webhooks.WithLabelValues("in", webhookResult(sw.Status())).Inc()
 	})
 }
 
@@ -166,27 +167,6 @@ func webhookResult(code int) string {
 	}
 	return "failed"
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // route serves /metrics to any token (a viewer's is enough: a scraper
 // reads, as a viewer does) and the profiler at /debug/pprof/ to admin

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/httpstatus"
 )
 
 // The gateway's forwarder. Every function is ferry's own invoker on a
@@ -463,7 +465,7 @@ func writeHeaderLine(w *bufio.Writer, k, v string) {
 // copyBody copies the answer's body to the client, flushing after every
 // read when its length is unknown, so a streamed answer (server-sent
 // events, say) reaches the client as the function writes it.
-func copyBody(w *statusWriter, resp *http.Response) error {
+func copyBody(w *httpstatus.Writer, resp *http.Response) error {
 	buf := copyBufferPool.Get().(*[]byte)
 	defer copyBufferPool.Put(buf)
 	if resp.ContentLength >= 0 {

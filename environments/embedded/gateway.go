@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferrycd/ferry/internal/httpstatus"
 )
 
 // Gateway limits and names.
@@ -306,7 +308,7 @@ func envFromHost(host string) (string, bool) {
 
 // call is one request on its way to a function.
 type call struct {
-	sw     statusWriter
+	sw     httpstatus.Writer
 	route  *boundRoute
 	reqCtx context.Context // the client's request
 	ctx    context.Context // reqCtx with the function's timeout
@@ -322,9 +324,9 @@ type call struct {
 func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 	start := time.Now()
 	st := rt.stats
-	c := &call{sw: statusWriter{ResponseWriter: w}, route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
+	c := &call{sw: httpstatus.New(w), route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
 	defer func() {
-		code, took := c.sw.status(), time.Since(start)
+		code, took := c.sw.Status(), time.Since(start)
 		st.observe(code, took)
 		if rt.trigger != nil {
 			rt.trigger.deliveries.Add(1)
@@ -414,7 +416,7 @@ func (g *gateway) invoke(ctx context.Context, r *http.Request, rt *boundRoute) (
 		return 0, nil, fmt.Errorf("function %s was serving %d calls, its concurrency, for all of its %s timeout: no slot freed for this one", rt.Function, rt.MaxInFlight, rt.Timeout)
 	}
 	start := time.Now()
-	c := &call{sw: statusWriter{ResponseWriter: ans}, route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
+	c := &call{sw: httpstatus.New(ans), route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
 	// why: each attempt is a call of the function, counted and logged as
 	// the gateway's are; the trigger's own counters count the delivery.
 	defer func() {
@@ -441,7 +443,7 @@ func (g *gateway) invoke(ctx context.Context, r *http.Request, rt *boundRoute) (
 	if ans.cut {
 		return http.StatusBadGateway, fmt.Appendf(nil, "function %s: its answer was cut short", rt.Function), nil
 	}
-	return c.sw.status(), ans.head, nil
+	return c.sw.Status(), ans.head, nil
 }
 
 // triggerAnswer is the writer of a trigger's call: it keeps the first
@@ -554,37 +556,6 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	w.Write(append(body, '\n'))
-}
-
-// statusWriter notes the status code a call was answered with.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the server's writer, to
-// flush and hijack.
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (s *statusWriter) status() int {
-	if s.code == 0 {
-		return http.StatusOK // the server's answer to a handler that wrote nothing
-	}
-	return s.code
 }
 
 // take takes one of limit slots, if one is free. A compare-and-swap,
