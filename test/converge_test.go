@@ -137,20 +137,5 @@ func TestForcePushBackDeploysTheOlderHead(t *testing.T) {
 	}
 	noRunRunning(t, p)
 	waitGreeting(t, p, "hello from python", time.Minute)
-	envs, err := p.client(t).Environments(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, env := range envs {
-		if env.Name != "dev" && env.Name != "staging" {
-			continue
-		}
-		rel, err := p.client(t).Release(t.Context(), env.Release)
-		if err != nil {
-			t.Fatalf("%s's release %q: %v", env.Name, env.Release, err)
-		}
-		if rel.Commit != c1 {
-			t.Errorf("after a restart %s runs commit %s; want c1 %s", env.Name, rel.Commit, c1)
-		}
-	}
+	stagesRun(t, p, c1, "a restart")
 }

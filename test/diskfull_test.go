@@ -122,6 +122,28 @@ func noRunRunning(t *testing.T, p *serveProc) []server.RunView {
 	return runs.Items
 }
 
+// stagesRun fails the test for each of dev and staging that does not run
+// a release of commit; when says after what (for the message).
+func stagesRun(t *testing.T, p *serveProc, commit, when string) {
+	t.Helper()
+	envs, err := p.client(t).Environments(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range envs {
+		if env.Name != "dev" && env.Name != "staging" {
+			continue
+		}
+		rel, err := p.client(t).Release(t.Context(), env.Release)
+		if err != nil {
+			t.Fatalf("%s's release %q: %v", env.Name, env.Release, err)
+		}
+		if rel.Commit != commit {
+			t.Errorf("after %s, %s runs commit %s; want %s", when, env.Name, rel.Commit, commit)
+		}
+	}
+}
+
 // integrityCheck runs PRAGMA integrity_check on ferry's store, which no
 // process may have open.
 func integrityCheck(t *testing.T, disk *smallDisk) {
@@ -183,22 +205,7 @@ func TestDiskFullConvergesToTheHead(t *testing.T) {
 				t.Errorf("after a %s, run 1 is %s (%q); before it was %s (%q)", restart.how, r.Status, r.Reason, r1.Status, r1.Reason)
 			}
 		}
-		envs, err := p.client(t).Environments(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, env := range envs {
-			if env.Name != "dev" && env.Name != "staging" {
-				continue
-			}
-			rel, err := p.client(t).Release(t.Context(), env.Release)
-			if err != nil {
-				t.Fatalf("%s's release %q: %v", env.Name, env.Release, err)
-			}
-			if rel.Commit != c2 {
-				t.Errorf("after a %s, %s runs commit %s; want c2 %s", restart.how, env.Name, rel.Commit, c2)
-			}
-		}
+		stagesRun(t, p, c2, "a "+restart.how)
 	}
 	p.stop(t)
 	integrityCheck(t, disk)
