@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,28 +34,7 @@ func TestDiskFullAfterARecordLeavesNoRecordWithoutItsEntry(t *testing.T) {
 				full = op == after
 				return false
 			})
-			stopped := make(chan struct{})
-			var once sync.Once
-			cfg := f.config()
-			cfg.Store = flaky
-			cfg.StoreRetry = 300 * time.Millisecond
-			cfg.Log = func(format string, args ...any) {
-				line := fmt.Sprintf(format, args...)
-				t.Log("ferry: " + line)
-				if strings.Contains(line, " stops: ") {
-					once.Do(func() { close(stopped) })
-				}
-			}
-			ex, _ := f.start(cfg)
-			queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-stopped:
-			case <-time.After(2 * time.Minute):
-				t.Fatal("the run did not stop for the store")
-			}
+			ex, queued := runUntilStoreStops(t, f, flaky, commit)
 			flaky.setRefuse(nil)
 			if run := wait(t, ex, queued.ID); run.Status != store.StatusFailed {
 				t.Fatalf("run %s: %s; want failed for the store", run.Status, run.Reason)

@@ -183,28 +183,7 @@ func TestUnwritableStoreFailsTheRunThenItRunsAgain(t *testing.T) {
 			})
 		}
 	}
-	stopped := make(chan struct{})
-	var once sync.Once
-	cfg := f.config()
-	cfg.Store = flaky
-	cfg.StoreRetry = 300 * time.Millisecond
-	cfg.Log = func(format string, args ...any) {
-		line := fmt.Sprintf(format, args...)
-		t.Log("ferry: " + line)
-		if strings.Contains(line, " stops: ") {
-			once.Do(func() { close(stopped) })
-		}
-	}
-	ex, _ := f.start(cfg)
-	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-stopped:
-	case <-time.After(2 * time.Minute):
-		t.Fatal("the run did not stop for the store")
-	}
+	ex, queued := runUntilStoreStops(t, f, flaky, commit)
 	// The space comes back.
 	flaky.mu.Lock()
 	flaky.refuse, flaky.onStep = nil, nil
@@ -609,4 +588,34 @@ func TestInfraFailedHeadRunsAgainByItself(t *testing.T) {
 	if r := wait(t, ex, qb.ID); r.Status != store.StatusFailed || r.InfraFailed {
 		t.Errorf("run of a bad manifest: %s %q (marked %v); want failed, not marked", r.Status, r.Reason, r.InfraFailed)
 	}
+}
+
+// runUntilStoreStops starts an executor on flaky, whose refusals the
+// caller has set, with a short StoreRetry, enqueues commit of demo/main
+// and waits until the run stops because the store refused it for too long.
+func runUntilStoreStops(t *testing.T, f *fixture, flaky *flakyStore, commit string) (pipeline.Executor, store.Run) {
+	t.Helper()
+	stopped := make(chan struct{})
+	var once sync.Once
+	cfg := f.config()
+	cfg.Store = flaky
+	cfg.StoreRetry = 300 * time.Millisecond
+	cfg.Log = func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		t.Log("ferry: " + line)
+		if strings.Contains(line, " stops: ") {
+			once.Do(func() { close(stopped) })
+		}
+	}
+	ex, _ := f.start(cfg)
+	queued, err := ex.Enqueue(context.Background(), "demo", "main", commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the run did not stop for the store")
+	}
+	return ex, queued
 }
