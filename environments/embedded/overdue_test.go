@@ -71,16 +71,7 @@ func testOverdueStorms(t *testing.T, runtime string, files map[string][]byte) {
 			defer ferryLog.Unlock()
 			ferryLog.lines = append(ferryLog.lines, fmt.Sprintf(format, args...))
 		}}
-	if err := in.start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := in.stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	startInstance(t, in)
 	g := newGateway()
 	t.Cleanup(g.pool.closeAll)
 	g.setRoutes("dev", []gatewayRoute{{Path: "/hang", Function: "hang", Timeout: timeout, MaxInFlight: concurrency, Backend: in}})
@@ -202,6 +193,21 @@ func TestTargetOverdueGo(t *testing.T) {
 	if err != nil || len(status.Functions) != 1 || status.Functions[0].Restarts == 0 {
 		t.Errorf("status does not count the restarts: %+v %v", status, err)
 	}
+}
+
+// startInstance starts in's process and stops it when the test ends.
+func startInstance(t *testing.T, in *instance) {
+	t.Helper()
+	if err := in.start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := in.stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // stormOverdue sends storms of calls that hang past their timeout to url,

@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -255,16 +254,7 @@ func startHanging(t *testing.T, concurrency int, timeout time.Duration) *hanging
 	ferryLog := &triggerLog{}
 	in := &instance{key: "hang", name: "hang", spec: spec, timeout: timeout, idleFor: time.Hour,
 		concurrency: concurrency, env: "dev", logf: ferryLog.log}
-	if err := in.start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := in.stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	startInstance(t, in)
 
 	// The gateway routes the function too, so its count is the one the
 	// trigger's calls share.
