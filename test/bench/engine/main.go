@@ -10,11 +10,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -270,29 +268,7 @@ func (b *bench) webhook(source string, n int) error {
 
 // waitMessage polls GATEWAY/env/hello every 5 ms until its message is want.
 func (b *bench) waitMessage(ctx context.Context, env, want string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	client := &http.Client{Timeout: 5 * time.Second}
-	last := ""
-	for time.Now().Before(deadline) {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		resp, err := client.Get(b.gw + "/" + env + "/hello")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var m struct{ Message string }
-			json.Unmarshal(body, &m)
-			if resp.StatusCode == 200 && m.Message == want {
-				return nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return fmt.Errorf("%s/hello did not answer %q within %s (last: %s)", env, want, within, last)
+	return b.waitMessageEvery(ctx, env, want, within, 5*time.Millisecond)
 }
 
 func freeAddr() (string, error) {
