@@ -8,8 +8,12 @@ import "github.com/ferrycd/ferry/store"
 type Event struct {
 	Kind EventKind
 	Run  store.Run // its ID, Source, Branch, Commit; Status once finished
-	// Step is the step that failed (EventRunFinished of a failed run).
+	// Step is the step that failed (EventRunFinished of a failed run),
+	// or the step that started or ended (EventStepStarted, EventStepEnded).
 	Step string
+	// StepStatus is how the step ended (EventStepEnded): succeeded,
+	// failed or skipped.
+	StepStatus store.RunStatus
 	// Error is the first line of what failed.
 	Error       string
 	Release     string // EventReleaseMade, EventDeployed
@@ -26,6 +30,10 @@ const (
 	EventRunFinished EventKind = "run finished"
 	EventReleaseMade EventKind = "release made"
 	EventDeployed    EventKind = "deployed"
+	// Each step's start and end, for those who show a run step by step
+	// (GitHub commit statuses).
+	EventStepStarted EventKind = "step started"
+	EventStepEnded   EventKind = "step ended"
 )
 
 // tell hands ev to Config.Events, if set.

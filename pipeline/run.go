@@ -179,6 +179,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 			return err
 		}
 		r.current = sr
+		r.tell(Event{Kind: EventStepStarted, Step: s.name})
 		err := s.do(r, ctx)
 		if err != nil && ctx.Err() != nil {
 			// Stopped, not failed: the step stays running in the store
@@ -214,6 +215,7 @@ func (r *runner) execute(ctx context.Context, id int64) error {
 			return err
 		}
 		r.current = sr
+		r.tell(Event{Kind: EventStepEnded, Step: s.name, StepStatus: sr.Status, Error: firstLine(sr.Reason)})
 	}
 
 	r.run.Status, r.run.Reason, r.run.Ended = store.StatusSucceeded, r.failure, time.Now()

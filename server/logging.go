@@ -195,6 +195,11 @@ func (o outcomes) promotion(ev promote.Event) {
 
 // run is pipeline.Config.Events.
 func (o outcomes) run(ev pipeline.Event) {
+	if ev.Kind == pipeline.EventStepStarted || ev.Kind == pipeline.EventStepEnded {
+		// why: a line per step would bury the outcomes; the run's logs
+		// have the steps.
+		return
+	}
 	attrs := []any{slog.Int64("run", ev.Run.ID), slog.String("source", ev.Run.Source),
 		slog.String("branch", ev.Run.Branch), slog.String("commit", store.Short(ev.Run.Commit))}
 	msg, level := string(ev.Kind), slog.LevelInfo
