@@ -70,6 +70,12 @@ type Config struct {
 	// StoreRetry is how long a run retries a write the store refuses (a
 	// full disk) before it stops, failed, as a Go duration (default 2m).
 	StoreRetry string `yaml:"storeRetry"`
+	// PublicURL is ferry's API as people reach it, for the links in
+	// notifications (default http://LISTEN).
+	PublicURL string `yaml:"publicURL"`
+	// Notifications are webhooks and chats told of ferry's outcomes
+	// (config_notify.go).
+	Notifications []NotificationConfig `yaml:"notifications"`
 
 	// storeRetry is StoreRetry parsed; 0 for the default.
 	storeRetry time.Duration
@@ -233,6 +239,7 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkEnvOverrides()...)
 	errs = append(errs, c.checkLogFormat()...)
 	errs = append(errs, c.checkStoreRetry()...)
+	errs = append(errs, c.checkNotifications()...)
 	return errs
 }
 

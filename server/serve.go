@@ -146,6 +146,11 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		}
 	}()
 
+	notifier, tell, err := newNotices(cfg, st, apiLn.Addr().String(), gatewayURL, logf)
+	if err != nil {
+		return err
+	}
+
 	var exec pipeline.Executor
 	metrics := newServeMetrics(metricsConfig{
 		Store: st,
@@ -166,6 +171,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Gateway: host.Collector(),
 		Log:     logf,
 	})
+	metrics.reg.MustRegister(notifier.Collector())
 	w, err := watcher.New(watcher.Config{
 		Dir:   filepath.Join(cfg.DataDir, "mirrors"),
 		State: st,
@@ -209,7 +215,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		IsAncestor:   w.IsAncestor,
 		Exporter:     exporter,
 		Log:          logf,
-		Events:       promote.EventsFunc(said.promotion),
+		Events:       promote.EventsFunc(func(ev promote.Event) { said.promotion(ev); tell.promotion(ev) }),
 		Redact:       settings.redact,
 
 		// Images a rollback may deploy although ferry did not build them.
@@ -249,7 +255,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		IsAncestor: w.IsAncestor,
 		StoreRetry: cfg.storeRetry,
 		Log:        logf,
-		Events:     said.run,
+		Events:     func(ev pipeline.Event) { said.run(ev); tell.run(ev) },
 		Sandbox:    sb,
 	})
 	if err != nil {
@@ -365,13 +371,14 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	var wg sync.WaitGroup
 	wg.Go(func() { errc <- serveHTTP(apiSrv, apiLn, "the API") })
 	wg.Go(func() { errc <- serveHTTP(gwSrv, gwLn, "the gateway") })
 	wg.Go(func() { errc <- w.Run(ctx) })
 	wg.Go(func() { errc <- exec.Run(ctx) })
 	wg.Go(func() { errc <- promoter.Run(ctx) })
+	wg.Go(func() { errc <- notifier.Run(ctx) })
 	wg.Go(func() { queueHeads(ctx) })
 
 	logf("ferry serve: API and webhooks on http://%s, functions on %s/<env>/<path>", apiLn.Addr(), gatewayURL)

@@ -145,6 +145,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 	for _, s := range n.cfg.Sinks {
 		wg.Go(func() { n.work(ctx, s, n.wake[s.Name()]) })
 	}
+	// why: Run returns only when ctx ends, sinks or none, as ferry serve
+	// takes any of its parts returning for a reason to stop.
+	<-ctx.Done()
 	wg.Wait()
 	return nil
 }
