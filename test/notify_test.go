@@ -134,6 +134,23 @@ func TestServeNotifiesDeploy(t *testing.T) {
 			t.Errorf("Slack message %q; want %q in it", m.Text, want)
 		}
 	}
+	// The deliveries show in ferry's metrics.
+	req, _ := http.NewRequest("GET", p.api+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+serveToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`ferry_notices_delivered_total{sink="webhook"}`, `ferry_notices_pending{sink="slack"}`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+	if strings.Contains(string(metrics), `ferry_notices_delivered_total{sink="webhook"} 0`) {
+		t.Errorf("/metrics counts no delivery to the webhook:\n%s", metrics)
+	}
 	if strings.Contains(p.output.String(), "secret-path") || strings.Contains(p.output.String(), secret) {
 		t.Errorf("ferry serve's log shows a notification's secret:\n%s", p.output)
 	}
