@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ type Server struct {
 	commitComments map[string][]*gh.RepositoryComment // "owner/repo@sha"
 	deployments    map[string][]*gh.Deployment        // "owner/repo"
 	depStatuses    map[int64][]*gh.DeploymentStatus
+	depRequests    map[int64]*gh.DeploymentRequest
 	permissions    map[string]string // "owner/repo/login"
 	pulls          map[string]*gh.PullRequest
 	requests       []string
@@ -74,6 +76,7 @@ func New(t testing.TB) *Server {
 		commitComments: map[string][]*gh.RepositoryComment{},
 		deployments:    map[string][]*gh.Deployment{},
 		depStatuses:    map[int64][]*gh.DeploymentStatus{},
+		depRequests:    map[int64]*gh.DeploymentRequest{},
 		permissions:    map[string]string{},
 		pulls:          map[string]*gh.PullRequest{},
 	}
@@ -82,9 +85,22 @@ func New(t testing.TB) *Server {
 		mux.HandleFunc(pattern, h)
 	}
 	route("POST /repos/{owner}/{repo}/statuses/{sha}", s.createStatus)
-	route("GET /repos/{owner}/{repo}/issues/{number}/comments", s.listComments)
+	// GET issues/comments/{id} and issues/{number}/comments overlap as
+	// patterns: one route tells them apart.
+	route("GET /repos/{owner}/{repo}/issues/{a}/{b}", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.PathValue("a") == "comments":
+			r.SetPathValue("id", r.PathValue("b"))
+			s.getComment(w, r)
+		case r.PathValue("b") == "comments":
+			r.SetPathValue("number", r.PathValue("a"))
+			s.listComments(w, r)
+		default:
+			t.Errorf("github stand-in: unexpected %s %s", r.Method, r.URL.Path)
+			notFound(w)
+		}
+	})
 	route("POST /repos/{owner}/{repo}/issues/{number}/comments", s.createComment)
-	route("GET /repos/{owner}/{repo}/issues/comments/{id}", s.getComment)
 	route("PATCH /repos/{owner}/{repo}/issues/comments/{id}", s.editComment)
 	route("GET /repos/{owner}/{repo}/comments/{id}", s.getCommitComment)
 	route("POST /repos/{owner}/{repo}/commits/{sha}/comments", s.createCommitComment)
@@ -232,6 +248,15 @@ func (s *Server) Deployments(owner, repo string) []*gh.Deployment {
 	return slices.Clone(s.deployments[owner+"/"+repo])
 }
 
+// DeploymentRequest returns the request that made deployment id (its
+// transient_environment and production_environment, which a deployment
+// does not show).
+func (s *Server) DeploymentRequest(id int64) *gh.DeploymentRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.depRequests[id]
+}
+
 // DeploymentStatuses returns deployment id's statuses, oldest first.
 func (s *Server) DeploymentStatuses(id int64) []*gh.DeploymentStatus {
 	s.mu.Lock()
@@ -273,8 +298,8 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		if ua := r.Header.Get("User-Agent"); ua == "" {
 			s.t.Errorf("github stand-in: %s %s without a User-Agent (GitHub refuses those)", r.Method, r.URL.Path)
 		}
-		if a := r.Header.Get("Accept"); a != "application/vnd.github.v3+json" && a != "application/vnd.github+json" {
-			s.t.Errorf("github stand-in: %s %s: Accept %q, want application/vnd.github+json", r.Method, r.URL.Path, a)
+		if a := r.Header.Get("Accept"); !acceptable(a) {
+			s.t.Errorf("github stand-in: %s %s: Accept %q, want application/vnd.github+json (or a v3 or preview media type)", r.Method, r.URL.Path, a)
 		}
 		if r.Method != http.MethodGet && r.ContentLength != 0 && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 			s.t.Errorf("github stand-in: %s %s: Content-Type %q, want application/json", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
@@ -304,6 +329,22 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		s.mu.Unlock()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// mediaTypeRE is GitHub's media types: application/vnd.github+json, the
+// v3 one and the previews go-github still asks for on some calls.
+var mediaTypeRE = regexp.MustCompile(`^application/vnd\.github(\.[a-z0-9-]+)?(\+json)?$`)
+
+func acceptable(accept string) bool {
+	if accept == "" {
+		return false
+	}
+	for _, a := range strings.Split(accept, ",") {
+		if !mediaTypeRE.MatchString(strings.TrimSpace(a)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) limited(w http.ResponseWriter, l Limit) {
@@ -645,6 +686,7 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) {
 		dep.Payload = b
 	}
 	s.deployments[repoKey(r)] = append(s.deployments[repoKey(r)], dep)
+	s.depRequests[id] = &d
 	cp := *dep
 	s.mu.Unlock()
 	created(w, cp.GetURL(), cp)
