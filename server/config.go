@@ -70,6 +70,9 @@ type Config struct {
 	// StoreRetry is how long a run retries a write the store refuses (a
 	// full disk) before it stops, failed, as a Go duration (default 2m).
 	StoreRetry string `yaml:"storeRetry"`
+	// GitHub, when set, tells GitHub what ferry did and hears approvals
+	// from its comments (config_github.go).
+	GitHub *GitHubConfig `yaml:"github"`
 
 	// storeRetry is StoreRetry parsed; 0 for the default.
 	storeRetry time.Duration
@@ -93,6 +96,9 @@ type SourceConfig struct {
 	SSHKeyFile    string `yaml:"sshKeyFile"`
 	// Timeout bounds each fetch, connecting included (default 60s).
 	Timeout string `yaml:"timeout"`
+	// GitHub is the repository on GitHub (owner/name) ferry reports to;
+	// default: the one URL names, when it is on GitHub.
+	GitHub string `yaml:"github"`
 }
 
 // EnvironmentConfig is an environment in the configuration file.
@@ -233,6 +239,7 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkEnvOverrides()...)
 	errs = append(errs, c.checkLogFormat()...)
 	errs = append(errs, c.checkStoreRetry()...)
+	errs = append(errs, c.checkGitHub()...)
 	return errs
 }
 

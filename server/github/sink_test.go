@@ -55,7 +55,12 @@ func TestStatusesPerStep(t *testing.T) {
 	// A step's start and end are one key: the newer replaces the older
 	// in the outbox when both wait.
 	start, _ := s.Plan(func() notify.Event { e := event(notify.StepStarted); e.Step = "build"; return e }())
-	end, _ := s.Plan(func() notify.Event { e := event(notify.StepEnded); e.Step = "build"; e.StepStatus = "succeeded"; return e }())
+	end, _ := s.Plan(func() notify.Event {
+		e := event(notify.StepEnded)
+		e.Step = "build"
+		e.StepStatus = "succeeded"
+		return e
+	}())
 	if len(start) != 1 || len(end) != 1 || start[0].Key != end[0].Key {
 		t.Errorf("a step's start and end plan keys %v and %v, want one shared key", start, end)
 	}
