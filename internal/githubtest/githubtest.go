@@ -42,6 +42,7 @@ type Server struct {
 	deployments    map[string][]*gh.Deployment        // "owner/repo"
 	depStatuses    map[int64][]*gh.DeploymentStatus
 	depRequests    map[int64]*gh.DeploymentRequest
+	edits          map[int64]int
 	permissions    map[string]string // "owner/repo/login"
 	pulls          map[string]*gh.PullRequest
 	requests       []string
@@ -77,6 +78,7 @@ func New(t testing.TB) *Server {
 		deployments:    map[string][]*gh.Deployment{},
 		depStatuses:    map[int64][]*gh.DeploymentStatus{},
 		depRequests:    map[int64]*gh.DeploymentRequest{},
+		edits:          map[int64]int{},
 		permissions:    map[string]string{},
 		pulls:          map[string]*gh.PullRequest{},
 	}
@@ -232,6 +234,13 @@ func (s *Server) Comments(owner, repo string, n int) []*gh.IssueComment {
 		out = append(out, &cp)
 	}
 	return out
+}
+
+// Edits counts the edits of comment id.
+func (s *Server) Edits(id int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.edits[id]
 }
 
 // CommitComments returns the comments on commit sha, oldest first.
@@ -580,6 +589,7 @@ func (s *Server) editComment(w http.ResponseWriter, r *http.Request) {
 	var cp gh.IssueComment
 	if c != nil {
 		c.Body = in.Body
+		s.edits[id]++
 		now := gh.Timestamp{Time: time.Now()}
 		c.UpdatedAt = &now
 		cp = *c

@@ -119,6 +119,9 @@ func TestPreviewCommentMadeOnceThenEdited(t *testing.T) {
 	if got[0] == first[0] {
 		t.Error("the comment was not edited")
 	}
+	if id := gs.Comments(owner, name, 12)[0].GetID(); gs.Edits(id) != 1 {
+		t.Errorf("comment %d edited %d times, want once", id, gs.Edits(id))
+	}
 }
 
 func TestPreviewCommentFoundByMarkerAfterLostMemo(t *testing.T) {
