@@ -2,49 +2,18 @@ package github
 
 import (
 	"context"
+	"errors"
+	"os"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/manifests"
 
 	"github.com/ferrycd/ferry/internal/githubtest"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
 )
-
-// recorder records the decisions it is asked for. Only Approve and
-// Reject are called by approvals; the rest of promote.Promoter is nil.
-type recorder struct {
-	promote.Promoter
-	mu        sync.Mutex
-	decisions []decision
-}
-
-type decision struct {
-	verb    string
-	id      int64
-	actor   promote.Identity
-	comment string
-}
-
-func (r *recorder) Approve(_ context.Context, id int64, actor promote.Identity, comment string) (store.Promotion, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.decisions = append(r.decisions, decision{"approve", id, actor, comment})
-	return store.Promotion{ID: id}, nil
-}
-
-func (r *recorder) Reject(_ context.Context, id int64, actor promote.Identity, comment string) (store.Promotion, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.decisions = append(r.decisions, decision{"reject", id, actor, comment})
-	return store.Promotion{ID: id}, nil
-}
-
-func (r *recorder) taken() []decision {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]decision(nil), r.decisions...)
-}
 
 // approvalsWorld is a store with the source, a release of sha1 and a
 // promotion of it pending in prod; GitHub knows pull request 12 (head
@@ -52,10 +21,45 @@ func (r *recorder) taken() []decision {
 // (unmapped, admin) and dave (mapped to a token without the approver
 // role, admin).
 type approvalsWorld struct {
-	gs  *githubtest.Server
-	rec *recorder
-	a   *Approvals
-	p   store.Promotion
+	gs *githubtest.Server
+	st *store.SQLite
+	a  *Approvals
+	p  store.Promotion
+}
+
+// releaseManifest is examples/python rendered as a release, its image
+// pinned to a digest nothing serves: the promoter reads the Pipeline
+// (the default: prod needs one approval) and never deploys here.
+func releaseManifest(t *testing.T) []byte {
+	t.Helper()
+	set, err := manifests.Load(context.Background(), os.DirFS("../../examples/python"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := set.Pin(map[string]string{"hello": "127.0.0.1:5000/demo/hello@sha256:" + strings.Repeat("0", 64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := manifests.Render(pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// decisions are the approvals and rejections the store holds for p, and
+// p's status now.
+func (w *approvalsWorld) decisions(t *testing.T) ([]store.Approval, string) {
+	t.Helper()
+	as, err := w.st.ListApprovals(context.Background(), w.p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := w.st.GetPromotion(context.Background(), w.p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as, p.Status
 }
 
 func newApprovalsWorld(t *testing.T) *approvalsWorld {
@@ -65,11 +69,12 @@ func newApprovalsWorld(t *testing.T) *approvalsWorld {
 	if err := st.AddSource(ctx, store.Source{Name: source, URL: "https://github.com/acme/shop.git", Branch: "main"}); err != nil {
 		t.Fatal(err)
 	}
-	other, _, err := st.PutRelease(ctx, store.Release{ID: "sha256:" + strings.Repeat("9", 64), Source: source, Commit: sha2, Ref: "reg.test/r@sha256:" + strings.Repeat("9", 64)})
+	manifest := releaseManifest(t)
+	other, _, err := st.PutRelease(ctx, store.Release{ID: "sha256:" + strings.Repeat("9", 64), Source: source, Commit: sha2, Ref: "reg.test/r@sha256:" + strings.Repeat("9", 64), Manifest: manifest})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel, _, err := st.PutRelease(ctx, store.Release{ID: "sha256:" + strings.Repeat("1", 64), Source: source, Commit: sha1, Ref: "reg.test/r@sha256:" + strings.Repeat("1", 64)})
+	rel, _, err := st.PutRelease(ctx, store.Release{ID: "sha256:" + strings.Repeat("1", 64), Source: source, Commit: sha1, Ref: "reg.test/r@sha256:" + strings.Repeat("1", 64), Manifest: manifest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +91,19 @@ func newApprovalsWorld(t *testing.T) *approvalsWorld {
 	gs.SetPermission(owner, name, "bob", "read")
 	gs.SetPermission(owner, name, "carol", "admin")
 	gs.SetPermission(owner, name, "dave", "admin")
-	rec := &recorder{}
+	promoter, err := promote.New(promote.Config{
+		Store: st,
+		Target: func(env string) (environments.Target, error) {
+			return nil, errors.New("no target: this test never deploys")
+		},
+		Environments: []promote.Environment{{Name: "dev"}, {Name: "staging"}, {Name: "prod"}},
+		CommitAuthor: func(context.Context, string, string) (string, string, error) { return "erin", "erin@acme.test", nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, err := NewApprovals(ApprovalsConfig{
-		Client: tokenClient(t, gs), Repos: Repos{Host: "github.com"}, Promoter: rec, Store: st,
+		Client: tokenClient(t, gs), Repos: Repos{Host: "github.com"}, Promoter: promoter, Store: st,
 		Approvers: map[string]Approver{
 			"alice": {Identity: promote.Identity{Name: "alice-token", Email: "alice@acme.test"}, CanApprove: true},
 			"bob":   {Identity: promote.Identity{Name: "bob-token"}, CanApprove: true},
@@ -98,7 +113,7 @@ func newApprovalsWorld(t *testing.T) *approvalsWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &approvalsWorld{gs: gs, rec: rec, a: a, p: p}
+	return &approvalsWorld{gs: gs, st: st, a: a, p: p}
 }
 
 // comment has login write body on pull request 12 and hands ferry the
@@ -131,19 +146,20 @@ func (w *approvalsWorld) lastReply() string {
 func TestApproveFromPullRequestComment(t *testing.T) {
 	w := newApprovalsWorld(t)
 	msg := w.comment(t, "alice", "LGTM\n/ferry approve prod\n", nil)
-	got := w.rec.taken()
-	if len(got) != 1 {
-		t.Fatalf("decisions %v, want one approval", got)
-	}
-	d := got[0]
-	if d.verb != "approve" || d.id != w.p.ID || d.actor.Name != "alice-token" || d.actor.Email != "alice@acme.test" || !strings.Contains(d.comment, "issuecomment-") {
-		t.Errorf("decision %+v, want alice-token approving promotion %d with the comment's URL", d, w.p.ID)
+	as, status := w.decisions(t)
+	if len(as) != 1 || !as[0].Approve || as[0].Actor != "alice-token" || !strings.Contains(as[0].Comment, "issuecomment-") || status != promote.StatusApproved {
+		t.Fatalf("approvals %+v, promotion %s; want alice-token's approval with the comment's URL, approved", as, status)
 	}
 	if !strings.Contains(msg, "approved promotion") || w.lastReply() != msg {
 		t.Errorf("answer %q, reply %q: want the approval said on the pull request", msg, w.lastReply())
 	}
 	if strings.Contains(w.lastReply(), "\n/ferry") || strings.HasPrefix(w.lastReply(), "/ferry") {
 		t.Error("ferry's reply holds a command line it would read as one")
+	}
+	// Once more: the promoter refuses (nothing pending), and says so.
+	msg = w.comment(t, "alice", "/ferry approve prod", nil)
+	if !strings.Contains(msg, "no promotion of commit") {
+		t.Errorf("a second approval: %q, want that none is waiting", msg)
 	}
 }
 
@@ -154,13 +170,26 @@ func TestRejectFromCommitComment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := w.rec.taken()
-	if len(got) != 1 || got[0].verb != "reject" || got[0].id != w.p.ID || !strings.HasPrefix(got[0].comment, "breaks checkout (") {
-		t.Fatalf("decisions %+v, want one rejection of %d with the reason", got, w.p.ID)
+	as, status := w.decisions(t)
+	if len(as) != 1 || as[0].Approve || !strings.HasPrefix(as[0].Comment, "breaks checkout (") || status != promote.StatusRejected {
+		t.Fatalf("approvals %+v, promotion %s; want one rejection with the reason, rejected", as, status)
 	}
 	cs := w.gs.CommitComments(owner, name, sha1)
 	if len(cs) != 2 || cs[1].GetBody() != msg || !strings.Contains(msg, "rejected") {
 		t.Errorf("commit comments %v, want ferry's answer %q after the command", cs, msg)
+	}
+}
+
+func TestSelfApprovalRefusedByThePromoter(t *testing.T) {
+	w := newApprovalsWorld(t)
+	w.a.cfg.Approvers["erin"] = Approver{Identity: promote.Identity{Name: "erin", Email: "erin@acme.test"}, CanApprove: true}
+	w.gs.SetPermission(owner, name, "erin", "admin")
+	msg := w.comment(t, "erin", "/ferry approve prod", nil)
+	if as, status := w.decisions(t); len(as) != 0 || status != promote.StatusPending {
+		t.Errorf("approvals %+v, promotion %s; want none, pending", as, status)
+	}
+	if !strings.Contains(msg, "ferry refused to approve") || !strings.Contains(msg, "wrote commit") {
+		t.Errorf("answer %q, want the promoter's refusal", msg)
 	}
 }
 
@@ -174,9 +203,9 @@ func TestApprovalRefusedChangesNothing(t *testing.T) {
 		{"read permission", "bob", "/ferry approve prod", nil, "read permission"},
 		{"token without the approver role", "dave", "/ferry approve prod", nil, "lacks the approver role"},
 		{"no pending promotion there", "alice", "/ferry approve staging", nil, "no promotion of commit"},
+		{"rejection without a reason", "alice", "/ferry reject prod", nil, "needs a reason"},
 		{"payload lies about the author", "carol", "/ferry approve prod", func(c *Comment) { c.Author = "alice" }, "not mapped"},
 		{"payload lies about the body", "alice", "nice work", func(c *Comment) { c.Body = "/ferry approve prod" }, ""},
-		{"payload lies about the commit", "alice", "/ferry approve prod", func(c *Comment) { c.Commit = sha2; c.Number = 12 }, "approved"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,17 +217,18 @@ func TestApprovalRefusedChangesNothing(t *testing.T) {
 			if !strings.Contains(msg, tc.say) {
 				t.Errorf("answer %q, want it to say %q", msg, tc.say)
 			}
-			got := w.rec.taken()
-			if tc.say == "approved" {
-				// The commit comes from the pull request, not the payload.
-				if len(got) != 1 || got[0].id != w.p.ID {
-					t.Errorf("decisions %+v, want the approval of %d (sha1's)", got, w.p.ID)
-				}
-				return
-			}
-			if len(got) != 0 {
-				t.Errorf("decisions %+v, want none", got)
+			if as, status := w.decisions(t); len(as) != 0 || status != promote.StatusPending {
+				t.Errorf("approvals %+v, promotion %s; want none, still pending", as, status)
 			}
 		})
+	}
+}
+
+func TestApprovalCommitComesFromThePullRequest(t *testing.T) {
+	w := newApprovalsWorld(t)
+	// The payload names sha2's promotion; the pull request's head is sha1.
+	w.comment(t, "alice", "/ferry approve prod", func(c *Comment) { c.Commit = sha2 })
+	if as, status := w.decisions(t); len(as) != 1 || status != promote.StatusApproved {
+		t.Errorf("sha1's promotion: approvals %+v, %s; want approved", as, status)
 	}
 }
