@@ -44,6 +44,7 @@ type Server struct {
 	depRequests    map[int64]*gh.DeploymentRequest
 	edits          map[int64]int
 	permissions    map[string]string // "owner/repo/login"
+	hidden         map[string]bool   // "owner/repo"
 	pulls          map[string]*gh.PullRequest
 	requests       []string
 }
@@ -80,6 +81,7 @@ func New(t testing.TB) *Server {
 		depRequests:    map[int64]*gh.DeploymentRequest{},
 		edits:          map[int64]int{},
 		permissions:    map[string]string{},
+		hidden:         map[string]bool{},
 		pulls:          map[string]*gh.PullRequest{},
 	}
 	mux := http.NewServeMux()
@@ -165,6 +167,14 @@ func (s *Server) RateLimit(limits ...Limit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.limits = append(s.limits, limits...)
+}
+
+// Hide makes owner/repo answer 404, as GitHub does a repository that is
+// gone or that the token may not see.
+func (s *Server) Hide(owner, repo string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hidden[owner+"/"+repo] = true
 }
 
 // SetPermission sets login's permission on owner/repo (admin, maintain,
@@ -335,7 +345,15 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		s.mu.Lock()
 		s.requests = append(s.requests, r.Method+" "+r.URL.Path)
+		hidden := false
+		if parts := strings.SplitN(r.URL.Path, "/", 5); len(parts) >= 4 && parts[1] == "repos" {
+			hidden = s.hidden[parts[2]+"/"+parts[3]]
+		}
 		s.mu.Unlock()
+		if hidden {
+			notFound(w)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }

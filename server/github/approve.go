@@ -168,6 +168,9 @@ func (a *Approvals) decide(ctx context.Context, repo Repo, source string, cm rea
 		return fmt.Sprintf("GitHub user %s has %s permission on %s; approving needs at least %s. Nothing was changed.", cm.login, perm, repo, a.cfg.Permission), nil
 	}
 	commits, err := a.commits(ctx, repo, cm)
+	if isStatus(err, http.StatusNotFound) {
+		return fmt.Sprintf("#%d is not a pull request: approve on a pull request or on the release's commit. Nothing was changed.", cm.number), nil
+	}
 	if err != nil {
 		return "", err
 	}

@@ -224,6 +224,18 @@ func TestApprovalRefusedChangesNothing(t *testing.T) {
 	}
 }
 
+func TestApprovalOnAnIssueChangesNothing(t *testing.T) {
+	w := newApprovalsWorld(t)
+	c := w.gs.AddComment(owner, name, 5, "alice", "/ferry approve prod")
+	msg, err := w.a.Handle(context.Background(), Comment{Source: source, Number: 5, CommentID: c.GetID()})
+	if err != nil || !strings.Contains(msg, "not a pull request") {
+		t.Errorf("a command on issue 5: %q %v, want that it is not a pull request", msg, err)
+	}
+	if as, status := w.decisions(t); len(as) != 0 || status != promote.StatusPending {
+		t.Errorf("approvals %+v, promotion %s; want none, pending", as, status)
+	}
+}
+
 func TestApprovalCommitComesFromThePullRequest(t *testing.T) {
 	w := newApprovalsWorld(t)
 	// The payload names sha2's promotion; the pull request's head is sha1.

@@ -262,6 +262,16 @@ func TestOutageIsRetriedPlainly(t *testing.T) {
 	}
 }
 
+func TestHiddenRepositoryIsPermanent(t *testing.T) {
+	gs := githubtest.New(t)
+	s := newSink(t, tokenClient(t, gs), openStore(t))
+	gs.Hide(owner, name)
+	err := deliver(t, s, stepEvent("build"))
+	if !notify.IsPermanent(err) || !strings.Contains(err.Error(), "acme/shop") {
+		t.Errorf("a repository the token cannot see: %v, want a permanent error naming it", err)
+	}
+}
+
 func TestUnreadableNoticeIsPermanent(t *testing.T) {
 	gs := githubtest.New(t)
 	s := newSink(t, tokenClient(t, gs), openStore(t))
