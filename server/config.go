@@ -76,6 +76,9 @@ type Config struct {
 	// Notifications are webhooks and chats told of ferry's outcomes
 	// (config_notify.go).
 	Notifications []NotificationConfig `yaml:"notifications"`
+	// GitHub, when set, tells GitHub what ferry did and hears approvals
+	// from its comments (config_github.go).
+	GitHub *GitHubConfig `yaml:"github"`
 
 	// storeRetry is StoreRetry parsed; 0 for the default.
 	storeRetry time.Duration
@@ -99,6 +102,9 @@ type SourceConfig struct {
 	SSHKeyFile    string `yaml:"sshKeyFile"`
 	// Timeout bounds each fetch, connecting included (default 60s).
 	Timeout string `yaml:"timeout"`
+	// GitHub is the repository on GitHub (owner/name) ferry reports to;
+	// default: the one URL names, when it is on GitHub.
+	GitHub string `yaml:"github"`
 }
 
 // EnvironmentConfig is an environment in the configuration file.
@@ -240,6 +246,7 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkLogFormat()...)
 	errs = append(errs, c.checkStoreRetry()...)
 	errs = append(errs, c.checkNotifications()...)
+	errs = append(errs, c.checkGitHub()...)
 	return errs
 }
 
