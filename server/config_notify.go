@@ -159,6 +159,13 @@ func newNotices(cfg *Config, st *store.SQLite, apiAddr, gatewayURL string, logf 
 	if err != nil {
 		return nil, nil, err
 	}
+	gh, err := cfg.GitHubSink(st)
+	if err != nil {
+		return nil, nil, fmt.Errorf("github: %w", err)
+	}
+	if gh != nil {
+		sinks = append(sinks, gh)
+	}
 	n, err := notify.New(notify.Config{Outbox: st, Sinks: sinks, Log: logf})
 	if err != nil {
 		return nil, nil, err
