@@ -75,7 +75,7 @@ func (e *embedded) retryLater(ctx context.Context, run store.Run) {
 			return
 		case <-t.C:
 		}
-		head, err := store.HeadOf(ctx, e.cfg.Store, run.Source, run.Branch)
+		head, err := e.headOf(ctx, run)
 		if err == nil && head != run.Commit {
 			// why "" too: a commit the store knows as no head is not run
 			// again behind the watcher's back.
@@ -83,7 +83,7 @@ func (e *embedded) retryLater(ctx context.Context, run store.Run) {
 				run.ID, store.Short(run.Commit), run.Source, run.Branch, store.Short(head))
 			return
 		}
-		if _, err := e.Enqueue(ctx, run.Source, run.Branch, run.Commit); err != nil && ctx.Err() == nil {
+		if _, err := e.again(ctx, run); err != nil && ctx.Err() == nil {
 			e.cfg.Log("pipeline: run %d: running it again: %v", run.ID, err)
 			e.retryLater(ctx, run)
 		}
@@ -105,6 +105,11 @@ func mayDeployAgain(run store.Run) bool {
 // that is live.
 func (e *embedded) headNotLive(ctx context.Context, run store.Run) (string, error) {
 	if !mayDeployAgain(run) {
+		return "", nil
+	}
+	if run.PullRequest > 0 {
+		// why: a preview is made again by its pull request's next event,
+		// not by a force-push back, which this is about.
 		return "", nil
 	}
 	head, err := store.HeadOf(ctx, e.cfg.Store, run.Source, run.Branch)
@@ -173,4 +178,18 @@ func (e *embedded) deployAgain(ctx context.Context, run store.Run, why string) (
 	}
 	e.cfg.Log("pipeline: run %d (commit %s of %s/%s) deploys its release again: %s", run.ID, store.Short(run.Commit), run.Source, run.Branch, why)
 	return e.cfg.Store.GetRun(ctx, run.ID)
+}
+
+// headOf returns the head run converges to: its branch's head as the
+// watcher last saw it, or, for a pull request's run, the request's head
+// (Config.PullHead; without it the run's own commit, as a pull request's
+// run is enqueued for its head). "" when the store knows none.
+func (e *embedded) headOf(ctx context.Context, run store.Run) (string, error) {
+	if run.PullRequest == 0 {
+		return store.HeadOf(ctx, e.cfg.Store, run.Source, run.Branch)
+	}
+	if e.cfg.PullHead == nil {
+		return run.Commit, nil
+	}
+	return e.cfg.PullHead(ctx, run.Source, run.PullRequest)
 }
