@@ -108,9 +108,7 @@ func (e *embedded) headNotLive(ctx context.Context, run store.Run) (string, erro
 		return "", nil
 	}
 	if run.PullRequest > 0 {
-		// why: a preview is made again by its pull request's next event,
-		// not by a force-push back, which this is about.
-		return "", nil
+		return e.previewNotLive(ctx, run)
 	}
 	head, err := store.HeadOf(ctx, e.cfg.Store, run.Source, run.Branch)
 	if err != nil || head != run.Commit {
@@ -192,4 +190,29 @@ func (e *embedded) headOf(ctx context.Context, run store.Run) (string, error) {
 		return run.Commit, nil
 	}
 	return e.cfg.PullHead(ctx, run.Source, run.PullRequest)
+}
+
+// previewNotLive is headNotLive for a pull request's run, done: its
+// preview was torn down and made again (reopened, or evicted and pushed
+// to), so it runs nothing, or it runs another head. The target is asked,
+// not the store: a preview made again starts empty while the store still
+// holds its last deployment.
+func (e *embedded) previewNotLive(ctx context.Context, run store.Run) (string, error) {
+	env := store.PreviewName(run.Source, run.PullRequest)
+	target, err := e.cfg.Target(env)
+	if err != nil {
+		return "", fmt.Errorf("environment %s: %w", env, err)
+	}
+	st, err := target.Status(ctx)
+	if err != nil {
+		return "", fmt.Errorf("environment %s: %w", env, err)
+	}
+	if st.Release == run.Release {
+		return "", nil
+	}
+	what := "nothing"
+	if st.Release != "" {
+		what = store.Short(st.Release)
+	}
+	return fmt.Sprintf("pull request %d of %s is at %s again, but its preview %s runs %s", run.PullRequest, run.Source, store.Short(run.Commit), env, what), nil
 }

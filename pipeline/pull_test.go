@@ -267,3 +267,66 @@ func getURL(url string) (string, error) {
 	f := &fixture{gateway: url}
 	return f.get("")
 }
+
+// A preview made again (its request reopened, or pushed to after an
+// eviction) starts empty: the same head's run, done, deploys its release
+// again rather than answering that it ran already.
+func TestPreviewMadeAgainGetsTheSameHeadDeployed(t *testing.T) {
+	f := newFixture(t)
+	head := f.newSource("demo", nil)
+	env := store.PreviewName("demo", 3)
+	first, _ := f.preview(env)
+	var mu sync.Mutex
+	current := first
+	deployed := 0
+	cfg := f.config()
+	cfg.Target = func(name string) (environments.Target, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if name == env {
+			return current, nil
+		}
+		return f.targetFor(name)
+	}
+	cfg.OnPreviewDeployed = func(store.Run, store.Release, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		deployed++
+	}
+	ex, _ := f.start(cfg)
+	ctx := context.Background()
+	queued, err := ex.EnqueuePull(ctx, "demo", "pull/3", head, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := wait(t, ex, queued.ID)
+	if run.Status != store.StatusSucceeded {
+		t.Fatalf("run %s (%s)", run.Status, run.Reason)
+	}
+	// The same head again while the preview runs it: nothing to do.
+	if again, err := ex.EnqueuePull(ctx, "demo", "pull/3", head, 3); err != nil || again.ID != run.ID || again.Status != store.StatusSucceeded {
+		t.Fatalf("EnqueuePull of the live head = %+v, %v; want run %d as it is", again, err, run.ID)
+	}
+
+	// Torn down and made again: an empty target.
+	second, _ := f.preview(env)
+	mu.Lock()
+	current = second
+	mu.Unlock()
+	again, err := ex.EnqueuePull(ctx, "demo", "pull/3", head, 3)
+	if err != nil || again.ID != run.ID {
+		t.Fatalf("EnqueuePull = %+v, %v; want run %d queued again", again, err, run.ID)
+	}
+	if r := wait(t, ex, run.ID); r.Status != store.StatusSucceeded {
+		t.Fatalf("run deployed again: %s (%s)", r.Status, r.Reason)
+	}
+	st, err := second.Status(ctx)
+	if err != nil || st.Release != run.Release {
+		t.Errorf("the preview made again runs %+v, %v; want %s", st, err, run.Release)
+	}
+	mu.Lock()
+	if deployed != 2 {
+		t.Errorf("OnPreviewDeployed heard %d deploys; want 2", deployed)
+	}
+	mu.Unlock()
+}

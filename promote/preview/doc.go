@@ -24,6 +24,7 @@
 //   - At the cap, the longest idle preview (oldest last push or deploy)
 //     is torn down to make room, and told, so its pull request can say so.
 //   - All state is in the store: a restarted manager makes the previews'
-//     environments again (Make is idempotent), queues the runs of those
-//     still building (Enqueue is idempotent), and goes on.
+//     environments again (Make is idempotent), queues their heads again
+//     (Enqueue is idempotent, and deploys a done run again to an
+//     environment made again empty), and goes on.
 package preview

@@ -45,7 +45,9 @@ type Config struct {
 	// returns its commit, and whether the request is open. Required.
 	Fetch func(ctx context.Context, source string, number int) (commit string, open bool, err error)
 	// Enqueue queues a pipeline run of commit for the request, which
-	// deploys to its preview. It must be idempotent. Required.
+	// deploys to its preview. It must be idempotent, yet deploy again a
+	// run done whose release the preview no longer runs (it was made
+	// again): pipeline.Executor's EnqueuePull does. Required.
 	Enqueue func(ctx context.Context, source string, number int, commit string) error
 	// Make makes environment env (its target; the promoter and the API
 	// learn of it). It must be idempotent: it is called again for every
@@ -498,7 +500,7 @@ func (m *Manager) Collect(ctx context.Context) error {
 }
 
 // Run makes every preview's environment again (a restart forgot them),
-// queues again the runs of those building, then collects idle previews
+// queues their heads again (Enqueue is idempotent), then collects idle previews
 // every Interval until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
 	if err := m.resume(ctx); err != nil {
@@ -535,10 +537,11 @@ func (m *Manager) resume(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("preview: making %s again: %w", p.Environment, err))
 			continue
 		}
-		if p.State == store.PreviewBuilding {
-			if err := m.cfg.Enqueue(ctx, p.Source, p.Number, p.Head); err != nil {
-				errs = append(errs, fmt.Errorf("preview: queueing commit %s for %s again: %w", store.Short(p.Head), p.Environment, err))
-			}
+		// why every one, live too: a run queued before the stop is
+		// queued again, and one done deploys again to an environment made
+		// again empty (Enqueue is idempotent: it does nothing else).
+		if err := m.cfg.Enqueue(ctx, p.Source, p.Number, p.Head); err != nil {
+			errs = append(errs, fmt.Errorf("preview: queueing commit %s for %s again: %w", store.Short(p.Head), p.Environment, err))
 		}
 	}
 	return errors.Join(errs...)

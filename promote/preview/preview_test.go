@@ -450,8 +450,8 @@ func TestTTL(t *testing.T) {
 }
 
 // A new manager on the same store (a restart) makes the previews'
-// environments again, queues the run of the one building, and goes on
-// from the state it finds.
+// environments again, queues their heads again, and goes on from the
+// state it finds.
 func TestRestartKeepsState(t *testing.T) {
 	w := newWorld(t)
 	m := w.manager(func(c *preview.Config) { c.Labelers = []string{"alice"} })
@@ -474,7 +474,7 @@ func TestRestartKeepsState(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- m.Run(runCtx) }()
 	deadline := time.Now().Add(30 * time.Second)
-	for n := 0; n < 5; {
+	for n := 0; n < 6; {
 		if time.Now().After(deadline) {
 			t.Fatalf("after the restart, %d calls; want the previews made again", n)
 		}
@@ -489,7 +489,7 @@ func TestRestartKeepsState(t *testing.T) {
 	}
 	calls := w.taken()
 	slices.Sort(calls)
-	same(t, "calls at start", calls, []string{"enqueue shop #2 d1", "enqueue shop #3 e1", "make pr-1-shop", "make pr-2-shop", "make pr-3-shop"})
+	same(t, "calls at start", calls, []string{"enqueue shop #1 c1", "enqueue shop #2 d1", "enqueue shop #3 e1", "make pr-1-shop", "make pr-2-shop", "make pr-3-shop"})
 
 	// #1 is live at c1 still: the same head is nothing to do.
 	w.handle(m, hook(1, store.PullUpdated))
