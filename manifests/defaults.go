@@ -216,8 +216,10 @@ func defaultPipeline(p *v1alpha1.Pipeline) {
 		p.Spec.Previews = &v1alpha1.Previews{}
 	}
 	if p.Spec.Previews.Enabled == nil {
-		on := true
-		p.Spec.Previews.Enabled = &on
+		// why off: a preview runs a pull request's code, so a repository
+		// asks for previews; until then ferry builds no pull request.
+		off := false
+		p.Spec.Previews.Enabled = &off
 	}
 	setDuration(&p.Spec.Previews.TTL, DefaultPreviewTTL)
 }

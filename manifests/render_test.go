@@ -68,7 +68,7 @@ func TestRenderCanonical(t *testing.T) {
 		"---\nkind: CronTrigger\napiVersion: ferry.dev/v1alpha1\nmetadata: {name: c}\nspec: {data: {b: [x, y], a: 1}, schedule: \"@daily\", function: fn, timeZone: UTC}\n" +
 		"---\nspec: {methods: [post, get, GET], path: /h/, function: fn}\nmetadata: {name: h}\nkind: HTTPTrigger\napiVersion: ferry.dev/v1alpha1\n" +
 		"---\napiVersion: ferry.dev/v1alpha1\nkind: Function\nmetadata:\n  labels: {app: photos}\n  name: fn\nspec:\n  source: ./fn/\n  runtime: python\n  handler: main.handle\n  timeout: 30000ms\n  memory: 134217728\n  scale: {max: 10, min: 0}\n" +
-		"---\napiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: default}\nspec:\n  stages: [{name: dev, auto: true}, {name: staging, auto: true, from: [dev]}, {name: prod, approval: {required: 1}}]\n  previews: {enabled: true, ttl: 72h}\n"
+		"---\napiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nmetadata: {name: default}\nspec:\n  stages: [{name: dev, auto: true}, {name: staging, auto: true, from: [dev]}, {name: prod, approval: {required: 1}}]\n  previews: {enabled: false, ttl: 72h}\n"
 	a, err := Render(mustLoad(t, tidy, nil))
 	if err != nil {
 		t.Fatal(err)

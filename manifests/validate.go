@@ -807,8 +807,10 @@ func (v *validator) topic(t Object, spec *v1alpha1.TopicTriggerSpec, ok func(str
 	}
 }
 
-// previewName matches the environments ferry makes for pull requests.
-var previewName = regexp.MustCompile(`^pr-[0-9]+$`)
+// previewName matches the environments ferry makes for pull requests:
+// pr-N-SOURCE (store.PreviewName), and pr-N, the older form, kept
+// reserved.
+var previewName = regexp.MustCompile(`^pr-[0-9]+(-.*)?$`)
 
 // reservedStages are environment names ferry uses itself: "local" for
 // ferry run.
@@ -834,7 +836,7 @@ func (v *validator) pipeline() {
 		case len(content.IsDNS1123Label(st.Name)) > 0:
 			v.errorf(p, f+".name", "%q is not a valid environment name; %s", st.Name, nameRule(st.Name))
 		case previewName.MatchString(st.Name) || slices.Contains(reservedStages, st.Name):
-			v.errorf(p, f+".name", "%q is a name ferry gives its own environments (pull-request previews are pr-<n>, ferry run uses local); choose another", st.Name)
+			v.errorf(p, f+".name", "%q is a name ferry gives its own environments (pull-request previews are pr-<n> and pr-<n>-<source>, ferry run uses local); choose another", st.Name)
 		}
 		if j, dup := index[st.Name]; dup {
 			v.errorf(p, f+".name", "stage %q is listed twice (first as stage %d); rename one", st.Name, j+1)

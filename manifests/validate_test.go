@@ -211,6 +211,8 @@ func TestValidationRules(t *testing.T) {
 			field: "spec.stages[0].name", at: "name: Dev", want: `not a valid environment name`},
 		{name: "stage name reserved", manifest: pipelineDoc("stages:\n- name: pr-7"),
 			field: "spec.stages[0].name", at: "pr-7", want: "pull-request previews are pr-<n>"},
+		{name: "stage name of a source's preview", manifest: pipelineDoc("stages:\n- name: pr-7-shop"),
+			field: "spec.stages[0].name", at: "pr-7-shop", want: "pr-<n>-<source>"},
 		{name: "stage listed twice", manifest: pipelineDoc("stages:\n- name: dev\n- name: dev"),
 			field: "spec.stages[1].name", at: "name: dev", want: `stage "dev" is listed twice`},
 		{name: "first stage has from", manifest: pipelineDoc("stages:\n- name: dev\n  from: [qa]\n- name: qa"),

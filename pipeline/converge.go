@@ -75,7 +75,7 @@ func (e *embedded) retryLater(ctx context.Context, run store.Run) {
 			return
 		case <-t.C:
 		}
-		head, err := store.HeadOf(ctx, e.cfg.Store, run.Source, run.Branch)
+		head, err := e.headOf(ctx, run)
 		if err == nil && head != run.Commit {
 			// why "" too: a commit the store knows as no head is not run
 			// again behind the watcher's back.
@@ -83,7 +83,7 @@ func (e *embedded) retryLater(ctx context.Context, run store.Run) {
 				run.ID, store.Short(run.Commit), run.Source, run.Branch, store.Short(head))
 			return
 		}
-		if _, err := e.Enqueue(ctx, run.Source, run.Branch, run.Commit); err != nil && ctx.Err() == nil {
+		if _, err := e.again(ctx, run); err != nil && ctx.Err() == nil {
 			e.cfg.Log("pipeline: run %d: running it again: %v", run.ID, err)
 			e.retryLater(ctx, run)
 		}
@@ -106,6 +106,9 @@ func mayDeployAgain(run store.Run) bool {
 func (e *embedded) headNotLive(ctx context.Context, run store.Run) (string, error) {
 	if !mayDeployAgain(run) {
 		return "", nil
+	}
+	if run.PullRequest > 0 {
+		return e.previewNotLive(ctx, run)
 	}
 	head, err := store.HeadOf(ctx, e.cfg.Store, run.Source, run.Branch)
 	if err != nil || head != run.Commit {
@@ -173,4 +176,43 @@ func (e *embedded) deployAgain(ctx context.Context, run store.Run, why string) (
 	}
 	e.cfg.Log("pipeline: run %d (commit %s of %s/%s) deploys its release again: %s", run.ID, store.Short(run.Commit), run.Source, run.Branch, why)
 	return e.cfg.Store.GetRun(ctx, run.ID)
+}
+
+// headOf returns the head run converges to: its branch's head as the
+// watcher last saw it, or, for a pull request's run, the request's head
+// (Config.PullHead; without it the run's own commit, as a pull request's
+// run is enqueued for its head). "" when the store knows none.
+func (e *embedded) headOf(ctx context.Context, run store.Run) (string, error) {
+	if run.PullRequest == 0 {
+		return store.HeadOf(ctx, e.cfg.Store, run.Source, run.Branch)
+	}
+	if e.cfg.PullHead == nil {
+		return run.Commit, nil
+	}
+	return e.cfg.PullHead(ctx, run.Source, run.PullRequest)
+}
+
+// previewNotLive is headNotLive for a pull request's run, done: its
+// preview was torn down and made again (reopened, or evicted and pushed
+// to), so it runs nothing, or it runs another head. The target is asked,
+// not the store: a preview made again starts empty while the store still
+// holds its last deployment.
+func (e *embedded) previewNotLive(ctx context.Context, run store.Run) (string, error) {
+	env := store.PreviewName(run.Source, run.PullRequest)
+	target, err := e.cfg.Target(env)
+	if err != nil {
+		return "", fmt.Errorf("environment %s: %w", env, err)
+	}
+	st, err := target.Status(ctx)
+	if err != nil {
+		return "", fmt.Errorf("environment %s: %w", env, err)
+	}
+	if st.Release == run.Release {
+		return "", nil
+	}
+	what := "nothing"
+	if st.Release != "" {
+		what = store.Short(st.Release)
+	}
+	return fmt.Sprintf("pull request %d of %s is at %s again, but its preview %s runs %s", run.PullRequest, run.Source, store.Short(run.Commit), env, what), nil
 }

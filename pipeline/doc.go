@@ -40,4 +40,18 @@
 // its commit is the branch head: with back-off in this process, and when
 // ferry enqueues each branch head at start. A run that failed on the
 // repository's merits (a manifest, the code, a test) is not run again.
+//
+// # Pull requests
+//
+// A pull request's run (EnqueuePull; Run.PullRequest is its number) has
+// the branch pull/N or merge-requests/N, so it is a lane of its own and a
+// commit the source's branch has too gets a second run. It runs the same
+// steps, but deploys to the preview store.PreviewName(source, N), not to
+// the first stage: no stage's Admit is asked, and Config.OnPreviewDeployed
+// hears of it instead of OnDeployed, so it is never promoted. It converges
+// on its request's head (Config.PullHead), never the branch's: a newer
+// head of the same request supersedes it, and an infrastructure failure
+// runs it again while it is the head. A done run enqueued again deploys
+// again when its preview does not run its release (the preview was made
+// again, empty).
 package pipeline

@@ -58,10 +58,33 @@ type lane struct {
 
 // Enqueue implements Executor.
 func (e *embedded) Enqueue(ctx context.Context, source, branch, commit string) (store.Run, error) {
+	return e.enqueue(ctx, store.Run{Source: source, Branch: branch, Commit: commit})
+}
+
+// EnqueuePull implements Executor.
+func (e *embedded) EnqueuePull(ctx context.Context, source, branch, commit string, number int) (store.Run, error) {
+	if number <= 0 {
+		return store.Run{}, fmt.Errorf("pipeline: a pull request's number is positive, not %d", number)
+	}
+	if branch != store.PullBranch(store.PullPrefixGitHub, number) && branch != store.PullBranch(store.PullPrefixGitLab, number) {
+		return store.Run{}, fmt.Errorf("pipeline: pull request %d's runs have the branch %s or %s, not %q",
+			number, store.PullBranch(store.PullPrefixGitHub, number), store.PullBranch(store.PullPrefixGitLab, number), branch)
+	}
+	return e.enqueue(ctx, store.Run{Source: source, Branch: branch, Commit: commit, PullRequest: number})
+}
+
+// again enqueues run's commit again: a branch head, or a pull request's.
+func (e *embedded) again(ctx context.Context, run store.Run) (store.Run, error) {
+	return e.enqueue(ctx, store.Run{Source: run.Source, Branch: run.Branch, Commit: run.Commit, PullRequest: run.PullRequest})
+}
+
+func (e *embedded) enqueue(ctx context.Context, want store.Run) (store.Run, error) {
+	source, branch, commit := want.Source, want.Branch, want.Commit
 	if source == "" || branch == "" || commit == "" {
 		return store.Run{}, fmt.Errorf("pipeline: a run needs a source, a branch and a commit (got %q, %q, %q)", source, branch, commit)
 	}
-	run, created, err := e.cfg.Store.CreateRun(ctx, store.Run{Source: source, Branch: branch, Commit: commit, Status: store.StatusQueued}, Steps)
+	want.Status = store.StatusQueued
+	run, created, err := e.cfg.Store.CreateRun(ctx, want, Steps)
 	if err != nil {
 		return store.Run{}, fmt.Errorf("pipeline: recording a run for commit %s of %s/%s: %w", store.Short(commit), source, branch, err)
 	}
@@ -389,7 +412,19 @@ func (e *embedded) auditObject(ctx context.Context, action, object, detail strin
 // the branch head the store knows descends from its commit and is not it,
 // or a newer run of the branch deployed already. "" when it may go on.
 func (e *embedded) passed(ctx context.Context, run store.Run) (string, error) {
-	if e.cfg.IsAncestor != nil {
+	if run.PullRequest > 0 && e.cfg.PullHead != nil {
+		// why not Git's history: a pull request is force-pushed often, and
+		// its newest head is what its preview shows, whatever the order.
+		head, err := e.cfg.PullHead(ctx, run.Source, run.PullRequest)
+		if err != nil {
+			return "", err
+		}
+		if head != "" && head != run.Commit {
+			return fmt.Sprintf("the head of pull request %d of %s is %s now; ferry runs it instead of this run's commit %s",
+				run.PullRequest, run.Source, store.Short(head), store.Short(run.Commit)), nil
+		}
+	}
+	if e.cfg.IsAncestor != nil && run.PullRequest == 0 {
 		st, err := e.cfg.Store.GetSourceStatus(ctx, run.Source)
 		src, serr := e.cfg.Store.GetSource(ctx, run.Source)
 		switch {

@@ -27,6 +27,14 @@ type Executor interface {
 	// which end superseded. Runs start only while Run runs; Enqueue is safe for
 	// concurrent use, before Run and during it.
 	Enqueue(ctx context.Context, source, branch, commit string) (store.Run, error)
+	// EnqueuePull is Enqueue for pull request number's head commit: the
+	// run's branch is store.PullBranch's (pull/N or merge-requests/N),
+	// its lane is the request's own, and its deploy step applies the
+	// release to the preview store.PreviewName(source, number), with no
+	// promotion onward (Config.OnPreviewDeployed hears of it, not
+	// OnDeployed). A newer head of the same request supersedes it; the
+	// source's branch head does not.
+	EnqueuePull(ctx context.Context, source, branch, commit string, number int) (store.Run, error)
 	// Run executes runs until ctx ends, then waits for the runs in
 	// progress to stop and returns nil. At its start it resumes every
 	// unfinished run of the store, each from its first step that is not
@@ -122,8 +130,20 @@ type Config struct {
 	// on from there. It may be called again for the same run after a
 	// restart, so it must be idempotent.
 	OnDeployed func(run store.Run, rel store.Release, env string)
+	// OnPreviewDeployed, when set, is called after a pull request's run
+	// deployed its release to the request's preview (run.PullRequest is
+	// its number). Like OnDeployed it may be called again after a
+	// restart. A preview is never promoted, so OnDeployed is not called
+	// for it.
+	OnPreviewDeployed func(run store.Run, rel store.Release, env string)
+	// PullHead, when set, returns the head commit ferry knows of source's
+	// pull request number ("" when it knows none): a pull request's run
+	// whose commit is no longer its head is superseded when ferry starts,
+	// and is not run again after an infrastructure failure. Without it a
+	// pull request's run is taken for its head.
+	PullHead func(ctx context.Context, source string, number int) (string, error)
 	// Admit, when set, is asked before the deploy step changes the first
-	// stage; an error (a freeze, a hold after a manual rollback, a gate
+	// stage (not a preview: freezes and holds are the stages' own); an error (a freeze, a hold after a manual rollback, a gate
 	// the release may not pass) skips the deploy with its reason: the
 	// release is made all the same, and the promoter records what waits.
 	Admit func(ctx context.Context, run store.Run, rel store.Release, env string) error

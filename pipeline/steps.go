@@ -65,7 +65,7 @@ func (r *runner) validate(ctx context.Context) error {
 	}
 	r.logf(ctx, StepValidate, "%s: %s (%s), %s; releases go to %s first",
 		strings.Join(r.set.Files, ", "), count(len(names), "function"), strings.Join(names, ", "),
-		count(triggers(r.set), "trigger"), r.firstStage())
+		count(triggers(r.set), "trigger"), r.deployEnv())
 	return nil
 }
 
@@ -94,8 +94,17 @@ func triggers(set *manifests.Set) int {
 	return len(set.HTTPTriggers) + len(set.CronTriggers) + len(set.NATSTriggers) + len(set.KafkaTriggers)
 }
 
-// firstStage is the environment a run deploys to: the first stage of the
-// repository's Pipeline, dev by default.
+// deployEnv is the environment a run deploys to: its pull request's
+// preview, or else the first stage.
+func (r *runner) deployEnv() string {
+	if r.run.PullRequest > 0 {
+		return store.PreviewName(r.run.Source, r.run.PullRequest)
+	}
+	return r.firstStage()
+}
+
+// firstStage is the first stage of the repository's Pipeline, dev by
+// default.
 func (r *runner) firstStage() string {
 	set := r.set
 	if r.artifact != nil && r.artifact.Set != nil {
@@ -333,8 +342,8 @@ func (r *runner) deploy(ctx context.Context) error {
 		}
 		r.artifact = rel
 	}
-	env := r.firstStage()
-	if r.cfg.Admit != nil {
+	env := r.deployEnv()
+	if r.cfg.Admit != nil && r.run.PullRequest == 0 {
 		// why: a frozen first stage, or one held after a manual rollback,
 		// must not be changed by a commit behind the operator's back; the
 		// release is made, and waits (Admit records it) until the stage
@@ -375,10 +384,19 @@ func (r *runner) deploy(ctx context.Context) error {
 			r.logf(ctx, StepDeploy, "%s  %s", fi.Function, u)
 		}
 	}
-	if r.cfg.OnDeployed != nil {
+	r.deployed(env)
+	return nil
+}
+
+// deployed tells the hook of the run's kind that env runs its release: a
+// stage's is promoted onward, a preview's never.
+func (r *runner) deployed(env string) {
+	switch {
+	case r.run.PullRequest > 0 && r.cfg.OnPreviewDeployed != nil:
+		r.cfg.OnPreviewDeployed(r.run, r.stored, env)
+	case r.run.PullRequest == 0 && r.cfg.OnDeployed != nil:
 		r.cfg.OnDeployed(r.run, r.stored, env)
 	}
-	return nil
 }
 
 // behind returns a *supersededError when env runs a newer commit of the
@@ -400,7 +418,7 @@ func (r *runner) behind(ctx context.Context, env string) error {
 	// why: the branch's head as the watcher last saw it is where env
 	// converges, even when it is older than what env runs: the branch was
 	// force-pushed back to it (git reset --hard HEAD~1 && git push -f).
-	head, err := store.HeadOf(ctx, r.st, r.run.Source, r.run.Branch)
+	head, err := r.e.headOf(ctx, r.run)
 	if err != nil {
 		return fmt.Errorf("reading the head of %s/%s: %w", r.run.Source, r.run.Branch, err)
 	}
@@ -452,9 +470,7 @@ func (r *runner) recordDeployment(ctx context.Context, env, status, reason strin
 // deployAgain tells OnDeployed again about a deployment whose run ferry
 // did not finish: it may not have heard of it.
 func (r *runner) deployAgain(ctx context.Context) error {
-	if r.cfg.OnDeployed != nil {
-		r.cfg.OnDeployed(r.run, r.stored, r.firstStage())
-	}
+	r.deployed(r.deployEnv())
 	return nil
 }
 

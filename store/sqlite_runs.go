@@ -7,11 +7,11 @@ import (
 	"fmt"
 )
 
-const runCols = `id, source, branch, commit_id, status, reason, release_id, created, started, ended, store_failed`
+const runCols = `id, source, branch, commit_id, status, reason, release_id, created, started, ended, store_failed, pull_request`
 
 func scanRun(sc scanner) (Run, error) {
 	var r Run
-	err := sc.Scan(&r.ID, &r.Source, &r.Branch, &r.Commit, &r.Status, &r.Reason, &r.Release, at(&r.Created), at(&r.Started), at(&r.Ended), &r.InfraFailed)
+	err := sc.Scan(&r.ID, &r.Source, &r.Branch, &r.Commit, &r.Status, &r.Reason, &r.Release, at(&r.Created), at(&r.Started), at(&r.Ended), &r.InfraFailed, &r.PullRequest)
 	return r, err
 }
 
@@ -72,8 +72,8 @@ func (s *SQLite) CreateRun(ctx context.Context, r Run, steps []string) (Run, boo
 }
 
 func insertRun(ctx context.Context, tx *sql.Tx, r Run, steps []string) (int64, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO runs (source, branch, commit_id, status, reason, release_id, created)
-		VALUES (?, ?, ?, ?, '', '', ?)`, r.Source, r.Branch, r.Commit, StatusQueued, unixNano(orNow(r.Created)))
+	res, err := tx.ExecContext(ctx, `INSERT INTO runs (source, branch, commit_id, status, reason, release_id, created, pull_request)
+		VALUES (?, ?, ?, ?, '', '', ?, ?)`, r.Source, r.Branch, r.Commit, StatusQueued, unixNano(orNow(r.Created)), r.PullRequest)
 	if err != nil {
 		return 0, err
 	}

@@ -138,6 +138,11 @@ type Run struct {
 	// is the branch head. (Its column is store_failed, the name of its
 	// first case.)
 	InfraFailed bool
+	// PullRequest is the number of the pull (merge) request the run is
+	// for, 0 for a run of the source's branch. Such a run's Branch is
+	// PullBranch's (pull/N, merge-requests/N), and it deploys to the
+	// preview PreviewName(Source, PullRequest), nowhere else.
+	PullRequest int
 	Steps       []Step // in order; filled by GetRun
 }
 

@@ -132,7 +132,8 @@ type EventCheck struct {
 
 // Previews configures the environment ferry makes for each pull request.
 type Previews struct {
-	// Enabled turns previews on. Default true.
+	// Enabled turns previews on. Default false: previews run pull
+	// requests' code, so a repository turns them on.
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
 	// TTL deletes a preview this long after its last push, even if its pull
