@@ -70,8 +70,15 @@ func newHookEnv(t *testing.T) *hookEnv { return newHookEnvWith(t, nil) }
 // memory).
 func newHookEnvWith(t *testing.T, d DeliveryLog) *hookEnv {
 	t.Helper()
+	return newHookEnvAdjusted(t, d, nil)
+}
+
+// newHookEnvAdjusted is newHookEnvWith with the configuration changed by
+// adjust (nil: as is) before the handler is made.
+func newHookEnvAdjusted(t *testing.T, d DeliveryLog, adjust func(*WebhookConfig)) *hookEnv {
+	t.Helper()
 	env := &hookEnv{t: t, clock: &fakeClock{}}
-	h := NewWebhooks(WebhookConfig{
+	cfg := WebhookConfig{
 		Source: func(_ context.Context, name string) (WebhookSource, bool) {
 			src, ok := testSources[name]
 			return src, ok
@@ -88,7 +95,11 @@ func newHookEnvWith(t *testing.T, d DeliveryLog) *hookEnv {
 		},
 		Now:        env.clock.now,
 		Deliveries: d,
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	h := NewWebhooks(cfg)
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config = NewHTTPServer("", h)
 	srv.Start()
