@@ -247,7 +247,11 @@ func (w *watcher) pollPulls(ctx context.Context, s *source, src store.Source, re
 			delete(s.pulls.heads, n)
 			removePullRefs(s.repo, n)
 		}
-		w.cfg.Log("watcher: source %s: request #%d %s %s", src.Name, n, ev.Action, ev.Commit)
+		if open {
+			w.cfg.Log("watcher: source %s: request #%d %s at %s", src.Name, n, ev.Action, ev.Commit)
+		} else {
+			w.cfg.Log("watcher: source %s: request #%d %s", src.Name, n, ev.Action)
+		}
 		if w.cfg.OnPull != nil {
 			w.cfg.OnPull(ev)
 		}

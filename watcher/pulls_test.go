@@ -182,8 +182,9 @@ func TestPullsFirstListingTellsNothing(t *testing.T) {
 // GitLab's merge requests are refs/merge-requests/N/head; other refs
 // under a request (GitHub's trial merge refs/pull/N/merge) are not heads.
 func TestPullsGitLabNames(t *testing.T) {
-	gs := newGitServer(t, "", "")
-	repo, url := gs.repo(t, "app")
+	// A local path, to list through git-upload-pack as well as over HTTP.
+	repo := newGitRepo(t, filepath.Join(t.TempDir(), "app.git"))
+	url := repo.bare
 	repo.commit(nil)
 	repo.push()
 	heard := &pullsHeard{}
