@@ -908,6 +908,9 @@ func FuzzWebhookPayloads(f *testing.F) {
 	f.Add(uint8(1), "Merge Request Hook", []byte(`{"object_attributes":{"iid":1,"action":"open"}}`))
 	f.Add(uint8(2), "", []byte(`{"ref":"main"}`))
 	f.Add(uint8(0), "push", []byte(`{"ref":null,"deleted":"yes"}`))
+	f.Add(uint8(0), "issue_comment", []byte(`{"action":"created","issue":{"number":3,"pull_request":{}},"comment":{"id":1,"body":"/ferry approve prod","user":{"login":"octocat"}}}`))
+	f.Add(uint8(0), "commit_comment", []byte(`{"action":"created","comment":{"id":1,"body":"/ferry reject prod no","commit_id":"`+afterSHA+`","user":{"login":"octocat"}}}`))
+	f.Add(uint8(1), "Merge Request Hook", []byte(`{"object_attributes":{"iid":1,"action":"update"},"changes":{"labels":{"previous":[],"current":[{"title":"ferry/preview"}]}}}`))
 
 	var n atomic.Uint64
 	h := NewWebhooks(WebhookConfig{
@@ -917,6 +920,20 @@ func FuzzWebhookPayloads(f *testing.F) {
 		},
 		Sync: func(string) {},
 		Log:  func(string, ...any) {},
+		// What reaches the callbacks is whole, and carries no commit of a
+		// pull request.
+		Pull: func(_ context.Context, ev store.PullEvent) (string, error) {
+			if ev.Source != "app" || ev.Number <= 0 || ev.Commit != "" || !ev.FromWebhook || ev.Action == "" {
+				panic(fmt.Sprintf("Pull told %+v", ev))
+			}
+			return "", nil
+		},
+		Comment: func(_ context.Context, ev CommentEvent) (string, error) {
+			if ev.Source != "app" || ev.CommentID == 0 || ev.Author == "" || !strings.HasPrefix(strings.TrimLeft(ev.Body, " \t\r\n"), "/ferry ") {
+				panic(fmt.Sprintf("Comment told %+v", ev))
+			}
+			return "", nil
+		},
 	})
 	f.Fuzz(func(t *testing.T, provider uint8, event string, body []byte) {
 		id := fmt.Sprint(n.Add(1))
