@@ -3,7 +3,9 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/ferrycd/ferry/internal/gitauth/sshtest"
 	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/test/gitserver"
 )
@@ -429,6 +432,31 @@ func TestPullsListingMeetsTheTimeout(t *testing.T) {
 	_, _, err = tw.FetchPull(ctx, "app", 1)
 	if ctx.Err() != nil {
 		t.Fatalf("FetchPull was still waiting at %v, with a timeout of %v", 50*timeout, timeout)
+	}
+	if err == nil || !strings.Contains(err.Error(), "no answer within 400ms from ") {
+		t.Fatalf("FetchPull: %v, want it to fail saying there was no answer within 400ms", err)
+	}
+}
+
+// Over SSH, a server that stalls after its banner holds FetchPull's
+// listing no longer than the source's timeout either.
+func TestFetchPullOverStalledSSH(t *testing.T) {
+	key, _ := sshtest.NewKey(t, "")
+	const timeout = 400 * time.Millisecond
+	addr := stallConn(t, func(c net.Conn, done <-chan struct{}) {
+		io.WriteString(c, "SSH-2.0-OpenSSH_9.6\r\n")
+		<-done
+	})
+	tw := startWatcher(t, Config{})
+	tw.SetPulls("hostile", true)
+	tw.add(t, store.Source{Name: "hostile", URL: "ssh://git@" + addr + "/srv/demo.git", SSHKey: key, Timeout: timeout})
+	// Bounded only to catch a hang, far beyond the timeout (FetchPull may
+	// first wait for the branch's fetch, which meets the same timeout).
+	ctx, cancel := context.WithTimeout(context.Background(), 50*timeout)
+	defer cancel()
+	_, _, err := tw.FetchPull(ctx, "hostile", 1)
+	if ctx.Err() != nil {
+		t.Fatalf("FetchPull was still waiting at %v, with a timeout of %v: %v", 50*timeout, timeout, err)
 	}
 	if err == nil || !strings.Contains(err.Error(), "no answer within 400ms from ") {
 		t.Fatalf("FetchPull: %v, want it to fail saying there was no answer within 400ms", err)
