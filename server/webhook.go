@@ -43,6 +43,18 @@ type WebhookConfig struct {
 	// source's name on purpose: the commit always comes from Git, never
 	// from a payload, so a webhook can at worst cause a needless fetch.
 	Sync func(name string)
+	// Pull, when set, is told of each pull (merge) request a signed
+	// delivery reports (GitHub pull_request opened, reopened, synchronize,
+	// closed, labeled; GitLab Merge Request Hook), instead of a sync of
+	// the source; what it answers goes back to the sender, who shows it
+	// (GitHub in the hook's recent deliveries). The event carries no
+	// commit: the callback fetches the request's head from Git. Nil: those
+	// deliveries sync the source, as a push does.
+	Pull func(ctx context.Context, ev store.PullEvent) (answer string, err error)
+	// Comment, when set, is told of each new comment that starts with
+	// "/ferry " (GitHub issue_comment and commit_comment, action
+	// created); other comments are ignored. Nil: every comment is.
+	Comment func(ctx context.Context, ev CommentEvent) (answer string, err error)
 	// Deliveries remembers the deliveries that synced, so that a replay is
 	// answered "duplicate" without syncing again: the store, so that this
 	// holds across a restart. Default: a set in memory, forgotten on exit.
@@ -59,6 +71,27 @@ type WebhookConfig struct {
 	Now func() time.Time
 }
 
+// CommentEvent is a comment made on GitHub that starts with "/ferry ": on a
+// pull request or issue (issue_comment), or on a commit (commit_comment).
+// Only the webhook's signature vouches for it: Author is GitHub's login of
+// who wrote it, which the approver checks with the GitHub API before it
+// counts for anything.
+type CommentEvent struct {
+	Source string
+	// Number is the pull request's or issue's; 0 for a commit comment.
+	Number        int
+	IsPullRequest bool
+	CommentID     int64
+	Body          string
+	Author        string
+	// Commit is commit_comment's commit, "" otherwise: the approver looks
+	// the release up from it and trusts it for nothing else.
+	Commit string
+}
+
+// commandPrefix starts the comments ferry acts on.
+const commandPrefix = "/ferry "
+
 // maxWebhookBody caps a delivery's body. GitHub caps its payloads at
 // 25 MiB, but those are pushes of thousands of commits, and ferry reads only
 // a ref and a flag or two; a push to a watched branch is a few KiB.
@@ -71,8 +104,9 @@ const maxWebhookBody = 3 << 20
 //	POST /hooks/generic/{source}  anything else, signed with X-Ferry-Signature-256
 //
 // It serves those paths itself: mount it at "/hooks/" or at the root. A
-// delivery only asks the watcher to fetch the source now; it never says what
-// to build. It panics when Source or Sync is nil, which is a wiring mistake.
+// delivery only asks the watcher to fetch the source now, or tells Pull of a
+// pull request's change or Comment of a "/ferry " comment; it never says
+// what to build: no commit is read from a payload. It panics when Source or Sync is nil, which is a wiring mistake.
 func NewWebhooks(cfg WebhookConfig) http.Handler {
 	if cfg.Source == nil {
 		panic("server.NewWebhooks: WebhookConfig.Source is nil; pass a function that looks up a source by name")
@@ -127,7 +161,17 @@ type hookProvider struct {
 type hookDecision struct {
 	event string
 	sync  bool
-	// ignored says why a delivery does not sync; empty for a ping.
+	// pulls are the requests' changes to hand to WebhookConfig.Pull (more
+	// than one when a GitLab update adds several labels); when Pull is
+	// nil, sync decides.
+	pulls []store.PullEvent
+	// isPull marks a delivery about a pull (merge) request: with
+	// WebhookConfig.Pull set, only pulls act on it, and it never syncs.
+	isPull bool
+	// comment is the comment to hand to WebhookConfig.Comment; ignored
+	// when Comment is nil.
+	comment *CommentEvent
+	// ignored says why a delivery does nothing; empty for a ping.
 	ignored string
 	// detail is logged when the delivery syncs, e.g. "pull request #7 opened".
 	detail string
@@ -147,11 +191,13 @@ func badHook(format string, args ...any) error {
 
 // hookReply is the body of every answer that is not an error.
 type hookReply struct {
-	OK        bool   `json:"ok"`
-	Event     string `json:"event,omitempty"`
-	Source    string `json:"source,omitempty"`
-	Delivery  string `json:"delivery,omitempty"`
-	Sync      string `json:"sync,omitempty"`
+	OK       bool   `json:"ok"`
+	Event    string `json:"event,omitempty"`
+	Source   string `json:"source,omitempty"`
+	Delivery string `json:"delivery,omitempty"`
+	Sync     string `json:"sync,omitempty"`
+	// Answer is what WebhookConfig.Pull or Comment said.
+	Answer    string `json:"answer,omitempty"`
 	Duplicate bool   `json:"duplicate,omitempty"`
 	Ignored   string `json:"ignored,omitempty"`
 }
@@ -235,18 +281,29 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 		return
 	}
 	reply := hookReply{OK: true, Event: d.event, Source: src.Name, Delivery: id}
-	if !d.sync {
+	action := ""
+	switch {
+	case d.isPull && wh.cfg.Pull != nil:
+		if len(d.pulls) > 0 {
+			action = "source.pull"
+		}
+	case d.comment != nil && wh.cfg.Comment != nil:
+		action = "source.comment"
+	case d.sync:
+		action = "source.sync"
+	}
+	if action == "" {
 		// Nothing changes, so nothing needs remembering: a replay gets the
 		// same answer and changes nothing either.
 		reply.Ignored = d.ignored
 		replyHook(w, http.StatusOK, reply)
 		return
 	}
-	// Only deliveries that passed the signature check and are about to sync
+	// Only deliveries that passed the signature check and are about to act
 	// get here, so a forged delivery cannot claim an id before the real one.
 	first := true
 	ctx := r.Context()
-	ev := store.Event{Actor: "webhook", Action: "source.sync", Object: "source/" + src.Name,
+	ev := store.Event{Actor: "webhook", Action: action, Object: "source/" + src.Name,
 		Detail: fmt.Sprintf("%s %s delivery %s: %s", p.name, d.event, id, d.detail)}
 	if wh.cfg.Audit != nil {
 		ctx = store.WithEvent(ctx, ev)
@@ -254,7 +311,7 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 	if id != "" {
 		first, err = wh.cfg.Deliveries.RememberDelivery(ctx, deliveryKey(p.name, src.Name, id), wh.cfg.Now(), defaultDeliveryTTL)
 		if err != nil {
-			// Not synced and not remembered: the sender retries later.
+			// Not acted on and not remembered: the sender retries later.
 			wh.cfg.Log("webhook: %s delivery %s for source %q: %v", p.name, id, src.Name, err)
 			msg := "ferry could not record the delivery; send it again later"
 			if ae, ok := errors.AsType[*store.AuditError](err); ok {
@@ -265,7 +322,7 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 		}
 	}
 	if !first {
-		wh.cfg.Log("webhook: %s delivery %s for source %q is a duplicate; not syncing again", p.name, id, src.Name)
+		wh.cfg.Log("webhook: %s delivery %s for source %q is a duplicate; not acting again", p.name, id, src.Name)
 		reply.Duplicate = true
 		replyHook(w, http.StatusOK, reply)
 		return
@@ -277,9 +334,43 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 			return
 		}
 	}
-	wh.cfg.Log("webhook: %s %s delivery %s for source %q: %s; syncing", p.name, d.event, id, src.Name, d.detail)
-	wh.cfg.Sync(src.Name)
-	reply.Sync = "requested"
+	switch action {
+	case "source.sync":
+		wh.cfg.Log("webhook: %s %s delivery %s for source %q: %s; syncing", p.name, d.event, id, src.Name, d.detail)
+		wh.cfg.Sync(src.Name)
+		reply.Sync = "requested"
+		replyHook(w, http.StatusAccepted, reply)
+		return
+	case "source.pull":
+		wh.cfg.Log("webhook: %s %s delivery %s for source %q: %s", p.name, d.event, id, src.Name, d.detail)
+		var answers []string
+		for _, pe := range d.pulls {
+			pe.Source = src.Name
+			// why: r.Context(), not ctx: the audit entry is written, and a
+			// callback's own changes must not carry it.
+			a, err := wh.cfg.Pull(r.Context(), pe)
+			if err != nil {
+				wh.cfg.Log("webhook: %s delivery %s for source %q: %s: %v", p.name, id, src.Name, d.detail, err)
+				replyHookError(w, http.StatusServiceUnavailable, err.Error())
+				return
+			}
+			if a != "" {
+				answers = append(answers, a)
+			}
+		}
+		reply.Answer = strings.Join(answers, "; ")
+	case "source.comment":
+		wh.cfg.Log("webhook: %s %s delivery %s for source %q: %s", p.name, d.event, id, src.Name, d.detail)
+		c := *d.comment
+		c.Source = src.Name
+		a, err := wh.cfg.Comment(r.Context(), c)
+		if err != nil {
+			wh.cfg.Log("webhook: %s delivery %s for source %q: %s: %v", p.name, id, src.Name, d.detail, err)
+			replyHookError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		reply.Answer = a
+	}
 	replyHook(w, http.StatusAccepted, reply)
 }
 
@@ -353,9 +444,9 @@ func decideGitHub(h http.Header, body []byte, src WebhookSource) (hookDecision, 
 		return d, badHook("missing X-GitHub-Event header; is this a GitHub webhook?")
 	case "ping":
 		return d, nil
-	case "push", "pull_request":
+	case "push", "pull_request", "issue_comment", "commit_comment":
 	default:
-		d.ignored = "ferry acts on push and pull_request events, not " + event
+		d.ignored = "ferry acts on push, pull_request, issue_comment and commit_comment events, not " + event
 		return d, nil
 	}
 
@@ -385,19 +476,147 @@ func decideGitHub(h http.Header, body []byte, src WebhookSource) (hookDecision, 
 		return d, nil
 	}
 
+	if event == "issue_comment" || event == "commit_comment" {
+		return decideGitHubComment(d, payload)
+	}
+	return decideGitHubPull(d, payload)
+}
+
+// githubRepo is a repository as GitHub's payloads name it; null when it is
+// gone (a deleted fork).
+type githubRepo struct {
+	FullName string `json:"full_name"`
+}
+
+// githubUser is a user as GitHub's payloads name them.
+type githubUser struct {
+	Login string `json:"login"`
+}
+
+// decideGitHubPull reads a pull_request delivery. Its head commit is never
+// read: the callback fetches refs/pull/N/head from Git.
+func decideGitHubPull(d hookDecision, payload []byte) (hookDecision, error) {
 	var pr struct {
-		Action string `json:"action"`
-		Number int    `json:"number"`
+		Action      string `json:"action"`
+		Number      int    `json:"number"`
+		PullRequest struct {
+			Number  int        `json:"number"`
+			Title   string     `json:"title"`
+			HTMLURL string     `json:"html_url"`
+			User    githubUser `json:"user"`
+			Head    struct {
+				Repo *githubRepo `json:"repo"`
+			} `json:"head"`
+			Base struct {
+				Repo *githubRepo `json:"repo"`
+			} `json:"base"`
+		} `json:"pull_request"`
+		Label  *struct{ Name string } `json:"label"`
+		Sender githubUser             `json:"sender"`
 	}
 	if err := json.Unmarshal(payload, &pr); err != nil {
 		return d, badHook("pull_request payload is not valid JSON: %v", err)
 	}
+	if pr.Number == 0 {
+		pr.Number = pr.PullRequest.Number
+	}
+	var action store.PullAction
 	switch pr.Action {
-	case "opened", "reopened", "synchronize", "closed":
-		d.sync, d.detail = true, fmt.Sprintf("pull request #%d %s", pr.Number, pr.Action)
+	case "opened", "reopened":
+		action = store.PullOpened
+	case "synchronize":
+		action = store.PullUpdated
+	case "closed":
+		action = store.PullClosed
+	case "labeled":
+		action = store.PullLabeled
 	default:
 		d.ignored = fmt.Sprintf("pull request action %q changes no code", pr.Action)
+		return d, nil
 	}
+	if pr.Number <= 0 {
+		return d, badHook("pull_request payload has no pull request number")
+	}
+	d.detail = fmt.Sprintf("pull request #%d %s", pr.Number, pr.Action)
+	// Without a Pull callback a pull request only nudges the branch, as
+	// before; a label changes no code.
+	d.sync = action != store.PullLabeled
+	if !d.sync {
+		d.ignored = fmt.Sprintf("pull request action %q changes no code", pr.Action)
+	}
+	head, base := pr.PullRequest.Head.Repo, pr.PullRequest.Base.Repo
+	ev := store.PullEvent{
+		Number:      pr.Number,
+		Action:      action,
+		FromWebhook: true,
+		// A head whose repository is gone, or another than the base's, is
+		// a fork's: its code is not the base's owners'.
+		Fork:   head == nil || base == nil || !strings.EqualFold(head.FullName, base.FullName),
+		Author: pr.PullRequest.User.Login,
+		Sender: pr.Sender.Login,
+		Title:  pr.PullRequest.Title,
+		WebURL: pr.PullRequest.HTMLURL,
+	}
+	d.isPull = true
+	if action == store.PullLabeled {
+		if pr.Label == nil || pr.Label.Name == "" {
+			d.ignored = "the pull request was labelled, but the payload names no label"
+			return d, nil
+		}
+		ev.Label = pr.Label.Name
+	}
+	d.pulls = []store.PullEvent{ev}
+	return d, nil
+}
+
+// decideGitHubComment reads an issue_comment or commit_comment delivery:
+// a new comment that starts with "/ferry " is a command.
+func decideGitHubComment(d hookDecision, payload []byte) (hookDecision, error) {
+	var c struct {
+		Action string `json:"action"`
+		Issue  *struct {
+			Number      int             `json:"number"`
+			PullRequest json.RawMessage `json:"pull_request"`
+		} `json:"issue"`
+		Comment struct {
+			ID       int64      `json:"id"`
+			Body     string     `json:"body"`
+			User     githubUser `json:"user"`
+			CommitID string     `json:"commit_id"`
+		} `json:"comment"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return d, badHook("%s payload is not valid JSON: %v", d.event, err)
+	}
+	switch {
+	case c.Action != "created":
+		d.ignored = fmt.Sprintf("comment action %q: ferry acts on new comments only", c.Action)
+		return d, nil
+	case !strings.HasPrefix(strings.TrimLeft(c.Comment.Body, " \t\r\n"), commandPrefix):
+		d.ignored = "the comment is no command: ferry's start with " + strings.TrimSpace(commandPrefix)
+		return d, nil
+	case c.Comment.ID == 0 || c.Comment.User.Login == "":
+		return d, badHook("%s payload has no comment id or author", d.event)
+	}
+	ce := &CommentEvent{CommentID: c.Comment.ID, Body: c.Comment.Body, Author: c.Comment.User.Login}
+	if d.event == "issue_comment" {
+		if c.Issue == nil || c.Issue.Number <= 0 {
+			return d, badHook("issue_comment payload has no issue number")
+		}
+		ce.Number = c.Issue.Number
+		// why: GitHub's pull requests are issues; the issue of one has a
+		// pull_request object, which is absent or null otherwise.
+		ce.IsPullRequest = len(c.Issue.PullRequest) > 0 && string(c.Issue.PullRequest) != "null"
+		d.detail = fmt.Sprintf("comment %d on #%d by %s", ce.CommentID, ce.Number, ce.Author)
+	} else {
+		if c.Comment.CommitID == "" {
+			return d, badHook("commit_comment payload has no commit_id")
+		}
+		ce.Commit = c.Comment.CommitID
+		d.detail = fmt.Sprintf("comment %d on commit %s by %s", ce.CommentID, store.Short(ce.Commit), ce.Author)
+	}
+	d.comment = ce
+	d.ignored = "comments are acted on only when approvals from GitHub are configured"
 	return d, nil
 }
 
@@ -488,19 +707,98 @@ func decideGitLab(h http.Header, body []byte, src WebhookSource) (hookDecision, 
 			d.sync, d.detail = true, "push to "+push.Ref
 		}
 	case "Merge Request Hook":
-		var mr struct {
-			ObjectAttributes struct {
-				IID    int    `json:"iid"`
-				Action string `json:"action"`
-			} `json:"object_attributes"`
-		}
-		if err := json.Unmarshal(body, &mr); err != nil {
-			return d, badHook("Merge Request Hook payload is not valid JSON: %v", err)
-		}
-		d.sync, d.detail = true, fmt.Sprintf("merge request !%d %s", mr.ObjectAttributes.IID, mr.ObjectAttributes.Action)
+		return decideGitLabMerge(d, body)
 	default:
 		d.ignored = "ferry acts on Push Hook and Merge Request Hook events, not " + event
 	}
+	return d, nil
+}
+
+// decideGitLabMerge reads a Merge Request Hook. GitLab names no author
+// login in it (only an id), so Author stays empty; Sender is who acted.
+func decideGitLabMerge(d hookDecision, body []byte) (hookDecision, error) {
+	type label struct {
+		Title string `json:"title"`
+	}
+	var mr struct {
+		User struct {
+			Username string `json:"username"`
+		} `json:"user"`
+		ObjectAttributes struct {
+			IID             int    `json:"iid"`
+			Action          string `json:"action"`
+			OldRev          string `json:"oldrev"`
+			SourceProjectID int64  `json:"source_project_id"`
+			TargetProjectID int64  `json:"target_project_id"`
+			Title           string `json:"title"`
+			URL             string `json:"url"`
+		} `json:"object_attributes"`
+		Changes struct {
+			Labels *struct {
+				Previous []label `json:"previous"`
+				Current  []label `json:"current"`
+			} `json:"labels"`
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal(body, &mr); err != nil {
+		return d, badHook("Merge Request Hook payload is not valid JSON: %v", err)
+	}
+	oa := mr.ObjectAttributes
+	d.detail = fmt.Sprintf("merge request !%d %s", oa.IID, oa.Action)
+	// Without a Pull callback every merge request event nudges the
+	// branch, as before.
+	d.sync, d.isPull = true, true
+	if oa.IID <= 0 {
+		return d, badHook("Merge Request Hook payload has no object_attributes.iid")
+	}
+	ev := store.PullEvent{
+		Number:      oa.IID,
+		FromWebhook: true,
+		Fork:        oa.SourceProjectID != oa.TargetProjectID,
+		Sender:      mr.User.Username,
+		Title:       oa.Title,
+		WebURL:      oa.URL,
+	}
+	switch oa.Action {
+	case "open", "reopen":
+		ev.Action = store.PullOpened
+	case "close", "merge":
+		ev.Action = store.PullClosed
+	case "update":
+		// An update with oldrev is a push; without, a change of title,
+		// description or labels, of which only an added label matters.
+		if oa.OldRev != "" {
+			ev.Action = store.PullUpdated
+			break
+		}
+		var added []string
+		if l := mr.Changes.Labels; l != nil {
+			had := map[string]bool{}
+			for _, p := range l.Previous {
+				had[p.Title] = true
+			}
+			for _, c := range l.Current {
+				if !had[c.Title] && c.Title != "" {
+					added = append(added, c.Title)
+				}
+			}
+		}
+		if len(added) == 0 {
+			d.ignored = "the merge request update changes no code and adds no label"
+			return d, nil
+		}
+		d.detail = fmt.Sprintf("merge request !%d labelled %s", oa.IID, strings.Join(added, ", "))
+		for _, name := range added {
+			lev := ev
+			lev.Action, lev.Label = store.PullLabeled, name
+			d.pulls = append(d.pulls, lev)
+		}
+		return d, nil
+	default:
+		d.ignored = fmt.Sprintf("merge request action %q changes no code", oa.Action)
+		return d, nil
+	}
+	d.pulls = []store.PullEvent{ev}
 	return d, nil
 }
 

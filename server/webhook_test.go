@@ -70,8 +70,15 @@ func newHookEnv(t *testing.T) *hookEnv { return newHookEnvWith(t, nil) }
 // memory).
 func newHookEnvWith(t *testing.T, d DeliveryLog) *hookEnv {
 	t.Helper()
+	return newHookEnvAdjusted(t, d, nil)
+}
+
+// newHookEnvAdjusted is newHookEnvWith with the configuration changed by
+// adjust (nil: as is) before the handler is made.
+func newHookEnvAdjusted(t *testing.T, d DeliveryLog, adjust func(*WebhookConfig)) *hookEnv {
+	t.Helper()
 	env := &hookEnv{t: t, clock: &fakeClock{}}
-	h := NewWebhooks(WebhookConfig{
+	cfg := WebhookConfig{
 		Source: func(_ context.Context, name string) (WebhookSource, bool) {
 			src, ok := testSources[name]
 			return src, ok
@@ -88,7 +95,11 @@ func newHookEnvWith(t *testing.T, d DeliveryLog) *hookEnv {
 		},
 		Now:        env.clock.now,
 		Deliveries: d,
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	h := NewWebhooks(cfg)
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config = NewHTTPServer("", h)
 	srv.Start()
@@ -897,6 +908,9 @@ func FuzzWebhookPayloads(f *testing.F) {
 	f.Add(uint8(1), "Merge Request Hook", []byte(`{"object_attributes":{"iid":1,"action":"open"}}`))
 	f.Add(uint8(2), "", []byte(`{"ref":"main"}`))
 	f.Add(uint8(0), "push", []byte(`{"ref":null,"deleted":"yes"}`))
+	f.Add(uint8(0), "issue_comment", []byte(`{"action":"created","issue":{"number":3,"pull_request":{}},"comment":{"id":1,"body":"/ferry approve prod","user":{"login":"octocat"}}}`))
+	f.Add(uint8(0), "commit_comment", []byte(`{"action":"created","comment":{"id":1,"body":"/ferry reject prod no","commit_id":"`+afterSHA+`","user":{"login":"octocat"}}}`))
+	f.Add(uint8(1), "Merge Request Hook", []byte(`{"object_attributes":{"iid":1,"action":"update"},"changes":{"labels":{"previous":[],"current":[{"title":"ferry/preview"}]}}}`))
 
 	var n atomic.Uint64
 	h := NewWebhooks(WebhookConfig{
@@ -906,6 +920,20 @@ func FuzzWebhookPayloads(f *testing.F) {
 		},
 		Sync: func(string) {},
 		Log:  func(string, ...any) {},
+		// What reaches the callbacks is whole, and carries no commit of a
+		// pull request.
+		Pull: func(_ context.Context, ev store.PullEvent) (string, error) {
+			if ev.Source != "app" || ev.Number <= 0 || ev.Commit != "" || !ev.FromWebhook || ev.Action == "" {
+				panic(fmt.Sprintf("Pull told %+v", ev))
+			}
+			return "", nil
+		},
+		Comment: func(_ context.Context, ev CommentEvent) (string, error) {
+			if ev.Source != "app" || ev.CommentID == 0 || ev.Author == "" || !strings.HasPrefix(strings.TrimLeft(ev.Body, " \t\r\n"), "/ferry ") {
+				panic(fmt.Sprintf("Comment told %+v", ev))
+			}
+			return "", nil
+		},
 	})
 	f.Fuzz(func(t *testing.T, provider uint8, event string, body []byte) {
 		id := fmt.Sprint(n.Add(1))

@@ -48,6 +48,30 @@
 // Sync and Nudge (what webhooks and `ferry sources sync` call) only ask
 // for a fetch now; the commit always comes from Git.
 //
+// # Pull requests
+//
+// For a source whose requests are polled (SetPulls, which the server turns
+// on when the source has previews), each poll after the branch's fetch lists
+// the remote's refs once, as `git ls-remote` does, within the source's
+// timeout, and finds the heads of GitHub's pull requests (refs/pull/N/head)
+// and GitLab's merge requests (refs/merge-requests/N/head). The heads that
+// are new or moved are fetched into the mirror under the same names (so
+// Tree and the others read them), recorded in Config.Pulls, and told to
+// Config.OnPull as opened, updated, or closed when the ref is gone. The
+// branch's fetch and the requests' name only their own refs and prune
+// nothing, so neither disturbs the other's.
+//
+// The first listing after polling is turned on for a source records the
+// requests it finds and tells nothing of them: GitHub keeps the refs of
+// closed requests, and a repository with thousands must not open thousands
+// of previews. Those requests count from their next push. The record
+// outlives a restart; turning polling off forgets it. Since GitHub keeps a
+// closed request's ref, polling alone notices a close on GitLab, or on
+// GitHub only when the ref is deleted; webhooks say so at once.
+//
+// FetchPull fetches one request's head now, for a webhook that told of it,
+// and records it, so that the next poll does not tell it again.
+//
 // # Trees
 //
 // Tree reads a commit's tree straight from the mirror's objects as an

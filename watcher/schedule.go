@@ -58,6 +58,14 @@ type watcher struct {
 	// with: a full disk is said once, not at every poll, and its end too.
 	saveMu   sync.Mutex
 	saveErrs map[string]string
+	// pullErrs is the last error polling each source's requests was
+	// logged with (under saveMu), for the same reason.
+	pullErrs map[string]string
+	// pullsOn holds the sources whose requests are polled (SetPulls), and
+	// pullsForget those whose requests' record is to be forgotten at their
+	// next fetch. Keyed by name, so that SetPulls may come before Add.
+	pullsOn     map[string]bool
+	pullsForget map[string]bool
 }
 
 // source is a watched source.
@@ -79,6 +87,9 @@ type source struct {
 	// mirror's lock) uses them.
 	repo                    *git.Repository
 	mirrorURL, mirrorBranch string
+	// pulls is what was seen of the source's requests; nil until read
+	// from Config.Pulls. Only the holder of the mirror's lock uses it.
+	pulls *pullState
 }
 
 var _ Watcher = (*watcher)(nil)
@@ -93,6 +104,10 @@ func newWatcher(cfg Config) *watcher {
 		wake:     make(chan struct{}, 1),
 		mirrors:  map[string]chan struct{}{},
 		saveErrs: map[string]string{},
+		pullErrs: map[string]string{},
+
+		pullsOn:     map[string]bool{},
+		pullsForget: map[string]bool{},
 	}
 }
 
@@ -225,6 +240,9 @@ func (w *watcher) fetch(ctx context.Context, s *source, src store.Source, rem *g
 	fctx, cancel := context.WithTimeout(ctx, w.timeout(src))
 	defer cancel()
 	head, err := w.timedFetch(fctx, s, src, rem, st.LastCommit)
+	if err == nil && ctx.Err() == nil {
+		w.pollPullsIfOn(ctx, s, src, rem)
+	}
 	if ctx.Err() != nil {
 		// Stopping: a fetch cut short is no failure of the source.
 		return st, fmt.Errorf("source %s: %w", src.Name, errStopped)
@@ -277,13 +295,8 @@ func (w *watcher) timeout(src store.Source) time.Duration {
 // fetchAndRecord fetches the branch and, when its head is not last, records
 // the event and calls OnEvent. It returns the head.
 func (w *watcher) fetchAndRecord(ctx context.Context, s *source, src store.Source, rem *gitauth.Remote, last string) (string, error) {
-	if s.repo == nil {
-		repo, err := openMirror(w.mirrorPath(src.Name), rem.URL(), src.Branch)
-		if err != nil {
-			return "", err
-		}
-		s.repo = repo
-		s.mirrorURL, s.mirrorBranch = mirroredRemote(repo)
+	if err := w.openSourceMirror(s, src, rem); err != nil {
+		return "", err
 	}
 	repo := s.repo
 	if s.mirrorBranch != "" && s.mirrorBranch != src.Branch {
@@ -327,6 +340,21 @@ func (w *watcher) fetchAndRecord(ctx context.Context, s *source, src store.Sourc
 		}
 	}
 	return head.String(), nil
+}
+
+// openSourceMirror opens the source's mirror into s.repo, once; the
+// caller holds the mirror's lock.
+func (w *watcher) openSourceMirror(s *source, src store.Source, rem *gitauth.Remote) error {
+	if s.repo != nil {
+		return nil
+	}
+	repo, err := openMirror(w.mirrorPath(src.Name), rem.URL(), src.Branch)
+	if err != nil {
+		return err
+	}
+	s.repo = repo
+	s.mirrorURL, s.mirrorBranch = mirroredRemote(repo)
+	return nil
 }
 
 // backoff is the wait after failures fetches failed in a row: the

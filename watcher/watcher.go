@@ -60,6 +60,31 @@ type Watcher interface {
 	// the newer is Git's answer, not their times'. A commit that is not in
 	// the mirror is an error.
 	IsAncestor(ctx context.Context, source, ancestor, descendant string) (bool, error)
+	// SetPulls turns polling of the source's pull (merge) requests on or
+	// off; off by default. When on, each poll of the source, after its
+	// branch is fetched, lists the remote's refs once, fetches the heads
+	// of requests that are new or moved into the mirror (as
+	// refs/pull/N/head or refs/merge-requests/N/head), records them in
+	// Config.Pulls and tells Config.OnPull: opened, updated, or closed
+	// when the ref is gone. The first listing after polling is turned on
+	// for a source records the requests it finds and tells nothing of
+	// them (GitHub keeps the refs of closed requests, and thousands of
+	// old ones must not open thousands of previews): ferry acts on those
+	// from their next change. What was seen outlives a restart, so that
+	// requests known before are not opened again and changes made while
+	// ferry was down are told. Turning it off forgets what was seen (at
+	// the source's next fetch): turned on again, the first listing is
+	// taken anew. So call it off only for a source whose previews are
+	// known to be off, not at start-up before that is known. SetPulls may
+	// come before Add.
+	SetPulls(source string, on bool)
+	// FetchPull fetches the head of the source's request number now
+	// (a webhook asked), bounded by the source's timeout, and returns its
+	// commit; open is false when the remote has no such request's ref.
+	// The head is recorded as seen, so the next poll does not tell it
+	// again: the caller acts on what FetchPull returns. The commit is
+	// then in the mirror for Tree and the others.
+	FetchPull(ctx context.Context, source string, number int) (commit string, open bool, err error)
 }
 
 // StateStore is where the watcher keeps what it saw; store.Sources
@@ -95,6 +120,16 @@ type Config struct {
 	// recorded just before a crash may never reach OnEvent; read the store
 	// at start-up to catch up.
 	OnEvent func(Event)
+	// OnPull, when set, hears each change of a pull (merge) request of a
+	// source whose requests are polled (Watcher.SetPulls), after it is
+	// recorded, from the goroutine of the source's fetch: like OnEvent it
+	// should hand the event on and return. FromWebhook is false and the
+	// Commit comes from the mirror.
+	OnPull func(store.PullEvent)
+	// Pulls keeps what was seen of sources' requests. Default: State when
+	// it is a PullStore (as *store.SQLite is), else memory, forgotten on
+	// exit.
+	Pulls PullStore
 	// Log hears what happens to sources: new heads, failed fetches, new
 	// SSH host keys. Default: nothing.
 	Log func(format string, args ...any)
@@ -158,6 +193,13 @@ func New(cfg Config) (Watcher, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
+	}
+	if cfg.Pulls == nil {
+		if ps, ok := cfg.State.(PullStore); ok {
+			cfg.Pulls = ps
+		} else {
+			cfg.Pulls = newMemPulls()
+		}
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
