@@ -105,7 +105,10 @@ func (e *engine) gate(ctx context.Context, env string) (gate, error) {
 // window returns the freeze window env is in now, if any.
 func (e *engine) window(env string) (window, time.Time, bool) {
 	now := e.now()
-	for _, w := range e.envs[env] {
+	e.envMu.RLock()
+	ws := e.envs[env]
+	e.envMu.RUnlock()
+	for _, w := range ws {
 		if end, ok := w.covers(now); ok {
 			return w, end, true
 		}

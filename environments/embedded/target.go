@@ -58,9 +58,10 @@ type Config struct {
 	// Env resolves each function's variables in this environment (nil:
 	// plain values only; a secret reference is refused).
 	Env EnvResolver
-	// Known are the environments of the host, for the warning about a
-	// trigger placed in none of them (nil: no warning).
-	Known []string
+	// Known returns the environments of the host, for the warning about
+	// a trigger placed in none of them (nil: no warning). A func: the
+	// host's environments change at run time (previews).
+	Known func() []string
 }
 
 // Target is the embedded target of one environment.
