@@ -213,6 +213,7 @@ func (s *envSet) RemoveBecause(ctx context.Context, env, why string) error {
 		return fmt.Errorf("removing preview %s: %w", env, err)
 	}
 	s.mu.Lock()
+	existed := s.previews[env]
 	delete(s.previews, env)
 	s.mu.Unlock()
 	if s.promoter != nil {
@@ -223,7 +224,9 @@ func (s *envSet) RemoveBecause(ctx context.Context, env, why string) error {
 	if err := s.host.Remove(ctx, env, fmt.Sprintf("environment %s was removed (%s)", env, why)); err != nil {
 		return fmt.Errorf("removing preview %s: stopping its functions: %w", env, err)
 	}
-	s.log("environment %s: removed (%s)", env, why)
+	if existed {
+		s.log("environment %s: removed (%s)", env, why)
+	}
 	return nil
 }
 
