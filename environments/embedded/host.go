@@ -137,7 +137,10 @@ func (h *Host) knownEnvironments() []string {
 // (Target.Delete), its URLs answer 404 with why (say "environment
 // pr-3-app was removed (its pull request closed)"), and a later Target
 // of the same name makes a new one. Its logs stay on disk. Removing an
-// environment the host does not serve only records why.
+// environment the host does not serve only records why. The old target,
+// if someone still holds it, refuses Apply with why. The caller must not
+// make env again before Remove returns: the old target's stop would take
+// the new one's routes (ferry serve's envSet serialises the two).
 func (h *Host) Remove(ctx context.Context, env, why string) error {
 	h.mu.Lock()
 	t := h.targets[env]
@@ -150,5 +153,5 @@ func (h *Host) Remove(ctx context.Context, env, why string) error {
 	if t == nil {
 		return nil
 	}
-	return t.Delete(ctx)
+	return t.remove(ctx, why)
 }
