@@ -56,8 +56,8 @@ const (
 // (the store allows one per environment), and Run takes such rows up
 // first.
 type engine struct {
-	cfg    Config
-	st     store.Store
+	cfg   Config
+	st    store.Store
 	allow []ImagePrefix // Config.AllowedImages, parsed
 	// envMu guards envs, floors, previews and removed: environments come
 	// and go at run time (dynamic.go).
@@ -68,8 +68,8 @@ type engine struct {
 	// and removed why each one made and removed since went.
 	previews map[string]bool
 	removed  map[string]string
-	wake   chan struct{}
-	client *http.Client
+	wake     chan struct{}
+	client   *http.Client
 
 	mu      sync.Mutex
 	state   map[string]*envState

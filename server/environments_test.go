@@ -352,4 +352,3 @@ func hasEnv(samples map[string]string, env string) bool {
 	}
 	return false
 }
-
