@@ -64,8 +64,8 @@ type engine struct {
 	envMu  sync.RWMutex
 	envs   map[string][]window // the environments and their freeze windows
 	floors map[string]Floor    // the least policy of each
-	// previews are the environments made at run time for a pull request,
-	// and removed why each one made and removed since went.
+	// previews are the environments made at run time for pull
+	// requests; removed says why each removed one went.
 	previews map[string]bool
 	removed  map[string]string
 	wake     chan struct{}
