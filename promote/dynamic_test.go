@@ -27,10 +27,13 @@ func TestPreviewEnvironments(t *testing.T) {
 		t.Errorf("the release was carried into the preview: %+v", ps)
 	}
 
+	err := f.p.Freeze(f.ctx, "pr-3-app", "no", Identity{Name: "ann"})
+	refused(t, err, Invalid, "pr-3-app is a preview environment, which has no freeze")
+
 	if err := f.p.RemoveEnvironment("pr-3-app", "its pull request closed"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.p.Promote(f.ctx, rel.ID, "pr-3-app", Identity{Name: "ann"})
+	_, err = f.p.Promote(f.ctx, rel.ID, "pr-3-app", Identity{Name: "ann"})
 	refused(t, err, Invalid, "environment pr-3-app was removed (its pull request closed)")
 	_, err = f.p.Rollback(f.ctx, "pr-3-app", RollbackTarget{Release: rel.ID}, Identity{Name: "ann"})
 	refused(t, err, Invalid, "environment pr-3-app was removed (its pull request closed)")

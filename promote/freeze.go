@@ -122,6 +122,10 @@ func (e *engine) Freeze(ctx context.Context, env, reason string, actor Identity)
 	if err := e.checkEnv(env); err != nil {
 		return err
 	}
+	if e.isPreview(env) {
+		// why: a preview has no gates; its pull request's pushes deploy it.
+		return invalid("%s is a preview environment, which has no freeze: its pull request's pushes deploy it", env)
+	}
 	if actor.Name == "" {
 		return invalid("freeze: no actor; ferry records who froze %s", env)
 	}
