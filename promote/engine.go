@@ -56,13 +56,20 @@ const (
 // (the store allows one per environment), and Run takes such rows up
 // first.
 type engine struct {
-	cfg    Config
-	st     store.Store
-	envs   map[string][]window // configured environments and their freeze windows
-	allow  []ImagePrefix       // Config.AllowedImages, parsed
+	cfg   Config
+	st    store.Store
+	allow []ImagePrefix // Config.AllowedImages, parsed
+	// envMu guards envs, floors, previews and removed: environments come
+	// and go at run time (dynamic.go).
+	envMu  sync.RWMutex
+	envs   map[string][]window // the environments and their freeze windows
 	floors map[string]Floor    // the least policy of each
-	wake   chan struct{}
-	client *http.Client
+	// previews are the environments made at run time for pull
+	// requests; removed says why each removed one went.
+	previews map[string]bool
+	removed  map[string]string
+	wake     chan struct{}
+	client   *http.Client
 
 	mu      sync.Mutex
 	state   map[string]*envState
@@ -126,6 +133,8 @@ func newEngine(cfg Config) (*engine, error) {
 		st:        cfg.Store,
 		envs:      map[string][]window{},
 		floors:    map[string]Floor{},
+		previews:  map[string]bool{},
+		removed:   map[string]string{},
 		wake:      make(chan struct{}, 1),
 		state:     map[string]*envState{},
 		releases:  map[string]*release{},
@@ -206,17 +215,31 @@ func (e *engine) signal() {
 }
 
 func (e *engine) known(env string) bool {
+	e.envMu.RLock()
+	defer e.envMu.RUnlock()
 	_, ok := e.envs[env]
 	return ok
 }
 
-// checkEnv refuses an environment that is not configured.
+// checkEnv refuses an environment that is not configured, or was removed.
 func (e *engine) checkEnv(env string) error {
-	if e.known(env) {
+	e.envMu.RLock()
+	defer e.envMu.RUnlock()
+	if _, ok := e.envs[env]; ok {
 		return nil
+	}
+	if why, ok := e.removed[env]; ok {
+		return invalid("environment %s was removed (%s)", env, why)
 	}
 	return invalid("environment %q is not configured (the environments are %s); add it to ferry serve's configuration",
 		env, strings.Join(slices.Sorted(maps.Keys(e.envs)), ", "))
+}
+
+// floor is env's least policy (the zero Floor for none).
+func (e *engine) floor(env string) Floor {
+	e.envMu.RLock()
+	defer e.envMu.RUnlock()
+	return e.floors[env]
 }
 
 func (e *engine) envState(env string) *envState {

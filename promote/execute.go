@@ -221,7 +221,7 @@ func (e *engine) verifyLive(ctx context.Context, env string, rel *release) (verd
 		return verdict{result: store.VerificationFailed, detail: fmt.Sprintf("the release does not run: %v", err)}, nil
 	}
 	stage, _ := rel.stage(env)
-	return e.verify(ctx, env, e.floors[env].withFloor(stage))
+	return e.verify(ctx, env, e.floor(env).withFloor(stage))
 }
 
 // rollBack puts env back on the release live before d, after d failed

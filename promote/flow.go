@@ -262,6 +262,12 @@ func (e *engine) carryOn(ctx context.Context, p store.Promotion, rel *release) e
 			e.logf("release %s succeeded in %s and would go to %s next, which is not a configured environment", store.Short(p.Release), p.Environment, stage.Name)
 			continue
 		}
+		if e.isPreview(stage.Name) {
+			// why: a preview runs a pull request's code, deployed by its
+			// own run; no Pipeline may carry a release into one.
+			e.logf("release %s succeeded in %s and would go to %s next, which is a preview environment; a release is never carried into a preview", store.Short(p.Release), p.Environment, stage.Name)
+			continue
+		}
 		if err := e.carryInto(ctx, p, &stage); err != nil {
 			return fmt.Errorf("promoting release %s to %s: %w", store.Short(p.Release), stage.Name, err)
 		}
@@ -431,7 +437,7 @@ func (e *engine) loosens(rel *release, env string) error {
 	if rel.set.Pipeline == nil {
 		return nil
 	}
-	return e.floors[env].Check(env, &rel.set.Pipeline.Spec, e.cfg.Groups)
+	return e.floor(env).Check(env, &rel.set.Pipeline.Spec, e.cfg.Groups)
 }
 
 // refuse ends p, pending or approved, refused because its release would

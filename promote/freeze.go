@@ -105,7 +105,10 @@ func (e *engine) gate(ctx context.Context, env string) (gate, error) {
 // window returns the freeze window env is in now, if any.
 func (e *engine) window(env string) (window, time.Time, bool) {
 	now := e.now()
-	for _, w := range e.envs[env] {
+	e.envMu.RLock()
+	ws := e.envs[env]
+	e.envMu.RUnlock()
+	for _, w := range ws {
 		if end, ok := w.covers(now); ok {
 			return w, end, true
 		}
@@ -118,6 +121,10 @@ func (e *engine) window(env string) (window, time.Time, bool) {
 func (e *engine) Freeze(ctx context.Context, env, reason string, actor Identity) error {
 	if err := e.checkEnv(env); err != nil {
 		return err
+	}
+	if e.isPreview(env) {
+		// why: a preview has no gates; its pull request's pushes deploy it.
+		return invalid("%s is a preview environment, which has no freeze: its pull request's pushes deploy it", env)
 	}
 	if actor.Name == "" {
 		return invalid("freeze: no actor; ferry records who froze %s", env)

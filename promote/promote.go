@@ -124,7 +124,8 @@ type Config struct {
 	// (GATEWAY/<env>/<path>).
 	GatewayURL string
 	// Environments are the configured environments with their freeze
-	// windows. A promotion into an environment not listed is refused.
+	// windows. A promotion into an environment not listed is refused;
+	// previews come and go at run time (Environments).
 	Environments []Environment
 	// Groups maps "group:<name>" approvers to member names.
 	Groups map[string][]string
@@ -169,6 +170,10 @@ type Environment struct {
 	// Floor is the least policy of the environment; nil means
 	// DefaultFloor (one approval for prod, nothing elsewhere).
 	Floor *Floor
+	// Preview marks an environment made at run time for a pull request
+	// (Environments.AddEnvironment): no freeze, no floor, and never a
+	// stage a release is carried on to.
+	Preview bool
 }
 
 // FreezeWindow is a recurring period in which an environment refuses

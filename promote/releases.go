@@ -53,7 +53,7 @@ func (e *engine) floorPipeline() *v1alpha1.Pipeline {
 	p := manifests.FilledDefaultPipeline()
 	for i := range p.Spec.Stages {
 		st := &p.Spec.Stages[i]
-		f, ok := e.floors[st.Name]
+		f, ok := e.floorOf(st.Name)
 		if !ok {
 			continue
 		}

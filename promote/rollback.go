@@ -263,7 +263,7 @@ func (e *engine) ranIn(ctx context.Context, env, id string) (bool, error) {
 // approvalStage reports whether env asks for approvals in the pipeline of
 // any of rels, or its floor gates it.
 func (e *engine) approvalStage(env string, rels ...*release) bool {
-	if e.floors[env].gated() {
+	if e.floor(env).gated() {
 		return true
 	}
 	for _, r := range rels {

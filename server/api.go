@@ -62,6 +62,13 @@ type APIConfig struct {
 	// EnvironmentOrder is the configured environments in pipeline order,
 	// the order in which they are listed (others follow, by name).
 	EnvironmentOrder []string
+	// EnvironmentSet, when set, says which environments exist now:
+	// the lists show those only, in its order, previews with their URL
+	// (api_previews.go).
+	EnvironmentSet EnvironmentSet
+	// Previews, when set, serves GET /api/v1/previews; without, it
+	// answers 404.
+	Previews PreviewLister
 }
 
 // api serves /api/v1.
@@ -106,6 +113,7 @@ func NewAPI(cfg APIConfig) (http.Handler, error) {
 	a.routesLogs()
 	a.routesSecrets()
 	a.routesDiff()
+	a.routesPreviews()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -569,10 +577,10 @@ func (a *api) listEnvironments(w http.ResponseWriter, r *http.Request, _ Identit
 		return err
 	}
 	out := []EnvironmentView{}
-	for _, e := range envs {
+	for _, e := range a.existing(envs) {
 		out = append(out, a.environmentView(r.Context(), e))
 	}
-	sortEnvironments(out, a.cfg.EnvironmentOrder)
+	a.ordered(out)
 	writeJSON(w, http.StatusOK, ListPage[EnvironmentView]{Items: out})
 	return nil
 }
@@ -582,7 +590,14 @@ func (a *api) getEnvironment(w http.ResponseWriter, r *http.Request, _ Identity)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.environmentView(r.Context(), e))
+	if err := a.exists(e); err != nil {
+		return err
+	}
+	v := a.environmentView(r.Context(), e)
+	if a.cfg.EnvironmentSet != nil {
+		v.URL, v.Preview = a.cfg.EnvironmentSet.Preview(e.Name)
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 

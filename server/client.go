@@ -147,6 +147,14 @@ func (c *Client) Environments(ctx context.Context) ([]EnvironmentView, error) {
 	return p.Items, err
 }
 
+// Previews lists the pull requests' previews (404 when the server has
+// none set up).
+func (c *Client) Previews(ctx context.Context) ([]PreviewInfo, error) {
+	var p ListPage[PreviewInfo]
+	err := c.do(ctx, "GET", "/api/v1/previews", nil, &p)
+	return p.Items, err
+}
+
 func query(kv map[string]string, limit int, before int64) string {
 	q := url.Values{}
 	for k, v := range kv {

@@ -58,6 +58,9 @@ type Config struct {
 	// registry.example.com/team/) whose images a rollback may deploy
 	// although ferry did not build them; see config_images.go.
 	AllowedImages []string `yaml:"allowedImages"`
+	// Previews are pull requests' preview environments
+	// (config_previews.go).
+	Previews PreviewsConfig `yaml:"previews"`
 	// Sandbox confines repository code (config_sandbox.go).
 	Sandbox SandboxConfig `yaml:"sandbox"`
 	// LogFormat is how ferry serve writes its log: text (for people, the
@@ -243,6 +246,7 @@ func (c *Config) check() []string {
 	errs = append(errs, c.checkAllowedImages()...)
 	errs = append(errs, c.checkSandbox()...)
 	errs = append(errs, c.checkEnvOverrides()...)
+	errs = append(errs, c.checkPreviews()...)
 	errs = append(errs, c.checkLogFormat()...)
 	errs = append(errs, c.checkStoreRetry()...)
 	errs = append(errs, c.checkNotifications()...)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
+	"github.com/ferrycd/ferry/store"
 )
 
 // FunctionConfig is what an environment of the configuration changes about
@@ -87,6 +88,9 @@ func (c *Config) envOverrides(env string) (map[string]v1alpha1.EnvValue, map[str
 		if e.Name == env {
 			return e.Env, e.Functions
 		}
+	}
+	if _, _, ok := store.ParsePreviewName(env); ok {
+		return c.Previews.Env, c.Previews.Functions
 	}
 	return nil, nil
 }

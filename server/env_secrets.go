@@ -159,6 +159,11 @@ func (s *envSettings) resolve(ctx context.Context, env string, f *v1alpha1.Funct
 			out[k] = v.Value
 			continue
 		}
+		if _, _, ok := store.ParsePreviewName(env); ok {
+			// why: a preview runs a pull request's code, which must not
+			// read secrets; none is ever set in a preview.
+			return nil, nil, fmt.Errorf("function %s in preview %s: env %s names secret %s, and a preview reads no secrets (it runs a pull request's code); give the variable a plain value under previews.env in ferry serve's configuration", f.Name, env, k, name)
+		}
 		plain, err := s.secret(ctx, env, name)
 		switch {
 		case errors.Is(err, store.ErrNotFound):

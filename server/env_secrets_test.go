@@ -123,6 +123,10 @@ environments:
 	if _, err := s.Env(ctx, "prod", fn); err == nil || !strings.Contains(err.Error(), "secrets prod-db (env DB), api-token (env TOKEN), not set in prod; set them with: ferry secrets set prod prod-db; ferry secrets set prod api-token") {
 		t.Errorf("two missing secrets: %v", err)
 	}
+	// A preview reads no secret, whatever its pull request's code names.
+	if _, err := s.Env(ctx, "pr-3-demo", fn); err == nil || !strings.Contains(err.Error(), "env TOKEN names secret api-token, and a preview reads no secrets") {
+		t.Errorf("a secret in a preview: %v", err)
+	}
 
 	sec, replaced, reload, err := s.Set(ctx, "dev", "api-token", value)
 	if err != nil || replaced || reload != nil || sec.Value != "" || reloaded != "dev" {

@@ -50,9 +50,9 @@ type metricsConfig struct {
 	Store metricsStore
 	// Queued returns the runs waiting per source (nil: none told).
 	Queued func() map[string]int
-	// Environments are the configured environments, and Status tells what
-	// each one's functions do.
-	Environments []string
+	// Environments returns the environments that exist now (previews
+	// come and go), and Status tells what each one's functions do.
+	Environments func() []string
 	Status       func(ctx context.Context, env string) (*environments.Status, error)
 	// Gateway collects the gateway's series (nil: none).
 	Gateway prometheus.Collector
@@ -267,8 +267,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descWriteErrors, prometheus.CounterValue, float64(n), op)
 	}
 
-	if c.cfg.Status != nil {
-		for _, env := range c.cfg.Environments {
+	if c.cfg.Status != nil && c.cfg.Environments != nil {
+		for _, env := range c.cfg.Environments() {
 			s, err := c.cfg.Status(ctx, env)
 			if err != nil {
 				ch <- prometheus.NewInvalidMetric(descProcesses, err)

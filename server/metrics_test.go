@@ -205,7 +205,7 @@ func TestMetricsTimeFinishedSteps(t *testing.T) {
 
 func TestMetricsCountFetchesWebhooksAndProcesses(t *testing.T) {
 	f := newMetricsFixture(t, metricsConfig{
-		Environments: []string{"dev", "prod"},
+		Environments: func() []string { return []string{"dev", "prod"} },
 		Status: func(ctx context.Context, env string) (*environments.Status, error) {
 			if env == "prod" {
 				return &environments.Status{Environment: env}, nil

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -114,23 +111,14 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	envConfigs := map[string]EnvironmentConfig{}
-	for _, e := range cfg.Environments {
-		envConfigs[e.Name] = e
-	}
-	target := func(env string) (*embedded.Target, error) {
-		ec, ok := envConfigs[env]
-		if !ok {
-			// why: not naming env: the pipeline and the promoter, which
-			// asked for it, say "environment ENV: " before this.
-			return nil, fmt.Errorf("not in ferry serve's configuration, which has %s; add it there", strings.Join(slices.Sorted(maps.Keys(envConfigs)), ", "))
-		}
-		return host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers, Env: settings.resolver(env)})
-	}
+	restored := &restoreErrors{}
+	// envs are the configured environments and the previews made at run
+	// time (environments.go).
+	envs := newEnvSet(cfg, host, st, st, settings, moves.pull, restored, gatewayURL, logf)
+	target := envs.target
 	settings.reload = func(ctx context.Context, env string) error {
 		return reloadEnvironment(ctx, st, env, target, moves.pull)
 	}
-	restored := &restoreErrors{}
 	if err := restoreEnvironments(ctx, st, cfg, target, moves.pull, restored, logf); err != nil {
 		return err
 	}
@@ -139,11 +127,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		// takes them down with it rather than leaving ports taken.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
-		for _, e := range cfg.Environments {
-			if t, err := target(e.Name); err == nil {
-				t.Delete(ctx)
-			}
-		}
+		envs.stopAll(ctx)
 	}()
 
 	notifier, tell, err := newNotices(cfg, st, apiLn.Addr().String(), gatewayURL, logf)
@@ -160,7 +144,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			}
 			return nil
 		},
-		Environments: cfg.environmentNames(),
+		Environments: envs.Names,
 		Status: func(ctx context.Context, env string) (*environments.Status, error) {
 			t, err := target(env)
 			if err != nil {
@@ -222,6 +206,11 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		AllowedImages: cfg.AllowedImages,
 	})
 	if err != nil {
+		return err
+	}
+	envs.promoter = promoter.(promote.Environments)
+	// why: after the promoter, which must know each preview made again.
+	if err := envs.restorePreviews(ctx); err != nil {
 		return err
 	}
 	exec, err = pipeline.NewEmbedded(pipeline.Config{
@@ -327,6 +316,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Log:              logf,
 		EnvSecrets:       settings,
 		EnvironmentOrder: cfg.environmentNames(),
+		EnvironmentSet:   envs,
 	})
 	if err != nil {
 		return err
@@ -518,14 +508,23 @@ func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, targe
 		if err != nil {
 			return err
 		}
-		if e.Release == "" {
-			continue
-		}
-		t, err := target(ec.Name)
-		if err != nil {
-			return err
-		}
-		rel, err := st.GetRelease(ctx, e.Release)
+		restoreRelease(ctx, st, e, target, pull, restored, logf)
+	}
+	return nil
+}
+
+// restoreRelease starts environment e's live release again, if it has
+// one. An environment that cannot start again is only reported: it must
+// not keep ferry (and the others) down; its status shows the error.
+func restoreRelease(ctx context.Context, st store.Store, e store.Environment, target func(string) (*embedded.Target, error),
+	pull func(context.Context, string) (*build.Release, error), restored *restoreErrors, logf func(string, ...any)) {
+	if e.Release == "" {
+		return
+	}
+	t, err := target(e.Name)
+	if err == nil {
+		var rel store.Release
+		rel, err = st.GetRelease(ctx, e.Release)
 		if err == nil {
 			var br *build.Release
 			br, err = pull(ctx, rel.Ref)
@@ -533,16 +532,13 @@ func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, targe
 				err = t.Apply(ctx, br)
 			}
 		}
-		if err != nil {
-			restored.set(ec.Name, e.Release, err)
-			// why: one environment that cannot start again must not keep
-			// ferry (and the others) down; its status shows the error.
-			logf("environment %s: starting its release %s again: %v", ec.Name, store.Short(e.Release), err)
-			continue
-		}
-		logf("environment %s: running %s again", ec.Name, store.Short(e.Release))
 	}
-	return nil
+	if err != nil {
+		restored.set(e.Name, e.Release, err)
+		logf("environment %s: starting its release %s again: %v", e.Name, store.Short(e.Release), err)
+		return
+	}
+	logf("environment %s: running %s again", e.Name, store.Short(e.Release))
 }
 
 // sourceManager is the API's SourceManager: the store keeps sources, the

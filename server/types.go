@@ -106,6 +106,10 @@ type EnvironmentView struct {
 	Error        string               `json:"error,omitempty"` // the target could not be asked
 	// Next says what happens next (answers to resume, freeze, unfreeze).
 	Next string `json:"next,omitempty"`
+	// Preview marks an environment made for a pull request, listed after
+	// the configured ones; URL is where it answers (GATEWAY/pr-N-SOURCE/).
+	Preview bool   `json:"preview,omitempty"`
+	URL     string `json:"url,omitempty"`
 }
 
 // FunctionStatusView is one function as its target runs it.

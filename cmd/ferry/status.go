@@ -128,6 +128,12 @@ func renderStatus(envs []server.EnvironmentView, srv server.ServerView, wide boo
 	rows := [][]string{header}
 	var notes []string
 	for _, e := range envs {
+		name := e.Name
+		if e.Preview {
+			// why: a preview is listed after the configured environments,
+			// and its URL is where a reviewer looks.
+			name += " (preview)"
+		}
 		rel := idFor(e.Release, wide)
 		if rel == "" {
 			rel = "(none)"
@@ -142,11 +148,11 @@ func renderStatus(envs []server.EnvironmentView, srv server.ServerView, wide boo
 		}
 		if e.Error != "" {
 			if wide {
-				rows = append(rows, statusRow(wide, e.Name, rel, "", "error: "+e.Error, "", "", ""))
+				rows = append(rows, statusRow(wide, name, rel, "", "error: "+e.Error, "", e.URL, ""))
 			} else {
 				// why: a note has the whole line where a cell has a few
 				// columns; a note too long says first how to read it all.
-				rows = append(rows, statusRow(wide, e.Name, rel, "", "error (below)", "", "", ""))
+				rows = append(rows, statusRow(wide, name, rel, "", "error (below)", "", e.URL, ""))
 				note := fmt.Sprintf("%s: error: %s", e.Name, e.Error)
 				if utf8.RuneCountInString(note) > statusWidth {
 					note = fmt.Sprintf("%s: error (ferry status %s -o wide prints it whole): %s", e.Name, e.Name, e.Error)
@@ -155,14 +161,14 @@ func renderStatus(envs []server.EnvironmentView, srv server.ServerView, wide boo
 			}
 		}
 		if len(e.Functions) == 0 && e.Error == "" {
-			rows = append(rows, statusRow(wide, e.Name, rel, "", "", "", "", ""))
+			rows = append(rows, statusRow(wide, name, rel, "", "", "", e.URL, ""))
 		}
 		for _, f := range e.Functions {
 			state := f.State
 			if f.Message != "" {
 				state += ": " + f.Message
 			}
-			rows = append(rows, statusRow(wide, e.Name, rel, f.Name, state, imageFor(f.Image, wide), f.URL, fmt.Sprint(f.Restarts)))
+			rows = append(rows, statusRow(wide, name, rel, f.Name, state, imageFor(f.Image, wide), f.URL, fmt.Sprint(f.Restarts)))
 		}
 	}
 	var sb strings.Builder

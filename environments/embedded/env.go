@@ -129,7 +129,11 @@ func keep[T any](ts []T, env string, envs func(T) []string) []T {
 // likely a typo. A warning, not a refusal, since the repository cannot know
 // the server's environments.
 func (t *Target) warnPlacement(rel *build.Release) {
-	if len(t.cfg.Known) == 0 || t.cfg.Log == nil {
+	if t.cfg.Known == nil || t.cfg.Log == nil {
+		return
+	}
+	known := t.cfg.Known()
+	if len(known) == 0 {
 		return
 	}
 	check := func(kind, name string, envs []string) {
@@ -137,11 +141,11 @@ func (t *Target) warnPlacement(rel *build.Release) {
 			return
 		}
 		for _, e := range envs {
-			if slices.Contains(t.cfg.Known, e) {
+			if slices.Contains(known, e) {
 				return
 			}
 		}
-		t.cfg.Log("release %s: %s %s runs in %v, none of which this ferry serves (%v); it runs nowhere", rel.Digest, kind, name, envs, t.cfg.Known)
+		t.cfg.Log("release %s: %s %s runs in %v, none of which this ferry serves (%v); it runs nowhere", rel.Digest, kind, name, envs, known)
 	}
 	for _, tr := range rel.Set.HTTPTriggers {
 		check("HTTPTrigger", tr.Name, tr.Spec.Environments)

@@ -89,6 +89,9 @@ type gateway struct {
 	// function. They outlive a setRoutes that keeps the function, so
 	// counters do not reset on every release.
 	stats map[string]map[string]*routeStats
+	// removed says, per environment the host forgot, why its URLs answer
+	// 404 (guarded by mu; read only on the way to a 404).
+	removed map[string]string
 }
 
 // gatewayTable is the routing table: environment name to its routes.
@@ -146,7 +149,7 @@ type routeStats struct {
 
 // newGateway returns a gateway serving no environment.
 func newGateway() *gateway {
-	g := &gateway{stats: map[string]map[string]*routeStats{}, pool: newConnPool(), triggerStats: newTriggerMetrics()}
+	g := &gateway{stats: map[string]map[string]*routeStats{}, removed: map[string]string{}, pool: newConnPool(), triggerStats: newTriggerMetrics()}
 	g.metrics = newGatewayRegistry(g)
 	g.table.Store(&gatewayTable{envs: map[string]*gatewayEnv{}})
 	return g
@@ -234,6 +237,24 @@ func (g *gateway) setRoutes(env string, routes []gatewayRoute) {
 	g.table.Store(next)
 }
 
+// setRemoved makes env's URLs answer 404 with why (its routes are gone
+// already); "" forgets that, for an environment made again.
+func (g *gateway) setRemoved(env, why string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if why == "" {
+		delete(g.removed, env)
+		return
+	}
+	g.removed[env] = why
+}
+
+func (g *gateway) removedWhy(env string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.removed[env]
+}
+
 // cleanRoutePath is a route's path as the table keys it: rooted, clean,
 // with no trailing slash.
 func cleanRoutePath(p string) string {
@@ -251,6 +272,10 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		if env == "" {
 			writeError(w, http.StatusNotFound, "no environment in the path: call /<environment>/<path>")
+			return
+		}
+		if why := g.removedWhy(env); why != "" {
+			writeError(w, http.StatusNotFound, why)
 			return
 		}
 		// why: the gateway knows only environments that run a release, so

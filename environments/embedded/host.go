@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,9 @@ type Host struct {
 
 	mu      sync.Mutex
 	targets map[string]*Target
+	// known are the environments served: HostConfig.Environments, then
+	// those made since (a preview), less those removed.
+	known []string
 }
 
 // HostConfig wires a Host.
@@ -41,8 +45,9 @@ type HostConfig struct {
 	// Sandbox runs every function. Nil: the sandbox when bubblewrap is
 	// there and works (as ferry run has it), else none.
 	Sandbox *sandbox.Sandbox
-	// Environments are every environment the host serves, so that a
-	// trigger whose environments name none of them is reported.
+	// Environments are the environments the host serves from the start,
+	// so that a trigger whose environments name none of them is reported;
+	// Target adds one it makes, Remove takes it away.
 	Environments []string
 	// RegistryTimeout bounds the wait for each answer of the registry
 	// when an image is pulled, and a stop in its middle (default
@@ -80,7 +85,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 			return nil, err
 		}
 	}
-	return &Host{cfg: cfg, images: imgs, gw: newGateway(), targets: map[string]*Target{}}, nil
+	return &Host{cfg: cfg, images: imgs, gw: newGateway(), targets: map[string]*Target{}, known: slices.Clone(cfg.Environments)}, nil
 }
 
 // Handler is the gateway of every environment of the host.
@@ -107,12 +112,46 @@ func (h *Host) Target(env string, ec EnvironmentConfig) (*Target, error) {
 		Log:          h.cfg.Log,
 		Sandbox:      h.cfg.Sandbox,
 		Env:          ec.Env,
-		Known:        h.cfg.Environments,
+		Known:        h.knownEnvironments,
 	})
 	if err != nil {
 		// The caller, which chose env, names it.
 		return nil, err
 	}
 	h.targets[env] = t
+	if !slices.Contains(h.known, env) {
+		h.known = append(h.known, env)
+	}
+	h.gw.setRemoved(env, "")
 	return t, nil
+}
+
+// knownEnvironments is Config.Known of the host's targets.
+func (h *Host) knownEnvironments() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.known)
+}
+
+// Remove forgets environment env: its functions and triggers stop
+// (Target.Delete), its URLs answer 404 with why (say "environment
+// pr-3-app was removed (its pull request closed)"), and a later Target
+// of the same name makes a new one. Its logs stay on disk. Removing an
+// environment the host does not serve only records why. The old target,
+// if someone still holds it, refuses Apply with why. The caller must not
+// make env again before Remove returns: the old target's stop would take
+// the new one's routes (ferry serve's envSet serialises the two).
+func (h *Host) Remove(ctx context.Context, env, why string) error {
+	h.mu.Lock()
+	t := h.targets[env]
+	delete(h.targets, env)
+	h.known = slices.DeleteFunc(h.known, func(e string) bool { return e == env })
+	// why: marked before the processes stop, so no request in between
+	// reads "no such environment".
+	h.gw.setRemoved(env, why)
+	h.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	return t.remove(ctx, why)
 }

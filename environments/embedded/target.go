@@ -58,9 +58,10 @@ type Config struct {
 	// Env resolves each function's variables in this environment (nil:
 	// plain values only; a secret reference is refused).
 	Env EnvResolver
-	// Known are the environments of the host, for the warning about a
-	// trigger placed in none of them (nil: no warning).
-	Known []string
+	// Known returns the environments of the host, for the warning about
+	// a trigger placed in none of them (nil: no warning). A func: the
+	// host's environments change at run time (previews).
+	Known func() []string
 }
 
 // Target is the embedded target of one environment.
@@ -82,6 +83,11 @@ type Target struct {
 	triggerCfg triggerConfig
 	// logs are the functions' logs, kept across releases.
 	logs *functionLogs
+	// removed, once the host removed the environment, says why; Apply
+	// and Reload then refuse with it (guarded by mu). A deploy that held
+	// the target from before would otherwise start processes no one
+	// stops and routes the removed environment's URLs again.
+	removed string
 }
 
 var _ environments.Target = (*Target)(nil)
@@ -394,6 +400,9 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.removed != "" {
+		return errors.New(t.removed)
+	}
 	if t.live != nil && t.live.release.Digest == rel.Digest {
 		return nil // already live: Apply is idempotent
 	}
@@ -407,6 +416,9 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 func (t *Target) Reload(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.removed != "" {
+		return errors.New(t.removed)
+	}
 	if t.live == nil {
 		return nil
 	}
@@ -733,6 +745,19 @@ func (t *Target) Status(ctx context.Context) (*environments.Status, error) {
 func (t *Target) Delete(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.delete(ctx)
+}
+
+// remove is Delete for good: later Applies are refused with why.
+func (t *Target) remove(ctx context.Context, why string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.removed = why
+	return t.delete(ctx)
+}
+
+// delete is Delete with t.mu held.
+func (t *Target) delete(ctx context.Context) error {
 	t.cfg.Gateway.setRoutes(t.cfg.Environment, nil)
 	t.triggers.stop()
 	t.triggers = newTriggers(t.triggerCfg) // a later Apply starts afresh
