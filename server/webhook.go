@@ -350,8 +350,7 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 			// callback's own changes must not carry it.
 			a, err := wh.cfg.Pull(r.Context(), pe)
 			if err != nil {
-				wh.cfg.Log("webhook: %s delivery %s for source %q: %s: %v", p.name, id, src.Name, d.detail, err)
-				replyHookError(w, http.StatusServiceUnavailable, err.Error())
+				wh.failed(r.Context(), w, p.name, src.Name, id, d.detail, err)
 				return
 			}
 			if a != "" {
@@ -365,13 +364,25 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 		c.Source = src.Name
 		a, err := wh.cfg.Comment(r.Context(), c)
 		if err != nil {
-			wh.cfg.Log("webhook: %s delivery %s for source %q: %s: %v", p.name, id, src.Name, d.detail, err)
-			replyHookError(w, http.StatusServiceUnavailable, err.Error())
+			wh.failed(r.Context(), w, p.name, src.Name, id, d.detail, err)
 			return
 		}
 		reply.Answer = a
 	}
 	replyHook(w, http.StatusAccepted, reply)
+}
+
+// failed answers a delivery whose action failed 503, and forgets it: the
+// sender's redelivery (GitHub's "Redeliver", GitLab's retry) must act, not
+// be answered "duplicate".
+func (wh *webhooks) failed(ctx context.Context, w http.ResponseWriter, provider, source, id, detail string, err error) {
+	wh.cfg.Log("webhook: %s delivery %s for source %q: %s: %v", provider, id, source, detail, err)
+	if id != "" {
+		if ferr := wh.cfg.Deliveries.ForgetDelivery(ctx, deliveryKey(provider, source, id)); ferr != nil {
+			wh.cfg.Log("webhook: %s delivery %s for source %q: %v", provider, id, source, ferr)
+		}
+	}
+	replyHookError(w, http.StatusServiceUnavailable, err.Error()+"; deliver it again once that is fixed")
 }
 
 func replyHook(w http.ResponseWriter, status int, v any) {

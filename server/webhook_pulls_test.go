@@ -253,6 +253,22 @@ func TestPullAndCommentDeliveriesAreChecked(t *testing.T) {
 	if !strings.Contains(a.errorMessage(), "disk full") {
 		t.Errorf("Comment's failure answered %q, want its message", a.errorMessage())
 	}
+	env.takePulls()
+	env.takeComments()
+
+	// Once the fault is mended, the sender's redelivery of a failed
+	// delivery acts: it is not a duplicate.
+	env.mu.Lock()
+	env.fail = nil
+	env.mu.Unlock()
+	a = env.do(env.githubRequest("app", "pull_request", "fails", pr, testSecret)).want(t, http.StatusAccepted)
+	if a.reply["duplicate"] == true || len(env.takePulls()) != 1 {
+		t.Errorf("the redelivery of a failed pull_request was not acted on: %s", a.body)
+	}
+	a = env.do(env.githubRequest("app", "commit_comment", "fails-c", payload(t, "github_commit_comment.json", nil), testSecret)).want(t, http.StatusAccepted)
+	if a.reply["duplicate"] == true || len(env.takeComments()) != 1 {
+		t.Errorf("the redelivery of a failed commit_comment was not acted on: %s", a.body)
+	}
 }
 
 // GitLab's merge request actions map as GitHub's do: an update is a push
