@@ -516,6 +516,8 @@ func decideGitHubPull(d hookDecision, payload []byte) (hookDecision, error) {
 			HTMLURL string     `json:"html_url"`
 			User    githubUser `json:"user"`
 			Head    struct {
+				// SHA only bounds what a label approves (LabeledHead).
+				SHA  string      `json:"sha"`
 				Repo *githubRepo `json:"repo"`
 			} `json:"head"`
 			Base struct {
@@ -574,7 +576,7 @@ func decideGitHubPull(d hookDecision, payload []byte) (hookDecision, error) {
 			d.ignored = "the pull request was labelled, but the payload names no label"
 			return d, nil
 		}
-		ev.Label = pr.Label.Name
+		ev.Label, ev.LabeledHead = pr.Label.Name, pr.PullRequest.Head.SHA
 	}
 	d.pulls = []store.PullEvent{ev}
 	return d, nil
@@ -743,6 +745,10 @@ func decideGitLabMerge(d hookDecision, body []byte) (hookDecision, error) {
 			TargetProjectID int64  `json:"target_project_id"`
 			Title           string `json:"title"`
 			URL             string `json:"url"`
+			// LastCommit only bounds what a label approves (LabeledHead).
+			LastCommit struct {
+				ID string `json:"id"`
+			} `json:"last_commit"`
 		} `json:"object_attributes"`
 		Changes struct {
 			Labels *struct {
@@ -801,7 +807,7 @@ func decideGitLabMerge(d hookDecision, body []byte) (hookDecision, error) {
 		d.detail = fmt.Sprintf("merge request !%d labelled %s", oa.IID, strings.Join(added, ", "))
 		for _, name := range added {
 			lev := ev
-			lev.Action, lev.Label = store.PullLabeled, name
+			lev.Action, lev.Label, lev.LabeledHead = store.PullLabeled, name, oa.LastCommit.ID
 			d.pulls = append(d.pulls, lev)
 		}
 		return d, nil

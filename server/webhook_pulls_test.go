@@ -166,7 +166,8 @@ func TestGitHubPullRequestActions(t *testing.T) {
 			WebURL: "https://github.com/octo-org/app/pull/3",
 		}
 		if tc.action == "labeled" {
-			want.Label = "ferry/preview"
+			// The payload's head only bounds what the label approves.
+			want.Label, want.LabeledHead = "ferry/preview", "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 		}
 		if len(evs) != 1 || evs[0] != want {
 			t.Errorf("%s: Pull heard %+v, want %+v", delivery, evs, want)
@@ -291,6 +292,9 @@ func TestGitLabMergeRequestActions(t *testing.T) {
 	with := func(a store.PullAction, label string) store.PullEvent {
 		ev := base
 		ev.Action, ev.Label = a, label
+		if a == store.PullLabeled {
+			ev.LabeledHead = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+		}
 		return ev
 	}
 	for _, tc := range []struct {

@@ -270,6 +270,15 @@ func (m *Manager) open(ctx context.Context, ev store.PullEvent) (string, error) 
 	if commit == "" {
 		return "", fmt.Errorf("preview: pull request %d of %s has no head commit in the mirror", ev.Number, ev.Source)
 	}
+	if labelled && ev.LabeledHead != "" && !strings.EqualFold(ev.LabeledHead, commit) {
+		// why: a label approves the code its giver saw; a push after it
+		// (a fork racing the label) is not approved by it.
+		labelled = false
+		if found, err := m.cfg.Store.GetPreview(ctx, ev.Source, ev.Number); err != nil || found.Head != commit || found.Approved == "" {
+			return fmt.Sprintf("pull request %d of %s was labelled at commit %s but its head is %s now; label it again to build that",
+				ev.Number, ev.Source, store.Short(ev.LabeledHead), store.Short(commit)), nil
+		}
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -372,6 +372,25 @@ func TestForkLabel(t *testing.T) {
 	same(t, "calls on the second label", w.taken(), []string{"enqueue shop #5 c2"})
 }
 
+// A label approves the head its giver saw: a fork that pushes between
+// the label and ferry's fetch is not built by it.
+func TestLabelApprovesOnlyTheHeadLabelled(t *testing.T) {
+	w := newWorld(t)
+	m := w.manager(nil)
+	w.push(8, "c1")
+	w.handle(m, forkHook(8, store.PullOpened, "eve"))
+	w.push(8, "c2") // eve pushes while alice labels what she saw, c1
+	label := forkHook(8, store.PullLabeled, "alice")
+	label.LabeledHead = "c1"
+	if answer := w.handle(m, label); !strings.Contains(answer, "label it again") {
+		t.Errorf("answer to a label given at c1 while the head is c2: %q", answer)
+	}
+	same(t, "calls on a label of an older head", w.taken(), nil)
+	label.LabeledHead = "c2"
+	w.handle(m, label)
+	same(t, "calls on a label of the head", w.taken(), []string{"make pr-8-shop", "enqueue shop #8 c2"})
+}
+
 // A request that a webhook said is not a fork stays trusted when the
 // poller sees its next push.
 func TestPolledPushOfAKnownBaseRequest(t *testing.T) {
