@@ -44,7 +44,7 @@ type PullEvent struct {
 	// keeps a label from approving a head pushed after the labeller
 	// looked (the commit built still comes from Git).
 	LabeledHead string
-	Title string
+	Title       string
 	// WebURL is the request's page, for people.
 	WebURL string
 }
