@@ -223,14 +223,16 @@ func (b *bench) pullWebhook(n int) (string, error) {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var reply struct {
-		Answer, Ignored, Error string
+		Answer, Ignored, Error, Sync string
 	}
 	json.Unmarshal(raw, &reply)
 	if resp.StatusCode/100 != 2 {
 		return "", fmt.Errorf("the pull_request webhook for #%d answered %s: %s", n, resp.Status, bytes.TrimSpace(raw))
 	}
-	if reply.Ignored != "" {
-		return "", fmt.Errorf("the pull_request webhook for #%d was ignored: %s (are previews wired into ferry serve?)", n, reply.Ignored)
+	// why: without the preview manager a pull request only syncs the
+	// branch; waiting for a preview then would only time out.
+	if reply.Ignored != "" || reply.Sync != "" {
+		return "", fmt.Errorf("the pull_request webhook for #%d made no preview (ignored %q, sync %q): are previews wired into ferry serve?", n, reply.Ignored, reply.Sync)
 	}
 	return reply.Answer, nil
 }
