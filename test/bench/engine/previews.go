@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -113,8 +114,10 @@ previews: {max: %d}
 	fmt.Printf("memory    %d previews answering at once (and dev): ferry serve's RSS %.0f MiB, %.0f goroutines, %.0f open descriptors\n",
 		live, rss, s["go_goroutines"], s["process_open_fds"])
 	fmt.Printf("memory    functions running: %.0f\n", s.sum(`ferry_function_processes{`, `state="running"`))
-	if kids, n, err := descendantsRSS(b.serve.Process.Pid); err == nil {
-		fmt.Printf("memory    ferry serve's %d descendant processes (the functions, their sandboxes): %.0f MiB RSS more, not in the figure\n", n, kids/(1<<20))
+	if kids, n, err := descendantsPSS(b.serve.Process.Pid); err == nil {
+		fmt.Printf("memory    ferry serve's %d descendant processes (the functions, their sandboxes): %.0f MiB PSS more, not in the figure\n", n, kids/(1<<20))
+	} else {
+		fmt.Printf("memory    the functions' memory is not known: %v\n", err)
 	}
 	if c, err := server.NewClient(b.api, token); err == nil {
 		if pv, err := c.Previews(ctx); err == nil {
@@ -258,6 +261,10 @@ func (b *bench) profileRuns(ctx context.Context, t0 time.Time) error {
 			continue
 		}
 		runs++
+		// why: the list leaves the steps out; one run has them.
+		if r, err = c.Run(ctx, r.ID); err != nil {
+			return err
+		}
 		if !r.Started.IsZero() {
 			queued = append(queued, float64(r.Started.Sub(r.Created).Milliseconds()))
 		}
@@ -300,16 +307,16 @@ func percentile(v []float64, p float64) float64 {
 	return s[max(i, 0)]
 }
 
-// descendantsRSS adds up the resident memory of pid's descendants, from
-// /proc (Linux only): the function processes ferry serve starts.
-func descendantsRSS(pid int) (float64, int, error) {
+// descendantsPSS adds up the proportional set size of pid's descendants
+// (Linux's /proc): the function processes ferry serve starts, and their
+// sandboxes. PSS, not RSS: the interpreters share their code's pages,
+// which RSS would count once per process.
+func descendantsPSS(pid int) (float64, int, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, 0, err
 	}
 	parent := map[int]int{}
-	rss := map[int]float64{}
-	page := float64(os.Getpagesize())
 	for _, e := range ents {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -321,23 +328,43 @@ func descendantsRSS(pid int) (float64, int, error) {
 		}
 		// why: fields count from the last ')', the name may hold spaces.
 		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+2:]))
-		if len(f) < 22 {
-			continue
+		if len(f) > 1 {
+			parent[p], _ = strconv.Atoi(f[1])
 		}
-		parent[p], _ = strconv.Atoi(f[1])
-		pages, _ := strconv.ParseFloat(f[21], 64)
-		rss[p] = pages * page
 	}
 	var total float64
 	n := 0
 	for p := range parent {
 		for a := parent[p]; a > 1; a = parent[a] {
-			if a == pid {
-				total += rss[p]
-				n++
-				break
+			if a != pid {
+				continue
 			}
+			kb, err := pssKB(p)
+			if err != nil {
+				return 0, 0, err
+			}
+			total += kb * 1024
+			n++
+			break
 		}
 	}
 	return total, n, nil
+}
+
+// pssKB reads the Pss line of /proc/PID/smaps_rollup; a process gone
+// meanwhile counts 0.
+func pssKB(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/smaps_rollup has no Pss line", pid)
 }
