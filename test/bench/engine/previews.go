@@ -45,6 +45,7 @@ func (b *bench) previews(ctx context.Context, timed, live int, poll time.Duratio
 	if err != nil {
 		return err
 	}
+	// why: a cap above live, so that no preview measured is evicted.
 	cfg := fmt.Sprintf(`sources:
 - {name: %s, url: %s/%s.git, interval: 1h, webhookSecret: %s}
 environments:
