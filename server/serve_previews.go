@@ -34,11 +34,22 @@ type previews struct {
 	mu    sync.Mutex
 	pulls map[string]bool // whether SetPulls turned a source's polling on
 	runs  sync.Map        // env + "@" + commit → the run's id, for the notices' links
+
+	// polled holds the watcher's events until drain hands them to the
+	// manager, in order. why: the watcher tells them holding the source's
+	// mirror lock, and the manager fetches a request's head (FetchPull),
+	// which takes that lock: handled in place, a polled request that is
+	// built (forks: true), or one a webhook is opening at that moment,
+	// stopped the source for good.
+	qmu    sync.Mutex
+	polled []store.PullEvent
+	wake   chan struct{}
 }
 
 func newPreviews(ctx context.Context, cfg *Config, st *store.SQLite, w watcher.Watcher, exec func() pipeline.Executor,
 	envs *envSet, tell *notices, gatewayURL string, logf func(string, ...any)) (*previews, error) {
-	p := &previews{st: st, w: w, exec: exec, tell: tell, log: logf, ctx: ctx, pulls: map[string]bool{}}
+	p := &previews{st: st, w: w, exec: exec, tell: tell, log: logf, ctx: ctx, pulls: map[string]bool{},
+		wake: make(chan struct{}, 1)}
 	open, err := pullOpen(cfg, st)
 	if err != nil {
 		return nil, fmt.Errorf("github: %w", err)
@@ -65,6 +76,7 @@ func newPreviews(ctx context.Context, cfg *Config, st *store.SQLite, w watcher.W
 		return nil, err
 	}
 	p.m = m
+	go p.drain()
 	return p, nil
 }
 
@@ -183,9 +195,49 @@ func (p *previews) pullHead(ctx context.Context, source string, number int) (str
 	return pv.Head, nil
 }
 
-// handle is the watcher's OnPull.
+// handle is the watcher's OnPull: it queues the event and returns, as
+// the watcher asks (see the polled field).
 func (p *previews) handle(ev store.PullEvent) {
+	p.qmu.Lock()
+	p.polled = append(p.polled, ev)
+	p.qmu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drain hands the queued events to the manager, one at a time, until
+// ferry serve stops.
+func (p *previews) drain() {
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-p.wake:
+		}
+		for {
+			p.qmu.Lock()
+			if len(p.polled) == 0 {
+				p.qmu.Unlock()
+				break
+			}
+			ev := p.polled[0]
+			p.polled = p.polled[1:]
+			p.qmu.Unlock()
+			p.handleNow(ev)
+		}
+	}
+}
+
+// handleNow gives one event to the manager and logs what came of it.
+func (p *previews) handleNow(ev store.PullEvent) {
 	answer, err := p.m.Handle(p.ctx, ev)
+	p.logOutcome(ev, answer, err)
+}
+
+// logOutcome logs what the manager answered to an event.
+func (p *previews) logOutcome(ev store.PullEvent, answer string, err error) {
 	switch {
 	case err != nil && p.ctx.Err() == nil:
 		p.log("source %s: pull request %d %s: %v", ev.Source, ev.Number, ev.Action, err)
@@ -215,10 +267,11 @@ func (p *previews) hook(ctx context.Context, ev store.PullEvent) (string, error)
 	case <-t.C:
 	case <-ctx.Done():
 	}
+	// why: the delivery answered "accepted"; the log is where the
+	// outcome shows (a fork waiting for its label, say).
 	go func() {
-		if r := <-done; r.err != nil && p.ctx.Err() == nil {
-			p.log("source %s: pull request %d %s: %v", ev.Source, ev.Number, ev.Action, r.err)
-		}
+		r := <-done
+		p.logOutcome(ev, r.answer, r.err)
 	}()
 	return fmt.Sprintf("accepted: preview %s is being prepared (fetching the pull request's head)", store.PreviewName(ev.Source, ev.Number)), nil
 }
