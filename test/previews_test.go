@@ -65,13 +65,18 @@ func TestServePreviewsPolled(t *testing.T) {
 	waitGreeting(t, p, "hello from python", 2*time.Minute)
 	waitOutput(t, p, "pull requests open at the first listing", 2*time.Minute)
 
+	r := ferry(t, "previews", "--server", p.api, "--token", serveToken)
+	if r.code != 0 || !strings.Contains(r.stdout, "no previews: a source has them once its Pipeline") {
+		t.Errorf("ferry previews with none: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
 	// The request: a branch of its own, pushed where GitHub keeps it.
 	gitserver.Git(t, work, "checkout", "-q", "-b", "feature")
 	commitGreetingTo(t, work, "hello from the pull request", "refs/pull/1/head")
 	pr := p.gw + "/pr-1-app/hello"
 	waitGreetingAt(t, p, pr, "hello from the pull request", 2*time.Minute)
 
-	r := ferry(t, "previews", "--server", p.api, "--token", serveToken)
+	r = ferry(t, "previews", "--server", p.api, "--token", serveToken)
 	if r.code != 0 || !strings.Contains(r.stdout, "pr-1-app") || !strings.Contains(r.stdout, "live") {
 		t.Errorf("ferry previews: %d %q %q", r.code, r.stdout, r.stderr)
 	}
@@ -94,9 +99,16 @@ func TestServePreviewsPolled(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	r = ferry(t, "previews", "--server", p.api, "--token", serveToken)
-	if r.code != 0 || !strings.Contains(r.stdout, "torn down") {
-		t.Errorf("ferry previews after the close: %d %q %q", r.code, r.stdout, r.stderr)
+	// The URL answers 404 once the environment goes; the record follows.
+	for {
+		r = ferry(t, "previews", "--server", p.api, "--token", serveToken)
+		if r.code == 0 && strings.Contains(r.stdout, "torn down") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry previews after the close: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

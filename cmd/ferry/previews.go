@@ -37,7 +37,9 @@ too, after the configured environments.`,
 
 func printPreviews(tw *tabwriter.Writer, list []server.PreviewInfo, wide bool) {
 	if len(list) == 0 {
-		fmt.Fprintln(tw, "no previews")
+		// why: previews are off by default; a new user's first look here
+		// should say how they come on, and why a request may have none.
+		fmt.Fprintln(tw, "no previews: a source has them once its Pipeline at the branch head says previews: {enabled: true};\na fork's request (or a polled one) waits for its label or previews.forks (ferry serve's log says which)")
 		return
 	}
 	fmt.Fprintln(tw, "SOURCE\tPR\tENVIRONMENT\tSTATE\tHEAD\tURL\tACTIVITY")
