@@ -8,7 +8,8 @@ import (
 
 // FateView is where a run's release went in one environment: the newest
 // promotion of the release there (pending, succeeded, rolled-back, …)
-// with its reason, or the pipeline's failed deploy to the first stage.
+// with its reason, or the pipeline's failed deploy to the first stage, or
+// a pull request's deploy to its preview.
 type FateView struct {
 	Environment string `json:"environment"`
 	Status      string `json:"status"`
@@ -33,6 +34,15 @@ func releaseFate(ctx context.Context, st store.Store, run store.Run) ([]FateView
 		return nil, err
 	}
 	for _, d := range ds {
+		// why: a pull request's run deploys to its preview with no
+		// promotion; without this its runs showed no fate at all.
+		if _, _, preview := store.ParsePreviewName(d.Environment); preview && d.Promotion == 0 && d.Status == store.DeploymentSucceeded {
+			if _, seen := at[d.Environment]; !seen {
+				at[d.Environment] = len(out)
+				out = append(out, FateView{Environment: d.Environment, Status: store.DeploymentSucceeded})
+			}
+			continue
+		}
 		if d.Status == store.DeploymentFailed && d.Promotion == 0 {
 			if _, seen := at[d.Environment]; !seen {
 				at[d.Environment] = len(out)

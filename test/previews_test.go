@@ -80,6 +80,11 @@ func TestServePreviewsPolled(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "pr-1-app") || !strings.Contains(r.stdout, "live") {
 		t.Errorf("ferry previews: %d %q %q", r.code, r.stdout, r.stderr)
 	}
+	// The request's run says where its release went.
+	r = ferry(t, "runs", "--server", p.api, "--token", serveToken)
+	if r.code != 0 || !strings.Contains(r.stdout, "pr-1-app ✔") {
+		t.Errorf("ferry runs does not show the preview's deploy: %d %q %q", r.code, r.stdout, r.stderr)
+	}
 	// dev keeps the branch's code: a request never deploys there.
 	waitGreeting(t, p, "hello from python", time.Minute)
 
