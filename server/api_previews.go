@@ -41,6 +41,8 @@ type PreviewInfo struct {
 	// LastActivity is the last push, deploy or request the manager saw;
 	// the TTL of inactivity counts from it.
 	LastActivity time.Time `json:"lastActivity,omitzero"`
+	// Reason says why a failed preview failed, or why one was torn down.
+	Reason string `json:"reason,omitempty"`
 }
 
 func (a *api) routesPreviews() {

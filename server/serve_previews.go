@@ -333,6 +333,12 @@ func (p *previews) List(ctx context.Context) ([]PreviewInfo, error) {
 	for _, pv := range list {
 		info := PreviewInfo{Source: pv.Source, Number: pv.Number, Environment: pv.Environment, State: string(pv.State),
 			Head: pv.Head, LastActivity: pv.Activity}
+		switch pv.State {
+		case store.PreviewTornDown:
+			info.Reason = removedWhy(pv.TornReason)
+		case store.PreviewFailed:
+			info.Reason = pv.Reason
+		}
 		if pv.State != store.PreviewTornDown {
 			info.URL = p.tell.gatewayURL + "/" + pv.Environment + "/"
 		}

@@ -107,7 +107,7 @@ func TestServePreviewsPolled(t *testing.T) {
 	// The URL answers 404 once the environment goes; the record follows.
 	for {
 		r = ferry(t, "previews", "--server", p.api, "--token", serveToken)
-		if r.code == 0 && strings.Contains(r.stdout, "torn down") {
+		if r.code == 0 && strings.Contains(r.stdout, "torn down") && strings.Contains(r.stdout, "its pull request closed") {
 			break
 		}
 		if time.Now().After(deadline) {
