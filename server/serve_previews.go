@@ -339,7 +339,9 @@ func (p *previews) List(ctx context.Context) ([]PreviewInfo, error) {
 		case store.PreviewFailed:
 			info.Reason = pv.Reason
 		}
-		if pv.State != store.PreviewTornDown {
+		// why no URL for a failed preview that never deployed: nothing
+		// answers there, and a URL invites a click.
+		if pv.State != store.PreviewTornDown && !(pv.State == store.PreviewFailed && pv.Release == "") {
 			info.URL = p.tell.gatewayURL + "/" + pv.Environment + "/"
 		}
 		out = append(out, info)
