@@ -196,6 +196,15 @@ func ParseConfig(data []byte, dir, name string) (*Config, error) {
 	if err != nil && list == nil {
 		return nil, err
 	}
+	for _, e := range list {
+		// why: previews.enabled and previews.ttl are the repository's
+		// Pipeline keys; an operator who looks for them here needs to hear
+		// where they live, not only which keys this block takes.
+		if (e.Field == "previews.enabled" || e.Field == "previews.ttl") && strings.HasPrefix(e.Message, "unknown key") {
+			e.Message = "unknown key; a repository turns its previews on in its Pipeline (kind: Pipeline, spec.previews: {enabled: true, ttl: 72h}), not here; " +
+				strings.TrimPrefix(strings.TrimPrefix(e.Message, "unknown key"), "; ")
+		}
+	}
 	c.dir = dir
 	for _, msg := range c.check() {
 		if e := configError(origin, msg); e != nil {

@@ -84,3 +84,21 @@ previews:
 		t.Errorf("octocat is refused:\n%v", err)
 	}
 }
+
+// TestPreviewsConfigPipelineKeys: previews.enabled in the configuration
+// says that the repository's Pipeline turns previews on.
+func TestPreviewsConfigPipelineKeys(t *testing.T) {
+	_, err := ParseConfig([]byte("previews: {enabled: true, ttl: 1h}\n"), "/srv", "ferry-serve.yaml")
+	if err == nil {
+		t.Fatal("previews.enabled in the configuration was taken")
+	}
+	for _, want := range []string{
+		"ferry-serve.yaml:1:12: previews.enabled: unknown key; a repository turns its previews on in its Pipeline",
+		"previews.ttl: unknown key; a repository turns its previews on in its Pipeline",
+		"the keys allowed in previews are max,",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
