@@ -37,10 +37,10 @@ type previews struct {
 
 	// polled holds the watcher's events until drain hands them to the
 	// manager, in order. why: the watcher tells them holding the source's
-	// mirror lock, and the manager fetches a request's head (FetchPull),
-	// which takes that lock: handled in place, a polled request that is
-	// built (forks: true), or one a webhook is opening at that moment,
-	// stopped the source for good.
+	// mirror lock, while a webhook's event holds the request's lock in the
+	// manager and waits for that mirror lock (FetchPull): handled in
+	// place, a poll that saw a request a delivery was opening at that
+	// moment stopped the source for good.
 	qmu    sync.Mutex
 	polled []store.PullEvent
 	wake   chan struct{}
