@@ -37,10 +37,7 @@ spec:
 // whose Pipeline turns previews on, a server that builds requests whose
 // origin it cannot tell (previews: {forks: true}), and a pull request
 // pushed as refs/pull/1/head. Its preview answers with the request's
-// code, follows a push, and is removed when the ref goes. Before the
-// watcher's events were queued, the first polled request that was built
-// stopped the source for good (the manager's fetch waited for the lock
-// the poll held).
+// code, follows a push, and is removed when the ref goes.
 func TestServePreviewsPolled(t *testing.T) {
 	srv := gitserver.Start(t, "", "")
 	url, work := pythonRepo(t, srv, "app", func(dir string) {
