@@ -312,3 +312,26 @@ func get(t *testing.T, url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestValidateSaysPreviewsOn: ferry validate says when a repository's
+// Pipeline turns previews on, and says nothing of them otherwise.
+func TestValidateSaysPreviewsOn(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, "examples", "python"))); err != nil {
+		t.Fatal(err)
+	}
+	r := ferry(t, "validate", dir)
+	if r.code != 0 || strings.Contains(r.stdout, "previews") {
+		t.Errorf("ferry validate without previews: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ".ferry"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".ferry", "pipeline.yaml"), []byte(previewsPipeline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = ferry(t, "validate", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "; previews on (ttl 72h0m0s)") {
+		t.Errorf("ferry validate with previews: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}

@@ -69,5 +69,14 @@ func summary(s *manifests.Set) string {
 	for i, st := range s.Pipeline.Spec.Stages {
 		stages[i] = st.Name
 	}
-	return strings.Join(parts, ", ") + "; stages " + strings.Join(stages, " -> ")
+	out := strings.Join(parts, ", ") + "; stages " + strings.Join(stages, " -> ")
+	// why: previews are off unless the Pipeline says so; say when it does,
+	// so a repository's author sees the switch took.
+	if pv := s.Pipeline.Spec.Previews; pv != nil && pv.Enabled != nil && *pv.Enabled {
+		out += "; previews on"
+		if pv.TTL != nil {
+			out += " (ttl " + pv.TTL.Duration.String() + ")"
+		}
+	}
+	return out
 }
