@@ -107,9 +107,32 @@ func (o *notices) promotion(ev promote.Event) {
 	o.publish(ctx, n)
 }
 
+// preview publishes a preview's change (preview.ready and the like);
+// url, when set, is where it answers.
+func (o *notices) preview(n notify.Event, run store.Run, url string) {
+	if o.publish == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), noticeTimeout)
+	defer cancel()
+	o.fillRun(ctx, &n, run)
+	fns := n.Functions
+	o.fillEnvironment(ctx, &n)
+	if len(fns) > 0 {
+		n.Functions = fns // the manager's, read from the release it went live with
+	}
+	if url != "" {
+		n.URL = url
+	}
+	o.publish(ctx, n)
+}
+
 // fillRun fills what n says of the run and its source.
 func (o *notices) fillRun(ctx context.Context, n *notify.Event, run store.Run) {
 	n.Source, n.Branch, n.Commit, n.Run = run.Source, run.Branch, run.Commit, run.ID
+	if run.PullRequest > 0 {
+		n.PullRequest = run.PullRequest
+	}
 	if run.ID != 0 {
 		n.RunURL = fmt.Sprintf("%s/api/v1/runs/%d", o.publicURL, run.ID)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/promote/gitexport"
+	"github.com/ferrycd/ferry/server/github"
 	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/watcher"
 )
@@ -156,6 +157,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Log:     logf,
 	})
 	metrics.reg.MustRegister(notifier.Collector())
+	var prev *previews // made once the watcher and the pipeline are (serve_previews.go)
 	w, err := watcher.New(watcher.Config{
 		Dir:   filepath.Join(cfg.DataDir, "mirrors"),
 		State: st,
@@ -168,7 +170,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			if _, err := exec.Enqueue(ctx, ev.Source, ev.Branch, ev.Commit); err != nil {
 				logf("source %s: queueing a run for %s: %v", ev.Source, store.Short(ev.Commit), err)
 			}
+			// why: the new head's Pipeline may have turned previews on or off.
+			go prev.syncPolling(ctx, ev.Source)
 		},
+		OnPull:  func(ev store.PullEvent) { prev.handle(ev) },
 		Log:     logf,
 		OnFetch: metrics.fetched,
 	})
@@ -241,14 +246,23 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		Admit: func(ctx context.Context, run store.Run, rel store.Release, env string) error {
 			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
 		},
-		IsAncestor: w.IsAncestor,
-		StoreRetry: cfg.storeRetry,
-		Log:        logf,
-		Events:     func(ev pipeline.Event) { said.run(ev); tell.run(ev) },
-		Sandbox:    sb,
+		OnPreviewDeployed: func(run store.Run, rel store.Release, env string) { prev.deployed(run, rel, env) },
+		PullHead:          func(ctx context.Context, source string, n int) (string, error) { return prev.pullHead(ctx, source, n) },
+		IsAncestor:        w.IsAncestor,
+		StoreRetry:        cfg.storeRetry,
+		Log:               logf,
+		Events:            func(ev pipeline.Event) { said.run(ev); tell.run(ev); prev.runEvent(ev) },
+		Sandbox:           sb,
 	})
 	if err != nil {
 		return err
+	}
+	if prev, err = newPreviews(ctx, cfg, st, w, func() pipeline.Executor { return exec }, envs, tell, gatewayURL, logf); err != nil {
+		return err
+	}
+	approvals, err := cfg.GitHubApprovals(promoter, st)
+	if err != nil {
+		return fmt.Errorf("github: %w", err)
 	}
 	full := &refusedWrites{}
 	sources := &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}, log: logf, full: full}
@@ -317,6 +331,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		EnvSecrets:       settings,
 		EnvironmentOrder: cfg.environmentNames(),
 		EnvironmentSet:   envs,
+		Previews:         prev,
 	})
 	if err != nil {
 		return err
@@ -340,6 +355,13 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 				logf("source %s: fetch asked by a webhook: %v", name, err)
 			}
 		},
+		Pull: prev.hook,
+		Comment: func(ctx context.Context, ev CommentEvent) (string, error) {
+			if approvals == nil {
+				return "ignored: ferry has no github: block in its configuration, so it reads no commands from comments", nil
+			}
+			return approvals.Handle(ctx, github.Comment(ev))
+		},
 		Deliveries: st,
 		Audit:      st,
 		Log:        logf,
@@ -361,7 +383,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	var wg sync.WaitGroup
 	wg.Go(func() { errc <- serveHTTP(apiSrv, apiLn, "the API") })
 	wg.Go(func() { errc <- serveHTTP(gwSrv, gwLn, "the gateway") })
@@ -369,6 +391,12 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	wg.Go(func() { errc <- exec.Run(ctx) })
 	wg.Go(func() { errc <- promoter.Run(ctx) })
 	wg.Go(func() { errc <- notifier.Run(ctx) })
+	wg.Go(func() { errc <- prev.m.Run(ctx) })
+	wg.Go(func() {
+		for _, s := range srcs {
+			prev.syncPolling(ctx, s.Name)
+		}
+	})
 	wg.Go(func() { queueHeads(ctx) })
 
 	logf("ferry serve: API and webhooks on http://%s, functions on %s/<env>/<path>", apiLn.Addr(), gatewayURL)

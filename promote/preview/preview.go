@@ -53,9 +53,10 @@ type Config struct {
 	// learn of it). It must be idempotent: it is called again for every
 	// preview not torn down when Run starts. Required.
 	Make func(ctx context.Context, env string) error
-	// Remove tears environment env down and forgets it; an environment
-	// that is not there (its Make failed) is no error. Required.
-	Remove func(ctx context.Context, env string) error
+	// Remove tears environment env down and forgets it, for reason
+	// (ReasonClosed, ReasonTTL, an eviction); an environment that is not
+	// there (its Make failed) is no error. Required.
+	Remove func(ctx context.Context, env, reason string) error
 	// Tell hears each preview's change (building, ready, failed, torn
 	// down). It must not block. Optional.
 	Tell func(Event)
@@ -393,7 +394,7 @@ func (m *Manager) makeRoom(ctx context.Context, p store.Preview) error {
 // tearDown removes p's environment and records it torn down for reason.
 // m.mu is held.
 func (m *Manager) tearDown(ctx context.Context, p store.Preview, reason string) error {
-	if err := m.cfg.Remove(ctx, p.Environment); err != nil {
+	if err := m.cfg.Remove(ctx, p.Environment, reason); err != nil {
 		return fmt.Errorf("preview: tearing down %s (%s): %w", p.Environment, reason, err)
 	}
 	p.State, p.TornDown, p.TornReason = store.PreviewTornDown, m.cfg.Now(), reason

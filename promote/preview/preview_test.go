@@ -114,7 +114,7 @@ func (w *world) config() preview.Config {
 			w.record("make %s", env)
 			return nil
 		},
-		Remove: func(ctx context.Context, env string) error {
+		Remove: func(ctx context.Context, env, _ string) error {
 			w.record("remove %s", env)
 			return nil
 		},

@@ -1,0 +1,262 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferrycd/ferry/pipeline"
+	"github.com/ferrycd/ferry/promote/preview"
+	"github.com/ferrycd/ferry/server/notify"
+	"github.com/ferrycd/ferry/store"
+	"github.com/ferrycd/ferry/watcher"
+)
+
+// webhookAnswerWait is how long a pull request's webhook waits for the
+// preview manager's answer before it answers "accepted": GitHub gives a
+// delivery 10 s, and fetching a large request's head may take longer.
+const webhookAnswerWait = 5 * time.Second
+
+// previews joins the preview manager to the watcher (which polls the
+// requests of sources with previews), the pipeline (which runs their
+// heads), the environment set (which makes and removes pr-N-SOURCE), the
+// webhooks and the notices.
+type previews struct {
+	m     *preview.Manager
+	st    *store.SQLite
+	w     watcher.Watcher
+	exec  func() pipeline.Executor
+	tell  *notices
+	log   func(format string, args ...any)
+	ctx   context.Context // ferry serve's: work a webhook started outlives its request
+	mu    sync.Mutex
+	pulls map[string]bool // whether SetPulls turned a source's polling on
+	runs  sync.Map        // env + "@" + commit → the run's id, for the notices' links
+}
+
+func newPreviews(ctx context.Context, cfg *Config, st *store.SQLite, w watcher.Watcher, exec func() pipeline.Executor,
+	envs *envSet, tell *notices, gatewayURL string, logf func(string, ...any)) (*previews, error) {
+	p := &previews{st: st, w: w, exec: exec, tell: tell, log: logf, ctx: ctx, pulls: map[string]bool{}}
+	m, err := preview.New(preview.Config{
+		Store:   st,
+		Enabled: p.enabled,
+		Fetch:   w.FetchPull,
+		Enqueue: p.enqueue,
+		Make:    envs.Make,
+		Remove: func(ctx context.Context, env, reason string) error {
+			return envs.RemoveBecause(ctx, env, removedWhy(reason))
+		},
+		Tell:     p.told,
+		URL:      func(env string) string { return gatewayURL + "/" + env + "/" },
+		Max:      cfg.maxPreviews(),
+		Forks:    cfg.Previews.Forks,
+		Label:    cfg.Previews.Label,
+		Labelers: cfg.Previews.Labelers,
+		Log:      logf,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.m = m
+	return p, nil
+}
+
+// removedWhy is what a torn-down preview's URLs say, from the manager's
+// reason.
+func removedWhy(reason string) string {
+	switch reason {
+	case preview.ReasonClosed:
+		return "its pull request closed"
+	case preview.ReasonTTL:
+		return "it was idle longer than its Pipeline's previews.ttl"
+	}
+	return reason
+}
+
+// enabled is preview.Config.Enabled: the Pipeline at the source's branch
+// head says. Never the request's own commit: a commit must not turn on
+// (or loosen) what gates it.
+func (p *previews) enabled(ctx context.Context, source string) (bool, time.Duration, error) {
+	src, err := p.st.GetSource(ctx, source)
+	if err != nil {
+		return false, 0, fmt.Errorf("source %s: %w", source, err)
+	}
+	head, err := store.HeadOf(ctx, p.st, source, src.Branch)
+	if err != nil {
+		return false, 0, err
+	}
+	if head == "" {
+		return false, 0, nil // nothing fetched yet: nothing says they are on
+	}
+	tree, err := p.w.Tree(ctx, source, head)
+	if err != nil {
+		return false, 0, fmt.Errorf("reading %s at %s: %w", src.Branch, store.Short(head), err)
+	}
+	on, ttl, err := pipeline.PreviewSettings(ctx, tree)
+	if err != nil {
+		return false, 0, fmt.Errorf("%s at %s: %w", src.Branch, store.Short(head), err)
+	}
+	return on, ttl, nil
+}
+
+// syncPolling turns the watcher's polling of source's requests on or off
+// as its branch head's Pipeline says. It is called at start and after
+// each new head; an unreadable Pipeline changes nothing.
+func (p *previews) syncPolling(ctx context.Context, source string) {
+	on, _, err := p.enabled(ctx, source)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log("source %s: previews: %v", source, err)
+		}
+		return
+	}
+	p.mu.Lock()
+	was, known := p.pulls[source]
+	p.pulls[source] = on
+	p.mu.Unlock()
+	if known && was == on {
+		return
+	}
+	// why: turning polling off forgets what the first listing saw, so
+	// only a Pipeline read as off may turn it off.
+	p.w.SetPulls(source, on)
+	if on && !was {
+		p.log("source %s: previews on: its pull requests are watched", source)
+	}
+}
+
+// enqueue is preview.Config.Enqueue.
+func (p *previews) enqueue(ctx context.Context, source string, number int, commit string) error {
+	run, err := p.exec().EnqueuePull(ctx, source, p.branch(ctx, source, number), commit, number)
+	if err != nil {
+		return err
+	}
+	p.runs.Store(store.PreviewName(source, number)+"@"+commit, run.ID)
+	return nil
+}
+
+// branch is the runs' branch of a request: merge-requests/N where the
+// mirror has GitLab's ref for it, else GitHub's pull/N. It only names
+// the runs.
+func (p *previews) branch(ctx context.Context, source string, number int) string {
+	if src, err := p.st.GetSource(ctx, source); err == nil && strings.Contains(strings.ToLower(src.URL), "gitlab") {
+		return store.PullBranch(store.PullPrefixGitLab, number)
+	}
+	return store.PullBranch(store.PullPrefixGitHub, number)
+}
+
+// pullHead is pipeline.Config.PullHead: the head the preview is for.
+func (p *previews) pullHead(ctx context.Context, source string, number int) (string, error) {
+	pv, err := p.st.GetPreview(ctx, source, number)
+	if err != nil {
+		return "", err
+	}
+	return pv.Head, nil
+}
+
+// handle is the watcher's OnPull.
+func (p *previews) handle(ev store.PullEvent) {
+	answer, err := p.m.Handle(p.ctx, ev)
+	switch {
+	case err != nil && p.ctx.Err() == nil:
+		p.log("source %s: pull request %d %s: %v", ev.Source, ev.Number, ev.Action, err)
+	case err == nil && answer != "":
+		p.log("source %s: pull request %d %s: %s", ev.Source, ev.Number, ev.Action, answer)
+	}
+}
+
+// hook is WebhookConfig.Pull: the manager's answer when it comes within
+// webhookAnswerWait, else "accepted" and the rest goes on without the
+// request (its outcome is logged and told to the pull request).
+func (p *previews) hook(ctx context.Context, ev store.PullEvent) (string, error) {
+	type result struct {
+		answer string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		answer, err := p.m.Handle(p.ctx, ev)
+		done <- result{answer, err}
+	}()
+	t := time.NewTimer(webhookAnswerWait)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.answer, r.err
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	go func() {
+		if r := <-done; r.err != nil && p.ctx.Err() == nil {
+			p.log("source %s: pull request %d %s: %v", ev.Source, ev.Number, ev.Action, r.err)
+		}
+	}()
+	return fmt.Sprintf("accepted: preview %s is being prepared (fetching the pull request's head)", store.PreviewName(ev.Source, ev.Number)), nil
+}
+
+// deployed is pipeline.Config.OnPreviewDeployed.
+func (p *previews) deployed(run store.Run, rel store.Release, env string) {
+	if err := p.m.Deployed(p.ctx, env, rel); err != nil && p.ctx.Err() == nil {
+		p.log("preview %s: %v", env, err)
+	}
+}
+
+// runEvent hears the pipeline's events: a request's run that failed
+// fails its preview.
+func (p *previews) runEvent(ev pipeline.Event) {
+	if ev.Kind != pipeline.EventRunFinished || ev.Run.PullRequest == 0 || ev.Run.Status != store.StatusFailed {
+		return
+	}
+	env := store.PreviewName(ev.Run.Source, ev.Run.PullRequest)
+	reason := ev.Run.Reason
+	if ev.Step != "" {
+		reason = ev.Step + " failed: " + ev.Error
+	}
+	if err := p.m.Failed(p.ctx, env, ev.Run.Commit, reason); err != nil && p.ctx.Err() == nil {
+		p.log("preview %s: %v", env, err)
+	}
+}
+
+// previewKinds are the notices' kinds of the manager's events.
+var previewKinds = map[preview.EventKind]notify.Kind{
+	preview.EventBuilding: notify.PreviewBuilding,
+	preview.EventReady:    notify.PreviewReady,
+	preview.EventFailed:   notify.PreviewFailed,
+	preview.EventTornDown: notify.PreviewTornDown,
+}
+
+// told is preview.Config.Tell: each change goes to the notices (the pull
+// request's comment and deployment, the chats).
+func (p *previews) told(ev preview.Event) {
+	kind, ok := previewKinds[ev.Kind]
+	if !ok {
+		return
+	}
+	pv := ev.Preview
+	n := notify.Event{Kind: kind, Environment: pv.Environment, Release: pv.Release, Reason: ev.Reason, Functions: ev.Functions}
+	run := store.Run{Source: pv.Source, Branch: store.PullBranch(store.PullPrefixGitHub, pv.Number), Commit: pv.Head, PullRequest: pv.Number}
+	if id, ok := p.runs.Load(pv.Environment + "@" + pv.Head); ok {
+		run.ID = id.(int64)
+	}
+	p.tell.preview(n, run, ev.URL)
+}
+
+// list is the API's PreviewLister.
+func (p *previews) List(ctx context.Context) ([]PreviewInfo, error) {
+	list, err := p.m.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PreviewInfo, 0, len(list))
+	for _, pv := range list {
+		info := PreviewInfo{Source: pv.Source, Number: pv.Number, Environment: pv.Environment, State: string(pv.State),
+			Head: pv.Head, LastActivity: pv.Activity}
+		if pv.State != store.PreviewTornDown {
+			info.URL = p.tell.gatewayURL + "/" + pv.Environment + "/"
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
