@@ -310,7 +310,8 @@ func TestPreviewPullRequests(t *testing.T) {
 	eventually(t, r.p, "the preview comment on #3, live, with the URL and the commit", 60*time.Second, func() (bool, string) {
 		comment = r.onlyComment(t, 3)
 		b := comment.GetBody()
-		return strings.Contains(b, "`pr-3-app`: live") && strings.Contains(b, preview) && strings.Contains(b, head), b
+		return strings.Contains(b, "`pr-3-app`: live") && strings.Contains(b, preview) && strings.Contains(b, head) &&
+			strings.Contains(b, "| `hello` | `sha256:"), b
 	})
 	eventually(t, r.p, "a deployment of the PR head to pr-3-app, success, with its URL", 60*time.Second,
 		r.deployedBy("pr-3-app", head, "success", preview))
@@ -435,6 +436,24 @@ func TestPreviewPullRequests(t *testing.T) {
 		c := r.onlyComment(t, 4)
 		return strings.Contains(c.GetBody(), "`pr-4-app`: live") && strings.Contains(c.GetBody(), fork), c.GetBody()
 	})
+
+	// The label approved that head only: the fork's next push waits for
+	// it again, and the preview keeps the reviewed code.
+	unreviewed := pushPull(t, r.work, 4, "hello from an unreviewed push")
+	code, a = r.deliver(t, "pull_request", "pr-4-synchronize", forkHook("synchronize", "mallory"))
+	if code != http.StatusAccepted || !strings.Contains(a.Answer, "comes from a fork") {
+		t.Fatalf("a fork's push answered %d %s; want 202 and why it is not built", code, a.raw)
+	}
+	runs, err := r.c.Runs(t.Context(), "", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, run := range runs.Items {
+		if run.Commit == unreviewed {
+			t.Errorf("the fork's unlabelled push was built (run %d)", run.ID)
+		}
+	}
+	waitGreetingAt(t, r.p, r.p.gw+"/pr-4-app/hello", "hello from a fork", 10*time.Second)
 }
 
 // TestGitHubOutageLosesNoStatus: GitHub answers 502 for a minute while a
