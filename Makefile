@@ -71,6 +71,7 @@ bench:
 	test/bench/embedded.sh
 	test/bench/engine.sh
 	test/bench/promote.sh
+	test/bench/previews.sh
 
 clean:
 	rm -rf $(BIN)

@@ -30,6 +30,9 @@ type DeliveryLog interface {
 	// forgotten. Checking and recording are one step: of two identical
 	// deliveries at once, exactly one is new.
 	RememberDelivery(ctx context.Context, key string, now time.Time, ttl time.Duration) (bool, error)
+	// ForgetDelivery forgets key: the delivery failed after it was
+	// remembered, and the sender's redelivery must act.
+	ForgetDelivery(ctx context.Context, key string) error
 }
 
 // deliverySet is a DeliveryLog in memory, for a receiver without a store
@@ -74,6 +77,17 @@ func deliveryKey(provider, source, id string) string {
 // RememberDelivery implements DeliveryLog; the set's own TTL applies.
 func (s *deliverySet) RememberDelivery(_ context.Context, key string, _ time.Time, _ time.Duration) (bool, error) {
 	return s.firstTime(key), nil
+}
+
+// ForgetDelivery implements DeliveryLog.
+func (s *deliverySet) ForgetDelivery(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if el, ok := s.byKey[key]; ok {
+		s.order.Remove(el)
+		delete(s.byKey, key)
+	}
+	return nil
 }
 
 // firstTime records key as seen now and reports whether it was new, that is

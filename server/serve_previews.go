@@ -39,7 +39,12 @@ type previews struct {
 func newPreviews(ctx context.Context, cfg *Config, st *store.SQLite, w watcher.Watcher, exec func() pipeline.Executor,
 	envs *envSet, tell *notices, gatewayURL string, logf func(string, ...any)) (*previews, error) {
 	p := &previews{st: st, w: w, exec: exec, tell: tell, log: logf, ctx: ctx, pulls: map[string]bool{}}
+	open, err := pullOpen(cfg, st)
+	if err != nil {
+		return nil, fmt.Errorf("github: %w", err)
+	}
 	m, err := preview.New(preview.Config{
+		Open:    open,
 		Store:   st,
 		Enabled: p.enabled,
 		Fetch:   w.FetchPull,
@@ -61,6 +66,28 @@ func newPreviews(ctx context.Context, cfg *Config, st *store.SQLite, w watcher.W
 	}
 	p.m = m
 	return p, nil
+}
+
+// pullOpen is preview.Config.Open with a github: block: GitHub says
+// whether a request is open, which its refs do not.
+func pullOpen(cfg *Config, st *store.SQLite) (func(ctx context.Context, source string, number int) (bool, bool, error), error) {
+	cl, err := cfg.githubClient()
+	if cl == nil || err != nil {
+		return nil, err
+	}
+	repos := cfg.githubRepos(cl)
+	return func(ctx context.Context, source string, number int) (bool, bool, error) {
+		src, err := st.GetSource(ctx, source)
+		if err != nil {
+			return false, false, err
+		}
+		repo, ok := repos.For(source, src.URL)
+		if !ok {
+			return false, false, nil
+		}
+		open, err := cl.PullOpen(ctx, repo, number)
+		return open, err == nil, err
+	}, nil
 }
 
 // removedWhy is what a torn-down preview's URLs say, from the manager's

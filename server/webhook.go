@@ -350,8 +350,7 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 			// callback's own changes must not carry it.
 			a, err := wh.cfg.Pull(r.Context(), pe)
 			if err != nil {
-				wh.cfg.Log("webhook: %s delivery %s for source %q: %s: %v", p.name, id, src.Name, d.detail, err)
-				replyHookError(w, http.StatusServiceUnavailable, err.Error())
+				wh.failed(r.Context(), w, p.name, src.Name, id, d.detail, err)
 				return
 			}
 			if a != "" {
@@ -365,13 +364,25 @@ func (wh *webhooks) serve(p *hookProvider, w http.ResponseWriter, r *http.Reques
 		c.Source = src.Name
 		a, err := wh.cfg.Comment(r.Context(), c)
 		if err != nil {
-			wh.cfg.Log("webhook: %s delivery %s for source %q: %s: %v", p.name, id, src.Name, d.detail, err)
-			replyHookError(w, http.StatusServiceUnavailable, err.Error())
+			wh.failed(r.Context(), w, p.name, src.Name, id, d.detail, err)
 			return
 		}
 		reply.Answer = a
 	}
 	replyHook(w, http.StatusAccepted, reply)
+}
+
+// failed answers a delivery whose action failed 503, and forgets it: the
+// sender's redelivery (GitHub's "Redeliver", GitLab's retry) must act, not
+// be answered "duplicate".
+func (wh *webhooks) failed(ctx context.Context, w http.ResponseWriter, provider, source, id, detail string, err error) {
+	wh.cfg.Log("webhook: %s delivery %s for source %q: %s: %v", provider, id, source, detail, err)
+	if id != "" {
+		if ferr := wh.cfg.Deliveries.ForgetDelivery(ctx, deliveryKey(provider, source, id)); ferr != nil {
+			wh.cfg.Log("webhook: %s delivery %s for source %q: %v", provider, id, source, ferr)
+		}
+	}
+	replyHookError(w, http.StatusServiceUnavailable, err.Error()+"; deliver it again once that is fixed")
 }
 
 func replyHook(w http.ResponseWriter, status int, v any) {
@@ -505,6 +516,8 @@ func decideGitHubPull(d hookDecision, payload []byte) (hookDecision, error) {
 			HTMLURL string     `json:"html_url"`
 			User    githubUser `json:"user"`
 			Head    struct {
+				// SHA only bounds what a label approves (LabeledHead).
+				SHA  string      `json:"sha"`
 				Repo *githubRepo `json:"repo"`
 			} `json:"head"`
 			Base struct {
@@ -563,7 +576,7 @@ func decideGitHubPull(d hookDecision, payload []byte) (hookDecision, error) {
 			d.ignored = "the pull request was labelled, but the payload names no label"
 			return d, nil
 		}
-		ev.Label = pr.Label.Name
+		ev.Label, ev.LabeledHead = pr.Label.Name, pr.PullRequest.Head.SHA
 	}
 	d.pulls = []store.PullEvent{ev}
 	return d, nil
@@ -732,6 +745,10 @@ func decideGitLabMerge(d hookDecision, body []byte) (hookDecision, error) {
 			TargetProjectID int64  `json:"target_project_id"`
 			Title           string `json:"title"`
 			URL             string `json:"url"`
+			// LastCommit only bounds what a label approves (LabeledHead).
+			LastCommit struct {
+				ID string `json:"id"`
+			} `json:"last_commit"`
 		} `json:"object_attributes"`
 		Changes struct {
 			Labels *struct {
@@ -790,7 +807,7 @@ func decideGitLabMerge(d hookDecision, body []byte) (hookDecision, error) {
 		d.detail = fmt.Sprintf("merge request !%d labelled %s", oa.IID, strings.Join(added, ", "))
 		for _, name := range added {
 			lev := ev
-			lev.Action, lev.Label = store.PullLabeled, name
+			lev.Action, lev.Label, lev.LabeledHead = store.PullLabeled, name, oa.LastCommit.ID
 			d.pulls = append(d.pulls, lev)
 		}
 		return d, nil

@@ -166,7 +166,8 @@ func TestGitHubPullRequestActions(t *testing.T) {
 			WebURL: "https://github.com/octo-org/app/pull/3",
 		}
 		if tc.action == "labeled" {
-			want.Label = "ferry/preview"
+			// The payload's head only bounds what the label approves.
+			want.Label, want.LabeledHead = "ferry/preview", "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 		}
 		if len(evs) != 1 || evs[0] != want {
 			t.Errorf("%s: Pull heard %+v, want %+v", delivery, evs, want)
@@ -253,6 +254,22 @@ func TestPullAndCommentDeliveriesAreChecked(t *testing.T) {
 	if !strings.Contains(a.errorMessage(), "disk full") {
 		t.Errorf("Comment's failure answered %q, want its message", a.errorMessage())
 	}
+	env.takePulls()
+	env.takeComments()
+
+	// Once the fault is mended, the sender's redelivery of a failed
+	// delivery acts: it is not a duplicate.
+	env.mu.Lock()
+	env.fail = nil
+	env.mu.Unlock()
+	a = env.do(env.githubRequest("app", "pull_request", "fails", pr, testSecret)).want(t, http.StatusAccepted)
+	if a.reply["duplicate"] == true || len(env.takePulls()) != 1 {
+		t.Errorf("the redelivery of a failed pull_request was not acted on: %s", a.body)
+	}
+	a = env.do(env.githubRequest("app", "commit_comment", "fails-c", payload(t, "github_commit_comment.json", nil), testSecret)).want(t, http.StatusAccepted)
+	if a.reply["duplicate"] == true || len(env.takeComments()) != 1 {
+		t.Errorf("the redelivery of a failed commit_comment was not acted on: %s", a.body)
+	}
 }
 
 // GitLab's merge request actions map as GitHub's do: an update is a push
@@ -275,6 +292,9 @@ func TestGitLabMergeRequestActions(t *testing.T) {
 	with := func(a store.PullAction, label string) store.PullEvent {
 		ev := base
 		ev.Action, ev.Label = a, label
+		if a == store.PullLabeled {
+			ev.LabeledHead = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+		}
 		return ev
 	}
 	for _, tc := range []struct {

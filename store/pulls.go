@@ -39,7 +39,12 @@ type PullEvent struct {
 	Sender string
 	// Label is the label added (PullLabeled).
 	Label string
-	Title string
+	// LabeledHead is the head commit the payload says the request had
+	// when it was labelled (PullLabeled). It is never built: it only
+	// keeps a label from approving a head pushed after the labeller
+	// looked (the commit built still comes from Git).
+	LabeledHead string
+	Title       string
 	// WebURL is the request's page, for people.
 	WebURL string
 }

@@ -41,6 +41,21 @@ func (s *SQLite) RememberDelivery(ctx context.Context, key string, now time.Time
 	return first, nil
 }
 
+// ForgetDelivery forgets a delivery's key, so that the sender's
+// redelivery of one that failed after it was remembered is acted on.
+func (s *SQLite) ForgetDelivery(ctx context.Context, key string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE key = ?`, key); err != nil {
+			return err
+		}
+		return errNoEntry
+	})
+	if err != nil {
+		return fmt.Errorf("forget webhook delivery: %w", err)
+	}
+	return nil
+}
+
 // Checkpoint copies the write-ahead log into the database file and
 // empties the log, so that what was overwritten (a secret an older ferry
 // stored in the clear, say) lingers in neither.

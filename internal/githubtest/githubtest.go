@@ -196,6 +196,15 @@ func (s *Server) SetPull(owner, repo string, n int, head, merge string) {
 	}
 }
 
+// ClosePull closes pull request n of owner/repo (SetPull made it).
+func (s *Server) ClosePull(owner, repo string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pulls[fmt.Sprintf("%s/%s#%d", owner, repo, n)]; p != nil {
+		p.State = gh.String("closed")
+	}
+}
+
 // AddComment puts a comment by login on issue (or pull request) n, as a
 // person would, and returns it.
 func (s *Server) AddComment(owner, repo string, n int, login, body string) *gh.IssueComment {

@@ -63,6 +63,12 @@ type Config struct {
 	// URL returns where env's gateway serves it (GATEWAY/pr-N-SOURCE),
 	// for Ready events. Optional.
 	URL func(env string) string
+	// Open, when set, asks the Git host whether request number of source
+	// is still open (known false: it cannot tell, as for a source on no
+	// host it has an API for). Collect tears down those it says closed:
+	// without webhooks a closed request is otherwise noticed only when
+	// its ref goes, which GitHub never does, or by the ttl.
+	Open func(ctx context.Context, source string, number int) (open, known bool, err error)
 	// Max is the cap on previews at once, over every source (default
 	// DefaultMax).
 	Max int
@@ -269,6 +275,15 @@ func (m *Manager) open(ctx context.Context, ev store.PullEvent) (string, error) 
 	}
 	if commit == "" {
 		return "", fmt.Errorf("preview: pull request %d of %s has no head commit in the mirror", ev.Number, ev.Source)
+	}
+	if labelled && ev.LabeledHead != "" && !strings.EqualFold(ev.LabeledHead, commit) {
+		// why: a label approves the code its giver saw; a push after it
+		// (a fork racing the label) is not approved by it.
+		labelled = false
+		if found, err := m.cfg.Store.GetPreview(ctx, ev.Source, ev.Number); err != nil || found.Head != commit || found.Approved == "" {
+			return fmt.Sprintf("pull request %d of %s was labelled at commit %s but its head is %s now; label it again to build that",
+				ev.Number, ev.Source, store.Short(ev.LabeledHead), store.Short(commit)), nil
+		}
 	}
 
 	m.mu.Lock()
@@ -483,6 +498,29 @@ func (m *Manager) List(ctx context.Context) ([]store.Preview, error) {
 // Collect tears down every preview idle longer than its ttl (idle since
 // its last push or deploy). Run calls it every Interval.
 func (m *Manager) Collect(ctx context.Context) error {
+	// why asked before the lock: the host may be slow or down, and a
+	// pull request's webhook must not wait for it.
+	closed := map[string]bool{}
+	if m.cfg.Open != nil {
+		all, err := m.cfg.Store.ListPreviews(ctx)
+		if err != nil {
+			return fmt.Errorf("preview: %w", err)
+		}
+		for _, p := range all {
+			if p.State == store.PreviewTornDown {
+				continue
+			}
+			open, known, err := m.cfg.Open(ctx, p.Source, p.Number)
+			switch {
+			case err != nil:
+				// why not an error of Collect: the host being down must
+				// not tear anything down; the next round asks again.
+				m.cfg.Log("preview %s: asking whether pull request %d is open: %v", p.Environment, p.Number, err)
+			case known && !open:
+				closed[p.Environment] = true
+			}
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	all, err := m.cfg.Store.ListPreviews(ctx)
@@ -492,10 +530,13 @@ func (m *Manager) Collect(ctx context.Context) error {
 	now := m.cfg.Now()
 	var errs []error
 	for _, p := range all {
-		if p.State == store.PreviewTornDown || p.TTL <= 0 || now.Sub(p.Activity) <= p.TTL {
-			continue
+		switch {
+		case p.State == store.PreviewTornDown:
+		case p.TTL > 0 && now.Sub(p.Activity) > p.TTL:
+			errs = append(errs, m.tearDown(ctx, p, ReasonTTL))
+		case closed[p.Environment]:
+			errs = append(errs, m.tearDown(ctx, p, ReasonClosed))
 		}
-		errs = append(errs, m.tearDown(ctx, p, ReasonTTL))
 	}
 	return errors.Join(errs...)
 }

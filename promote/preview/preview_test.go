@@ -2,6 +2,7 @@ package preview_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -372,6 +373,25 @@ func TestForkLabel(t *testing.T) {
 	same(t, "calls on the second label", w.taken(), []string{"enqueue shop #5 c2"})
 }
 
+// A label approves the head its giver saw: a fork that pushes between
+// the label and ferry's fetch is not built by it.
+func TestLabelApprovesOnlyTheHeadLabelled(t *testing.T) {
+	w := newWorld(t)
+	m := w.manager(nil)
+	w.push(8, "c1")
+	w.handle(m, forkHook(8, store.PullOpened, "eve"))
+	w.push(8, "c2") // eve pushes while alice labels what she saw, c1
+	label := forkHook(8, store.PullLabeled, "alice")
+	label.LabeledHead = "c1"
+	if answer := w.handle(m, label); !strings.Contains(answer, "label it again") {
+		t.Errorf("answer to a label given at c1 while the head is c2: %q", answer)
+	}
+	same(t, "calls on a label of an older head", w.taken(), nil)
+	label.LabeledHead = "c2"
+	w.handle(m, label)
+	same(t, "calls on a label of the head", w.taken(), []string{"make pr-8-shop", "enqueue shop #8 c2"})
+}
+
 // A request that a webhook said is not a fork stays trusted when the
 // poller sees its next push.
 func TestPolledPushOfAKnownBaseRequest(t *testing.T) {
@@ -416,6 +436,38 @@ func TestCapEvictsTheLongestIdle(t *testing.T) {
 
 // A preview idle longer than its ttl (since its last push or deploy) is
 // torn down.
+// With a host's API to ask, a request it says is closed is torn down (a
+// GitHub source polled without webhooks keeps a closed request's ref);
+// one it cannot answer for is left alone.
+func TestClosedOnTheHostIsTornDown(t *testing.T) {
+	w := newWorld(t)
+	answers := map[int]error{2: nil, 3: errors.New("502 Bad Gateway")}
+	m := w.manager(func(c *preview.Config) {
+		c.Open = func(_ context.Context, _ string, n int) (bool, bool, error) {
+			if err, ok := answers[n]; ok {
+				return false, err == nil, err
+			}
+			return true, true, nil
+		}
+	})
+	for n := 1; n <= 3; n++ {
+		w.push(n, fmt.Sprintf("c%d", n))
+		w.handle(m, hook(n, store.PullOpened))
+	}
+	w.taken()
+	w.told()
+	if err := m.Collect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	same(t, "calls", w.taken(), []string{"remove pr-2-shop"})
+	if p := w.preview(2); p.State != store.PreviewTornDown || p.TornReason != preview.ReasonClosed {
+		t.Errorf("#2, closed on the host: %+v", p)
+	}
+	if p := w.preview(3); p.State == store.PreviewTornDown {
+		t.Errorf("#3, which the host could not answer for, was torn down: %+v", p)
+	}
+}
+
 func TestTTL(t *testing.T) {
 	w := newWorld(t)
 	w.ttl = time.Hour

@@ -1,6 +1,7 @@
 package github
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -69,4 +70,15 @@ func (rs Repos) For(source, gitURL string) (Repo, bool) {
 // Repos returns how this client maps sources, with named ones first.
 func (c *Client) Repos(named map[string]Repo) Repos {
 	return Repos{Named: named, Host: c.web}
+}
+
+// PullOpen asks GitHub whether pull request number of repo is open: ferry
+// polling without webhooks cannot tell, since GitHub keeps a closed
+// request's refs/pull/N/head.
+func (c *Client) PullOpen(ctx context.Context, repo Repo, number int) (bool, error) {
+	pr, _, err := c.gh.PullRequests.Get(ctx, repo.Owner, repo.Name, number)
+	if err != nil {
+		return false, fmt.Errorf("github: pull request %s#%d: %w", repo, number, err)
+	}
+	return pr.GetState() == "open", nil
 }

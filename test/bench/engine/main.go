@@ -1,7 +1,9 @@
 // Command engine measures ferry serve end to end on this machine: how long
 // a pushed commit takes to answer at the gateway, by webhook and by
-// polling, and what watching many sources costs. test/bench/engine.sh
-// builds ferry and runs it; see test/bench/README.md for the figures.
+// polling, and what watching many sources costs; with -storm, a storm of
+// commits (storm.go); with -previews, pull-request previews (previews.go).
+// test/bench/engine.sh, storm.sh and previews.sh build ferry and run it;
+// see test/bench/README.md for the figures.
 package main
 
 import (
@@ -50,6 +52,9 @@ func main() {
 		storm    = flag.Int("storm", 0, "instead of the figures above, a storm: this many sources (storm.go)")
 		commits  = flag.Int("storm-commits", 5, "commits pushed to each source in the storm")
 		sample   = flag.Duration("storm-sample", 500*time.Millisecond, "how often the storm reads /metrics")
+		previews = flag.Int("previews", 0, "instead of the figures above, previews: this many pull requests opened and timed (previews.go)")
+		live     = flag.Int("previews-live", 20, "previews running at once when the memory is read")
+		pvPoll   = flag.Duration("previews-poll", 25*time.Millisecond, "how often a timed preview's URL is called")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,6 +65,8 @@ func main() {
 	case *ferry == "" || *data == "":
 	case *storm > 0:
 		err = b.storm(ctx, *storm, *commits, *sample)
+	case *previews > 0:
+		err = b.previews(ctx, *previews, max(*live, *previews), *pvPoll)
 	default:
 		err = b.run(ctx, *runs, *sources, *interval, *watch)
 	}
