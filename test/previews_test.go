@@ -298,7 +298,11 @@ func TestPreviewPullRequests(t *testing.T) {
 	// shows it.
 	gitserver.Git(t, r.work, "checkout", "-q", "-b", "bonjour")
 	head := pushPull(t, r.work, 3, "bonjour from PR 3")
-	code, a := r.deliver(t, "pull_request", "pr-3-opened", ghPayload(t, "github_pull_request.json", nil))
+	r.gh.SetPull(ghOwner, ghRepo, 3, head, "")
+	// The payload's head is the real one, as GitHub's is; ferry takes the
+	// commit from Git all the same.
+	code, a := r.deliver(t, "pull_request", "pr-3-opened", ghPayload(t, "github_pull_request.json", map[string]any{
+		"pull_request.head.sha": head}))
 	if code != http.StatusAccepted || !strings.Contains(a.Answer, "preview pr-3-app opened: commit "+head[:7]) {
 		t.Fatalf("pull_request opened answered %d %s; want 202 and the preview opened for commit %s", code, a.raw, head)
 	}
@@ -330,6 +334,7 @@ func TestPreviewPullRequests(t *testing.T) {
 	// 2. A push to the PR: the preview runs the new code; the one comment
 	// is edited to name the new commit.
 	head2 := pushPull(t, r.work, 3, "bonjour again from PR 3")
+	r.gh.SetPull(ghOwner, ghRepo, 3, head2, "")
 	code, a = r.deliver(t, "pull_request", "pr-3-synchronize", ghPayload(t, "github_pull_request.json", map[string]any{
 		"action": "synchronize", "before": head, "after": head2, "pull_request.head.sha": head2}))
 	if code != http.StatusAccepted || !strings.Contains(a.Answer, "preview pr-3-app updated: commit "+head2[:7]) {
@@ -349,8 +354,10 @@ func TestPreviewPullRequests(t *testing.T) {
 
 	// 3. Close: the preview is gone, its deployment inactive, the comment
 	// says it is torn down.
+	r.gh.ClosePull(ghOwner, ghRepo, 3)
 	code, a = r.deliver(t, "pull_request", "pr-3-closed", ghPayload(t, "github_pull_request.json", map[string]any{
-		"action": "closed", "pull_request.state": "closed", "pull_request.closed_at": "2026-03-01T12:30:00Z"}))
+		"action": "closed", "pull_request.state": "closed", "pull_request.closed_at": "2026-03-01T12:30:00Z",
+		"pull_request.head.sha": head2}))
 	if code != http.StatusAccepted || !strings.Contains(a.Answer, "preview pr-3-app is torn down") {
 		t.Fatalf("pull_request closed answered %d %s; want 202 and the preview torn down", code, a.raw)
 	}
@@ -384,9 +391,11 @@ func TestPreviewPullRequests(t *testing.T) {
 	// it.
 	gitserver.Git(t, r.work, "checkout", "-q", "-b", "fork", "main")
 	fork := pushPull(t, r.work, 4, "hello from a fork")
-	forkHook := func(action, sender string) []byte {
+	r.gh.SetPull(ghOwner, ghRepo, 4, fork, "")
+	forkHook := func(action, sender, sha string) []byte {
 		set := map[string]any{
-			"action": action, "number": 4, "pull_request.number": 4,
+			"pull_request.head.sha": sha,
+			"action":                action, "number": 4, "pull_request.number": 4,
 			"pull_request.html_url": "https://github.com/octo-org/app/pull/4", "pull_request.user.login": "mallory",
 			"pull_request.head.label": "mallory:bonjour", "pull_request.head.user.login": "mallory",
 			"pull_request.head.repo.full_name": "mallory/app", "pull_request.head.repo.fork": true,
@@ -417,17 +426,17 @@ func TestPreviewPullRequests(t *testing.T) {
 			t.Fatalf("%s: GATEWAY/pr-4-app/hello answered %d, want 404", when, s)
 		}
 	}
-	code, a = r.deliver(t, "pull_request", "pr-4-opened", forkHook("opened", "mallory"))
+	code, a = r.deliver(t, "pull_request", "pr-4-opened", forkHook("opened", "mallory", fork))
 	if code != http.StatusAccepted || !strings.Contains(a.Answer, "comes from a fork") || !strings.Contains(a.Answer, `"ferry/preview"`) {
 		t.Fatalf("a fork's pull_request opened answered %d %s; want 202 and why it is not built", code, a.raw)
 	}
 	notBuilt("opened from a fork")
-	code, a = r.deliver(t, "pull_request", "pr-4-labeled-by-mallory", forkHook("labeled", "mallory"))
+	code, a = r.deliver(t, "pull_request", "pr-4-labeled-by-mallory", forkHook("labeled", "mallory", fork))
 	if code != http.StatusAccepted || !strings.Contains(a.Answer, "not one of previews.labelers") {
 		t.Fatalf("a label by the fork's author answered %d %s; want 202 and that she may not label", code, a.raw)
 	}
 	notBuilt("labelled by its author")
-	code, a = r.deliver(t, "pull_request", "pr-4-labeled", forkHook("labeled", "octocat"))
+	code, a = r.deliver(t, "pull_request", "pr-4-labeled", forkHook("labeled", "octocat", fork))
 	if code != http.StatusAccepted || !strings.Contains(a.Answer, "preview pr-4-app opened: commit "+fork[:7]) {
 		t.Fatalf("a label by octocat answered %d %s; want 202 and the preview opened", code, a.raw)
 	}
@@ -439,8 +448,9 @@ func TestPreviewPullRequests(t *testing.T) {
 
 	// The label approved that head only: the fork's next push waits for
 	// it again, and the preview keeps the reviewed code.
-	unreviewed := pushPull(t, r.work, 4, "hello from an unreviewed push")
-	code, a = r.deliver(t, "pull_request", "pr-4-synchronize", forkHook("synchronize", "mallory"))
+	second := pushPull(t, r.work, 4, "hello from the fork's second push")
+	r.gh.SetPull(ghOwner, ghRepo, 4, second, "")
+	code, a = r.deliver(t, "pull_request", "pr-4-synchronize", forkHook("synchronize", "mallory", second))
 	if code != http.StatusAccepted || !strings.Contains(a.Answer, "comes from a fork") {
 		t.Fatalf("a fork's push answered %d %s; want 202 and why it is not built", code, a.raw)
 	}
@@ -449,11 +459,22 @@ func TestPreviewPullRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, run := range runs.Items {
-		if run.Commit == unreviewed {
+		if run.Commit == second {
 			t.Errorf("the fork's unlabelled push was built (run %d)", run.ID)
 		}
 	}
 	waitGreetingAt(t, r.p, r.p.gw+"/pr-4-app/hello", "hello from a fork", 10*time.Second)
+	// A label given while the head was the older commit does not approve
+	// the newer one; labelling the new head does.
+	code, a = r.deliver(t, "pull_request", "pr-4-labeled-stale", forkHook("labeled", "octocat", fork))
+	if code != http.StatusAccepted || !strings.Contains(a.Answer, "label it again") {
+		t.Fatalf("a label at the older head answered %d %s; want 202 and that it needs labelling again", code, a.raw)
+	}
+	code, a = r.deliver(t, "pull_request", "pr-4-labeled-again", forkHook("labeled", "octocat", second))
+	if code != http.StatusAccepted || !strings.Contains(a.Answer, "preview pr-4-app updated: commit "+second[:7]) {
+		t.Fatalf("a label at the new head answered %d %s; want 202 and the preview updated", code, a.raw)
+	}
+	waitGreetingAt(t, r.p, r.p.gw+"/pr-4-app/hello", "hello from the fork's second push", 120*time.Second)
 }
 
 // TestGitHubOutageLosesNoStatus: GitHub answers 502 for a minute while a
