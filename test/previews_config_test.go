@@ -35,7 +35,8 @@ func TestServePreviewsConfig(t *testing.T) {
 	if strings.Contains(r.stdout, "(preview)") {
 		t.Errorf("ferry status lists a preview, with none made:\n%s", r.stdout)
 	}
-	// None yet: the answer says how previews come on.
+	// ferry serve always runs the preview manager; with no pull request
+	// seen it has none to list, and says how previews come on.
 	r = ferry(t, append([]string{"previews"}, auth...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "previews: {enabled: true}") {
 		t.Errorf("ferry previews: %d %q %q", r.code, r.stdout, r.stderr)

@@ -413,7 +413,7 @@ func TestNoticeIsGivenUpAfterTheBound(t *testing.T) {
 	})
 	var lg logs
 	st := newStore(t)
-	n := newNotifier(t, notify.Config{Outbox: st, Log: lg.logf, GiveUpAfter: 50 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	n := newNotifier(t, notify.Config{Outbox: st, Log: lg.logf, GiveUpAfter: 3 * time.Second, MaxBackoff: 20 * time.Millisecond,
 		Sinks: []notify.Sink{webhookSink(t, "hook", hook.srv.URL, "k", notify.Filter{})}})
 	run(t, n)
 	n.Publish(context.Background(), deployed)
