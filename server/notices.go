@@ -71,6 +71,16 @@ func (o *notices) run(ev pipeline.Event) {
 	default:
 		return // a resumed run, a release made: no one acts on them
 	}
+	if ev.Run.PullRequest > 0 {
+		if n.Environment != "" {
+			// why: a preview's deploy is told as preview.building, .ready
+			// and .failed by the preview manager; twice is noise.
+			return
+		}
+		// why: a pull request's run is about its preview, so that a chat
+		// set up for prod does not hear a fork's broken build.
+		n.Environment = store.PreviewName(ev.Run.Source, ev.Run.PullRequest)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), noticeTimeout)
 	defer cancel()
 	o.fillRun(ctx, &n, ev.Run)
@@ -128,6 +138,9 @@ func (o *notices) preview(n notify.Event, run store.Run, url string) {
 	}
 	if url != "" {
 		n.URL = url
+	}
+	if n.Kind == notify.PreviewTornDown {
+		n.URL = "" // it answers 404 now
 	}
 	o.publish(ctx, n)
 }

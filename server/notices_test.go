@@ -86,6 +86,25 @@ func TestNoticesFromTheEngine(t *testing.T) {
 	}
 }
 
+// A pull request's run is about its preview: its events carry the
+// preview's name (for the environments filter), and its deploy is told
+// by the preview manager alone.
+func TestNoticesOfAPullRequestsRun(t *testing.T) {
+	var got []notify.Event
+	o := &notices{store: noticeFakes{rel: releaseOfExample(t)}, publicURL: "https://ferry.example", gatewayURL: "http://gw.example",
+		publish: func(_ context.Context, ev notify.Event) { got = append(got, ev) }}
+	run := store.Run{ID: 9, Source: "demo", Branch: "pull/3", Commit: "c0ffee", PullRequest: 3, Status: store.StatusFailed}
+	o.run(pipeline.Event{Kind: pipeline.EventDeploying, Run: run, Release: "sha256:feed", Environment: "pr-3-demo"})
+	o.run(pipeline.Event{Kind: pipeline.EventDeployed, Run: run, Release: "sha256:feed", Environment: "pr-3-demo"})
+	o.run(pipeline.Event{Kind: pipeline.EventRunFinished, Run: run, Step: "test", Error: "1 test failed"})
+	if len(got) != 1 {
+		t.Fatalf("published %d events: %+v; want the failed run only", len(got), got)
+	}
+	if f := got[0]; f.Kind != notify.RunFailed || f.Environment != "pr-3-demo" || !f.Preview || f.PullRequest != 3 {
+		t.Errorf("failed run of pull request 3: %+v; want it about pr-3-demo", f)
+	}
+}
+
 func TestNoticesWithoutReceiversReadNothing(t *testing.T) {
 	o := &notices{store: nil} // a read would panic
 	o.run(pipeline.Event{Kind: pipeline.EventRunStarted})
