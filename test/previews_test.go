@@ -103,31 +103,7 @@ func (r *previewsRig) deliver(t *testing.T, event, delivery string, body []byte)
 // with the fields named by dotted paths in set replaced.
 func ghPayload(t *testing.T, file string, set map[string]any) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "server", "testdata", "webhooks", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	for path, v := range set {
-		keys := strings.Split(path, ".")
-		cur := m
-		for _, k := range keys[:len(keys)-1] {
-			next, ok := cur[k].(map[string]any)
-			if !ok {
-				t.Fatalf("%s has no object %s on the way to %s", file, k, path)
-			}
-			cur = next
-		}
-		cur[keys[len(keys)-1]] = v
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return githubtest.Payload(t, filepath.Join(root, "server", "testdata", "webhooks", file), set)
 }
 
 // pushPull changes the greeting on work's checked-out branch, commits and
