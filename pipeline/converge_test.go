@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -540,18 +539,8 @@ func TestInfraFailedHeadRunsAgainByItself(t *testing.T) {
 	if err := f.st.PutSourceStatus(ctx, store.SourceStatus{Source: "demo", LastCommit: c1}); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	fails := 1
 	cfg := f.config()
-	cfg.Tree = func(ctx context.Context, source, commit string) (fs.FS, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if fails > 0 {
-			fails--
-			return nil, errors.New("the mirror is not readable")
-		}
-		return f.tree(ctx, source, commit)
-	}
+	cfg.Tree = f.unreadableOnce()
 	ex, _ := f.start(cfg)
 	q, err := ex.Enqueue(ctx, "demo", "main", c1)
 	if err != nil {
@@ -561,21 +550,7 @@ func TestInfraFailedHeadRunsAgainByItself(t *testing.T) {
 	if first.Status != store.StatusFailed || !first.InfraFailed || !strings.Contains(first.Reason, "the mirror is not readable") {
 		t.Fatalf("run against an unreadable mirror: %s %q (marked %v); want failed, marked", first.Status, first.Reason, first.InfraFailed)
 	}
-	// The back-off is 5s; bounded only to catch a hang.
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		r, err := f.st.GetRun(ctx, q.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Status == store.StatusSucceeded && !r.InfraFailed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the run did not run again by itself: %s %q", r.Status, r.Reason)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	f.waitRanAgain(t, q.ID)
 
 	bad := f.commit("demo", "bad manifest", map[string]string{"ferry.yaml": "kind: Nonsense\n"})
 	if err := f.st.PutSourceStatus(ctx, store.SourceStatus{Source: "demo", LastCommit: bad}); err != nil {

@@ -281,6 +281,22 @@ func (f *fixture) commit(source, msg string, files map[string]string) string {
 	return git(f.t, dir, "rev-parse", "HEAD")
 }
 
+// unreadableOnce is f.tree, except that its first call fails as an
+// unreadable mirror would: ferry's infrastructure, not the repository.
+func (f *fixture) unreadableOnce() func(ctx context.Context, source, commit string) (fs.FS, error) {
+	var mu sync.Mutex
+	fails := 1
+	return func(ctx context.Context, source, commit string) (fs.FS, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			return nil, errors.New("the mirror is not readable")
+		}
+		return f.tree(ctx, source, commit)
+	}
+}
+
 // ---- looking at the outcome -------------------------------------------------------
 
 // wait waits for run id to be done.
@@ -293,6 +309,27 @@ func wait(t *testing.T, ex pipeline.Executor, id int64) store.Run {
 		t.Fatalf("waiting for run %d: %v", id, err)
 	}
 	return run
+}
+
+// waitRanAgain waits for run id, failed by the infrastructure, to run
+// again by itself and succeed, unmarked.
+func (f *fixture) waitRanAgain(t *testing.T, id int64) {
+	t.Helper()
+	// The back-off is 5s; bounded only to catch a hang.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r, err := f.st.GetRun(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == store.StatusSucceeded && !r.InfraFailed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run did not run again by itself: %s %q", r.Status, r.Reason)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitFor polls cond until it holds, failing the test after a while.

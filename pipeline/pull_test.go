@@ -2,9 +2,7 @@ package pipeline_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -349,19 +347,9 @@ func TestInfraFailedPullRequestHeadRunsAgainByItself(t *testing.T) {
 	}
 	env := store.PreviewName("demo", 2)
 	target, _ := f.preview(env)
-	var mu sync.Mutex
-	fails := 1
 	cfg := f.withPreviews(f.config(), map[string]environments.Target{env: target})
 	cfg.PullHead = func(ctx context.Context, source string, n int) (string, error) { return head, nil }
-	cfg.Tree = func(ctx context.Context, source, commit string) (fs.FS, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if fails > 0 {
-			fails--
-			return nil, errors.New("the mirror is not readable")
-		}
-		return f.tree(ctx, source, commit)
-	}
+	cfg.Tree = f.unreadableOnce()
 	ex, _ := f.start(cfg)
 	q, err := ex.EnqueuePull(ctx, "demo", "pull/2", head, 2)
 	if err != nil {
@@ -370,21 +358,7 @@ func TestInfraFailedPullRequestHeadRunsAgainByItself(t *testing.T) {
 	if first := wait(t, ex, q.ID); first.Status != store.StatusFailed || !first.InfraFailed {
 		t.Fatalf("run against an unreadable mirror: %s %q (marked %v); want failed, marked", first.Status, first.Reason, first.InfraFailed)
 	}
-	// The back-off is 5s; bounded only to catch a hang.
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		r, err := f.st.GetRun(ctx, q.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Status == store.StatusSucceeded && !r.InfraFailed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the run did not run again by itself: %s %q", r.Status, r.Reason)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	f.waitRanAgain(t, q.ID)
 	if st, err := target.Status(ctx); err != nil || st.Release == "" {
 		t.Errorf("%s runs %+v, %v; want the pull request's release", env, st, err)
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -133,27 +132,6 @@ func (c *Config) checkGitHub() []string {
 		}
 	}
 	return errs
-}
-
-// secretValue reads a secret written as "env:VAR", "$VAR", "file:PATH"
-// (relative to the configuration) or as the value itself.
-func (c *Config) secretValue(v string) (string, error) {
-	switch {
-	case strings.HasPrefix(v, envRef):
-		name := strings.TrimPrefix(strings.TrimPrefix(v, envRef), "$")
-		val, ok := os.LookupEnv(strings.Trim(name, "{}"))
-		if !ok {
-			return "", fmt.Errorf("$%s is not set in ferry's environment; export it before ferry serve starts", name)
-		}
-		return val, nil
-	case strings.HasPrefix(v, fileRef):
-		b, err := os.ReadFile(c.path(strings.TrimPrefix(v, fileRef)))
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	return expand(v)
 }
 
 // githubClient is the configured client; nil without a github block.

@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/ferrycd/ferry/server/notify"
@@ -73,7 +72,7 @@ func (c *Config) checkNotifications() []string {
 			bad("notifications[%d].secret: a Slack webhook is not signed; its url is the secret", i)
 		}
 		// why: the URL is not quoted in a message: Slack's is a secret.
-		switch u, err := c.notifySecret(n.URL); {
+		switch u, err := c.secretValue(n.URL); {
 		case n.URL == "":
 			bad("notifications[%d].url: required: where ferry POSTs the notices", i)
 		case err != nil:
@@ -83,7 +82,7 @@ func (c *Config) checkNotifications() []string {
 				bad("notifications[%d].url: not an http(s) URL (its value is not repeated here, as it may be a secret)", i)
 			}
 		}
-		if _, err := c.notifySecret(n.Secret); err != nil {
+		if _, err := c.secretValue(n.Secret); err != nil {
 			bad("notifications[%d].secret: %v", i, err)
 		}
 		if err := n.filter().Check(); err != nil {
@@ -101,38 +100,16 @@ func (n NotificationConfig) filter() notify.Filter {
 	return f
 }
 
-// notifySecret reads a notification's secret: "env:VAR" from ferry's
-// environment, "file:PATH" from a file (relative to the configuration;
-// its last newline dropped), $VAR expanded, anything else as written.
-func (c *Config) notifySecret(v string) (string, error) {
-	switch {
-	case strings.HasPrefix(v, envRef):
-		name := strings.TrimPrefix(strings.TrimPrefix(v, envRef), "$")
-		val, ok := os.LookupEnv(name)
-		if !ok {
-			return "", fmt.Errorf("$%s is not set in ferry's environment; export it before ferry serve starts", name)
-		}
-		return val, nil
-	case strings.HasPrefix(v, fileRef):
-		b, err := os.ReadFile(c.path(strings.TrimPrefix(v, fileRef)))
-		if err != nil {
-			return "", fmt.Errorf("%v; give a readable file", err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	return expand(v)
-}
-
 // notifySinks are the configuration's notification receivers. ferry
 // serve appends the sinks of other parts (GitHub) to them.
 func (c *Config) notifySinks() ([]notify.Sink, error) {
 	var sinks []notify.Sink
 	for i, n := range c.Notifications {
-		u, err := c.notifySecret(n.URL)
+		u, err := c.secretValue(n.URL)
 		if err != nil {
 			return nil, fmt.Errorf("notifications[%d].url: %w", i, err)
 		}
-		secret, err := c.notifySecret(n.Secret)
+		secret, err := c.secretValue(n.Secret)
 		if err != nil {
 			return nil, fmt.Errorf("notifications[%d].secret: %w", i, err)
 		}
@@ -187,7 +164,7 @@ func newNotices(cfg *Config, st *store.SQLite, apiAddr, gatewayURL string, logf 
 
 // notifyHost is the host of a receiver's URL, all a log may say of it.
 func notifyHost(cfg *Config, ref string) string {
-	u, err := cfg.notifySecret(ref)
+	u, err := cfg.secretValue(ref)
 	if err != nil {
 		return "?"
 	}

@@ -36,6 +36,31 @@ func configSecret(v string) string {
 	return v
 }
 
+// secretValue reads a secret of the configuration outside sources (GitHub
+// token and key, notification URLs and secrets) once, at start: "env:VAR"
+// (or "env:$VAR", "env:${VAR}") from ferry's environment, "file:PATH" from
+// a file relative to the configuration, its surrounding blanks and last
+// newline dropped, $VAR expanded, anything else as written. Unlike
+// sources' secrets, nothing of it is stored.
+func (c *Config) secretValue(v string) (string, error) {
+	switch {
+	case strings.HasPrefix(v, envRef):
+		name := strings.Trim(strings.TrimPrefix(strings.TrimPrefix(v, envRef), "$"), "{}")
+		val, ok := os.LookupEnv(name)
+		if !ok {
+			return "", fmt.Errorf("$%s is not set in ferry's environment; export it before ferry serve starts", name)
+		}
+		return val, nil
+	case strings.HasPrefix(v, fileRef):
+		b, err := os.ReadFile(c.path(strings.TrimPrefix(v, fileRef)))
+		if err != nil {
+			return "", fmt.Errorf("%v; give a readable file", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return expand(v)
+}
+
 // secrets seals and reveals sources' secrets with ferry's key.
 type secrets struct {
 	box *seal.Box

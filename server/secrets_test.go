@@ -128,3 +128,34 @@ sources:
 		t.Errorf("a sealed value moved to another source: %v", err)
 	}
 }
+
+// TestSecretValue: the one reader of the GitHub and notification secrets
+// takes every form either part documents.
+func TestSecretValue(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tok"), []byte("  from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FERRY_TEST_SECRET_VALUE", "from-env")
+	c := &Config{dir: dir}
+	for in, want := range map[string]string{
+		"env:FERRY_TEST_SECRET_VALUE":    "from-env",
+		"env:$FERRY_TEST_SECRET_VALUE":   "from-env",
+		"env:${FERRY_TEST_SECRET_VALUE}": "from-env",
+		"$FERRY_TEST_SECRET_VALUE":       "from-env",
+		"file:tok":                       "from-file",
+		"as-written":                     "as-written",
+	} {
+		if got, err := c.secretValue(in); err != nil || got != want {
+			t.Errorf("%s: %q %v, want %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"env:${FERRY_TEST_UNSET_SECRET}": "$FERRY_TEST_UNSET_SECRET is not set",
+		"file:missing":                   "give a readable file",
+	} {
+		if _, err := c.secretValue(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error saying %q", in, err, want)
+		}
+	}
+}

@@ -2,15 +2,14 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/ferrycd/ferry/internal/githubtest"
 	"github.com/ferrycd/ferry/store"
 )
 
@@ -87,44 +86,15 @@ func (pe *pullEnv) auditActions() []string {
 	return out
 }
 
-// payload reads testdata/webhooks/name and sets the fields of set (a
-// dotted path → a value; nil makes JSON null, and deleteField removes the
-// field).
+// payload is testdata/webhooks/name with the fields of set changed (see
+// githubtest.Payload).
 func payload(t *testing.T, name string, set map[string]any) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "webhooks", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	for path, v := range set {
-		keys := strings.Split(path, ".")
-		obj := m
-		for _, k := range keys[:len(keys)-1] {
-			next, ok := obj[k].(map[string]any)
-			if !ok {
-				t.Fatalf("%s: %s is not an object in %s", path, k, name)
-			}
-			obj = next
-		}
-		if v == deleteField {
-			delete(obj, keys[len(keys)-1])
-		} else {
-			obj[keys[len(keys)-1]] = v
-		}
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return githubtest.Payload(t, filepath.Join("testdata", "webhooks", name), set)
 }
 
 // deleteField, as a value given to payload, removes the field.
-var deleteField = &struct{ delete bool }{true}
+var deleteField = githubtest.Delete
 
 // Each pull_request action ferry acts on is one event for Pull, with what
 // the payload says of the people and the page, and no commit: Pull fetches

@@ -1,13 +1,8 @@
 package test
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -97,59 +92,18 @@ type hookAnswer struct {
 // GitHub signs, and returns ferry's status and answer.
 func (r *previewsRig) deliver(t *testing.T, event, delivery string, body []byte) (int, hookAnswer) {
 	t.Helper()
-	req, err := http.NewRequest("POST", r.p.api+"/hooks/github/app", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac := hmac.New(sha256.New, []byte(previewSecret))
-	mac.Write(body)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "GitHub-Hookshot/e2e")
-	req.Header.Set("X-GitHub-Event", event)
-	req.Header.Set("X-GitHub-Delivery", delivery)
-	req.Header.Set("X-GitHub-Hook-ID", "292034523")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	code, b := githubHook(t, r.p.api, "app", previewSecret, event, delivery, body)
 	var a hookAnswer
 	json.Unmarshal(b, &a)
 	a.raw = string(b)
-	return resp.StatusCode, a
+	return code, a
 }
 
 // ghPayload is a documented-shape payload from server/testdata/webhooks
 // with the fields named by dotted paths in set replaced.
 func ghPayload(t *testing.T, file string, set map[string]any) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "server", "testdata", "webhooks", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	for path, v := range set {
-		keys := strings.Split(path, ".")
-		cur := m
-		for _, k := range keys[:len(keys)-1] {
-			next, ok := cur[k].(map[string]any)
-			if !ok {
-				t.Fatalf("%s has no object %s on the way to %s", file, k, path)
-			}
-			cur = next
-		}
-		cur[keys[len(keys)-1]] = v
-	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return githubtest.Payload(t, filepath.Join(root, "server", "testdata", "webhooks", file), set)
 }
 
 // pushPull changes the greeting on work's checked-out branch, commits and
@@ -157,19 +111,7 @@ func ghPayload(t *testing.T, file string, set map[string]any) []byte {
 // head; it returns the commit.
 func pushPull(t *testing.T, work string, n int, greeting string) string {
 	t.Helper()
-	p := filepath.Join(work, "hello", "main.py")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := greetingRE.ReplaceAll(b, []byte(`"message": "`+greeting+`"`))
-	if bytes.Equal(changed, b) {
-		t.Fatalf("no greeting to change in %s", p)
-	}
-	if err := os.WriteFile(p, changed, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitserver.Git(t, work, "commit", "-q", "-a", "-m", "greet: "+greeting)
+	setGreeting(t, work, "", greeting)
 	gitserver.Git(t, work, "push", "-q", "-f", "origin", fmt.Sprintf("HEAD:refs/pull/%d/head", n))
 	return strings.TrimSpace(gitserver.Git(t, work, "rev-parse", "HEAD"))
 }

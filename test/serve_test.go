@@ -252,6 +252,15 @@ var greetingRE = regexp.MustCompile(`"message": "[^"]*"`)
 // given) and pushes; it returns the commit.
 func commitGreeting(t *testing.T, work, author, greeting string) string {
 	t.Helper()
+	setGreeting(t, work, author, greeting)
+	gitserver.Git(t, work, "push", "-q", "origin", "main")
+	return strings.TrimSpace(gitserver.Git(t, work, "rev-parse", "HEAD"))
+}
+
+// setGreeting changes the example's greeting in work and commits it (as
+// author when given) on the branch checked out.
+func setGreeting(t *testing.T, work, author, greeting string) {
+	t.Helper()
 	p := filepath.Join(work, "hello", "main.py")
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -269,8 +278,6 @@ func commitGreeting(t *testing.T, work, author, greeting string) string {
 		args = append(args, "--author", author)
 	}
 	gitserver.Git(t, work, args...)
-	gitserver.Git(t, work, "push", "-q", "origin", "main")
-	return strings.TrimSpace(gitserver.Git(t, work, "rev-parse", "HEAD"))
 }
 
 // githubPush sends a push webhook as GitHub does, signed with secret,
@@ -284,6 +291,13 @@ func githubPush(t *testing.T, api, source, secret, delivery string, body []byte)
 // githubPushReply is githubPush, also returning the answer's body.
 func githubPushReply(t *testing.T, api, source, secret, delivery string, body []byte) (int, []byte) {
 	t.Helper()
+	return githubHook(t, api, source, secret, "push", delivery, body)
+}
+
+// githubHook sends a webhook of event as GitHub does, with its headers,
+// signed with secret, and returns the status and the answer's body.
+func githubHook(t *testing.T, api, source, secret, event, delivery string, body []byte) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest("POST", api+"/hooks/github/"+source, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -292,8 +306,9 @@ func githubPushReply(t *testing.T, api, source, secret, delivery string, body []
 	mac.Write(body)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "GitHub-Hookshot/e2e")
-	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", delivery)
+	req.Header.Set("X-GitHub-Hook-ID", "292034523")
 	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

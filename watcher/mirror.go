@@ -124,9 +124,26 @@ func setRemote(repo *git.Repository, url, branch string) error {
 // ctx's deadline, timeout from now, bounds all of it, connecting and
 // go-git's SSH handshake included.
 func (w *watcher) fetchBranch(ctx context.Context, repo *git.Repository, rem *gitauth.Remote, branch string, timeout time.Duration) (plumbing.Hash, error) {
+	err := w.fetchRefs(ctx, repo, rem, []config.RefSpec{refSpec(branch)}, func(err error) error {
+		return explainFetch(ctx, err, rem, branch, timeout)
+	})
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	ref, err := repo.Reference(plumbing.NewBranchReferenceName(branch), true)
+	if err != nil {
+		return plumbing.ZeroHash, &fetchError{url: rem.URL(), reason: fmt.Sprintf("branch %s is not in the mirror after the fetch: %v", branch, err), advice: "delete the mirror folder and ferry makes it again", err: err}
+	}
+	return ref.Hash(), nil
+}
+
+// fetchRefs fetches specs from rem into the mirror, forced and without tags,
+// within rem's bounds; explain says what a failed fetch means (the branch's
+// and the requests' failures say different things).
+func (w *watcher) fetchRefs(ctx context.Context, repo *git.Repository, rem *gitauth.Remote, specs []config.RefSpec, explain func(error) error) error {
 	auth, err := rem.Auth(w.hostKeys)
 	if err != nil {
-		return plumbing.ZeroHash, &fetchError{url: rem.URL(), reason: err.Error(), err: err}
+		return &fetchError{url: rem.URL(), reason: err.Error(), err: err}
 	}
 	bound, release := rem.Bound(ctx)
 	defer release()
@@ -134,19 +151,15 @@ func (w *watcher) fetchBranch(ctx context.Context, repo *git.Repository, rem *gi
 		ProxyOptions: bound,
 		RemoteName:   originName,
 		RemoteURL:    rem.URL(),
-		RefSpecs:     []config.RefSpec{refSpec(branch)},
+		RefSpecs:     specs,
 		Auth:         auth,
 		Tags:         git.NoTags,
 		Force:        true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return plumbing.ZeroHash, explainFetch(ctx, err, rem, branch, timeout)
+		return explain(err)
 	}
-	ref, err := repo.Reference(plumbing.NewBranchReferenceName(branch), true)
-	if err != nil {
-		return plumbing.ZeroHash, &fetchError{url: rem.URL(), reason: fmt.Sprintf("branch %s is not in the mirror after the fetch: %v", branch, err), advice: "delete the mirror folder and ferry makes it again", err: err}
-	}
-	return ref.Hash(), nil
+	return nil
 }
 
 // isForced reports whether the branch moved from old to new other than

@@ -306,25 +306,9 @@ func (w *watcher) fetchPullRefs(ctx context.Context, repo *git.Repository, rem *
 	for i, r := range refs {
 		specs[i] = config.RefSpec("+" + r.String() + ":" + r.String())
 	}
-	auth, err := rem.Auth(w.hostKeys)
-	if err != nil {
-		return &fetchError{url: rem.URL(), reason: err.Error(), err: err}
-	}
-	bound, release := rem.Bound(ctx)
-	defer release()
-	err = repo.FetchContext(ctx, &git.FetchOptions{
-		ProxyOptions: bound,
-		RemoteName:   originName,
-		RemoteURL:    rem.URL(),
-		RefSpecs:     specs,
-		Auth:         auth,
-		Tags:         git.NoTags,
-		Force:        true,
-	})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+	return w.fetchRefs(ctx, repo, rem, specs, func(err error) error {
 		return explainPulls(ctx, err, rem, timeout)
-	}
-	return nil
+	})
 }
 
 // explainPulls says what a failed listing or fetch of requests means.

@@ -58,6 +58,18 @@ func (p *pullsHeard) expect(t *testing.T, when string, want ...string) {
 	}
 }
 
+// watchPulls starts a watcher polling source "app" at url with its pull
+// requests on, and syncs it once; what OnPull hears goes to heard.
+func watchPulls(t *testing.T, url string) (tw *testWatcher, heard *pullsHeard) {
+	t.Helper()
+	heard = &pullsHeard{}
+	tw = startWatcher(t, Config{OnPull: heard.add})
+	tw.SetPulls("app", true)
+	tw.add(t, store.Source{Name: "app", URL: url})
+	tw.sync(t, "app")
+	return tw, heard
+}
+
 // pushRef pushes the work tree's HEAD to ref of the bare repository, as a
 // host does when a request's branch is pushed; an empty head deletes ref.
 func (r *gitRepo) pushRef(head, ref string) {
@@ -86,11 +98,7 @@ func TestPullsOpenedUpdatedClosed(t *testing.T) {
 	repo.push()
 	repo.pushRef(base, "refs/pull/1/head")
 
-	heard := &pullsHeard{}
-	tw := startWatcher(t, Config{OnPull: heard.add})
-	tw.SetPulls("app", true)
-	tw.add(t, store.Source{Name: "app", URL: url})
-	tw.sync(t, "app")
+	tw, heard := watchPulls(t, url)
 	heard.expect(t, "the first listing, with #1 open")
 
 	c2 := repo.commit(map[string]string{"pr.txt": "two"})
@@ -166,11 +174,7 @@ func TestPullsFirstListingTellsNothing(t *testing.T) {
 		repo.commit(nil)
 		repo.pushRef("HEAD", fmt.Sprintf("refs/pull/%d/head", n))
 	}
-	heard := &pullsHeard{}
-	tw := startWatcher(t, Config{OnPull: heard.add})
-	tw.SetPulls("app", true)
-	tw.add(t, store.Source{Name: "app", URL: url})
-	tw.sync(t, "app")
+	tw, heard := watchPulls(t, url)
 	tw.sync(t, "app")
 	heard.expect(t, "30 requests open before polling began")
 	if mirrorHas(t, tw.dir, "app", "refs/pull/1/head") {
@@ -190,11 +194,7 @@ func TestPullsGitLabNames(t *testing.T) {
 	url := repo.bare
 	repo.commit(nil)
 	repo.push()
-	heard := &pullsHeard{}
-	tw := startWatcher(t, Config{OnPull: heard.add})
-	tw.SetPulls("app", true)
-	tw.add(t, store.Source{Name: "app", URL: url})
-	tw.sync(t, "app")
+	tw, heard := watchPulls(t, url)
 
 	c := repo.commit(nil)
 	repo.pushRef("HEAD", "refs/merge-requests/5/head")
@@ -336,11 +336,7 @@ func TestFetchPull(t *testing.T) {
 	repo, url := gs.repo(t, "app")
 	repo.commit(nil)
 	repo.push()
-	heard := &pullsHeard{}
-	tw := startWatcher(t, Config{OnPull: heard.add})
-	tw.SetPulls("app", true)
-	tw.add(t, store.Source{Name: "app", URL: url})
-	tw.sync(t, "app")
+	tw, heard := watchPulls(t, url)
 
 	ctx := context.Background()
 	c4 := repo.commit(map[string]string{"four.txt": "4"})

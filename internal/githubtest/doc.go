@@ -6,4 +6,7 @@
 //
 // It covers the calls ferry makes, no more: a call it does not know is a
 // test failure, so a new call needs a handler here first.
+//
+// Payload gives the other direction: a webhook delivery as GitHub
+// documents it, with the fields a test is about changed.
 package githubtest

@@ -17,33 +17,5 @@
 #
 # make bench runs it. It takes about a minute.
 set -eu
-root=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d -t ferry-previews.XXXXXX)
-pid=
-cleanup() {
-	if [ -n "$pid" ]; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-command -v git >/dev/null 2>&1 || { echo "previews.sh: git is not on PATH" >&2; exit 1; }
-command -v python3 >/dev/null 2>&1 || { echo "previews.sh: python3 is not on PATH" >&2; exit 1; }
-py=$(python3 -c 'import sys; print(sys.executable)')
-PATH=$(dirname "$py"):$PATH
-export PATH
-
-echo "preparing ferry and the benchmark program"
-(cd "$root" && go build -o "$tmp/bin/ferry" ./cmd/ferry && go build -o "$tmp/bin/engine" ./test/bench/engine)
-echo "versions  ferry $(cd "$root" && git describe --tags --always --dirty 2>/dev/null || echo dev), $(go env GOVERSION), $(git --version), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
-"$tmp/bin/engine" -ferry "$tmp/bin/ferry" -root "$root" -data "$tmp/data" \
-	-previews "${BENCH_PREVIEWS:-10}" -previews-live "${BENCH_PREVIEWS_LIVE:-20}" &
-pid=$!
-status=0
-wait "$pid" || status=$?
-pid=
-exit "$status"
+. "$(dirname "$0")/lib.sh"
+run_engine previews -previews "${BENCH_PREVIEWS:-10}" -previews-live "${BENCH_PREVIEWS_LIVE:-20}"

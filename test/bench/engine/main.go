@@ -93,11 +93,11 @@ func (b *bench) run(ctx context.Context, runs, sources int, interval, watch time
 
 	// (a) and (b): one ferry serve, two sources, each deploying to an
 	// environment of its own (its repository's Pipeline names it).
-	webWork, err := b.pythonRepo("web", "web-dev")
+	webWork, err := b.pythonRepo("web", "web-dev", false)
 	if err != nil {
 		return err
 	}
-	pollWork, err := b.pythonRepo("poll", "poll-dev")
+	pollWork, err := b.pythonRepo("poll", "poll-dev", false)
 	if err != nil {
 		return err
 	}
@@ -191,8 +191,9 @@ func (b *bench) bareRepo(name string) error {
 }
 
 // pythonRepo pushes examples/python, with a Pipeline whose one stage is
-// env, as repository name; it returns the work tree.
-func (b *bench) pythonRepo(name, env string) (string, error) {
+// env (and which enables previews with previews), as repository name; it
+// returns the work tree.
+func (b *bench) pythonRepo(name, env string, previews bool) (string, error) {
 	if err := b.bareRepo(name); err != nil {
 		return "", err
 	}
@@ -205,9 +206,14 @@ func (b *bench) pythonRepo(name, env string) (string, error) {
 		return "", err
 	}
 	fmt.Fprintf(f, "---\napiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nspec:\n  stages:\n  - {name: %s, auto: true}\n", env)
+	msg := "the python example"
+	if previews {
+		fmt.Fprintf(f, "  previews: {enabled: true}\n")
+		msg += ", previews on"
+	}
 	f.Close()
 	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", "the python example"},
+		{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", msg},
 		{"remote", "add", "origin", b.gitURL + "/" + name + ".git"}, {"push", "-q", "origin", "main"},
 	} {
 		if _, err := git(work, args...); err != nil {
@@ -219,20 +225,27 @@ func (b *bench) pythonRepo(name, env string) (string, error) {
 
 var greetingRE = regexp.MustCompile(`"message": "[^"]*"`)
 
+// setGreeting sets the Python example's greeting in work and commits it
+// on the branch checked out.
+func setGreeting(work, greeting string) error {
+	p := filepath.Join(work, "hello", "main.py")
+	code, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, greetingRE.ReplaceAll(code, []byte(`"message": "`+greeting+`"`)), 0o644); err != nil {
+		return err
+	}
+	_, err = git(work, "commit", "-q", "-am", greeting)
+	return err
+}
+
 // commitToServing changes the greeting, commits, pushes (and with webhook
 // sends a signed GitHub push webhook), and returns the ms from the push
 // until the gateway answers with the new greeting.
 func (b *bench) commitToServing(ctx context.Context, work, source, env string, n int, webhook bool) (float64, error) {
 	greeting := fmt.Sprintf("hello number %d from %s", n, source)
-	p := filepath.Join(work, "hello", "main.py")
-	code, err := os.ReadFile(p)
-	if err != nil {
-		return 0, err
-	}
-	if err := os.WriteFile(p, greetingRE.ReplaceAll(code, []byte(`"message": "`+greeting+`"`)), 0o644); err != nil {
-		return 0, err
-	}
-	if _, err := git(work, "commit", "-q", "-am", greeting); err != nil {
+	if err := setGreeting(work, greeting); err != nil {
 		return 0, err
 	}
 	start := time.Now()
@@ -252,17 +265,7 @@ func (b *bench) commitToServing(ctx context.Context, work, source, env string, n
 
 func (b *bench) webhook(source string, n int) error {
 	body := []byte(`{"ref":"refs/heads/main","deleted":false}`)
-	req, err := http.NewRequest("POST", b.api+"/hooks/github/"+source, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	mac := hmac.New(sha256.New, []byte(webhookSecret))
-	mac.Write(body)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("bench-%d-%d", n, time.Now().UnixNano()))
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := b.postHook(source, "push", fmt.Sprintf("bench-%d", n), body)
 	if err != nil {
 		return err
 	}
@@ -271,6 +274,22 @@ func (b *bench) webhook(source string, n int) error {
 		return fmt.Errorf("the webhook answered %s", resp.Status)
 	}
 	return nil
+}
+
+// postHook sends body to source's GitHub webhook as a delivery of event,
+// signed with webhookSecret; delivery prefixes its unique id.
+func (b *bench) postHook(source, event, delivery string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest("POST", b.api+"/hooks/github/"+source, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	mac := hmac.New(sha256.New, []byte(webhookSecret))
+	mac.Write(body)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("%s-%d", delivery, time.Now().UnixNano()))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	return http.DefaultClient.Do(req)
 }
 
 // waitMessage polls GATEWAY/env/hello every 5 ms until its message is want.

@@ -3,15 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,7 +37,7 @@ func (b *bench) previews(ctx context.Context, timed, live int, poll time.Duratio
 	if err := b.startGitServer(); err != nil {
 		return err
 	}
-	work, err := b.previewRepo(previewSource)
+	work, err := b.pythonRepo(previewSource, "dev", true)
 	if err != nil {
 		return err
 	}
@@ -131,33 +127,6 @@ previews: {max: %d}
 	return nil
 }
 
-// previewRepo pushes examples/python as repository name, with a Pipeline
-// whose one stage is dev and which enables previews.
-func (b *bench) previewRepo(name string) (string, error) {
-	if err := b.bareRepo(name); err != nil {
-		return "", err
-	}
-	work := filepath.Join(b.data, "work", name)
-	if err := os.CopyFS(work, os.DirFS(filepath.Join(b.root, "examples", "python"))); err != nil {
-		return "", err
-	}
-	f, err := os.OpenFile(filepath.Join(work, "ferry.yaml"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return "", err
-	}
-	fmt.Fprintf(f, "---\napiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nspec:\n  stages:\n  - {name: dev, auto: true}\n  previews: {enabled: true}\n")
-	f.Close()
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", "the python example, previews on"},
-		{"remote", "add", "origin", b.gitURL + "/" + name + ".git"}, {"push", "-q", "origin", "main"},
-	} {
-		if _, err := git(work, args...); err != nil {
-			return "", err
-		}
-	}
-	return work, nil
-}
-
 func pullGreeting(n int) string { return fmt.Sprintf("hello from pull request %d", n) }
 
 // pushPull commits pull request n's greeting on main's head (not on main)
@@ -168,15 +137,7 @@ func pushPull(work string, n int) (string, error) {
 	if _, err := git(work, "checkout", "-q", "-B", fmt.Sprintf("pr%d", n), "main"); err != nil {
 		return "", err
 	}
-	p := filepath.Join(work, "hello", "main.py")
-	code, err := os.ReadFile(p)
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(p, greetingRE.ReplaceAll(code, []byte(`"message": "`+greeting+`"`)), 0o644); err != nil {
-		return "", err
-	}
-	if _, err := git(work, "commit", "-q", "-am", greeting); err != nil {
+	if err := setGreeting(work, greeting); err != nil {
 		return "", err
 	}
 	if _, err := git(work, "push", "-q", "origin", fmt.Sprintf("HEAD:refs/pull/%d/head", n)); err != nil {
@@ -210,17 +171,7 @@ func (b *bench) pullWebhook(n int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	req, err := http.NewRequest("POST", b.api+"/hooks/github/"+previewSource, bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	mac := hmac.New(sha256.New, []byte(webhookSecret))
-	mac.Write(body)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "pull_request")
-	req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("bench-pr-%d-%d", n, time.Now().UnixNano()))
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := b.postHook(previewSource, "pull_request", fmt.Sprintf("bench-pr-%d", n), body)
 	if err != nil {
 		return "", err
 	}

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +40,7 @@ func (b *bench) storm(ctx context.Context, n, commits int, sampleEvery time.Dura
 	for i := range n {
 		name := fmt.Sprintf("s%02d", i)
 		envs[i] = name + "-dev"
-		work, err := b.pythonRepo(name, envs[i])
+		work, err := b.pythonRepo(name, envs[i], false)
 		if err != nil {
 			return err
 		}
@@ -209,18 +207,10 @@ func (b *bench) scrape(ctx context.Context) (stormSample, error) {
 // commitGreeting sets the Python example's greeting in work, commits and
 // pushes.
 func commitGreeting(work, greeting string) error {
-	p := filepath.Join(work, "hello", "main.py")
-	code, err := os.ReadFile(p)
-	if err != nil {
+	if err := setGreeting(work, greeting); err != nil {
 		return err
 	}
-	if err := os.WriteFile(p, greetingRE.ReplaceAll(code, []byte(`"message": "`+greeting+`"`)), 0o644); err != nil {
-		return err
-	}
-	if _, err := git(work, "commit", "-q", "-am", greeting); err != nil {
-		return err
-	}
-	_, err = git(work, "push", "-q", "origin", "main")
+	_, err := git(work, "push", "-q", "origin", "main")
 	return err
 }
 
