@@ -100,5 +100,3 @@ func fmtErr(err error) string {
 	}
 	return err.Error()
 }
-
-
