@@ -306,8 +306,15 @@ func (s *Sink) comment(ctx context.Context, n notice) error {
 	return s.putMemo(ctx, memo, c.GetID())
 }
 
-// findComment looks for the marker in the pull request's comments.
+// findComment looks for the marker in ferry's own comments on the pull
+// request. Anyone can write the marker: a comment by someone else is
+// never taken (ferry would overwrite it, and its author could later edit
+// what reads as ferry's words, the preview's URL say).
 func (s *Sink) findComment(ctx context.Context, n notice) (int64, error) {
+	self, err := s.cfg.Client.Self(ctx)
+	if err != nil {
+		return 0, err
+	}
 	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
 	for {
 		cs, resp, err := s.cfg.Client.gh.Issues.ListComments(ctx, n.Owner, n.Repo, n.Number, opts)
@@ -315,7 +322,7 @@ func (s *Sink) findComment(ctx context.Context, n notice) (int64, error) {
 			return 0, err
 		}
 		for _, c := range cs {
-			if strings.HasPrefix(c.GetBody(), n.Marker) {
+			if strings.HasPrefix(c.GetBody(), n.Marker) && strings.EqualFold(c.GetUser().GetLogin(), self) {
 				return c.GetID(), nil
 			}
 		}

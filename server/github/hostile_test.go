@@ -1,0 +1,62 @@
+package github
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrycd/ferry/internal/githubtest"
+	"github.com/ferrycd/ferry/server/notify"
+)
+
+// Anyone may write ferry's hidden marker in a comment. When ferry's memo
+// of its comment is lost, it must not take someone else's comment for
+// its own: it would overwrite their words, and they could later edit what
+// reads as ferry's (the preview's URL). It edits only its own comment.
+func TestPreviewCommentNeverEditsAnotherUsersMarker(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		client func(t *testing.T, gs *githubtest.Server) *Client
+		self   string
+	}{
+		{"token", tokenClient, githubtest.TokenLogin},
+		{"app", func(t *testing.T, gs *githubtest.Server) *Client { return appClient(t, gs, time.Hour) }, "ferry[bot]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gs := githubtest.New(t)
+			c := tc.client(t, gs)
+			planted := gs.AddComment(owner, name, 12, "mallory", marker(source, 12)+"\nPreview: http://evil.example/")
+			// No memo: ferry looks for its comment by the marker.
+			mustDeliver(t, newSink(t, c, openStore(t)), previewEvent(notify.PreviewBuilding, sha1))
+			if n := gs.Edits(planted.GetID()); n != 0 {
+				t.Fatalf("ferry edited mallory's comment %d times", n)
+			}
+			var mine []string
+			for _, cm := range gs.Comments(owner, name, 12) {
+				if cm.GetID() == planted.GetID() {
+					if !strings.Contains(cm.GetBody(), "evil.example") {
+						t.Errorf("mallory's comment was changed: %q", cm.GetBody())
+					}
+					continue
+				}
+				if cm.GetUser().GetLogin() != tc.self {
+					t.Errorf("a comment by %s, want ferry's (%s)", cm.GetUser().GetLogin(), tc.self)
+				}
+				mine = append(mine, cm.GetBody())
+			}
+			if len(mine) != 1 || !strings.Contains(mine[0], ": building") {
+				t.Fatalf("ferry's comments %q, want one saying building", mine)
+			}
+			// Its own comment is still found by the marker with the memo lost.
+			mustDeliver(t, newSink(t, c, openStore(t)), previewEvent(notify.PreviewReady, sha1))
+			if got := previewComments(gs); len(got) != 2 {
+				t.Fatalf("%d marked comments, want mallory's and ferry's one", len(got))
+			}
+			for _, cm := range gs.Comments(owner, name, 12) {
+				if cm.GetID() != planted.GetID() && !strings.Contains(cm.GetBody(), ": live") {
+					t.Errorf("ferry's comment was not edited to live: %q", cm.GetBody())
+				}
+			}
+		})
+	}
+}
