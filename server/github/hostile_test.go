@@ -60,3 +60,32 @@ func TestPreviewCommentNeverEditsAnotherUsersMarker(t *testing.T) {
 		})
 	}
 }
+
+// A failure's reason carries what the pull request's code made its run
+// say (a manifest's error quoting it, a step's output). In ferry's comment
+// it must stay text: not a link that reads as ferry's, not HTML, not a
+// mention that pings a team.
+func TestPreviewCommentReasonIsText(t *testing.T) {
+	gs := githubtest.New(t)
+	s := newSink(t, tokenClient(t, gs), openStore(t))
+	ev := previewEvent(notify.PreviewFailed, sha1)
+	ev.Reason = "build failed: [Sign in again](http://evil.example/) <img src=x onerror=alert(1)> @acme/everyone `x` ``y``\nsecond line"
+	mustDeliver(t, s, ev)
+	got := previewComments(gs)
+	if len(got) != 1 {
+		t.Fatalf("%d preview comments, want 1", len(got))
+	}
+	var why string
+	for _, l := range strings.Split(got[0], "\n") {
+		if strings.HasPrefix(l, "**Why:**") {
+			why = strings.TrimSpace(strings.TrimPrefix(l, "**Why:**"))
+		}
+	}
+	if !strings.Contains(why, "Sign in again") || strings.Contains(got[0], "second line") {
+		t.Fatalf("the reason's first line is not said: %q", got[0])
+	}
+	// One code span holds it: GitHub renders nothing inside.
+	if !strings.HasPrefix(why, "`") || !strings.HasSuffix(why, "`") || strings.Count(why, "`") != 2 {
+		t.Fatalf("the reason is not one code span: %s", why)
+	}
+}

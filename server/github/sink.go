@@ -25,6 +25,9 @@ const SinkName = "github"
 // maxDescription is GitHub's limit on a status's description.
 const maxDescription = 140
 
+// maxReason bounds the comment's line saying why.
+const maxReason = 500
+
 // Memos keep what the sink learned (a comment's id, a deployment's id):
 // store.Outbox's PutMemo and GetMemo.
 type Memos interface {
@@ -216,7 +219,10 @@ func previewComment(ev notify.Event) notice {
 		fmt.Fprintf(&b, "**Run:** %s\n\n", ev.RunURL)
 	}
 	if ev.Reason != "" {
-		fmt.Fprintf(&b, "**Why:** %s\n", firstLine(ev.Reason))
+		// why a code span: the reason may quote the pull request's own
+		// code (a manifest's error, a step's output); as markdown it could
+		// put a link, HTML or an @mention in ferry's words.
+		fmt.Fprintf(&b, "**Why:** `%s`\n", strings.ReplaceAll(clip(firstLine(ev.Reason), maxReason), "`", "'"))
 	}
 	return notice{Op: "comment", Number: ev.PullRequest, Marker: m, Text: b.String()}
 }
