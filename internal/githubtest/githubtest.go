@@ -208,6 +208,16 @@ func (s *Server) SetPull(owner, repo string, n int, head, merge string) {
 	}
 }
 
+// SetPullAuthor makes login the author of pull request n of owner/repo
+// (SetPull made it).
+func (s *Server) SetPullAuthor(owner, repo string, n int, login string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pulls[fmt.Sprintf("%s/%s#%d", owner, repo, n)]; p != nil {
+		p.User = &gh.User{Login: gh.String(login)}
+	}
+}
+
 // ClosePull closes pull request n of owner/repo (SetPull made it).
 func (s *Server) ClosePull(owner, repo string, n int) {
 	s.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/internal/githubtest"
+	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/server/notify"
 )
 
@@ -87,5 +88,51 @@ func TestPreviewCommentReasonIsText(t *testing.T) {
 	// One code span holds it: GitHub renders nothing inside.
 	if !strings.HasPrefix(why, "`") || !strings.HasSuffix(why, "`") || strings.Count(why, "`") != 2 {
 		t.Fatalf("the reason is not one code span: %s", why)
+	}
+}
+
+// The pull request's author approving the release of their own request
+// is self-approval, whatever the commit's Git author says: Git's author
+// is whatever its writer typed (erin here), GitHub's is who opened it.
+// A rejection from them still counts.
+func TestPullRequestAuthorMayNotApproveIt(t *testing.T) {
+	w := newApprovalsWorld(t)
+	w.gs.SetPullAuthor(owner, name, 12, "alice")
+	msg := w.comment(t, "alice", "/ferry approve prod", nil)
+	if as, status := w.decisions(t); len(as) != 0 || status != promote.StatusPending {
+		t.Fatalf("approvals %+v, promotion %s; want none, pending (answer %q)", as, status, msg)
+	}
+	if !strings.Contains(msg, "opened pull request") {
+		t.Errorf("answer %q does not say why", msg)
+	}
+	msg = w.comment(t, "alice", "/ferry reject prod it breaks checkout", nil)
+	if _, status := w.decisions(t); status != promote.StatusRejected {
+		t.Errorf("the author's rejection: %q, promotion %s, want rejected", msg, status)
+	}
+}
+
+// ferry's own comments (its replies, its preview comment) are never read
+// as commands, even if its login were mapped to an approver.
+func TestFerrysOwnCommentIsNoCommand(t *testing.T) {
+	w := newApprovalsWorld(t)
+	w.a.cfg.Approvers[githubtest.TokenLogin] = Approver{Identity: promote.Identity{Name: "bot"}, CanApprove: true}
+	w.gs.SetPermission(owner, name, githubtest.TokenLogin, "admin")
+	msg := w.comment(t, githubtest.TokenLogin, "/ferry approve prod", nil)
+	if as, status := w.decisions(t); len(as) != 0 || status != promote.StatusPending || msg != "" {
+		t.Fatalf("approvals %+v, promotion %s, answer %q; want ferry's own comment ignored", as, status, msg)
+	}
+}
+
+// A command inside a fenced code block is an example someone quotes, not
+// a decision.
+func TestCommandInCodeBlockIsNoCommand(t *testing.T) {
+	w := newApprovalsWorld(t)
+	msg := w.comment(t, "alice", "To ship it, an approver comments:\n```\n/ferry approve prod\n```\n", nil)
+	if as, status := w.decisions(t); len(as) != 0 || status != promote.StatusPending || msg != "" {
+		t.Fatalf("approvals %+v, promotion %s, answer %q; want nothing", as, status, msg)
+	}
+	msg = w.comment(t, "alice", "~~~text\n/ferry approve prod\n~~~\nand now for real:\n/ferry approve prod", nil)
+	if _, status := w.decisions(t); status != promote.StatusApproved {
+		t.Fatalf("the command after the block: %q, promotion %s, want approved", msg, status)
 	}
 }
