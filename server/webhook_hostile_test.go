@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 )
@@ -31,5 +32,35 @@ func TestGitLabMergeRequestWithoutProjectsIsAFork(t *testing.T) {
 	env.do(env.gitlabRequest("app", "Merge Request Hook", body, testSecret)).want(t, http.StatusAccepted)
 	if evs := env.takePulls(); len(evs) != 1 || evs[0].Fork {
 		t.Errorf("same project: %+v, want one event, not a fork's", evs)
+	}
+}
+
+// A pull request's number is the payload's word, so odd ones name no
+// request: 0, negative or past int64 are refused before anyone hears
+// them; GitLab's iid alike.
+func TestPullRequestNumbersFromThePayload(t *testing.T) {
+	env := newPullEnv(t)
+	for i, n := range []any{0, -1, -9223372036854775808, 1e30, "7", 1.5} {
+		body := payload(t, "github_pull_request.json", map[string]any{"number": n, "pull_request.number": n})
+		a := env.do(env.githubRequest("app", "pull_request", fmt.Sprintf("n-%d", i), body, testSecret))
+		if a.status < 400 || a.status >= 500 {
+			t.Errorf("number %v: %d %s; want it refused", n, a.status, a.body)
+		}
+		if evs := env.takePulls(); len(evs) != 0 {
+			t.Errorf("number %v: Pull heard %+v", n, evs)
+		}
+		body = payload(t, "gitlab_merge_request.json", map[string]any{"object_attributes.iid": n, "object_attributes.action": "open"})
+		a = env.do(env.gitlabRequest("app", "Merge Request Hook", body, testSecret))
+		if a.status < 400 || a.status >= 500 {
+			t.Errorf("iid %v: %d %s; want it refused", n, a.status, a.body)
+		}
+		if evs := env.takePulls(); len(evs) != 0 {
+			t.Errorf("iid %v: Pull heard %+v", n, evs)
+		}
+	}
+	body := payload(t, "github_pull_request.json", map[string]any{"number": 9223372036854775807, "pull_request.number": 9223372036854775807})
+	env.do(env.githubRequest("app", "pull_request", "n-max", body, testSecret)).want(t, http.StatusAccepted)
+	if evs := env.takePulls(); len(evs) != 1 || evs[0].Number != 9223372036854775807 {
+		t.Errorf("the largest number: %+v", evs)
 	}
 }
