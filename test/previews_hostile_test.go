@@ -191,6 +191,20 @@ spec:
 	waitGreetingAt(t, p, p.gw+"/pr-2-demo/hello", "PR 2", 2*time.Minute)
 
 	_, body := getBody(p.gw + "/pr-2-demo/hello")
+	// The stages share the gateway's origin: a preview's answer is a
+	// sandboxed page of its own.
+	if resp, err := http.Get(p.gw + "/pr-2-demo/hello"); err == nil {
+		resp.Body.Close()
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "sandbox") {
+			t.Errorf("the preview's answer has Content-Security-Policy %q; want a sandbox", csp)
+		}
+	}
+	if resp, err := http.Get(p.gw + "/dev/hello"); err == nil {
+		resp.Body.Close()
+		if csp := resp.Header.Get("Content-Security-Policy"); csp != "" {
+			t.Errorf("dev's answer has Content-Security-Policy %q; a stage's answers are its own", csp)
+		}
+	}
 	for _, leak := range []string{devSecret, "ghp_ferrys_own_token_0815", secret, serveToken} {
 		if strings.Contains(body, leak) {
 			t.Errorf("the preview's function sees a secret (%s): %s", leak, body)
