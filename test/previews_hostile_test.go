@@ -94,6 +94,27 @@ def handle(event, context):
 `, msg)
 }
 
+// prober is a main.py answering msg, and in "reach" what came of
+// reaching each of urls from the function: a preview's code must reach
+// none of ferry's own listeners.
+func prober(msg string, urls []string) string {
+	list, _ := json.Marshal(urls)
+	return fmt.Sprintf(`import os
+import urllib.request
+
+
+def handle(event, context):
+    reach = []
+    for url in %s:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as r:
+                reach.append(url + " answered " + str(r.status))
+        except Exception as e:
+            reach.append(url + " refused: " + type(e).__name__)
+    return {"message": %q, "echo": sorted(os.environ.values()), "reach": reach}
+`, list, msg)
+}
+
 // greeterTest is a test_main.py that greeter passes.
 const greeterTest = `import unittest
 
@@ -184,7 +205,18 @@ spec:
 	}
 
 	// PR 2 names prod its first, automatic stage.
-	pushPull(t, work, 2, map[string]string{".ferry/pipeline.yaml": hostilePipeline, "hello/main.py": greeter("PR 2")})
+	raw, err := os.ReadFile(cfg.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registry := ""
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "registryListen: "); ok {
+			registry = "http://" + strings.TrimSpace(v) + "/v2/"
+		}
+	}
+	ferrys := []string{p.api + "/healthz", p.api + "/api/v1/sources", registry}
+	pushPull(t, work, 2, map[string]string{".ferry/pipeline.yaml": hostilePipeline, "hello/main.py": prober("PR 2", ferrys)})
 	if code, answer := pullHook(t, p.api, "demo", secret, "d-2", "opened", 2, "acme/demo"); code >= 300 {
 		t.Fatalf("PR 2: %d %q", code, answer)
 	}
@@ -203,6 +235,17 @@ spec:
 		resp.Body.Close()
 		if csp := resp.Header.Get("Content-Security-Policy"); csp != "" {
 			t.Errorf("dev's answer has Content-Security-Policy %q; a stage's answers are its own", csp)
+		}
+	}
+	var got struct{ Reach []string }
+	json.Unmarshal([]byte(body), &got)
+	if len(got.Reach) != len(ferrys) {
+		t.Errorf("the preview's probe said %s", body)
+	}
+	t.Logf("from the preview: %q", got.Reach)
+	for _, r := range got.Reach {
+		if strings.Contains(r, " answered ") {
+			t.Errorf("a preview's function reaches ferry: %s", r)
 		}
 	}
 	for _, leak := range []string{devSecret, "ghp_ferrys_own_token_0815", secret, serveToken} {
