@@ -69,4 +69,3 @@ func pullRefs(t *testing.T, dir, source string) int {
 	})
 	return n
 }
-
