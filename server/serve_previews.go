@@ -34,11 +34,16 @@ type previews struct {
 	mu    sync.Mutex
 	pulls map[string]bool // whether SetPulls turned a source's polling on
 	runs  sync.Map        // env + "@" + commit → the run's id, for the notices' links
+	// polled are the watcher's events not yet handled, in the order told;
+	// wake tells the worker there are some.
+	polledMu sync.Mutex
+	polled   []store.PullEvent
+	wake     chan struct{}
 }
 
 func newPreviews(ctx context.Context, cfg *Config, st *store.SQLite, w watcher.Watcher, exec func() pipeline.Executor,
 	envs *envSet, tell *notices, gatewayURL string, logf func(string, ...any)) (*previews, error) {
-	p := &previews{st: st, w: w, exec: exec, tell: tell, log: logf, ctx: ctx, pulls: map[string]bool{}}
+	p := &previews{st: st, w: w, exec: exec, tell: tell, log: logf, ctx: ctx, pulls: map[string]bool{}, wake: make(chan struct{}, 1)}
 	open, err := pullOpen(cfg, st)
 	if err != nil {
 		return nil, fmt.Errorf("github: %w", err)
@@ -65,6 +70,7 @@ func newPreviews(ctx context.Context, cfg *Config, st *store.SQLite, w watcher.W
 		return nil, err
 	}
 	p.m = m
+	go p.work()
 	return p, nil
 }
 
@@ -183,8 +189,47 @@ func (p *previews) pullHead(ctx context.Context, source string, number int) (str
 	return pv.Head, nil
 }
 
-// handle is the watcher's OnPull.
+// handle is the watcher's OnPull: it queues ev and returns. The watcher
+// tells it holding the source's mirror lock, and the manager, holding the
+// request's lock, may wait for that mirror (a webhook's FetchPull of the
+// same request): handled there, the two would wait for each other forever,
+// and the source would never be fetched again.
 func (p *previews) handle(ev store.PullEvent) {
+	p.polledMu.Lock()
+	p.polled = append(p.polled, ev)
+	p.polledMu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// work handles the queued events one at a time, in the order the watcher
+// told them (a request's older head must not be handled after its newer
+// one), until ferry serve stops.
+func (p *previews) work() {
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-p.wake:
+		}
+		for {
+			p.polledMu.Lock()
+			if len(p.polled) == 0 {
+				p.polledMu.Unlock()
+				break
+			}
+			ev := p.polled[0]
+			p.polled = p.polled[1:]
+			p.polledMu.Unlock()
+			p.handleNow(ev)
+		}
+	}
+}
+
+// handleNow hands ev to the manager.
+func (p *previews) handleNow(ev store.PullEvent) {
 	answer, err := p.m.Handle(p.ctx, ev)
 	switch {
 	case err != nil && p.ctx.Err() == nil:
