@@ -16,8 +16,8 @@ type Event struct {
 	StepStatus store.RunStatus
 	// Error is the first line of what failed.
 	Error       string
-	Release     string // EventReleaseMade, EventDeployed
-	Environment string // EventDeployed
+	Release     string // EventReleaseMade, EventDeploying, EventDeployed, EventDeployFailed
+	Environment string // EventDeploying, EventDeployed, EventDeployFailed
 }
 
 // EventKind names an outcome.
@@ -30,6 +30,10 @@ const (
 	EventRunFinished EventKind = "run finished"
 	EventReleaseMade EventKind = "release made"
 	EventDeployed    EventKind = "deployed"
+	// EventDeploying: the deploy step applies Release to Environment
+	// now; EventDeployFailed: that failed (Error says why).
+	EventDeploying    EventKind = "deploying"
+	EventDeployFailed EventKind = "deploy failed"
 	// Each step's start and end, for those who show a run step by step
 	// (GitHub commit statuses).
 	EventStepStarted EventKind = "step started"

@@ -359,6 +359,7 @@ func (r *runner) deploy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("environment %s: %w", env, err)
 	}
+	r.tell(Event{Kind: EventDeploying, Release: r.stored.ID, Environment: env})
 	if err := target.Apply(ctx, r.artifact); err != nil {
 		if ctx.Err() != nil {
 			return err
@@ -367,6 +368,7 @@ func (r *runner) deploy(ctx context.Context) error {
 		if rerr := r.recordDeployment(ctx, env, store.DeploymentFailed, summary(err)); rerr != nil {
 			return rerr
 		}
+		r.tell(Event{Kind: EventDeployFailed, Release: r.stored.ID, Environment: env, Error: firstLine(err.Error())})
 		return err
 	}
 	// why: Apply is done; what follows is recorded even if ctx ends now.

@@ -4,27 +4,19 @@ import (
 	"testing"
 )
 
-// A Pipeline that names a preview as its next stage: the release must
-// not be carried into it.
-const previewStagePipeline = `spec:
-  stages:
-  - {name: dev, auto: true}
-  - {name: pr-3-app, auto: true, from: [dev]}
-`
-
+// A preview is an environment the promoter learns of at run time and
+// forgets when it is removed. (A Pipeline cannot name one as a stage: the
+// manifests refuse pr-<n> and pr-<n>-<source> stage names, see
+// manifests/validate_test.go; the promoter's carry-on skips a preview
+// all the same.)
 func TestPreviewEnvironments(t *testing.T) {
 	f := newFixture(t, nil)
 	if err := f.p.AddEnvironment(Environment{Name: "pr-3-app", Preview: true}); err != nil {
 		t.Fatal(err)
 	}
-	rel := f.release(spec{message: "into a preview?", pipeline: previewStagePipeline})
+	rel := f.release(spec{message: "into a preview?"})
 	if p := f.pipelineDeploy(rel); p.Status != StatusSucceeded {
 		t.Fatalf("dev: %s (%s)", p.Status, p.Reason)
-	}
-	// Deployed verifies dev and carries on in the same step: by now a
-	// promotion into pr-3-app would be recorded.
-	if ps := f.promotions(rel, "pr-3-app"); len(ps) != 0 {
-		t.Errorf("the release was carried into the preview: %+v", ps)
 	}
 
 	err := f.p.Freeze(f.ctx, "pr-3-app", "no", Identity{Name: "ann"})

@@ -28,6 +28,7 @@ type EventKind string
 
 // The outcomes the promoter tells.
 const (
+	EventDeploying      EventKind = "deploying"
 	EventDeployed       EventKind = "deployed"
 	EventDeployFailed   EventKind = "deploy failed"
 	EventVerified       EventKind = "verification passed"

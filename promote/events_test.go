@@ -64,7 +64,7 @@ func TestEvents(t *testing.T) {
 	must[store.Promotion](t)(f.p.Approve(f.ctx, p.ID, ann, "fine"))
 	must[store.Promotion](t)(f.p.Approve(f.ctx, p.ID, bob, ""))
 	f.wait(p.ID, StatusSucceeded)
-	want := []EventKind{EventWaiting, EventFrozen, EventUnfrozen, EventApproved, EventApproved, EventDeployed, EventVerified}
+	want := []EventKind{EventWaiting, EventFrozen, EventUnfrozen, EventApproved, EventApproved, EventDeploying, EventDeployed, EventVerified}
 	// why wait: an outcome is told just after the store records it, so
 	// the promotion may read succeeded before its last event is heard.
 	for deadline := time.Now().Add(30 * time.Second); len(h.kinds("prod")) < len(want) && time.Now().Before(deadline); {

@@ -58,6 +58,7 @@ func (e *engine) deploy(ctx context.Context, p store.Promotion) (store.Promotion
 			return e.supersedeDeploying(ctx, p, reason)
 		}
 	}
+	e.tell(Event{Kind: EventDeploying, Environment: p.Environment, Release: p.Release, Promotion: p.ID, Actor: actorOf(p)})
 	if err := e.apply(ctx, p.Environment, rel); err != nil {
 		if ctx.Err() != nil {
 			return p, ctx.Err()

@@ -158,6 +158,9 @@ type outcomes struct{ log *slog.Logger }
 
 // promotion is promote.Events.
 func (o outcomes) promotion(ev promote.Event) {
+	if ev.Kind == promote.EventDeploying {
+		return // "deployed" or "deploy failed" follows at once
+	}
 	attrs := []any{slog.String("env", ev.Environment)}
 	if ev.Release != "" {
 		attrs = append(attrs, slog.String("release", store.Short(ev.Release)))
@@ -195,9 +198,10 @@ func (o outcomes) promotion(ev promote.Event) {
 
 // run is pipeline.Config.Events.
 func (o outcomes) run(ev pipeline.Event) {
-	if ev.Kind == pipeline.EventStepStarted || ev.Kind == pipeline.EventStepEnded {
+	switch ev.Kind {
+	case pipeline.EventStepStarted, pipeline.EventStepEnded, pipeline.EventDeploying, pipeline.EventDeployFailed:
 		// why: a line per step would bury the outcomes; the run's logs
-		// have the steps.
+		// have the steps, and "run finished" names the step that failed.
 		return
 	}
 	attrs := []any{slog.Int64("run", ev.Run.ID), slog.String("source", ev.Run.Source),

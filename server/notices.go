@@ -62,8 +62,12 @@ func (o *notices) run(ev pipeline.Event) {
 		default:
 			return // superseded: a newer run tells the news
 		}
+	case pipeline.EventDeploying:
+		n.Kind, n.Environment, n.Release = notify.Deploying, ev.Environment, ev.Release
 	case pipeline.EventDeployed:
 		n.Kind, n.Environment, n.Release = notify.Deployed, ev.Environment, ev.Release
+	case pipeline.EventDeployFailed:
+		n.Kind, n.Environment, n.Release, n.Reason = notify.DeployFailed, ev.Environment, ev.Release, ev.Error
 	default:
 		return // a resumed run, a release made: no one acts on them
 	}
@@ -76,6 +80,7 @@ func (o *notices) run(ev pipeline.Event) {
 
 // promoteKinds are the promoter's events that are notified.
 var promoteKinds = map[promote.EventKind]notify.Kind{
+	promote.EventDeploying:    notify.Deploying,
 	promote.EventDeployed:     notify.Deployed,
 	promote.EventDeployFailed: notify.DeployFailed,
 	promote.EventVerifyFailed: notify.VerificationFailed,

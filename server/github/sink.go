@@ -122,7 +122,7 @@ func (s *Sink) Plan(ev notify.Event) ([]notify.Delivery, error) {
 		if n, ok := s.previewDeployment(ev); ok {
 			ns = append(ns, n)
 		}
-	case notify.Deployed, notify.DeployFailed, notify.VerificationFailed:
+	case notify.Deploying, notify.Deployed, notify.DeployFailed, notify.VerificationFailed:
 		if n, ok := s.envDeployment(ev); ok {
 			ns = append(ns, n)
 		}
@@ -245,9 +245,12 @@ func (s *Sink) envDeployment(ev notify.Event) (notice, bool) {
 	}
 	n := notice{Op: "deployment", SHA: ev.Commit, Environment: ev.Environment, TargetURL: ev.RunURL,
 		Production: slices.Contains(s.cfg.Production, ev.Environment)}
-	if ev.Kind == notify.Deployed {
+	switch ev.Kind {
+	case notify.Deploying:
+		n.State, n.Description = "in_progress", "deploying release "+store.Short(ev.Release)
+	case notify.Deployed:
 		n.State, n.EnvURL, n.Description = "success", ev.URL, "deployed release "+store.Short(ev.Release)
-	} else {
+	default:
 		n.State, n.Description = "failure", clip(string(ev.Kind)+": "+firstLine(ev.Reason), maxDescription)
 	}
 	return n, true

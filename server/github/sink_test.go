@@ -189,9 +189,11 @@ func TestDeployments(t *testing.T) {
 	// Deployments to environments: prod is production; dev is not
 	// listed in github.deployments, so it makes none.
 	for _, env := range []string{"dev", "prod"} {
-		ev := event(notify.Deployed)
-		ev.Environment, ev.Commit, ev.URL, ev.Release = env, sha2, "http://gateway.test/"+env+"/", "sha256:"+strings.Repeat("b", 64)
-		mustDeliver(t, s, ev)
+		for _, kind := range []notify.Kind{notify.Deploying, notify.Deployed} {
+			ev := event(kind)
+			ev.Environment, ev.Commit, ev.URL, ev.Release = env, sha2, "http://gateway.test/"+env+"/", "sha256:"+strings.Repeat("b", 64)
+			mustDeliver(t, s, ev)
+		}
 	}
 	fail := event(notify.DeployFailed)
 	fail.Environment, fail.Commit, fail.Reason = "staging", sha2, "target refused"
@@ -205,8 +207,8 @@ func TestDeployments(t *testing.T) {
 	if prod.GetEnvironment() != "prod" || !gs.DeploymentRequest(prod.GetID()).GetProductionEnvironment() {
 		t.Errorf("second deployment %s, production=%v; want prod, production", prod.GetEnvironment(), gs.DeploymentRequest(prod.GetID()).GetProductionEnvironment())
 	}
-	if st := gs.DeploymentStatuses(prod.GetID()); len(st) != 1 || st[0].GetState() != "success" || st[0].GetEnvironmentURL() != "http://gateway.test/prod/" {
-		t.Errorf("prod's statuses %v, want one success with its URL", st)
+	if st := gs.DeploymentStatuses(prod.GetID()); len(st) != 2 || st[0].GetState() != "in_progress" || st[1].GetState() != "success" || st[1].GetEnvironmentURL() != "http://gateway.test/prod/" {
+		t.Errorf("prod's statuses %v, want in_progress, then success with its URL", st)
 	}
 	if st := gs.DeploymentStatuses(staging.GetID()); staging.GetEnvironment() != "staging" || len(st) != 1 || st[0].GetState() != "failure" {
 		t.Errorf("staging's deployment %s statuses %v, want one failure", staging.GetEnvironment(), st)

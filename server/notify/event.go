@@ -17,6 +17,7 @@ const (
 	StepEnded          Kind = "step.ended"
 	RunFailed          Kind = "run.failed"
 	RunSucceeded       Kind = "run.succeeded"
+	Deploying          Kind = "deploying"
 	Deployed           Kind = "deployed"
 	DeployFailed       Kind = "deploy.failed"
 	VerificationFailed Kind = "verification.failed"

@@ -49,7 +49,10 @@ func newReceiver(t *testing.T, answer func(n int, w http.ResponseWriter, r *http
 		n := len(rc.got)
 		rc.got = append(rc.got, q)
 		rc.mu.Unlock()
-		rc.arrive <- q
+		select {
+		case rc.arrive <- q:
+		default: // a test that does not read them: count() still has it
+		}
 		if rc.answer != nil {
 			rc.answer(n, w, r)
 		}
@@ -413,7 +416,7 @@ func TestNoticeIsGivenUpAfterTheBound(t *testing.T) {
 	})
 	var lg logs
 	st := newStore(t)
-	n := newNotifier(t, notify.Config{Outbox: st, Log: lg.logf, GiveUpAfter: 50 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	n := newNotifier(t, notify.Config{Outbox: st, Log: lg.logf, GiveUpAfter: 3 * time.Second, MaxBackoff: 200 * time.Millisecond,
 		Sinks: []notify.Sink{webhookSink(t, "hook", hook.srv.URL, "k", notify.Filter{})}})
 	run(t, n)
 	n.Publish(context.Background(), deployed)

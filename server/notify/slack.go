@@ -100,6 +100,8 @@ func SlackText(ev Event) string {
 		if ev.Source != "" {
 			t = fmt.Sprintf(":rocket: %s of %s%s deployed to %s", rel, src, at, env)
 		}
+	case Deploying:
+		t = fmt.Sprintf(":hammer_and_wrench: Deploying %s to %s", rel, env)
 	case DeployFailed:
 		t = fmt.Sprintf(":x: Deploying %s to %s failed", rel, env)
 	case VerificationFailed:
