@@ -113,7 +113,7 @@ spec:
 		return n
 	}
 	for n := 1; n <= 4; n++ {
-		pushPull(t, work, n, map[string]string{"hello/main.py": greeter(fmt.Sprintf("PR %d", n))})
+		pushPullFiles(t, work, n, map[string]string{"hello/main.py": greeter(fmt.Sprintf("PR %d", n))})
 		hook("opened", n)
 		waitGreetingAt(t, p, fmt.Sprintf("%s/pr-%d-demo/hello", p.gw, n), fmt.Sprintf("PR %d", n), 2*time.Minute)
 		if l := live(); l > 2 {
@@ -121,7 +121,7 @@ spec:
 		}
 	}
 	// A push to #4 (its old instance kept warm), then a close and a reopen.
-	pushPull(t, work, 4, map[string]string{"hello/main.py": greeter("PR 4 again")})
+	pushPullFiles(t, work, 4, map[string]string{"hello/main.py": greeter("PR 4 again")})
 	hook("synchronize", 4)
 	waitGreetingAt(t, p, p.gw+"/pr-4-demo/hello", "PR 4 again", 2*time.Minute)
 	// The count below can fail: the previews' functions run now.

@@ -63,10 +63,10 @@ func pullHook(t *testing.T, api, source, secret, delivery, action string, n int,
 	return resp.StatusCode, a.Answer
 }
 
-// pushPull commits the files (path → content) on a branch off main in
+// pushPullFiles commits the files (path → content) on a branch off main in
 // work and pushes it as refs/pull/n/head, as GitHub keeps a request's
 // head; it returns the commit.
-func pushPull(t *testing.T, work string, n int, files map[string]string) string {
+func pushPullFiles(t *testing.T, work string, n int, files map[string]string) string {
 	t.Helper()
 	gitserver.Git(t, work, "checkout", "-q", "-B", fmt.Sprintf("pr%d", n), "main")
 	for p, content := range files {
@@ -172,7 +172,7 @@ spec:
   stages:
   - {name: prod, auto: true}
 `
-	pushPull(t, work, 1, map[string]string{".ferry/pipeline.yaml": hostilePipeline, "hello/main.py": greeter("PR 1")})
+	pushPullFiles(t, work, 1, map[string]string{".ferry/pipeline.yaml": hostilePipeline, "hello/main.py": greeter("PR 1")})
 	code, answer := pullHook(t, p.api, "demo", secret, "d-1", "opened", 1, "acme/demo")
 	if code >= 300 || !strings.Contains(answer, "previews are off") {
 		t.Fatalf("a request turning previews on in its own Pipeline: %d %q, want previews off", code, answer)
@@ -199,7 +199,7 @@ spec:
 
 	// A request whose head repository is gone: ferry cannot confirm its
 	// origin, so it is a fork's and not built.
-	pushPull(t, work, 3, map[string]string{"hello/main.py": greeter("PR 3")})
+	pushPullFiles(t, work, 3, map[string]string{"hello/main.py": greeter("PR 3")})
 	if code, answer := pullHook(t, p.api, "demo", secret, "d-3", "opened", 3, ""); code >= 300 || !strings.Contains(answer, "fork") {
 		t.Errorf("head.repo null: %d %q, want a fork's, not built", code, answer)
 	}
@@ -216,7 +216,7 @@ spec:
 		}
 	}
 	ferrys := []string{p.api + "/healthz", p.api + "/api/v1/sources", registry}
-	pushPull(t, work, 2, map[string]string{".ferry/pipeline.yaml": hostilePipeline, "hello/main.py": prober("PR 2", ferrys)})
+	pushPullFiles(t, work, 2, map[string]string{".ferry/pipeline.yaml": hostilePipeline, "hello/main.py": prober("PR 2", ferrys)})
 	if code, answer := pullHook(t, p.api, "demo", secret, "d-2", "opened", 2, "acme/demo"); code >= 300 {
 		t.Fatalf("PR 2: %d %q", code, answer)
 	}
