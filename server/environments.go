@@ -80,7 +80,9 @@ func (s *envSet) target(env string) (*embedded.Target, error) {
 		return s.host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers, Env: s.settings.resolver(env)})
 	case preview:
 		p := s.cfg.Previews
-		return s.host.Target(env, embedded.EnvironmentConfig{NATSURL: p.NATSURL, KafkaBrokers: p.KafkaBrokers, Env: s.settings.resolver(env)})
+		// why Untrusted: a preview runs a pull request's code on the
+		// gateway's origin, which the stages share.
+		return s.host.Target(env, embedded.EnvironmentConfig{NATSURL: p.NATSURL, KafkaBrokers: p.KafkaBrokers, Env: s.settings.resolver(env), Untrusted: true})
 	}
 	if _, _, ok := store.ParsePreviewName(env); ok {
 		// why: not naming env: the pipeline and the promoter, which

@@ -771,10 +771,12 @@ func decideGitLabMerge(d hookDecision, body []byte) (hookDecision, error) {
 	ev := store.PullEvent{
 		Number:      oa.IID,
 		FromWebhook: true,
-		Fork:        oa.SourceProjectID != oa.TargetProjectID,
-		Sender:      mr.User.Username,
-		Title:       oa.Title,
-		WebURL:      oa.URL,
+		// why both named: a payload naming neither (0 == 0) does not
+		// confirm the merge request is the project's own.
+		Fork:   oa.SourceProjectID == 0 || oa.SourceProjectID != oa.TargetProjectID,
+		Sender: mr.User.Username,
+		Title:  oa.Title,
+		WebURL: oa.URL,
 	}
 	switch oa.Action {
 	case "open", "reopen":

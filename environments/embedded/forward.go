@@ -362,6 +362,11 @@ func (g *gateway) roundTrip(c *call, bc *backendConn, out *outgoing) (err error)
 			h[k] = vv
 		}
 	}
+	if c.route.Untrusted {
+		delete(h, "Set-Cookie")
+		delete(h, "Set-Cookie2")
+		h["Content-Security-Policy"] = []string{untrustedCSP}
+	}
 	if resp.ContentLength >= 0 && method != http.MethodHead {
 		h["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
 	}

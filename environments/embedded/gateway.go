@@ -67,7 +67,16 @@ type gatewayRoute struct {
 	// Log is the function's log, which gets an access line per call; nil
 	// writes none.
 	Log *FunctionLog
+	// Untrusted answers (a preview's: a pull request's code) set no
+	// cookie and are sandboxed pages: every environment shares the
+	// gateway's origin, which theirs must not act as.
+	Untrusted bool
 }
+
+// untrustedCSP makes an untrusted answer, shown as a page, a page of an
+// origin of its own: its scripts run, but read neither the gateway's
+// cookies nor its other environments' answers.
+const untrustedCSP = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 
 // gateway is the one HTTP listener of every environment. Requests read
 // an immutable routing table through an atomic pointer, so a request

@@ -65,6 +65,9 @@ type EnvironmentConfig struct {
 	// Env resolves each function's variables in the environment (nil:
 	// plain values only).
 	Env EnvResolver
+	// Untrusted marks an environment that runs code no one vetted (a
+	// pull request's preview): see Config.Untrusted.
+	Untrusted bool
 }
 
 // NewHost returns a host serving no environment yet.
@@ -112,6 +115,7 @@ func (h *Host) Target(env string, ec EnvironmentConfig) (*Target, error) {
 		Log:          h.cfg.Log,
 		Sandbox:      h.cfg.Sandbox,
 		Env:          ec.Env,
+		Untrusted:    ec.Untrusted,
 		Known:        h.knownEnvironments,
 	})
 	if err != nil {

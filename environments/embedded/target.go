@@ -58,6 +58,10 @@ type Config struct {
 	// Env resolves each function's variables in this environment (nil:
 	// plain values only; a secret reference is refused).
 	Env EnvResolver
+	// Untrusted environments run code no one vetted (a pull request's
+	// preview): their HTTP answers set no cookie on the gateway's origin,
+	// which every environment shares, and are sandboxed pages.
+	Untrusted bool
 	// Known returns the environments of the host, for the warning about
 	// a trigger placed in none of them (nil: no warning). A func: the
 	// host's environments change at run time (previews).
@@ -495,6 +499,9 @@ func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 	}
 	if err := t.triggers.apply(ctx, set, backends); err != nil {
 		return fail(err)
+	}
+	for i := range routes {
+		routes[i].Untrusted = t.cfg.Untrusted
 	}
 	t.cfg.Gateway.setRoutes(t.cfg.Environment, routes)
 

@@ -58,7 +58,14 @@ type App struct {
 	// TokenTTL is how long an installation token lives (default 1h, as
 	// GitHub's do).
 	TokenTTL time.Duration
+	// Slug is the App's slug (default "ferry"): what it writes with an
+	// installation token is by "SLUG[bot]".
+	Slug string
 }
+
+// TokenLogin is the login of the user every personal access token
+// belongs to: what ferry writes with a token is by this user.
+const TokenLogin = "ferry-bot"
 
 // Limit is one rate-limited answer: Status 403 with X-RateLimit-Remaining
 // 0 and X-RateLimit-Reset (GitHub's primary limit), or 429 with
@@ -114,6 +121,8 @@ func New(t testing.TB) *Server {
 	route("GET /repos/{owner}/{repo}/collaborators/{login}/permission", s.permission)
 	route("GET /repos/{owner}/{repo}/pulls/{number}", s.getPull)
 	route("POST /app/installations/{id}/access_tokens", s.accessToken)
+	route("GET /user", s.user)
+	route("GET /app", s.getApp)
 	// Anything else is a call GitHub does not have, or one the stand-in
 	// was not taught: both are bugs the test must show.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -137,6 +146,9 @@ func (s *Server) AddToken(token string) {
 func (s *Server) SetApp(app App) {
 	if app.TokenTTL == 0 {
 		app.TokenTTL = time.Hour
+	}
+	if app.Slug == "" {
+		app.Slug = "ferry"
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -193,6 +205,16 @@ func (s *Server) SetPull(owner, repo string, n int, head, merge string) {
 		Number: gh.Int(n), State: gh.String("open"),
 		Head:           &gh.PullRequestBranch{SHA: gh.String(head), Ref: gh.String("feature")},
 		MergeCommitSHA: gh.String(merge),
+	}
+}
+
+// SetPullAuthor makes login the author of pull request n of owner/repo
+// (SetPull made it).
+func (s *Server) SetPullAuthor(owner, repo string, n int, login string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pulls[fmt.Sprintf("%s/%s#%d", owner, repo, n)]; p != nil {
+		p.User = &gh.User{Login: gh.String(login)}
 	}
 }
 
@@ -349,7 +371,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			s.limited(w, *limit)
 			return
 		}
-		if !strings.HasPrefix(r.URL.Path, "/app/") && !s.authorized(w, r) {
+		if r.URL.Path != "/app" && !strings.HasPrefix(r.URL.Path, "/app/") && !s.authorized(w, r) {
 			return
 		}
 		s.mu.Lock()
@@ -559,7 +581,7 @@ func (s *Server) createComment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	nc := s.addComment(r.PathValue("owner"), r.PathValue("repo"), int(n), "ferry-bot", c.GetBody())
+	nc := s.addComment(r.PathValue("owner"), r.PathValue("repo"), int(n), s.actor(r), c.GetBody())
 	cp := *nc
 	s.mu.Unlock()
 	created(w, cp.GetURL(), cp)
@@ -661,7 +683,7 @@ func (s *Server) createCommitComment(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	id := s.id()
-	c.ID, c.CommitID, c.User = gh.Int64(id), gh.String(r.PathValue("sha")), &gh.User{Login: gh.String("ferry-bot")}
+	c.ID, c.CommitID, c.User = gh.Int64(id), gh.String(r.PathValue("sha")), &gh.User{Login: gh.String(s.actor(r))}
 	k := repoKey(r) + "@" + r.PathValue("sha")
 	s.commitComments[k] = append(s.commitComments[k], &c)
 	s.mu.Unlock()
@@ -854,4 +876,50 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 	s.tokens[tok] = exp
 	s.mu.Unlock()
 	answer(w, http.StatusCreated, gh.InstallationToken{Token: gh.String(tok), ExpiresAt: &gh.Timestamp{Time: exp.UTC().Truncate(time.Second)}})
+}
+
+// actor is who a request writes as: the App's bot with an installation
+// token, TokenLogin with a personal token. The caller holds s.mu.
+func (s *Server) actor(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		tok, _ = strings.CutPrefix(h, "token ")
+	}
+	if exp := s.tokens[tok]; !exp.IsZero() && s.app != nil {
+		return s.app.Slug + "[bot]"
+	}
+	return TokenLogin
+}
+
+// user: GET /user, the token's own user. An installation token has none:
+// GitHub answers 403 "Resource not accessible by integration".
+func (s *Server) user(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	login := s.actor(r)
+	s.mu.Unlock()
+	if strings.HasSuffix(login, "[bot]") {
+		answer(w, http.StatusForbidden, map[string]string{"message": "Resource not accessible by integration"})
+		return
+	}
+	answer(w, http.StatusOK, gh.User{Login: gh.String(login), ID: gh.Int64(1), Type: gh.String("User")})
+}
+
+// getApp: GET /app, the App the JWT is signed for.
+func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	app := s.app
+	s.mu.Unlock()
+	jwt, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if app == nil || !ok {
+		s.t.Errorf("github stand-in: GET /app without an App or a Bearer JWT")
+		answer(w, http.StatusUnauthorized, map[string]string{"message": "A JSON web token could not be decoded"})
+		return
+	}
+	if err := checkJWT(jwt, app, time.Now()); err != nil {
+		s.t.Errorf("github stand-in: GET /app with a bad JWT: %v", err)
+		answer(w, http.StatusUnauthorized, map[string]string{"message": err.Error()})
+		return
+	}
+	answer(w, http.StatusOK, gh.App{ID: gh.Int64(app.ID), Slug: gh.String(app.Slug), Name: gh.String(app.Slug)})
 }

@@ -106,8 +106,17 @@ func (a *Approvals) Handle(ctx context.Context, c Comment) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	m := commandRE.FindStringSubmatch(cm.body)
+	m := commandRE.FindStringSubmatch(outsideCode(cm.body))
 	if m == nil {
+		return "", nil
+	}
+	// why: ferry's own comments (its replies, the preview comment) are
+	// never its commands, whatever its login is mapped to.
+	self, err := a.cfg.Client.Self(ctx)
+	if err != nil {
+		return "", fmt.Errorf("github approvals: %w", err)
+	}
+	if strings.EqualFold(self, cm.login) {
 		return "", nil
 	}
 	verb, env, reason := m[1], m[2], strings.TrimSpace(m[3])
@@ -167,12 +176,18 @@ func (a *Approvals) decide(ctx context.Context, repo Repo, source string, cm rea
 	if slices.Index(Permissions, perm) < slices.Index(Permissions, a.cfg.Permission) {
 		return fmt.Sprintf("GitHub user %s has %s permission on %s; approving needs at least %s. Nothing was changed.", cm.login, perm, repo, a.cfg.Permission), nil
 	}
-	commits, err := a.commits(ctx, repo, cm)
+	commits, opener, err := a.commits(ctx, repo, cm)
 	if isStatus(err, http.StatusNotFound) {
 		return fmt.Sprintf("#%d is not a pull request: approve on a pull request or on the release's commit. Nothing was changed.", cm.number), nil
 	}
 	if err != nil {
 		return "", err
+	}
+	if verb == "approve" && opener != "" && strings.EqualFold(opener, cm.login) {
+		// why: GitHub says who opened the request; the commits' Git
+		// author is whatever its writer typed, so the promoter's own
+		// check of it can be dodged. A rejection from them still counts.
+		return fmt.Sprintf("you opened pull request #%d and may not approve its release; ask another approver. Nothing was changed.", cm.number), nil
 	}
 	p, ok, err := a.pending(ctx, source, env, commits)
 	if err != nil {
@@ -226,20 +241,46 @@ func (a *Approvals) permission(ctx context.Context, repo Repo, login string) (st
 }
 
 // commits are the commits a comment may approve: the commented commit,
-// or a pull request's head and merge commits, as the API tells them.
-func (a *Approvals) commits(ctx context.Context, repo Repo, cm read) ([]string, error) {
+// or a pull request's head and merge commits, as the API tells them, and
+// the login that opened the pull request.
+func (a *Approvals) commits(ctx context.Context, repo Repo, cm read) ([]string, string, error) {
 	if cm.commit != "" {
-		return []string{cm.commit}, nil
+		return []string{cm.commit}, "", nil
 	}
 	pr, _, err := a.cfg.Client.gh.PullRequests.Get(ctx, repo.Owner, repo.Name, cm.number)
 	if err != nil {
-		return nil, fmt.Errorf("github approvals: pull request %s#%d: %w", repo, cm.number, err)
+		return nil, "", fmt.Errorf("github approvals: pull request %s#%d: %w", repo, cm.number, err)
 	}
 	out := []string{pr.GetHead().GetSHA()}
 	if m := pr.GetMergeCommitSHA(); m != "" {
 		out = append(out, m)
 	}
-	return out, nil
+	return out, pr.GetUser().GetLogin(), nil
+}
+
+// fenceRE opens or closes a fenced code block: ``` or ~~~, indented at
+// most three spaces, as GitHub's markdown has it.
+var fenceRE = regexp.MustCompile("^ {0,3}(```+|~~~+)")
+
+// outsideCode is body without its fenced code blocks: a command quoted
+// in one is an example, not a decision.
+func outsideCode(body string) string {
+	var b strings.Builder
+	fence := ""
+	for _, line := range strings.Split(body, "\n") {
+		m := fenceRE.FindStringSubmatch(line)
+		switch {
+		case fence == "" && m != nil:
+			fence = m[1]
+		case fence != "" && m != nil && m[1][0] == fence[0] && len(m[1]) >= len(fence) &&
+			strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), m[1][:1])) == "":
+			fence = ""
+		case fence == "":
+			b.WriteString(line)
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }
 
 // pending is the newest promotion waiting in env whose release is one of

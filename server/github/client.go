@@ -62,6 +62,29 @@ type App struct {
 type Client struct {
 	gh  *gh.Client
 	web string // the web host repositories are on: github.com, or the Enterprise host
+	// whoami asks GitHub who ferry writes as; Self keeps the answer.
+	whoami func(ctx context.Context) (string, error)
+	selfMu sync.Mutex
+	self   string
+}
+
+// Self is the login ferry's comments are by: the token's user (GET
+// /user), or the App's bot "SLUG[bot]" (GET /app). Asked once.
+func (c *Client) Self(ctx context.Context) (string, error) {
+	c.selfMu.Lock()
+	defer c.selfMu.Unlock()
+	if c.self != "" {
+		return c.self, nil
+	}
+	login, err := c.whoami(ctx)
+	if err != nil {
+		return "", err
+	}
+	if login == "" {
+		return "", errors.New("github: GitHub named no login for ferry's credentials")
+	}
+	c.self = login
+	return login, nil
 }
 
 // New makes a client. It does not call GitHub: a wrong token shows on the
@@ -85,6 +108,7 @@ func New(cfg Config) (*Client, error) {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
 	var src tokenSource
+	var whoami func(ctx context.Context) (string, error)
 	switch {
 	case cfg.Token != "" && cfg.App != nil:
 		return nil, errors.New("github: give a token or an app, not both")
@@ -98,7 +122,19 @@ func New(cfg Config) (*Client, error) {
 		apps := gh.NewClient(&http.Client{Timeout: hc.Timeout, Transport: jwtTransport{next: transport(hc)}})
 		apps.BaseURL = base
 		apps.UserAgent = "ferry"
-		src = &installation{app: *cfg.App, key: key, now: cfg.Now, apps: apps}
+		in := &installation{app: *cfg.App, key: key, now: cfg.Now, apps: apps}
+		src = in
+		whoami = func(ctx context.Context) (string, error) {
+			jwt, err := appJWT(in.app.ID, in.key, in.now())
+			if err != nil {
+				return "", err
+			}
+			app, _, err := apps.Apps.Get(context.WithValue(ctx, jwtKey{}, jwt), "")
+			if err != nil {
+				return "", fmt.Errorf("github app %d: %w", in.app.ID, err)
+			}
+			return app.GetSlug() + "[bot]", nil
+		}
 	default:
 		return nil, errors.New("github: give a token or an app")
 	}
@@ -109,7 +145,16 @@ func New(cfg Config) (*Client, error) {
 	if web == "api.github.com" {
 		web = "github.com"
 	}
-	return &Client{gh: c, web: web}, nil
+	if whoami == nil {
+		whoami = func(ctx context.Context) (string, error) {
+			u, _, err := c.Users.Get(ctx, "")
+			if err != nil {
+				return "", fmt.Errorf("github: the token's user: %w", err)
+			}
+			return u.GetLogin(), nil
+		}
+	}
+	return &Client{gh: c, web: web, whoami: whoami}, nil
 }
 
 // tokenSource gives the token for the next request; forget drops one

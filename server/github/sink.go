@@ -25,6 +25,9 @@ const SinkName = "github"
 // maxDescription is GitHub's limit on a status's description.
 const maxDescription = 140
 
+// maxReason bounds the comment's line saying why.
+const maxReason = 500
+
 // Memos keep what the sink learned (a comment's id, a deployment's id):
 // store.Outbox's PutMemo and GetMemo.
 type Memos interface {
@@ -216,7 +219,10 @@ func previewComment(ev notify.Event) notice {
 		fmt.Fprintf(&b, "**Run:** %s\n\n", ev.RunURL)
 	}
 	if ev.Reason != "" {
-		fmt.Fprintf(&b, "**Why:** %s\n", firstLine(ev.Reason))
+		// why a code span: the reason may quote the pull request's own
+		// code (a manifest's error, a step's output); as markdown it could
+		// put a link, HTML or an @mention in ferry's words.
+		fmt.Fprintf(&b, "**Why:** `%s`\n", strings.ReplaceAll(clip(firstLine(ev.Reason), maxReason), "`", "'"))
 	}
 	return notice{Op: "comment", Number: ev.PullRequest, Marker: m, Text: b.String()}
 }
@@ -309,8 +315,15 @@ func (s *Sink) comment(ctx context.Context, n notice) error {
 	return s.putMemo(ctx, memo, c.GetID())
 }
 
-// findComment looks for the marker in the pull request's comments.
+// findComment looks for the marker in ferry's own comments on the pull
+// request. Anyone can write the marker: a comment by someone else is
+// never taken (ferry would overwrite it, and its author could later edit
+// what reads as ferry's words, the preview's URL say).
 func (s *Sink) findComment(ctx context.Context, n notice) (int64, error) {
+	self, err := s.cfg.Client.Self(ctx)
+	if err != nil {
+		return 0, err
+	}
 	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
 	for {
 		cs, resp, err := s.cfg.Client.gh.Issues.ListComments(ctx, n.Owner, n.Repo, n.Number, opts)
@@ -318,7 +331,7 @@ func (s *Sink) findComment(ctx context.Context, n notice) (int64, error) {
 			return 0, err
 		}
 		for _, c := range cs {
-			if strings.HasPrefix(c.GetBody(), n.Marker) {
+			if strings.HasPrefix(c.GetBody(), n.Marker) && strings.EqualFold(c.GetUser().GetLogin(), self) {
 				return c.GetID(), nil
 			}
 		}

@@ -34,7 +34,13 @@ func post(ctx context.Context, client *http.Client, u string, body []byte, heade
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "ferry")
-	resp, err := client.Do(req)
+	// why: a redirect is never followed. Go would send the POST on with
+	// the secret URL in Referer, to wherever the receiver says, an
+	// address inside ferry's network as well; a moved hook is mended in
+	// the configuration.
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
 	if err != nil {
 		// why: url.Error repeats the whole URL; only its cause is said.
 		var ue *url.Error
@@ -53,6 +59,9 @@ func post(ctx context.Context, client *http.Client, u string, body []byte, heade
 	}
 	err = fmt.Errorf("POST to %s: %s: %q", host, resp.Status, bytes.TrimSpace(excerpt))
 	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		// why: Location is not repeated: it may carry a secret too.
+		return &PermanentError{Err: fmt.Errorf("POST to %s: %s: ferry does not follow redirects; put the new address in the configuration", host, resp.Status)}
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
 		return &RetryError{After: retryAfter(resp.Header.Get("Retry-After"), time.Now()), Err: err}
 	case resp.StatusCode >= 500:
