@@ -56,8 +56,14 @@ func (e *engine) Approve(ctx context.Context, id int64, actor Identity, comment 
 		return store.Promotion{}, err
 	}
 	e.tell(Event{Kind: EventApproved, Environment: p.Environment, Release: p.Release, Promotion: id, Actor: actor.Name, Reason: comment})
-	if _, err := e.approveIfEnough(ctx, p, rel, pol); err != nil {
+	q, err := e.approveIfEnough(ctx, p, rel, pol)
+	if err != nil {
 		return store.Promotion{}, err
+	}
+	if q.Status == StatusApproved {
+		// why not read again: the worker may have started it already,
+		// and the approver is told what their approval did.
+		return q, nil
 	}
 	return e.st.GetPromotion(ctx, id)
 }
