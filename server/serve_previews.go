@@ -305,6 +305,7 @@ var previewKinds = map[preview.EventKind]notify.Kind{
 	preview.EventReady:    notify.PreviewReady,
 	preview.EventFailed:   notify.PreviewFailed,
 	preview.EventTornDown: notify.PreviewTornDown,
+	preview.EventWaiting:  notify.PreviewWaiting,
 }
 
 // told is preview.Config.Tell: each change goes to the notices (the pull

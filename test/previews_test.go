@@ -406,6 +406,10 @@ func TestPreviewPullRequests(t *testing.T) {
 		}
 	}
 	waitGreetingAt(t, r.p, r.p.gw+"/pr-4-app/hello", "hello from a fork", 10*time.Second)
+	eventually(t, r.p, "the comment on #4 says the fork's new head waits for the label", 60*time.Second, func() (bool, string) {
+		c := r.onlyComment(t, 4)
+		return strings.Contains(c.GetBody(), "waiting for the label") && strings.Contains(c.GetBody(), second), c.GetBody()
+	})
 	// A label given while the head was the older commit does not approve
 	// the newer one; labelling the new head does.
 	code, a = r.deliver(t, "pull_request", "pr-4-labeled-stale", forkHook("labeled", "octocat", fork))

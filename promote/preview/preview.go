@@ -99,6 +99,10 @@ const (
 	EventReady    EventKind = "ready"
 	EventFailed   EventKind = "failed"
 	EventTornDown EventKind = "torn down"
+	// EventWaiting: a fork's head waits for the label before it is
+	// built. Preview.Head is that head; the preview (if any) still runs
+	// the head approved before.
+	EventWaiting EventKind = "waiting for the label"
 )
 
 // Event is a preview's change, for the server to tell the pull request
@@ -312,8 +316,19 @@ func (m *Manager) open(ctx context.Context, ev store.PullEvent) (string, error) 
 		approved = ev.Sender
 	}
 	if fork && !m.cfg.Forks && approved == "" {
-		return fmt.Sprintf("pull request %d of %s comes from a fork (or ferry cannot tell its origin): it is built when a permitted user adds the label %q, again after each push",
-			ev.Number, ev.Source, m.cfg.Label), nil
+		msg := fmt.Sprintf("pull request %d of %s comes from a fork (or ferry cannot tell its origin): it is built when a permitted user adds the label %q, again after each push",
+			ev.Number, ev.Source, m.cfg.Label)
+		// why told: the pull request shows that its newest commit waits,
+		// rather than a preview that looks current.
+		if !found || prev.Head != commit || prev.State == store.PreviewTornDown {
+			w := prev
+			if fresh {
+				w = store.Preview{Source: ev.Source, Number: ev.Number, Environment: env, Fork: true}
+			}
+			w.Head = commit
+			m.cfg.Tell(Event{Kind: EventWaiting, Preview: w, Reason: fmt.Sprintf("commit %s waits for a permitted user to add the label %s", store.Short(commit), m.cfg.Label)})
+		}
+		return msg, nil
 	}
 	if !fresh && prev.Head == commit && prev.State != store.PreviewBuilding {
 		return fmt.Sprintf("preview %s is at commit %s already (%s)", env, store.Short(commit), prev.State), nil

@@ -359,9 +359,13 @@ func TestForkLabel(t *testing.T) {
 		t.Errorf("recorded %+v; want a fork approved by alice", p)
 	}
 
+	w.told()
 	w.push(5, "c2")
 	if answer := w.handle(m, forkHook(5, store.PullUpdated, "eve")); !strings.Contains(answer, "again after each push") {
 		t.Errorf("answer to the fork's push %q", answer)
+	}
+	if evs := w.told(); len(evs) != 1 || evs[0].Kind != preview.EventWaiting || evs[0].Preview.Head != "c2" || !strings.Contains(evs[0].Reason, "ferry/preview") {
+		t.Errorf("told on the fork's push: %+v; want that c2 waits for the label", evs)
 	}
 	// The poller sees the same push: still not built.
 	w.handle(m, store.PullEvent{Number: 5, Action: store.PullUpdated, Commit: "c2"})

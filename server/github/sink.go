@@ -114,7 +114,7 @@ func (s *Sink) Plan(ev notify.Event) ([]notify.Delivery, error) {
 		if n, ok := stepStatus(ev); ok {
 			ns = append(ns, n)
 		}
-	case notify.PreviewBuilding, notify.PreviewReady, notify.PreviewFailed, notify.PreviewTornDown:
+	case notify.PreviewBuilding, notify.PreviewReady, notify.PreviewFailed, notify.PreviewTornDown, notify.PreviewWaiting:
 		if ev.PullRequest <= 0 {
 			return nil, nil
 		}
@@ -186,6 +186,8 @@ var previewStates = map[notify.Kind]struct{ word, deployment string }{
 	notify.PreviewReady:    {"live", "success"},
 	notify.PreviewFailed:   {"failed", "failure"},
 	notify.PreviewTornDown: {"torn down", "inactive"},
+	// No deployment: nothing of the waiting head is deployed.
+	notify.PreviewWaiting: {"waiting for the label", ""},
 }
 
 // marker is the hidden line that finds a preview's comment again.
@@ -197,13 +199,14 @@ func previewComment(ev notify.Event) notice {
 	m := marker(ev.Source, ev.PullRequest)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n### ferry preview `%s`: %s\n\n", m, store.PreviewName(ev.Source, ev.PullRequest), previewStates[ev.Kind].word)
-	if ev.URL != "" && ev.Kind != notify.PreviewTornDown {
+	shows := ev.Kind != notify.PreviewTornDown && ev.Kind != notify.PreviewWaiting
+	if ev.URL != "" && shows {
 		fmt.Fprintf(&b, "**URL:** %s\n\n", ev.URL)
 	}
 	if ev.Commit != "" {
 		fmt.Fprintf(&b, "**Commit:** %s\n\n", ev.Commit)
 	}
-	if len(ev.Functions) > 0 && ev.Kind != notify.PreviewTornDown {
+	if len(ev.Functions) > 0 && shows {
 		b.WriteString("| function | image digest |\n|---|---|\n")
 		names := make([]string, 0, len(ev.Functions))
 		for f := range ev.Functions {
@@ -236,6 +239,9 @@ func (s *Sink) previewDeployment(ev notify.Event) (notice, bool) {
 	}
 	// Torn down without a commit: the environment's last deployment is
 	// made inactive (Deliver finds it by its memo).
+	if n.State == "" {
+		return n, false
+	}
 	return n, n.SHA != "" || ev.Kind == notify.PreviewTornDown
 }
 

@@ -124,6 +124,35 @@ func TestPreviewCommentMadeOnceThenEdited(t *testing.T) {
 	}
 }
 
+// A fork's new head that waits for the label says so in the comment,
+// without a URL that would serve an older commit, and makes no
+// deployment.
+func TestPreviewCommentSaysAForkWaits(t *testing.T) {
+	gs := githubtest.New(t)
+	s := newSink(t, tokenClient(t, gs), openStore(t))
+	mustDeliver(t, s, previewEvent(notify.PreviewReady, sha1))
+	waiting := previewEvent(notify.PreviewWaiting, sha2)
+	waiting.Reason = "commit " + sha2[:12] + " waits for a permitted user to add the label ferry/preview"
+	mustDeliver(t, s, waiting)
+	got := previewComments(gs)
+	if len(got) != 1 {
+		t.Fatalf("%d preview comments, want the one edited", len(got))
+	}
+	for _, want := range []string{": waiting for the label", sha2, "ferry/preview"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("comment lacks %q:\n%s", want, got[0])
+		}
+	}
+	if strings.Contains(got[0], "http://gateway.test/pr-12-shop/") {
+		t.Errorf("a waiting head's comment links the preview of an older commit:\n%s", got[0])
+	}
+	for _, d := range gs.Deployments(owner, name) {
+		if d.GetSHA() == sha2 {
+			t.Errorf("a deployment of the waiting head %s was made", sha2)
+		}
+	}
+}
+
 func TestPreviewCommentFoundByMarkerAfterLostMemo(t *testing.T) {
 	gs := githubtest.New(t)
 	c := tokenClient(t, gs)

@@ -29,6 +29,7 @@ const (
 	PreviewReady       Kind = "preview.ready"
 	PreviewFailed      Kind = "preview.failed"
 	PreviewTornDown    Kind = "preview.torn_down"
+	PreviewWaiting     Kind = "preview.waiting"
 )
 
 // Event is one outcome with what a receiver needs to show it. Fields a

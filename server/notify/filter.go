@@ -7,9 +7,9 @@ import (
 )
 
 // Kinds are every kind, in the order of a run and a promotion.
-var Kinds = []Kind{RunStarted, StepStarted, StepEnded, RunFailed, RunSucceeded, Deployed, DeployFailed,
+var Kinds = []Kind{RunStarted, StepStarted, StepEnded, RunFailed, RunSucceeded, Deploying, Deployed, DeployFailed,
 	VerificationFailed, RolledBack, WaitingForApproval, Approved, Rejected,
-	PreviewBuilding, PreviewReady, PreviewFailed, PreviewTornDown}
+	PreviewBuilding, PreviewReady, PreviewFailed, PreviewTornDown, PreviewWaiting}
 
 // DefaultKinds are what a chat or webhook hears when its filter names
 // none: what a person acts on. Step events are never among them (a run

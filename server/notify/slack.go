@@ -120,6 +120,8 @@ func SlackText(ev Event) string {
 		t = fmt.Sprintf(":eyes: %s is ready at %s", pr, link(ev.URL, esc(ev.URL)))
 	case PreviewFailed:
 		t = fmt.Sprintf(":x: %s failed%s", pr, at)
+	case PreviewWaiting:
+		t = fmt.Sprintf(":lock: %s waits for its label%s", pr, at)
 	case PreviewTornDown:
 		t = fmt.Sprintf("%s was torn down", pr)
 	default:
