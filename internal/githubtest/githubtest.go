@@ -194,7 +194,7 @@ func (s *Server) Hide(owner, repo string) {
 func (s *Server) SetPermission(owner, repo, login, permission string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.permissions[owner+"/"+repo+"/"+login] = permission
+	s.permissions[owner+"/"+repo+"/"+strings.ToLower(login)] = permission
 }
 
 // SetPull makes pull request n of owner/repo exist with these commits.
@@ -797,10 +797,11 @@ func (s *Server) createDeploymentStatus(w http.ResponseWriter, r *http.Request) 
 	created(w, fmt.Sprintf("%srepos/%s/deployments/%d/statuses/%d", s.URL, repoKey(r), id, sid), cp)
 }
 
+// permission answers as GitHub does, whatever the case of the login.
 func (s *Server) permission(w http.ResponseWriter, r *http.Request) {
 	login := r.PathValue("login")
 	s.mu.Lock()
-	p, ok := s.permissions[repoKey(r)+"/"+login]
+	p, ok := s.permissions[repoKey(r)+"/"+strings.ToLower(login)]
 	s.mu.Unlock()
 	if !ok {
 		// GitHub answers 404 for a user who is not a collaborator.

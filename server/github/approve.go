@@ -120,6 +120,13 @@ func (a *Approvals) Handle(ctx context.Context, c Comment) (string, error) {
 		return "", nil
 	}
 	verb, env, reason := m[1], m[2], strings.TrimSpace(m[3])
+	if _, ok := a.approver(cm.login); !ok {
+		// why no reply: anyone may comment on a public repository, and a
+		// reply to each would let strangers spend ferry's rate limit and
+		// fill pull requests with its answers. The webhook's answer and
+		// ferry's log say it.
+		return fmt.Sprintf("GitHub user %s is not mapped to a ferry approver (github.approvers in ferry's configuration); nothing was changed, and ferry did not reply", cm.login), nil
+	}
 	msg, err := a.decide(ctx, repo, src.Name, cm, verb, env, reason)
 	if err != nil {
 		return "", err
@@ -129,6 +136,20 @@ func (a *Approvals) Handle(ctx context.Context, c Comment) (string, error) {
 		return msg, err
 	}
 	return msg, nil
+}
+
+// approver is the ferry identity login maps to; GitHub logins are
+// compared without case, as GitHub does.
+func (a *Approvals) approver(login string) (Approver, bool) {
+	if who, ok := a.cfg.Approvers[login]; ok {
+		return who, true
+	}
+	for l, who := range a.cfg.Approvers {
+		if strings.EqualFold(l, login) {
+			return who, true
+		}
+	}
+	return Approver{}, false
 }
 
 // read fetches the comment named by the event.
@@ -162,7 +183,7 @@ func (a *Approvals) decide(ctx context.Context, repo Repo, source string, cm rea
 	if verb == "reject" && reason == "" {
 		return fmt.Sprintf("a rejection needs a reason: `/ferry reject %s REASON`. Nothing was changed.", env), nil
 	}
-	who, ok := a.cfg.Approvers[cm.login]
+	who, ok := a.approver(cm.login)
 	if !ok {
 		return fmt.Sprintf("GitHub user %s is not mapped to a ferry approver (github.approvers in ferry's configuration). Nothing was changed.", cm.login), nil
 	}

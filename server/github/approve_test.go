@@ -220,7 +220,25 @@ func TestApprovalRefusedChangesNothing(t *testing.T) {
 			if as, status := w.decisions(t); len(as) != 0 || status != promote.StatusPending {
 				t.Errorf("approvals %+v, promotion %s; want none, still pending", as, status)
 			}
+			// A stranger gets no reply (no one may make ferry spend its
+			// rate limit on answers); a mapped approver is told why.
+			replies := len(w.gs.Comments(owner, name, 12)) - 1
+			switch {
+			case tc.login == "carol" && replies != 0:
+				t.Errorf("ferry replied %d times to %s, who is no approver", replies, tc.login)
+			case tc.login != "carol" && tc.say != "" && replies != 1:
+				t.Errorf("ferry replied %d times to %s; want once, saying why", replies, tc.login)
+			}
 		})
+	}
+}
+
+// A login is compared without case, as GitHub does.
+func TestApproverLoginAnyCase(t *testing.T) {
+	w := newApprovalsWorld(t)
+	w.comment(t, "ALICE", "/ferry approve prod", nil)
+	if as, status := w.decisions(t); len(as) != 1 || status != promote.StatusApproved {
+		t.Errorf("ALICE's approval: %+v, %s; want alice's approval", as, status)
 	}
 }
 
