@@ -1,10 +1,6 @@
 package test
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,29 +34,7 @@ func pullHook(t *testing.T, api, source, secret, delivery, action string, n int,
 		"repository": map[string]any{"full_name": "acme/demo", "default_branch": "main"},
 		"sender":     map[string]any{"login": "mona"},
 	})
-	req, err := http.NewRequest("POST", api+"/hooks/github/"+source, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "GitHub-Hookshot/e2e")
-	req.Header.Set("X-GitHub-Event", "pull_request")
-	req.Header.Set("X-GitHub-Delivery", delivery)
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var a struct{ Answer string }
-	json.Unmarshal(b, &a)
-	if a.Answer == "" {
-		a.Answer = string(b)
-	}
-	return resp.StatusCode, a.Answer
+	return githubHookAnswer(t, api, source, secret, "pull_request", delivery, body)
 }
 
 // pushPullFiles commits the files (path → content) on a branch off main in

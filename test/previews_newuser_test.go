@@ -1,10 +1,6 @@
 package test
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -249,28 +245,7 @@ func githubPull(t *testing.T, api, source, secret, delivery, action string, numb
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest("POST", api+"/hooks/github/"+source, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "pull_request")
-	req.Header.Set("X-GitHub-Delivery", delivery)
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct{ Answer string }
-	b, _ := io.ReadAll(resp.Body)
-	json.Unmarshal(b, &out)
-	if out.Answer == "" {
-		out.Answer = string(b)
-	}
-	return resp.StatusCode, out.Answer
+	return githubHookAnswer(t, api, source, secret, "pull_request", delivery, body)
 }
 
 // commitGreetingTo changes the greeting, commits and pushes HEAD to ref.

@@ -319,6 +319,20 @@ func githubHook(t *testing.T, api, source, secret, event, delivery string, body 
 	return resp.StatusCode, b
 }
 
+// githubHookAnswer is githubHook for deliveries that act (a pull request,
+// a comment): it returns the status and the answer's "answer", or the
+// whole body when it has none.
+func githubHookAnswer(t *testing.T, api, source, secret, event, delivery string, body []byte) (int, string) {
+	t.Helper()
+	code, b := githubHook(t, api, source, secret, event, delivery, body)
+	var a struct{ Answer string }
+	json.Unmarshal(b, &a)
+	if a.Answer == "" {
+		a.Answer = string(b)
+	}
+	return code, a.Answer
+}
+
 // TestServeWebhookDeploys is the end-to-end test: a real Git
 // smart-HTTP server (with basic auth), a push that changes the Python
 // example, a signed GitHub webhook, and the new code answering at
