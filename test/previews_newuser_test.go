@@ -86,18 +86,9 @@ func TestServePreviewsPolled(t *testing.T) {
 
 	// Closed: the ref goes, and so does the preview.
 	gitserver.Git(t, work, "push", "-q", "origin", ":refs/pull/1/head")
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		code, body := get(t, pr)
-		if code == 404 && strings.Contains(body, "was removed (its pull request closed)") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s after the close: %d %s\n%s", pr, code, body, p.output)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitClosed(t, p, pr)
 	// The URL answers 404 once the environment goes; the record follows.
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		r = ferry(t, "previews", "--server", p.api, "--token", serveToken)
 		if r.code == 0 && strings.Contains(r.stdout, "torn down") && strings.Contains(r.stdout, "its pull request closed") {
@@ -161,17 +152,7 @@ func TestServePreviewsWebhook(t *testing.T) {
 	if code, answer := githubPull(t, p.api, "app", secret, "d-3", "closed", 1); code != 202 && code != 200 {
 		t.Errorf("closed: %d %s", code, answer)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		code, body := get(t, pr)
-		if code == 404 && strings.Contains(body, "was removed (its pull request closed)") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s after the close: %d %s\n%s", pr, code, body, p.output)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitClosed(t, p, pr)
 }
 
 // slowFetches stands before a Git server: while on, each fetch of objects
@@ -246,6 +227,23 @@ func githubPull(t *testing.T, api, source, secret, delivery, action string, numb
 		t.Fatal(err)
 	}
 	return githubHookAnswer(t, api, source, secret, "pull_request", delivery, body)
+}
+
+// waitClosed waits until the preview's URL pr answers 404 saying its pull
+// request closed (bounded only to catch a hang).
+func waitClosed(t *testing.T, p *serveProc, pr string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		code, body := get(t, pr)
+		if code == 404 && strings.Contains(body, "was removed (its pull request closed)") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s after the close: %d %s\n%s", pr, code, body, p.output)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // commitGreetingTo changes the greeting, commits and pushes HEAD to ref.
