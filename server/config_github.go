@@ -168,23 +168,23 @@ func (c *Config) githubRepos(cl *github.Client) github.Repos {
 	return cl.Repos(named)
 }
 
-// GitHubSink is the notify sink for the github block; nil without one.
-// Serve hands it to the notifier with the store's outbox as its memos.
-func (c *Config) GitHubSink(memos github.Memos) (*github.Sink, error) {
-	cl, err := c.githubClient()
-	if cl == nil || err != nil {
-		return nil, err
+// GitHubSink is the notify sink for the github block over cl, Serve's one
+// client; nil without one. Serve hands it to the notifier with the store's
+// outbox as its memos.
+func (c *Config) GitHubSink(cl *github.Client, memos github.Memos) (*github.Sink, error) {
+	if cl == nil {
+		return nil, nil
 	}
 	return github.NewSink(github.SinkConfig{Client: cl, Memos: memos, Repos: c.githubRepos(cl),
 		Deployments: c.GitHub.Deployments, Production: c.GitHub.Production})
 }
 
 // GitHubApprovals handles "/ferry approve|reject" comments for the github
-// block; nil without one. The webhook's comment events go to its Handle.
-func (c *Config) GitHubApprovals(promoter promote.Promoter, st store.Store) (*github.Approvals, error) {
-	cl, err := c.githubClient()
-	if cl == nil || err != nil {
-		return nil, err
+// block over cl, Serve's one client; nil without one. The webhook's comment
+// events go to its Handle.
+func (c *Config) GitHubApprovals(cl *github.Client, promoter promote.Promoter, st store.Store) (*github.Approvals, error) {
+	if cl == nil {
+		return nil, nil
 	}
 	approvers := map[string]github.Approver{}
 	for login, name := range c.GitHub.Approvers {

@@ -39,7 +39,7 @@ github:
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if s, err := cfg.GitHubSink(st); err != nil || s == nil {
+	if s, err := cfg.GitHubSink(cl, st); err != nil || s == nil {
 		t.Errorf("GitHubSink: %v %v", s, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/ferrycd/ferry/server/github"
 	"github.com/ferrycd/ferry/server/notify"
 	"github.com/ferrycd/ferry/store"
 )
@@ -130,18 +131,19 @@ func (c *Config) notifySinks() ([]notify.Sink, error) {
 
 // newNotices makes the notifier of the configured receivers, and the
 // notices that feed it from the engine's events. apiAddr is where the API
-// listens, for the default public URL.
-func newNotices(cfg *Config, st *store.SQLite, apiAddr, gatewayURL string, logf func(string, ...any)) (*notify.Notifier, *notices, error) {
+// listens, for the default public URL; gh is Serve's GitHub client, nil
+// without a github block.
+func newNotices(cfg *Config, st *store.SQLite, gh *github.Client, apiAddr, gatewayURL string, logf func(string, ...any)) (*notify.Notifier, *notices, error) {
 	sinks, err := cfg.notifySinks()
 	if err != nil {
 		return nil, nil, err
 	}
-	gh, err := cfg.GitHubSink(st)
+	ghs, err := cfg.GitHubSink(gh, st)
 	if err != nil {
 		return nil, nil, fmt.Errorf("github: %w", err)
 	}
-	if gh != nil {
-		sinks = append(sinks, gh)
+	if ghs != nil {
+		sinks = append(sinks, ghs)
 	}
 	n, err := notify.New(notify.Config{Outbox: st, Sinks: sinks, Log: logf})
 	if err != nil {

@@ -131,7 +131,13 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		envs.stopAll(ctx)
 	}()
 
-	notifier, tell, err := newNotices(cfg, st, apiLn.Addr().String(), gatewayURL, logf)
+	// why: one client, so one App installation token cache and one token
+	// fetch for the sink, the approvals and the previews' pullOpen.
+	gh, err := cfg.githubClient()
+	if err != nil {
+		return fmt.Errorf("github: %w", err)
+	}
+	notifier, tell, err := newNotices(cfg, st, gh, apiLn.Addr().String(), gatewayURL, logf)
 	if err != nil {
 		return err
 	}
@@ -257,10 +263,10 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if prev, err = newPreviews(ctx, cfg, st, w, func() pipeline.Executor { return exec }, envs, tell, gatewayURL, logf); err != nil {
+	if prev, err = newPreviews(ctx, cfg, st, gh, w, func() pipeline.Executor { return exec }, envs, tell, gatewayURL, logf); err != nil {
 		return err
 	}
-	approvals, err := cfg.GitHubApprovals(promoter, st)
+	approvals, err := cfg.GitHubApprovals(gh, promoter, st)
 	if err != nil {
 		return fmt.Errorf("github: %w", err)
 	}

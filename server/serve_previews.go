@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/promote/preview"
+	"github.com/ferrycd/ferry/server/github"
 	"github.com/ferrycd/ferry/server/notify"
 	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/watcher"
@@ -46,14 +47,11 @@ type previews struct {
 	wake   chan struct{}
 }
 
-func newPreviews(ctx context.Context, cfg *Config, st *store.SQLite, w watcher.Watcher, exec func() pipeline.Executor,
+func newPreviews(ctx context.Context, cfg *Config, st *store.SQLite, gh *github.Client, w watcher.Watcher, exec func() pipeline.Executor,
 	envs *envSet, tell *notices, gatewayURL string, logf func(string, ...any)) (*previews, error) {
 	p := &previews{st: st, w: w, exec: exec, tell: tell, log: logf, ctx: ctx, pulls: map[string]bool{},
 		wake: make(chan struct{}, 1)}
-	open, err := pullOpen(cfg, st)
-	if err != nil {
-		return nil, fmt.Errorf("github: %w", err)
-	}
+	open := pullOpen(cfg, st, gh)
 	m, err := preview.New(preview.Config{
 		Open:    open,
 		Store:   st,
@@ -80,12 +78,11 @@ func newPreviews(ctx context.Context, cfg *Config, st *store.SQLite, w watcher.W
 	return p, nil
 }
 
-// pullOpen is preview.Config.Open with a github: block: GitHub says
-// whether a request is open, which its refs do not.
-func pullOpen(cfg *Config, st *store.SQLite) (func(ctx context.Context, source string, number int) (bool, bool, error), error) {
-	cl, err := cfg.githubClient()
-	if cl == nil || err != nil {
-		return nil, err
+// pullOpen is preview.Config.Open with a github: block (cl, Serve's one
+// client): GitHub says whether a request is open, which its refs do not.
+func pullOpen(cfg *Config, st *store.SQLite, cl *github.Client) func(ctx context.Context, source string, number int) (bool, bool, error) {
+	if cl == nil {
+		return nil
 	}
 	repos := cfg.githubRepos(cl)
 	return func(ctx context.Context, source string, number int) (bool, bool, error) {
@@ -99,7 +96,7 @@ func pullOpen(cfg *Config, st *store.SQLite) (func(ctx context.Context, source s
 		}
 		open, err := cl.PullOpen(ctx, repo, number)
 		return open, err == nil, err
-	}, nil
+	}
 }
 
 // removedWhy is what a torn-down preview's URLs say, from the manager's
