@@ -34,7 +34,7 @@ type previews struct {
 	ctx   context.Context // ferry serve's: work a webhook started outlives its request
 	mu    sync.Mutex
 	pulls map[string]bool // whether SetPulls turned a source's polling on
-	runs  sync.Map        // env + "@" + commit → the run's id, for the notices' links
+	runs  sync.Map        // env → its head's run (headRun), for the notices' links; one per preview
 
 	// polled holds the watcher's events until drain hands them to the
 	// manager, in order. why: the watcher tells them holding the source's
@@ -169,7 +169,7 @@ func (p *previews) enqueue(ctx context.Context, source string, number int, commi
 	if err != nil {
 		return err
 	}
-	p.runs.Store(store.PreviewName(source, number)+"@"+commit, run.ID)
+	p.runs.Store(store.PreviewName(source, number), headRun{commit, run.ID})
 	return nil
 }
 
@@ -181,6 +181,12 @@ func (p *previews) branch(ctx context.Context, source string, number int) string
 		return store.PullBranch(store.PullPrefixGitLab, number)
 	}
 	return store.PullBranch(store.PullPrefixGitHub, number)
+}
+
+// headRun is the run queued for a preview's head.
+type headRun struct {
+	commit string
+	id     int64
 }
 
 // pullHead is pipeline.Config.PullHead: the head the preview is for.
@@ -315,8 +321,8 @@ func (p *previews) told(ev preview.Event) {
 	pv := ev.Preview
 	n := notify.Event{Kind: kind, Environment: pv.Environment, Release: pv.Release, Reason: ev.Reason, Functions: ev.Functions}
 	run := store.Run{Source: pv.Source, Branch: store.PullBranch(store.PullPrefixGitHub, pv.Number), Commit: pv.Head, PullRequest: pv.Number}
-	if id, ok := p.runs.Load(pv.Environment + "@" + pv.Head); ok {
-		run.ID = id.(int64)
+	if r, ok := p.runs.Load(pv.Environment); ok && r.(headRun).commit == pv.Head {
+		run.ID = r.(headRun).id
 	}
 	p.tell.preview(n, run, ev.URL)
 }
