@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -235,7 +234,7 @@ func waitClosed(t *testing.T, p *serveProc, pr string) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		code, body := get(t, pr)
+		code, body := getBody(pr)
 		if code == 404 && strings.Contains(body, "was removed (its pull request closed)") {
 			break
 		}
@@ -272,18 +271,6 @@ func waitOutput(t *testing.T, p *serveProc, s string, within time.Duration) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// get answers a GET's status and body.
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // TestValidateSaysPreviewsOn: ferry validate says when a repository's
