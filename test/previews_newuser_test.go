@@ -55,7 +55,7 @@ func TestServePreviewsPolled(t *testing.T) {
 	}
 	p := startServe(t, cfg)
 	waitGreeting(t, p, "hello from python", 2*time.Minute)
-	waitOutput(t, p, "pull requests open at the first listing", 2*time.Minute)
+	waitSaid(t, p, "pull requests open at the first listing", 2*time.Minute)
 
 	r := ferry(t, "previews", "--server", p.api, "--token", serveToken)
 	if r.code != 0 || !strings.Contains(r.stdout, "no previews: a source has them once its Pipeline") {
@@ -124,7 +124,7 @@ func TestServePreviewsWebhook(t *testing.T) {
 	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: app, url: %q, branch: main, interval: 1s, webhookSecret: %s}`, slow.url, secret))
 	p := startServe(t, cfg)
 	waitGreeting(t, p, "hello from python", 2*time.Minute)
-	waitOutput(t, p, "pull requests open at the first listing", 2*time.Minute)
+	waitSaid(t, p, "pull requests open at the first listing", 2*time.Minute)
 
 	gitserver.Git(t, work, "checkout", "-q", "-b", "feature")
 	slow.on()
@@ -259,18 +259,6 @@ func commitGreetingTo(t *testing.T, work, greeting, ref string) {
 	}
 	gitserver.Git(t, work, "commit", "-q", "-a", "-m", "greet: "+greeting)
 	gitserver.Git(t, work, "push", "-q", "-f", "origin", "HEAD:"+ref)
-}
-
-// waitOutput waits until ferry serve's output holds s.
-func waitOutput(t *testing.T, p *serveProc, s string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !strings.Contains(p.output.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("ferry serve did not say %q within %s:\n%s", s, within, p.output)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // TestValidateSaysPreviewsOn: ferry validate says when a repository's
