@@ -64,7 +64,7 @@ func TestServePreviewsPolled(t *testing.T) {
 
 	// The request: a branch of its own, pushed where GitHub keeps it.
 	gitserver.Git(t, work, "checkout", "-q", "-b", "feature")
-	commitGreetingTo(t, work, "hello from the pull request", "refs/pull/1/head")
+	pushPull(t, work, 1, "hello from the pull request")
 	pr := p.gw + "/pr-1-app/hello"
 	waitGreetingAt(t, p, pr, "hello from the pull request", 2*time.Minute)
 
@@ -80,7 +80,7 @@ func TestServePreviewsPolled(t *testing.T) {
 	// dev keeps the branch's code: a request never deploys there.
 	waitGreeting(t, p, "hello from python", time.Minute)
 
-	commitGreetingTo(t, work, "hello from the second push", "refs/pull/1/head")
+	pushPull(t, work, 1, "hello from the second push")
 	waitGreetingAt(t, p, pr, "hello from the second push", 2*time.Minute)
 
 	// Closed: the ref goes, and so does the preview.
@@ -128,7 +128,7 @@ func TestServePreviewsWebhook(t *testing.T) {
 
 	gitserver.Git(t, work, "checkout", "-q", "-b", "feature")
 	slow.on()
-	commitGreetingTo(t, work, "hello from the pull request", "refs/pull/1/head")
+	pushPull(t, work, 1, "hello from the pull request")
 	select {
 	case <-slow.started:
 	case <-time.After(2 * time.Minute):
@@ -142,7 +142,7 @@ func TestServePreviewsWebhook(t *testing.T) {
 	pr := p.gw + "/pr-1-app/hello"
 	waitGreetingAt(t, p, pr, "hello from the pull request", 2*time.Minute)
 
-	commitGreetingTo(t, work, "hello from the second push", "refs/pull/1/head")
+	pushPull(t, work, 1, "hello from the second push")
 	if code, answer := githubPull(t, p.api, "app", secret, "d-2", "synchronize", 1); code != 202 && code != 200 {
 		t.Errorf("synchronize: %d %s", code, answer)
 	}
@@ -243,22 +243,6 @@ func waitClosed(t *testing.T, p *serveProc, pr string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// commitGreetingTo changes the greeting, commits and pushes HEAD to ref.
-func commitGreetingTo(t *testing.T, work, greeting, ref string) {
-	t.Helper()
-	p := filepath.Join(work, "hello", "main.py")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := greetingRE.ReplaceAll(b, []byte(`"message": "`+greeting+`"`))
-	if err := os.WriteFile(p, changed, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitserver.Git(t, work, "commit", "-q", "-a", "-m", "greet: "+greeting)
-	gitserver.Git(t, work, "push", "-q", "-f", "origin", "HEAD:"+ref)
 }
 
 // TestValidateSaysPreviewsOn: ferry validate says when a repository's
