@@ -104,11 +104,12 @@ if __name__ == "__main__":
     unittest.main()
 `
 
-// getBody is GET url's status and body ("" on a network error).
+// getBody is GET url's status and body (0 and the error on a network
+// error).
 func getBody(url string) (int, string) {
 	resp, err := http.Get(url)
 	if err != nil {
-		return 0, ""
+		return 0, err.Error()
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -56,7 +55,7 @@ func TestServePreviewsPolled(t *testing.T) {
 	}
 	p := startServe(t, cfg)
 	waitGreeting(t, p, "hello from python", 2*time.Minute)
-	waitOutput(t, p, "pull requests open at the first listing", 2*time.Minute)
+	waitSaid(t, p, "pull requests open at the first listing", 2*time.Minute)
 
 	r := ferry(t, "previews", "--server", p.api, "--token", serveToken)
 	if r.code != 0 || !strings.Contains(r.stdout, "no previews: a source has them once its Pipeline") {
@@ -65,7 +64,7 @@ func TestServePreviewsPolled(t *testing.T) {
 
 	// The request: a branch of its own, pushed where GitHub keeps it.
 	gitserver.Git(t, work, "checkout", "-q", "-b", "feature")
-	commitGreetingTo(t, work, "hello from the pull request", "refs/pull/1/head")
+	pushPull(t, work, 1, "hello from the pull request")
 	pr := p.gw + "/pr-1-app/hello"
 	waitGreetingAt(t, p, pr, "hello from the pull request", 2*time.Minute)
 
@@ -81,7 +80,7 @@ func TestServePreviewsPolled(t *testing.T) {
 	// dev keeps the branch's code: a request never deploys there.
 	waitGreeting(t, p, "hello from python", time.Minute)
 
-	commitGreetingTo(t, work, "hello from the second push", "refs/pull/1/head")
+	pushPull(t, work, 1, "hello from the second push")
 	waitGreetingAt(t, p, pr, "hello from the second push", 2*time.Minute)
 
 	// Closed: the ref goes, and so does the preview.
@@ -125,11 +124,11 @@ func TestServePreviewsWebhook(t *testing.T) {
 	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: app, url: %q, branch: main, interval: 1s, webhookSecret: %s}`, slow.url, secret))
 	p := startServe(t, cfg)
 	waitGreeting(t, p, "hello from python", 2*time.Minute)
-	waitOutput(t, p, "pull requests open at the first listing", 2*time.Minute)
+	waitSaid(t, p, "pull requests open at the first listing", 2*time.Minute)
 
 	gitserver.Git(t, work, "checkout", "-q", "-b", "feature")
 	slow.on()
-	commitGreetingTo(t, work, "hello from the pull request", "refs/pull/1/head")
+	pushPull(t, work, 1, "hello from the pull request")
 	select {
 	case <-slow.started:
 	case <-time.After(2 * time.Minute):
@@ -143,7 +142,7 @@ func TestServePreviewsWebhook(t *testing.T) {
 	pr := p.gw + "/pr-1-app/hello"
 	waitGreetingAt(t, p, pr, "hello from the pull request", 2*time.Minute)
 
-	commitGreetingTo(t, work, "hello from the second push", "refs/pull/1/head")
+	pushPull(t, work, 1, "hello from the second push")
 	if code, answer := githubPull(t, p.api, "app", secret, "d-2", "synchronize", 1); code != 202 && code != 200 {
 		t.Errorf("synchronize: %d %s", code, answer)
 	}
@@ -235,7 +234,7 @@ func waitClosed(t *testing.T, p *serveProc, pr string) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		code, body := get(t, pr)
+		code, body := getBody(pr)
 		if code == 404 && strings.Contains(body, "was removed (its pull request closed)") {
 			break
 		}
@@ -244,46 +243,6 @@ func waitClosed(t *testing.T, p *serveProc, pr string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// commitGreetingTo changes the greeting, commits and pushes HEAD to ref.
-func commitGreetingTo(t *testing.T, work, greeting, ref string) {
-	t.Helper()
-	p := filepath.Join(work, "hello", "main.py")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := greetingRE.ReplaceAll(b, []byte(`"message": "`+greeting+`"`))
-	if err := os.WriteFile(p, changed, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitserver.Git(t, work, "commit", "-q", "-a", "-m", "greet: "+greeting)
-	gitserver.Git(t, work, "push", "-q", "-f", "origin", "HEAD:"+ref)
-}
-
-// waitOutput waits until ferry serve's output holds s.
-func waitOutput(t *testing.T, p *serveProc, s string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !strings.Contains(p.output.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("ferry serve did not say %q within %s:\n%s", s, within, p.output)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// get answers a GET's status and body.
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // TestValidateSaysPreviewsOn: ferry validate says when a repository's

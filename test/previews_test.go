@@ -132,16 +132,6 @@ func eventually(t *testing.T, p *serveProc, what string, within time.Duration, c
 	}
 }
 
-// httpStatus is the status GET url answers (0 when it cannot connect).
-func httpStatus(url string) int {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 // stepStatuses holds when GitHub has, for each step the run ended, the
 // commit status ferry/<step> in the state the step ended in.
 func (r *previewsRig) stepStatuses(run server.RunView) func() (bool, string) {
@@ -305,7 +295,7 @@ func TestPreviewPullRequests(t *testing.T) {
 	}
 	gitserver.Git(t, r.work, "push", "-q", "origin", ":refs/pull/3/head")
 	eventually(t, r.p, "GATEWAY/pr-3-app/hello answers 404", 60*time.Second, func() (bool, string) {
-		s := httpStatus(preview + "hello")
+		s, _ := getBody(preview + "hello")
 		return s == http.StatusNotFound, fmt.Sprint(s)
 	})
 	eventually(t, r.p, "the latest deployment to pr-3-app is inactive", 60*time.Second, func() (bool, string) {
@@ -364,7 +354,7 @@ func TestPreviewPullRequests(t *testing.T) {
 				t.Fatalf("%s: ferry previews lists %+v", when, pv)
 			}
 		}
-		if s := httpStatus(r.p.gw + "/pr-4-app/hello"); s != http.StatusNotFound {
+		if s, _ := getBody(r.p.gw + "/pr-4-app/hello"); s != http.StatusNotFound {
 			t.Fatalf("%s: GATEWAY/pr-4-app/hello answered %d, want 404", when, s)
 		}
 	}
@@ -511,7 +501,7 @@ func TestGitHubApproveComment(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.stdout, "pending") {
 		t.Errorf("ferry promotions %d: %d\n%s%s", pending.ID, res.code, res.stdout, res.stderr)
 	}
-	if s := httpStatus(r.p.gw + "/prod/hello"); s == http.StatusOK {
+	if s, _ := getBody(r.p.gw + "/prod/hello"); s == http.StatusOK {
 		t.Errorf("prod answers before anyone allowed approved")
 	}
 

@@ -120,14 +120,15 @@ func (a *Approvals) Handle(ctx context.Context, c Comment) (string, error) {
 		return "", nil
 	}
 	verb, env, reason := m[1], m[2], strings.TrimSpace(m[3])
-	if _, ok := a.approver(cm.login); !ok {
+	who, ok := a.approver(cm.login)
+	if !ok {
 		// why no reply: anyone may comment on a public repository, and a
 		// reply to each would let strangers spend ferry's rate limit and
 		// fill pull requests with its answers. The webhook's answer and
 		// ferry's log say it.
 		return fmt.Sprintf("GitHub user %s is not mapped to a ferry approver (github.approvers in ferry's configuration); nothing was changed, and ferry did not reply", cm.login), nil
 	}
-	msg, err := a.decide(ctx, repo, src.Name, cm, verb, env, reason)
+	msg, err := a.decide(ctx, repo, src.Name, cm, who, verb, env, reason)
 	if err != nil {
 		return "", err
 	}
@@ -174,18 +175,14 @@ func (a *Approvals) read(ctx context.Context, repo Repo, c Comment) (read, error
 	return read{body: rc.GetBody(), login: rc.GetUser().GetLogin(), url: rc.GetHTMLURL(), commit: rc.GetCommitID()}, nil
 }
 
-// decide checks who asks and records the decision; a refusal is the
-// message, not an error.
-func (a *Approvals) decide(ctx context.Context, repo Repo, source string, cm read, verb, env, reason string) (string, error) {
+// decide checks who, the approver cm's author maps to, and records the
+// decision; a refusal is the message, not an error.
+func (a *Approvals) decide(ctx context.Context, repo Repo, source string, cm read, who Approver, verb, env, reason string) (string, error) {
 	if env == "" {
 		return fmt.Sprintf("name the environment: `/ferry %s ENV`. Nothing was changed.", verb), nil
 	}
 	if verb == "reject" && reason == "" {
 		return fmt.Sprintf("a rejection needs a reason: `/ferry reject %s REASON`. Nothing was changed.", env), nil
-	}
-	who, ok := a.approver(cm.login)
-	if !ok {
-		return fmt.Sprintf("GitHub user %s is not mapped to a ferry approver (github.approvers in ferry's configuration). Nothing was changed.", cm.login), nil
 	}
 	if !who.CanApprove {
 		return fmt.Sprintf("ferry token %s, which GitHub user %s maps to, lacks the approver role. Nothing was changed.", who.Identity.Name, cm.login), nil

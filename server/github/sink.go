@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -208,12 +208,7 @@ func previewComment(ev notify.Event) notice {
 	}
 	if len(ev.Functions) > 0 && shows {
 		b.WriteString("| function | image digest |\n|---|---|\n")
-		names := make([]string, 0, len(ev.Functions))
-		for f := range ev.Functions {
-			names = append(names, f)
-		}
-		sort.Strings(names)
-		for _, f := range names {
+		for _, f := range slices.Sorted(maps.Keys(ev.Functions)) {
 			fmt.Fprintf(&b, "| `%s` | `%s` |\n", f, ev.Functions[f])
 		}
 		b.WriteString("\n")
