@@ -4,60 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferrycd/ferry/test/gitserver"
 )
-
-// functionProcs lists the function processes (python) under pid.
-func functionProcs(t *testing.T, pid int) []string {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skip("no /proc")
-	}
-	parent := map[int]int{}
-	comm := map[int]string{}
-	for _, e := range entries {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
-		s := string(stat)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		pp, _ := strconv.Atoi(f[1])
-		parent[n] = pp
-		comm[n] = s[strings.IndexByte(s, '(')+1 : i]
-	}
-	var out []string
-	for n := range parent {
-		if !strings.HasPrefix(comm[n], "python") {
-			continue
-		}
-		for a := parent[n]; a > 1; a = parent[a] {
-			if a == pid {
-				out = append(out, fmt.Sprintf("%d %s", n, comm[n]))
-				break
-			}
-		}
-	}
-	return out
-}
 
 // Pull requests opened past previews.max, pushed to, closed and reopened
 // in a row: the cap holds, and once every request is closed no preview's
@@ -89,7 +40,7 @@ spec:
 	p := startServe(t, cfg)
 	waitGreeting(t, p, "main", 2*time.Minute)
 	pid := p.cmd.Process.Pid
-	base := functionProcs(t, pid)
+	base := descendants(pid, "ferry_invoker.py")
 
 	hook := func(action string, n int) {
 		t.Helper()
@@ -125,8 +76,8 @@ spec:
 	hook("synchronize", 4)
 	waitGreetingAt(t, p, p.gw+"/pr-4-demo/hello", "PR 4 again", 2*time.Minute)
 	// The count below can fail: the previews' functions run now.
-	if running := functionProcs(t, pid); len(running) <= len(base) {
-		t.Fatalf("function processes before the requests %q, with two previews live %q: the count sees none of theirs", base, running)
+	if running := descendants(pid, "ferry_invoker.py"); len(running) <= len(base) {
+		t.Fatalf("function processes before the requests %v, with two previews live %v: the count sees none of theirs", base, running)
 	}
 	hook("closed", 4)
 	hook("reopened", 4)
@@ -139,12 +90,12 @@ spec:
 	}
 	deadline := time.Now().Add(60 * time.Second) // only to catch a leak that never ends
 	for {
-		left := functionProcs(t, pid)
+		left := descendants(pid, "ferry_invoker.py")
 		if len(left) <= len(base) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("function processes before the requests %q, after they all closed %q", base, left)
+			t.Fatalf("function processes before the requests %v, after they all closed %v", base, left)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
