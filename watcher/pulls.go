@@ -130,20 +130,10 @@ func (w *watcher) pollPullsIfOn(ctx context.Context, s *source, src store.Source
 	if ctx.Err() != nil {
 		return
 	}
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	w.saveMu.Lock()
-	last := w.pullErrs[src.Name]
-	if msg != last {
-		w.pullErrs[src.Name] = msg
-	}
-	w.saveMu.Unlock()
-	switch {
-	case msg != "" && msg != last:
+	switch began, ended := w.errTurn(w.pullErrs, src.Name, err); {
+	case began:
 		w.cfg.Log("watcher: source %s: pull requests: %v; ferry tries again at the next fetch", src.Name, err)
-	case msg == "" && last != "":
+	case ended:
 		w.cfg.Log("watcher: source %s: pull requests are polled again", src.Name)
 	}
 }
