@@ -230,9 +230,8 @@ func (e *engine) checkEnv(env string) error {
 
 // floor is env's least policy (the zero Floor for none).
 func (e *engine) floor(env string) Floor {
-	e.envMu.RLock()
-	defer e.envMu.RUnlock()
-	return e.floors[env]
+	f, _ := e.floorOf(env)
+	return f
 }
 
 func (e *engine) envState(env string) *envState {
