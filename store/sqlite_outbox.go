@@ -68,18 +68,6 @@ func (s *SQLite) Due(ctx context.Context, sink string, now time.Time, n int) ([]
 	return out, nil
 }
 
-// NextDue implements Outbox.
-func (s *SQLite) NextDue(ctx context.Context, sink string) (time.Time, bool, error) {
-	var next sql.NullInt64
-	if err := s.r.QueryRowContext(ctx, `SELECT MIN(next_at) FROM outbox WHERE sink = ?`, sink).Scan(&next); err != nil {
-		return time.Time{}, false, fmt.Errorf("next notice for %s: %w", sink, err)
-	}
-	if !next.Valid {
-		return time.Time{}, false, nil
-	}
-	return time.Unix(0, next.Int64), true, nil
-}
-
 // OutboxDone implements Outbox.
 func (s *SQLite) OutboxDone(ctx context.Context, id, version int64) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
