@@ -412,10 +412,10 @@ func (e *embedded) auditObject(ctx context.Context, action, object, detail strin
 // the branch head the store knows descends from its commit and is not it,
 // or a newer run of the branch deployed already. "" when it may go on.
 func (e *embedded) passed(ctx context.Context, run store.Run) (string, error) {
-	if run.PullRequest > 0 && e.cfg.PullHead != nil {
+	if run.PullRequest > 0 {
 		// why not Git's history: a pull request is force-pushed often, and
 		// its newest head is what its preview shows, whatever the order.
-		head, err := e.cfg.PullHead(ctx, run.Source, run.PullRequest)
+		head, err := e.headOf(ctx, run)
 		if err != nil {
 			return "", err
 		}

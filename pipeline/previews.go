@@ -19,16 +19,11 @@ func PreviewSettings(ctx context.Context, tree fs.FS) (on bool, ttl time.Duratio
 	if err != nil {
 		return false, 0, fmt.Errorf("reading the Pipeline: %w", err)
 	}
-	p := set.Pipeline
-	if p == nil {
-		p = manifests.FilledDefaultPipeline()
-	}
-	pv := p.Spec.Previews
-	if pv == nil || pv.Enabled == nil || !*pv.Enabled {
+	// why no nil checks: Load fills every default in (manifests.Default),
+	// the Pipeline, its previews, enabled and ttl among them.
+	pv := set.Pipeline.Spec.Previews
+	if !*pv.Enabled {
 		return false, 0, nil
 	}
-	if pv.TTL != nil {
-		ttl = pv.TTL.Duration
-	}
-	return true, ttl, nil
+	return true, pv.TTL.Duration, nil
 }

@@ -25,16 +25,9 @@ var _ Environments = (*engine)(nil)
 
 // AddEnvironment implements Environments.
 func (e *engine) AddEnvironment(env Environment) error {
-	if env.Name == "" {
-		return errors.New("promote: an environment has no name")
-	}
-	ws, err := parseWindows(env)
+	ws, floor, err := envSettings(env)
 	if err != nil {
 		return err
-	}
-	floor := DefaultFloor(env.Name)
-	if env.Floor != nil {
-		floor = *env.Floor
 	}
 	if env.Preview {
 		if len(ws) > 0 || env.Floor != nil {
@@ -66,6 +59,24 @@ func (e *engine) RemoveEnvironment(env, why string) error {
 	delete(e.previews, env)
 	e.removed[env] = why
 	return nil
+}
+
+// envSettings checks env's name and returns its freeze windows and its
+// floor (DefaultFloor when it sets none), for the configured environments
+// and the ones added at run time alike.
+func envSettings(env Environment) ([]window, Floor, error) {
+	if env.Name == "" {
+		return nil, Floor{}, errors.New("promote: an environment has no name")
+	}
+	ws, err := parseWindows(env)
+	if err != nil {
+		return nil, Floor{}, err
+	}
+	floor := DefaultFloor(env.Name)
+	if env.Floor != nil {
+		floor = *env.Floor
+	}
+	return ws, floor, nil
 }
 
 // isPreview reports whether env is a preview environment.

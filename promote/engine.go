@@ -142,21 +142,14 @@ func newEngine(cfg Config) (*engine, error) {
 		authors:   map[string]author{},
 	}
 	for _, env := range cfg.Environments {
-		if env.Name == "" {
-			return nil, errors.New("promote: an environment has no name")
-		}
 		if _, dup := e.envs[env.Name]; dup {
 			return nil, fmt.Errorf("promote: environment %s is configured twice", env.Name)
 		}
-		ws, err := parseWindows(env)
+		ws, floor, err := envSettings(env)
 		if err != nil {
 			return nil, err
 		}
-		e.envs[env.Name] = ws
-		e.floors[env.Name] = DefaultFloor(env.Name)
-		if env.Floor != nil {
-			e.floors[env.Name] = *env.Floor
-		}
+		e.envs[env.Name], e.floors[env.Name] = ws, floor
 	}
 	allow, err := ParseImagePrefixes(cfg.AllowedImages)
 	if err != nil {
@@ -237,9 +230,8 @@ func (e *engine) checkEnv(env string) error {
 
 // floor is env's least policy (the zero Floor for none).
 func (e *engine) floor(env string) Floor {
-	e.envMu.RLock()
-	defer e.envMu.RUnlock()
-	return e.floors[env]
+	f, _ := e.floorOf(env)
+	return f
 }
 
 func (e *engine) envState(env string) *envState {

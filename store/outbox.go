@@ -32,8 +32,6 @@ type Outbox interface {
 	Enqueue(ctx context.Context, it OutboxItem) (OutboxItem, error)
 	// Due lists at most n items of sink due at now, oldest first.
 	Due(ctx context.Context, sink string, now time.Time, n int) ([]OutboxItem, error)
-	// NextDue returns when sink's next item is due (ok false: none).
-	NextDue(ctx context.Context, sink string) (at time.Time, ok bool, err error)
 	// OutboxDone deletes a delivered item, unless its body was replaced
 	// since version (then the newer body is still to deliver).
 	OutboxDone(ctx context.Context, id, version int64) error

@@ -50,40 +50,22 @@ func (s *SQLite) Enqueue(ctx context.Context, it OutboxItem) (OutboxItem, error)
 	return it, nil
 }
 
+const outboxCols = `id, sink, key, body, version, attempts, next_at, last_error, created`
+
+func scanOutbox(sc scanner) (OutboxItem, error) {
+	var it OutboxItem
+	err := sc.Scan(&it.ID, &it.Sink, &it.Key, &it.Body, &it.Version, &it.Attempts, at(&it.NextAt), &it.LastError, at(&it.Created))
+	return it, err
+}
+
 // Due implements Outbox.
 func (s *SQLite) Due(ctx context.Context, sink string, now time.Time, n int) ([]OutboxItem, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, sink, key, body, version, attempts, next_at, last_error, created
+	out, err := list(ctx, s.r, scanOutbox, `SELECT `+outboxCols+`
 		FROM outbox WHERE sink = ? AND next_at <= ? ORDER BY id LIMIT ?`, sink, now.UnixNano(), n)
 	if err != nil {
 		return nil, fmt.Errorf("list notices for %s: %w", sink, err)
 	}
-	defer rows.Close()
-	var out []OutboxItem
-	for rows.Next() {
-		var it OutboxItem
-		var next, created int64
-		if err := rows.Scan(&it.ID, &it.Sink, &it.Key, &it.Body, &it.Version, &it.Attempts, &next, &it.LastError, &created); err != nil {
-			return nil, fmt.Errorf("list notices for %s: %w", sink, err)
-		}
-		it.NextAt, it.Created = time.Unix(0, next), time.Unix(0, created)
-		out = append(out, it)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list notices for %s: %w", sink, err)
-	}
 	return out, nil
-}
-
-// NextDue implements Outbox.
-func (s *SQLite) NextDue(ctx context.Context, sink string) (time.Time, bool, error) {
-	var next sql.NullInt64
-	if err := s.r.QueryRowContext(ctx, `SELECT MIN(next_at) FROM outbox WHERE sink = ?`, sink).Scan(&next); err != nil {
-		return time.Time{}, false, fmt.Errorf("next notice for %s: %w", sink, err)
-	}
-	if !next.Valid {
-		return time.Time{}, false, nil
-	}
-	return time.Unix(0, next.Int64), true, nil
 }
 
 // OutboxDone implements Outbox.

@@ -130,20 +130,10 @@ func (w *watcher) pollPullsIfOn(ctx context.Context, s *source, src store.Source
 	if ctx.Err() != nil {
 		return
 	}
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	w.saveMu.Lock()
-	last := w.pullErrs[src.Name]
-	if msg != last {
-		w.pullErrs[src.Name] = msg
-	}
-	w.saveMu.Unlock()
-	switch {
-	case msg != "" && msg != last:
+	switch began, ended := w.errTurn(w.pullErrs, src.Name, err); {
+	case began:
 		w.cfg.Log("watcher: source %s: pull requests: %v; ferry tries again at the next fetch", src.Name, err)
-	case msg == "" && last != "":
+	case ended:
 		w.cfg.Log("watcher: source %s: pull requests are polled again", src.Name)
 	}
 }
@@ -238,14 +228,8 @@ func (w *watcher) pollPulls(ctx context.Context, s *source, src store.Source, re
 			}
 			ev.Commit = local.Hash().String()
 		}
-		if err := w.cfg.Pulls.SetPullHead(ctx, src.Name, n, ev.Commit); err != nil {
+		if err := w.notePull(ctx, s, src.Name, n, ev.Commit); err != nil {
 			return fmt.Errorf("recording request #%d: %w", n, err)
-		}
-		if open {
-			s.pulls.heads[n] = ev.Commit
-		} else {
-			delete(s.pulls.heads, n)
-			removePullRefs(s.repo, n)
 		}
 		if open {
 			w.cfg.Log("watcher: source %s: request #%d %s at %s", src.Name, n, ev.Action, ev.Commit)
@@ -379,11 +363,9 @@ func (w *watcher) fetchPull(ctx context.Context, s *source, src store.Source, re
 	ref, open := listed[number]
 	if !open {
 		if _, known := s.pulls.heads[number]; known {
-			if err := w.cfg.Pulls.SetPullHead(ctx, src.Name, number, ""); err != nil {
+			if err := w.notePull(ctx, s, src.Name, number, ""); err != nil {
 				return "", false, fmt.Errorf("recording it closed: %w", err)
 			}
-			delete(s.pulls.heads, number)
-			removePullRefs(s.repo, number)
 		}
 		return "", false, nil
 	}
@@ -395,11 +377,26 @@ func (w *watcher) fetchPull(ctx context.Context, s *source, src store.Source, re
 		return "", false, fmt.Errorf("not in the mirror after the fetch: %w; delete the mirror folder and ferry makes it again", err)
 	}
 	commit := local.Hash().String()
-	if err := w.cfg.Pulls.SetPullHead(ctx, src.Name, number, commit); err != nil {
+	if err := w.notePull(ctx, s, src.Name, number, commit); err != nil {
 		return "", false, fmt.Errorf("recording its head: %w", err)
 	}
-	s.pulls.heads[number] = commit
 	return commit, true, nil
+}
+
+// notePull records commit as the head of request n, in Config.Pulls and
+// then in s.pulls; a commit of "" records it closed, and its refs leave
+// the mirror. The caller holds the mirror's lock.
+func (w *watcher) notePull(ctx context.Context, s *source, source string, n int, commit string) error {
+	if err := w.cfg.Pulls.SetPullHead(ctx, source, n, commit); err != nil {
+		return err
+	}
+	if commit == "" {
+		delete(s.pulls.heads, n)
+		removePullRefs(s.repo, n)
+	} else {
+		s.pulls.heads[n] = commit
+	}
+	return nil
 }
 
 // memPulls is a PullStore in memory, for a watcher whose State keeps no

@@ -269,18 +269,31 @@ func (w *watcher) fetch(ctx context.Context, s *source, src store.Source, rem *g
 	perr := w.cfg.State.PutSourceStatus(ctx, st)
 	// The status is kept in memory all the same; the store catches up at
 	// the next fetch.
-	w.saveMu.Lock()
-	last := w.saveErrs[src.Name]
-	switch {
-	case perr != nil && perr.Error() != last:
-		w.saveErrs[src.Name] = perr.Error()
+	switch began, ended := w.errTurn(w.saveErrs, src.Name, perr); {
+	case began:
 		w.cfg.Log("watcher: source %s: saving its status: %v; it is kept in memory and saved once the store takes it", src.Name, perr)
-	case perr == nil && last != "":
-		delete(w.saveErrs, src.Name)
+	case ended:
 		w.cfg.Log("watcher: source %s: its status is saved again", src.Name)
 	}
-	w.saveMu.Unlock()
 	return st, err
+}
+
+// errTurn records err as source's last error in errs (under saveMu) and
+// reports whether it is a new one or the end of one: what is logged, so
+// that an error is said once while it stays the same.
+func (w *watcher) errTurn(errs map[string]string, source string, err error) (began, ended bool) {
+	w.saveMu.Lock()
+	defer w.saveMu.Unlock()
+	last := errs[source]
+	switch {
+	case err != nil && err.Error() != last:
+		errs[source] = err.Error()
+		return true, false
+	case err == nil && last != "":
+		delete(errs, source)
+		return false, true
+	}
+	return false, false
 }
 
 // timeout is what bounds one fetch of src: its own timeout, else the
