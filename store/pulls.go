@@ -66,9 +66,20 @@ func ParsePreviewName(env string) (source string, number int, ok bool) {
 	if !found || source == "" {
 		return "", 0, false
 	}
-	n, err := strconv.Atoi(num)
-	if err != nil || n <= 0 || strconv.Itoa(n) != num {
+	n, ok := PullNumber(num)
+	if !ok {
 		return "", 0, false
 	}
 	return source, n, true
+}
+
+// PullNumber reads a request's number as hosts write it in names and
+// refs: positive, decimal, without leading zeros (so that one request has
+// one name).
+func PullNumber(s string) (int, bool) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 || strconv.Itoa(n) != s {
+		return 0, false
+	}
+	return n, true
 }

@@ -56,11 +56,7 @@ func parsePullRef(name string) (number int, ok bool) {
 		if !found {
 			return 0, false
 		}
-		n, err := strconv.Atoi(num)
-		if err != nil || n <= 0 || strconv.Itoa(n) != num {
-			return 0, false
-		}
-		return n, true
+		return store.PullNumber(num)
 	}
 	return 0, false
 }
