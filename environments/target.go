@@ -2,6 +2,7 @@ package environments
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/ferrycd/ferry/build"
 )
@@ -21,6 +22,15 @@ type Target interface {
 	Delete(ctx context.Context) error
 	// URL is where a function of the live release answers.
 	URL(function string) (string, error)
+	// Call sends req to the environment as a client of its HTTP triggers
+	// would: req.URL.Path is a trigger's path, without any prefix the
+	// target puts in front of it. Redirects are not followed. The caller
+	// closes the answer's body.
+	Call(ctx context.Context, req *http.Request) (*http.Response, error)
+	// Deliver sends ev to one function of the live release, not through a
+	// trigger, and returns the function's answer (the caller closes its
+	// body). Verification uses it; so does `ferry invoke`.
+	Deliver(ctx context.Context, function string, ev *Event) (*http.Response, error)
 }
 
 // Status is what an environment runs.

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/ferrycd/ferry/environments"
 	"io"
 	"net"
 	"net/http"
@@ -245,8 +246,8 @@ func prepare(c *call, r *http.Request) (*outgoing, error) {
 			"Ce-Type", ceTypeHTTP,
 			"Ce-Time", time.Now().UTC().Format(time.RFC3339Nano),
 			"Ce-Httpmethod", r.Method, // a token: nothing to escape
-			"Ce-Httppath", ceEscape(r.URL.Path),
-			"Ce-Httpquery", ceEscape(r.URL.RawQuery))
+			"Ce-Httppath", environments.CEEscape(r.URL.Path),
+			"Ce-Httpquery", environments.CEEscape(r.URL.RawQuery))
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ferrycd/ferry/environments"
 	"net/http"
 	"os"
 	"path"
@@ -214,7 +215,7 @@ func (g *gateway) setRoutes(env string, routes []gatewayRoute) {
 		stats[rt.Function] = st
 		b := &boundRoute{
 			gatewayRoute: rt,
-			source:       ceEscape("/" + env + rt.Path),
+			source:       environments.CEEscape("/" + env + rt.Path),
 			stats:        st,
 		}
 		if rt.Trigger != "" {
@@ -514,36 +515,6 @@ func splitBaseURL(base string) (scheme, host string) {
 	}
 	return scheme, host
 }
-
-// ceEscape percent-encodes s as the CloudEvents HTTP binding asks of a
-// header value: space, '"', '%' and every byte outside printable ASCII.
-// The invokers decode it again, so a function sees the value as it was.
-// Most values need nothing, and come back as they are.
-func ceEscape(s string) string {
-	i := 0
-	for i < len(s) && !ceNeedsEscape(s[i]) {
-		i++
-	}
-	if i == len(s) {
-		return s
-	}
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s) + 16)
-	b.WriteString(s[:i])
-	for ; i < len(s); i++ {
-		if c := s[i]; ceNeedsEscape(c) {
-			b.WriteByte('%')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&15])
-		} else {
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-func ceNeedsEscape(c byte) bool { return c <= ' ' || c >= 0x7f || c == '"' || c == '%' }
 
 // streamAccess is the stream of the gateway's lines in a function's log.
 const streamAccess = "access"

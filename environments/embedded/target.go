@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -788,6 +789,33 @@ func (t *Target) delete(ctx context.Context) error {
 // first HTTP route.
 func (t *Target) URL(function string) (string, error) {
 	return t.urlIn(t.shown.Load(), function)
+}
+
+// Call implements environments.Target through the gateway, as a user's
+// request would come.
+func (t *Target) Call(ctx context.Context, req *http.Request) (*http.Response, error) {
+	u := *req.URL
+	base, err := url.Parse(strings.TrimRight(t.cfg.GatewayURL, "/") + "/" + t.cfg.Environment)
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: gateway URL: %w", t.cfg.Environment, err)
+	}
+	u.Scheme, u.Host, u.User = base.Scheme, base.Host, nil
+	u.Path = base.Path + "/" + strings.TrimLeft(req.URL.Path, "/")
+	u.RawPath = ""
+	out := req.Clone(ctx)
+	out.URL, out.Host, out.RequestURI = &u, "", ""
+	return callClient.Do(out)
+}
+
+// Deliver implements environments.Target through the gateway's invoke
+// route, which calls the function with its timeout and concurrency.
+func (t *Target) Deliver(ctx context.Context, function string, ev *environments.Event) (*http.Response, error) {
+	u := strings.TrimRight(t.cfg.GatewayURL, "/") + "/" + t.cfg.Environment + InvokePath(function)
+	req, err := ev.Request(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return callClient.Do(req)
 }
 
 func (t *Target) urlIn(live *deployment, function string) (string, error) {

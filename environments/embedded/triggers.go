@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ferrycd/ferry/environments"
 	"net/http"
 	"slices"
 	"strings"
@@ -654,11 +655,11 @@ func (t *triggers) call(ctx context.Context, rt *boundRoute, ev triggerEvent) er
 	h := req.Header
 	h.Set("ce-specversion", "1.0")
 	h.Set("ce-id", ev.id)
-	h.Set("ce-source", ceEscape(ev.source))
+	h.Set("ce-source", environments.CEEscape(ev.source))
 	h.Set("ce-type", ev.typ)
 	h.Set("ce-time", ev.time.Format(time.RFC3339Nano))
 	for k, v := range ev.extensions {
-		h.Set("ce-"+k, ceEscape(v))
+		h.Set("ce-"+k, environments.CEEscape(v))
 	}
 	h.Set("Content-Type", ev.contentType)
 	code, head, err := t.cfg.Gateway.invoke(ctx, req, rt)
