@@ -51,6 +51,7 @@ verify:
 
 generate:
 	hack/tool.sh controller-gen object:headerFile=hack/boilerplate.go.txt paths=./manifests/...
+	hack/crds.sh config/crd
 	$(GO) run ./cmd/ferry docs > docs/cli.md
 
 # -timeout is a hang bound per package: the slowest (build, test/) take

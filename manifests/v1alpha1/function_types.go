@@ -103,13 +103,18 @@ type FunctionStatus struct {
 	// Image is the running image, by digest.
 	// +optional
 	Image string `json:"image,omitempty"`
+	// Digest is the running image's digest, shortened to 12 hex digits
+	// for the printer column (kubectl get functions).
+	// +optional
+	Digest string `json:"digest,omitempty"`
 	// URL reaches the function through the gateway.
 	// +optional
 	URL string `json:"url,omitempty"`
 	// Replicas is the number of instances running.
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
-	// Conditions: Ready, Built.
+	// Conditions: Ready, Reconciling, Stalled (ConditionReady and the
+	// others in conditions.go).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -122,8 +127,11 @@ type FunctionStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=fn
 // +kubebuilder:printcolumn:name="Runtime",type=string,JSONPath=`.spec.runtime`
-// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
+// +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.digest`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Function struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
