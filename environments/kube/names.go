@@ -1,0 +1,39 @@
+package kube
+
+// Labels and annotations ferry puts on what it applies, and the
+// controller on what it makes. The target prunes by them, the
+// controller selects pods by them, and `kubectl get -l` finds them.
+const (
+	// LabelManagedBy is the standard label; its value is ManagedBy.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "ferry"
+	// LabelEnvironment is the ferry environment an object belongs to.
+	LabelEnvironment = "ferry.dev/environment"
+	// LabelRelease is the release an object came from: the release
+	// digest's first 40 hex digits (a label value holds at most 63
+	// characters); AnnotationRelease holds the whole digest.
+	LabelRelease      = "ferry.dev/release"
+	AnnotationRelease = "ferry.dev/release-digest"
+	// LabelFunction is on a function's Deployment, its pods and its
+	// Service selector: the name of the Function.
+	LabelFunction = "ferry.dev/function"
+	// FieldManager is the field manager of ferry's server-side applies.
+	FieldManager = "ferry"
+	// FunctionPort is the port a function's container listens on (its
+	// PORT), and ServicePort the port of its Service.
+	FunctionPort = 8080
+	ServicePort  = 80
+)
+
+// ReleaseLabel is the value of LabelRelease for a release digest
+// (sha256:HEX).
+func ReleaseLabel(digest string) string {
+	const prefix = "sha256:"
+	if len(digest) > len(prefix) && digest[:len(prefix)] == prefix {
+		digest = digest[len(prefix):]
+	}
+	if len(digest) > 40 {
+		digest = digest[:40]
+	}
+	return digest
+}
