@@ -37,3 +37,28 @@ func ReleaseLabel(digest string) string {
 	}
 	return digest
 }
+
+// What the target writes into an environment's namespace beside the
+// release's objects, and the controller reads.
+const (
+	// SecretName is the Secret holding the environment's secrets that
+	// the release's functions reference (spec.env.X.valueFrom.secret:
+	// NAME is the key NAME in it); the controller makes each such
+	// variable a secretKeyRef into it, so no secret is in a Deployment.
+	SecretName = "ferry-secrets"
+	// ConfigMapName is the environment's settings for the controller.
+	ConfigMapName = "ferry-environment"
+	// Keys of ConfigMapName.
+	KeyEnvironment  = "environment"  // the ferry environment's name
+	KeyNATSURL      = "natsURL"      // where NATS triggers connect
+	KeyKafkaBrokers = "kafkaBrokers" // comma-separated
+	// KeyGateway is NAMESPACE/NAME of the Gateway that HTTPRoutes attach
+	// to; KeyIngressClass, when set, makes Ingresses of that class
+	// instead of HTTPRoutes.
+	KeyGateway      = "gateway"
+	KeyIngressClass = "ingressClass"
+	// KeyImage is ferry's own image (by digest), which CronJobs
+	// (`ferry fire`) and dispatcher Deployments (`ferry dispatch`) run;
+	// empty means the controller's own --image.
+	KeyImage = "image"
+)
