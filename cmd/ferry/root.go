@@ -48,6 +48,7 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newUnfreezeCommand(),
 		newHistoryCommand(),
 		newSecretsCommand(),
+		newControllerCommand(),
 	)
 	root.AddCommand(newDocsCommand(root))
 	return root

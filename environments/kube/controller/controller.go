@@ -50,6 +50,10 @@ type Options struct {
 	Image string
 	// Namespace restricts the controller to one namespace; "" watches all.
 	Namespace string
+
+	// skipNameValidation lets a test run a second manager in one process
+	// (controller names are unique per process, for their metrics).
+	skipNameValidation bool
 }
 
 // leaderElectionID names the Lease the replicas compete for.
@@ -107,7 +111,7 @@ func ManagerOptions(cfg *rest.Config, opts Options) (ctrl.Options, error) {
 	if metrics == "" {
 		metrics = "0"
 	}
-	return ctrl.Options{
+	mo := ctrl.Options{
 		Scheme:                  s,
 		Cache:                   co,
 		Metrics:                 metricsserver.Options{BindAddress: metrics},
@@ -118,7 +122,11 @@ func ManagerOptions(cfg *rest.Config, opts Options) (ctrl.Options, error) {
 		// why: a new leader must not wait out a crashed one's whole lease
 		// after a clean stop; the Lease is given up on the way out.
 		LeaderElectionReleaseOnCancel: true,
-	}, nil
+	}
+	if opts.skipNameValidation {
+		mo.Controller.SkipNameValidation = &opts.skipNameValidation
+	}
+	return mo, nil
 }
 
 // Run starts the controller and blocks until ctx is done.
