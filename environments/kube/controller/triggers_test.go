@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"reflect"
@@ -13,10 +14,13 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -177,35 +181,106 @@ func TestIngressWhenAClassIsSet(t *testing.T) {
 
 func itoa(i int32) string { b, _ := json.Marshal(i); return string(b) }
 
-// TestNoGatewayAPI: on an API server without Gateway API and without an
-// ingress class, a trigger says what to install.
-func TestNoGatewayAPI(t *testing.T) {
+// TestSecondCluster runs a controller on an API server without Gateway
+// API, as a user granted ClusterRules and LeaderElectionRules and nothing
+// more (impersonated): every kind reconciles, events are recorded, the
+// Lease is held; and an HTTPTrigger without an ingress class says what
+// to install.
+func TestSecondCluster(t *testing.T) {
 	other := kubetest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	m, err := startManager(ctx, other.Config, Options{Image: testImage})
+	s, err := NewScheme()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := m.GetAPIReader()
-	w, err := client.New(other.Config, client.Options{Scheme: m.GetScheme()})
+	admin, err := client.New(other.Config, client.Options{Scheme: s})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := namespace(t, w)
-	for _, o := range []client.Object{function(ns, "hello"), httpTrigger(ns, "hello", "hello", "/hello")} {
-		if err := w.Create(ctx, o); err != nil {
+	ns := namespace(t, admin)
+	const user = "ferry-controller"
+	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
+	for _, o := range []client.Object{
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: user}, Rules: ClusterRules()},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user}, Subjects: subjects,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: user}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: user}, Rules: LeaderElectionRules()},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: user}, Subjects: subjects,
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: user}},
+	} {
+		if err := admin.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
+	cfg := rest.CopyConfig(other.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	if _, err := startManager(ctx, cfg, Options{Image: testImage, LeaderElect: true, LeaderElectionNamespace: ns}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string, o client.Object) error {
+		return admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, o)
+	}
+	waitCond := func(name string, o conditioned, typ, prefix string) {
+		t.Helper()
+		waitFor(t, typ+" of "+name+" "+prefix, func() (bool, string) {
+			if err := read(name, o); err != nil {
+				return false, err.Error()
+			}
+			got := condition(o.GetConditions(), typ)
+			return strings.HasPrefix(got, prefix), got
+		})
+	}
+
+	for _, o := range []client.Object{
+		envConfigMap(ns, map[string]string{kube.KeyNATSURL: "nats://nats:4222"}),
+		function(ns, "hello"),
+		httpTrigger(ns, "hello", "hello", "/hello"),
+		&v1alpha1.CronTrigger{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tick"},
+			Spec: v1alpha1.CronTriggerSpec{FunctionTarget: v1alpha1.FunctionTarget{Function: "hello"}, Schedule: "@hourly"}},
+		&v1alpha1.NATSTrigger{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "msgs"},
+			Spec: v1alpha1.TopicTriggerSpec{FunctionTarget: v1alpha1.FunctionTarget{Function: "hello"}, Topic: "msgs"}},
+	} {
+		if err := admin.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCond("hello", &v1alpha1.Function{}, v1alpha1.ConditionReconciling, "Reconciling=True/Progressing")
+	waitCond("tick", &v1alpha1.CronTrigger{}, v1alpha1.ConditionReady, "Ready=True/Succeeded")
+	waitCond("msgs", &v1alpha1.NATSTrigger{}, v1alpha1.ConditionReady, "Ready=True/Succeeded")
 	var tr v1alpha1.HTTPTrigger
-	waitFor(t, "Stalled on the missing Gateway API", func() (bool, string) {
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hello"}, &tr); err != nil {
+	waitCond("hello", &tr, v1alpha1.ConditionStalled, "Stalled=True/InvalidSpec")
+	if msg := condition(tr.Status.Conditions, v1alpha1.ConditionStalled); !strings.Contains(msg, "install Gateway API") || !strings.Contains(msg, kube.KeyIngressClass) {
+		t.Errorf("Stalled says %q", msg)
+	}
+	for _, o := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
+		if err := read("hello", o); err != nil {
+			t.Errorf("%T: %v", o, err)
+		}
+	}
+
+	// An ingress class set: the trigger routes through an Ingress.
+	var cm corev1.ConfigMap
+	if err := read(kube.ConfigMapName, &cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data[kube.KeyIngressClass] = "nginx"
+	if err := admin.Update(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	waitCond("hello", &tr, v1alpha1.ConditionReady, "Ready=True/Succeeded")
+	if err := read("hello", &networkingv1.Ingress{}); err != nil {
+		t.Errorf("Ingress: %v", err)
+	}
+
+	waitFor(t, "events and the Lease", func() (bool, string) {
+		var evs eventsv1.EventList
+		if err := admin.List(ctx, &evs, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
 		}
-		got := condition(tr.Status.Conditions, v1alpha1.ConditionStalled)
-		return strings.HasPrefix(got, "Stalled=True/InvalidSpec") && strings.Contains(got, "install Gateway API") &&
-			strings.Contains(got, kube.KeyIngressClass), got
+		var lease coordinationv1.Lease
+		lerr := read(leaderElectionID, &lease)
+		return len(evs.Items) > 0 && lerr == nil, fmt.Sprintf("%d events; lease: %v", len(evs.Items), lerr)
 	})
 }
 
