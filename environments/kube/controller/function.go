@@ -250,8 +250,8 @@ func deployment(fn *v1alpha1.Function) *appsv1ac.DeploymentApplyConfiguration {
 
 // functionEnv is the function's env, sorted, then the variables of the
 // function contract that the embedded target sets too (PORT,
-// FUNCTION_NAME, FUNCTION_TIMEOUT, FUNCTION_MEMORY) and Knative's
-// K_SERVICE. A secret is a reference into the environment's Secret: its
+// FUNCTION_NAME, FUNCTION_TIMEOUT, FUNCTION_MEMORY), Knative's K_SERVICE,
+// and FERRY_LISTEN_ADDR, the invokers' address. A secret is a reference into the environment's Secret: its
 // value is in no Deployment.
 func functionEnv(fn *v1alpha1.Function, timeout time.Duration, memory resource.Quantity) []*corev1ac.EnvVarApplyConfiguration {
 	contract := []*corev1ac.EnvVarApplyConfiguration{
@@ -260,6 +260,9 @@ func functionEnv(fn *v1alpha1.Function, timeout time.Duration, memory resource.Q
 		corev1ac.EnvVar().WithName("FUNCTION_TIMEOUT").WithValue(timeout.String()),
 		corev1ac.EnvVar().WithName("FUNCTION_MEMORY").WithValue(memory.String()),
 		corev1ac.EnvVar().WithName("K_SERVICE").WithValue(fn.Name),
+		// why: a pod's network is its own, and the Service and the
+		// kubelet's probes reach it at the pod's IP, not its loopback.
+		corev1ac.EnvVar().WithName("FERRY_LISTEN_ADDR").WithValue("0.0.0.0"),
 	}
 	reserved := map[string]bool{}
 	for _, e := range contract {

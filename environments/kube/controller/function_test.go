@@ -174,6 +174,7 @@ func TestFunctionChildren(t *testing.T) {
 		{Name: "FUNCTION_TIMEOUT", Value: "10s"},
 		{Name: "FUNCTION_MEMORY", Value: "256Mi"},
 		{Name: "K_SERVICE", Value: "hello"},
+		{Name: "FERRY_LISTEN_ADDR", Value: "0.0.0.0"},
 	}
 	if !reflect.DeepEqual(c.Env, wantEnv) {
 		t.Errorf("env\n got %+v\nwant %+v", c.Env, wantEnv)

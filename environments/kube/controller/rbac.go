@@ -19,8 +19,12 @@ func ClusterRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{v1alpha1.Group}, Resources: []string{"functions", "httptriggers", "crontriggers", "natstriggers", "kafkatriggers"}, Verbs: read},
 		{APIGroups: []string{v1alpha1.Group}, Resources: []string{"functions/status", "httptriggers/status", "crontriggers/status", "natstriggers/status", "kafkatriggers/status"}, Verbs: []string{"get", "update", "patch"}},
+		// Owner references that block the owner's deletion need this where
+		// the OwnerReferencesPermissionEnforcement admission plugin runs.
+		{APIGroups: []string{v1alpha1.Group}, Resources: []string{"functions/finalizers", "httptriggers/finalizers", "crontriggers/finalizers", "natstriggers/finalizers", "kafkatriggers/finalizers"}, Verbs: []string{"update"}},
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: write},
 		{APIGroups: []string{""}, Resources: []string{"services", "configmaps"}, Verbs: write},
+		// A Function's pods say why a rollout is stuck (ImagePullBackOff).
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: read},
 		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: write},
 		{APIGroups: []string{"batch"}, Resources: []string{"cronjobs"}, Verbs: write},
@@ -32,10 +36,11 @@ func ClusterRules() []rbacv1.PolicyRule {
 }
 
 // LeaderElectionRules are what --leader-elect needs in the Lease's
-// namespace (a Role there).
+// namespace (a Role there): the Lease, which client-go reads, creates and
+// renews, and the events it records about it (core/v1).
 func LeaderElectionRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
 }
