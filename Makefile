@@ -73,6 +73,7 @@ bench:
 	test/bench/engine.sh
 	test/bench/promote.sh
 	test/bench/previews.sh
+	test/bench/kube.sh
 
 clean:
 	rm -rf $(BIN)
