@@ -84,6 +84,9 @@ func start(bin string) (*Cluster, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(Root(), "config", "crd")},
 		ErrorIfCRDPathMissing: true,
 	}
+	// why: envtest's default range is a /24, 253 ClusterIPs, fewer than
+	// the Services of the controller's benchmark (500 Functions).
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, err

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -46,7 +48,10 @@ func run(ferry string, n int) error {
 	if ferry == "" {
 		return fmt.Errorf("give -ferry, the binary to run as the controller")
 	}
-	ctx := context.Background()
+	// why: on Ctrl-C the deferred stops still run, so no API server, etcd
+	// or controller is left behind.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	fmt.Println("starting a kube-apiserver and etcd")
 	cluster, err := kubetest.StartShared()
 	if err != nil {
@@ -116,6 +121,8 @@ func run(ferry string, n int) error {
 		select {
 		case err := <-exited:
 			return fmt.Errorf("the controller exited (%v); its log is in %s", err, logs.Name())
+		case <-ctx.Done():
+			return fmt.Errorf("stopped")
 		case <-time.After(250 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -203,14 +210,22 @@ func progress(ctx context.Context, c client.Client, ns string, n int) (bool, str
 	if err := c.List(ctx, &fns, client.InNamespace(ns)); err != nil {
 		return false, "", err
 	}
-	conditioned := 0
+	conditioned, failed := 0, ""
 	for _, f := range fns.Items {
-		if r := apimeta.FindStatusCondition(f.Status.Conditions, v1alpha1.ConditionReady); r != nil && r.ObservedGeneration == f.Generation {
+		// Rolling out (no kubelet runs pods here) or Ready: every child was
+		// applied. Failed would mean one was not.
+		r := apimeta.FindStatusCondition(f.Status.Conditions, v1alpha1.ConditionReady)
+		if r != nil && r.ObservedGeneration == f.Generation && (r.Reason == v1alpha1.ReasonProgressing || r.Reason == v1alpha1.ReasonSucceeded) {
 			conditioned++
+		} else if r != nil && r.Reason == v1alpha1.ReasonFailed {
+			failed = f.Name + ": " + r.Message
 		}
 	}
 	done = done && conditioned >= n
 	parts = append(parts, fmt.Sprintf("Functions conditioned %d", conditioned))
+	if failed != "" {
+		parts = append(parts, "failing: "+failed)
+	}
 	return done, strings.Join(parts, ", "), nil
 }
 
