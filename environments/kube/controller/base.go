@@ -80,8 +80,17 @@ func (b *base) applyChild(ctx context.Context, owner client.Object, ac runtime.A
 	return nil
 }
 
-// deleteChild deletes obj (name and namespace set) if it is there.
+// deleteChild deletes obj (name and namespace set) if it is there. The
+// cache answers first, so a reconcile with nothing to delete asks the
+// API server nothing.
 func (b *base) deleteChild(ctx context.Context, obj client.Object) error {
+	err := b.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	return client.IgnoreNotFound(b.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)))
 }
 
@@ -187,10 +196,16 @@ type settings struct {
 }
 
 // settings reads namespace's ConfigMap; a namespace without one is an
-// environment named as the namespace with nothing set.
+// environment named as the namespace with nothing set. The cache holds it
+// when it carries ferry's managed-by label, as the target writes it;
+// one written without is read from the API server.
 func (b *base) settings(ctx context.Context, namespace string) (settings, error) {
 	var cm corev1.ConfigMap
-	err := b.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: kube.ConfigMapName}, &cm)
+	key := client.ObjectKey{Namespace: namespace, Name: kube.ConfigMapName}
+	err := b.Get(ctx, key, &cm)
+	if apierrors.IsNotFound(err) {
+		err = b.reader.Get(ctx, key, &cm)
+	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return settings{}, fmt.Errorf("reading ConfigMap %s/%s: %w", namespace, kube.ConfigMapName, err)
 	}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -106,16 +107,5 @@ func listRequests(ctx context.Context, c client.Reader, l client.ObjectList, opt
 // notHere is the message of a trigger whose environments leave out env:
 // it runs elsewhere, and has no children here.
 func notHere(envs []string, env string) string {
-	return "runs in " + joinNames(envs) + " only, not in " + env
-}
-
-func joinNames(s []string) string {
-	out := ""
-	for i, n := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += n
-	}
-	return out
+	return "runs in " + strings.Join(envs, ", ") + " only, not in " + env
 }

@@ -487,3 +487,21 @@ func TestRun(t *testing.T) {
 		return err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "", errText(err)
 	})
 }
+
+// TestTriggerOfAnotherEnvironment: a trigger whose environments leave
+// this one out makes nothing here, and says where it runs.
+func TestTriggerOfAnotherEnvironment(t *testing.T) {
+	ns := namespace(t, direct)
+	create(t, envConfigMap(ns, map[string]string{kube.KeyEnvironment: "dev"}), function(ns, "nightly"))
+	tr := httpTrigger(ns, "prod-only", "nightly", "/nightly")
+	tr.Spec.Environments = []string{"prod"}
+	create(t, tr)
+	c := waitCondition(t, tr, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	if c.Message != "runs in prod only, not in dev" {
+		t.Errorf("Ready says %q", c.Message)
+	}
+	var route gatewayv1.HTTPRoute
+	if err := get(ns, "prod-only", &route); !apierrors.IsNotFound(err) {
+		t.Errorf("an HTTPRoute for a prod-only trigger in dev (err %v)", err)
+	}
+}
