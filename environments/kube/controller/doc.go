@@ -29,4 +29,17 @@
 // The controller reads the environment's settings from the ConfigMap
 // kube.ConfigMapName in each namespace (kube/names.go is the contract
 // with the target that writes it).
+//
+// Decisions:
+//   - Children are apply configurations, not typed objects: an apply
+//     sends only the fields ferry sets, so the API server's defaults and
+//     other managers' fields (the HPA's replicas) are never fought over.
+//   - A Function's Deployment has no replicas: the HPA owns the count.
+//     A Function without scale.min gets 1, not the embedded target's 0.
+//   - Function pods get FERRY_LISTEN_ADDR=0.0.0.0: the invokers serve on
+//     the pod's IP, where the Service and the kubelet's probes reach them.
+//   - CronJobs and dispatchers run ferry's image with arguments only
+//     (fire ..., dispatch ...): its entrypoint is ferry.
+//   - What the controller may do is ClusterRules and LeaderElectionRules;
+//     a test runs it as a user granted those and nothing more.
 package controller
