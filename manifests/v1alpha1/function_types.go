@@ -36,11 +36,8 @@ type FunctionSpec struct {
 	// (PORT, FUNCTION_*, K_*) are refused. A value is a string, or
 	// {valueFrom: {secret: NAME}} for a secret of the environment the
 	// function runs in, which ferry reads when it deploys.
-	// +kubebuilder:validation:Schemaless
-	// +kubebuilder:validation:Type=object
-	// +kubebuilder:pruning:PreserveUnknownFields
 	// +optional
-	Env map[string]EnvValue `json:"env,omitempty"` // schemaless: a value is a string or an object, which no CRD schema of a map's values allows (EnvValue's markers do not reach them)
+	Env map[string]EnvValue `json:"env,omitempty"`
 
 	// Timeout bounds one invocation; a call that runs longer gets 504.
 	// Default 30s, at most 15m.
