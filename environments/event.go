@@ -15,7 +15,9 @@ import (
 // a function sees the same headers whoever calls it.
 type Event struct {
 	ID, Source, Type string
-	// Time is when the event happened; zero means now.
+	// Time is when the event happened, written with its offset (a
+	// CronTrigger's tick in the trigger's time zone); zero means now, in
+	// UTC.
 	Time time.Time
 	// ContentType is the data's media type; empty with no data.
 	ContentType string
@@ -29,13 +31,13 @@ type Event struct {
 func (ev *Event) SetHeaders(h http.Header) {
 	t := ev.Time
 	if t.IsZero() {
-		t = time.Now()
+		t = time.Now().UTC()
 	}
 	h.Set("Ce-Specversion", "1.0")
 	h.Set("Ce-Id", ev.ID)
 	h.Set("Ce-Source", CEEscape(ev.Source))
 	h.Set("Ce-Type", ev.Type)
-	h.Set("Ce-Time", t.UTC().Format(time.RFC3339Nano))
+	h.Set("Ce-Time", t.Format(time.RFC3339Nano))
 	for k, v := range ev.Extensions {
 		h.Set("Ce-"+k, CEEscape(v))
 	}

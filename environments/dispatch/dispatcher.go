@@ -1,4 +1,4 @@
-package embedded
+package dispatch
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ferrycd/ferry/environments"
 	"net/http"
 	"slices"
 	"strings"
@@ -21,11 +20,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
 
-// Defaults of the triggers.
+// Defaults of the dispatcher.
 const (
 	// natsInFlight is how many messages of one NATSTrigger are dispatched
 	// at once. When all are busy the subscription waits, and messages wait
@@ -35,17 +35,31 @@ const (
 
 // CloudEvents types of the events the triggers send.
 const (
-	cronEventType = "dev.ferry.cron.tick"
-	natsEventType = "dev.ferry.nats.message"
-	// kafkaEventType is in triggers_kafka.go with the rest of Kafka.
+	CronEventType  = "dev.ferry.cron.tick"
+	NATSEventType  = "dev.ferry.nats.message"
+	KafkaEventType = "dev.ferry.kafka.record"
 )
 
 // cronParser accepts what manifests validates: five fields or a
 // descriptor, with the time zone given as a CRON_TZ= prefix.
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// triggerConfig wires the triggers of one environment.
-type triggerConfig struct {
+// Invoker is how a dispatcher reaches a function. The embedded target
+// implements it with its gateway, so a trigger's calls share each
+// function's concurrency and timeout with its HTTP calls; `ferry
+// dispatch` with plain HTTP to the functions' Services (HTTPInvoker).
+type Invoker interface {
+	// Invoke sends ev to function and returns the answer's status and the
+	// start of its body, which explains a failure; err is a call that got
+	// no answer. ctx ends a wait before the call (for a free slot of the
+	// function's concurrency), not a call under way, which the function's
+	// timeout bounds: a trigger removed or stopping lets its calls finish.
+	// A redirect is an answer, never followed.
+	Invoke(ctx context.Context, function string, ev *environments.Event) (status int, head []byte, err error)
+}
+
+// Config wires the Dispatcher of one environment.
+type Config struct {
 	Environment string
 	// NATSURL is the NATS server of the environment; "" refuses every
 	// NATSTrigger at apply.
@@ -56,31 +70,22 @@ type triggerConfig struct {
 	// Log is where dispatch failures, skipped ticks and NATS disconnects
 	// are reported.
 	Log func(format string, args ...any)
-	// Gateway is what calls go through, counted with the gateway's own
-	// calls of the same functions; nil: a gateway of these triggers alone.
-	Gateway *gateway
 	// Metrics counts ticks, deliveries, failures and retries; nil: counts
-	// of these triggers alone, which nothing serves.
-	Metrics *triggerMetrics
+	// of this dispatcher alone, which nothing serves.
+	Metrics *Metrics
 }
 
-// triggers runs an environment's CronTriggers, NATSTriggers and
-// KafkaTriggers (triggers_kafka.go) against its functions. Every dispatch is a CloudEvents 1.0 request in binary
-// mode, POSTed to "/" of the function's instance through the gateway's
-// forwarder (gateway.invoke): it takes a slot of the function's
-// concurrency, shared with the gateway's calls, is bounded by the
-// function's timeout, and a call past it is a failed attempt whose slot
-// stays taken until its handler ends, as an HTTP call's does.
+// Dispatcher runs an environment's CronTriggers, NATSTriggers and
+// KafkaTriggers (kafka.go) against its functions. Every dispatch is a
+// CloudEvents 1.0 request in binary mode (environments.Event) handed to
+// the Invoker.
 //
 // Core NATS has no acknowledgement: a message whose calls still fail after
 // the trigger's retries is dropped and logged, and a message that arrives
-// while no instance of ferry subscribes is never seen.
-type triggers struct {
-	cfg  triggerConfig
+// while no dispatcher subscribes is never seen.
+type Dispatcher struct {
+	cfg  Config
 	cron *cron.Cron
-	// ownGateway: cfg.Gateway is these triggers' alone, and its idle
-	// connections close with them.
-	ownGateway bool
 
 	// mu serialises apply and stop, and guards what follows.
 	mu      sync.Mutex
@@ -111,28 +116,13 @@ type runningTrigger struct {
 // dispatchPlan is what a trigger calls and how.
 type dispatchPlan struct {
 	name    string // kind and name, for messages: "CronTrigger nightly"
-	targets []dispatchTarget
+	targets []string
+	invoker Invoker
 	data    []byte         // cron: the event data
 	zone    *time.Location // cron: ce-time is written in the trigger's zone
 	retry   retryPolicy
 	// stats are the trigger's counters; apply sets them.
-	stats *triggerCounters
-}
-
-// noRedirects is the CheckRedirect of ferry's clients of functions: a
-// redirect is returned as the answer, never followed.
-func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-// redacting is a backend whose secrets must not be quoted: an instance.
-type redacting interface{ redact(string) string }
-
-var _ redacting = (*instance)(nil)
-
-type dispatchTarget struct {
-	function string
-	// route is how the function is called: its backend, timeout,
-	// concurrency and the count it shares with the gateway's routes.
-	route *boundRoute
+	stats *Counters
 }
 
 type retryPolicy struct {
@@ -140,34 +130,17 @@ type retryPolicy struct {
 	backoff, maxBackoff time.Duration
 }
 
-// triggerEvent is one CloudEvent, sent to every target of a trigger.
-type triggerEvent struct {
-	id, source, typ string
-	time            time.Time
-	contentType     string
-	data            []byte
-	extensions      map[string]string // name without "ce-" → value
-}
-
-func newTriggers(cfg triggerConfig) *triggers {
+// New returns a dispatcher running no trigger.
+func New(cfg Config) *Dispatcher {
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
-	own := cfg.Gateway == nil
-	if own {
-		cfg.Gateway = newGateway()
-	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = newTriggerMetrics()
+		cfg.Metrics = NewMetrics()
 	}
-	// why: a function's redirect is its answer (a failure, as it is not
-	// 2xx): the forwarder never follows one, so the event, whose data the
-	// repository writes, cannot be sent to a URL of the host's network
-	// that the function, loopback only, cannot reach itself.
-	t := &triggers{
-		cfg:        cfg,
-		ownGateway: own,
-		running:    map[string]*runningTrigger{},
+	t := &Dispatcher{
+		cfg:     cfg,
+		running: map[string]*runningTrigger{},
 	}
 	// Every schedule carries its own CRON_TZ, so the scheduler's zone is
 	// only a fallback; UTC keeps it the same on every host.
@@ -189,24 +162,25 @@ type desiredTrigger struct {
 	kafka *kafkaSpec    // kafka
 }
 
-// apply replaces the running triggers with those of set, calling functions
-// through backends (function name → backend). A trigger whose schedule or
-// subscription is unchanged keeps running with the new targets; removed
-// ones stop; new ones start. It fails, changing nothing, on a trigger it
-// cannot start.
-func (t *triggers) apply(ctx context.Context, set *manifests.Set, backends map[string]backend) error {
+// Apply replaces the running triggers with the cron, NATS and Kafka
+// triggers of set, calling set's functions (and no others) through inv. A
+// trigger whose schedule or subscription is unchanged keeps running with
+// the new targets; removed ones stop; new ones start. It fails, changing
+// nothing, on a trigger it cannot start.
+func (t *Dispatcher) Apply(ctx context.Context, set *manifests.Set, inv Invoker) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
 		return errors.New("the triggers have been stopped")
 	}
-	want, err := t.resolve(set, backends)
+	want, err := t.resolve(set)
 	if err != nil {
 		return err
 	}
 	for _, d := range want {
 		kind, name := triggerKind(d.plan.name)
-		d.plan.stats = t.cfg.Metrics.counters(t.cfg.Environment, kind, name)
+		d.plan.stats = t.cfg.Metrics.Counters(t.cfg.Environment, kind, name)
+		d.plan.invoker = inv
 	}
 
 	// NATS first: connecting and subscribing are the steps that can fail,
@@ -314,7 +288,7 @@ func (t *triggers) apply(ctx context.Context, set *manifests.Set, backends map[s
 
 // resolve turns the set's cron, NATS and Kafka triggers into what runs, checking
 // everything that can be checked without starting anything.
-func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*desiredTrigger, error) {
+func (t *Dispatcher) resolve(set *manifests.Set) ([]*desiredTrigger, error) {
 	if set == nil {
 		return nil, nil
 	}
@@ -322,7 +296,7 @@ func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*
 	var want []*desiredTrigger
 	for _, tr := range set.CronTriggers {
 		name := "CronTrigger " + tr.Name
-		targets, err := t.selectTargets(name, tr.Spec.FunctionTarget, functions, backends)
+		targets, err := selectTargets(name, tr.Spec.FunctionTarget, functions)
 		if err != nil {
 			return nil, err
 		}
@@ -358,7 +332,7 @@ func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*
 	}
 	for _, tr := range set.NATSTriggers {
 		name := "NATSTrigger " + tr.Name
-		targets, err := t.selectTargets(name, tr.Spec.FunctionTarget, functions, backends)
+		targets, err := selectTargets(name, tr.Spec.FunctionTarget, functions)
 		if err != nil {
 			return nil, err
 		}
@@ -373,7 +347,7 @@ func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*
 			plan: &dispatchPlan{name: name, targets: targets, retry: retryFrom(tr.Spec.Retry)},
 		})
 	}
-	kafka, err := t.resolveKafka(set, backends)
+	kafka, err := t.resolveKafka(set)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +355,7 @@ func (t *triggers) resolve(set *manifests.Set, backends map[string]backend) ([]*
 }
 
 // selectTargets returns the functions a trigger calls, sorted by name.
-func (t *triggers) selectTargets(trigger string, ft v1alpha1.FunctionTarget, functions []*v1alpha1.Function, backends map[string]backend) ([]dispatchTarget, error) {
+func selectTargets(trigger string, ft v1alpha1.FunctionTarget, functions []*v1alpha1.Function) ([]string, error) {
 	var names []string
 	switch {
 	case ft.Function != "" && ft.FunctionSelector != nil:
@@ -408,30 +382,12 @@ func (t *triggers) selectTargets(trigger string, ft v1alpha1.FunctionTarget, fun
 		return nil, fmt.Errorf("%s: names no function; set spec.function or spec.functionSelector", trigger)
 	}
 	slices.Sort(names)
-	targets := make([]dispatchTarget, 0, len(names))
 	for _, n := range names {
-		b, ok := backends[n]
-		if !ok || b == nil {
+		if !slices.ContainsFunc(functions, func(f *v1alpha1.Function) bool { return f.Name == n }) {
 			return nil, fmt.Errorf("%s: calls function %q, which the environment does not run", trigger, n)
 		}
-		var spec v1alpha1.FunctionSpec
-		for _, f := range functions {
-			if f.Name == n {
-				spec = f.Spec
-			}
-		}
-		timeout, _, _ := functionSettings(spec)
-		var log *FunctionLog // the function's, for an access line per attempt
-		if in, ok := b.(*instance); ok {
-			log = in.spec.Log
-		}
-		targets = append(targets, dispatchTarget{function: n, route: &boundRoute{
-			gatewayRoute: gatewayRoute{Function: n, Timeout: cmp.Or(timeout, defaultFunctionTimeout),
-				MaxInFlight: concurrency(spec), Backend: b, Log: log},
-			stats: t.cfg.Gateway.functionStats(t.cfg.Environment, n),
-		}})
 	}
-	return targets, nil
+	return names, nil
 }
 
 // retryFrom fills what the manifests left unset with their defaults, so a
@@ -458,12 +414,12 @@ func retryFrom(p *v1alpha1.RetryPolicy) retryPolicy {
 	return r
 }
 
-func (t *triggers) unchanged(d *desiredTrigger) bool {
+func (t *Dispatcher) unchanged(d *desiredTrigger) bool {
 	r, ok := t.running[d.id]
 	return ok && r.key == d.key
 }
 
-func (t *triggers) newRunning(d *desiredTrigger) *runningTrigger {
+func (t *Dispatcher) newRunning(d *desiredTrigger) *runningTrigger {
 	r := &runningTrigger{key: d.key}
 	r.plan.Store(d.plan)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -475,7 +431,7 @@ func (t *triggers) newRunning(d *desiredTrigger) *runningTrigger {
 //
 // A Kafka trigger's loop sees the cancellation, commits nothing more and
 // leaves the group itself, so apply does not wait on the brokers.
-func (t *triggers) remove(r *runningTrigger) {
+func (t *Dispatcher) remove(r *runningTrigger) {
 	switch {
 	case r.sub != nil:
 		_ = r.sub.Unsubscribe()
@@ -486,7 +442,7 @@ func (t *triggers) remove(r *runningTrigger) {
 	r.cancel()
 }
 
-func (t *triggers) anyNATS() bool {
+func (t *Dispatcher) anyNATS() bool {
 	for _, r := range t.running {
 		if r.sub != nil {
 			return true
@@ -498,7 +454,7 @@ func (t *triggers) anyNATS() bool {
 // connect opens the environment's NATS connection. It reconnects forever:
 // a NATS restart must not end the triggers, and the log says when the
 // connection is down.
-func (t *triggers) connect() error {
+func (t *Dispatcher) connect() error {
 	env := t.cfg.Environment
 	nc, err := nats.Connect(t.cfg.NATSURL,
 		nats.Name("ferry-"+env),
@@ -528,7 +484,7 @@ func (t *triggers) connect() error {
 
 // onTick dispatches one cron tick to every target and waits for them, so
 // SkipIfStillRunning sees a tick as running until every call is over.
-func (t *triggers) onTick(r *runningTrigger) {
+func (t *Dispatcher) onTick(r *runningTrigger) {
 	p := r.plan.Load()
 	// The entry's Prev is the tick's scheduled time: the scheduler sets it
 	// before it answers Entry, which goes through its loop.
@@ -536,41 +492,41 @@ func (t *triggers) onTick(r *runningTrigger) {
 	if at.IsZero() {
 		at = time.Now().Truncate(time.Second)
 	}
-	ev := triggerEvent{
-		id:          rand.Text(),
-		source:      "/ferry/" + t.cfg.Environment + "/cron/" + strings.TrimPrefix(p.name, "CronTrigger "),
-		typ:         cronEventType,
-		time:        at.In(p.zone),
-		contentType: "application/json",
-		data:        p.data,
+	ev := &environments.Event{
+		ID:          rand.Text(),
+		Source:      "/ferry/" + t.cfg.Environment + "/cron/" + strings.TrimPrefix(p.name, "CronTrigger "),
+		Type:        CronEventType,
+		Time:        at.In(p.zone),
+		ContentType: "application/json",
+		Data:        p.data,
 	}
 	if !t.begin() {
 		return
 	}
 	defer t.calls.Done()
-	p.stats.ticks.Add(1)
+	p.stats.Ticks.Add(1)
 	t.fanOut(r.ctx, p, ev)
 }
 
 // onMessage dispatches one NATS message. It returns once the dispatch has
 // a slot, so a busy trigger slows its subscription down.
-func (t *triggers) onMessage(r *runningTrigger, m *nats.Msg) {
+func (t *Dispatcher) onMessage(r *runningTrigger, m *nats.Msg) {
 	p := r.plan.Load()
-	ev := triggerEvent{
+	ev := &environments.Event{
 		// One id per message: every target and every retry sees the same,
 		// so a function can tell a retry from a new message.
-		id:          rand.Text(),
-		source:      "/ferry/" + t.cfg.Environment + "/nats/" + m.Subject,
-		typ:         natsEventType,
-		time:        time.Now().UTC(),
-		contentType: cmp.Or(headerValue(m.Header, "Content-Type"), "application/octet-stream"),
-		data:        m.Data,
-		extensions:  map[string]string{"natssubject": m.Subject},
+		ID:          rand.Text(),
+		Source:      "/ferry/" + t.cfg.Environment + "/nats/" + m.Subject,
+		Type:        NATSEventType,
+		Time:        time.Now().UTC(),
+		ContentType: cmp.Or(headerValue(m.Header, "Content-Type"), "application/octet-stream"),
+		Data:        m.Data,
+		Extensions:  map[string]string{"natssubject": m.Subject},
 	}
 	select {
 	case r.slots <- struct{}{}:
 	case <-r.ctx.Done():
-		t.cfg.Log("%s: message %s on %s dropped: the trigger was removed", p.name, ev.id, m.Subject)
+		t.cfg.Log("%s: message %s on %s dropped: the trigger was removed", p.name, ev.ID, m.Subject)
 		return
 	}
 	if !t.begin() {
@@ -585,7 +541,7 @@ func (t *triggers) onMessage(r *runningTrigger, m *nats.Msg) {
 }
 
 // begin counts a dispatch in flight, unless stop has begun.
-func (t *triggers) begin() bool {
+func (t *Dispatcher) begin() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
@@ -596,39 +552,40 @@ func (t *triggers) begin() bool {
 }
 
 // fanOut sends ev to every target at once, each with its own retries.
-func (t *triggers) fanOut(ctx context.Context, p *dispatchPlan, ev triggerEvent) {
+// ev is shared: the invokers only read it.
+func (t *Dispatcher) fanOut(ctx context.Context, p *dispatchPlan, ev *environments.Event) {
 	var wg sync.WaitGroup
-	for _, tg := range p.targets {
+	for _, fn := range p.targets {
 		wg.Go(func() {
-			if err := t.deliver(ctx, p, tg.route, ev); err != nil {
+			if err := t.deliver(ctx, p, fn, ev); err != nil {
 				what := "tick"
-				if ev.typ == natsEventType {
+				if ev.Type == NATSEventType {
 					what = "message (dropped: core NATS cannot redeliver it)"
 				}
-				t.cfg.Log("%s: function %s: event %s, %s: %v", p.name, tg.function, ev.id, what, err)
+				t.cfg.Log("%s: function %s: event %s, %s: %v", p.name, fn, ev.ID, what, err)
 			}
 		})
 	}
 	wg.Wait()
 }
 
-// deliver calls b with ev until it answers 2xx or p's retries are
+// deliver sends ev to function until it answers 2xx or p's retries are
 // spent, waiting backoff, doubling up to maxBackoff, between attempts,
 // and counts it in p's stats.
-func (t *triggers) deliver(ctx context.Context, p *dispatchPlan, rt *boundRoute, ev triggerEvent) error {
+func (t *Dispatcher) deliver(ctx context.Context, p *dispatchPlan, function string, ev *environments.Event) error {
 	rp := p.retry
-	p.stats.deliveries.Add(1)
+	p.stats.Deliveries.Add(1)
 	wait := rp.backoff
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
-			p.stats.retries.Add(1)
+			p.stats.Retries.Add(1)
 		}
-		err := t.call(ctx, rt, ev)
+		err := call(ctx, p.invoker, function, ev)
 		if err == nil {
 			return nil
 		}
 		if attempt >= rp.attempts {
-			p.stats.failures.Add(1)
+			p.stats.Failures.Add(1)
 			return fmt.Errorf("failed after %d attempt(s): %w", attempt, err)
 		}
 		timer := time.NewTimer(wait)
@@ -636,52 +593,32 @@ func (t *triggers) deliver(ctx context.Context, p *dispatchPlan, rt *boundRoute,
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
-			p.stats.failures.Add(1)
+			p.stats.Failures.Add(1)
 			return fmt.Errorf("the trigger stopped after %d attempt(s): %w", attempt, err)
 		}
 		wait = min(2*wait, rp.maxBackoff)
 	}
 }
 
-// call makes one attempt. Its context only loses the trigger's
-// cancellation: removing a trigger ends retries and the wait for a slot,
-// not a call under way, which its function's timeout bounds.
-func (t *triggers) call(ctx context.Context, rt *boundRoute, ev triggerEvent) error {
-	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, "/", bytes.NewReader(ev.data))
-	if err != nil {
-		return err
-	}
-	req.Host = ""
-	h := req.Header
-	h.Set("ce-specversion", "1.0")
-	h.Set("ce-id", ev.id)
-	h.Set("ce-source", environments.CEEscape(ev.source))
-	h.Set("ce-type", ev.typ)
-	h.Set("ce-time", ev.time.Format(time.RFC3339Nano))
-	for k, v := range ev.extensions {
-		h.Set("ce-"+k, environments.CEEscape(v))
-	}
-	h.Set("Content-Type", ev.contentType)
-	code, head, err := t.cfg.Gateway.invoke(ctx, req, rt)
+// call makes one attempt; an answer other than 2xx is its error. ctx is
+// the trigger's: removing the trigger ends the wait for a slot, not a
+// call under way (Invoker).
+func call(ctx context.Context, inv Invoker, function string, ev *environments.Event) error {
+	code, head, err := inv.Invoke(ctx, function, ev)
 	if err != nil {
 		return err
 	}
 	if code < 200 || code > 299 {
-		text := strings.TrimSpace(string(head))
-		// why: the error ends up in ferry's own log, and a function that
-		// fails on a secret may answer with it (Python's invoker answers
-		// {"error": str(exc)}).
-		if r, ok := rt.Backend.(redacting); ok {
-			text = r.redact(text)
-		}
-		return fmt.Errorf("the function answered %d %s: %s", code, http.StatusText(code), text)
+		return fmt.Errorf("the function answered %d %s: %s", code, http.StatusText(code), strings.TrimSpace(string(head)))
 	}
 	return nil
 }
 
-// stop ends every trigger and waits for the calls in flight; after it
-// returns no trigger calls a function.
-func (t *triggers) stop() {
+// Stop ends every trigger and waits for the calls in flight: no new tick
+// or message is taken, calls under way finish (retries not yet begun are
+// not made), and each Kafka consumer commits what every function answered
+// and leaves its group. After it returns no trigger calls a function.
+func (t *Dispatcher) Stop() {
 	t.mu.Lock()
 	if t.stopped {
 		t.mu.Unlock()
@@ -699,9 +636,6 @@ func (t *triggers) stop() {
 	t.mu.Unlock()
 	<-t.cron.Stop().Done()
 	t.calls.Wait()
-	if t.ownGateway {
-		t.cfg.Gateway.pool.closeAll()
-	}
 }
 
 // headerValue is h's first value of key in any case: NATS headers are

@@ -1,7 +1,6 @@
-package embedded
+package dispatch
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,9 +69,14 @@ func (r *triggerRecorder) got() []triggerCall {
 	return append([]triggerCall(nil), r.calls...)
 }
 
-// acquire implements backend with the triggerRecorder's server.
-func (r *triggerRecorder) acquire(context.Context) (string, bool, func(), error) {
-	return r.srv.URL, false, func() {}, nil
+// to is an Invoker of the recorders by function name: plain HTTP, as
+// `ferry dispatch` calls functions.
+func to(fns map[string]*triggerRecorder) Invoker {
+	urls := map[string]string{}
+	for name, r := range fns {
+		urls[name] = r.srv.URL
+	}
+	return NewHTTPInvoker(urls, nil)
 }
 
 // triggerLog collects what the triggers report.
@@ -93,10 +97,10 @@ func (l *triggerLog) String() string {
 	return strings.Join(l.lines, "\n")
 }
 
-func newTestTriggers(t *testing.T, natsURL string) (*triggers, *triggerLog) {
+func newTestTriggers(t *testing.T, natsURL string) (*Dispatcher, *triggerLog) {
 	l := &triggerLog{}
-	tr := newTriggers(triggerConfig{Environment: "dev", NATSURL: natsURL, Log: l.log})
-	t.Cleanup(tr.stop)
+	tr := New(Config{Environment: "dev", NATSURL: natsURL, Log: l.log})
+	t.Cleanup(tr.Stop)
 	return tr, l
 }
 
@@ -146,9 +150,9 @@ func TestTriggerCron(t *testing.T) {
 			CronTriggers: []*v1alpha1.CronTrigger{testCronTrigger("nightly", "report", "@every 1s", `{"full": true}`)},
 		}
 	}
-	backends := map[string]backend{"report": report}
+	backends := to(map[string]*triggerRecorder{"report": report})
 	begin := time.Now()
-	if err := tr.apply(t.Context(), set(), backends); err != nil {
+	if err := tr.Apply(t.Context(), set(), backends); err != nil {
 		t.Fatal(err)
 	}
 	// @every 1s first fires on the next whole second but one, at most 2 s.
@@ -183,7 +187,7 @@ func TestTriggerCron(t *testing.T) {
 	// not compared: a tick may fall between the two looks.)
 	before := tr.running["cron/nightly"]
 	id := cronEntryID(before)
-	if err := tr.apply(t.Context(), set(), backends); err != nil {
+	if err := tr.Apply(t.Context(), set(), backends); err != nil {
 		t.Fatal(err)
 	}
 	after := tr.running["cron/nightly"]
@@ -195,7 +199,7 @@ func TestTriggerCron(t *testing.T) {
 
 	// Without it, the ticks stop. A call already on its way finishes, so
 	// what counts is that no tick is scheduled after the removal.
-	if err := tr.apply(t.Context(), &manifests.Set{Functions: set().Functions}, backends); err != nil {
+	if err := tr.Apply(t.Context(), &manifests.Set{Functions: set().Functions}, backends); err != nil {
 		t.Fatal(err)
 	}
 	removed := time.Now()
@@ -229,7 +233,7 @@ func TestTriggerCronSelector(t *testing.T) {
 		},
 		CronTriggers: []*v1alpha1.CronTrigger{ct},
 	}
-	if err := tr.apply(t.Context(), set, map[string]backend{"a": a, "b": b, "c": c}); err != nil {
+	if err := tr.Apply(t.Context(), set, to(map[string]*triggerRecorder{"a": a, "b": b, "c": c})); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "a tick on a and b", func() bool { return len(a.got()) > 0 && len(b.got()) > 0 })
@@ -253,7 +257,7 @@ func TestTriggerNATSQueueGroup(t *testing.T) {
 	one, two := newTriggerRecorder(t), newTriggerRecorder(t)
 	for _, r := range []*triggerRecorder{one, two} {
 		tr, _ := newTestTriggers(t, url)
-		if err := tr.apply(t.Context(), set, map[string]backend{"orders": r}); err != nil {
+		if err := tr.Apply(t.Context(), set, to(map[string]*triggerRecorder{"orders": r})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -325,7 +329,7 @@ func TestTriggerNATSRetry(t *testing.T) {
 			testNATSTrigger("broken", "broken", "jobs.broken", retry),
 		},
 	}
-	if err := tr.apply(t.Context(), set, map[string]backend{"flaky": flaky, "broken": broken}); err != nil {
+	if err := tr.Apply(t.Context(), set, to(map[string]*triggerRecorder{"flaky": flaky, "broken": broken})); err != nil {
 		t.Fatal(err)
 	}
 	nc, err := nats.Connect(url)
@@ -365,7 +369,7 @@ func TestTriggerNATSRetry(t *testing.T) {
 func TestTriggerApplyRefuses(t *testing.T) {
 	t.Parallel()
 	f := newTriggerRecorder(t)
-	backends := map[string]backend{"f": f}
+	backends := to(map[string]*triggerRecorder{"f": f})
 	good := &manifests.Set{
 		Functions:    []*v1alpha1.Function{testFunction("f", nil)},
 		CronTriggers: []*v1alpha1.CronTrigger{testCronTrigger("daily", "f", "@daily", "")},
@@ -396,11 +400,11 @@ func TestTriggerApplyRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, _ := newTestTriggers(t, tc.natsURL)
-			if err := tr.apply(t.Context(), good, backends); err != nil {
+			if err := tr.Apply(t.Context(), good, backends); err != nil {
 				t.Fatal(err)
 			}
 			before := tr.running["cron/daily"]
-			err := tr.apply(t.Context(), tc.set, backends)
+			err := tr.Apply(t.Context(), tc.set, backends)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("apply: %v; want an error with %q", err, tc.want)
 			}
@@ -409,5 +413,17 @@ func TestTriggerApplyRefuses(t *testing.T) {
 				t.Errorf("a failed apply changed the running triggers: %v", tr.running)
 			}
 		})
+	}
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/environments/dispatch"
 	"net/http"
 	"os"
 	"path"
@@ -89,7 +90,7 @@ type gateway struct {
 
 	// triggerStats count what the triggers of every environment did; the
 	// gateway serves them with its own metrics.
-	triggerStats *triggerMetrics
+	triggerStats *dispatch.Metrics
 	// metrics is what /_ferry/metrics serves (metrics_gateway.go).
 	metrics *prometheus.Registry
 
@@ -129,7 +130,7 @@ type boundRoute struct {
 	source string // ce-source header value
 	stats  *routeStats
 	// trigger counts the calls of an HTTPTrigger's route; nil for others.
-	trigger *triggerCounters
+	trigger *dispatch.Counters
 }
 
 // routeStats counts the calls of one function in one environment. Only
@@ -159,7 +160,7 @@ type routeStats struct {
 
 // newGateway returns a gateway serving no environment.
 func newGateway() *gateway {
-	g := &gateway{stats: map[string]map[string]*routeStats{}, removed: map[string]string{}, pool: newConnPool(), triggerStats: newTriggerMetrics()}
+	g := &gateway{stats: map[string]map[string]*routeStats{}, removed: map[string]string{}, pool: newConnPool(), triggerStats: dispatch.NewMetrics()}
 	g.metrics = newGatewayRegistry(g)
 	g.table.Store(&gatewayTable{envs: map[string]*gatewayEnv{}})
 	return g
@@ -219,7 +220,7 @@ func (g *gateway) setRoutes(env string, routes []gatewayRoute) {
 			stats:        st,
 		}
 		if rt.Trigger != "" {
-			b.trigger = g.triggerStats.counters(env, kindHTTP, rt.Trigger)
+			b.trigger = g.triggerStats.Counters(env, dispatch.KindHTTP, rt.Trigger)
 		}
 		p := e.paths[rt.Path]
 		if p == nil {
@@ -364,9 +365,9 @@ func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 		code, took := c.sw.Status(), time.Since(start)
 		st.observe(code, took)
 		if rt.trigger != nil {
-			rt.trigger.deliveries.Add(1)
+			rt.trigger.Deliveries.Add(1)
 			if code >= 500 {
-				rt.trigger.failures.Add(1)
+				rt.trigger.Failures.Add(1)
 			}
 		}
 		if rt.Log != nil {
