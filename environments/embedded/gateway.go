@@ -127,7 +127,7 @@ type gatewayPath struct {
 // needs worked out once.
 type boundRoute struct {
 	gatewayRoute
-	source string // ce-source header value
+	source string // the event's source, for a plain request
 	stats  *routeStats
 	// trigger counts the calls of an HTTPTrigger's route; nil for others.
 	trigger *dispatch.Counters
@@ -216,7 +216,7 @@ func (g *gateway) setRoutes(env string, routes []gatewayRoute) {
 		stats[rt.Function] = st
 		b := &boundRoute{
 			gatewayRoute: rt,
-			source:       environments.CEEscape("/" + env + rt.Path),
+			source:       "/" + env + rt.Path,
 			stats:        st,
 		}
 		if rt.Trigger != "" {
@@ -360,7 +360,7 @@ type call struct {
 func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 	start := time.Now()
 	st := rt.stats
-	c := &call{sw: httpstatus.New(w), route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
+	c := &call{sw: httpstatus.New(w), route: rt, reqCtx: r.Context(), ceID: environments.EventID(r.Header)}
 	defer func() {
 		code, took := c.sw.Status(), time.Since(start)
 		st.observe(code, took)
@@ -452,7 +452,7 @@ func (g *gateway) invoke(ctx context.Context, r *http.Request, rt *boundRoute) (
 		return 0, nil, fmt.Errorf("function %s was serving %d calls, its concurrency, for all of its %s timeout: no slot freed for this one", rt.Function, rt.MaxInFlight, rt.Timeout)
 	}
 	start := time.Now()
-	c := &call{sw: httpstatus.New(ans), route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
+	c := &call{sw: httpstatus.New(ans), route: rt, reqCtx: r.Context(), ceID: environments.EventID(r.Header)}
 	// why: each attempt is a call of the function, counted and logged as
 	// the gateway's are; the trigger's own counters count the delivery.
 	defer func() {
