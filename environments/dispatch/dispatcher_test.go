@@ -34,12 +34,26 @@ type triggerRecorder struct {
 	mu     sync.Mutex
 	calls  []triggerCall
 	status func(n int) int // n counts calls from 1
+	// handle, when set, runs first in each call (setHandle).
+	handle func(*http.Request)
+}
+
+func (r *triggerRecorder) setHandle(f func(*http.Request)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.handle = f
 }
 
 func newTriggerRecorder(t *testing.T) *triggerRecorder {
 	r := &triggerRecorder{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		handle := r.handle
+		r.mu.Unlock()
+		if handle != nil {
+			handle(req)
+		}
 		rec := triggerCall{ce: map[string]string{}, contentType: req.Header.Get("Content-Type"), body: string(body)}
 		for k, v := range req.Header {
 			if strings.HasPrefix(strings.ToLower(k), "ce-") {

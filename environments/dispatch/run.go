@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -43,7 +44,7 @@ type RunConfig struct {
 func Run(ctx context.Context, cfg RunConfig) error {
 	log := cfg.Log
 	if log == nil {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		log = jsonLogger(os.Stderr)
 	}
 	p := cfg.Plan
 	if err := p.Check(); err != nil {
@@ -113,3 +114,7 @@ func handler(healthy *atomic.Bool, m *Metrics) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
 }
+
+// jsonLogger writes JSON lines to w, as a cluster's log collector reads
+// them.
+func jsonLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
