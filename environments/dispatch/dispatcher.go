@@ -429,8 +429,9 @@ func (t *Dispatcher) newRunning(d *desiredTrigger) *runningTrigger {
 // remove stops a trigger taking new work and ends its retries. A call in
 // progress finishes, so a function is not cut off mid-request.
 //
-// A Kafka trigger's loop sees the cancellation, commits nothing more and
-// leaves the group itself, so apply does not wait on the brokers.
+// A Kafka trigger's loop sees the cancellation, commits what every
+// function answered and leaves the group itself, so apply does not wait
+// on the brokers.
 func (t *Dispatcher) remove(r *runningTrigger) {
 	switch {
 	case r.sub != nil:

@@ -17,7 +17,9 @@ import (
 func TestFire(t *testing.T) {
 	t.Parallel()
 	fn := newTriggerRecorder(t)
-	fn.status = func(n int) int { return map[bool]int{true: http.StatusOK, false: http.StatusInternalServerError}[n == 1] }
+	fn.status = func(n int) int {
+		return map[bool]int{true: http.StatusOK, false: http.StatusInternalServerError}[n == 1]
+	}
 	f := Firing{URL: fn.srv.URL, Type: CronEventType, Source: "/ferry/prod/cron/nightly", Data: []byte(`{"full": true}`)}
 	for i, want := range []int{http.StatusOK, http.StatusInternalServerError} {
 		code, _, err := Fire(t.Context(), f)
