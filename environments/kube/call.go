@@ -182,7 +182,10 @@ func (t *Target) forward(ctx context.Context, function string) (*forwarded, erro
 	case <-ready:
 	case err := <-done:
 		cancel()
-		return nil, fmt.Errorf("environment %s: port-forward to pod %s of function %s: %v %s", t.cfg.Environment, pod, function, err, strings.TrimSpace(errOut.String()))
+		if more := strings.TrimSpace(errOut.String()); more != "" {
+			err = fmt.Errorf("%w (%s)", err, more)
+		}
+		return nil, fmt.Errorf("environment %s: port-forward to pod %s of function %s: %w", t.cfg.Environment, pod, function, err)
 	case <-ctx.Done():
 		cancel()
 		<-done

@@ -109,8 +109,7 @@ func (t *Target) list(ctx context.Context, k kind, selector string) ([]unstructu
 	}
 }
 
-// deleteAll deletes k's objects that selector selects, and returns the
-// names it deleted. Their children (Deployments, routes) go with them:
+// deleteAll deletes k's objects that selector selects. Their children (Deployments, routes) go with them:
 // the controller makes them owned.
 func (t *Target) deleteAll(ctx context.Context, k kind, selector string) error {
 	objs, err := t.list(ctx, k, selector)

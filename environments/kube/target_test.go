@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -603,4 +604,56 @@ func secretKeys(data map[string][]byte) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestForwardFails: a pod that looks ready but whose node does not exist
+// (envtest has no kubelet) makes the port-forward fail, and Deliver
+// returns that failure instead of waiting on it.
+func TestForwardFails(t *testing.T) {
+	f := newFixture(t)
+	f.controller(ready)
+	tg := f.target("dev", nil)
+	if err := tg.Apply(t.Context(), f.release(helloOnly, map[string]string{"hello": f.image("go", true, 1)})); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello-1", Labels: map[string]string{kube.LabelFunction: "hello"}},
+		Spec: corev1.PodSpec{NodeName: "no-such-node", Containers: []corev1.Container{{
+			Name: "function", Image: f.function("hello").Spec.Image, Ports: []corev1.ContainerPort{{ContainerPort: kube.FunctionPort}},
+		}}},
+	}
+	pod, err := f.core.CoreV1().Pods(f.ns).Create(t.Context(), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As a kubelet would report it.
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if _, err := f.core.CoreV1().Pods(f.ns).UpdateStatus(t.Context(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tg.Deliver(t.Context(), "hello", &environments.Event{ID: "1", Source: "/test", Type: "dev.ferry.test"})
+	t.Logf("Deliver: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "port-forward to pod hello-1 of function hello") {
+		t.Errorf("Deliver through a pod on no node: %v, want the port-forward's failure", err)
+	}
+}
+
+// TestKubeconfig: a target reads its cluster from a kubeconfig file and
+// context, and names a context that is not there.
+func TestKubeconfig(t *testing.T) {
+	tg, err := kube.New(kube.Config{Environment: "dev", Kubeconfig: cluster.Kubeconfig, Context: "envtest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Namespace() != "ferry-dev" {
+		t.Errorf("namespace = %s, want ferry-dev when none is configured", tg.Namespace())
+	}
+	st, err := tg.Status(t.Context())
+	if err != nil || st.Environment != "dev" || len(st.Functions) != 0 {
+		t.Errorf("Status through the kubeconfig = %+v, %v", st, err)
+	}
+	_, err = kube.New(kube.Config{Environment: "dev", Kubeconfig: cluster.Kubeconfig, Context: "nowhere"})
+	if err == nil || !strings.Contains(err.Error(), `context "nowhere"`) {
+		t.Errorf("New with a context the kubeconfig lacks: %v", err)
+	}
 }
