@@ -255,3 +255,16 @@ func cond(typ string, status bool, reason, msg string) metav1.Condition {
 	}
 	return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}
 }
+
+// eventually waits for cond, failing the test after a bound that only a
+// hang reaches.
+func (f *fixture) eventually(what string, cond func() bool) {
+	f.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: not after a minute", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -311,6 +311,15 @@ func TestNotReady(t *testing.T) {
 	})
 	tg := f.target("dev", func(c *kube.Config) { c.ReadyTimeout = 3 * time.Second })
 	helloRel := f.release(helloOnly, map[string]string{"hello": f.image("go", true, 1)})
+	if err := tg.Apply(t.Context(), helloRel); err == nil {
+		t.Fatal("Apply succeeded with a function whose rollout failed")
+	}
+	// why: on a busy machine the test's controller may not have written
+	// its status within the 3 s; once it has, the same release applied
+	// again (no change) must report what it wrote.
+	f.eventually("hello's status", func() bool {
+		return len(f.function("hello").Status.Conditions) > 0
+	})
 	err := tg.Apply(t.Context(), helloRel)
 	if err == nil {
 		t.Fatal("Apply succeeded with a function whose rollout failed")
