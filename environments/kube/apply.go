@@ -34,30 +34,39 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	release := rel.Digest.String()
-	if err := t.refuse(ctx, rel.Set); err != nil {
+	// why: the steps before the wait are bounded as a whole, so an API
+	// server (or registry) that takes connections and never answers
+	// fails the deploy instead of holding the environment for good; the
+	// wait has its own bound.
+	actx, cancel := context.WithTimeout(ctx, applyBound)
+	defer cancel()
+	if err := t.refuse(actx, rel.Set); err != nil {
 		return err
 	}
-	secrets, err := t.resolveSecrets(ctx, rel.Set)
+	secrets, err := t.resolveSecrets(actx, rel.Set)
 	if err != nil {
 		return err
 	}
-	if err := t.claimNamespace(ctx); err != nil {
+	if err := t.claimNamespace(actx); err != nil {
 		return err
 	}
-	if err := t.applyEnvironment(ctx, secrets); err != nil {
+	if err := t.applyEnvironment(actx, secrets); err != nil {
 		return err
 	}
 	set := forEnvironment(rel.Set, t.cfg.Environment)
-	applied, err := t.applyRelease(ctx, set, release)
+	applied, err := t.applyRelease(actx, set, release)
 	if err != nil {
 		return err
 	}
 	// why: the triggers of the new release are in place, so Call routes
 	// by them from now on, whatever the wait below says.
 	t.setRoutes(routesOf(set))
-	if err := t.prune(ctx, release); err != nil {
+	pruned, err := t.prune(actx, release)
+	if err != nil {
 		return err
 	}
+	triggers := len(set.HTTPTriggers) + len(set.CronTriggers) + len(set.NATSTriggers) + len(set.KafkaTriggers)
+	t.logf("applied release %s to namespace %s: %d functions, %d triggers; pruned %d objects of earlier releases", release, t.namespace, len(applied), triggers, pruned)
 	return t.waitReady(ctx, applied)
 }
 
@@ -217,15 +226,19 @@ func (t *Target) applyRelease(ctx context.Context, set *manifests.Set, release s
 
 // prune deletes what ferry applied for this environment from another
 // release: the objects this release no longer has (its own were all
-// just labelled with it). Triggers go before functions.
-func (t *Target) prune(ctx context.Context, release string) error {
+// just labelled with it). Triggers go before functions. It returns how
+// many it deleted.
+func (t *Target) prune(ctx context.Context, release string) (int, error) {
 	sel := t.selector() + "," + LabelRelease + "!=" + ReleaseLabel(release)
+	total := 0
 	for _, k := range slices.Backward(kinds) {
-		if err := t.deleteAll(ctx, k, sel); err != nil {
-			return err
+		n, err := t.deleteAll(ctx, k, sel)
+		total += n
+		if err != nil {
+			return total, err
 		}
 	}
-	return nil
+	return total, nil
 }
 
 // deleteOwn deletes the environment's Secret and ConfigMap.

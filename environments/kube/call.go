@@ -88,18 +88,25 @@ func (t *Target) Call(ctx context.Context, req *http.Request) (*http.Response, e
 	if err != nil {
 		return nil, err
 	}
+	return fw.do(t.toPod(ctx, req, *match, fw.host))
+}
+
+// toPod is req as the embedded gateway forwards it on r's route, sent to
+// host: a plain request becomes a binary-mode CloudEvent with the same
+// attributes; a CloudEvent passes as it is.
+func (t *Target) toPod(ctx context.Context, req *http.Request, r route, host string) *http.Request {
 	out := req.Clone(ctx)
 	u := *req.URL
-	u.Scheme, u.Host, u.User = "http", fw.host, nil
+	u.Scheme, u.Host, u.User = "http", host, nil
 	out.URL, out.Host, out.RequestURI = &u, "", ""
 	if len(req.Header["Ce-Specversion"]) == 0 {
 		ev := environments.Event{
-			ID: newEventID(), Source: "/" + t.cfg.Environment + match.path, Type: ceTypeHTTP,
+			ID: newEventID(), Source: "/" + t.cfg.Environment + r.path, Type: ceTypeHTTP,
 			Extensions: map[string]string{"httpmethod": req.Method, "httppath": req.URL.Path, "httpquery": req.URL.RawQuery},
 		}
 		ev.SetHeaders(out.Header)
 	}
-	return fw.do(out)
+	return out
 }
 
 // Deliver implements environments.Target: ev goes to one of the

@@ -109,22 +109,25 @@ func (t *Target) list(ctx context.Context, k kind, selector string) ([]unstructu
 	}
 }
 
-// deleteAll deletes k's objects that selector selects. Their children (Deployments, routes) go with them:
-// the controller makes them owned.
-func (t *Target) deleteAll(ctx context.Context, k kind, selector string) error {
+// deleteAll deletes k's objects that selector selects and says how many
+// it deleted. Their children (Deployments, routes) go with them: the
+// controller makes them owned.
+func (t *Target) deleteAll(ctx context.Context, k kind, selector string) (int, error) {
 	objs, err := t.list(ctx, k, selector)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	bg := metav1.DeletePropagationBackground
+	n := 0
 	for _, o := range objs {
 		err := t.dyn.Resource(k.resource).Namespace(t.namespace).Delete(ctx, o.GetName(), metav1.DeleteOptions{PropagationPolicy: &bg})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return t.apiError("deleting "+k.name+" "+o.GetName(), err)
+			return n, t.apiError("deleting "+k.name+" "+o.GetName(), err)
 		}
-		t.logf("deleted %s %s", k.name, o.GetName())
+		n++
+		t.logf("deleted %s %s (release %s)", k.name, o.GetName(), o.GetAnnotations()[AnnotationRelease])
 	}
-	return nil
+	return n, nil
 }
 
 // fromUnstructured reads u into one of ferry's types through JSON, so the

@@ -28,6 +28,9 @@ const (
 	// rollout pulls images and waits on readiness probes, which on a
 	// busy cluster takes minutes, not hours.
 	defaultReadyTimeout = 5 * time.Minute
+	// applyBound bounds an Apply's steps before the wait: hundreds of
+	// objects take seconds; minutes is an API server that does not answer.
+	applyBound = 5 * time.Minute
 	// namespacePrefix makes the namespace of an environment that names
 	// none: ferry-dev, ferry-pr-42.
 	namespacePrefix = "ferry-"
@@ -238,7 +241,7 @@ func (t *Target) Delete(ctx context.Context) error {
 	var errs []error
 	// Triggers first, so none is left calling a function already gone.
 	for _, k := range slices.Backward(kinds) {
-		if err := t.deleteAll(ctx, k, t.selector()); err != nil {
+		if _, err := t.deleteAll(ctx, k, t.selector()); err != nil {
 			errs = append(errs, err)
 		}
 	}
