@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -118,6 +120,13 @@ func New(cfg Config) (*Target, error) {
 	if cfg.Environment == "" {
 		return nil, errors.New("kube: a target needs an environment name")
 	}
+	// why: the name is a label value, which every prune selects by.
+	if errs := validation.IsValidLabelValue(cfg.Environment); len(errs) > 0 {
+		return nil, fmt.Errorf("environment %q cannot be a Kubernetes label value (%s); rename it to fit the Kubernetes target", cfg.Environment, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Label(cfg.Namespace); cfg.Namespace != "" && len(errs) > 0 {
+		return nil, fmt.Errorf("environment %s: namespace %q: %s", cfg.Environment, cfg.Namespace, strings.Join(errs, "; "))
+	}
 	rc := cfg.REST
 	if rc == nil {
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
@@ -188,6 +197,10 @@ func (t *Target) Status(ctx context.Context) (*environments.Status, error) {
 			st.Release, best = r, releases[r]
 		}
 	}
+	restarts, err := t.restarts(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var ttrs []unstructured.Unstructured
 	if t.cfg.GatewayURL != "" {
 		if ttrs, err = t.list(ctx, kindHTTPTrigger, t.selector()); err != nil {
@@ -200,7 +213,7 @@ func (t *Target) Status(ctx context.Context) (*environments.Status, error) {
 		if err := fromUnstructured(&fns[i], &f); err != nil {
 			return nil, err
 		}
-		fs := environments.FunctionStatus{Name: f.Name, Image: f.Spec.Image, State: "starting"}
+		fs := environments.FunctionStatus{Name: f.Name, Image: f.Spec.Image, State: "starting", Restarts: restarts[f.Name]}
 		ready := condition(f.Status.Conditions, v1alpha1.ConditionReady)
 		stalled := condition(f.Status.Conditions, v1alpha1.ConditionStalled)
 		current := f.Status.ObservedGeneration == f.Generation
@@ -228,6 +241,21 @@ func (t *Target) Status(ctx context.Context) (*environments.Status, error) {
 		st.Functions = append(st.Functions, fs)
 	}
 	return st, nil
+}
+
+// restarts counts the container restarts of each function's pods.
+func (t *Target) restarts(ctx context.Context) (map[string]int, error) {
+	pods, err := t.core.CoreV1().Pods(t.namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelFunction})
+	if err != nil {
+		return nil, t.apiError("listing pods", err)
+	}
+	out := map[string]int{}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			out[p.Labels[LabelFunction]] += int(cs.RestartCount)
+		}
+	}
+	return out, nil
 }
 
 // Delete implements environments.Target: every object ferry applied for

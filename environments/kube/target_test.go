@@ -636,9 +636,17 @@ func TestForwardFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As a kubelet would report it.
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	pod.Status = corev1.PodStatus{
+		Phase:             corev1.PodRunning,
+		Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "function", Ready: true, RestartCount: 2, Image: pod.Spec.Containers[0].Image}},
+	}
 	if _, err := f.core.CoreV1().Pods(f.ns).UpdateStatus(t.Context(), pod, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	st, err := tg.Status(t.Context())
+	if err != nil || len(st.Functions) != 1 || st.Functions[0].Restarts != 2 {
+		t.Errorf("Status = %+v, %v; want hello with its pod's 2 restarts", st, err)
 	}
 	_, err = tg.Deliver(t.Context(), "hello", &environments.Event{ID: "1", Source: "/test", Type: "dev.ferry.test"})
 	t.Logf("Deliver: %v", err)
@@ -664,5 +672,11 @@ func TestKubeconfig(t *testing.T) {
 	_, err = kube.New(kube.Config{Environment: "dev", Kubeconfig: cluster.Kubeconfig, Context: "nowhere"})
 	if err == nil || !strings.Contains(err.Error(), `context "nowhere"`) {
 		t.Errorf("New with a context the kubeconfig lacks: %v", err)
+	}
+	if _, err := kube.New(kube.Config{Environment: "dev env", REST: cluster.Config}); err == nil || !strings.Contains(err.Error(), "label value") {
+		t.Errorf("New with an environment that is no label value: %v", err)
+	}
+	if _, err := kube.New(kube.Config{Environment: "dev", Namespace: "Dev_NS", REST: cluster.Config}); err == nil || !strings.Contains(err.Error(), `namespace "Dev_NS"`) {
+		t.Errorf("New with a namespace Kubernetes refuses: %v", err)
 	}
 }
