@@ -49,7 +49,11 @@ func (t *Target) Call(ctx context.Context, req *http.Request) (*http.Response, e
 		u.RawPath = ""
 		out := req.Clone(ctx)
 		out.URL, out.Host, out.RequestURI = &u, "", ""
-		return callClient.Do(out)
+		resp, err := callClient.Do(out)
+		if err != nil {
+			return nil, fmt.Errorf("environment %s: calling its gateway: %w; check gatewayURL in the server configuration", t.cfg.Environment, err)
+		}
+		return resp, nil
 	}
 	routes, err := t.liveRoutes(ctx)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -218,9 +219,9 @@ func (t *Target) Status(ctx context.Context) (*environments.Status, error) {
 		stalled := condition(f.Status.Conditions, v1alpha1.ConditionStalled)
 		current := f.Status.ObservedGeneration == f.Generation
 		switch {
-		case current && ready != nil && ready.Status == "True":
+		case current && ready != nil && ready.Status == metav1.ConditionTrue:
 			fs.State = "running"
-		case current && stalled != nil && stalled.Status == "True":
+		case current && stalled != nil && stalled.Status == metav1.ConditionTrue:
 			fs.State, fs.Message = "failed", stalled.Message
 		case ready != nil:
 			fs.Message = ready.Message
@@ -243,13 +244,17 @@ func (t *Target) Status(ctx context.Context) (*environments.Status, error) {
 	return st, nil
 }
 
-// restarts counts the container restarts of each function's pods.
+// restarts counts the container restarts of each function's pods; none
+// when ferry may not list pods, which only this count needs.
 func (t *Target) restarts(ctx context.Context) (map[string]int, error) {
+	out := map[string]int{}
 	pods, err := t.core.CoreV1().Pods(t.namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelFunction})
+	if apierrors.IsForbidden(err) {
+		return out, nil
+	}
 	if err != nil {
 		return nil, t.apiError("listing pods", err)
 	}
-	out := map[string]int{}
 	for _, p := range pods.Items {
 		for _, cs := range p.Status.ContainerStatuses {
 			out[p.Labels[LabelFunction]] += int(cs.RestartCount)
