@@ -51,7 +51,7 @@ func (t *Target) Call(ctx context.Context, req *http.Request) (*http.Response, e
 		out.URL, out.Host, out.RequestURI = &u, "", ""
 		resp, err := callClient.Do(out)
 		if err != nil {
-			return nil, fmt.Errorf("environment %s: calling its gateway: %w; check gatewayURL in the server configuration", t.cfg.Environment, err)
+			return nil, fmt.Errorf("environment %s: calling its gateway: %w; check the environment's gateway URL in the server configuration", t.cfg.Environment, err)
 		}
 		return resp, nil
 	}
