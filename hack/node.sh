@@ -81,16 +81,12 @@ lock=$bin/node.lock
 # line (envtest API servers of other tests run the same binaries; their
 # command lines do not name DIR).
 procs() {
-	for p in /proc/[0-9]*; do
-		pid=${p#/proc/}
-		[ "$pid" = "$$" ] && continue
-		exe=$(readlink "$p/exe" 2>/dev/null) || continue
-		case "$exe" in
-		"$bin"/* | "$dir"/* | "$runc") ;;
-		*) continue ;;
-		esac
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "$dir/" && echo "$pid"
-	done
+	find /proc -mindepth 2 -maxdepth 2 -name exe \( -lname "$bin/*" -o -lname "$runc" -o -lname "$dir/*" \) 2>/dev/null |
+		while read -r exe; do
+			p=${exe%/exe}
+			[ "${p#/proc/}" = "$$" ] && continue
+			tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "$dir/" && echo "${p#/proc/}"
+		done
 	return 0
 }
 
@@ -112,22 +108,28 @@ mounts() {
 stop_node() {
 	# The control plane and kubelet first, so nothing restarts pods while
 	# they are killed; each runs in its own process group.
-	for name in kube-scheduler kube-controller-manager kubelet kube-apiserver etcd containerd; do
+	daemons="kube-scheduler kube-controller-manager kubelet kube-apiserver etcd containerd"
+	for name in $daemons; do
 		[ -f "$dir/pids/$name" ] && kill -TERM -- "-$(cat "$dir/pids/$name")" 2>/dev/null || true
 	done
 	i=0
-	while [ -n "$(procs)" ] && [ $i -lt 50 ]; do
-		sleep 0.1
-		i=$((i + 1))
+	for name in $daemons; do
+		[ -f "$dir/pids/$name" ] || continue
+		while kill -0 "$(cat "$dir/pids/$name")" 2>/dev/null && [ $i -lt 20 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
 	done
-	# What did not stop on SIGTERM (the runc shims do not: containerd
-	# tells them to) and the pods' own processes are killed outright.
-	for pid in $(procs) $(podprocs); do
-		kill -KILL "$pid" 2>/dev/null || true
-	done
+	# What did not stop within 2 s, and the pods' own processes, are killed
+	# outright: the runc shims do not stop on SIGTERM (containerd tells
+	# them to), and the API server's graceful shutdown waits for etcd,
+	# which waits for its clients; nothing of the node is kept anyway.
 	i=0
-	while [ -n "$(procs)$(podprocs)" ] && [ $i -lt 50 ]; do
-		sleep 0.1
+	while :; do
+		left="$(procs) $(podprocs)"
+		[ -n "${left# }" ] && [ $i -lt 20 ] || break
+		kill -KILL $left 2>/dev/null || true
+		sleep 0.2
 		i=$((i + 1))
 	done
 	[ -z "$(procs)" ] || echo "node.sh: still running after SIGKILL: $(procs)" >&2
