@@ -42,7 +42,9 @@ NODE_NAME=${FERRY_NODE_NAME:-localhost}
 SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward"
 # Host folders the kubelet and containerd write to whatever their root
 # and state folders are; stop removes the entries the node added.
-HOST_DIRS="/var/lib/kubelet/device-plugins /var/log/pods /var/log/containers /run/containerd/s"
+# (/var/lib/cni/results is libcni's cache of each pod's network; the
+# shims' sockets are in /run/containerd/s.)
+HOST_DIRS="/var/lib/kubelet/device-plugins /var/log/pods /var/log/containers /var/lib/cni/results /run/containerd/s"
 
 die() {
 	echo "node.sh: $*" >&2
@@ -85,9 +87,10 @@ procs() {
 		while read -r exe; do
 			p=${exe%/exe}
 			[ "${p#/proc/}" = "$$" ] && continue
-			tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "$dir/" && echo "${p#/proc/}"
+			if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "$dir/"; then
+				echo "${p#/proc/}"
+			fi
 		done
-	return 0
 }
 
 # podprocs prints the pids in the kubelet's cgroups: the pods' processes.
@@ -106,6 +109,11 @@ mounts() {
 }
 
 stop_node() {
+	# ours: this DIR's node is the one whose host-wide changes are
+	# recorded. A second stop of a node, after another node started, must
+	# not undo the other's.
+	ours=""
+	[ "$(cat "$state/dir" 2>/dev/null)" = "$dir" ] && ours=1
 	# The control plane and kubelet first, so nothing restarts pods while
 	# they are killed; each runs in its own process group.
 	daemons="kube-scheduler kube-controller-manager kubelet kube-apiserver etcd containerd"
@@ -126,7 +134,8 @@ stop_node() {
 	# which waits for its clients; nothing of the node is kept anyway.
 	i=0
 	while :; do
-		left="$(procs) $(podprocs)"
+		left="$(procs)"
+		[ -n "$ours" ] && left="$left $(podprocs)"
 		[ -n "${left# }" ] && [ $i -lt 20 ] || break
 		kill -KILL $left 2>/dev/null || true
 		sleep 0.2
@@ -138,32 +147,32 @@ stop_node() {
 	for m in $(mounts); do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || echo "node.sh: cannot unmount $m" >&2
 	done
+	[ -n "$ours" ] || return 0
+
 	ip link delete "$BRIDGE" 2>/dev/null || true
 	# The kubelet's QoS cgroups, empty once the pods are dead.
 	for c in /sys/fs/cgroup/*/kubepods; do
 		[ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
 	done
-	if [ -d "$state" ]; then
-		[ -f "$state/sysctls" ] && while read -r key value; do
-			sysctl -q -w "$key=$value" >/dev/null 2>&1 || echo "node.sh: cannot restore $key=$value" >&2
-		done <"$state/sysctls"
-		for d in $HOST_DIRS; do
-			f=$state/$(echo "$d" | tr / _)
-			[ -d "$d" ] || continue
-			if [ -f "$f" ]; then
-				ls -A "$d" | while read -r e; do
-					grep -qxF -- "$e" "$f" || rm -rf "${d:?}/$e"
-				done
-			else
-				# The folder itself is the node's.
-				rm -rf "$d"
-			fi
-		done
-		for d in /var/lib/kubelet /run/containerd; do
-			rmdir "$d" 2>/dev/null || true
-		done
-		rm -rf "$state"
-	fi
+	[ -f "$state/sysctls" ] && while read -r key value; do
+		sysctl -q -w "$key=$value" >/dev/null 2>&1 || echo "node.sh: cannot restore $key=$value" >&2
+	done <"$state/sysctls"
+	for d in $HOST_DIRS; do
+		f=$state/$(echo "$d" | tr / _)
+		[ -d "$d" ] || continue
+		if [ -f "$f" ]; then
+			ls -A "$d" | while read -r e; do
+				grep -qxF -- "$e" "$f" || rm -rf "${d:?}/$e"
+			done
+		else
+			# The folder itself is the node's.
+			rm -rf "$d"
+		fi
+	done
+	for d in /var/lib/kubelet /var/lib/cni /run/containerd; do
+		rmdir "$d" 2>/dev/null || true
+	done
+	rm -rf "$state"
 }
 
 if [ "$cmd" = stop ]; then

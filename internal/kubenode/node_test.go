@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/ferrycd/ferry/build"
@@ -41,6 +42,7 @@ func TestPodsAnswer(t *testing.T) {
 	first := buildHello(t, reg.Addr, "hello from go")
 	second := buildHello(t, reg.Addr, "hello from the second image")
 
+	before := hostState(t)
 	node := kubenode.Start(t, reg.Addr)
 	t.Logf("node Ready in %s", node.Started.Round(100*time.Millisecond))
 	cs, err := kubernetes.NewForConfig(node.Config)
@@ -63,12 +65,18 @@ func TestPodsAnswer(t *testing.T) {
 	t.Logf("node memory (its processes' RSS): %d MiB", node.MemoryMiB())
 
 	// A new image, as a new release makes: the rollout replaces the pod.
-	d, err := deps.Get(ctx, "hello", metav1.GetOptions{})
+	// (The controller-manager writes the Deployment's status meanwhile:
+	// an update retries on the conflict.)
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := deps.Get(ctx, "hello", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		d.Spec.Template.Spec.Containers[0].Image = second
+		_, err = deps.Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	d.Spec.Template.Spec.Containers[0].Image = second
-	if _, err := deps.Update(ctx, d, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pod = readyPod(ctx, t, cs, second)
@@ -85,6 +93,35 @@ func TestPodsAnswer(t *testing.T) {
 	if left := kubenode.Mounts(node.Dir); len(left) > 0 {
 		t.Errorf("mounts left under the node's folder after stop: %v", left)
 	}
+	if after := hostState(t); after != before {
+		t.Errorf("the host after the node stopped differs from before it started:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// hostState is what the kubelet, containerd and the bridge plugin change
+// on the host outside the node's folder: sysctls, folders, the bridge.
+func hostState(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, key := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes", "net/ipv4/ip_forward"} {
+		v, err := os.ReadFile("/proc/sys/" + key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s=%s", key, v)
+	}
+	for _, d := range []string{"/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/var/lib/cni", "/run/containerd", "/run/netns", "/sys/fs/cgroup/memory/kubepods", "/sys/class/net/ferry0"} {
+		ents, err := os.ReadDir(d)
+		switch {
+		case os.IsNotExist(err):
+			fmt.Fprintf(&b, "%s absent\n", d)
+		case err != nil:
+			t.Fatal(err)
+		default:
+			fmt.Fprintf(&b, "%s has %d entries\n", d, len(ents))
+		}
+	}
+	return b.String()
 }
 
 // buildHello builds examples/go with its message replaced, with ferry's
@@ -255,4 +292,71 @@ func message(ctx context.Context, t *testing.T, pod *corev1.Pod) string {
 		t.Errorf("the pod %s echoed %s, want the request's data", pod.Name, out.Echo)
 	}
 	return out.Message
+}
+
+// TestStartAfterCrash: a node whose processes all died (a test binary
+// killed mid-run leaves one so) is cleaned up by the next start, which
+// then runs; and a late stop of the dead node does not touch the new one.
+func TestStartAfterCrash(t *testing.T) {
+	reg := testreg.Embedded(t, "")
+	before := hostState(t)
+	dead := kubenode.Start(t, reg.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*hang)
+	defer cancel()
+	// A pod, so the crash leaves mounts and a network namespace.
+	idlePod(ctx, t, dead)
+	for _, pid := range kubenode.Processes(dead.Bin, dead.Dir) {
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Kill()
+		}
+	}
+	if len(kubenode.Mounts(dead.Dir)) == 0 {
+		t.Fatal("the crashed node left no mounts; this test no longer tests the clean-up")
+	}
+
+	live := kubenode.Start(t, reg.Addr)
+	if left := kubenode.Mounts(dead.Dir); len(left) > 0 {
+		t.Errorf("mounts of the crashed node left after the next start: %v", left)
+	}
+	if left := kubenode.Processes(dead.Bin, dead.Dir); len(left) > 0 {
+		t.Errorf("processes of the crashed node left after the next start: %v", left)
+	}
+	if err := dead.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The live node still runs pods, and has its bridge.
+	idlePod(ctx, t, live)
+	if _, err := os.Stat("/sys/class/net/ferry0"); err != nil {
+		t.Errorf("the live node has no bridge: %v", err)
+	}
+	if err := live.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if after := hostState(t); after != before {
+		t.Errorf("the host after both nodes stopped differs from before:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// idlePod runs a pod of the node's pause image (the one image every
+// node has) and waits until it is Ready.
+func idlePod(ctx context.Context, t *testing.T, node *kubenode.Node) {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(node.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toml, err := os.ReadFile(filepath.Join(node.Dir, "containerd.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(toml), "sandbox = \"")
+	pause, _, _ := strings.Cut(rest, "\"")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "idle", Labels: map[string]string{kube.LabelFunction: "hello"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "idle", Image: pause}}, AutomountServiceAccountToken: ptr.To(false)},
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	readyPod(ctx, t, cs, pause)
 }
