@@ -48,8 +48,6 @@ HOST_DIRS="/var/lib/kubelet/device-plugins /var/log/pods /var/log/containers /va
 
 die() {
 	echo "node.sh: $*" >&2
-	# A start that fails leaves nothing running (its logs stay in DIR).
-	[ -n "${starting:-}" ] && stop_node
 	exit 1
 }
 
@@ -77,6 +75,14 @@ runc=$(command -v runc || echo /usr/sbin/runc)
 # host's values before the node changed them, and which DIR runs.
 state=$bin/node-state
 lock=$bin/node.lock
+
+# statelock takes the lock on the records (descriptor 8): a start must not
+# read or write them while a stop that freed the node lock (by killing the
+# node's processes) is still undoing that node's changes.
+statelock() {
+	exec 8>"$bin/node-state.lock"
+	flock 8
+}
 
 # procs prints the pids of the node's processes: those running a binary
 # of the cache folder, runc or the pause binary with DIR on their command
@@ -176,6 +182,7 @@ stop_node() {
 }
 
 if [ "$cmd" = stop ]; then
+	statelock
 	stop_node
 	exit 0
 fi
@@ -197,13 +204,19 @@ exec 9>"$lock"
 if ! flock -w "${FERRY_NODE_LOCK_WAIT:-900}" 9; then
 	die "another node holds $lock; stop it with node.sh stop DIR (DIR is in $state/dir)"
 fi
+statelock
 # A node that ended without stop left its changes: undo them first.
 if [ -f "$state/dir" ]; then
 	old=$(cat "$state/dir")
 	echo "node.sh: cleaning up after the node of $old" >&2
-	"$0" stop "$old" 9>&-
+	(
+		dir=$old
+		stop_node
+	)
 fi
-starting=1
+# A start that fails, whatever the reason, leaves nothing running (its
+# logs stay in DIR).
+trap '[ -n "${started:-}" ] || { statelock; stop_node; }' EXIT
 mkdir -p "$dir/pids" "$dir/logs" "$dir/pki" "$state"
 echo "$dir" >"$state/dir"
 : >"$state/sysctls"
@@ -214,6 +227,8 @@ done
 for d in $HOST_DIRS; do
 	[ -d "$d" ] && ls -A "$d" >"$state/$(echo "$d" | tr / _)"
 done
+# The records are written; the node's processes must not hold this lock.
+exec 8>&-
 
 # freeport prints a TCP port nothing listens on, below the ephemeral
 # range (32768-60999), where envtest and clients take theirs.
@@ -459,4 +474,5 @@ waitfor "the node's Ready condition" 120 kc wait --for=condition=Ready --timeout
 # Pods are admitted only once the namespace has its default
 # ServiceAccount, made by the controller-manager.
 waitfor "the default ServiceAccount (controller-manager)" 60 kc get serviceaccount default
+started=1
 echo "$dir/kubeconfig"
