@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/transport/spdy"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
@@ -63,6 +65,20 @@ func TestPodsAnswer(t *testing.T) {
 	}
 	t.Logf("Deployment created → first answer from pod %s in %s", pod.Status.PodIP, time.Since(begin).Round(100*time.Millisecond))
 	t.Logf("node memory (its processes' RSS): %d MiB", node.MemoryMiB())
+
+	// The API server reaches the kubelet (by the node's name): logs, and
+	// a port-forward into the pod, as ferry's Kubernetes target calls a
+	// function.
+	logs, err := cs.CoreV1().Pods("default").GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("logs of the pod %s: %v", pod.Name, err)
+	}
+	if want := "function hello (example.com/hello/hello.Handle) serving on"; !strings.Contains(string(logs), want) {
+		t.Errorf("logs of the pod %s do not say %q:\n%s", pod.Name, want, logs)
+	}
+	if got := forwardedMessage(ctx, t, node, pod); got != "hello from go" {
+		t.Errorf("through a port-forward, the pod of %s answered %q, want %q", first, got, "hello from go")
+	}
 
 	// A new image, as a new release makes: the rollout replaces the pod.
 	// (The controller-manager writes the Deployment's status meanwhile:
@@ -266,7 +282,13 @@ func podWhy(p *corev1.Pod) string {
 // returns the "message" of the function's JSON answer.
 func message(ctx context.Context, t *testing.T, pod *corev1.Pod) string {
 	t.Helper()
-	url := "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(kube.FunctionPort)) + "/"
+	return messageAt(ctx, t, pod, kube.FunctionPort)
+}
+
+// messageAt calls the function at the pod's IP and port.
+func messageAt(ctx context.Context, t *testing.T, pod *corev1.Pod, port int) string {
+	t.Helper()
+	url := "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port)) + "/"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"from":"kubenode"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -359,4 +381,43 @@ func idlePod(ctx context.Context, t *testing.T, node *kubenode.Node) {
 		t.Fatal(err)
 	}
 	readyPod(ctx, t, cs, pause)
+}
+
+// forwardedMessage calls the pod through a port-forward (API server →
+// kubelet → the pod's network namespace) and returns the "message" of the
+// answer.
+func forwardedMessage(ctx context.Context, t *testing.T, node *kubenode.Node, pod *corev1.Pod) string {
+	t.Helper()
+	transport, upgrader, err := spdy.RoundTripperFor(node.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(node.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("portforward").URL()
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
+	stop, ready := make(chan struct{}), make(chan struct{})
+	defer close(stop)
+	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(kube.FunctionPort)}, stop, ready, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 1)
+	go func() { errs <- fw.ForwardPorts() }()
+	select {
+	case <-ready:
+	case err := <-errs:
+		t.Fatalf("port-forward to the pod %s: %v", pod.Name, err)
+	case <-time.After(hang):
+		t.Fatalf("port-forward to the pod %s not ready within %s", pod.Name, hang)
+	}
+	ports, err := fw.GetPorts()
+	if err != nil || len(ports) != 1 {
+		t.Fatalf("port-forward ports: %v %v", ports, err)
+	}
+	forwarded := *pod
+	forwarded.Status.PodIP = "127.0.0.1"
+	return messageAt(ctx, t, &forwarded, int(ports[0].Local))
 }
