@@ -25,6 +25,8 @@
 # that crashed, even when DIR is gone.
 #
 # Needs root, runc and the CNI plugins (hack/deps.sh), openssl and go.
+# POSIX sh, plus flock and setsid (util-linux) and a sleep that takes
+# fractions of a second (coreutils).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -325,6 +327,8 @@ mkdir -p "$dir/bin"
 (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir/bin/pause" ./hack/pause &&
 	go build -o "$dir/bin/push" ./hack/pause/push) || die "building hack/pause failed"
 pause=$("$dir/bin/push" -binary "$dir/bin/pause" -repo "$first/ferry/pause") || die "pushing the pause image to $first failed"
+# Tests may run it as a pod that does nothing.
+echo "$pause" >"$dir/pause-image"
 
 # --unsafe-no-fsync: a test cluster's data is thrown away; fsync on a busy
 # shared disk makes every write slow.
@@ -336,7 +340,8 @@ run etcd "$bin/etcd" --name node --data-dir "$dir/etcd" \
 # --endpoint-reconciler-type=none: the default reconciler writes the
 # kubernetes Service's endpoints with the advertise address and refuses
 # loopback. Hostname first: the node's InternalIP is the host's outward
-# address, where the kubelet does not listen; its name is 127.0.0.1.
+# address, where the kubelet does not listen; its name resolves to
+# 127.0.0.1.
 run kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
 	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
 	--endpoint-reconciler-type=none \

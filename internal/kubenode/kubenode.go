@@ -26,6 +26,9 @@ type Node struct {
 	Config     *rest.Config
 	// Bin is the folder of the Kubernetes binaries (kubectl among them).
 	Bin string
+	// Pause is the node's sandbox image, by digest: a pod of it runs and
+	// does nothing, and every node has it.
+	Pause string
 	// Started is how long the node took from nothing to Ready.
 	Started time.Duration
 }
@@ -77,6 +80,11 @@ func Start(t testing.TB, registries ...string) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pause, err := os.ReadFile(filepath.Join(dir, "pause-image"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Pause = strings.TrimSpace(string(pause))
 	n.Config, err = clientcmd.BuildConfigFromFlags("", n.Kubeconfig)
 	if err != nil {
 		t.Fatalf("reading the node's kubeconfig: %v", err)

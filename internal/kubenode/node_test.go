@@ -359,20 +359,15 @@ func TestStartAfterCrash(t *testing.T) {
 	}
 }
 
-// idlePod runs a pod of the node's pause image (the one image every
-// node has) and waits until it is Ready.
+// idlePod runs a pod of the node's pause image and waits until it is
+// Ready.
 func idlePod(ctx context.Context, t *testing.T, node *kubenode.Node) {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(node.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	toml, err := os.ReadFile(filepath.Join(node.Dir, "containerd.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, _ := strings.Cut(string(toml), "sandbox = \"")
-	pause, _, _ := strings.Cut(rest, "\"")
+	pause := node.Pause
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "idle", Labels: map[string]string{kube.LabelFunction: "hello"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "idle", Image: pause}}, AutomountServiceAccountToken: ptr.To(false)},
