@@ -200,12 +200,24 @@ done
 
 # One node per machine. The lock's descriptor is inherited by the node's
 # processes, so it is held exactly as long as any of them runs, and a node
-# that crashed frees it. Waiting is bounded so a leaked process shows up
-# as an error, not as a hang.
+# that crashed frees it. A node whose owner (FERRY_NODE_OWNER: the pid of
+# the test process that started it) is gone is stopped here: a test binary
+# killed by go test's -timeout runs no cleanup. Waiting is bounded so a
+# leaked process shows up as an error, not as a hang.
 exec 9>"$lock"
-if ! flock -w "${FERRY_NODE_LOCK_WAIT:-900}" 9; then
-	die "another node holds $lock; stop it with node.sh stop DIR (DIR is in $state/dir)"
-fi
+wait=${FERRY_NODE_LOCK_WAIT:-900}
+until flock -n 9; do
+	owner=$(cat "$state/owner" 2>/dev/null || true)
+	old=$(cat "$state/dir" 2>/dev/null || true)
+	if [ -n "$owner" ] && [ -n "$old" ] && ! kill -0 "$owner" 2>/dev/null; then
+		echo "node.sh: stopping the node of $old: its owner, process $owner, is gone" >&2
+		"$0" stop "$old" 9>&-
+		continue
+	fi
+	[ "$wait" -gt 0 ] || die "another node holds $lock; stop it with node.sh stop DIR (DIR is in $state/dir)"
+	wait=$((wait - 1))
+	sleep 1
+done
 statelock
 # A node that ended without stop left its changes: undo them first.
 if [ -f "$state/dir" ]; then
@@ -221,6 +233,7 @@ fi
 trap '[ -n "${started:-}" ] || { statelock; stop_node; }' EXIT
 mkdir -p "$dir/pids" "$dir/logs" "$dir/pki" "$state"
 echo "$dir" >"$state/dir"
+echo "${FERRY_NODE_OWNER:-}" >"$state/owner"
 : >"$state/sysctls"
 for key in $SYSCTLS; do
 	v=$(sysctl -n "$key" 2>/dev/null) || continue

@@ -68,6 +68,9 @@ func Start(t testing.TB, registries ...string) *Node {
 	})
 	begin := time.Now()
 	cmd := exec.Command(filepath.Join(Root(), "hack", "node.sh"), append([]string{"start", dir}, registries...)...)
+	// The node is this process's: should it die without cleanup (go
+	// test's -timeout), the next start stops the node.
+	cmd.Env = append(os.Environ(), "FERRY_NODE_OWNER="+strconv.Itoa(os.Getpid()))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
