@@ -116,7 +116,6 @@ func (f *envFixture) start() {
 		Store:        f.st,
 		Target:       func(env string) (environments.Target, error) { return f.envs.target(env) },
 		Pull:         pull,
-		GatewayURL:   f.gateway,
 		Environments: f.cfg.gatedEnvironments(),
 		Log:          t.Logf,
 	})

@@ -203,7 +203,6 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		},
 		Repo:         repo,
 		PushOptions:  pushOpts,
-		GatewayURL:   gatewayURL,
 		Environments: cfg.gatedEnvironments(),
 		Groups:       cfg.groups(),
 		CommitAuthor: w.CommitAuthor,
