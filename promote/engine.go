@@ -56,7 +56,7 @@ const (
 // first.
 type engine struct {
 	cfg   Config
-	st    store.Store
+	st    Store
 	allow []ImagePrefix // Config.AllowedImages, parsed
 	// envMu guards envs, floors, previews and removed: environments come
 	// and go at run time (dynamic.go).

@@ -96,7 +96,7 @@ const (
 
 // Config wires a promoter.
 type Config struct {
-	Store store.Store
+	Store Store
 	// Target is an environment's target. Its error need not name env:
 	// the promoter does.
 	Target func(env string) (environments.Target, error)
