@@ -201,4 +201,3 @@ func (t *httpTarget) Deliver(ctx context.Context, function string, ev *environme
 	}
 	return noRedirects.Do(req)
 }
-
