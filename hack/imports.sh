@@ -9,6 +9,7 @@
 #   layer 4  server
 #   layer 5  cmd
 #   test     the end-to-end tests and the helpers of every package's tests
+#            (and hack, the tests of these scripts)
 #
 # and only server, cmd and test know a concrete target
 # (environments/embedded, environments/kube): the rest asks
@@ -44,7 +45,7 @@ function layer(p,   t) {
 	if (t == "watcher" || t == "pipeline" || t == "promote") return 3
 	if (t == "server") return 4
 	if (t == "cmd") return 5
-	if (t == "test") return 9
+	if (t == "test" || t == "hack") return 9
 	return -1
 }
 function target(p) {
