@@ -39,7 +39,7 @@ deps:
 
 lint:
 	$(GO) vet ./...
-	hack/imports.sh
+	GO=$(GO) hack/imports.sh
 	cd examples/go && $(GO) vet ./...
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi

@@ -20,14 +20,16 @@
 #
 # A package in no layer is an error too, so a new top-level folder gets a
 # place here. MODULE_DIR defaults to this repository; hack/imports_test.go
-# runs the script on the fixtures under hack/testdata/imports.
+# runs the script on the fixtures under hack/testdata/imports. $GO names
+# the go command (default go).
 set -eu
 dir=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$dir"
-module=$(GOWORK=off go list -m)
+go=${GO:-go}
+module=$(GOWORK=off $go list -m)
 # One line per package: PATH|imports|test imports (the package's own and
 # its _test package's). Listed first, so that go list's failure fails.
-list=$(GOWORK=off go list -f '{{.ImportPath}}|{{join .Imports " "}}|{{join .TestImports " "}} {{join .XTestImports " "}}' ./...)
+list=$(GOWORK=off $go list -f '{{.ImportPath}}|{{join .Imports " "}}|{{join .TestImports " "}} {{join .XTestImports " "}}' ./...)
 printf '%s\n' "$list" |
 	awk -v module="$module" -F'|' '
 function rel(p) {
