@@ -247,6 +247,17 @@ func (s *serving) startEnvironments(ctx context.Context) error {
 	s.settings.reload = func(ctx context.Context, env string) error {
 		return reloadEnvironment(ctx, s.st, env, s.target, s.moves.pull)
 	}
+	// why: a kube environment's mistakes (no such kubeconfig context, a
+	// ferry built without the target) are the configuration's: said at
+	// start, not at the first deploy. Embedded targets are made when
+	// first asked for, as before.
+	for _, e := range cfg.Environments {
+		if e.Target == TargetKube {
+			if _, err := s.target(e.Name); err != nil {
+				return fmt.Errorf("environment %s: %w", e.Name, err)
+			}
+		}
+	}
 	if err := restoreEnvironments(ctx, s.st, cfg, s.target, s.moves.pull, s.restored, s.logf); err != nil {
 		return err
 	}

@@ -123,6 +123,9 @@ previews: {target: kube, kube: {context: previews}}
 	envs := newEnvSet(cfg, newTargets(host, settings, t.Logf), st, st, settings, pull, &restoreErrors{}, "http://127.0.0.1:1", t.Logf)
 
 	// Without the Kubernetes target built in, a kube environment says so.
+	built := newKubeTarget
+	newKubeTarget = nil
+	t.Cleanup(func() { newKubeTarget = built })
 	if _, err := envs.target("staging"); err == nil || !strings.Contains(err.Error(), "built without the Kubernetes target") {
 		t.Errorf("staging without a kube constructor: %v", err)
 	}
@@ -191,5 +194,34 @@ previews: {target: kube, kube: {context: previews}}
 	}
 	if n := len(made["staging"].applied); n != 1 {
 		t.Errorf("staging after a secret changed: applied %d times, want once", n)
+	}
+}
+
+// TestServeRefusesKubeWithoutTheTarget: a ferry built without the
+// Kubernetes target refuses a kube environment at start, naming it,
+// rather than at its first deploy.
+func TestServeRefusesKubeWithoutTheTarget(t *testing.T) {
+	old := newKubeTarget
+	newKubeTarget = nil
+	t.Cleanup(func() { newKubeTarget = old })
+	dir := t.TempDir()
+	cfg, err := ParseConfig([]byte(`
+listen: 127.0.0.1:0
+gateway: 127.0.0.2:0
+registryListen: 127.0.0.3:0
+sandbox: {mode: none}
+environments:
+- {name: dev}
+- {name: prod, target: kube}
+`), dir, "ferry-serve.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang bound
+	defer cancel()
+	var out bytes.Buffer
+	err = Serve(ctx, cfg, &out)
+	if err == nil || !strings.Contains(err.Error(), "environment prod: target kube: this ferry was built without the Kubernetes target") {
+		t.Fatalf("Serve with a kube environment and no kube target: %v\n%s", err, out.String())
 	}
 }
