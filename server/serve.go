@@ -495,9 +495,28 @@ func (s *serving) makeAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hooks := NewWebhooks(WebhookConfig{
+	mux := http.NewServeMux()
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/hooks/", s.metrics.countWebhooks(s.webhooks(approvals)))
+	toks, err := newTokens(cfg.tokens())
+	if err != nil {
+		return err
+	}
+	s.metrics.route(mux, toks)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+	s.apiSrv = NewHTTPServer(cfg.Listen, mux)
+	s.apiSrv.RegisterOnShutdown(func() { close(s.stopping) })
+	return nil
+}
+
+// webhooks receives the Git hosts' deliveries: a push asks for a fetch,
+// a pull request goes to the previews, a comment to the approvals.
+func (s *serving) webhooks(approvals *github.Approvals) http.Handler {
+	return NewWebhooks(WebhookConfig{
 		Source: func(ctx context.Context, name string) (WebhookSource, bool) {
-			src, err := st.GetSource(ctx, name)
+			src, err := s.st.GetSource(ctx, name)
 			if err != nil {
 				return WebhookSource{}, false
 			}
@@ -521,24 +540,10 @@ func (s *serving) makeAPI(ctx context.Context) error {
 			}
 			return approvals.Handle(ctx, github.Comment(ev))
 		},
-		Deliveries: st,
-		Audit:      st,
+		Deliveries: s.st,
+		Audit:      s.st,
 		Log:        s.logf,
 	})
-	mux := http.NewServeMux()
-	mux.Handle("/api/", apiHandler)
-	mux.Handle("/hooks/", s.metrics.countWebhooks(hooks))
-	toks, err := newTokens(cfg.tokens())
-	if err != nil {
-		return err
-	}
-	s.metrics.route(mux, toks)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	})
-	s.apiSrv = NewHTTPServer(cfg.Listen, mux)
-	s.apiSrv.RegisterOnShutdown(func() { close(s.stopping) })
-	return nil
 }
 
 // environmentStatus is what env runs, for the API; an environment whose
