@@ -46,6 +46,7 @@ kube:
 
 lint:
 	$(GO) vet ./...
+	GO=$(GO) hack/imports.sh
 	cd examples/go && $(GO) vet ./...
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi

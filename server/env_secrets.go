@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/internal/seal"
 	"github.com/ferrycd/ferry/manifests"
@@ -222,7 +223,10 @@ func (s *envSettings) resolver(env string) embedded.EnvResolver {
 // changed. An environment that runs nothing although the store records a
 // release (its start failed, for a secret that was missing then) gets that
 // release applied, so setting the secret is all it takes to bring it back.
-func reloadEnvironment(ctx context.Context, st store.Store, env string, target func(string) (*embedded.Target, error), pull func(context.Context, string) (*build.Release, error)) error {
+//
+// A target that reloads in place (reloader) does so; another gets its
+// live release applied again, which writes the variables anew.
+func reloadEnvironment(ctx context.Context, st store.Store, env string, target func(string) (environments.Target, error), pull func(context.Context, string) (*build.Release, error)) error {
 	t, err := target(env)
 	if err != nil {
 		return err
@@ -231,8 +235,8 @@ func reloadEnvironment(ctx context.Context, st store.Store, env string, target f
 	if err != nil {
 		return err
 	}
-	if status.Release != "" {
-		return t.Reload(ctx)
+	if r, ok := t.(reloader); ok && status.Release != "" {
+		return r.Reload(ctx)
 	}
 	e, err := st.GetEnvironment(ctx, env)
 	if err != nil || e.Release == "" {
