@@ -9,7 +9,8 @@
 #   layer 4  server
 #   layer 5  cmd
 #   test     the end-to-end tests and the helpers of every package's tests
-#            (and hack, the tests of these scripts)
+#            (and hack, the tests of these scripts; and internal/kubetest,
+#            internal/kubenode, which start real clusters for tests)
 #
 # and only server, cmd and test know a concrete target
 # (environments/embedded, environments/kube): the rest asks
@@ -39,7 +40,9 @@ function rel(p) {
 }
 function top(p) { sub(/\/.*/, "", p); return p }
 function under(p, root) { return p == root || index(p, root "/") == 1 }
+function helper(p) { return under(p, "test") || under(p, "internal/kubetest") || under(p, "internal/kubenode") }
 function layer(p,   t) {
+	if (helper(p)) return 9
 	t = top(p)
 	if (t == "internal" || t == "config" || t == "manifests" || t == "store") return 0
 	if (t == "build") return 1
@@ -69,8 +72,8 @@ function check(pkg, list, test,   n, i, deps, d, lp, ld, t) {
 		if (d == "" || d == pkg || seen[pkg, d, test]++) continue
 		lp = layer(pkg); ld = layer(d)
 		if (ld < 0) continue # reported as a package of its own
-		if (under(d, "test")) {
-			if (!test && lp != 9) say(pkg, d, test, "only tests import test/")
+		if (helper(d)) {
+			if (!test && lp != 9) say(pkg, d, test, "only tests import test helpers")
 			continue
 		}
 		t = target(d)

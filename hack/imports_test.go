@@ -30,7 +30,7 @@ func TestImportsRules(t *testing.T) {
 		"extra is in no layer: give its folder one in hack/imports.sh",
 		"promote imports environments/embedded: only server, cmd and test know a concrete target; ask environments.Target (a test takes one from test/testenv)",
 		"promote imports environments/kube (in a test): only server, cmd and test know a concrete target; ask environments.Target (a test takes one from test/testenv)",
-		"server imports test/testenv: only tests import test/",
+		"server imports test/testenv: only tests import test helpers",
 		"store imports promote: internal, config, manifests, store (layer 0) must not import watcher, pipeline, promote (layer 3): imports go from the composition root down",
 		"imports: the imports above break the rules in hack/imports.sh",
 	}
