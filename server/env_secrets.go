@@ -143,13 +143,7 @@ func (s *envSettings) Env(ctx context.Context, env string, f *v1alpha1.Function)
 
 // resolve is Env, also returning the values that came from secrets.
 func (s *envSettings) resolve(ctx context.Context, env string, f *v1alpha1.Function) (map[string]string, []string, error) {
-	all, perFn := s.cfg.envOverrides(env)
-	merged := maps.Clone(f.Spec.Env)
-	if merged == nil {
-		merged = map[string]v1alpha1.EnvValue{}
-	}
-	maps.Copy(merged, all)
-	maps.Copy(merged, perFn[f.Name].Env)
+	merged := s.values(env, f)
 
 	out := make(map[string]string, len(merged))
 	var secrets, missing []string
@@ -189,6 +183,19 @@ func (s *envSettings) resolve(ctx context.Context, env string, f *v1alpha1.Funct
 		return nil, nil, fmt.Errorf("function %s in environment %s needs %s %s, not set in %s; set %s with: %s", f.Name, env, noun, strings.Join(missing, ", "), env, it, strings.Join(cmds, "; "))
 	}
 	return out, secrets, nil
+}
+
+// values is f's env in env: its spec.env, then the configuration's env:
+// for every function of env, then for f, secrets left by name.
+func (s *envSettings) values(env string, f *v1alpha1.Function) map[string]v1alpha1.EnvValue {
+	all, perFn := s.cfg.envOverrides(env)
+	merged := maps.Clone(f.Spec.Env)
+	if merged == nil {
+		merged = map[string]v1alpha1.EnvValue{}
+	}
+	maps.Copy(merged, all)
+	maps.Copy(merged, perFn[f.Name].Env)
+	return merged
 }
 
 // redact hides every secret of env in text (promote.Config.Redact). When

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -14,9 +13,11 @@ import (
 // KubeTargetOptions is what ferry serve gives a kube target besides its
 // KubeConfig.
 type KubeTargetOptions struct {
-	// Env resolves a function's variables and secrets in the environment
-	// (the configuration's env: overrides, the sealed secrets).
-	Env func(ctx context.Context, f *v1alpha1.Function) (vars map[string]string, secrets []string, err error)
+	// EnvValues is a function's env in the environment: its spec.env
+	// with the configuration's env: overrides, secrets still by name.
+	EnvValues func(f *v1alpha1.Function) map[string]v1alpha1.EnvValue
+	// Secret reads one of the environment's sealed secrets.
+	Secret func(ctx context.Context, name string) (string, error)
 	// Untrusted marks a preview: it runs a pull request's code.
 	Untrusted bool
 	// NATSURL and KafkaBrokers are where its NATS and Kafka triggers
@@ -27,11 +28,9 @@ type KubeTargetOptions struct {
 }
 
 // newKubeTarget makes the target of a target: kube environment, with k's
-// defaults filled in (kubeFor). It is a variable so that server does not
-// wait on environments/kube to build: the composition root sets it to
-// that package's constructor. Nil, a kube environment cannot start, and
-// says so.
-var newKubeTarget func(env string, k KubeConfig, o KubeTargetOptions) (environments.Target, error)
+// defaults filled in (kubeFor): makeKubeTarget, a variable so that the
+// factory's tests can count what it makes without a cluster.
+var newKubeTarget = makeKubeTarget
 
 // targetSpec is what makes one environment's target: the configuration's
 // target: and the settings of that kind.
@@ -73,12 +72,12 @@ func (f *targets) get(env string, spec targetSpec) (environments.Target, error) 
 		if t := f.others[env]; t != nil {
 			return t, nil
 		}
-		if newKubeTarget == nil {
-			return nil, errors.New("target kube: this ferry was built without the Kubernetes target; build ferry from a version that has it, or say target: embedded")
-		}
 		t, err := newKubeTarget(env, kubeFor(env, spec.kube), KubeTargetOptions{
-			Env: func(ctx context.Context, fn *v1alpha1.Function) (map[string]string, []string, error) {
-				return f.settings.resolve(ctx, env, fn)
+			EnvValues: func(fn *v1alpha1.Function) map[string]v1alpha1.EnvValue {
+				return f.settings.values(env, fn)
+			},
+			Secret: func(ctx context.Context, name string) (string, error) {
+				return f.settings.secret(ctx, env, name)
 			},
 			Untrusted: spec.untrusted, NATSURL: spec.natsURL, KafkaBrokers: spec.kafkaBrokers, Log: f.log,
 		})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -75,7 +76,7 @@ func withKubeTargets(t *testing.T) map[string]*clusterTarget {
 		if made[env] != nil {
 			t.Errorf("a second kube target made for %s", env)
 		}
-		if o.Env == nil || o.Untrusted != strings.HasPrefix(env, "pr-") {
+		if o.EnvValues == nil || o.Secret == nil || o.Untrusted != strings.HasPrefix(env, "pr-") {
 			t.Errorf("kube target of %s: options %+v", env, o)
 		}
 		c := &clusterTarget{env: env, kube: k}
@@ -121,14 +122,6 @@ previews: {target: kube, kube: {context: previews}}
 	rel.Digest.Algorithm, rel.Digest.Hex = "sha256", strings.Repeat("ab", 32)
 	pull := func(context.Context, string) (*build.Release, error) { return rel, nil }
 	envs := newEnvSet(cfg, newTargets(host, settings, t.Logf), st, st, settings, pull, &restoreErrors{}, "http://127.0.0.1:1", t.Logf)
-
-	// Without the Kubernetes target built in, a kube environment says so.
-	built := newKubeTarget
-	newKubeTarget = nil
-	t.Cleanup(func() { newKubeTarget = built })
-	if _, err := envs.target("staging"); err == nil || !strings.Contains(err.Error(), "built without the Kubernetes target") {
-		t.Errorf("staging without a kube constructor: %v", err)
-	}
 
 	made := withKubeTargets(t)
 	dev, err := envs.target("dev")
@@ -197,14 +190,21 @@ previews: {target: kube, kube: {context: previews}}
 	}
 }
 
-// TestServeRefusesKubeWithoutTheTarget: a ferry built without the
-// Kubernetes target refuses a kube environment at start, naming it,
-// rather than at its first deploy.
-func TestServeRefusesKubeWithoutTheTarget(t *testing.T) {
-	old := newKubeTarget
-	newKubeTarget = nil
-	t.Cleanup(func() { newKubeTarget = old })
+// TestServeRefusesAKubeEnvironmentItCannotReach: a kube environment
+// whose context is not in its kubeconfig is refused at start, naming the
+// environment and the context, rather than at its first deploy.
+func TestServeRefusesAKubeEnvironmentItCannotReach(t *testing.T) {
 	dir := t.TempDir()
+	kc := `apiVersion: v1
+kind: Config
+clusters: [{name: a, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: a, user: {token: x}}]
+contexts: [{name: staging-eu, context: {cluster: a, user: a}}]
+current-context: staging-eu
+`
+	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := ParseConfig([]byte(`
 listen: 127.0.0.1:0
 gateway: 127.0.0.2:0
@@ -212,7 +212,7 @@ registryListen: 127.0.0.3:0
 sandbox: {mode: none}
 environments:
 - {name: dev}
-- {name: prod, target: kube}
+- {name: prod, target: kube, kube: {kubeconfig: kubeconfig, context: prod-eu}}
 `), dir, "ferry-serve.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +221,7 @@ environments:
 	defer cancel()
 	var out bytes.Buffer
 	err = Serve(ctx, cfg, &out)
-	if err == nil || !strings.Contains(err.Error(), "environment prod: target kube: this ferry was built without the Kubernetes target") {
-		t.Fatalf("Serve with a kube environment and no kube target: %v\n%s", err, out.String())
+	if err == nil || !strings.Contains(err.Error(), "environment prod: target kube:") || !strings.Contains(err.Error(), "prod-eu") {
+		t.Fatalf("Serve with a kube environment whose kubeconfig is missing: %v\n%s", err, out.String())
 	}
 }

@@ -40,10 +40,11 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 	// wait has its own bound.
 	actx, cancel := context.WithTimeout(ctx, applyBound)
 	defer cancel()
-	if err := t.refuse(actx, rel.Set); err != nil {
+	all := t.withEnv(rel.Set)
+	if err := t.refuse(actx, all); err != nil {
 		return err
 	}
-	secrets, err := t.resolveSecrets(actx, rel.Set)
+	secrets, err := t.resolveSecrets(actx, all)
 	if err != nil {
 		return err
 	}
@@ -53,7 +54,7 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 	if err := t.applyEnvironment(actx, secrets); err != nil {
 		return err
 	}
-	set := forEnvironment(rel.Set, t.cfg.Environment)
+	set := forEnvironment(all, t.cfg.Environment)
 	applied, err := t.applyRelease(actx, set, release)
 	if err != nil {
 		return err
@@ -251,6 +252,23 @@ func (t *Target) deleteOwn(ctx context.Context) error {
 		errs = append(errs, t.apiError("deleting ConfigMap "+ConfigMapName, err))
 	}
 	return errors.Join(errs...)
+}
+
+// withEnv returns set with each function's env as Config.Env makes it
+// (the operator's overrides for this environment); the release itself is
+// shared with other environments and stays as it is.
+func (t *Target) withEnv(set *manifests.Set) *manifests.Set {
+	if t.cfg.Env == nil {
+		return set
+	}
+	c := *set
+	c.Functions = make([]*v1alpha1.Function, len(set.Functions))
+	for i, f := range set.Functions {
+		g := f.DeepCopy()
+		g.Spec.Env = t.cfg.Env(f)
+		c.Functions[i] = g
+	}
+	return &c
 }
 
 // forEnvironment returns set with only the triggers that run in env (a

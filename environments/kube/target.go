@@ -76,6 +76,10 @@ type Config struct {
 	// secrets set ENV NAME). Nil: a release whose functions reference a
 	// secret is refused.
 	Secrets func(ctx context.Context, name string) (string, error)
+	// Env gives a function's variables in this environment: its
+	// spec.env with the operator's overrides (ferry serve's env:), secret
+	// references left as references. Nil: spec.env as the release has it.
+	Env func(f *v1alpha1.Function) map[string]v1alpha1.EnvValue
 	// ReadyTimeout bounds Apply's wait for every function to be Ready;
 	// zero means defaultReadyTimeout.
 	ReadyTimeout time.Duration
