@@ -48,6 +48,8 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newUnfreezeCommand(),
 		newHistoryCommand(),
 		newSecretsCommand(),
+		newImageCommand(),
+		newInstallCommand(),
 	)
 	root.AddCommand(newDocsCommand(root))
 	return root
