@@ -10,7 +10,10 @@
 // environments/kube/controller: read ferry's five kinds and write their
 // status; own the children it makes (Deployments, Services,
 // HorizontalPodAutoscalers, HTTPRoutes or Ingresses, CronJobs,
-// ConfigMaps); record events. It never reads Secrets (a function's pod
-// names the Secret, the kubelet reads it), uses no wildcard, and holds
-// its leader-election Lease through a Role in its own namespace only.
+// ConfigMaps); read pods for why a rollout is stuck; record events. It
+// never reads Secrets (a function's pod names the Secret, the kubelet
+// reads it), uses no wildcard, and holds its leader-election Lease
+// through a Role in its own namespace only. The rules equal the
+// controller's own ClusterRules and LeaderElectionRules, which its tests
+// run it with.
 package install

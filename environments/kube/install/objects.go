@@ -24,6 +24,7 @@ import (
 	"github.com/ferrycd/ferry/config"
 	"github.com/ferrycd/ferry/environments/kube"
 	"github.com/ferrycd/ferry/manifests"
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
 
 const (
@@ -191,46 +192,54 @@ func suffixed(kinds []string, suffix string) []string {
 	return out
 }
 
-// owns is what the controller does to the objects it makes: it watches
-// them (list, watch, get), applies them (create, patch, update) and
-// removes those a trigger no longer needs (delete).
-var owns = []string{"get", "list", "watch", "create", "update", "patch", "delete"}
+var (
+	// owns is what the controller does to the objects it makes: it
+	// watches them (get, list, watch), applies them (create, patch,
+	// update) and removes those no longer needed (delete).
+	owns  = []string{"get", "list", "watch", "create", "update", "patch", "delete"}
+	reads = []string{"get", "list", "watch"}
+)
 
-// Rules are the controller's permissions across the cluster, one rule
-// per API group and purpose. Each verb is there because the controller
-// calls it; Secrets, Pods, Namespaces and every other group are absent.
+// Rules are the controller's permissions across the cluster: each verb is
+// there because environments/kube/controller calls it, and its tests run
+// the controller granted these and nothing more (its ClusterRules, which
+// these must equal). Secrets, Namespaces, writes to Pods and every other
+// API group are absent.
 func Rules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		// Read the objects it reconciles ...
-		{APIGroups: []string{"ferry.dev"}, Resources: ferryKinds, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{v1alpha1.Group}, Resources: ferryKinds, Verbs: reads},
 		// ... and write only their status.
-		{APIGroups: []string{"ferry.dev"}, Resources: suffixed(ferryKinds, "/status"), Verbs: []string{"get", "update", "patch"}},
+		{APIGroups: []string{v1alpha1.Group}, Resources: suffixed(ferryKinds, "/status"), Verbs: []string{"get", "update", "patch"}},
 		// Owner references that block the owner's deletion need update on
 		// the owner's finalizers where the OwnerReferencesPermission-
 		// Enforcement admission plugin runs.
-		{APIGroups: []string{"ferry.dev"}, Resources: suffixed(ferryKinds, "/finalizers"), Verbs: []string{"update"}},
+		{APIGroups: []string{v1alpha1.Group}, Resources: suffixed(ferryKinds, "/finalizers"), Verbs: []string{"update"}},
 		// Function → Deployment and Service; dispatchers are Deployments
 		// with their plan in a ConfigMap; ferry-environment is a ConfigMap.
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: owns},
 		{APIGroups: []string{""}, Resources: []string{"services", "configmaps"}, Verbs: owns},
+		// A Function's pods say why its rollout is stuck (ImagePullBackOff).
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: reads},
 		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: owns},
-		// HTTPTrigger → HTTPRoute, or Ingress when a class is configured.
-		{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes"}, Verbs: owns},
-		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: owns},
 		// CronTrigger → CronJob running `ferry fire`.
 		{APIGroups: []string{"batch"}, Resources: []string{"cronjobs"}, Verbs: owns},
-		// Events on the objects it reconciles, in their namespaces:
-		// controller-runtime records through core/v1 and events.k8s.io/v1.
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		// HTTPTrigger → HTTPRoute, or Ingress when a class is configured.
+		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: owns},
+		{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes"}, Verbs: owns},
+		// Events about the objects it reconciles, in their namespaces.
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
 	}
 }
 
-// LeaseRules are the controller's permissions in its own namespace: the
-// leader-election Lease, which client-go reads, creates and renews.
+// LeaseRules are the controller's permissions in its own namespace only:
+// the leader-election Lease, which client-go reads, creates and renews,
+// and the core/v1 events it records about it (the controller's
+// LeaderElectionRules).
 func LeaseRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
 }
 
