@@ -50,6 +50,8 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newSecretsCommand(),
 		newDispatchCommand(),
 		newFireCommand(),
+		newImageCommand(),
+		newInstallCommand(),
 	)
 	root.AddCommand(newDocsCommand(root))
 	return root
