@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -519,19 +518,7 @@ func mergeEnv(base, add []string) []string {
 // tempLayer writes a layer that no later build will reuse into the build's
 // own folder.
 func (b *builder) tempLayer(work string, s *layerSpec, t time.Time, mt types.MediaType) (v1.Layer, error) {
-	f, err := os.CreateTemp(work, "layer-*")
-	if err != nil {
-		return nil, err
-	}
-	digest, diffID, size, err := s.write(f, t)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	name := f.Name()
-	return &builtLayer{digest: digest, diffID: diffID, size: size, mediaType: mt, open: func() (io.ReadCloser, error) { return os.Open(name) }}, nil
+	return writeTempLayer(work, s, t, mt)
 }
 
 // CheckPortable says whether an image can run on a target that brings no

@@ -15,7 +15,9 @@ import (
 // a function sees the same headers whoever calls it.
 type Event struct {
 	ID, Source, Type string
-	// Time is when the event happened; zero means now.
+	// Time is when the event happened, written with its offset (a
+	// CronTrigger's tick in the trigger's time zone); zero means now, in
+	// UTC.
 	Time time.Time
 	// ContentType is the data's media type; empty with no data.
 	ContentType string
@@ -26,23 +28,34 @@ type Event struct {
 }
 
 // SetHeaders writes ev's attributes into h in binary mode.
-func (ev *Event) SetHeaders(h http.Header) {
+func (ev *Event) SetHeaders(h http.Header) { ev.EachHeader(h.Set) }
+
+// EachHeader calls set with each header of ev in binary mode, for a
+// caller that writes headers its own way (the gateway's forwarder).
+func (ev *Event) EachHeader(set func(name, value string)) {
 	t := ev.Time
 	if t.IsZero() {
-		t = time.Now()
+		t = time.Now().UTC()
 	}
-	h.Set("Ce-Specversion", "1.0")
-	h.Set("Ce-Id", ev.ID)
-	h.Set("Ce-Source", CEEscape(ev.Source))
-	h.Set("Ce-Type", ev.Type)
-	h.Set("Ce-Time", t.UTC().Format(time.RFC3339Nano))
+	set("Ce-Specversion", "1.0")
+	set("Ce-Id", ev.ID)
+	set("Ce-Source", CEEscape(ev.Source))
+	set("Ce-Type", ev.Type)
+	set("Ce-Time", t.Format(time.RFC3339Nano))
 	for k, v := range ev.Extensions {
-		h.Set("Ce-"+k, CEEscape(v))
+		set(http.CanonicalHeaderKey("Ce-"+k), CEEscape(v))
 	}
 	if ev.ContentType != "" {
-		h.Set("Content-Type", ev.ContentType)
+		set("Content-Type", ev.ContentType)
 	}
 }
+
+// IsEvent reports whether h carries a binary-mode CloudEvent: a request
+// that has one passes as it is, a plain one is made one.
+func IsEvent(h http.Header) bool { return len(h["Ce-Specversion"]) > 0 }
+
+// EventID is the ce-id of the event h carries; "" when none.
+func EventID(h http.Header) string { return h.Get("Ce-Id") }
 
 // Request is a POST of ev to url.
 func (ev *Event) Request(ctx context.Context, url string) (*http.Request, error) {

@@ -2,7 +2,9 @@
 # deps.sh [bench]: make sure the host programs the tests run are present:
 # git (the tests build repositories), python3 and node (the examples' own
 # tests, and the interpreters of scratch images), bubblewrap and setpriv
-# (the sandbox repository code runs in); with "bench", also nginx, the
+# (the sandbox repository code runs in), runc and the CNI plugins (the
+# single-node cluster of hack/node.sh: containerd runs pods with runc and
+# wires their network with the bridge plugin); with "bench", also nginx, the
 # gateway benchmark's peer. The sandbox looks interpreters up on a fixed
 # system PATH, so python3 and node must be there, not only on this shell's
 # PATH (a pyenv or nvm shim is not enough).
@@ -21,6 +23,8 @@ onsystem python3 || missing="$missing python3"
 onsystem node || missing="$missing nodejs"
 onsystem bwrap || missing="$missing bubblewrap"
 onsystem setpriv || missing="$missing util-linux"
+onsystem runc || missing="$missing runc"
+[ -x /usr/lib/cni/bridge ] || missing="$missing containernetworking-plugins"
 if [ "${1:-}" = bench ]; then
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
 fi

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,11 +17,11 @@ import (
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments"
-	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/internal/sandbox"
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/test/testbuild"
+	"github.com/ferrycd/ferry/test/testenv"
 )
 
 // shared is the registry and builder every test pushes to: one build
@@ -49,7 +48,7 @@ type fixture struct {
 	t       *testing.T
 	dbPath  string
 	st      *store.SQLite
-	target  *embedded.Target
+	target  environments.Target
 	gateway string // http://ADDR
 
 	mu    sync.Mutex
@@ -66,25 +65,20 @@ func newFixture(t *testing.T) *fixture {
 	f.openStore()
 	t.Cleanup(func() { f.st.Close() })
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	host, err := testenv.StartEmbedded(filepath.Join(dir, "dev"), "dev")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.gateway = "http://" + ln.Addr().String()
-	target, gw, err := embedded.NewLocal(embedded.LocalConfig{Environment: "dev", DataDir: filepath.Join(dir, "dev"), GatewayURL: f.gateway})
-	if err != nil {
+	f.gateway = host.Gateway
+	if f.target, err = host.Target("dev"); err != nil {
 		t.Fatal(err)
 	}
-	f.target = target
-	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := target.Delete(ctx); err != nil {
-			t.Errorf("stopping dev: %v", err)
+		if err := host.Stop(ctx); err != nil {
+			t.Error(err)
 		}
-		srv.Close()
 	})
 	return f
 }

@@ -87,7 +87,7 @@ const (
 type Config struct {
 	// Store keeps runs, steps, logs, builds, releases, deployments and
 	// the audit log. Required.
-	Store store.Store
+	Store Store
 	// Tree returns the repository tree of source at commit: the watcher's
 	// Tree in production. It is called again when a run resumes, so it
 	// must give the same files for the same commit. The fs.FS should

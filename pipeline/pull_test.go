@@ -3,8 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,9 +11,9 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/environments"
-	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/store"
+	"github.com/ferrycd/ferry/test/testenv"
 )
 
 // preview starts an embedded target for env behind a gateway of its own,
@@ -23,26 +21,22 @@ import (
 // target and the gateway's URL.
 func (f *fixture) preview(env string) (environments.Target, string) {
 	f.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	host, err := testenv.StartEmbedded(filepath.Join(f.t.TempDir(), env), env)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	gateway := "http://" + ln.Addr().String()
-	target, gw, err := embedded.NewLocal(embedded.LocalConfig{Environment: env, DataDir: filepath.Join(f.t.TempDir(), env), GatewayURL: gateway})
+	target, err := host.Target(env)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
 	f.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := target.Delete(ctx); err != nil {
-			f.t.Errorf("stopping %s: %v", env, err)
+		if err := host.Stop(ctx); err != nil {
+			f.t.Error(err)
 		}
-		srv.Close()
 	})
-	return target, gateway
+	return target, host.Gateway
 }
 
 // withPreviews is cfg whose Target also knows the given previews.

@@ -46,7 +46,7 @@ func (s *skip) Error() string { return s.reason }
 type runner struct {
 	e   *embedded
 	cfg *Config
-	st  store.Store
+	st  Store
 	run store.Run
 
 	tree fs.FS

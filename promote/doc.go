@@ -43,7 +43,9 @@
 //
 // The pipeline deploys a new release to the first stage and calls
 // Deployed, which records a promotion there in status verifying. Run
-// verifies it (the stage's checks, through its soak) and, once it
+// verifies it (the stage's checks, through its soak: HTTP checks through
+// Target.Call, event checks through Target.Deliver, so promote knows no
+// target's URLs) and, once it
 // succeeded, carries the release on: every stage whose From stages it has
 // all succeeded in gets a promotion, approved at once for an auto stage,
 // pending for a stage with an approval policy. A stage with neither takes

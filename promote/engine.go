@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -57,7 +56,7 @@ const (
 // first.
 type engine struct {
 	cfg   Config
-	st    store.Store
+	st    Store
 	allow []ImagePrefix // Config.AllowedImages, parsed
 	// envMu guards envs, floors, previews and removed: environments come
 	// and go at run time (dynamic.go).
@@ -69,7 +68,6 @@ type engine struct {
 	previews map[string]bool
 	removed  map[string]string
 	wake     chan struct{}
-	client   *http.Client
 
 	mu      sync.Mutex
 	state   map[string]*envState
@@ -174,25 +172,7 @@ func newEngine(cfg Config) (*engine, error) {
 	if e.cfg.CheckInterval <= 0 {
 		e.cfg.CheckInterval = DefaultCheckInterval
 	}
-	e.client = cfg.HTTPClient
-	if e.client == nil {
-		e.client = newCheckClient()
-	}
 	return e, nil
-}
-
-// newCheckClient is the checks' default client. No client-wide timeout:
-// each check sets its own.
-func newCheckClient() *http.Client {
-	return &http.Client{
-		Transport: http.DefaultTransport.(*http.Transport).Clone(),
-		// why: the function checked is whoever pushed it, and its
-		// redirect is its answer, checked as such. Followed, it would
-		// have ferry fetch any URL of the host's network (the function's
-		// own network is loopback only) and quote the start of the answer
-		// in the verification's reason, for the pusher to read.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 func (e *engine) now() time.Time { return e.cfg.Now() }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,10 +20,10 @@ import (
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments"
-	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/test/testbuild"
+	"github.com/ferrycd/ferry/test/testenv"
 )
 
 // shared is the registry and builder every test pushes to, and the
@@ -168,9 +167,8 @@ type fixture struct {
 	ctx     context.Context
 	dbPath  string
 	st      *store.SQLite
-	host    *embedded.Host
+	host    *testenv.Host
 	gateway string
-	srv     *http.Server
 	clock   *clock
 	cfg     Config
 	p       *engine
@@ -195,7 +193,6 @@ func newFixture(t *testing.T, configure func(*Config)) *fixture {
 		Store:        f.st,
 		Target:       f.target,
 		Repo:         shared.repo,
-		GatewayURL:   f.gateway,
 		Environments: []Environment{{Name: "dev"}, {Name: "staging"}, {Name: "prod"}},
 		Groups:       map[string][]string{"group:ops": {"dave"}},
 		CommitAuthor: func(_ context.Context, source, commit string) (string, string, error) {
@@ -227,17 +224,12 @@ func newFixture(t *testing.T, configure func(*Config)) *fixture {
 
 // startHost starts the environments' host and its gateway on a free port.
 func (f *fixture) startHost() {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var err error
+	f.host, err = testenv.StartEmbedded(filepath.Join(f.t.TempDir(), "data"), envs...)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.gateway = "http://" + ln.Addr().String()
-	f.host, err = embedded.NewHost(embedded.HostConfig{DataDir: filepath.Join(f.t.TempDir(), "data"), GatewayURL: f.gateway})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.srv = &http.Server{Handler: f.host.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go f.srv.Serve(ln)
+	f.gateway = f.host.Gateway
 }
 
 // stopHost stops every function and the gateway: what a crash of ferry
@@ -245,22 +237,12 @@ func (f *fixture) startHost() {
 func (f *fixture) stopHost() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, env := range envs {
-		if t, err := f.host.Target(env, embedded.EnvironmentConfig{}); err == nil {
-			if err := t.Delete(ctx); err != nil {
-				f.t.Errorf("stopping %s: %v", env, err)
-			}
-		}
+	if err := f.host.Stop(ctx); err != nil {
+		f.t.Error(err)
 	}
-	f.srv.Close()
 }
 
-func (f *fixture) target(env string) (environments.Target, error) {
-	if !slices.Contains(envs, env) {
-		return nil, fmt.Errorf("no environment %s in this test", env)
-	}
-	return f.host.Target(env, embedded.EnvironmentConfig{})
-}
+func (f *fixture) target(env string) (environments.Target, error) { return f.host.Target(env) }
 
 // start makes a promoter of f.cfg and runs it until stop.
 func (f *fixture) start() {
@@ -297,7 +279,7 @@ func (f *fixture) restart() {
 		f.t.Fatal(err)
 	}
 	f.startHost()
-	f.cfg.Store, f.cfg.GatewayURL = f.st, f.gateway
+	f.cfg.Store = f.st
 	f.start()
 }
 

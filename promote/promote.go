@@ -3,7 +3,6 @@ package promote
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/ferrycd/ferry/build"
@@ -97,7 +96,7 @@ const (
 
 // Config wires a promoter.
 type Config struct {
-	Store store.Store
+	Store Store
 	// Target is an environment's target. Its error need not name env:
 	// the promoter does.
 	Target func(env string) (environments.Target, error)
@@ -120,9 +119,6 @@ type Config struct {
 	// releases a rollback may deploy although ferry did not build them.
 	// Empty: only what ferry built for the release's source.
 	AllowedImages []string
-	// GatewayURL is http://ADDR of the gateway, for HTTP checks
-	// (GATEWAY/<env>/<path>).
-	GatewayURL string
 	// Environments are the configured environments with their freeze
 	// windows. A promotion into an environment not listed is refused;
 	// previews come and go at run time (Environments).
@@ -148,9 +144,6 @@ type Config struct {
 	// quotes the start of the function's answer in the verification's
 	// reason, and a function that fails on a secret may answer with it.
 	Redact func(ctx context.Context, env, text string) string
-	// HTTPClient makes the checks' requests (default: one with
-	// DefaultCheckTimeout per request unless a check bounds its latency).
-	HTTPClient *http.Client
 	// Log hears what cannot go back to a caller.
 	Log func(format string, args ...any)
 	// Events, when set, hears each outcome: deployed, verified, rolled

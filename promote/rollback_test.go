@@ -186,7 +186,7 @@ func count(list []string, s string) int {
 // refuse is set: a disk that fills between a rollback's apply and its
 // record.
 type refusingStore struct {
-	store.Store
+	Store
 	refuse atomic.Bool
 }
 

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/internal/words"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
@@ -98,31 +98,29 @@ func checkName(c v1alpha1.Check, i int) string {
 	return fmt.Sprintf("check %d", i+1)
 }
 
-// check runs one check against env.
+// check runs one check against env, through env's target: HTTP checks as
+// a client of its HTTP triggers, event checks straight to a function.
+// Whatever the target, a function's redirect is its answer (Target.Call
+// and Deliver do not follow it): followed, it would have ferry fetch any
+// URL of its network and quote the answer in the verification's reason,
+// for whoever pushed the function to read.
 func (e *engine) check(ctx context.Context, env string, c v1alpha1.Check) error {
-	if e.cfg.GatewayURL == "" {
-		return errors.New("ferry has no gateway URL to call (Config.GatewayURL)")
+	t, err := e.cfg.Target(env)
+	if err != nil {
+		return fmt.Errorf("environment %s: %w", env, err)
 	}
 	switch {
 	case c.HTTP != nil:
-		return e.httpCheck(ctx, env, c.HTTP)
+		return httpCheck(ctx, t, c.HTTP)
 	case c.Event != nil:
-		return e.eventCheck(ctx, env, c.Event)
+		return eventCheck(ctx, t, c.Event)
 	}
 	return errors.New("the check says nothing to check")
 }
 
-// envURL is where path of env answers on the gateway.
-func (e *engine) envURL(env, path string) string {
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
-	return strings.TrimRight(e.cfg.GatewayURL, "/") + "/" + env + path
-}
-
-// httpCheck requests a path through the gateway: the status, the body and
-// the latency must be as the check says.
-func (e *engine) httpCheck(ctx context.Context, env string, h *v1alpha1.HTTPCheck) error {
+// httpCheck requests a path as a client of the environment would: the
+// status, the body and the latency must be as the check says.
+func httpCheck(ctx context.Context, t environments.Target, h *v1alpha1.HTTPCheck) error {
 	method := h.Method
 	if method == "" {
 		method = http.MethodGet
@@ -133,27 +131,31 @@ func (e *engine) httpCheck(ctx context.Context, env string, h *v1alpha1.HTTPChec
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	url := e.envURL(env, h.Path)
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(h.Body))
+	path := h.Path
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	what := method + " " + path
+	req, err := http.NewRequestWithContext(ctx, method, path, strings.NewReader(h.Body))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	for k, v := range h.Headers {
 		req.Header.Set(k, v)
 	}
 	start := time.Now()
-	status, body, err := e.do(req)
+	status, body, err := read(t.Call(ctx, req))
 	took := time.Since(start)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && h.MaxLatency != nil {
-			return fmt.Errorf("%s %s: no answer within maxLatency %s", method, url, h.MaxLatency.Duration)
+			return fmt.Errorf("%s: no answer within maxLatency %s", what, h.MaxLatency.Duration)
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("%s %s: no answer within %s; give the check a maxLatency for a longer wait", method, url, timeout)
+			return fmt.Errorf("%s: no answer within %s; give the check a maxLatency for a longer wait", what, timeout)
 		}
-		return fmt.Errorf("%s %s: %w", method, url, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if err := expect(method+" "+url, status, body, h.ExpectStatus, h.BodyContains); err != nil {
+	if err := expect(what, status, body, h.ExpectStatus, h.BodyContains); err != nil {
 		return err
 	}
 	if h.JSONPath != "" {
@@ -162,42 +164,28 @@ func (e *engine) httpCheck(ctx context.Context, env string, h *v1alpha1.HTTPChec
 			want = h.Equals.Raw
 		}
 		if err := jsonEquals(body, h.JSONPath, want); err != nil {
-			return fmt.Errorf("%s %s: %w", method, url, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	if h.MaxLatency != nil && took > h.MaxLatency.Duration {
-		return fmt.Errorf("%s %s answered in %s, more than maxLatency %s", method, url, took.Round(time.Millisecond), h.MaxLatency.Duration)
+		return fmt.Errorf("%s answered in %s, more than maxLatency %s", what, took.Round(time.Millisecond), h.MaxLatency.Duration)
 	}
 	return nil
 }
 
-// eventCheck invokes a function with a binary-mode CloudEvent through the
-// gateway's invoke route, as `ferry invoke` does.
-func (e *engine) eventCheck(ctx context.Context, env string, ev *v1alpha1.EventCheck) error {
+// eventCheck sends a function a CloudEvent, as `ferry invoke` does.
+func eventCheck(ctx context.Context, t environments.Target, ev *v1alpha1.EventCheck) error {
 	ctx, cancel := context.WithTimeout(ctx, DefaultCheckTimeout)
 	defer cancel()
-	url := e.envURL(env, embedded.InvokePath(ev.Function))
-	var data []byte
-	if ev.Data != nil && len(ev.Data.Raw) > 0 {
-		data = ev.Data.Raw
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
 	typ := ev.Type
 	if typ == "" {
 		typ = manifests.DefaultCheckEventType
 	}
-	req.Header.Set("Ce-Specversion", "1.0")
-	req.Header.Set("Ce-Id", eventID())
-	req.Header.Set("Ce-Source", CheckEventSource)
-	req.Header.Set("Ce-Type", typ)
-	req.Header.Set("Ce-Time", time.Now().UTC().Format(time.RFC3339Nano))
-	if data != nil {
-		req.Header.Set("Content-Type", "application/json")
+	event := &environments.Event{ID: eventID(), Source: CheckEventSource, Type: typ}
+	if ev.Data != nil && len(ev.Data.Raw) > 0 {
+		event.Data, event.ContentType = ev.Data.Raw, "application/json"
 	}
-	status, body, err := e.do(req)
+	status, body, err := read(t.Deliver(ctx, ev.Function, event))
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("invoking %s: no answer within %s", ev.Function, DefaultCheckTimeout)
 	}
@@ -207,8 +195,8 @@ func (e *engine) eventCheck(ctx context.Context, env string, ev *v1alpha1.EventC
 	return expect("invoking "+ev.Function, status, body, ev.ExpectStatus, ev.BodyContains)
 }
 
-func (e *engine) do(req *http.Request) (int, []byte, error) {
-	resp, err := e.client.Do(req)
+// read reads an answer's status and the start of its body, and closes it.
+func read(resp *http.Response, err error) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/environments/embedded"
 )
 
@@ -282,16 +283,16 @@ func (a *api) invokeFunction(w http.ResponseWriter, r *http.Request, id Identity
 	return nil
 }
 
-// embeddedFunctions is FunctionAccess over ferry serve's embedded
-// targets.
+// embeddedFunctions is FunctionAccess over ferry serve's targets whose
+// logs and invoke route ferry serves itself: the embedded ones.
 type embeddedFunctions struct {
-	target func(env string) (*embedded.Target, error)
+	target func(env string) (environments.Target, error)
 	client *http.Client
 }
 
 // newEmbeddedFunctions serves the functions of the targets target returns
 // (an unknown environment is its error).
-func newEmbeddedFunctions(target func(env string) (*embedded.Target, error)) *embeddedFunctions {
+func newEmbeddedFunctions(target func(env string) (environments.Target, error)) *embeddedFunctions {
 	// The gateway is on this machine: no proxy, whatever the host says.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
@@ -302,12 +303,16 @@ func newEmbeddedFunctions(target func(env string) (*embedded.Target, error)) *em
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-func (e *embeddedFunctions) env(name string) (*embedded.Target, error) {
+func (e *embeddedFunctions) env(name string) (functionLogs, error) {
 	t, err := e.target(name)
 	if err != nil {
 		return nil, &apiError{http.StatusNotFound, err.Error()}
 	}
-	return t, nil
+	l, ok := t.(functionLogs)
+	if !ok {
+		return nil, &apiError{http.StatusNotImplemented, fmt.Sprintf("environment %s runs on a cluster, whose functions' logs and invoke route ferry does not serve; read the logs with kubectl logs -l ferry.dev/function=FUNCTION in its namespace, and call its functions at their URLs", name)}
+	}
+	return l, nil
 }
 
 func (e *embeddedFunctions) Logs(env, function string, q embedded.LogQuery) ([]embedded.LogLine, error) {

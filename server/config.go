@@ -113,10 +113,12 @@ type SourceConfig struct {
 // EnvironmentConfig is an environment in the configuration file.
 type EnvironmentConfig struct {
 	Name string `yaml:"name"`
-	// Target is where it runs: "embedded" (the default).
-	Target       string   `yaml:"target"`
-	NATSURL      string   `yaml:"natsURL"`
-	KafkaBrokers []string `yaml:"kafkaBrokers"`
+	// Target is where it runs: "embedded" (the default) or "kube", with
+	// Kube saying which cluster (config_kube.go).
+	Target       string      `yaml:"target"`
+	Kube         *KubeConfig `yaml:"kube"`
+	NATSURL      string      `yaml:"natsURL"`
+	KafkaBrokers []string    `yaml:"kafkaBrokers"`
 	// Freeze windows refuse promotions on a schedule.
 	Freeze []FreezeConfig `yaml:"freeze"`
 	// Gates: the least policy of the environment, which a release's
@@ -436,12 +438,7 @@ func (c *Config) checkEnvironments() []string {
 			bad("environments[%d]: a second environment named %s", i, e.Name)
 		}
 		envs[e.Name] = true
-		if e.Target == "" {
-			e.Target = "embedded"
-		}
-		if e.Target != "embedded" {
-			bad("environments[%d].target: environment %s: target %q: only embedded exists in this version", i, e.Name, e.Target)
-		}
+		errs = append(errs, c.checkTarget(fmt.Sprintf("environments[%d]", i), e.Name, &e.Target, &e.Kube)...)
 		for j, f := range e.Freeze {
 			if _, err := freezeWindow(f); err != nil {
 				bad("environments[%d].freeze[%d]: environment %s: %v", i, j, e.Name, err)

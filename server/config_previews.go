@@ -38,10 +38,13 @@ type PreviewsConfig struct {
 	// Labelers are the GitHub logins whose label counts; empty: anyone
 	// GitHub lets add a label (which takes triage access).
 	Labelers []string `yaml:"labelers"`
-	// Target is where previews run: "embedded" (the default).
-	Target       string   `yaml:"target"`
-	NATSURL      string   `yaml:"natsURL"`
-	KafkaBrokers []string `yaml:"kafkaBrokers"`
+	// Target is where previews run: "embedded" (the default) or "kube",
+	// with Kube saying which cluster; a preview's namespace defaults to
+	// ferry-<preview>.
+	Target       string      `yaml:"target"`
+	Kube         *KubeConfig `yaml:"kube"`
+	NATSURL      string      `yaml:"natsURL"`
+	KafkaBrokers []string    `yaml:"kafkaBrokers"`
 	// Env and Functions override functions' variables in every preview,
 	// as an environment's do (config_env.go), plain values only.
 	Env       map[string]v1alpha1.EnvValue `yaml:"env"`
@@ -82,12 +85,7 @@ func (c *Config) checkPreviews() []string {
 			bad("previews.labelers[%d]: %q is not a GitHub login; give the user's login (letters, digits and '-')", i, l)
 		}
 	}
-	if p.Target == "" {
-		p.Target = "embedded"
-	}
-	if p.Target != "embedded" {
-		bad("previews.target: %q: only embedded exists in this version", p.Target)
-	}
+	errs = append(errs, c.checkTarget("previews", "", &p.Target, &p.Kube)...)
 	errs = append(errs, checkEnvValues("previews.env", p.Env)...)
 	errs = append(errs, noSecrets("previews.env", p.Env)...)
 	for _, fn := range slices.Sorted(maps.Keys(p.Functions)) {

@@ -68,7 +68,7 @@ previews:
 		`previews.label: "a label far longer than the fifty characters GitHub allows" is longer than GitHub's 50 characters`,
 		`previews.labelers[1]: "-bad-" is not a GitHub login`,
 		`previews.labelers[2]: "two words" is not a GitHub login`,
-		`previews.target: "kubernetes": only embedded exists in this version`,
+		`previews.target: unknown target "kubernetes" (use embedded or kube)`,
 		"previews.env: TOKEN: a preview runs a pull request's code, which must not read secrets; give a plain value",
 		`previews.functions: "Hello" is not a function name`,
 		"environments[1].name: pr-1-demo is how the preview of pull request 1 of source demo is named (pr-N-SOURCE); give the environment another name",

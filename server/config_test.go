@@ -86,7 +86,7 @@ tokens:
 		"nourl: url is required",
 		"$FERRY_TEST_UNSET_VARIABLE is not set",
 		"environments[1]: a second environment named dev",
-		`target "kubernetes": only embedded exists`,
+		`environments[2].target: environment qa: unknown target "kubernetes" (use embedded or kube)`,
 		"a secret of at least 16 characters",
 		"ferry-serve.yaml:17:3: tokens[1].roles: token norole has none; give it roles",
 		"ferry-serve.yaml:10:43: sources[4].webhookSecret: $FERRY_TEST_UNSET_VARIABLE is not set",

@@ -2,6 +2,13 @@
 // endpoints, the web dashboard and Prometheus metrics, and ferry serve's
 // configuration.
 //
+// server is ferry's composition root, and with cmd the only package that
+// knows the concrete targets (hack/imports.sh holds it): Serve (serve.go)
+// starts the parts in order, one function each, and the target factory
+// (targets.go) makes each environment's target from its target:
+// (embedded, or kube through newKubeTarget), which the rest of ferry
+// sees as environments.Target.
+//
 // Decisions about trust kept here:
 //   - The configuration is decoded by the manifests' strict decoder, so its
 //     mistakes read like a manifest's (file:line:col, what to do).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/build"
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/internal/seal"
 	"github.com/ferrycd/ferry/manifests"
@@ -142,13 +143,7 @@ func (s *envSettings) Env(ctx context.Context, env string, f *v1alpha1.Function)
 
 // resolve is Env, also returning the values that came from secrets.
 func (s *envSettings) resolve(ctx context.Context, env string, f *v1alpha1.Function) (map[string]string, []string, error) {
-	all, perFn := s.cfg.envOverrides(env)
-	merged := maps.Clone(f.Spec.Env)
-	if merged == nil {
-		merged = map[string]v1alpha1.EnvValue{}
-	}
-	maps.Copy(merged, all)
-	maps.Copy(merged, perFn[f.Name].Env)
+	merged := s.values(env, f)
 
 	out := make(map[string]string, len(merged))
 	var secrets, missing []string
@@ -190,6 +185,19 @@ func (s *envSettings) resolve(ctx context.Context, env string, f *v1alpha1.Funct
 	return out, secrets, nil
 }
 
+// values is f's env in env: its spec.env, then the configuration's env:
+// for every function of env, then for f, secrets left by name.
+func (s *envSettings) values(env string, f *v1alpha1.Function) map[string]v1alpha1.EnvValue {
+	all, perFn := s.cfg.envOverrides(env)
+	merged := maps.Clone(f.Spec.Env)
+	if merged == nil {
+		merged = map[string]v1alpha1.EnvValue{}
+	}
+	maps.Copy(merged, all)
+	maps.Copy(merged, perFn[f.Name].Env)
+	return merged
+}
+
 // redact hides every secret of env in text (promote.Config.Redact). When
 // the secrets cannot be read, text is replaced whole: it may hold one.
 func (s *envSettings) redact(ctx context.Context, env, text string) string {
@@ -222,7 +230,10 @@ func (s *envSettings) resolver(env string) embedded.EnvResolver {
 // changed. An environment that runs nothing although the store records a
 // release (its start failed, for a secret that was missing then) gets that
 // release applied, so setting the secret is all it takes to bring it back.
-func reloadEnvironment(ctx context.Context, st store.Store, env string, target func(string) (*embedded.Target, error), pull func(context.Context, string) (*build.Release, error)) error {
+//
+// A target that reloads in place (reloader) does so; another gets its
+// live release applied again, which writes the variables anew.
+func reloadEnvironment(ctx context.Context, st store.Store, env string, target func(string) (environments.Target, error), pull func(context.Context, string) (*build.Release, error)) error {
 	t, err := target(env)
 	if err != nil {
 		return err
@@ -231,8 +242,8 @@ func reloadEnvironment(ctx context.Context, st store.Store, env string, target f
 	if err != nil {
 		return err
 	}
-	if status.Release != "" {
-		return t.Reload(ctx)
+	if r, ok := t.(reloader); ok && status.Release != "" {
+		return r.Reload(ctx)
 	}
 	e, err := st.GetEnvironment(ctx, env)
 	if err != nil || e.Release == "" {

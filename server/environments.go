@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/build"
-	"github.com/ferrycd/ferry/environments/embedded"
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
 )
@@ -33,12 +33,12 @@ const removedDefault = "its pull request closed"
 
 // envSet owns which environments exist: the configured ones, from the
 // start to the end, and the previews made and removed at run time
-// (pr-N-SOURCE, store.PreviewName). The target host, the promoter, the
+// (pr-N-SOURCE, store.PreviewName). The targets, the promoter, the
 // API and the metrics ask it, so they learn of a preview when it is made
 // and forget it when it is removed.
 type envSet struct {
 	cfg      *Config
-	host     *embedded.Host
+	targets  *targets
 	store    store.Store
 	memos    memoStore
 	settings *envSettings
@@ -59,9 +59,9 @@ type envSet struct {
 	previews   map[string]bool
 }
 
-func newEnvSet(cfg *Config, host *embedded.Host, st store.Store, memos memoStore, settings *envSettings,
+func newEnvSet(cfg *Config, targets *targets, st store.Store, memos memoStore, settings *envSettings,
 	pull func(context.Context, string) (*build.Release, error), restored *restoreErrors, gateway string, logf func(string, ...any)) *envSet {
-	s := &envSet{cfg: cfg, host: host, store: st, memos: memos, settings: settings, pull: pull, restored: restored,
+	s := &envSet{cfg: cfg, targets: targets, store: st, memos: memos, settings: settings, pull: pull, restored: restored,
 		gateway: gateway, log: logf, configured: map[string]EnvironmentConfig{}, previews: map[string]bool{}}
 	for _, e := range cfg.Environments {
 		s.configured[e.Name] = e
@@ -69,20 +69,21 @@ func newEnvSet(cfg *Config, host *embedded.Host, st store.Store, memos memoStore
 	return s
 }
 
-// target is env's embedded target, made the first time it is asked for.
-func (s *envSet) target(env string) (*embedded.Target, error) {
+// target is env's target, made the first time it is asked for, of the
+// kind its configuration (or the previews:) says.
+func (s *envSet) target(env string) (environments.Target, error) {
 	s.mu.RLock()
 	ec, configured := s.configured[env]
 	preview := s.previews[env]
 	s.mu.RUnlock()
 	switch {
 	case configured:
-		return s.host.Target(env, embedded.EnvironmentConfig{NATSURL: ec.NATSURL, KafkaBrokers: ec.KafkaBrokers, Env: s.settings.resolver(env)})
+		return s.targets.get(env, targetSpec{kind: ec.Target, kube: ec.Kube, natsURL: ec.NATSURL, kafkaBrokers: ec.KafkaBrokers})
 	case preview:
 		p := s.cfg.Previews
-		// why Untrusted: a preview runs a pull request's code on the
-		// gateway's origin, which the stages share.
-		return s.host.Target(env, embedded.EnvironmentConfig{NATSURL: p.NATSURL, KafkaBrokers: p.KafkaBrokers, Env: s.settings.resolver(env), Untrusted: true})
+		// why untrusted: a preview runs a pull request's code, on the
+		// embedded gateway's origin which the stages share.
+		return s.targets.get(env, targetSpec{kind: p.Target, kube: p.Kube, natsURL: p.NATSURL, kafkaBrokers: p.KafkaBrokers, untrusted: true})
 	}
 	if _, _, ok := store.ParsePreviewName(env); ok {
 		// why: not naming env: the pipeline and the promoter, which
@@ -116,6 +117,14 @@ func (s *envSet) Preview(env string) (url string, ok bool) {
 	defer s.mu.RUnlock()
 	if !s.previews[env] {
 		return "", false
+	}
+	if p := s.cfg.Previews; p.Target == TargetKube {
+		// Where the cluster's Gateway serves it, when the configuration
+		// says; the API server is no URL to give a reviewer.
+		if p.Kube == nil || p.Kube.GatewayURL == "" {
+			return "", true
+		}
+		return strings.TrimRight(p.Kube.GatewayURL, "/") + "/", true
 	}
 	return s.gateway + "/" + env + "/", true
 }
@@ -223,7 +232,7 @@ func (s *envSet) RemoveBecause(ctx context.Context, env, why string) error {
 			return fmt.Errorf("removing preview %s: %w", env, err)
 		}
 	}
-	if err := s.host.Remove(ctx, env, fmt.Sprintf("environment %s was removed (%s)", env, why)); err != nil {
+	if err := s.targets.remove(ctx, env, fmt.Sprintf("environment %s was removed (%s)", env, why)); err != nil {
 		return fmt.Errorf("removing preview %s: stopping its functions: %w", env, err)
 	}
 	if existed {

@@ -108,7 +108,8 @@ func (f *envFixture) start() {
 	}
 	pull := func(ctx context.Context, ref string) (*build.Release, error) { return build.PullRelease(ctx, ref) }
 	restored := &restoreErrors{}
-	f.envs = newEnvSet(f.cfg, f.host, f.st, f.st, &envSettings{cfg: f.cfg, store: f.st, box: box}, pull, restored, f.gateway, t.Logf)
+	settings := &envSettings{cfg: f.cfg, store: f.st, box: box}
+	f.envs = newEnvSet(f.cfg, newTargets(f.host, settings, t.Logf), f.st, f.st, settings, pull, restored, f.gateway, t.Logf)
 	if err := restoreEnvironments(ctx, f.st, f.cfg, f.envs.target, pull, restored, t.Logf); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,6 @@ func (f *envFixture) start() {
 		Store:        f.st,
 		Target:       func(env string) (environments.Target, error) { return f.envs.target(env) },
 		Pull:         pull,
-		GatewayURL:   f.gateway,
 		Environments: f.cfg.gatedEnvironments(),
 		Log:          t.Logf,
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,11 +20,13 @@ import (
 	"github.com/ferrycd/ferry/environments/embedded"
 	"github.com/ferrycd/ferry/internal/filelock"
 	"github.com/ferrycd/ferry/internal/listen"
+	"github.com/ferrycd/ferry/internal/sandbox"
 	"github.com/ferrycd/ferry/internal/seal"
 	"github.com/ferrycd/ferry/pipeline"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/promote/gitexport"
 	"github.com/ferrycd/ferry/server/github"
+	"github.com/ferrycd/ferry/server/notify"
 	"github.com/ferrycd/ferry/store"
 	"github.com/ferrycd/ferry/watcher"
 )
@@ -31,49 +34,159 @@ import (
 // shutdownGrace is how long a stop waits for requests and runs in flight.
 const shutdownGrace = 15 * time.Second
 
-// Serve runs ferry from cfg until ctx ends: the store, the embedded
-// registry, the environments and their gateway, the watcher, the pipeline
-// executor, and the API with the webhooks. It says what it does on out.
+// Serve runs ferry from cfg until ctx ends. It says what it does on out.
+// The parts start in the order listed, each in one function below; what
+// a part opens is closed in the reverse order when Serve returns.
 func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
-	logger, err := newLogger(out, cfg.LogFormat)
+	s, err := newServing(cfg, out)
 	if err != nil {
 		return err
 	}
-	logf := func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }
-	said := outcomes{log: logger}
-	if err := privateDataDir(cfg.DataDir, logf); err != nil {
+	defer s.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.cancel = cancel
+	for _, start := range []func(context.Context) error{
+		s.lockDataDir,
+		s.startSandbox,
+		s.listen,
+		s.openStore,
+		s.startRegistry,
+		s.makeBuilder,
+		s.loadSealKey,
+		s.startEnvironments,
+		s.makeNotices,
+		s.makeMetrics,
+		s.makeWatcher,
+		s.makePromoter,
+		s.restorePreviews,
+		s.makePipeline,
+		s.makePreviews,
+		s.loadSources,
+		s.queueHeads,
+		s.makeAPI,
+		s.makeGateway,
+	} {
+		if err := start(ctx); err != nil {
+			return err
+		}
+	}
+	return s.run(ctx)
+}
+
+// serving is ferry serve's parts, as they are made.
+type serving struct {
+	cfg      *Config
+	logger   *slog.Logger
+	logf     func(format string, args ...any)
+	said     outcomes
+	cancel   context.CancelFunc
+	closers  []func() // run last first by close
+	sb       *sandbox.Sandbox
+	apiLn    net.Listener
+	gwLn     net.Listener
+	gateway  string // http://ADDR of the gateway
+	st       *store.SQLite
+	repo     string // HOST/REPO of releases and images
+	pushOpts []build.Option
+	moves    *registryMoves
+	builder  build.Builder
+	box      *seal.Box
+	settings *envSettings
+	host     *embedded.Host
+	envs     *envSet
+	restored *restoreErrors
+	gh       *github.Client
+	notifier *notify.Notifier
+	tell     *notices
+	metrics  *serveMetrics
+	w        watcher.Watcher
+	promoter promote.Promoter
+	exec     pipeline.Executor
+	prev     *previews
+	full     *refusedWrites
+	sources  *sourceManager
+	srcs     []store.Source
+	// queueHeadsLater queues the heads a full disk refused at start,
+	// once running; nil when there are none.
+	queueHeadsLater func(ctx context.Context)
+	stopping        chan struct{}
+	apiSrv          *http.Server
+	gwSrv           *http.Server
+}
+
+func newServing(cfg *Config, out io.Writer) (*serving, error) {
+	logger, err := newLogger(out, cfg.LogFormat)
+	if err != nil {
+		return nil, err
+	}
+	return &serving{cfg: cfg, logger: logger, said: outcomes{log: logger},
+		logf: func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) }}, nil
+}
+
+// onClose has close run f; the last added runs first.
+func (s *serving) onClose(f func()) { s.closers = append(s.closers, f) }
+
+func (s *serving) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// target is env's target; an environment that does not exist is its
+// error.
+func (s *serving) target(env string) (environments.Target, error) { return s.envs.target(env) }
+
+func (s *serving) lockDataDir(context.Context) error {
+	if err := privateDataDir(s.cfg.DataDir, s.logf); err != nil {
 		return err
 	}
 	// why: two ferries on one data folder would run every pipeline twice
 	// and fight over the environments' processes.
-	unlock, err := filelock.LockDataDir(cfg.DataDir, "dataDir in the configuration")
+	unlock, err := filelock.LockDataDir(s.cfg.DataDir, "dataDir in the configuration")
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	sb, err := startSandbox(ctx, cfg, logf)
-	if err != nil {
-		return err
-	}
-	// Listeners first: a port in use is the commonest mistake, and should
-	// fail before anything starts.
-	apiLn, err := listen.TCP(cfg.Listen, "move the API with listen: in the configuration (make run: LISTEN=HOST:PORT)")
+	s.onClose(unlock)
+	return nil
+}
+
+func (s *serving) startSandbox(ctx context.Context) (err error) {
+	s.sb, err = startSandbox(ctx, s.cfg, s.logf)
+	return err
+}
+
+// listen takes the API's and the gateway's ports before anything starts:
+// a port in use is the commonest mistake, and should fail first.
+func (s *serving) listen(context.Context) error {
+	apiLn, err := listen.TCP(s.cfg.Listen, "move the API with listen: in the configuration (make run: LISTEN=HOST:PORT)")
 	if err != nil {
 		return fmt.Errorf("the API: %w", err)
 	}
-	defer apiLn.Close()
-	gwLn, err := listen.TCP(cfg.Gateway, "move the gateway with gateway: in the configuration (make run: ADDR=HOST:PORT)")
+	s.onClose(func() { apiLn.Close() })
+	gwLn, err := listen.TCP(s.cfg.Gateway, "move the gateway with gateway: in the configuration (make run: ADDR=HOST:PORT)")
 	if err != nil {
 		return fmt.Errorf("the gateway: %w", err)
 	}
-	defer gwLn.Close()
+	s.onClose(func() { gwLn.Close() })
+	s.apiLn, s.gwLn, s.gateway = apiLn, gwLn, "http://"+gwLn.Addr().String()
+	return nil
+}
 
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "ferry.db"))
+func (s *serving) openStore(ctx context.Context) error {
+	st, err := store.Open(ctx, filepath.Join(s.cfg.DataDir, "ferry.db"))
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	s.onClose(func() { st.Close() })
+	s.st = st
+	return nil
+}
 
+// startRegistry starts the embedded registry when the configuration has
+// it, and records where releases are pushed and pulled.
+func (s *serving) startRegistry(ctx context.Context) error {
+	cfg := s.cfg
 	repo, pushOpts, regAddr := cfg.Registry, []build.Option{build.WithInsecure(cfg.Insecure)}, ""
 	if cfg.Registry == "embedded" {
 		reg, err := registry.New(ctx, registry.Config{Addr: cfg.RegistryListen, Dir: filepath.Join(cfg.DataDir, "registry")})
@@ -84,7 +197,7 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 			return fmt.Errorf("the embedded registry: %w", err)
 		}
 		go reg.Serve()
-		defer reg.Shutdown(context.WithoutCancel(ctx))
+		s.onClose(func() { reg.Shutdown(context.WithoutCancel(ctx)) })
 		repo, pushOpts, regAddr = reg.Addr()+"/ferry", nil, reg.Addr()
 	}
 	if cfg.registryTimeout > 0 {
@@ -95,123 +208,156 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	builder, err := build.New(repo, append([]build.Option{build.WithCacheDir(filepath.Join(cfg.DataDir, "build-cache")), build.WithSandbox(sb)}, append(cfg.buildOptions(), pushOpts...)...)...)
-	if err != nil {
-		return err
-	}
+	s.repo, s.pushOpts, s.moves = repo, pushOpts, moves
+	return nil
+}
 
-	box, keyFrom, err := seal.Load(cfg.DataDir)
+func (s *serving) makeBuilder(context.Context) (err error) {
+	opts := []build.Option{build.WithCacheDir(filepath.Join(s.cfg.DataDir, "build-cache")), build.WithSandbox(s.sb)}
+	s.builder, err = build.New(s.repo, append(opts, append(s.cfg.buildOptions(), s.pushOpts...)...)...)
+	return err
+}
+
+// loadSealKey loads the key that seals the secrets given through the API.
+func (s *serving) loadSealKey(context.Context) error {
+	box, keyFrom, err := seal.Load(s.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("the key that seals secrets: %w", err)
 	}
-	logf("secrets given through the API are sealed with the key from %s", keyFrom)
-	settings := &envSettings{cfg: cfg, store: st, box: box}
+	s.logf("secrets given through the API are sealed with the key from %s", keyFrom)
+	s.box = box
+	s.settings = &envSettings{cfg: s.cfg, store: s.st, box: box}
+	return nil
+}
 
-	gatewayURL := "http://" + gwLn.Addr().String()
-	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: gatewayURL, Log: logf, Sandbox: sb, Environments: cfg.environmentNames(), RegistryTimeout: cfg.registryTimeout})
+// startEnvironments makes the embedded host and the target factory, and
+// starts again the live releases the targets no longer run. Every
+// environment's functions stop when Serve returns.
+func (s *serving) startEnvironments(ctx context.Context) error {
+	cfg := s.cfg
+	host, err := embedded.NewHost(embedded.HostConfig{DataDir: cfg.DataDir, GatewayURL: s.gateway, Log: s.logf, Sandbox: s.sb, Environments: cfg.environmentNames(), RegistryTimeout: cfg.registryTimeout})
 	if err != nil {
 		return err
 	}
-	restored := &restoreErrors{}
+	s.host = host
+	s.restored = &restoreErrors{}
 	// envs are the configured environments and the previews made at run
 	// time (environments.go).
-	envs := newEnvSet(cfg, host, st, st, settings, moves.pull, restored, gatewayURL, logf)
-	target := envs.target
-	settings.reload = func(ctx context.Context, env string) error {
-		return reloadEnvironment(ctx, st, env, target, moves.pull)
+	s.envs = newEnvSet(cfg, newTargets(host, s.settings, s.logf), s.st, s.st, s.settings, s.moves.pull, s.restored, s.gateway, s.logf)
+	s.settings.reload = func(ctx context.Context, env string) error {
+		return reloadEnvironment(ctx, s.st, env, s.target, s.moves.pull)
 	}
-	if err := restoreEnvironments(ctx, st, cfg, target, moves.pull, restored, logf); err != nil {
+	// why: a kube environment's mistakes (no such kubeconfig context, a
+	// ferry built without the target) are the configuration's: said at
+	// start, not at the first deploy. Embedded targets are made when
+	// first asked for, as before.
+	for _, e := range cfg.Environments {
+		if e.Target == TargetKube {
+			if _, err := s.target(e.Name); err != nil {
+				return fmt.Errorf("environment %s: %w", e.Name, err)
+			}
+		}
+	}
+	if err := restoreEnvironments(ctx, s.st, cfg, s.target, s.moves.pull, s.restored, s.logf); err != nil {
 		return err
 	}
-	defer func() {
+	s.onClose(func() {
 		// why: the functions are this process's children; a clean stop
 		// takes them down with it rather than leaving ports taken.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
-		envs.stopAll(ctx)
-	}()
+		s.envs.stopAll(ctx)
+	})
+	return nil
+}
 
+// makeNotices makes the GitHub client and the notifier.
+func (s *serving) makeNotices(context.Context) error {
 	// why: one client, so one App installation token cache and one token
 	// fetch for the sink, the approvals and the previews' pullOpen.
-	gh, err := cfg.githubClient()
+	gh, err := s.cfg.githubClient()
 	if err != nil {
 		return fmt.Errorf("github: %w", err)
 	}
-	notifier, tell, err := newNotices(cfg, st, gh, apiLn.Addr().String(), gatewayURL, logf)
-	if err != nil {
-		return err
-	}
+	s.gh = gh
+	s.notifier, s.tell, err = newNotices(s.cfg, s.st, gh, s.apiLn.Addr().String(), s.gateway, s.logf)
+	return err
+}
 
-	var exec pipeline.Executor
-	metrics := newServeMetrics(metricsConfig{
-		Store: st,
+func (s *serving) makeMetrics(context.Context) error {
+	s.metrics = newServeMetrics(metricsConfig{
+		Store: s.st,
 		Queued: func() map[string]int {
-			if q, ok := exec.(pipeline.Queued); ok {
+			if q, ok := s.exec.(pipeline.Queued); ok {
 				return q.Queued()
 			}
 			return nil
 		},
-		Environments: envs.Names,
+		Environments: s.envs.Names,
 		Status: func(ctx context.Context, env string) (*environments.Status, error) {
-			t, err := target(env)
+			t, err := s.target(env)
 			if err != nil {
 				return nil, err
 			}
 			return t.Status(ctx)
 		},
-		Gateway: host.Collector(),
-		Log:     logf,
+		Gateway: s.host.Collector(),
+		Log:     s.logf,
 	})
-	metrics.reg.MustRegister(notifier.Collector())
-	var prev *previews // made once the watcher and the pipeline are (serve_previews.go)
-	w, err := watcher.New(watcher.Config{
-		Dir:   filepath.Join(cfg.DataDir, "mirrors"),
-		State: st,
+	s.metrics.reg.MustRegister(s.notifier.Collector())
+	return nil
+}
+
+// makeWatcher makes the watcher: a new head queues a run.
+func (s *serving) makeWatcher(ctx context.Context) (err error) {
+	s.w, err = watcher.New(watcher.Config{
+		Dir:   filepath.Join(s.cfg.DataDir, "mirrors"),
+		State: s.st,
 		OnEvent: func(ev store.SourceEvent) {
 			kind := "new commit"
 			if ev.Forced {
 				kind = "force-push"
 			}
-			logf("source %s: %s %s on %s", ev.Source, kind, store.Short(ev.Commit), ev.Branch)
-			if _, err := exec.Enqueue(ctx, ev.Source, ev.Branch, ev.Commit); err != nil {
-				logf("source %s: queueing a run for %s: %v", ev.Source, store.Short(ev.Commit), err)
+			s.logf("source %s: %s %s on %s", ev.Source, kind, store.Short(ev.Commit), ev.Branch)
+			if _, err := s.exec.Enqueue(ctx, ev.Source, ev.Branch, ev.Commit); err != nil {
+				s.logf("source %s: queueing a run for %s: %v", ev.Source, store.Short(ev.Commit), err)
 			}
 			// why: the new head's Pipeline may have turned previews on or off.
-			go prev.syncPolling(ctx, ev.Source)
+			go s.prev.syncPolling(ctx, ev.Source)
 		},
-		OnPull:  func(ev store.PullEvent) { prev.handle(ev) },
-		Log:     logf,
-		OnFetch: metrics.fetched,
+		OnPull:  func(ev store.PullEvent) { s.prev.handle(ev) },
+		Log:     s.logf,
+		OnFetch: s.metrics.fetched,
 	})
-	if err != nil {
-		return err
-	}
+	return err
+}
+
+func (s *serving) makePromoter(context.Context) error {
+	cfg := s.cfg
 	var exporter promote.Exporter
 	if cfg.Export != nil {
-		if exporter, err = newExporter(cfg, logf); err != nil {
+		var err error
+		if exporter, err = newExporter(cfg, s.logf); err != nil {
 			return err
 		}
 	}
 	promoter, err := promote.New(promote.Config{
-		Store: st,
-		Target: func(env string) (environments.Target, error) {
-			return target(env)
-		},
-		Pull: moves.pull,
+		Store:  s.st,
+		Target: s.target,
+		Pull:   s.moves.pull,
 		ImageExists: func(ctx context.Context, ref string) error {
-			return promote.HeadImage(ctx, moves.here(ref))
+			return promote.HeadImage(ctx, s.moves.here(ref))
 		},
-		Repo:         repo,
-		PushOptions:  pushOpts,
-		GatewayURL:   gatewayURL,
+		Repo:         s.repo,
+		PushOptions:  s.pushOpts,
 		Environments: cfg.gatedEnvironments(),
 		Groups:       cfg.groups(),
-		CommitAuthor: w.CommitAuthor,
-		IsAncestor:   w.IsAncestor,
+		CommitAuthor: s.w.CommitAuthor,
+		IsAncestor:   s.w.IsAncestor,
 		Exporter:     exporter,
-		Log:          logf,
-		Events:       promote.EventsFunc(func(ev promote.Event) { said.promotion(ev); tell.promotion(ev) }),
-		Redact:       settings.redact,
+		Log:          s.logf,
+		Events:       promote.EventsFunc(func(ev promote.Event) { s.said.promotion(ev); s.tell.promotion(ev) }),
+		Redact:       s.settings.redact,
 
 		// Images a rollback may deploy although ferry did not build them.
 		AllowedImages: cfg.AllowedImages,
@@ -219,217 +365,244 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	envs.promoter = promoter.(promote.Environments)
-	// why: after the promoter, which must know each preview made again.
-	if err := envs.restorePreviews(ctx); err != nil {
-		return err
-	}
-	exec, err = pipeline.NewEmbedded(pipeline.Config{
-		Store:      metrics.timeSteps(st),
-		Tree:       w.Tree,
-		CommitTime: w.CommitTime,
+	s.promoter = promoter
+	s.envs.promoter = promoter.(promote.Environments)
+	return nil
+}
+
+// restorePreviews makes the previews again; after the promoter, which
+// must know each one.
+func (s *serving) restorePreviews(ctx context.Context) error { return s.envs.restorePreviews(ctx) }
+
+func (s *serving) makePipeline(ctx context.Context) (err error) {
+	s.exec, err = pipeline.NewEmbedded(pipeline.Config{
+		Store:      s.metrics.timeSteps(s.st),
+		Tree:       s.w.Tree,
+		CommitTime: s.w.CommitTime,
 		SourceURL: func(name string) string {
-			s, err := st.GetSource(context.WithoutCancel(ctx), name)
+			src, err := s.st.GetSource(context.WithoutCancel(ctx), name)
 			if err != nil {
 				return ""
 			}
-			return s.URL
+			return src.URL
 		},
-		Builder:     builder,
-		Repo:        repo,
-		PushOptions: pushOpts,
-		Pull:        moves.pull,
-		Target: func(env string) (environments.Target, error) {
-			return target(env)
-		},
+		Builder:     s.builder,
+		Repo:        s.repo,
+		PushOptions: s.pushOpts,
+		Pull:        s.moves.pull,
+		Target:      s.target,
 		OnDeployed: func(run store.Run, rel store.Release, env string) {
 			// Deployed records and returns; verification goes on in the
 			// promoter's own worker.
-			if err := promoter.Deployed(ctx, run.ID, rel.ID, env); err != nil && ctx.Err() == nil {
-				logf("release %s in %s: %v", store.Short(rel.ID), env, err)
+			if err := s.promoter.Deployed(ctx, run.ID, rel.ID, env); err != nil && ctx.Err() == nil {
+				s.logf("release %s in %s: %v", store.Short(rel.ID), env, err)
 			}
 		},
 		Admit: func(ctx context.Context, run store.Run, rel store.Release, env string) error {
-			return promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
+			return s.promoter.(promote.Admitter).Admit(ctx, run.ID, rel.ID, env)
 		},
-		OnPreviewDeployed: func(run store.Run, rel store.Release, env string) { prev.deployed(run, rel, env) },
-		PullHead:          func(ctx context.Context, source string, n int) (string, error) { return prev.pullHead(ctx, source, n) },
-		IsAncestor:        w.IsAncestor,
-		StoreRetry:        cfg.storeRetry,
-		Log:               logf,
-		Events:            func(ev pipeline.Event) { said.run(ev); tell.run(ev); prev.runEvent(ev) },
-		Sandbox:           sb,
+		OnPreviewDeployed: func(run store.Run, rel store.Release, env string) { s.prev.deployed(run, rel, env) },
+		PullHead: func(ctx context.Context, source string, n int) (string, error) {
+			return s.prev.pullHead(ctx, source, n)
+		},
+		IsAncestor: s.w.IsAncestor,
+		StoreRetry: s.cfg.storeRetry,
+		Log:        s.logf,
+		Events:     func(ev pipeline.Event) { s.said.run(ev); s.tell.run(ev); s.prev.runEvent(ev) },
+		Sandbox:    s.sb,
 	})
-	if err != nil {
-		return err
-	}
-	if prev, err = newPreviews(ctx, cfg, st, gh, w, func() pipeline.Executor { return exec }, envs, tell, gatewayURL, logf); err != nil {
-		return err
-	}
-	approvals, err := cfg.GitHubApprovals(gh, promoter, st)
-	if err != nil {
-		return fmt.Errorf("github: %w", err)
-	}
-	full := &refusedWrites{}
-	sources := &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}, log: logf, full: full}
-	if err := sources.load(ctx, cfg); err != nil {
+	return err
+}
+
+func (s *serving) makePreviews(ctx context.Context) (err error) {
+	s.prev, err = newPreviews(ctx, s.cfg, s.st, s.gh, s.w, func() pipeline.Executor { return s.exec }, s.envs, s.tell, s.gateway, s.logf)
+	return err
+}
+
+// loadSources makes the store's sources match the configuration and
+// watches them.
+func (s *serving) loadSources(ctx context.Context) error {
+	s.full = &refusedWrites{}
+	s.sources = &sourceManager{store: s.st, watcher: s.w, secrets: &secrets{box: s.box}, log: s.logf, full: s.full}
+	if err := s.sources.load(ctx, s.cfg); err != nil {
 		return err
 	}
 	// why: what an older ferry wrote in the clear may linger in the
 	// write-ahead log until a checkpoint; sealing it is not enough.
-	if err := st.Checkpoint(ctx); err != nil && !(store.IsFull(err) && full.note(err)) {
+	if err := s.st.Checkpoint(ctx); err != nil && !(store.IsFull(err) && s.full.note(err)) {
 		return err
 	}
-	// why: a crash between recording a source's new head and queueing its
-	// run would otherwise lose that run; queueing is idempotent.
-	srcs, err := st.ListSources(ctx)
+	return nil
+}
+
+// queueHeads queues a run of each source's head: a crash between
+// recording a new head and queueing its run would otherwise lose that
+// run; queueing is idempotent.
+func (s *serving) queueHeads(ctx context.Context) error {
+	srcs, err := s.st.ListSources(ctx)
 	if err != nil {
 		return err
 	}
+	s.srcs = srcs
 	var heads []head
-	for _, s := range srcs {
-		if stt, err := st.GetSourceStatus(ctx, s.Name); err == nil && stt.LastCommit != "" {
-			heads = append(heads, head{s.Name, s.Branch, stt.LastCommit})
+	for _, src := range srcs {
+		if stt, err := s.st.GetSourceStatus(ctx, src.Name); err == nil && stt.LastCommit != "" {
+			heads = append(heads, head{src.Name, src.Branch, stt.LastCommit})
 		}
 	}
-	queueHeads := func(ctx context.Context) {} // started with the rest
-	if left, err := enqueueHeads(ctx, exec, heads); len(left) > 0 {
+	if left, err := enqueueHeads(ctx, s.exec, heads); len(left) > 0 {
 		if !store.IsFull(err) {
 			return err
 		}
 		// why: a store that refuses writes (a full disk) must not keep
 		// ferry down: the API shows what it holds meanwhile, and the
 		// heads are queued once the store takes them.
-		full.note(err)
-		queueHeads = func(ctx context.Context) { enqueueHeadsLater(ctx, exec, left, logf) }
+		s.full.note(err)
+		s.queueHeadsLater = func(ctx context.Context) { enqueueHeadsLater(ctx, s.exec, left, s.logf) }
 	}
-	if full.err != nil {
-		logf("the store refuses writes: %v; free space on the data folder's disk (%s): meanwhile ferry serves what the store holds, and it runs the branch heads as soon as the store takes writes, without a restart",
-			rootCause(full.err), cfg.DataDir)
+	if s.full.err != nil {
+		s.logf("the store refuses writes: %v; free space on the data folder's disk (%s): meanwhile ferry serves what the store holds, and it runs the branch heads as soon as the store takes writes, without a restart",
+			rootCause(s.full.err), s.cfg.DataDir)
 	}
+	return nil
+}
 
-	stopping := make(chan struct{})
+// makeAPI makes the API's server: the API, the webhooks, the metrics and
+// the health check.
+func (s *serving) makeAPI(ctx context.Context) error {
+	cfg, st := s.cfg, s.st
+	approvals, err := cfg.GitHubApprovals(s.gh, s.promoter, st)
+	if err != nil {
+		return fmt.Errorf("github: %w", err)
+	}
+	s.stopping = make(chan struct{})
 	apiHandler, err := NewAPI(APIConfig{
-		Functions:  newEmbeddedFunctions(target),
-		Stopping:   stopping,
-		Sandbox:    sb.String(),
-		Store:      st,
-		Tokens:     cfg.tokens(),
-		Sources:    sources,
-		LocalRoots: cfg.LocalRoots,
-		Promoter:   promoter,
-		Environments: func(ctx context.Context, env string) (*environments.Status, error) {
-			t, err := target(env)
-			if err != nil {
-				return nil, err
-			}
-			s, err := t.Status(ctx)
-			if err == nil && s.Release == "" {
-				if rec, gerr := st.GetEnvironment(ctx, env); gerr == nil && rec.Release != "" {
-					if rerr := restored.get(env, rec.Release); rerr != nil {
-						return nil, fmt.Errorf("its release %s did not start again when ferry started: %w", store.Short(rec.Release), rerr)
-					}
-				}
-			}
-			return s, err
-		},
-		Log:              logf,
-		EnvSecrets:       settings,
+		Functions:        newEmbeddedFunctions(s.target),
+		Stopping:         s.stopping,
+		Sandbox:          s.sb.String(),
+		Store:            st,
+		Tokens:           cfg.tokens(),
+		Sources:          s.sources,
+		LocalRoots:       cfg.LocalRoots,
+		Promoter:         s.promoter,
+		Environments:     s.environmentStatus,
+		Log:              s.logf,
+		EnvSecrets:       s.settings,
 		EnvironmentOrder: cfg.environmentNames(),
-		EnvironmentSet:   envs,
-		Previews:         prev,
+		EnvironmentSet:   s.envs,
+		Previews:         s.prev,
 	})
 	if err != nil {
 		return err
 	}
-	hooks := NewWebhooks(WebhookConfig{
+	mux := http.NewServeMux()
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/hooks/", s.metrics.countWebhooks(s.webhooks(approvals)))
+	toks, err := newTokens(cfg.tokens())
+	if err != nil {
+		return err
+	}
+	s.metrics.route(mux, toks)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	})
+	s.apiSrv = NewHTTPServer(cfg.Listen, mux)
+	s.apiSrv.RegisterOnShutdown(func() { close(s.stopping) })
+	return nil
+}
+
+// webhooks receives the Git hosts' deliveries: a push asks for a fetch,
+// a pull request goes to the previews, a comment to the approvals.
+func (s *serving) webhooks(approvals *github.Approvals) http.Handler {
+	return NewWebhooks(WebhookConfig{
 		Source: func(ctx context.Context, name string) (WebhookSource, bool) {
-			s, err := st.GetSource(ctx, name)
+			src, err := s.st.GetSource(ctx, name)
 			if err != nil {
 				return WebhookSource{}, false
 			}
-			s, err = sources.secrets.reveal(s)
+			src, err = s.sources.secrets.reveal(src)
 			if err != nil {
 				// The receiver then refuses the delivery as unsigned.
-				logf("webhook for %v", err)
-				s.WebhookSecret = ""
+				s.logf("webhook for %v", err)
+				src.WebhookSecret = ""
 			}
-			return WebhookSource{Name: s.Name, URL: s.URL, Branch: s.Branch, Secret: s.WebhookSecret}, true
+			return WebhookSource{Name: src.Name, URL: src.URL, Branch: src.Branch, Secret: src.WebhookSecret}, true
 		},
 		Sync: func(name string) {
-			if err := w.Nudge(name); err != nil {
-				logf("source %s: fetch asked by a webhook: %v", name, err)
+			if err := s.w.Nudge(name); err != nil {
+				s.logf("source %s: fetch asked by a webhook: %v", name, err)
 			}
 		},
-		Pull: prev.hook,
+		Pull: s.prev.hook,
 		Comment: func(ctx context.Context, ev CommentEvent) (string, error) {
 			if approvals == nil {
 				return "ignored: ferry has no github: block in its configuration, so it reads no commands from comments", nil
 			}
 			return approvals.Handle(ctx, github.Comment(ev))
 		},
-		Deliveries: st,
-		Audit:      st,
-		Log:        logf,
+		Deliveries: s.st,
+		Audit:      s.st,
+		Log:        s.logf,
 	})
-	mux := http.NewServeMux()
-	mux.Handle("/api/", apiHandler)
-	mux.Handle("/hooks/", metrics.countWebhooks(hooks))
-	toks, err := newTokens(cfg.tokens())
-	if err != nil {
-		return err
-	}
-	metrics.route(mux, toks)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	})
-	apiSrv := NewHTTPServer(cfg.Listen, mux)
-	apiSrv.RegisterOnShutdown(func() { close(stopping) })
-	gwSrv := &http.Server{Handler: host.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// environmentStatus is what env runs, for the API; an environment whose
+// live release did not start again says why.
+func (s *serving) environmentStatus(ctx context.Context, env string) (*environments.Status, error) {
+	t, err := s.target(env)
+	if err != nil {
+		return nil, err
+	}
+	status, err := t.Status(ctx)
+	if err == nil && status.Release == "" {
+		if rec, gerr := s.st.GetEnvironment(ctx, env); gerr == nil && rec.Release != "" {
+			if rerr := s.restored.get(env, rec.Release); rerr != nil {
+				return nil, fmt.Errorf("its release %s did not start again when ferry started: %w", store.Short(rec.Release), rerr)
+			}
+		}
+	}
+	return status, err
+}
+
+// makeGateway makes the embedded environments' gateway server.
+func (s *serving) makeGateway(context.Context) error {
+	s.gwSrv = &http.Server{Handler: s.host.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	return nil
+}
+
+// run serves and runs every part until ctx ends or one fails, then stops
+// them all and returns the first failure.
+func (s *serving) run(ctx context.Context) error {
 	errc := make(chan error, 7)
 	var wg sync.WaitGroup
-	wg.Go(func() { errc <- serveHTTP(apiSrv, apiLn, "the API") })
-	wg.Go(func() { errc <- serveHTTP(gwSrv, gwLn, "the gateway") })
-	wg.Go(func() { errc <- w.Run(ctx) })
-	wg.Go(func() { errc <- exec.Run(ctx) })
-	wg.Go(func() { errc <- promoter.Run(ctx) })
-	wg.Go(func() { errc <- notifier.Run(ctx) })
-	wg.Go(func() { errc <- prev.m.Run(ctx) })
+	wg.Go(func() { errc <- serveHTTP(s.apiSrv, s.apiLn, "the API") })
+	wg.Go(func() { errc <- serveHTTP(s.gwSrv, s.gwLn, "the gateway") })
+	wg.Go(func() { errc <- s.w.Run(ctx) })
+	wg.Go(func() { errc <- s.exec.Run(ctx) })
+	wg.Go(func() { errc <- s.promoter.Run(ctx) })
+	wg.Go(func() { errc <- s.notifier.Run(ctx) })
+	wg.Go(func() { errc <- s.prev.m.Run(ctx) })
 	wg.Go(func() {
-		for _, s := range srcs {
-			prev.syncPolling(ctx, s.Name)
+		for _, src := range s.srcs {
+			s.prev.syncPolling(ctx, src.Name)
 		}
 	})
-	wg.Go(func() { queueHeads(ctx) })
-
-	logf("ferry serve: API and webhooks on http://%s, functions on %s/<env>/<path>", apiLn.Addr(), gatewayURL)
-	for _, e := range cfg.Environments {
-		logf("environment %s: %s/%s/", e.Name, gatewayURL, e.Name)
+	if s.queueHeadsLater != nil {
+		wg.Go(func() { s.queueHeadsLater(ctx) })
 	}
-	for _, s := range srcs {
-		// why: a source without a secret refuses every webhook; its URL
-		// would be set up in a Git host only to be refused.
-		hook := fmt.Sprintf("webhook: http://%s/hooks/github/%s", apiLn.Addr(), s.Name)
-		if s.WebhookSecret == "" {
-			hook = "no webhook (it takes one with a webhookSecret)"
-		}
-		logf("source %s: %s (%s), every %s; %s", s.Name, s.URL, s.Branch, s.Interval, hook)
-	}
+	s.sayWhere()
 
 	var first error
 	select {
 	case <-ctx.Done():
 	case first = <-errc:
 	}
-	logf("ferry serve: stopping")
-	cancel()
+	s.logf("ferry serve: stopping")
+	s.cancel()
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer scancel()
-	apiSrv.Shutdown(sctx)
-	gwSrv.Shutdown(sctx)
+	s.apiSrv.Shutdown(sctx)
+	s.gwSrv.Shutdown(sctx)
 	wg.Wait()
 	close(errc)
 	for err := range errc {
@@ -438,6 +611,31 @@ func Serve(ctx context.Context, cfg *Config, out io.Writer) error {
 		}
 	}
 	return first
+}
+
+// sayWhere logs where the API, the environments and the webhooks answer.
+func (s *serving) sayWhere() {
+	s.logf("ferry serve: API and webhooks on http://%s, functions on %s/<env>/<path>", s.apiLn.Addr(), s.gateway)
+	for _, e := range s.cfg.Environments {
+		if e.Target != TargetKube {
+			s.logf("environment %s: %s/%s/", e.Name, s.gateway, e.Name)
+			continue
+		}
+		k, at := kubeFor(e.Name, e.Kube), ""
+		if k.GatewayURL != "" {
+			at = ", at " + k.GatewayURL
+		}
+		s.logf("environment %s: on Kubernetes, namespace %s%s", e.Name, k.Namespace, at)
+	}
+	for _, src := range s.srcs {
+		// why: a source without a secret refuses every webhook; its URL
+		// would be set up in a Git host only to be refused.
+		hook := fmt.Sprintf("webhook: http://%s/hooks/github/%s", s.apiLn.Addr(), src.Name)
+		if src.WebhookSecret == "" {
+			hook = "no webhook (it takes one with a webhookSecret)"
+		}
+		s.logf("source %s: %s (%s), every %s; %s", src.Name, src.URL, src.Branch, src.Interval, hook)
+	}
 }
 
 // head is a source's branch head as the store last recorded it.
@@ -527,9 +725,10 @@ func (c *Config) buildOptions() []build.Option {
 }
 
 // restoreEnvironments records the configured environments and starts
-// each one's live release again: the embedded targets run in this
-// process, so a restart begins with nothing running.
-func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, target func(string) (*embedded.Target, error),
+// each one's live release again where its target no longer runs it: the
+// embedded targets run in this process, so a restart begins with nothing
+// running; a cluster keeps what it ran.
+func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, target func(string) (environments.Target, error),
 	pull func(context.Context, string) (*build.Release, error), restored *restoreErrors, logf func(string, ...any)) error {
 	for _, ec := range cfg.Environments {
 		e, err := st.GetEnvironment(ctx, ec.Name)
@@ -548,15 +747,20 @@ func restoreEnvironments(ctx context.Context, st store.Store, cfg *Config, targe
 }
 
 // restoreRelease starts environment e's live release again, if it has
-// one. An environment that cannot start again is only reported: it must
-// not keep ferry (and the others) down; its status shows the error.
-func restoreRelease(ctx context.Context, st store.Store, e store.Environment, target func(string) (*embedded.Target, error),
+// one its target does not run now. An environment that cannot start
+// again is only reported: it must not keep ferry (and the others) down;
+// its status shows the error.
+func restoreRelease(ctx context.Context, st store.Store, e store.Environment, target func(string) (environments.Target, error),
 	pull func(context.Context, string) (*build.Release, error), restored *restoreErrors, logf func(string, ...any)) {
 	if e.Release == "" {
 		return
 	}
 	t, err := target(e.Name)
 	if err == nil {
+		if s, serr := t.Status(ctx); serr == nil && s.Release == e.Release {
+			logf("environment %s: runs %s", e.Name, store.Short(e.Release))
+			return
+		}
 		var rel store.Release
 		rel, err = st.GetRelease(ctx, e.Release)
 		if err == nil {

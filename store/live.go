@@ -16,10 +16,23 @@ type Live struct {
 	Branch string
 }
 
+// LiveReader is what LiveIn reads.
+type LiveReader interface {
+	GetEnvironment(ctx context.Context, name string) (Environment, error)
+	GetRelease(ctx context.Context, id string) (Release, error)
+	GetRun(ctx context.Context, id int64) (Run, error)
+}
+
+// HeadReader is what HeadOf reads.
+type HeadReader interface {
+	GetSource(ctx context.Context, name string) (Source, error)
+	GetSourceStatus(ctx context.Context, name string) (SourceStatus, error)
+}
+
 // LiveIn reads what env runs. An environment never deployed to, or
 // one whose release the store does not hold, gives what is known and no
 // error.
-func LiveIn(ctx context.Context, st Store, env string) (Live, error) {
+func LiveIn(ctx context.Context, st LiveReader, env string) (Live, error) {
 	e, err := st.GetEnvironment(ctx, env)
 	if errors.Is(err, ErrNotFound) {
 		return Live{}, nil
@@ -54,7 +67,7 @@ func LiveIn(ctx context.Context, st Store, env string) (Live, error) {
 // or "" when the store knows none (or the source follows another branch
 // now). The head is where environments converge, even when it is older
 // than what they run: a branch force-pushed back.
-func HeadOf(ctx context.Context, st Store, source, branch string) (string, error) {
+func HeadOf(ctx context.Context, st HeadReader, source, branch string) (string, error) {
 	stt, err := st.GetSourceStatus(ctx, source)
 	if errors.Is(err, ErrNotFound) {
 		return "", nil

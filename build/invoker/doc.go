@@ -10,7 +10,11 @@
 //     it. When FERRY_LISTEN_FD names a file descriptor (3, as ferry's
 //     embedded target passes it), it serves on that listening socket
 //     instead: ferry opened it on the host's loopback, because a function
-//     in ferry's sandbox has a network namespace of its own.
+//     in ferry's sandbox has a network namespace of its own. When
+//     FERRY_LISTEN_ADDR is an IP address (0.0.0.0 in a Kubernetes pod,
+//     whose network namespace is its own, so the kubelet's probes and the
+//     Service reach it at the pod's IP), it serves on that address and
+//     $PORT instead of 127.0.0.1.
 //   - GET or HEAD /healthz answers 200 "ok" (HEAD without the body) once the
 //     handler is loaded. A handler that cannot be loaded ends the process
 //     with a non-zero status and a message on stderr that names the handler

@@ -48,6 +48,10 @@ A repository declares its functions and triggers in ferry.yaml.`,
 		newUnfreezeCommand(),
 		newHistoryCommand(),
 		newSecretsCommand(),
+		newDispatchCommand(),
+		newFireCommand(),
+		newImageCommand(),
+		newInstallCommand(),
 		newControllerCommand(),
 	)
 	root.AddCommand(newDocsCommand(root))

@@ -18,6 +18,9 @@
 // secrets and configured overrides), all before any process starts, so a
 // missing secret fails the Apply with the previous release still serving.
 // A trigger runs only in the environments its spec.environments lists.
+// Cron, NATS and Kafka triggers are environments/dispatch's dispatchers,
+// which every target shares; this package only hands them its gateway as
+// their Invoker (triggers.go).
 //
 // Timeouts: the gateway alone answers a caller's timeout (504 at the
 // route's deadline, decided by its own clock, forward.go), and the call

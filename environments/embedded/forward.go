@@ -235,19 +235,13 @@ func prepare(c *call, r *http.Request) (*outgoing, error) {
 	if clientIP != "" {
 		out.extra = append(out.extra, "X-Forwarded-For", clientIP)
 	}
-	if len(r.Header["Ce-Specversion"]) == 0 {
+	if !environments.IsEvent(r.Header) {
 		// A plain request becomes a binary-mode CloudEvent; a CloudEvent
 		// passes as it is.
 		c.ceID = newEventID()
-		out.extra = append(out.extra,
-			"Ce-Specversion", "1.0",
-			"Ce-Id", c.ceID,
-			"Ce-Source", c.route.source,
-			"Ce-Type", ceTypeHTTP,
-			"Ce-Time", time.Now().UTC().Format(time.RFC3339Nano),
-			"Ce-Httpmethod", r.Method, // a token: nothing to escape
-			"Ce-Httppath", environments.CEEscape(r.URL.Path),
-			"Ce-Httpquery", environments.CEEscape(r.URL.RawQuery))
+		ev := environments.Event{ID: c.ceID, Source: c.route.source, Type: ceTypeHTTP,
+			Extensions: map[string]string{"httpmethod": r.Method, "httppath": r.URL.Path, "httpquery": r.URL.RawQuery}}
+		ev.EachHeader(func(name, value string) { out.extra = append(out.extra, name, value) })
 	}
 	return out, nil
 }

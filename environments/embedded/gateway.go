@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/environments/dispatch"
 	"net/http"
 	"os"
 	"path"
@@ -89,7 +90,7 @@ type gateway struct {
 
 	// triggerStats count what the triggers of every environment did; the
 	// gateway serves them with its own metrics.
-	triggerStats *triggerMetrics
+	triggerStats *dispatch.Metrics
 	// metrics is what /_ferry/metrics serves (metrics_gateway.go).
 	metrics *prometheus.Registry
 
@@ -126,10 +127,10 @@ type gatewayPath struct {
 // needs worked out once.
 type boundRoute struct {
 	gatewayRoute
-	source string // ce-source header value
+	source string // the event's source, for a plain request
 	stats  *routeStats
 	// trigger counts the calls of an HTTPTrigger's route; nil for others.
-	trigger *triggerCounters
+	trigger *dispatch.Counters
 }
 
 // routeStats counts the calls of one function in one environment. Only
@@ -159,7 +160,7 @@ type routeStats struct {
 
 // newGateway returns a gateway serving no environment.
 func newGateway() *gateway {
-	g := &gateway{stats: map[string]map[string]*routeStats{}, removed: map[string]string{}, pool: newConnPool(), triggerStats: newTriggerMetrics()}
+	g := &gateway{stats: map[string]map[string]*routeStats{}, removed: map[string]string{}, pool: newConnPool(), triggerStats: dispatch.NewMetrics()}
 	g.metrics = newGatewayRegistry(g)
 	g.table.Store(&gatewayTable{envs: map[string]*gatewayEnv{}})
 	return g
@@ -215,11 +216,11 @@ func (g *gateway) setRoutes(env string, routes []gatewayRoute) {
 		stats[rt.Function] = st
 		b := &boundRoute{
 			gatewayRoute: rt,
-			source:       environments.CEEscape("/" + env + rt.Path),
+			source:       "/" + env + rt.Path,
 			stats:        st,
 		}
 		if rt.Trigger != "" {
-			b.trigger = g.triggerStats.counters(env, kindHTTP, rt.Trigger)
+			b.trigger = g.triggerStats.Counters(env, dispatch.KindHTTP, rt.Trigger)
 		}
 		p := e.paths[rt.Path]
 		if p == nil {
@@ -359,14 +360,14 @@ type call struct {
 func (g *gateway) call(w http.ResponseWriter, r *http.Request, rt *boundRoute) {
 	start := time.Now()
 	st := rt.stats
-	c := &call{sw: httpstatus.New(w), route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
+	c := &call{sw: httpstatus.New(w), route: rt, reqCtx: r.Context(), ceID: environments.EventID(r.Header)}
 	defer func() {
 		code, took := c.sw.Status(), time.Since(start)
 		st.observe(code, took)
 		if rt.trigger != nil {
-			rt.trigger.deliveries.Add(1)
+			rt.trigger.Deliveries.Add(1)
 			if code >= 500 {
-				rt.trigger.failures.Add(1)
+				rt.trigger.Failures.Add(1)
 			}
 		}
 		if rt.Log != nil {
@@ -451,7 +452,7 @@ func (g *gateway) invoke(ctx context.Context, r *http.Request, rt *boundRoute) (
 		return 0, nil, fmt.Errorf("function %s was serving %d calls, its concurrency, for all of its %s timeout: no slot freed for this one", rt.Function, rt.MaxInFlight, rt.Timeout)
 	}
 	start := time.Now()
-	c := &call{sw: httpstatus.New(ans), route: rt, reqCtx: r.Context(), ceID: r.Header.Get("Ce-Id")}
+	c := &call{sw: httpstatus.New(ans), route: rt, reqCtx: r.Context(), ceID: environments.EventID(r.Header)}
 	// why: each attempt is a call of the function, counted and logged as
 	// the gateway's are; the trigger's own counters count the delivery.
 	defer func() {

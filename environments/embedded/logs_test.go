@@ -230,7 +230,7 @@ func TestTriggerMetricsCount(t *testing.T) {
 	}
 
 	// Deleting the environment drops its counters.
-	g.triggerStats.forget("dev")
+	g.triggerStats.Forget("dev")
 	if _, ok := scrape(t, url).samples[ticks]; ok {
 		t.Error("the counters of a forgotten environment are still served")
 	}

@@ -9,8 +9,8 @@ import (
 )
 
 // The gateway's metrics. The calls and triggers are counted in atomics
-// on the hot path (gateway.go, metrics_triggers.go); this collector
-// reads them when scraped, so a call takes no lock for its metrics.
+// on the hot path (gateway.go, dispatch.Metrics); this collector reads
+// them when scraped, so a call takes no lock for its metrics.
 var (
 	descCalls = prometheus.NewDesc("ferry_gateway_calls_total",
 		"Calls through the gateway, the triggers' attempts included, by the status class of the answer.", []string{"env", "function", "code"}, nil)
@@ -26,16 +26,6 @@ var (
 		"Calls answered 504 whose handler still runs; each keeps its slot in ferry_gateway_in_flight until the function answers it or its process ends.", []string{"env", "function"}, nil)
 	descRestarts = prometheus.NewDesc("ferry_gateway_restarts_total",
 		"Restarts of a function whose calls still running past their timeout filled its concurrency.", []string{"env", "function"}, nil)
-
-	triggerLabels = []string{"env", "trigger", "kind"}
-	descTicks     = prometheus.NewDesc("ferry_trigger_ticks_total",
-		"Times a CronTrigger's schedule fired.", triggerLabels, nil)
-	descDeliveries = prometheus.NewDesc("ferry_trigger_deliveries_total",
-		"Events a trigger handed to a function (an HTTPTrigger: calls), each counted once whatever its retries.", triggerLabels, nil)
-	descTriggerFailures = prometheus.NewDesc("ferry_trigger_failures_total",
-		"Deliveries that still failed after their last attempt (an HTTPTrigger: calls answered 5xx).", triggerLabels, nil)
-	descRetries = prometheus.NewDesc("ferry_trigger_retries_total",
-		"Attempts after the first of a delivery.", triggerLabels, nil)
 )
 
 // gatewayCollector collects the gateway's call and trigger metrics.
@@ -49,10 +39,10 @@ var _ prometheus.Collector = gatewayCollector{}
 func (h *Host) Collector() prometheus.Collector { return gatewayCollector{h.gw} }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCalls, descFailures, descDuration, descColdStarts, descInFlight, descOverdue, descRestarts,
-		descTicks, descDeliveries, descTriggerFailures, descRetries} {
+	for _, d := range []*prometheus.Desc{descCalls, descFailures, descDuration, descColdStarts, descInFlight, descOverdue, descRestarts} {
 		ch <- d
 	}
+	c.g.triggerStats.Describe(ch)
 }
 
 func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
@@ -90,22 +80,7 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(st.restarts.Load()), env, fn)
 	}
 
-	m := c.g.triggerStats
-	m.mu.Lock()
-	triggers := make([]*triggerCounters, 0, len(m.byKey))
-	for _, tc := range m.byKey {
-		triggers = append(triggers, tc)
-	}
-	m.mu.Unlock()
-	for _, tc := range triggers {
-		k := tc.key
-		if k.kind == kindCron {
-			ch <- prometheus.MustNewConstMetric(descTicks, prometheus.CounterValue, float64(tc.ticks.Load()), k.env, k.name, k.kind)
-		}
-		ch <- prometheus.MustNewConstMetric(descDeliveries, prometheus.CounterValue, float64(tc.deliveries.Load()), k.env, k.name, k.kind)
-		ch <- prometheus.MustNewConstMetric(descTriggerFailures, prometheus.CounterValue, float64(tc.failures.Load()), k.env, k.name, k.kind)
-		ch <- prometheus.MustNewConstMetric(descRetries, prometheus.CounterValue, float64(tc.retries.Load()), k.env, k.name, k.kind)
-	}
+	c.g.triggerStats.Collect(ch)
 }
 
 // serveMetrics writes every environment's gateway metrics in the

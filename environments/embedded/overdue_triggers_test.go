@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ferrycd/ferry/environments/dispatch"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
@@ -64,7 +65,7 @@ func TestTriggerNATSOverdue(t *testing.T) {
 	if st != g.functionStats("dev", "hang") {
 		t.Fatal("the trigger's calls and the gateway's do not share the function's count")
 	}
-	stats := g.triggerStats.counters("dev", kindNATS, "jobs")
+	stats := g.triggerStats.Counters("dev", dispatch.KindNATS, "jobs")
 	// A watcher samples the slots in use while the messages are handled.
 	var maxSlots atomic.Int64
 	stopWatch := make(chan struct{})
@@ -102,15 +103,15 @@ func TestTriggerNATSOverdue(t *testing.T) {
 	// why: each attempt takes about the timeout; the bound only catches
 	// an attempt that waits for anything longer (the triggers' old minute).
 	waitFor(t, 20*time.Second, "the hanging messages did not all fail", func() bool {
-		return stats.failures.Load() == messages
+		return stats.Failures.Load() == messages
 	})
 	close(stopWatch)
 	watched.Wait()
 
-	if got := stats.deliveries.Load(); got != messages {
+	if got := stats.Deliveries.Load(); got != messages {
 		t.Errorf("%d deliveries counted, want %d: one per message", got, messages)
 	}
-	if got := stats.retries.Load(); got != messages*(attempts-1) {
+	if got := stats.Retries.Load(); got != messages*(attempts-1) {
 		t.Errorf("%d retries counted, want %d", got, messages*(attempts-1))
 	}
 	if n := maxSlots.Load(); n > concurrency {
@@ -174,9 +175,9 @@ func TestTriggerNATSOverdue(t *testing.T) {
 	// Each message is one delivery; the hanging ones failed, and of those
 	// sent after at least one did not.
 	waitFor(t, time.Minute, "a message sent after the hanging ones was never counted", func() bool {
-		return stats.deliveries.Load() == uint64(messages+sent)
+		return stats.Deliveries.Load() == uint64(messages+sent)
 	})
-	if got := stats.failures.Load(); got < messages || got > uint64(messages+sent-1) {
+	if got := stats.Failures.Load(); got < messages || got > uint64(messages+sent-1) {
 		t.Errorf("%d failures counted, want the %d hanging messages and at most %d of the %d sent after", got, messages, sent-1, sent)
 	}
 }
@@ -203,8 +204,8 @@ func TestTriggerCronOverdue(t *testing.T) {
 	if err := tr.apply(t.Context(), set(`"hang"`), backends); err != nil {
 		t.Fatal(err)
 	}
-	stats := h.g.triggerStats.counters("dev", kindCron, "tick")
-	waitFor(t, 30*time.Second, "two hanging ticks did not fail", func() bool { return stats.failures.Load() >= 2 })
+	stats := h.g.triggerStats.Counters("dev", dispatch.KindCron, "tick")
+	waitFor(t, 30*time.Second, "two hanging ticks did not fail", func() bool { return stats.Failures.Load() >= 2 })
 	if err := tr.apply(t.Context(), set(`"after"`), backends); err != nil {
 		t.Fatal(err)
 	}
@@ -225,10 +226,10 @@ func TestTriggerCronOverdue(t *testing.T) {
 		b, _ := os.ReadFile(h.logFile)
 		return strings.Contains(string(b), "got after")
 	})
-	if r := stats.retries.Load(); r != 0 {
+	if r := stats.Retries.Load(); r != 0 {
 		t.Errorf("%d retries of a CronTrigger, which makes one attempt a tick", r)
 	}
-	if d, tk := stats.deliveries.Load(), stats.ticks.Load(); d > tk || d < 3 {
+	if d, tk := stats.Deliveries.Load(), stats.Ticks.Load(); d > tk || d < 3 {
 		t.Errorf("%d deliveries for %d ticks of one function, want one a tick and at least 3", d, tk)
 	}
 }

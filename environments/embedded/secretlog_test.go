@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
@@ -176,5 +177,48 @@ func TestCallDoesNotFollowRedirects(t *testing.T) {
 	status, _, err := Invoke(t.Context(), gw.URL, "local", "hello", []byte(`{"n":1}`))
 	if err != nil || status != http.StatusTemporaryRedirect || reached.Load() != 0 {
 		t.Errorf("a redirecting function: %d %v, followed %d times; want its 307, not followed", status, err, reached.Load())
+	}
+}
+
+// TestTargetCallDoesNotFollowRedirects: verification calls a function
+// through Target.Call and Deliver and quotes the answer; a function that
+// redirects to a URL of the host's network must be answered by its
+// redirect, never by what it points to.
+func TestTargetCallDoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
+	var reached atomic.Int32
+	inside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		io.WriteString(w, `{"AccessKeyId": "AKIA-host-only-credential"}`)
+	}))
+	t.Cleanup(inside.Close)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, inside.URL+"/latest/meta-data/iam", http.StatusFound)
+	}))
+	t.Cleanup(gw.Close)
+	h, err := NewHost(HostConfig{DataDir: t.TempDir(), GatewayURL: gw.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := h.Target("dev", EnvironmentConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, "/hello", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, err := tg.Call(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call.Body.Close()
+	deliver, err := tg.Deliver(t.Context(), "hello", &environments.Event{ID: "1", Source: "/test", Type: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver.Body.Close()
+	if call.StatusCode != http.StatusFound || deliver.StatusCode != http.StatusFound || reached.Load() != 0 {
+		t.Errorf("a redirecting function: Call %d, Deliver %d, followed %d times; want its 302, not followed", call.StatusCode, deliver.StatusCode, reached.Load())
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferrycd/ferry/build"
 	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/environments/dispatch"
 	"github.com/ferrycd/ferry/internal/sandbox"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
@@ -521,7 +522,7 @@ func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 	}
 	t.live = next
 	t.shown.Store(next)
-	t.cfg.Gateway.triggerStats.keepOnly(t.cfg.Environment, liveTriggers(t.cfg.Environment, next.release.Set))
+	t.cfg.Gateway.triggerStats.KeepOnly(t.cfg.Environment, dispatch.LiveTriggers(t.cfg.Environment, next.release.Set))
 	return nil
 }
 
@@ -781,7 +782,7 @@ func (t *Target) delete(ctx context.Context) error {
 	t.live, t.warm = nil, map[string]*instance{}
 	t.shown.Store(nil)
 	t.logs.closeFiles()
-	t.cfg.Gateway.triggerStats.forget(t.cfg.Environment)
+	t.cfg.Gateway.triggerStats.Forget(t.cfg.Environment)
 	return errors.Join(errs...)
 }
 

@@ -16,8 +16,12 @@ import (
 // manifests written before secrets existed keep their meaning; a reference
 // as an object (DB_PASSWORD: {valueFrom: {secret: db-password}}).
 //
+// The CRD's schema gives the value no type, so the API server takes both
+// forms (Schemaless, on a type, is ignored: the schema said "object" and
+// refused every plain value, server-side apply included).
+//
 // +kubebuilder:validation:XPreserveUnknownFields
-// +kubebuilder:validation:Schemaless
+// +kubebuilder:validation:Type=""
 type EnvValue struct {
 	// Value is the variable's value.
 	// +optional

@@ -23,6 +23,7 @@
 
 const fs = require("node:fs");
 const http = require("node:http");
+const net = require("node:net");
 const path = require("node:path");
 const { randomUUID } = require("node:crypto");
 const { pathToFileURL } = require("node:url");
@@ -706,7 +707,9 @@ async function main() {
   // why: in ferry's sandbox the function has a network of its own and cannot
   // bind the host's loopback; ferry opens the socket and hands it over as the
   // descriptor FERRY_LISTEN_FD names. Without it, 127.0.0.1 only: nothing but
-  // ferry's gateway and triggers may reach a function.
+  // ferry's gateway and triggers may reach a function. FERRY_LISTEN_ADDR
+  // replaces 127.0.0.1 where the network is the function's own (a Kubernetes
+  // pod, reached at its IP).
   const fdText = process.env.FERRY_LISTEN_FD || "";
   if (fdText !== "") {
     if (!/^[0-9]+$/.test(fdText) || Number(fdText) < 3) {
@@ -715,7 +718,12 @@ async function main() {
     }
     server.listen({ fd: Number(fdText) }, () => log(`serving ${spec} on fd ${fdText} (port ${port})`));
   } else {
-    server.listen(port, "127.0.0.1", () => log(`serving ${spec} on 127.0.0.1:${server.address().port}`));
+    const host = process.env.FERRY_LISTEN_ADDR || "127.0.0.1";
+    if (net.isIP(host) === 0) {
+      log(`FERRY_LISTEN_ADDR "${host}" is not an IP address such as 0.0.0.0`);
+      process.exit(2);
+    }
+    server.listen(port, host, () => log(`serving ${spec} on ${host}:${server.address().port}`));
   }
 }
 

@@ -26,6 +26,7 @@ import http.server
 import importlib
 import inspect
 import io
+import ipaddress
 import itertools
 import json
 import os
@@ -848,7 +849,9 @@ def listen(port, invoker):
     """The server: on the socket ferry handed over as the descriptor named by
     FERRY_LISTEN_FD (in ferry's sandbox the function has a network of its own
     and cannot bind the host's loopback), else on 127.0.0.1:port. Never on
-    every address: nothing but ferry's gateway and triggers may reach it."""
+    every address of a shared network: nothing but ferry's gateway and
+    triggers may reach it. FERRY_LISTEN_ADDR replaces 127.0.0.1 where the
+    network is the function's own (a Kubernetes pod, reached at its IP)."""
     fd_text = os.environ.get("FERRY_LISTEN_FD", "")
     if fd_text:
         if not re.fullmatch(r"[0-9]+", fd_text) or int(fd_text) < 3:
@@ -860,7 +863,12 @@ def listen(port, invoker):
         server.server_address = sock.getsockname()[:2]
         server.server_name, server.server_port = "ferry-invoker", server.server_address[1]
         return server
-    return Server(("127.0.0.1", port), invoker)
+    host = os.environ.get("FERRY_LISTEN_ADDR", "") or "127.0.0.1"
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        raise OSError('FERRY_LISTEN_ADDR "%s" is not an IP address such as 0.0.0.0' % host)
+    return Server((host, port), invoker, family)
 
 
 def main():

@@ -128,7 +128,6 @@ func (b *bench) run(ctx context.Context) error {
 		Store:        b.st,
 		Target:       b.target,
 		Repo:         repo,
-		GatewayURL:   b.gateway,
 		Environments: []promote.Environment{{Name: "dev"}, {Name: "staging"}},
 		Log:          func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) },
 	})

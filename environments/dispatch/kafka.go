@@ -1,4 +1,4 @@
-package embedded
+package dispatch
 
 import (
 	"cmp"
@@ -14,12 +14,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
 
 const (
-	kafkaEventType = "dev.ferry.kafka.record"
 	// kafkaPingTimeout bounds the check at apply that a broker answers, so a
 	// wrong address fails apply instead of a trigger that never consumes.
 	kafkaPingTimeout = 5 * time.Second
@@ -58,7 +58,7 @@ type stuckRecord struct {
 }
 
 // resolveKafka turns the set's KafkaTriggers into what runs.
-func (t *triggers) resolveKafka(set *manifests.Set, backends map[string]backend) ([]*desiredTrigger, error) {
+func (t *Dispatcher) resolveKafka(set *manifests.Set) ([]*desiredTrigger, error) {
 	if len(set.KafkaTriggers) == 0 {
 		return nil, nil
 	}
@@ -76,7 +76,7 @@ func (t *triggers) resolveKafka(set *manifests.Set, backends map[string]backend)
 	var want []*desiredTrigger
 	for _, tr := range set.KafkaTriggers {
 		name := "KafkaTrigger " + tr.Name
-		targets, err := t.selectTargets(name, tr.Spec.FunctionTarget, set.Functions, backends)
+		targets, err := selectTargets(name, tr.Spec.FunctionTarget, set.Functions)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +110,7 @@ func (t *triggers) resolveKafka(set *manifests.Set, backends map[string]backend)
 // startKafka creates the trigger's group member and checks that a broker
 // answers. Its consumer does not run until consumeKafka: apply may still
 // undo it.
-func (t *triggers) startKafka(ctx context.Context, d *desiredTrigger) (*kafkaConsumer, error) {
+func (t *Dispatcher) startKafka(ctx context.Context, d *desiredTrigger) (*kafkaConsumer, error) {
 	k := d.kafka
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(k.brokers...),
@@ -137,8 +137,10 @@ func (t *triggers) startKafka(ctx context.Context, d *desiredTrigger) (*kafkaCon
 }
 
 // consumeKafka is a KafkaTrigger's poll loop. It ends when the trigger is
-// removed: the batch in hand is finished without committing, then the
-// client leaves the group, so the next member resumes from the last commit.
+// removed or the dispatcher stops (a drain): the records being called are
+// finished, no other is taken, what every function answered is committed,
+// then the client leaves the group, so the next member resumes right
+// after the last commit.
 //
 // Delivery is at least once and nothing is skipped: a record whose calls
 // still fail after the trigger's retries holds its partition. The
@@ -146,7 +148,7 @@ func (t *triggers) startKafka(ctx context.Context, d *desiredTrigger) (*kafkaCon
 // record is tried again with a new round of retries, as long as it takes.
 // Other partitions go on meanwhile. A later record of a held partition is
 // never handled before it, so order within a partition is kept.
-func (t *triggers) consumeKafka(r *runningTrigger) {
+func (t *Dispatcher) consumeKafka(r *runningTrigger) {
 	defer t.calls.Done()
 	k := r.kafka
 	defer func() {
@@ -185,7 +187,7 @@ type partitionResult struct {
 // handleKafka dispatches one poll's records, the partitions at once and
 // each partition's records in order, then commits what every function
 // answered.
-func (t *triggers) handleKafka(r *runningTrigger, fetches kgo.Fetches) {
+func (t *Dispatcher) handleKafka(r *runningTrigger, fetches kgo.Fetches) {
 	k := r.kafka
 	p := r.plan.Load()
 	var parts []kgo.FetchTopicPartition
@@ -204,14 +206,18 @@ func (t *triggers) handleKafka(r *runningTrigger, fetches kgo.Fetches) {
 		wg.Go(func() { results[i] = t.dispatchPartition(r, p, fp.Records, done) })
 	}
 	wg.Wait()
-	if r.ctx.Err() != nil {
-		return // removed: commit nothing more; the group's next member redoes the rest
-	}
+	// A removed or stopping trigger still commits what every function
+	// answered, so the group's next member starts right after it; a held
+	// record is left to that member.
+	stopping := r.ctx.Err() != nil
 
 	var commit []*kgo.Record
 	for _, res := range results {
 		if res.last != nil {
 			commit = append(commit, res.last)
+		}
+		if stopping {
+			continue
 		}
 		if res.failed == nil {
 			if res.last != nil {
@@ -233,9 +239,9 @@ func (t *triggers) handleKafka(r *runningTrigger, fetches kgo.Fetches) {
 	if len(commit) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, kafkaCommitTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), kafkaCommitTimeout)
 	defer cancel()
-	if err := k.client.CommitRecords(ctx, commit...); err != nil && r.ctx.Err() == nil {
+	if err := k.client.CommitRecords(ctx, commit...); err != nil {
 		t.cfg.Log("%s: committing offsets of topic %s: %v; the next commit carries them, and a restart before it calls the functions again with the same ce-id", p.name, k.topic, err)
 	}
 }
@@ -243,9 +249,14 @@ func (t *triggers) handleKafka(r *runningTrigger, fetches kgo.Fetches) {
 // dispatchPartition sends recs, in order, to every target, and stops at the
 // first record a target still fails after its retries. done lists the
 // functions that already answered the first record in an earlier round.
-func (t *triggers) dispatchPartition(r *runningTrigger, p *dispatchPlan, recs []*kgo.Record, done map[string]bool) partitionResult {
+func (t *Dispatcher) dispatchPartition(r *runningTrigger, p *dispatchPlan, recs []*kgo.Record, done map[string]bool) partitionResult {
 	var res partitionResult
 	for i, rec := range recs {
+		if r.ctx.Err() != nil {
+			// Stopping: the record in hand was finished; the rest of the
+			// poll is the next member's.
+			return res
+		}
 		if i > 0 {
 			done = nil
 		}
@@ -253,21 +264,21 @@ func (t *triggers) dispatchPartition(r *runningTrigger, p *dispatchPlan, recs []
 		answered := map[string]bool{}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		for _, tg := range p.targets {
-			if done[tg.function] {
-				answered[tg.function] = true
+		for _, fn := range p.targets {
+			if done[fn] {
+				answered[fn] = true
 				continue
 			}
 			wg.Go(func() {
-				err := t.deliver(r.ctx, p, tg.route, ev)
+				err := t.deliver(r.ctx, p, fn, ev)
 				if err == nil {
 					mu.Lock()
-					answered[tg.function] = true
+					answered[fn] = true
 					mu.Unlock()
 					return
 				}
 				if r.ctx.Err() == nil {
-					t.cfg.Log("%s: function %s: record %s: %v; the partition waits %s and tries it again, skipping nothing", p.name, tg.function, ev.id, err, p.retry.maxBackoff)
+					t.cfg.Log("%s: function %s: record %s: %v; the partition waits %s and tries it again, skipping nothing", p.name, fn, ev.ID, err, p.retry.maxBackoff)
 				}
 			})
 		}
@@ -286,10 +297,10 @@ func (t *triggers) dispatchPartition(r *runningTrigger, p *dispatchPlan, recs []
 // and a function can drop duplicates.
 //
 // ce-kafkakey carries the key as is when it is valid UTF-8 (the usual
-// string keys stay readable; ceEscape percent-encodes what a header cannot
+// string keys stay readable; environments.CEEscape percent-encodes what a header cannot
 // hold), else in standard base64 with ce-kafkakeyencoding: base64. A record
 // with no key has neither.
-func (t *triggers) kafkaEvent(rec *kgo.Record) triggerEvent {
+func (t *Dispatcher) kafkaEvent(rec *kgo.Record) *environments.Event {
 	ext := map[string]string{
 		"kafkapartition": strconv.Itoa(int(rec.Partition)),
 		"kafkaoffset":    strconv.FormatInt(rec.Offset, 10),
@@ -309,13 +320,13 @@ func (t *triggers) kafkaEvent(rec *kgo.Record) triggerEvent {
 			break
 		}
 	}
-	return triggerEvent{
-		id:          fmt.Sprintf("%s-%d-%d", rec.Topic, rec.Partition, rec.Offset),
-		source:      "/ferry/" + t.cfg.Environment + "/kafka/" + rec.Topic,
-		typ:         kafkaEventType,
-		time:        rec.Timestamp.UTC(),
-		contentType: contentType,
-		data:        rec.Value,
-		extensions:  ext,
+	return &environments.Event{
+		ID:          fmt.Sprintf("%s-%d-%d", rec.Topic, rec.Partition, rec.Offset),
+		Source:      "/ferry/" + t.cfg.Environment + "/kafka/" + rec.Topic,
+		Type:        KafkaEventType,
+		Time:        rec.Timestamp.UTC(),
+		ContentType: contentType,
+		Data:        rec.Value,
+		Extensions:  ext,
 	}
 }

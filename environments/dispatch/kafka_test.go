@@ -1,4 +1,4 @@
-package embedded
+package dispatch
 
 import (
 	"context"
@@ -31,10 +31,10 @@ func startTestKafka(t *testing.T, topic string) []string {
 	return c.ListenAddrs()
 }
 
-func newKafkaTestTriggers(t *testing.T, brokers []string) (*triggers, *triggerLog) {
+func newKafkaTestTriggers(t *testing.T, brokers []string) (*Dispatcher, *triggerLog) {
 	l := &triggerLog{}
-	tr := newTriggers(triggerConfig{Environment: "dev", KafkaBrokers: brokers, Log: l.log})
-	t.Cleanup(tr.stop)
+	tr := New(Config{Environment: "dev", KafkaBrokers: brokers, Log: l.log})
+	t.Cleanup(tr.Stop)
 	return tr, l
 }
 
@@ -113,8 +113,8 @@ func TestTriggerKafka(t *testing.T) {
 		Functions:     []*v1alpha1.Function{testFunction("orders", nil)},
 		KafkaTriggers: []*v1alpha1.KafkaTrigger{testKafkaTrigger("orders", "orders", "orders", nil)},
 	}
-	backends := map[string]backend{"orders": orders}
-	if err := tr.apply(t.Context(), set, backends); err != nil {
+	backends := to(map[string]*triggerRecorder{"orders": orders})
+	if err := tr.Apply(t.Context(), set, backends); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, time.Minute, "20 calls", func() bool { return len(orders.got()) >= 20 })
@@ -151,7 +151,7 @@ func TestTriggerKafka(t *testing.T) {
 
 	// The same set again keeps the same group member.
 	before := tr.running["kafka/orders"]
-	if err := tr.apply(t.Context(), set, backends); err != nil {
+	if err := tr.Apply(t.Context(), set, backends); err != nil {
 		t.Fatal(err)
 	}
 	if tr.running["kafka/orders"] != before {
@@ -161,7 +161,7 @@ func TestTriggerKafka(t *testing.T) {
 	waitFor(t, time.Minute, "the 21st record", func() bool { return len(orders.got()) == 21 })
 
 	// Removed, it leaves the group, and records that come later wait for it.
-	if err := tr.apply(t.Context(), &manifests.Set{Functions: set.Functions}, backends); err != nil {
+	if err := tr.Apply(t.Context(), &manifests.Set{Functions: set.Functions}, backends); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, time.Minute, "the group left", func() bool { return groupMembers(t, brokers, "ferry-dev-orders") == 0 })
@@ -207,7 +207,7 @@ func TestTriggerKafkaRetry(t *testing.T) {
 		Functions:     []*v1alpha1.Function{testFunction("flaky", nil)},
 		KafkaTriggers: []*v1alpha1.KafkaTrigger{testKafkaTrigger("jobs", "flaky", "jobs", fastRetry(3, 50*time.Millisecond))},
 	}
-	if err := tr.apply(t.Context(), set, map[string]backend{"flaky": flaky}); err != nil {
+	if err := tr.Apply(t.Context(), set, to(map[string]*triggerRecorder{"flaky": flaky})); err != nil {
 		t.Fatal(err)
 	}
 	produce(t, brokers, "jobs", 0, 1)
@@ -249,12 +249,12 @@ func TestTriggerKafkaResume(t *testing.T) {
 		return http.StatusServiceUnavailable
 	}
 	tr1, l1 := newKafkaTestTriggers(t, brokers)
-	if err := tr1.apply(t.Context(), set, map[string]backend{"orders": first}); err != nil {
+	if err := tr1.Apply(t.Context(), set, to(map[string]*triggerRecorder{"orders": first})); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, time.Minute, "offset 10 committed", func() bool { return committed(t, brokers, group, "orders") == 10 })
 	waitFor(t, time.Minute, "order 10 tried again", func() bool { return len(first.got()) >= 13 })
-	tr1.stop()
+	tr1.Stop()
 	for i, c := range first.got() {
 		if want := fmt.Sprintf("order %d", min(i, 10)); c.body != want {
 			t.Errorf("first: call %d was %q, want %q: a held partition went past its record", i, c.body, want)
@@ -269,7 +269,7 @@ func TestTriggerKafkaResume(t *testing.T) {
 
 	second := newTriggerRecorder(t)
 	tr2, l2 := newKafkaTestTriggers(t, brokers)
-	if err := tr2.apply(t.Context(), set, map[string]backend{"orders": second}); err != nil {
+	if err := tr2.Apply(t.Context(), set, to(map[string]*triggerRecorder{"orders": second})); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, time.Minute, "offset 20 committed", func() bool { return committed(t, brokers, group, "orders") == 20 })
@@ -290,7 +290,7 @@ func TestTriggerKafkaResume(t *testing.T) {
 func TestTriggerKafkaApplyRefuses(t *testing.T) {
 	t.Parallel()
 	f := newTriggerRecorder(t)
-	backends := map[string]backend{"f": f}
+	backends := to(map[string]*triggerRecorder{"f": f})
 	good := &manifests.Set{
 		Functions:    []*v1alpha1.Function{testFunction("f", nil)},
 		CronTriggers: []*v1alpha1.CronTrigger{testCronTrigger("daily", "f", "@daily", "")},
@@ -311,11 +311,11 @@ func TestTriggerKafkaApplyRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tr, _ := newKafkaTestTriggers(t, tc.brokers)
-			if err := tr.apply(t.Context(), good, backends); err != nil {
+			if err := tr.Apply(t.Context(), good, backends); err != nil {
 				t.Fatal(err)
 			}
 			before := tr.running["cron/daily"]
-			err := tr.apply(t.Context(), withKafka, backends)
+			err := tr.Apply(t.Context(), withKafka, backends)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "KafkaTrigger orders") {
 				t.Fatalf("apply: %v; want an error naming KafkaTrigger orders with %q", err, tc.want)
 			}

@@ -1,0 +1,3 @@
+package environments
+
+import _ "example.com/layered/watcher"

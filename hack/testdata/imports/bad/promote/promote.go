@@ -1,0 +1,3 @@
+package promote
+
+import _ "example.com/layered/environments/embedded"

@@ -1,0 +1,3 @@
+package promote_test
+
+import _ "example.com/layered/environments/kube"

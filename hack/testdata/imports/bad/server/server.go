@@ -1,0 +1,3 @@
+package server
+
+import _ "example.com/layered/test/testenv"

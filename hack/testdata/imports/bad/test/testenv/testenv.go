@@ -1,0 +1,3 @@
+package testenv
+
+import _ "example.com/layered/environments/embedded"

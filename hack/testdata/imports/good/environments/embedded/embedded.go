@@ -1,0 +1,3 @@
+package embedded
+
+import _ "example.com/layered/environments"

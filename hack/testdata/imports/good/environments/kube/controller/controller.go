@@ -1,0 +1,3 @@
+package controller
+
+import _ "example.com/layered/environments/kube"

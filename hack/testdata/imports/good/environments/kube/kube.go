@@ -1,0 +1,3 @@
+package kube
+
+import _ "example.com/layered/environments"

@@ -1,0 +1,6 @@
+package promote
+
+import (
+	_ "example.com/layered/environments"
+	_ "example.com/layered/store"
+)
