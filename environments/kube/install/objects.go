@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/ferrycd/ferry/environments/kube/controller"
 	"io"
 	"io/fs"
 	"path"
@@ -24,7 +25,6 @@ import (
 	"github.com/ferrycd/ferry/config"
 	"github.com/ferrycd/ferry/environments/kube"
 	"github.com/ferrycd/ferry/manifests"
-	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
 
 const (
@@ -180,68 +180,15 @@ func serviceAccount(o Options) *corev1.ServiceAccount {
 	}
 }
 
-// ferryKinds are the resources of ferry's CRDs, which the controller
-// reconciles.
-var ferryKinds = []string{"functions", "httptriggers", "crontriggers", "natstriggers", "kafkatriggers"}
-
-func suffixed(kinds []string, suffix string) []string {
-	out := make([]string, len(kinds))
-	for i, k := range kinds {
-		out[i] = k + suffix
-	}
-	return out
-}
-
-var (
-	// owns is what the controller does to the objects it makes: it
-	// watches them (get, list, watch), applies them (create, patch,
-	// update) and removes those no longer needed (delete).
-	owns  = []string{"get", "list", "watch", "create", "update", "patch", "delete"}
-	reads = []string{"get", "list", "watch"}
-)
-
-// Rules are the controller's permissions across the cluster: each verb is
-// there because environments/kube/controller calls it, and its tests run
-// the controller granted these and nothing more (its ClusterRules, which
-// these must equal). Secrets, Namespaces, writes to Pods and every other
-// API group are absent.
-func Rules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		// Read the objects it reconciles ...
-		{APIGroups: []string{v1alpha1.Group}, Resources: ferryKinds, Verbs: reads},
-		// ... and write only their status.
-		{APIGroups: []string{v1alpha1.Group}, Resources: suffixed(ferryKinds, "/status"), Verbs: []string{"get", "update", "patch"}},
-		// Owner references that block the owner's deletion need update on
-		// the owner's finalizers where the OwnerReferencesPermission-
-		// Enforcement admission plugin runs.
-		{APIGroups: []string{v1alpha1.Group}, Resources: suffixed(ferryKinds, "/finalizers"), Verbs: []string{"update"}},
-		// Function → Deployment and Service; dispatchers are Deployments
-		// with their plan in a ConfigMap; ferry-environment is a ConfigMap.
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: owns},
-		{APIGroups: []string{""}, Resources: []string{"services", "configmaps"}, Verbs: owns},
-		// A Function's pods say why its rollout is stuck (ImagePullBackOff).
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: reads},
-		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: owns},
-		// CronTrigger → CronJob running `ferry fire`.
-		{APIGroups: []string{"batch"}, Resources: []string{"cronjobs"}, Verbs: owns},
-		// HTTPTrigger → HTTPRoute, or Ingress when a class is configured.
-		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses"}, Verbs: owns},
-		{APIGroups: []string{"gateway.networking.k8s.io"}, Resources: []string{"httproutes"}, Verbs: owns},
-		// Events about the objects it reconciles, in their namespaces.
-		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
-	}
-}
+// Rules are the controller's permissions across the cluster, exactly
+// what its tests run it with (controller.ClusterRules): one list, so
+// what install grants cannot drift from what the controller needs.
+func Rules() []rbacv1.PolicyRule { return controller.ClusterRules() }
 
 // LeaseRules are the controller's permissions in its own namespace only:
-// the leader-election Lease, which client-go reads, creates and renews,
-// and the core/v1 events it records about it (the controller's
-// LeaderElectionRules).
-func LeaseRules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	}
-}
+// the leader-election Lease and the events about it
+// (controller.LeaderElectionRules).
+func LeaseRules() []rbacv1.PolicyRule { return controller.LeaderElectionRules() }
 
 func clusterRole() *rbacv1.ClusterRole {
 	return &rbacv1.ClusterRole{
