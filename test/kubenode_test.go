@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -215,6 +216,9 @@ func kubeServeConfig(t *testing.T, cfg serveConfig, reg, kubeconfig string) {
 	}
 }
 
+// testGreetingRE is the greeting examples/go/hello/hello_test.go wants.
+var testGreetingRE = regexp.MustCompile(`"message":"[^"]*"`)
+
 // writeGoGreeting makes the Go example in work answer greeting, run at
 // least one pod (Kubernetes does not scale to zero), and have staging's
 // checks want greeting: an HTTP check through the trigger /hello and an
@@ -234,6 +238,20 @@ func writeGoGreeting(t *testing.T, work, greeting string) {
 	j := strings.Index(s[i:], ",")
 	s = s[:i] + "Reply{Message: " + strconv.Quote(greeting) + s[i+j:]
 	if err := os.WriteFile(src, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The example's own test, which the run's test step runs, wants the
+	// greeting too.
+	test := filepath.Join(work, "hello", "hello_test.go")
+	code, err = os.ReadFile(test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := testGreetingRE.ReplaceAll(code, []byte(`"message":"`+greeting+`"`))
+	if string(changed) == string(code) {
+		t.Fatal(`examples/go/hello/hello_test.go no longer wants {"message":"..."}; update this test`)
+	}
+	if err := os.WriteFile(test, changed, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	manifest, err := os.ReadFile(filepath.Join(root, "examples", "go", "ferry.yaml"))
