@@ -372,6 +372,12 @@ func stagingPassed(ctx context.Context, t *testing.T, p *serveProc, c *server.Cl
 			if d.Release != previous && d.Kind == "" && d.Status == store.DeploymentSucceeded {
 				switch d.Verification {
 				case store.VerificationPassed:
+					// Both checks ran, through the kube target's
+					// port-forward: the stage has no gateway URL.
+					pr := promotionOf(t, p, c, d.Release, "staging", "succeeded")
+					if pr.Reason != "verified: 2 checks passed" {
+						t.Errorf("the promotion of %s into staging: %q, want both checks passed", d.Release, pr.Reason)
+					}
 					return d.Release
 				case store.VerificationFailed, store.VerificationNone:
 					t.Fatalf("staging's deployment of %s: verification %s, want passed: %+v\n%s", d.Release, d.Verification, d, p.output)
