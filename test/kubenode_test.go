@@ -122,6 +122,7 @@ func TestKubeNodeCommitToPod(t *testing.T) {
 	commitToPod := secondAnswer.Sub(pushed)
 	t.Logf("second commit pushed → its pod %s answering: %s", pod2.Status.PodIP, commitToPod.Round(100*time.Millisecond))
 	second := stagingPassed(ctx, t, p, c, first)
+	logSteps(t, p, c, strings.TrimSpace(gitserver.Git(t, work, "rev-parse", "HEAD")), pushed)
 	secondImage := checkPodImage(t, c, pod2)
 	if digestOf(secondImage) == digestOf(firstImage) {
 		t.Fatalf("both commits run %s", secondImage)
@@ -147,6 +148,18 @@ func TestKubeNodeCommitToPod(t *testing.T) {
 		fmt.Printf("kube-node: commit_to_pod_s=%.1f first_commit_to_pod_s=%.1f node_ready_s=%.1f\n",
 			commitToPod.Seconds(), firstToPod.Seconds(), node.Started.Seconds())
 	}
+}
+
+// logSteps logs where the time from the push to the run's end went, step
+// by step: the figure's breakdown.
+func logSteps(t *testing.T, p *serveProc, c *server.Client, commit string, pushed time.Time) {
+	t.Helper()
+	run := runOf(t, p, c, commit)
+	parts := []string{fmt.Sprintf("queued %s after the push", run.Created.Sub(pushed).Round(100*time.Millisecond))}
+	for _, st := range run.Steps {
+		parts = append(parts, fmt.Sprintf("%s %s", st.Name, st.Ended.Sub(st.Started).Round(100*time.Millisecond)))
+	}
+	t.Logf("the run of the second commit: %s", strings.Join(parts, ", "))
 }
 
 // nodeKubectl runs the node's kubectl and returns its output; a failure
