@@ -82,6 +82,7 @@ bench:
 	test/bench/promote.sh
 	test/bench/previews.sh
 	test/bench/kube.sh
+	test/bench/kube-node.sh
 
 clean:
 	rm -rf $(BIN)
