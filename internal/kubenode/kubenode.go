@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,6 +53,7 @@ func Start(t testing.TB, registries ...string) *Node {
 	if len(registries) == 0 {
 		t.Fatal("kubenode.Start: give the registry the node's pods pull from")
 	}
+	Exclusive(t)
 	// Not t.TempDir: containerd's socket path must stay under the 108
 	// bytes of a unix socket address, and Stop must run before the folder
 	// is removed.
@@ -118,6 +121,40 @@ func (n *Node) Stop() error {
 		return fmt.Errorf("the node of %s left after stop: %s", n.Dir, strings.Join(left, ", "))
 	}
 	return nil
+}
+
+// held maps each test that holds the host to its lock file.
+var held sync.Map
+
+// Exclusive gives the test the host's node for its whole run: another
+// test (in this process or another package's) that starts a node waits
+// until this one ends. Start takes it; a test that compares the host
+// before and after its node takes it first, so that no other test's
+// node changes the host in between. hack/node.sh's own lock only covers
+// one node's life, and a test may start two in turn.
+func Exclusive(t testing.TB) {
+	t.Helper()
+	if _, ok := held.Load(t); ok {
+		return
+	}
+	bin, err := binDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(bin, "host.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// why: blocking; go test's -timeout bounds a wait that never ends.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	held.Store(t, f)
+	t.Cleanup(func() {
+		held.Delete(t)
+		f.Close()
+	})
 }
 
 // binDir asks hack/kube.sh where the binaries are (it builds them the

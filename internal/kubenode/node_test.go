@@ -44,6 +44,7 @@ func TestPodsAnswer(t *testing.T) {
 	first := buildHello(t, reg.Addr, "hello from go")
 	second := buildHello(t, reg.Addr, "hello from the second image")
 
+	kubenode.Exclusive(t)
 	before := hostState(t)
 	node := kubenode.Start(t, reg.Addr)
 	t.Logf("node Ready in %s", node.Started.Round(100*time.Millisecond))
@@ -321,6 +322,7 @@ func messageAt(ctx context.Context, t *testing.T, pod *corev1.Pod, port int) str
 // then runs; and a late stop of the dead node does not touch the new one.
 func TestStartAfterCrash(t *testing.T) {
 	reg := testreg.Embedded(t, "")
+	kubenode.Exclusive(t)
 	before := hostState(t)
 	dead := kubenode.Start(t, reg.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*hang)
