@@ -362,9 +362,12 @@ func TestKubePromotesAcrossClusters(t *testing.T) {
 		return ferry(t, append(args, "--server", p.api, "--token", serveToken)...)
 	}
 
-	// Commit → dev → staging, by themselves.
-	waitIn(t, p, "dev", "hello from go", 300*time.Second)
+	// Commit → dev → staging, by themselves (the first commit routes no
+	// path: dev is asked through the API, not its gateway).
 	first := liveReleaseOf(t, p, c, "staging", "", 300*time.Second)
+	if dev := liveReleaseOf(t, p, c, "dev", "", 60*time.Second); dev != first {
+		t.Errorf("dev runs %s, staging %s: want the same release", dev, first)
+	}
 	stagingFn := readKube(t, a, "ferry-staging", "function", "hello")
 	if !digestOf.MatchString(stagingFn.image) {
 		t.Fatalf("cluster A's Function hello runs %q, not an image by digest", stagingFn.image)
@@ -469,6 +472,21 @@ func TestKubePromotesAcrossClusters(t *testing.T) {
 	}
 	if row := strings.Fields(lines[1]); len(row) != 5 || strings.Join(row[:4], " ") != strings.Join(want, " ") {
 		t.Errorf("kubectl get functions -n ferry-prod: row %q, want %q and an age", row, want)
+	}
+
+	// ferry serve stopping stops its own (embedded) functions only: the
+	// clusters keep running what they run.
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("ferry serve did not stop on SIGTERM:\n%s", p.output)
+	}
+	if fn := readKube(t, b, "ferry-prod", "function", "hello"); fn.image != firstImage {
+		t.Errorf("after ferry serve stopped, cluster B's Function hello is %+v; want it left running %s", fn, firstImage)
+	}
+	if fn := readKube(t, a, "ferry-staging", "function", "hello"); fn.image != secondImage {
+		t.Errorf("after ferry serve stopped, cluster A's Function hello is %+v; want it left running %s", fn, secondImage)
 	}
 }
 
