@@ -276,16 +276,17 @@ func readKube(t *testing.T, c *kubetest.Cluster, ns, kind, name string) kubeObje
 		imagePath = "{.spec.template.spec.containers[0].image}"
 	}
 	out, err := kubectl(t, c, "", "get", kind, name, "-n", ns, "--ignore-not-found", "-o", "jsonpath="+imagePath+
-		` {.metadata.labels.app\.kubernetes\.io/managed-by} {.metadata.labels.ferry\.dev/environment} {.metadata.labels.ferry\.dev/release} {.metadata.annotations.ferry\.dev/release-digest}`)
+		`|{.metadata.labels.app\.kubernetes\.io/managed-by}|{.metadata.labels.ferry\.dev/environment}|{.metadata.labels.ferry\.dev/release}|{.metadata.annotations.ferry\.dev/release-digest}`)
 	if err != nil {
 		t.Fatalf("kubectl get %s %s -n %s: %v", kind, name, ns, err)
 	}
-	f := strings.Fields(out)
-	if len(f) == 0 {
+	out = strings.TrimSpace(out)
+	if out == "" {
 		return kubeObject{}
 	}
-	for len(f) < 5 {
-		f = append(f, "")
+	f := strings.Split(out, "|")
+	if len(f) != 5 {
+		t.Fatalf("kubectl get %s %s -n %s printed %q", kind, name, ns, out)
 	}
 	return kubeObject{found: true, image: f[0], managedBy: f[1], env: f[2], label: f[3], annotation: f[4]}
 }
