@@ -354,6 +354,7 @@ func releaseManifest(t *testing.T, p *serveProc, id string) string {
 // rollback prod` puts the first digests back on B and prunes the
 // trigger.
 func TestKubePromotesAcrossClusters(t *testing.T) {
+	t.Parallel()
 	a, b := startKubeCluster(t, "A"), startKubeCluster(t, "B")
 	srv := gitserver.Start(t, "", "")
 	url, work := kubeRepo(t, srv, "shop")
@@ -514,5 +515,63 @@ func liveReleaseOf(t *testing.T, p *serveProc, c *server.Client, env, not string
 			t.Fatalf("environment %s runs no release but %q after %s: %+v\n%s", env, not, within, envs, p.runsReport(t))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestKubeRefusesScratchPython: a Python function built on scratch runs
+// only with the host's interpreter, so a Kubernetes environment refuses
+// its release, saying how to build it, and the cluster is left as it was.
+func TestKubeRefusesScratchPython(t *testing.T) {
+	t.Parallel()
+	a := kubetest.Start(t)
+	srv := gitserver.Start(t, "", "")
+	url, _ := pythonRepo(t, srv, "scratch", func(dir string) {
+		p := filepath.Join(dir, "ferry.yaml")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// scale.min 1, so that the image is the one reason to refuse it.
+		fixed := strings.Replace(string(b), "scale: {min: 0, max: 5}", "scale: {min: 1, max: 5}", 1)
+		if fixed == string(b) {
+			t.Fatal("the Python example's scale changed; this test sets min to 1")
+		}
+		fixed += "---\napiVersion: ferry.dev/v1alpha1\nkind: Pipeline\nspec:\n  stages:\n  - {name: dev, auto: true}\n  - {name: staging, auto: true}\n  - {name: prod, approval: {required: 1}}\n"
+		if err := os.WriteFile(p, []byte(fixed), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	p := startServe(t, kubeServeConfig(t, fmt.Sprintf(`- {name: scratch, url: %q, branch: main, interval: 1s}`, url), a, a))
+	c := p.client(t)
+
+	waitIn(t, p, "dev", "hello from python", 300*time.Second)
+	var failed server.PromotionView
+	kubeWait(t, 300*time.Second, func() (string, bool) {
+		list, err := c.Promotions(t.Context(), "staging", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pr := range list.Items {
+			if pr.Status == "failed" {
+				failed = pr
+				return "", true
+			}
+		}
+		return fmt.Sprintf("no failed promotion into staging: %+v\n%s", list.Items, p.output), false
+	})
+	for _, want := range []string{
+		"cannot run this release, nothing was changed",
+		"function hello: its image was built on scratch and needs the host's python",
+		"build it with a base image (ferry build --base python=",
+	} {
+		if !strings.Contains(failed.Reason, want) {
+			t.Errorf("the refused promotion's reason does not say %q:\n%s", want, failed.Reason)
+		}
+	}
+	if out := mustKubectl(t, a, "", "get", "functions,httptriggers", "-A", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Errorf("the refused release left objects on the cluster:\n%s", out)
+	}
+	if st := statusOf(t, p, "staging"); st.Release != "" {
+		t.Errorf("staging runs %s after its only release was refused", st.Release)
 	}
 }
