@@ -312,12 +312,12 @@ func checkRelease(t *testing.T, c *kubetest.Cluster, ns, env, release, image str
 	// The controller's Service and HorizontalPodAutoscaler, of the same
 	// release (applied after the Deployment, in the same reconcile).
 	rl := kube.ReleaseLabel(release)
-	want := "Service=" + rl + " HorizontalPodAutoscaler=" + rl
+	wantKinds := "Service=" + rl + " HorizontalPodAutoscaler=" + rl
 	kubeWait(t, 30*time.Second, func() (string, bool) {
 		out := mustKubectl(t, c, "", "get", "service/hello", "horizontalpodautoscaler/hello", "-n", ns, "-o",
 			`jsonpath={range .items[*]}{.kind}={.metadata.labels.ferry\.dev/release}{"\n"}{end}`)
 		got := strings.Join(strings.Fields(out), " ")
-		return fmt.Sprintf("%s's Service and HPA hello: %q, want %q", env, got, want), got == want
+		return fmt.Sprintf("%s's Service and HPA hello: %q, want %q", env, got, wantKinds), got == wantKinds
 	})
 }
 
