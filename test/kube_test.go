@@ -152,12 +152,13 @@ func fakeRollouts(ctx context.Context, t *testing.T, c *kubetest.Cluster) {
 		return
 	}
 	for {
-		deps, err := cs.AppsV1().Deployments("").List(ctx, metav1.ListOptions{LabelSelector: kube.LabelManagedBy + "=" + kube.ManagedBy})
-		for i := range deps.Items {
-			if err != nil {
-				break
-			}
-			d := &deps.Items[i]
+		// A failed list (the API server stopping) is tried again next round.
+		var items []appsv1.Deployment
+		if deps, err := cs.AppsV1().Deployments("").List(ctx, metav1.ListOptions{LabelSelector: kube.LabelManagedBy + "=" + kube.ManagedBy}); err == nil {
+			items = deps.Items
+		}
+		for i := range items {
+			d := &items[i]
 			want := int32(1)
 			if d.Spec.Replicas != nil {
 				want = *d.Spec.Replicas
@@ -329,20 +330,10 @@ func statusOf(t *testing.T, p *serveProc, env string) server.EnvironmentView {
 		t.Fatalf("ferry status %s: exit %d\n%s%s", env, r.code, r.stdout, r.stderr)
 	}
 	var views []server.EnvironmentView
-	if err := json.Unmarshal([]byte(r.stdout), &views); err != nil {
-		var one server.EnvironmentView
-		if err1 := json.Unmarshal([]byte(r.stdout), &one); err1 != nil {
-			t.Fatalf("ferry status %s -o json: %v\n%s", env, err, r.stdout)
-		}
-		return one
+	if err := json.Unmarshal([]byte(r.stdout), &views); err != nil || len(views) != 1 || views[0].Name != env {
+		t.Fatalf("ferry status %s -o json: %v; want that one environment:\n%s", env, err, r.stdout)
 	}
-	for _, v := range views {
-		if v.Name == env {
-			return v
-		}
-	}
-	t.Fatalf("ferry status %s -o json has no %s:\n%s", env, env, r.stdout)
-	return server.EnvironmentView{}
+	return views[0]
 }
 
 // releaseManifest is `ferry releases ID -o json`'s manifest.
