@@ -271,10 +271,14 @@ func (s *envSet) restorePreviews(ctx context.Context) error {
 
 var _ EnvironmentSet = (*envSet)(nil)
 
-// stopAll stops every environment's functions, previews included: they
-// are this process's children.
+// stopAll stops every embedded environment's functions, previews
+// included: they are this process's children. An environment on a
+// cluster keeps running: ferry stopping is no reason to take it down.
 func (s *envSet) stopAll(ctx context.Context) {
 	for _, env := range s.Names() {
+		if s.targets.remote(env) {
+			continue
+		}
 		if t, err := s.target(env); err == nil {
 			t.Delete(ctx)
 		}

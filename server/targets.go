@@ -90,6 +90,15 @@ func (f *targets) get(env string, spec targetSpec) (environments.Target, error) 
 	return nil, fmt.Errorf("unknown target %q (use embedded or kube)", spec.kind)
 }
 
+// remote says env's target runs elsewhere than in this process (kube),
+// once it has been made.
+func (f *targets) remote(env string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.others[env]
+	return ok
+}
+
 // remove stops what env runs and forgets its target, saying why to
 // whoever calls an embedded one's URLs from then on.
 func (f *targets) remove(ctx context.Context, env, why string) error {
