@@ -292,8 +292,8 @@ func readKube(t *testing.T, c *kubetest.Cluster, ns, kind, name string) kubeObje
 	return kubeObject{found: true, image: f[0], managedBy: f[1], env: f[2], label: f[3], annotation: f[4]}
 }
 
-// digestOf is the sha256 hex of an image reference by digest.
-var digestOf = regexp.MustCompile(`@sha256:([0-9a-f]{64})$`)
+// pinnedDigest is the sha256 hex of an image reference by digest.
+var pinnedDigest = regexp.MustCompile(`@sha256:([0-9a-f]{64})$`)
 
 // checkRelease asserts that env's Function hello and the controller's
 // Deployment on c run image (of release), carrying ferry's labels and
@@ -372,7 +372,7 @@ func TestKubePromotesAcrossClusters(t *testing.T) {
 		t.Errorf("dev runs %s, staging %s: want the same release", dev, first)
 	}
 	stagingFn := readKube(t, a, "ferry-staging", "function", "hello")
-	if !digestOf.MatchString(stagingFn.image) {
+	if !pinnedDigest.MatchString(stagingFn.image) {
 		t.Fatalf("cluster A's Function hello runs %q, not an image by digest", stagingFn.image)
 	}
 	firstImage := stagingFn.image
@@ -429,7 +429,7 @@ func TestKubePromotesAcrossClusters(t *testing.T) {
 		t.Fatalf("prod runs %s, want %s", got, second)
 	}
 	secondImage := readKube(t, a, "ferry-staging", "function", "hello").image
-	if secondImage == firstImage || !digestOf.MatchString(secondImage) {
+	if secondImage == firstImage || !pinnedDigest.MatchString(secondImage) {
 		t.Fatalf("the second release's image on cluster A is %q (the first's: %s)", secondImage, firstImage)
 	}
 	checkRelease(t, b, "ferry-prod", "prod", second, secondImage)
@@ -469,7 +469,7 @@ func TestKubePromotesAcrossClusters(t *testing.T) {
 
 	// kubectl on cluster B: RUNTIME, the running digest's 12 hex, READY.
 	lines := strings.Split(strings.TrimSpace(mustKubectl(t, b, "", "get", "functions", "-n", "ferry-prod")), "\n")
-	want := []string{"hello", "go", digestOf.FindStringSubmatch(firstImage)[1][:12], "True"}
+	want := []string{"hello", "go", pinnedDigest.FindStringSubmatch(firstImage)[1][:12], "True"}
 	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME RUNTIME DIGEST READY AGE" {
 		t.Fatalf("kubectl get functions -n ferry-prod:\n%s", strings.Join(lines, "\n"))
 	}

@@ -99,7 +99,7 @@ func TestKubeNodeCommitToPod(t *testing.T) {
 	gitserver.Git(t, work, "remote", "add", "origin", srv.PushURL(url))
 
 	cfg := writeServeConfig(t, fmt.Sprintf(`- {name: shop, url: %q, branch: main, interval: 1s}`, url))
-	kubeServeConfig(t, cfg, regAddr, node.Kubeconfig)
+	nodeServeConfig(t, cfg, regAddr, node.Kubeconfig)
 	p := startServe(t, cfg)
 	c := p.client(t)
 
@@ -202,10 +202,10 @@ func startController(t *testing.T, node *kubenode.Node) {
 	})
 }
 
-// kubeServeConfig changes a writeServeConfig configuration: its embedded
+// nodeServeConfig changes a writeServeConfig configuration: its embedded
 // registry listens at reg (where the node pulls from), staging is a kube
 // environment on the node in namespace stagingNS, and there is no prod.
-func kubeServeConfig(t *testing.T, cfg serveConfig, reg, kubeconfig string) {
+func nodeServeConfig(t *testing.T, cfg serveConfig, reg, kubeconfig string) {
 	t.Helper()
 	b, err := os.ReadFile(cfg.path)
 	if err != nil {
