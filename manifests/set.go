@@ -167,3 +167,30 @@ func (s *Set) Pin(images map[string]string) (*Set, error) {
 	}
 	return c, nil
 }
+
+// In returns the set as it runs in environment env: only the triggers
+// whose spec.environments include it (all, when empty). Functions all
+// stay: a function runs wherever its release is deployed; only what
+// calls it is placed. The objects are shared with s, not copied. Both
+// targets place a release's triggers with it.
+func (s *Set) In(env string) *Set {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.HTTPTriggers = runIn(s.HTTPTriggers, env, func(t *v1alpha1.HTTPTrigger) []string { return t.Spec.Environments })
+	c.CronTriggers = runIn(s.CronTriggers, env, func(t *v1alpha1.CronTrigger) []string { return t.Spec.Environments })
+	c.NATSTriggers = runIn(s.NATSTriggers, env, func(t *v1alpha1.NATSTrigger) []string { return t.Spec.Environments })
+	c.KafkaTriggers = runIn(s.KafkaTriggers, env, func(t *v1alpha1.KafkaTrigger) []string { return t.Spec.Environments })
+	return &c
+}
+
+func runIn[T any](ts []T, env string, envs func(T) []string) []T {
+	var out []T
+	for _, t := range ts {
+		if v1alpha1.RunsIn(envs(t), env) {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/ferrycd/ferry/build"
-	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
 
@@ -95,32 +94,6 @@ func envDigest(env map[string]string) string {
 		fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(env[k]), env[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// forEnvironment returns set with only the triggers that run in env (a
-// trigger's spec.environments, empty for all). Functions all stay: a
-// function runs wherever its release is deployed; only what calls it is
-// placed. The objects are shared with set, not copied.
-func forEnvironment(set *manifests.Set, env string) *manifests.Set {
-	if set == nil {
-		return nil
-	}
-	c := *set
-	c.HTTPTriggers = keep(set.HTTPTriggers, env, func(t *v1alpha1.HTTPTrigger) []string { return t.Spec.Environments })
-	c.CronTriggers = keep(set.CronTriggers, env, func(t *v1alpha1.CronTrigger) []string { return t.Spec.Environments })
-	c.NATSTriggers = keep(set.NATSTriggers, env, func(t *v1alpha1.NATSTrigger) []string { return t.Spec.Environments })
-	c.KafkaTriggers = keep(set.KafkaTriggers, env, func(t *v1alpha1.KafkaTrigger) []string { return t.Spec.Environments })
-	return &c
-}
-
-func keep[T any](ts []T, env string, envs func(T) []string) []T {
-	var out []T
-	for _, t := range ts {
-		if v1alpha1.RunsIn(envs(t), env) {
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 // warnPlacement reports each trigger of rel whose environments name none

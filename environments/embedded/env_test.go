@@ -46,7 +46,7 @@ func TestForEnvironment(t *testing.T) {
 		"staging": "http/everywhere cron/nightly kafka/k",
 		"prod":    "http/everywhere http/prod-only cron/nightly nats/n kafka/k",
 	} {
-		got := forEnvironment(set, env)
+		got := set.In(env)
 		if names(got) != want || len(got.Functions) != 1 {
 			t.Errorf("%s: %s, want %s (and the function)", env, names(got), want)
 		}

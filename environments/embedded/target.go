@@ -487,7 +487,7 @@ func (t *Target) apply(ctx context.Context, rel *build.Release) error {
 
 	// Triggers not meant for this environment (spec.environments) are
 	// left out of both the routes and the dispatchers.
-	set := forEnvironment(rel.Set, t.cfg.Environment)
+	set := rel.Set.In(t.cfg.Environment)
 	t.warnPlacement(rel)
 	routes, err := t.routes(set, next)
 	if err != nil {

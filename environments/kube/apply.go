@@ -54,7 +54,7 @@ func (t *Target) Apply(ctx context.Context, rel *build.Release) error {
 	if err := t.applyEnvironment(actx, secrets); err != nil {
 		return err
 	}
-	set := forEnvironment(all, t.cfg.Environment)
+	set := all.In(t.cfg.Environment)
 	applied, err := t.applyRelease(actx, set, release)
 	if err != nil {
 		return err
@@ -269,26 +269,4 @@ func (t *Target) withEnv(set *manifests.Set) *manifests.Set {
 		c.Functions[i] = g
 	}
 	return &c
-}
-
-// forEnvironment returns set with only the triggers that run in env (a
-// trigger's spec.environments, empty for all), as the embedded target
-// places them. Functions all stay.
-func forEnvironment(set *manifests.Set, env string) *manifests.Set {
-	c := *set
-	c.HTTPTriggers = keep(set.HTTPTriggers, env, func(t *v1alpha1.HTTPTrigger) []string { return t.Spec.Environments })
-	c.CronTriggers = keep(set.CronTriggers, env, func(t *v1alpha1.CronTrigger) []string { return t.Spec.Environments })
-	c.NATSTriggers = keep(set.NATSTriggers, env, func(t *v1alpha1.NATSTrigger) []string { return t.Spec.Environments })
-	c.KafkaTriggers = keep(set.KafkaTriggers, env, func(t *v1alpha1.KafkaTrigger) []string { return t.Spec.Environments })
-	return &c
-}
-
-func keep[T any](ts []T, env string, envs func(T) []string) []T {
-	var out []T
-	for _, t := range ts {
-		if v1alpha1.RunsIn(envs(t), env) {
-			out = append(out, t)
-		}
-	}
-	return out
 }
