@@ -82,16 +82,15 @@ const kubeEnvironments = `- name: staging
     namespace: ferry-prod
 `
 
-// startKubeCluster starts a real API server and `ferry controller` (the
-// built binary, out of the cluster, through the kubeconfig) on it, and
-// plays the kubelet's and the deployment controller's part (see
-// fakeRollouts). All of it stops when the test ends.
-func startKubeCluster(t *testing.T, name string) *kubetest.Cluster {
+// startController runs `ferry controller` (the built binary, out of the
+// cluster) with kubeconfig and args until the test ends, waits until it
+// says it is ready, and shows what it said when the test failed. where
+// names the cluster in the test's messages.
+func startController(t *testing.T, where, kubeconfig string, args ...string) {
 	t.Helper()
-	c := kubetest.Start(t)
 	probe := freeAddr(t)
-	cmd := exec.Command(ferryBin, "controller", "--kubeconfig", c.Kubeconfig, "--context", "envtest",
-		"--metrics-bind-address", "0", "--health-probe-bind-address", probe)
+	cmd := exec.Command(ferryBin, append([]string{"controller", "--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", probe}, args...)...)
 	out := &testreg.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -103,30 +102,41 @@ func startKubeCluster(t *testing.T, name string) *kubetest.Cluster {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
-		case <-time.After(60 * time.Second):
+		case <-time.After(time.Minute):
 			cmd.Process.Kill()
-			t.Errorf("ferry controller on cluster %s did not stop on SIGTERM", name)
+			<-done
+			t.Errorf("ferry controller on %s did not stop on SIGTERM", where)
 		}
 		if t.Failed() {
-			t.Logf("ferry controller on cluster %s said:\n%s", name, out)
+			t.Logf("ferry controller on %s said:\n%s", where, out)
 		}
 	})
-	for deadline := time.Now().Add(60 * time.Second); ; {
+	for deadline := time.Now().Add(time.Minute); ; {
 		if resp, err := http.Get("http://" + probe + "/readyz"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
+			if resp.StatusCode == http.StatusOK {
+				return
 			}
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("ferry controller on cluster %s exited (%v):\n%s", name, err, out)
+			t.Fatalf("ferry controller on %s exited (%v):\n%s", where, err, out)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ferry controller on cluster %s was not ready within 60 s:\n%s", name, out)
+			t.Fatalf("ferry controller on %s was not ready within a minute:\n%s", where, out)
 		}
 	}
+}
+
+// startKubeCluster starts a real API server and `ferry controller` (the
+// built binary, out of the cluster, through the kubeconfig) on it, and
+// plays the kubelet's and the deployment controller's part (see
+// fakeRollouts). All of it stops when the test ends.
+func startKubeCluster(t *testing.T, name string) *kubetest.Cluster {
+	t.Helper()
+	c := kubetest.Start(t)
+	startController(t, "cluster "+name, c.Kubeconfig, "--context", "envtest")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})

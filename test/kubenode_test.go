@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -82,7 +81,7 @@ func TestKubeNodeCommitToPod(t *testing.T) {
 	nodeKubectl(t, node, "apply", "--server-side", "-f", filepath.Join(root, "config", "crd"),
 		"-f", filepath.Join(strings.TrimSpace(string(gwDir)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"))
 	nodeKubectl(t, node, "wait", "--for=condition=Established", "--timeout=2m", "crd", "--all")
-	startController(t, node)
+	startController(t, "the node", node.Kubeconfig)
 
 	// A Go repository: dev auto, staging auto with an HTTP check and an
 	// event check that want the commit's greeting.
@@ -172,34 +171,6 @@ func nodeKubectl(t *testing.T, node *kubenode.Node, args ...string) string {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// startController runs `ferry controller` with the node's kubeconfig
-// until the test ends, and shows what it said when the test failed.
-func startController(t *testing.T, node *kubenode.Node) {
-	t.Helper()
-	cmd := exec.Command(ferryBin, "controller", "--kubeconfig", node.Kubeconfig,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", freeAddr(t))
-	out := &testreg.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			cmd.Process.Kill()
-			<-done
-			t.Error("ferry controller did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("ferry controller said:\n%s", out)
-		}
-	})
 }
 
 // nodeServeConfig changes a writeServeConfig configuration: its embedded
