@@ -243,7 +243,7 @@ func deployment(fn *v1alpha1.Function) *appsv1ac.DeploymentApplyConfiguration {
 					WithMaxSurge(intstr.FromInt32(1)))).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(podLabels).
-				WithSpec(hardenedPod().
+				WithSpec(hardenedPod(memory).
 					WithTerminationGracePeriodSeconds(grace).
 					WithContainers(c))))
 }

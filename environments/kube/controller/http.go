@@ -68,7 +68,7 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 	ingress := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: t.Name}}
 	if !v1alpha1.RunsIn(t.Spec.Environments, env.environment) {
 		t.Status.Functions = nil
-		if err := r.deleteRoutes(ctx, route, ingress); err != nil {
+		if err := r.deleteRoutes(ctx, t, route, ingress); err != nil {
 			return err
 		}
 		markReady(t, notHere(t.Spec.Environments, env.environment))
@@ -91,7 +91,7 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 	fn := fns[0].Name
 	if env.ingressClass != "" {
 		if r.gateway {
-			if err := r.deleteChild(ctx, route); err != nil {
+			if err := r.deleteChild(ctx, t, route); err != nil {
 				return err
 			}
 		}
@@ -102,7 +102,7 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 		markReady(t, fmt.Sprintf("Ingress of class %s routes %s to Function %s", env.ingressClass, t.Spec.Path, fn))
 		return nil
 	}
-	if err := r.deleteChild(ctx, ingress); err != nil {
+	if err := r.deleteChild(ctx, t, ingress); err != nil {
 		return err
 	}
 	if !r.gateway {
@@ -126,13 +126,13 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 	return nil
 }
 
-func (r *httpReconciler) deleteRoutes(ctx context.Context, route, ingress client.Object) error {
+func (r *httpReconciler) deleteRoutes(ctx context.Context, t *v1alpha1.HTTPTrigger, route, ingress client.Object) error {
 	if r.gateway {
-		if err := r.deleteChild(ctx, route); err != nil {
+		if err := r.deleteChild(ctx, t, route); err != nil {
 			return err
 		}
 	}
-	return r.deleteChild(ctx, ingress)
+	return r.deleteChild(ctx, t, ingress)
 }
 
 // routePaths are the paths a trigger answers, as on the embedded
