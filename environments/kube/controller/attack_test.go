@@ -1,0 +1,204 @@
+package controller
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/ferrycd/ferry/environments/kube"
+	"github.com/ferrycd/ferry/manifests/v1alpha1"
+)
+
+// Hostile names: what a repository names its objects decides the names
+// of what the controller makes, so a name may be one that is already
+// taken, by someone else or by another of ferry's objects.
+
+// TestForeignServiceNotTakenOver: a Function named as a Service the
+// cluster's operator made in the namespace (no ferry label, so not in
+// the controller's cache) does not point that Service's traffic at the
+// function's pods.
+func TestForeignServiceNotTakenOver(t *testing.T) {
+	ns := namespace(t, direct)
+	theirs := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "billing"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "billing"},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(9000), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	create(t, theirs)
+	fn := function(ns, "billing")
+	create(t, fn)
+	c := waitCondition(t, fn, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonFailed)
+	if !strings.Contains(c.Message, "Service "+ns+"/billing was not made by ferry's controller") || !strings.Contains(c.Message, "rename Function billing") {
+		t.Errorf("Ready's message %q: want it to say the Service is not ferry's and to rename the Function", c.Message)
+	}
+	var svc corev1.Service
+	if err := get(ns, "billing", &svc); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(svc.Spec.Selector, theirs.Spec.Selector) || svc.Spec.Ports[0].TargetPort != intstr.FromInt32(9000) {
+		t.Errorf("the operator's Service now selects %v on %v", svc.Spec.Selector, svc.Spec.Ports)
+	}
+	if len(svc.OwnerReferences) != 0 || svc.Labels[kube.LabelManagedBy] != "" {
+		t.Errorf("the operator's Service now has owners %v and labels %v", svc.OwnerReferences, svc.Labels)
+	}
+}
+
+// TestForeignIngressNotTakenOver: an HTTPTrigger named as the operator's
+// Ingress would route the operator's host to the repository's function.
+func TestForeignIngressNotTakenOver(t *testing.T) {
+	ns := namespace(t, direct)
+	create(t, envConfigMap(ns, map[string]string{kube.KeyIngressClass: "nginx"}), function(ns, "hi"))
+	prefix := networkingv1.PathTypePrefix
+	theirs := &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "www"},
+		Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{
+			Host: "www.example.com",
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+				Path: "/", PathType: &prefix,
+				Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "site", Port: networkingv1.ServiceBackendPort{Number: 80}}},
+			}}}},
+		}}},
+	}
+	create(t, theirs)
+	tr := httpTrigger(ns, "www", "hi", "/hi")
+	create(t, tr)
+	c := waitCondition(t, tr, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonFailed)
+	if !strings.Contains(c.Message, "Ingress "+ns+"/www was not made by ferry") {
+		t.Errorf("Ready's message %q", c.Message)
+	}
+	var ing networkingv1.Ingress
+	if err := get(ns, "www", &ing); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(ing.Spec, theirs.Spec) || len(ing.OwnerReferences) != 0 {
+		t.Errorf("the operator's Ingress is now %+v, owners %v", ing.Spec, ing.OwnerReferences)
+	}
+}
+
+// TestChildNameCollision: Function nats-orders and NATSTrigger orders
+// both name a Deployment nats-orders. The first to make it keeps it; the
+// other says so; and the trigger, moved out of the environment, does not
+// delete the function's Deployment as its dispatcher.
+func TestChildNameCollision(t *testing.T) {
+	ns := namespace(t, direct)
+	create(t, envConfigMap(ns, map[string]string{kube.KeyEnvironment: "prod", kube.KeyNATSURL: "nats://nats.infra:4222"}))
+	fn := function(ns, "nats-orders")
+	create(t, fn, function(ns, "orders"))
+	var dep appsv1.Deployment
+	waitFor(t, "the function's Deployment", func() (bool, string) { err := get(ns, "nats-orders", &dep); return err == nil, errText(err) })
+	if err := get(ns, "nats-orders", fn); err != nil {
+		t.Fatal(err)
+	}
+	isOwnedBy(t, &dep, v1alpha1.KindFunction, fn)
+
+	nt := &v1alpha1.NATSTrigger{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders"},
+		Spec:       v1alpha1.TopicTriggerSpec{FunctionTarget: v1alpha1.FunctionTarget{Function: "orders"}, Topic: "orders.created"},
+	}
+	create(t, nt)
+	c := waitCondition(t, nt, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonFailed)
+	// The ConfigMap comes first, and nothing else is named nats-orders.
+	if !strings.Contains(c.Message, "Deployment "+ns+"/nats-orders belongs to Function nats-orders") || !strings.Contains(c.Message, "rename NATSTrigger orders") {
+		t.Errorf("the trigger's Ready message %q", c.Message)
+	}
+	if err := get(ns, "nats-orders", &dep); err != nil {
+		t.Fatal(err)
+	}
+	isOwnedBy(t, &dep, v1alpha1.KindFunction, fn)
+	if img := dep.Spec.Template.Spec.Containers[0].Image; img != fn.Spec.Image {
+		t.Errorf("the function's Deployment runs %s, want %s", img, fn.Spec.Image)
+	}
+
+	// Out of the environment, the trigger deletes what is its own (the
+	// plan's ConfigMap) and nothing else.
+	if err := get(ns, "orders", nt); err != nil {
+		t.Fatal(err)
+	}
+	nt.Spec.Environments = []string{"staging"}
+	if err := direct.Update(context.Background(), nt); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, nt, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	var cm corev1.ConfigMap
+	waitFor(t, "the trigger's ConfigMap to go", func() (bool, string) {
+		err := get(ns, "nats-orders", &cm)
+		return err != nil, errText(err)
+	})
+	if err := get(ns, "nats-orders", &dep); err != nil {
+		t.Fatalf("the function's Deployment: %v (deleted as the trigger's?)", err)
+	}
+	if !dep.DeletionTimestamp.IsZero() {
+		t.Error("the function's Deployment is being deleted")
+	}
+}
+
+// TestEveryPodHardened: function, dispatcher and CronJob pods alike get
+// no API token and a bounded /tmp; a function's is its memory.
+func TestEveryPodHardened(t *testing.T) {
+	ns := namespace(t, direct)
+	create(t, envConfigMap(ns, map[string]string{kube.KeyEnvironment: "pr-7-web", kube.KeyNATSURL: "nats://nats.infra:4222"}))
+	fn := function(ns, "greet")
+	create(t, fn)
+	nt := &v1alpha1.NATSTrigger{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "greet"},
+		Spec:       v1alpha1.TopicTriggerSpec{FunctionTarget: v1alpha1.FunctionTarget{Function: "greet"}, Topic: "greet"},
+	}
+	ct := &v1alpha1.CronTrigger{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tick"},
+		Spec:       v1alpha1.CronTriggerSpec{FunctionTarget: v1alpha1.FunctionTarget{Function: "greet"}, Schedule: "*/5 * * * *"},
+	}
+	create(t, nt, ct)
+	waitCondition(t, nt, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	waitCondition(t, ct, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+
+	var fdep, ddep appsv1.Deployment
+	var cj batchv1.CronJob
+	if err := get(ns, "greet", &fdep); err != nil {
+		t.Fatal(err)
+	}
+	if err := get(ns, "nats-greet", &ddep); err != nil {
+		t.Fatal(err)
+	}
+	if err := get(ns, "tick", &cj); err != nil {
+		t.Fatal(err)
+	}
+	pods := map[string]corev1.PodSpec{
+		"function":   fdep.Spec.Template.Spec,
+		"dispatcher": ddep.Spec.Template.Spec,
+		"CronJob":    cj.Spec.JobTemplate.Spec.Template.Spec,
+	}
+	want := map[string]string{"function": "256Mi", "dispatcher": "64Mi", "CronJob": "64Mi"}
+	for what, ps := range pods {
+		if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken {
+			t.Errorf("%s pod: automountServiceAccountToken %v, want false", what, ps.AutomountServiceAccountToken)
+		}
+		if ps.ServiceAccountName != "" && ps.ServiceAccountName != "default" {
+			t.Errorf("%s pod runs as service account %s", what, ps.ServiceAccountName)
+		}
+		var tmp *corev1.EmptyDirVolumeSource
+		for _, v := range ps.Volumes {
+			if v.Name == "tmp" {
+				tmp = v.EmptyDir
+			}
+		}
+		if tmp == nil || tmp.SizeLimit == nil || tmp.SizeLimit.Cmp(resource.MustParse(want[what])) != 0 || tmp.Medium != corev1.StorageMediumMemory {
+			t.Errorf("%s pod's /tmp %+v, want a memory emptyDir of at most %s", what, tmp, want[what])
+		}
+		for _, c := range ps.Containers {
+			if c.SecurityContext == nil || c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
+				t.Errorf("%s container %s may escalate privileges", what, c.Name)
+			}
+		}
+	}
+}
