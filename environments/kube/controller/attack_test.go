@@ -5,8 +5,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -201,4 +203,40 @@ func TestEveryPodHardened(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestGreedyFunctionRefused: a Function applied by hand (a release is
+// validated before it gets here) that asks for more than a release may
+// gets no Deployment: the controller bounds what the embedded target's
+// validation bounds.
+func TestGreedyFunctionRefused(t *testing.T) {
+	ns := namespace(t, direct)
+	huge := resource.MustParse("1Ti")
+	fn := function(ns, "greedy")
+	fn.Spec.Memory = &huge
+	fn.Spec.Scale.Max = int32p(100000)
+	fn.Spec.Timeout = &metav1.Duration{Duration: 1000 * time.Hour}
+	create(t, fn)
+	c := waitCondition(t, fn, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec)
+	for _, want := range []string{"spec.scale.max 100000 is more than 1000", "spec.memory 1Ti is out of range (above 0, at most 64Gi)", "spec.timeout 1000h0m0s is out of range (above 0, at most 15m0s)"} {
+		if !strings.Contains(c.Message, want) {
+			t.Errorf("Stalled says %q; want %q in it", c.Message, want)
+		}
+	}
+	noDeployment(t, ns, "greedy")
+	var hpa autoscalingv2.HorizontalPodAutoscaler
+	if err := get(ns, "greedy", &hpa); err == nil {
+		t.Errorf("an HPA of up to %d replicas", hpa.Spec.MaxReplicas)
+	}
+
+	// No memory limit at all is as greedy.
+	zero := resource.MustParse("0")
+	fn = function(ns, "unbounded")
+	fn.Spec.Memory = &zero
+	create(t, fn)
+	c = waitCondition(t, fn, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec)
+	if !strings.Contains(c.Message, "spec.memory 0 is out of range (above 0, at most 64Gi)") {
+		t.Errorf("Stalled says %q", c.Message)
+	}
+	noDeployment(t, ns, "unbounded")
 }
