@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/ferrycd/ferry/build"
@@ -78,6 +79,13 @@ func (t *Target) refuse(ctx context.Context, set *manifests.Set) error {
 	var errs []error
 	var check []*v1alpha1.Function
 	for _, f := range set.Functions {
+		// why: a function's Service is named as it, and a Service's name
+		// must start with a letter; "9lives" passes the manifest's rules
+		// (DNS-1123) but no controller could ever serve it.
+		if bad := validation.IsDNS1035Label(f.Name); len(bad) > 0 {
+			errs = append(errs, fmt.Errorf("function %s: on the Kubernetes target a function's name is its Service's, which must start with a letter (%s); rename it", f.Name, strings.Join(bad, "; ")))
+			continue
+		}
 		switch {
 		case f.Spec.Image == "":
 			errs = append(errs, fmt.Errorf("function %s has no image; apply a release that ferry built", f.Name))

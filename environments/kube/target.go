@@ -174,6 +174,9 @@ func New(cfg Config) (*Target, error) {
 	ns := cfg.Namespace
 	if ns == "" {
 		ns = namespacePrefix + cfg.Environment
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("environment %s: its namespace would be %q, which Kubernetes refuses (%s); set namespace for it in the server configuration", cfg.Environment, ns, strings.Join(errs, "; "))
+		}
 	}
 	return &Target{cfg: cfg, namespace: ns, rest: rc, core: core, dyn: dyn}, nil
 }
