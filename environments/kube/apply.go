@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -182,6 +184,7 @@ func (t *Target) applyEnvironment(ctx context.Context, secrets map[string][]byte
 	set(KeyKafkaBrokers, strings.Join(t.cfg.KafkaBrokers, ","))
 	set(KeyGateway, t.cfg.Gateway)
 	set(KeyIngressClass, t.cfg.IngressClass)
+	set(KeyHost, routeHost(t.cfg.GatewayURL))
 	set(KeyImage, t.cfg.Image)
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
 	cm := corev1ac.ConfigMap(ConfigMapName, t.namespace).WithLabels(t.ownLabels()).WithData(data)
@@ -260,6 +263,21 @@ func (t *Target) deleteOwn(ctx context.Context) error {
 		errs = append(errs, t.apiError("deleting ConfigMap "+ConfigMapName, err))
 	}
 	return errors.Join(errs...)
+}
+
+// routeHost is the host name of gatewayURL that routes can match: none
+// for an IP address (neither an HTTPRoute's hostnames nor an Ingress's
+// host may be one) or an unset URL.
+func routeHost(gatewayURL string) string {
+	u, err := url.Parse(gatewayURL)
+	if err != nil {
+		return ""
+	}
+	h := strings.ToLower(u.Hostname())
+	if h == "" || net.ParseIP(h) != nil {
+		return ""
+	}
+	return h
 }
 
 // withEnv returns set with each function's env as Config.Env makes it

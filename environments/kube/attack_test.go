@@ -260,3 +260,27 @@ func TestNamespaceInManifest(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutesHost: the host of the environment's gateway URL is in its
+// ConfigMap, where the controller reads the one host its routes match;
+// an IP address (which no route may name) leaves them matching any.
+func TestRoutesHost(t *testing.T) {
+	for url, want := range map[string]string{
+		"https://PR-7.Shop.example.com:8443/": "pr-7.shop.example.com",
+		"http://127.0.0.1:9000":               "",
+	} {
+		f := newFixture(t)
+		f.controller(ready)
+		tg := f.target("pr-7-shop", func(c *kube.Config) { c.GatewayURL = url })
+		if err := tg.Apply(t.Context(), f.release(helloOnly, map[string]string{"hello": f.image("go", true, 1)})); err != nil {
+			t.Fatal(err)
+		}
+		cm, err := f.core.CoreV1().ConfigMaps(f.ns).Get(t.Context(), kube.ConfigMapName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := cm.Data[kube.KeyHost]; got != want || ok != (want != "") {
+			t.Errorf("gateway URL %s: ConfigMap %s = %q (set %v), want %q", url, kube.KeyHost, got, ok, want)
+		}
+	}
+}

@@ -58,7 +58,10 @@ type Config struct {
 	Namespace string
 	// GatewayURL, when set, is where the cluster's gateway serves the
 	// environment's HTTP triggers: a trigger's path appended to it is its
-	// URL. Without it, Call reaches a function's pod through a
+	// URL. Its host name is the one the environment's routes match;
+	// without one (or with an IP address) they match every host of
+	// their Gateway or ingress class, so environments must then not
+	// share one. Without it, Call reaches a function's pod through a
 	// port-forward, and URL has nothing to give.
 	GatewayURL string
 	// NATSURL and KafkaBrokers are where the dispatchers of NATS and

@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
 	"github.com/ferrycd/ferry/environments/kube"
 	"github.com/ferrycd/ferry/manifests/v1alpha1"
 )
@@ -239,4 +241,36 @@ func TestGreedyFunctionRefused(t *testing.T) {
 		t.Errorf("Stalled says %q", c.Message)
 	}
 	noDeployment(t, ns, "unbounded")
+}
+
+// TestRoutesMatchTheirHostOnly: a preview's trigger for /login, on a
+// Gateway or ingress class prod shares, must not answer prod's
+// https://shop.example.com/login: with the environment's host in its
+// ConfigMap, its HTTPRoute and Ingress match that host alone.
+func TestRoutesMatchTheirHostOnly(t *testing.T) {
+	ns := namespace(t, direct)
+	create(t, envConfigMap(ns, map[string]string{kube.KeyEnvironment: "pr-7-shop", kube.KeyGateway: "infra/public", kube.KeyHost: "pr-7.shop.example.com"}), function(ns, "login"))
+	tr := httpTrigger(ns, "login", "login", "/login")
+	create(t, tr)
+	waitCondition(t, tr, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	var route gatewayv1.HTTPRoute
+	if err := get(ns, "login", &route); err != nil {
+		t.Fatal(err)
+	}
+	if want := []gatewayv1.Hostname{"pr-7.shop.example.com"}; !reflect.DeepEqual(route.Spec.Hostnames, want) {
+		t.Errorf("HTTPRoute hostnames %v, want %v", route.Spec.Hostnames, want)
+	}
+
+	ns2 := namespace(t, direct)
+	create(t, envConfigMap(ns2, map[string]string{kube.KeyEnvironment: "pr-8-shop", kube.KeyIngressClass: "nginx", kube.KeyHost: "pr-8.shop.example.com"}), function(ns2, "login"))
+	tr2 := httpTrigger(ns2, "login", "login", "/login")
+	create(t, tr2)
+	waitCondition(t, tr2, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	var ing networkingv1.Ingress
+	if err := get(ns2, "login", &ing); err != nil {
+		t.Fatal(err)
+	}
+	if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host != "pr-8.shop.example.com" {
+		t.Errorf("Ingress rules %+v, want one for host pr-8.shop.example.com", ing.Spec.Rules)
+	}
 }

@@ -244,6 +244,7 @@ type settings struct {
 	kafkaBrokers []string
 	gateway      string // NAMESPACE/NAME or NAME
 	ingressClass string
+	host         string // the only host name routes match; any when empty
 	image        string // ferry's own image; Options.Image when unset
 }
 
@@ -267,6 +268,7 @@ func (b *base) settings(ctx context.Context, namespace string) (settings, error)
 		natsURL:      d[kube.KeyNATSURL],
 		gateway:      d[kube.KeyGateway],
 		ingressClass: d[kube.KeyIngressClass],
+		host:         d[kube.KeyHost],
 		image:        d[kube.KeyImage],
 	}
 	if s.environment == "" {

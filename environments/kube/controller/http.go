@@ -96,7 +96,7 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 			}
 		}
 		var out networkingv1.Ingress
-		if err := r.applyChild(ctx, t, ingressFor(t, fn, env.ingressClass), &out, t.Name); err != nil {
+		if err := r.applyChild(ctx, t, ingressFor(t, fn, env.ingressClass, env.host), &out, t.Name); err != nil {
 			return err
 		}
 		markReady(t, fmt.Sprintf("Ingress of class %s routes %s to Function %s", env.ingressClass, t.Spec.Path, fn))
@@ -115,7 +115,7 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 		return nil
 	}
 	var out gatewayv1.HTTPRoute
-	if err := r.applyChild(ctx, t, httpRoute(t, fn, parent), &out, t.Name); err != nil {
+	if err := r.applyChild(ctx, t, httpRoute(t, fn, parent, env.host), &out, t.Name); err != nil {
 		return err
 	}
 	msg := fmt.Sprintf("HTTPRoute routes %s to Function %s", t.Spec.Path, fn)
@@ -164,7 +164,7 @@ func parentRef(gw string) (*gatewayv1ac.ParentReferenceApplyConfiguration, error
 	return p, nil
 }
 
-func httpRoute(t *v1alpha1.HTTPTrigger, fn string, parent *gatewayv1ac.ParentReferenceApplyConfiguration) *gatewayv1ac.HTTPRouteApplyConfiguration {
+func httpRoute(t *v1alpha1.HTTPTrigger, fn string, parent *gatewayv1ac.ParentReferenceApplyConfiguration, host string) *gatewayv1ac.HTTPRouteApplyConfiguration {
 	var matches []*gatewayv1ac.HTTPRouteMatchApplyConfiguration
 	for _, p := range routePaths(t.Spec.Path) {
 		path := gatewayv1ac.HTTPPathMatch().WithType(gatewayv1.PathMatchExact).WithValue(p)
@@ -186,6 +186,9 @@ func httpRoute(t *v1alpha1.HTTPTrigger, fn string, parent *gatewayv1ac.ParentRef
 	if parent != nil {
 		spec.WithParentRefs(parent)
 	}
+	if host != "" {
+		spec.WithHostnames(gatewayv1.Hostname(host))
+	}
 	return gatewayv1ac.HTTPRoute(t.Name, t.Namespace).
 		WithLabels(childLabels(t)).
 		WithAnnotations(childAnnotations(t)).
@@ -195,7 +198,7 @@ func httpRoute(t *v1alpha1.HTTPTrigger, fn string, parent *gatewayv1ac.ParentRef
 
 // ingressFor routes the trigger's paths through an Ingress. An Ingress
 // cannot match methods: a trigger's methods are not enforced by it.
-func ingressFor(t *v1alpha1.HTTPTrigger, fn, class string) *networkingv1ac.IngressApplyConfiguration {
+func ingressFor(t *v1alpha1.HTTPTrigger, fn, class, host string) *networkingv1ac.IngressApplyConfiguration {
 	rule := networkingv1ac.HTTPIngressRuleValue()
 	for _, p := range routePaths(t.Spec.Path) {
 		rule.WithPaths(networkingv1ac.HTTPIngressPath().
@@ -206,11 +209,15 @@ func ingressFor(t *v1alpha1.HTTPTrigger, fn, class string) *networkingv1ac.Ingre
 					WithName(fn).
 					WithPort(networkingv1ac.ServiceBackendPort().WithNumber(kube.ServicePort)))))
 	}
+	r := networkingv1ac.IngressRule().WithHTTP(rule)
+	if host != "" {
+		r.WithHost(host)
+	}
 	return networkingv1ac.Ingress(t.Name, t.Namespace).
 		WithLabels(childLabels(t)).
 		WithAnnotations(childAnnotations(t)).
 		WithOwnerReferences(ownerRef(t, v1alpha1.KindHTTPTrigger)).
 		WithSpec(networkingv1ac.IngressSpec().
 			WithIngressClassName(class).
-			WithRules(networkingv1ac.IngressRule().WithHTTP(rule)))
+			WithRules(r))
 }
