@@ -245,18 +245,26 @@ func TestNamespaceOfALongEnvironment(t *testing.T) {
 	}
 }
 
-// TestNamespaceInManifest: a manifest that names a namespace (kube-system,
-// or another environment's) is refused when it is loaded, so no release
-// holds one; the target sets its own on everything it applies anyway.
-func TestNamespaceInManifest(t *testing.T) {
-	for _, ns := range []string{"kube-system", "ferry-prod"} {
+// TestMetadataInManifest: a manifest that names a namespace (kube-system,
+// or another environment's), owner references (to make a foreign object
+// own, or be owned by, what ferry applies) or finalizers is refused when
+// it is loaded, so no release holds them; the target applies only a
+// name, labels and annotations of its own anyway.
+func TestMetadataInManifest(t *testing.T) {
+	for _, c := range []struct{ field, meta string }{
+		{"metadata.namespace", "namespace: kube-system"},
+		{"metadata.namespace", "namespace: ferry-prod"},
+		{"metadata.ownerReferences", "ownerReferences: [{apiVersion: v1, kind: Namespace, name: kube-system, uid: 1}]"},
+		{"metadata.finalizers", "finalizers: [example.com/never]"},
+	} {
+		field, meta := c.field, c.meta
 		fsys := fstest.MapFS{
-			"ferry.yaml":    {Data: []byte("apiVersion: ferry.dev/v1alpha1\nkind: Function\nmetadata: {name: hello, namespace: " + ns + "}\nspec: {runtime: python, source: hello, handler: main.handle}\n")},
+			"ferry.yaml":    {Data: []byte("apiVersion: ferry.dev/v1alpha1\nkind: Function\nmetadata: {name: hello, " + meta + "}\nspec: {runtime: python, source: hello, handler: main.handle}\n")},
 			"hello/main.py": {Data: []byte("def handle(event): return event\n")},
 		}
 		_, err := manifests.Load(t.Context(), fsys)
-		if err == nil || !strings.Contains(err.Error(), "metadata.namespace: the environment chooses the namespace") {
-			t.Errorf("a manifest in namespace %s: %v, want it refused", ns, err)
+		if err == nil || !strings.Contains(err.Error(), field+":") {
+			t.Errorf("a manifest with %s: %v, want it refused", meta, err)
 		}
 	}
 }

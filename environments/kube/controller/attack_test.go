@@ -56,6 +56,19 @@ func TestForeignServiceNotTakenOver(t *testing.T) {
 	if len(svc.OwnerReferences) != 0 || svc.Labels[kube.LabelManagedBy] != "" {
 		t.Errorf("the operator's Service now has owners %v and labels %v", svc.OwnerReferences, svc.Labels)
 	}
+
+	// Nor by labelling its pods as the operator's: a Function's labels
+	// and annotations stay on the Function.
+	impostor := function(ns, "impostor")
+	impostor.Labels["app"] = "billing"
+	impostor.Annotations = map[string]string{"sidecar.istio.io/inject": "false", "container.apparmor.security.beta.kubernetes.io/function": "unconfined"}
+	create(t, impostor)
+	var dep appsv1.Deployment
+	waitFor(t, "the impostor's Deployment", func() (bool, string) { err := get(ns, "impostor", &dep); return err == nil, errText(err) })
+	tpl := dep.Spec.Template
+	if want := map[string]string{kube.LabelManagedBy: kube.ManagedBy, kube.LabelFunction: "impostor"}; !reflect.DeepEqual(tpl.Labels, want) || len(tpl.Annotations) != 0 {
+		t.Errorf("the impostor's pods are labelled %v, annotated %v", tpl.Labels, tpl.Annotations)
+	}
 }
 
 // TestForeignIngressNotTakenOver: an HTTPTrigger named as the operator's
