@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/ferrycd/ferry/environments/kube"
@@ -285,5 +285,56 @@ func TestRoutesMatchTheirHostOnly(t *testing.T) {
 	}
 	if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host != "pr-8.shop.example.com" {
 		t.Errorf("Ingress rules %+v, want one for host pr-8.shop.example.com", ing.Spec.Rules)
+	}
+}
+
+// TestLongNames: names at the manifest's limit (63) make children whose
+// names, with the controller's prefixes, still fit theirs: a CronJob's
+// 52, a dispatcher's 63, two long names apart.
+func TestLongNames(t *testing.T) {
+	ns := namespace(t, direct)
+	create(t, envConfigMap(ns, map[string]string{kube.KeyEnvironment: "dev", kube.KeyNATSURL: "nats://nats.infra:4222"}))
+	long := strings.Repeat("a", 62)
+	fn := function(ns, long+"1")
+	create(t, fn)
+	mk := func(suffix string) (*v1alpha1.NATSTrigger, *v1alpha1.CronTrigger) {
+		return &v1alpha1.NATSTrigger{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: long + suffix},
+				Spec:       v1alpha1.TopicTriggerSpec{FunctionTarget: v1alpha1.FunctionTarget{Function: fn.Name}, Topic: "t" + suffix},
+			}, &v1alpha1.CronTrigger{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: long + suffix},
+				Spec:       v1alpha1.CronTriggerSpec{FunctionTarget: v1alpha1.FunctionTarget{Function: fn.Name}, Schedule: "@hourly"},
+			}
+	}
+	n1, c1 := mk("1")
+	n2, c2 := mk("2")
+	create(t, n1, c1, n2, c2)
+	var dep appsv1.Deployment
+	waitFor(t, "the function's Deployment", func() (bool, string) { err := get(ns, fn.Name, &dep); return err == nil, errText(err) })
+	seen := map[string]bool{}
+	for _, tr := range []conditioned{n1, c1, n2, c2} {
+		c := waitCondition(t, tr, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+		seen[c.Message] = true
+	}
+	var deps appsv1.DeploymentList
+	var cjs batchv1.CronJobList
+	if err := direct.List(context.Background(), &deps, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct.List(context.Background(), &cjs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(deps.Items) != 3 || len(cjs.Items) != 2 || len(seen) != 4 {
+		t.Fatalf("%d Deployments, %d CronJobs, %d distinct trigger messages: want 3 (the function, two dispatchers), 2 and 4", len(deps.Items), len(cjs.Items), len(seen))
+	}
+	for _, d := range deps.Items {
+		if len(d.Name) > 63 {
+			t.Errorf("Deployment %s: %d characters", d.Name, len(d.Name))
+		}
+	}
+	for _, c := range cjs.Items {
+		if len(c.Name) > 52 {
+			t.Errorf("CronJob %s: %d characters", c.Name, len(c.Name))
+		}
 	}
 }
