@@ -338,3 +338,31 @@ func TestLongNames(t *testing.T) {
 		}
 	}
 }
+
+// TestIngressPathInjection: a path the manifest allows but an Ingress
+// controller may paste into its configuration (ingress-nginx writes
+// nginx.conf) makes no Ingress; a path that was fine before and is not
+// now takes its Ingress away.
+func TestIngressPathInjection(t *testing.T) {
+	ns := namespace(t, direct)
+	create(t, envConfigMap(ns, map[string]string{kube.KeyIngressClass: "nginx"}), function(ns, "hi"))
+	tr := httpTrigger(ns, "hi", "hi", "/hi")
+	create(t, tr)
+	waitCondition(t, tr, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
+	var ing networkingv1.Ingress
+	if err := get(ns, "hi", &ing); err != nil {
+		t.Fatal(err)
+	}
+	tr.Spec.Path = "/hi;return 200 'owned';"
+	if err := direct.Update(context.Background(), tr); err != nil {
+		t.Fatal(err)
+	}
+	c := waitCondition(t, tr, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec)
+	if !strings.Contains(c.Message, "an Ingress controller may write into its own configuration") {
+		t.Errorf("Stalled says %q", c.Message)
+	}
+	waitFor(t, "the Ingress to go", func() (bool, string) {
+		err := get(ns, "hi", &ing)
+		return err != nil, "still there: " + errText(err)
+	})
+}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -94,6 +95,13 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 			if err := r.deleteChild(ctx, t, route); err != nil {
 				return err
 			}
+		}
+		if !ingressPath.MatchString(t.Spec.Path) {
+			if err := r.deleteChild(ctx, t, ingress); err != nil {
+				return err
+			}
+			markStalled(t, v1alpha1.ReasonInvalidSpec, fmt.Sprintf("spec.path %q has characters other than letters, digits, '/' and -._~, which an Ingress controller may write into its own configuration (ingress-nginx's nginx.conf) unescaped; change the path, or route through a Gateway (unset %s)", t.Spec.Path, kube.KeyIngressClass))
+			return nil
 		}
 		var out networkingv1.Ingress
 		if err := r.applyChild(ctx, t, ingressFor(t, fn, env.ingressClass, env.host), &out, t.Name); err != nil {
@@ -195,6 +203,12 @@ func httpRoute(t *v1alpha1.HTTPTrigger, fn string, parent *gatewayv1ac.ParentRef
 		WithOwnerReferences(ownerRef(t, v1alpha1.KindHTTPTrigger)).
 		WithSpec(spec)
 }
+
+// ingressPath is a path an Ingress may carry: the manifest allows the
+// sub-delimiters of RFC 3986 (;, ', $ ...) and %-escapes, which the
+// Gateway API's implementations match as data but an Ingress controller
+// may paste into its configuration, shared with every other tenant.
+var ingressPath = regexp.MustCompile(`^/[A-Za-z0-9/._~-]*$`)
 
 // ingressFor routes the trigger's paths through an Ingress. An Ingress
 // cannot match methods: a trigger's methods are not enforced by it.
