@@ -17,7 +17,9 @@
 //     environment's ConfigMap names, or an Ingress when it names an
 //     ingressClass. Paths match as on the embedded gateway: the path
 //     exactly, with or without one trailing slash; on the ConfigMap's
-//     host only, when it names one.
+//     host only, when it names one. An Ingress takes only paths of
+//     letters, digits and -._~/: an Ingress controller may paste a path
+//     into its configuration, shared with other tenants.
 //   - CronTrigger → a CronJob running ferry's own image (`ferry fire`).
 //   - NATSTrigger / KafkaTrigger → a ConfigMap holding a dispatch.Plan and a
 //     Deployment running `ferry dispatch` on it.
