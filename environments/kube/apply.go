@@ -157,10 +157,24 @@ func (t *Target) claimNamespace(ctx context.Context) error {
 		return t.apiError("reading the namespace", err)
 	}
 	cm, err := t.core.CoreV1().ConfigMaps(t.namespace).Get(ctx, ConfigMapName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil
-	case err != nil:
+	if apierrors.IsNotFound(err) {
+		// why create, not apply: of two environments deploying into one
+		// new namespace at once, exactly one create succeeds; the other
+		// reads the winner's claim below instead of applying over it.
+		claim := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Namespace: t.namespace, Labels: t.ownLabels()},
+			Data:       map[string]string{KeyEnvironment: t.cfg.Environment},
+		}
+		_, err = t.core.CoreV1().ConfigMaps(t.namespace).Create(ctx, claim, metav1.CreateOptions{FieldManager: FieldManager})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return t.apiError("creating ConfigMap "+ConfigMapName, err)
+		}
+		cm, err = t.core.CoreV1().ConfigMaps(t.namespace).Get(ctx, ConfigMapName, metav1.GetOptions{})
+	}
+	if err != nil {
 		return t.apiError("reading ConfigMap "+ConfigMapName, err)
 	}
 	if other := cm.Data[KeyEnvironment]; other != "" && other != t.cfg.Environment {

@@ -292,3 +292,41 @@ func TestRoutesHost(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoEnvironmentsRaceForANamespace: prod and staging configured into
+// one new namespace and deployed at once: one claims it, the other is
+// refused, and every Function there is the winner's.
+func TestTwoEnvironmentsRaceForANamespace(t *testing.T) {
+	f := newFixture(t)
+	f.controller(ready)
+	rel := f.release(helloOnly, map[string]string{"hello": f.image("go", true, 1)})
+	envs := []string{"prod", "staging"}
+	errs := make([]error, len(envs))
+	done := make(chan int)
+	for i, env := range envs {
+		tg := f.target(env, nil)
+		go func() {
+			errs[i] = tg.Apply(context.Background(), rel)
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	winner := ""
+	for i, err := range errs {
+		switch {
+		case err == nil && winner == "":
+			winner = envs[i]
+		case err == nil:
+			t.Fatalf("both %s and %s deployed into namespace %s", winner, envs[i], f.ns)
+		case !strings.Contains(err.Error(), "give each environment its own namespace"):
+			t.Errorf("%s: %v, want a refusal of the namespace", envs[i], err)
+		}
+	}
+	if winner == "" {
+		t.Fatalf("neither deployed: %v", errs)
+	}
+	if got := f.function("hello").Labels[kube.LabelEnvironment]; got != winner {
+		t.Errorf("hello belongs to %s, want %s, which claimed the namespace", got, winner)
+	}
+}
