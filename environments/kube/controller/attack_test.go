@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -139,13 +140,7 @@ func TestChildNameCollision(t *testing.T) {
 
 	// Out of the environment, the trigger deletes what is its own (the
 	// plan's ConfigMap) and nothing else.
-	if err := get(ns, "orders", nt); err != nil {
-		t.Fatal(err)
-	}
-	nt.Spec.Environments = []string{"staging"}
-	if err := direct.Update(context.Background(), nt); err != nil {
-		t.Fatal(err)
-	}
+	updateSpec(t, nt, func() { nt.Spec.Environments = []string{"staging"} })
 	waitCondition(t, nt, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded)
 	var cm corev1.ConfigMap
 	waitFor(t, "the trigger's ConfigMap to go", func() (bool, string) {
@@ -353,10 +348,7 @@ func TestIngressPathInjection(t *testing.T) {
 	if err := get(ns, "hi", &ing); err != nil {
 		t.Fatal(err)
 	}
-	tr.Spec.Path = "/hi;return 200 'owned';"
-	if err := direct.Update(context.Background(), tr); err != nil {
-		t.Fatal(err)
-	}
+	updateSpec(t, tr, func() { tr.Spec.Path = "/hi;return 200 'owned';" })
 	c := waitCondition(t, tr, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec)
 	if !strings.Contains(c.Message, "an Ingress controller may write into its own configuration") {
 		t.Errorf("Stalled says %q", c.Message)
@@ -365,4 +357,20 @@ func TestIngressPathInjection(t *testing.T) {
 		err := get(ns, "hi", &ing)
 		return err != nil, "still there: " + errText(err)
 	})
+}
+
+// updateSpec reads o afresh, changes it with edit and updates it, again
+// when the controller's status write came in between.
+func updateSpec(t *testing.T, o client.Object, edit func()) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := get(o.GetNamespace(), o.GetName(), o); err != nil {
+			return err
+		}
+		edit()
+		return direct.Update(context.Background(), o)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
