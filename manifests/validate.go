@@ -35,8 +35,8 @@ import (
 // a release.
 var (
 	MaxTimeout     = 15 * time.Minute
-	minMemory      = resource.MustParse("16Mi")
-	MaxMemory      = resource.MustParse("64Gi")
+	minMemory      = quantity("16Mi")
+	MaxMemory      = quantity("64Gi")
 	MaxScale       = int32(1000)
 	maxConcurrency = int32(10000)
 	maxTestTimeout = 2 * time.Hour
@@ -45,6 +45,15 @@ var (
 	maxHTTPPath    = 1024
 	maxGoFileSize  = int64(4 << 20)
 )
+
+// quantity parses s with its string form cached: Quantity.String
+// caches it on first use, a write that would race when validations (or
+// the controller's reconciles) print a shared bound at once.
+func quantity(s string) resource.Quantity {
+	q := resource.MustParse(s)
+	_ = q.String()
+	return q
+}
 
 // httpMethods are the methods an HTTPTrigger may name.
 var httpMethods = []string{"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
