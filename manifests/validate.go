@@ -29,12 +29,15 @@ import (
 )
 
 // Bounds on values, each wide enough for real use and narrow enough to
-// catch a slip of the unit.
+// catch a slip of the unit. MaxTimeout, MaxMemory and MaxScale also bound
+// what one function may take of a cluster: the Kubernetes controller
+// refuses a Function applied by hand beyond them, as validation refuses
+// a release.
 var (
-	maxTimeout     = 15 * time.Minute
-	minMemory      = resource.MustParse("16Mi")
-	maxMemory      = resource.MustParse("64Gi")
-	maxScale       = int32(1000)
+	MaxTimeout     = 15 * time.Minute
+	minMemory      = quantity("16Mi")
+	MaxMemory      = quantity("64Gi")
+	MaxScale       = int32(1000)
 	maxConcurrency = int32(10000)
 	maxTestTimeout = 2 * time.Hour
 	maxAttempts    = int32(100)
@@ -42,6 +45,15 @@ var (
 	maxHTTPPath    = 1024
 	maxGoFileSize  = int64(4 << 20)
 )
+
+// quantity parses s with its string form cached: Quantity.String
+// caches it on first use, a write that would race when validations (or
+// the controller's reconciles) print a shared bound at once.
+func quantity(s string) resource.Quantity {
+	q := resource.MustParse(s)
+	_ = q.String()
+	return q
+}
 
 // httpMethods are the methods an HTTPTrigger may name.
 var httpMethods = []string{"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
@@ -219,7 +231,7 @@ func (v *validator) function(f *v1alpha1.Function) {
 		v.envValue(f, joinPath("spec.env", k), spec.Env[k])
 	}
 	if spec.Timeout != nil {
-		v.duration(f, "spec.timeout", spec.Timeout.Duration, maxTimeout, "move long work behind a KafkaTrigger or NATSTrigger")
+		v.duration(f, "spec.timeout", spec.Timeout.Duration, MaxTimeout, "move long work behind a KafkaTrigger or NATSTrigger")
 	}
 	if m := spec.Memory; m != nil {
 		switch {
@@ -229,16 +241,16 @@ func (v *validator) function(f *v1alpha1.Function) {
 				hint = fmt.Sprintf("; did you mean %sMi?", m.String())
 			}
 			v.errorf(f, "spec.memory", "%s is less than the minimum %s%s", m.String(), minMemory.String(), hint)
-		case m.Cmp(maxMemory) > 0:
-			v.errorf(f, "spec.memory", "%s is more than the maximum %s", m.String(), maxMemory.String())
+		case m.Cmp(MaxMemory) > 0:
+			v.errorf(f, "spec.memory", "%s is more than the maximum %s", m.String(), MaxMemory.String())
 		}
 	}
 	if sc := spec.Scale; sc != nil {
 		if sc.Min != nil && *sc.Min < 0 {
 			v.errorf(f, "spec.scale.min", "%d is negative; use 0 to scale to zero", *sc.Min)
 		}
-		if sc.Max != nil && (*sc.Max < 1 || *sc.Max > maxScale) {
-			v.errorf(f, "spec.scale.max", "%d is out of range; use 1 to %d", *sc.Max, maxScale)
+		if sc.Max != nil && (*sc.Max < 1 || *sc.Max > MaxScale) {
+			v.errorf(f, "spec.scale.max", "%d is out of range; use 1 to %d", *sc.Max, MaxScale)
 		}
 		if sc.Min != nil && sc.Max != nil && *sc.Min > *sc.Max {
 			v.errorf(f, "spec.scale.min", "%d is more than scale.max %d; raise max or lower min", *sc.Min, *sc.Max)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -12,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/ferrycd/ferry/build"
@@ -78,6 +81,13 @@ func (t *Target) refuse(ctx context.Context, set *manifests.Set) error {
 	var errs []error
 	var check []*v1alpha1.Function
 	for _, f := range set.Functions {
+		// why: a function's Service is named as it, and a Service's name
+		// must start with a letter; "9lives" passes the manifest's rules
+		// (DNS-1123) but no controller could ever serve it.
+		if bad := validation.IsDNS1035Label(f.Name); len(bad) > 0 {
+			errs = append(errs, fmt.Errorf("function %s: on the Kubernetes target a function's name is its Service's, which must start with a letter (%s); rename it", f.Name, strings.Join(bad, "; ")))
+			continue
+		}
 		switch {
 		case f.Spec.Image == "":
 			errs = append(errs, fmt.Errorf("function %s has no image; apply a release that ferry built", f.Name))
@@ -147,10 +157,24 @@ func (t *Target) claimNamespace(ctx context.Context) error {
 		return t.apiError("reading the namespace", err)
 	}
 	cm, err := t.core.CoreV1().ConfigMaps(t.namespace).Get(ctx, ConfigMapName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil
-	case err != nil:
+	if apierrors.IsNotFound(err) {
+		// why create, not apply: of two environments deploying into one
+		// new namespace at once, exactly one create succeeds; the other
+		// reads the winner's claim below instead of applying over it.
+		claim := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Namespace: t.namespace, Labels: t.ownLabels()},
+			Data:       map[string]string{KeyEnvironment: t.cfg.Environment},
+		}
+		_, err = t.core.CoreV1().ConfigMaps(t.namespace).Create(ctx, claim, metav1.CreateOptions{FieldManager: FieldManager})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return t.apiError("creating ConfigMap "+ConfigMapName, err)
+		}
+		cm, err = t.core.CoreV1().ConfigMaps(t.namespace).Get(ctx, ConfigMapName, metav1.GetOptions{})
+	}
+	if err != nil {
 		return t.apiError("reading ConfigMap "+ConfigMapName, err)
 	}
 	if other := cm.Data[KeyEnvironment]; other != "" && other != t.cfg.Environment {
@@ -174,6 +198,7 @@ func (t *Target) applyEnvironment(ctx context.Context, secrets map[string][]byte
 	set(KeyKafkaBrokers, strings.Join(t.cfg.KafkaBrokers, ","))
 	set(KeyGateway, t.cfg.Gateway)
 	set(KeyIngressClass, t.cfg.IngressClass)
+	set(KeyHost, routeHost(t.cfg.GatewayURL))
 	set(KeyImage, t.cfg.Image)
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
 	cm := corev1ac.ConfigMap(ConfigMapName, t.namespace).WithLabels(t.ownLabels()).WithData(data)
@@ -252,6 +277,21 @@ func (t *Target) deleteOwn(ctx context.Context) error {
 		errs = append(errs, t.apiError("deleting ConfigMap "+ConfigMapName, err))
 	}
 	return errors.Join(errs...)
+}
+
+// routeHost is the host name of gatewayURL that routes can match: none
+// for an IP address (neither an HTTPRoute's hostnames nor an Ingress's
+// host may be one) or an unset URL.
+func routeHost(gatewayURL string) string {
+	u, err := url.Parse(gatewayURL)
+	if err != nil {
+		return ""
+	}
+	h := strings.ToLower(u.Hostname())
+	if h == "" || net.ParseIP(h) != nil {
+		return ""
+	}
+	return h
 }
 
 // withEnv returns set with each function's env as Config.Env makes it

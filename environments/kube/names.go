@@ -57,6 +57,11 @@ const (
 	// instead of HTTPRoutes.
 	KeyGateway      = "gateway"
 	KeyIngressClass = "ingressClass"
+	// KeyHost is the host name the environment's HTTP triggers answer
+	// on (Config.GatewayURL's): its HTTPRoutes and Ingresses match only
+	// it, so on a Gateway or ingress class that environments share, a
+	// preview's route never answers on prod's host.
+	KeyHost = "host"
 	// KeyImage is ferry's own image (by digest), which CronJobs
 	// (`ferry fire`) and dispatcher Deployments (`ferry dispatch`) run;
 	// empty means the controller's own --image.

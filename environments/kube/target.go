@@ -58,7 +58,10 @@ type Config struct {
 	Namespace string
 	// GatewayURL, when set, is where the cluster's gateway serves the
 	// environment's HTTP triggers: a trigger's path appended to it is its
-	// URL. Without it, Call reaches a function's pod through a
+	// URL. Its host name is the one the environment's routes match;
+	// without one (or with an IP address) they match every host of
+	// their Gateway or ingress class, so environments must then not
+	// share one. Without it, Call reaches a function's pod through a
 	// port-forward, and URL has nothing to give.
 	GatewayURL string
 	// NATSURL and KafkaBrokers are where the dispatchers of NATS and
@@ -174,6 +177,9 @@ func New(cfg Config) (*Target, error) {
 	ns := cfg.Namespace
 	if ns == "" {
 		ns = namespacePrefix + cfg.Environment
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("environment %s: its namespace would be %q, which Kubernetes refuses (%s); set namespace for it in the server configuration", cfg.Environment, ns, strings.Join(errs, "; "))
+		}
 	}
 	return &Target{cfg: cfg, namespace: ns, rest: rc, core: core, dyn: dyn}, nil
 }

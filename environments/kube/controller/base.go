@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -46,16 +47,26 @@ const (
 // (typed, of the same kind) the object the API server answered. It
 // records an event when the apply created or changed the object.
 func (b *base) applyChild(ctx context.Context, owner client.Object, ac runtime.ApplyConfiguration, out client.Object, name string) error {
-	before := ""
-	err := b.Get(ctx, client.ObjectKey{Namespace: owner.GetNamespace(), Name: name}, out)
-	switch {
-	case err == nil:
-		before = out.GetResourceVersion()
-	case !apierrors.IsNotFound(err):
-		return err
-	}
 	gvk, err := apiutil.GVKForObject(out, b.Scheme())
 	if err != nil {
+		return err
+	}
+	before := ""
+	key := client.ObjectKey{Namespace: owner.GetNamespace(), Name: name}
+	err = b.Get(ctx, key, out)
+	if apierrors.IsNotFound(err) {
+		// why: the cache holds only objects with ferry's label; one made
+		// by someone else is seen only by asking the API server, and a
+		// forced apply would take it over.
+		err = b.reader.Get(ctx, key, out)
+	}
+	switch {
+	case err == nil:
+		if err := b.controls(owner, out, gvk.Kind); err != nil {
+			return err
+		}
+		before = out.GetResourceVersion()
+	case !apierrors.IsNotFound(err):
 		return err
 	}
 	if err := b.Apply(ctx, ac, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
@@ -80,10 +91,11 @@ func (b *base) applyChild(ctx context.Context, owner client.Object, ac runtime.A
 	return nil
 }
 
-// deleteChild deletes obj (name and namespace set) if it is there. The
-// cache answers first, so a reconcile with nothing to delete asks the
-// API server nothing.
-func (b *base) deleteChild(ctx context.Context, obj client.Object) error {
+// deleteChild deletes obj (name and namespace set) if it is there and
+// owner controls it: an object of that name that is another's stays.
+// The cache answers first, so a reconcile with nothing to delete asks
+// the API server nothing.
+func (b *base) deleteChild(ctx context.Context, owner, obj client.Object) error {
 	err := b.Get(ctx, client.ObjectKeyFromObject(obj), obj)
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -91,7 +103,35 @@ func (b *base) deleteChild(ctx context.Context, obj client.Object) error {
 	if err != nil {
 		return err
 	}
-	return client.IgnoreNotFound(b.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)))
+	if ref := metav1.GetControllerOf(obj); ref == nil || ref.UID != owner.GetUID() {
+		return nil
+	}
+	return client.IgnoreNotFound(b.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground),
+		client.Preconditions{UID: ptrTo(obj.GetUID())}))
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// controls refuses obj, an object named as one of owner's children,
+// unless owner is its controller. Names come from a repository: a
+// Function named as a dispatcher, or an HTTPTrigger named as an Ingress
+// the cluster's operator made, must not take that object over.
+func (b *base) controls(owner, obj client.Object, kind string) error {
+	ownerKind := "owner"
+	if gvk, err := apiutil.GVKForObject(owner, b.Scheme()); err == nil {
+		ownerKind = gvk.Kind
+	}
+	where := fmt.Sprintf("%s %s/%s", kind, obj.GetNamespace(), obj.GetName())
+	ref := metav1.GetControllerOf(obj)
+	switch {
+	case ref != nil && ref.UID == owner.GetUID():
+		return nil
+	case ref != nil && ref.APIVersion == v1alpha1.APIVersion && ref.Kind == ownerKind && ref.Name == owner.GetName():
+		return fmt.Errorf("%s still belongs to the %s %s deleted before; it is made again once the garbage collector has deleted it", where, ownerKind, ref.Name)
+	case ref != nil:
+		return fmt.Errorf("%s belongs to %s %s, and ferry takes over nothing: rename %s %s", where, ref.Kind, ref.Name, ownerKind, owner.GetName())
+	}
+	return fmt.Errorf("%s was not made by ferry's controller, and ferry takes over nothing: rename %s %s, or delete that %s if nothing needs it", where, ownerKind, owner.GetName(), kind)
 }
 
 // ownerRef makes owner the controller of a child, so the garbage
@@ -170,19 +210,31 @@ func tmpMount() *corev1ac.VolumeMountApplyConfiguration {
 	return corev1ac.VolumeMount().WithName(tmpVolume).WithMountPath("/tmp")
 }
 
-func tmpDir() *corev1ac.VolumeApplyConfiguration {
-	return corev1ac.Volume().WithName(tmpVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource())
+// defaultTmpSize bounds /tmp of the pods that run ferry's own image
+// (dispatchers, CronJobs), as the embedded target's sandbox bounds a
+// /tmp by default.
+var defaultTmpSize = resource.MustParse("64Mi")
+
+// tmpDir is /tmp in memory, at most size: as on the embedded target, a
+// function's /tmp is a tmpfs as large as its memory, and its pages count
+// against the container's memory limit. A disk-backed one without a
+// bound would let a function fill its node's disk.
+func tmpDir(size resource.Quantity) *corev1ac.VolumeApplyConfiguration {
+	return corev1ac.Volume().WithName(tmpVolume).WithEmptyDir(corev1ac.EmptyDirVolumeSource().
+		WithMedium(corev1.StorageMediumMemory).
+		WithSizeLimit(size))
 }
 
 // hardenedPod is the pod spec every child's pods start from: no API
 // token (nothing in them talks to the API server), no service links
-// (their variables would crowd the function's environment).
-func hardenedPod() *corev1ac.PodSpecApplyConfiguration {
+// (their variables would crowd the function's environment), and a /tmp
+// of at most tmpSize.
+func hardenedPod(tmpSize resource.Quantity) *corev1ac.PodSpecApplyConfiguration {
 	return corev1ac.PodSpec().
 		WithAutomountServiceAccountToken(false).
 		WithEnableServiceLinks(false).
 		WithSecurityContext(podSecurity()).
-		WithVolumes(tmpDir())
+		WithVolumes(tmpDir(tmpSize))
 }
 
 // settings are an environment's, from its ConfigMap (kube.ConfigMapName).
@@ -192,6 +244,7 @@ type settings struct {
 	kafkaBrokers []string
 	gateway      string // NAMESPACE/NAME or NAME
 	ingressClass string
+	host         string // the only host name routes match; any when empty
 	image        string // ferry's own image; Options.Image when unset
 }
 
@@ -215,6 +268,7 @@ func (b *base) settings(ctx context.Context, namespace string) (settings, error)
 		natsURL:      d[kube.KeyNATSURL],
 		gateway:      d[kube.KeyGateway],
 		ingressClass: d[kube.KeyIngressClass],
+		host:         d[kube.KeyHost],
 		image:        d[kube.KeyImage],
 	}
 	if s.environment == "" {

@@ -71,7 +71,7 @@ func (r *cronReconciler) reconcile(ctx context.Context, t *v1alpha1.CronTrigger)
 	name := childName("", t.Name, cronJobNameMax)
 	if !v1alpha1.RunsIn(t.Spec.Environments, env.environment) {
 		t.Status.Functions = nil
-		if err := r.deleteChild(ctx, &batchv1.CronJob{ObjectMeta: objectMeta(t.Namespace, name)}); err != nil {
+		if err := r.deleteChild(ctx, t, &batchv1.CronJob{ObjectMeta: objectMeta(t.Namespace, name)}); err != nil {
 			return err
 		}
 		markReady(t, notHere(t.Spec.Environments, env.environment))
@@ -110,7 +110,7 @@ func zoneOf(t *v1alpha1.CronTrigger) string {
 
 func cronJob(t *v1alpha1.CronTrigger, name string, env settings, fns []v1alpha1.Function) *batchv1ac.CronJobApplyConfiguration {
 	source := "/ferry/" + env.environment + "/cron/" + t.Name
-	pod := hardenedPod().WithRestartPolicy(corev1.RestartPolicyNever)
+	pod := hardenedPod(defaultTmpSize).WithRestartPolicy(corev1.RestartPolicyNever)
 	for i, fn := range fns {
 		timeout := manifests.DefaultTimeout
 		if fn.Spec.Timeout != nil {

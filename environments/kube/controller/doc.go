@@ -16,7 +16,10 @@
 //   - HTTPTrigger → a Gateway API HTTPRoute attached to the Gateway the
 //     environment's ConfigMap names, or an Ingress when it names an
 //     ingressClass. Paths match as on the embedded gateway: the path
-//     exactly, with or without one trailing slash.
+//     exactly, with or without one trailing slash; on the ConfigMap's
+//     host only, when it names one. An Ingress takes only paths of
+//     letters, digits and -._~/: an Ingress controller may paste a path
+//     into its configuration, shared with other tenants.
 //   - CronTrigger → a CronJob running ferry's own image (`ferry fire`).
 //   - NATSTrigger / KafkaTrigger → a ConfigMap holding a dispatch.Plan and a
 //     Deployment running `ferry dispatch` on it.
@@ -40,6 +43,15 @@
 //     the pod's IP, where the Service and the kubelet's probes reach them.
 //   - CronJobs and dispatchers run ferry's image with arguments only
 //     (fire ..., dispatch ...): its entrypoint is ferry.
+//   - Names come from a repository, so a child's name may already be
+//     taken: by the operator's object (a Service, an Ingress) or another
+//     of ferry's (Function nats-x and NATSTrigger x's dispatcher). The
+//     controller takes over and deletes only objects whose controller
+//     owner is the parent; any other is its parent's failure, by name.
+//   - Every pod's /tmp is a memory emptyDir bounded by the function's
+//     memory (64Mi for ferry's own pods), as the embedded target's is; a
+//     Function beyond the bounds a release is validated against
+//     (scale.max, memory, timeout) is Stalled.
 //   - What the controller may do is ClusterRules and LeaderElectionRules;
 //     a test runs it as a user granted those and nothing more.
 package controller

@@ -116,6 +116,10 @@ func (r *functionReconciler) reconcile(ctx context.Context, fn *v1alpha1.Functio
 		markStalled(fn, v1alpha1.ReasonInvalidSpec, fmt.Sprintf("spec.scale.max %d is below spec.scale.min %d; raise max", max, min))
 		return nil
 	}
+	if why := beyondBounds(fn.Spec, max); why != "" {
+		markStalled(fn, v1alpha1.ReasonInvalidSpec, why)
+		return nil
+	}
 	fn.Status.Image = fn.Spec.Image
 	fn.Status.Digest = m[1][:12]
 	fn.Status.URL = functionURL(fn.Namespace, fn.Name)
@@ -134,6 +138,27 @@ func (r *functionReconciler) reconcile(ctx context.Context, fn *v1alpha1.Functio
 	}
 	fn.Status.Replicas = dep.Status.ReadyReplicas
 	return r.rollout(ctx, fn, &dep)
+}
+
+// beyondBounds says what of spec asks more of the cluster than a release
+// may (manifests' validation bounds a release; a Function applied by
+// hand meets only the CRD's schema), or "". A memory of zero would be a
+// container without a memory limit.
+func beyondBounds(spec v1alpha1.FunctionSpec, max int32) string {
+	var whys []string
+	if max > manifests.MaxScale {
+		whys = append(whys, fmt.Sprintf("spec.scale.max %d is more than %d", max, manifests.MaxScale))
+	}
+	if m := spec.Memory; m != nil && (m.Sign() <= 0 || m.Cmp(manifests.MaxMemory) > 0) {
+		whys = append(whys, fmt.Sprintf("spec.memory %s is out of range (above 0, at most %s)", m.String(), manifests.MaxMemory.String()))
+	}
+	if d := spec.Timeout; d != nil && (d.Duration <= 0 || d.Duration > manifests.MaxTimeout) {
+		whys = append(whys, fmt.Sprintf("spec.timeout %s is out of range (above 0, at most %s)", d.Duration, manifests.MaxTimeout))
+	}
+	if len(whys) == 0 {
+		return ""
+	}
+	return strings.Join(whys, "; ") + ": a release never holds that (ferry validates it); apply the release's Function, or bring the value within bounds"
 }
 
 // rollout sets fn's conditions from its Deployment: Ready once every
@@ -243,7 +268,7 @@ func deployment(fn *v1alpha1.Function) *appsv1ac.DeploymentApplyConfiguration {
 					WithMaxSurge(intstr.FromInt32(1)))).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(podLabels).
-				WithSpec(hardenedPod().
+				WithSpec(hardenedPod(memory).
 					WithTerminationGracePeriodSeconds(grace).
 					WithContainers(c))))
 }

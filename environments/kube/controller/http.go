@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -68,7 +69,7 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 	ingress := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: t.Name}}
 	if !v1alpha1.RunsIn(t.Spec.Environments, env.environment) {
 		t.Status.Functions = nil
-		if err := r.deleteRoutes(ctx, route, ingress); err != nil {
+		if err := r.deleteRoutes(ctx, t, route, ingress); err != nil {
 			return err
 		}
 		markReady(t, notHere(t.Spec.Environments, env.environment))
@@ -91,18 +92,25 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 	fn := fns[0].Name
 	if env.ingressClass != "" {
 		if r.gateway {
-			if err := r.deleteChild(ctx, route); err != nil {
+			if err := r.deleteChild(ctx, t, route); err != nil {
 				return err
 			}
 		}
+		if !ingressPath.MatchString(t.Spec.Path) {
+			if err := r.deleteChild(ctx, t, ingress); err != nil {
+				return err
+			}
+			markStalled(t, v1alpha1.ReasonInvalidSpec, fmt.Sprintf("spec.path %q has characters other than letters, digits, '/' and -._~, which an Ingress controller may write into its own configuration (ingress-nginx's nginx.conf) unescaped; change the path, or route through a Gateway (unset %s)", t.Spec.Path, kube.KeyIngressClass))
+			return nil
+		}
 		var out networkingv1.Ingress
-		if err := r.applyChild(ctx, t, ingressFor(t, fn, env.ingressClass), &out, t.Name); err != nil {
+		if err := r.applyChild(ctx, t, ingressFor(t, fn, env.ingressClass, env.host), &out, t.Name); err != nil {
 			return err
 		}
 		markReady(t, fmt.Sprintf("Ingress of class %s routes %s to Function %s", env.ingressClass, t.Spec.Path, fn))
 		return nil
 	}
-	if err := r.deleteChild(ctx, ingress); err != nil {
+	if err := r.deleteChild(ctx, t, ingress); err != nil {
 		return err
 	}
 	if !r.gateway {
@@ -115,7 +123,7 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 		return nil
 	}
 	var out gatewayv1.HTTPRoute
-	if err := r.applyChild(ctx, t, httpRoute(t, fn, parent), &out, t.Name); err != nil {
+	if err := r.applyChild(ctx, t, httpRoute(t, fn, parent, env.host), &out, t.Name); err != nil {
 		return err
 	}
 	msg := fmt.Sprintf("HTTPRoute routes %s to Function %s", t.Spec.Path, fn)
@@ -126,13 +134,13 @@ func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger)
 	return nil
 }
 
-func (r *httpReconciler) deleteRoutes(ctx context.Context, route, ingress client.Object) error {
+func (r *httpReconciler) deleteRoutes(ctx context.Context, t *v1alpha1.HTTPTrigger, route, ingress client.Object) error {
 	if r.gateway {
-		if err := r.deleteChild(ctx, route); err != nil {
+		if err := r.deleteChild(ctx, t, route); err != nil {
 			return err
 		}
 	}
-	return r.deleteChild(ctx, ingress)
+	return r.deleteChild(ctx, t, ingress)
 }
 
 // routePaths are the paths a trigger answers, as on the embedded
@@ -164,7 +172,7 @@ func parentRef(gw string) (*gatewayv1ac.ParentReferenceApplyConfiguration, error
 	return p, nil
 }
 
-func httpRoute(t *v1alpha1.HTTPTrigger, fn string, parent *gatewayv1ac.ParentReferenceApplyConfiguration) *gatewayv1ac.HTTPRouteApplyConfiguration {
+func httpRoute(t *v1alpha1.HTTPTrigger, fn string, parent *gatewayv1ac.ParentReferenceApplyConfiguration, host string) *gatewayv1ac.HTTPRouteApplyConfiguration {
 	var matches []*gatewayv1ac.HTTPRouteMatchApplyConfiguration
 	for _, p := range routePaths(t.Spec.Path) {
 		path := gatewayv1ac.HTTPPathMatch().WithType(gatewayv1.PathMatchExact).WithValue(p)
@@ -186,6 +194,9 @@ func httpRoute(t *v1alpha1.HTTPTrigger, fn string, parent *gatewayv1ac.ParentRef
 	if parent != nil {
 		spec.WithParentRefs(parent)
 	}
+	if host != "" {
+		spec.WithHostnames(gatewayv1.Hostname(host))
+	}
 	return gatewayv1ac.HTTPRoute(t.Name, t.Namespace).
 		WithLabels(childLabels(t)).
 		WithAnnotations(childAnnotations(t)).
@@ -193,9 +204,15 @@ func httpRoute(t *v1alpha1.HTTPTrigger, fn string, parent *gatewayv1ac.ParentRef
 		WithSpec(spec)
 }
 
+// ingressPath is a path an Ingress may carry: the manifest allows the
+// sub-delimiters of RFC 3986 (;, ', $ ...) and %-escapes, which the
+// Gateway API's implementations match as data but an Ingress controller
+// may paste into its configuration, shared with every other tenant.
+var ingressPath = regexp.MustCompile(`^/[A-Za-z0-9/._~-]*$`)
+
 // ingressFor routes the trigger's paths through an Ingress. An Ingress
 // cannot match methods: a trigger's methods are not enforced by it.
-func ingressFor(t *v1alpha1.HTTPTrigger, fn, class string) *networkingv1ac.IngressApplyConfiguration {
+func ingressFor(t *v1alpha1.HTTPTrigger, fn, class, host string) *networkingv1ac.IngressApplyConfiguration {
 	rule := networkingv1ac.HTTPIngressRuleValue()
 	for _, p := range routePaths(t.Spec.Path) {
 		rule.WithPaths(networkingv1ac.HTTPIngressPath().
@@ -206,11 +223,15 @@ func ingressFor(t *v1alpha1.HTTPTrigger, fn, class string) *networkingv1ac.Ingre
 					WithName(fn).
 					WithPort(networkingv1ac.ServiceBackendPort().WithNumber(kube.ServicePort)))))
 	}
+	r := networkingv1ac.IngressRule().WithHTTP(rule)
+	if host != "" {
+		r.WithHost(host)
+	}
 	return networkingv1ac.Ingress(t.Name, t.Namespace).
 		WithLabels(childLabels(t)).
 		WithAnnotations(childAnnotations(t)).
 		WithOwnerReferences(ownerRef(t, v1alpha1.KindHTTPTrigger)).
 		WithSpec(networkingv1ac.IngressSpec().
 			WithIngressClassName(class).
-			WithRules(networkingv1ac.IngressRule().WithHTTP(rule)))
+			WithRules(r))
 }

@@ -117,10 +117,10 @@ func (r *topicReconciler) reconcile(ctx context.Context, t topicTrigger) error {
 	spec := t.topicSpec()
 	if !v1alpha1.RunsIn(spec.Environments, env.environment) {
 		st.Functions = nil
-		if err := r.deleteChild(ctx, &appsv1.Deployment{ObjectMeta: objectMeta(t.GetNamespace(), name)}); err != nil {
+		if err := r.deleteChild(ctx, t.object(), &appsv1.Deployment{ObjectMeta: objectMeta(t.GetNamespace(), name)}); err != nil {
 			return err
 		}
-		if err := r.deleteChild(ctx, &corev1.ConfigMap{ObjectMeta: objectMeta(t.GetNamespace(), name)}); err != nil {
+		if err := r.deleteChild(ctx, t.object(), &corev1.ConfigMap{ObjectMeta: objectMeta(t.GetNamespace(), name)}); err != nil {
 			return err
 		}
 		markReady(t, notHere(spec.Environments, env.environment))
@@ -211,7 +211,7 @@ func dispatcher(t topicTrigger, kind, name, hash, image string) *appsv1ac.Deploy
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(sel).
 				WithAnnotations(map[string]string{annotationPlanHash: hash}).
-				WithSpec(hardenedPod().
+				WithSpec(hardenedPod(defaultTmpSize).
 					WithVolumes(corev1ac.Volume().WithName("plan").
 						WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(name))).
 					WithContainers(corev1ac.Container().
