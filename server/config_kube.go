@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 )
 
 // Targets an environment may name in target:.
@@ -83,12 +84,25 @@ func (c *Config) checkTarget(key, env string, target *string, kc **KubeConfig) [
 	if k.Namespace == "" && env != "" {
 		k.Namespace = "ferry-" + env
 	}
-	if k.Namespace != "" && !namespaceRE.MatchString(k.Namespace) {
+	if env == "" && k.Namespace != "" {
+		// why: one environment per namespace (the kube target claims it),
+		// so a namespace for every preview would serve only the first.
+		bad(".kube.namespace", "previews each get a namespace of their own, ferry-pr-<n>-<source>; remove namespace: from previews.kube")
+	}
+	if k.Namespace != "" && env != "" && !namespaceRE.MatchString(k.Namespace) {
 		bad(".kube.namespace", "%q is not a namespace's name; use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit", k.Namespace)
 	}
 	if k.GatewayURL != "" {
-		if u, err := url.Parse(k.GatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		u, err := url.Parse(strings.Replace(k.GatewayURL, "*", "x", 1))
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			bad(".kube.gatewayURL", "%q: give the http:// or https:// URL where the cluster's Gateway serves the HTTPRoutes", k.GatewayURL)
+		case env == "" && !strings.Contains(k.GatewayURL, "://*."):
+			// why: the controller puts the URL's host on every route, so
+			// previews sharing one host would answer each other's paths.
+			bad(".kube.gatewayURL", "%q: previews need a host each; give a wildcard host, such as https://*.previews.example.com, and each preview answers at pr-<n>-<source>.previews.example.com", k.GatewayURL)
+		case env != "" && strings.Contains(k.GatewayURL, "*"):
+			bad(".kube.gatewayURL", "%q: a wildcard host is for previews; give this environment's own host", k.GatewayURL)
 		}
 	}
 	return errs
@@ -113,5 +127,7 @@ func kubeFor(env string, kc *KubeConfig) KubeConfig {
 	if k.Namespace == "" {
 		k.Namespace = "ferry-" + env
 	}
+	// A preview's host is the previews' wildcard host with its name.
+	k.GatewayURL = strings.Replace(k.GatewayURL, "://*.", "://"+env+".", 1)
 	return k
 }

@@ -24,7 +24,7 @@ environments:
   kube: {kubeconfig: prod.kubeconfig, context: prod-eu, namespace: shop-prod, gatewayURL: "https://fn.example.com"}
 previews:
   target: kube
-  kube: {context: previews}
+  kube: {context: previews, gatewayURL: "https://*.previews.example.com"}
 `), dir, "ferry-serve.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -44,8 +44,31 @@ previews:
 		t.Errorf("previews: %+v, want kube with the namespace left to each preview", p.Kube)
 	}
 	t.Setenv("KUBECONFIG", "/elsewhere/config")
-	if k := kubeFor("pr-3-demo", cfg.Previews.Kube); k.Namespace != "ferry-pr-3-demo" || k.Kubeconfig != "/elsewhere/config" || k.Context != "previews" {
-		t.Errorf("a preview's kube: %+v", k)
+	if k := kubeFor("pr-3-demo", cfg.Previews.Kube); k.Namespace != "ferry-pr-3-demo" || k.Kubeconfig != "/elsewhere/config" || k.Context != "previews" || k.GatewayURL != "https://pr-3-demo.previews.example.com" {
+		t.Errorf("a preview's kube: %+v, want its own namespace and host", k)
+	}
+	if k := kubeFor("pr-4-demo", cfg.Previews.Kube); k.Namespace != "ferry-pr-4-demo" || k.GatewayURL != "https://pr-4-demo.previews.example.com" {
+		t.Errorf("a second preview's kube: %+v, want a namespace and host apart from the first's", k)
+	}
+
+	// Previews cannot share one namespace or one host: the kube target
+	// claims a namespace for one environment, and the controller puts the
+	// host on every route.
+	_, err = ParseConfig([]byte(`
+environments:
+- {name: prod, target: kube, kube: {gatewayURL: "https://*.example.com"}}
+previews:
+  target: kube
+  kube: {namespace: previews, gatewayURL: "https://previews.example.com"}
+`), dir, "ferry-serve.yaml")
+	for _, want := range []string{
+		`environments[0].kube.gatewayURL: environment prod: "https://*.example.com": a wildcard host is for previews`,
+		`previews.kube.namespace: previews each get a namespace of their own`,
+		`previews.kube.gatewayURL: "https://previews.example.com": previews need a host each; give a wildcard host`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q:\n%v", want, err)
+		}
 	}
 
 	_, err = ParseConfig([]byte(`
