@@ -310,7 +310,7 @@ func (e *embeddedFunctions) env(name string) (functionLogs, error) {
 	}
 	l, ok := t.(functionLogs)
 	if !ok {
-		return nil, &apiError{http.StatusNotImplemented, fmt.Sprintf("environment %s runs on a cluster, whose functions' logs and invoke route ferry does not serve; read the logs with kubectl logs -l ferry.dev/function=FUNCTION in its namespace, and call its functions at their URLs", name)}
+		return nil, &apiError{http.StatusNotImplemented, fmt.Sprintf("environment %s runs on a cluster, whose functions' logs and invoke route ferry does not serve; read the logs with kubectl logs -l ferry.dev/function=FUNCTION in its namespace, and call its functions at their URLs (ferry status shows them when the environment has a gatewayURL; else kubectl port-forward service/FUNCTION 8080:80 in its namespace)", name)}
 	}
 	return l, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,8 +41,11 @@ YAML stream (CRDs, namespace, RBAC, Deployment), for kubectl apply
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if dryRun && output != "yaml" {
+			if dryRun && output == "" {
 				return errors.New("--dry-run prints the objects: add -o yaml")
+			}
+			if output != "" && output != "yaml" {
+				return fmt.Errorf("-o %s: ferry install prints yaml only (-o yaml), which kubectl apply --server-side -f - reads", output)
 			}
 			if !dryRun && output != "" {
 				return errors.New("-o yaml prints instead of installing: add --dry-run")
@@ -71,6 +75,12 @@ YAML stream (CRDs, namespace, RBAC, Deployment), for kubectl apply
 			}
 			rules := clientcmd.NewDefaultClientConfigLoadingRules()
 			rules.ExplicitPath = kubeconfig
+			if kubeconfig != "" {
+				// Said apart from a bad context: client-go words a missing file as a stat error.
+				if _, err := os.Stat(kubeconfig); err != nil {
+					return fmt.Errorf("--kubeconfig %s: %w; pass the kubeconfig file of the cluster (or leave --kubeconfig out to use $KUBECONFIG, else ~/.kube/config)", kubeconfig, err)
+				}
+			}
 			cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
 			if err != nil {
 				return fmt.Errorf("kubeconfig context %q: %w; list the contexts with `kubectl config get-contexts`", kubeContext, err)

@@ -37,7 +37,7 @@ The configuration (YAML):
   environments:
   - {name: dev}
   - {name: staging}
-  - {name: prod}
+  - {name: prod, target: kube, kube: {kubeconfig: prod.kubeconfig, context: prod}}  # a cluster (ferry install)
   tokens:
   - {name: alice, token: $ALICE_TOKEN, roles: [deployer, approver]}
   sandbox: {mode: bwrap, network: none}  # how code from Git runs (bubblewrap)

@@ -99,7 +99,8 @@ func (t *Target) refuse(ctx context.Context, set *manifests.Set) error {
 	}
 	errs = append(errs, t.checkImages(ctx, check)...)
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("environment %s (Kubernetes, namespace %s) cannot run this release, nothing was changed:\n%w", t.cfg.Environment, t.namespace, err)
+		// why: the first reason on the first line, which is all a log line or event keeps.
+		return fmt.Errorf("environment %s (Kubernetes, namespace %s) cannot run this release, nothing was changed: %w", t.cfg.Environment, t.namespace, err)
 	}
 	return nil
 }

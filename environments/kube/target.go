@@ -145,7 +145,12 @@ func New(cfg Config) (*Target, error) {
 		var err error
 		rc, err = cc.ClientConfig()
 		if err != nil {
-			return nil, fmt.Errorf("environment %s: reading the kubeconfig (context %q): %w; set kubeconfig and context for it in the server configuration", cfg.Environment, cfg.Context, err)
+			// why: no environment in the message; who asked for the target says it first.
+			file := cfg.Kubeconfig
+			if file == "" {
+				file = "($KUBECONFIG, else ~/.kube/config)"
+			}
+			return nil, fmt.Errorf("reading the kubeconfig %s (context %q): %w; set kubeconfig and context for it in the server configuration (`kubectl config get-contexts --kubeconfig FILE` lists the contexts)", file, cfg.Context, err)
 		}
 	}
 	rc = rest.CopyConfig(rc)
