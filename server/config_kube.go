@@ -39,6 +39,14 @@ type KubeConfig struct {
 	// environment's HTTPRoutes: the functions' URLs. Without it ferry
 	// reaches the functions through the API server.
 	GatewayURL string `yaml:"gatewayURL"`
+	// Gateway is NAMESPACE/NAME of the Gateway API Gateway the
+	// controller's HTTPRoutes attach to; IngressClass, when set, makes it
+	// write Ingresses of that class instead.
+	Gateway      string `yaml:"gateway"`
+	IngressClass string `yaml:"ingressClass"`
+	// Image is ferry's own image by digest, for the CronJobs and
+	// dispatchers the controller makes ("" is the controller's --image).
+	Image string `yaml:"image"`
 }
 
 // namespaceRE is a Kubernetes namespace's name: a DNS label.
@@ -91,6 +99,18 @@ func (c *Config) checkTarget(key, env string, target *string, kc **KubeConfig) [
 	}
 	if k.Namespace != "" && env != "" && !namespaceRE.MatchString(k.Namespace) {
 		bad(".kube.namespace", "%q is not a namespace's name; use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit", k.Namespace)
+	}
+	if k.Gateway != "" {
+		ns, name, ok := strings.Cut(k.Gateway, "/")
+		if !ok || !namespaceRE.MatchString(ns) || !namespaceRE.MatchString(name) {
+			bad(".kube.gateway", "%q: give the Gateway as NAMESPACE/NAME", k.Gateway)
+		}
+	}
+	if k.Gateway != "" && k.IngressClass != "" {
+		bad(".kube.ingressClass", "give gateway (HTTPRoutes) or ingressClass (Ingresses), not both")
+	}
+	if k.Image != "" && !strings.Contains(k.Image, "@sha256:") {
+		bad(".kube.image", "%q: give ferry's image pinned by digest (REPO@sha256:...), as ferry image push prints it", k.Image)
 	}
 	if k.GatewayURL != "" {
 		u, err := url.Parse(strings.Replace(k.GatewayURL, "*", "x", 1))

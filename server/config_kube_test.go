@@ -21,7 +21,7 @@ environments:
   target: kube
 - name: prod
   target: kube
-  kube: {kubeconfig: prod.kubeconfig, context: prod-eu, namespace: shop-prod, gatewayURL: "https://fn.example.com"}
+  kube: {kubeconfig: prod.kubeconfig, context: prod-eu, namespace: shop-prod, gatewayURL: "https://fn.example.com", gateway: infra/public}
 previews:
   target: kube
   kube: {context: previews, gatewayURL: "https://*.previews.example.com"}
@@ -36,7 +36,7 @@ previews:
 	if staging.Target != TargetKube || staging.Kube == nil || staging.Kube.Namespace != "ferry-staging" || staging.Kube.Kubeconfig != "" {
 		t.Errorf("staging: %+v, want kube in namespace ferry-staging, the default kubeconfig", staging.Kube)
 	}
-	want := KubeConfig{Kubeconfig: filepath.Join(dir, "prod.kubeconfig"), Context: "prod-eu", Namespace: "shop-prod", GatewayURL: "https://fn.example.com"}
+	want := KubeConfig{Kubeconfig: filepath.Join(dir, "prod.kubeconfig"), Context: "prod-eu", Namespace: "shop-prod", GatewayURL: "https://fn.example.com", Gateway: "infra/public"}
 	if prod.Target != TargetKube || prod.Kube == nil || *prod.Kube != want {
 		t.Errorf("prod: %+v, want %+v", prod.Kube, want)
 	}
@@ -77,7 +77,7 @@ environments:
 - {name: qa, kube: {namespace: qa}}
 - name: staging
   target: kube
-  kube: {kubeconfig: missing.kubeconfig, namespace: Staging_NS, gatewayURL: "fn.example.com"}
+  kube: {kubeconfig: missing.kubeconfig, namespace: Staging_NS, gatewayURL: "fn.example.com", gateway: "infra", ingressClass: nginx, image: "ferry:latest"}
 previews:
   target: k8s
 `), dir, "ferry-serve.yaml")
@@ -90,6 +90,9 @@ previews:
 		`environments[2].kube.kubeconfig: environment staging: stat ` + filepath.Join(dir, "missing.kubeconfig") + `: no such file or directory; give the path`,
 		`environments[2].kube.namespace: environment staging: "Staging_NS" is not a namespace's name`,
 		`environments[2].kube.gatewayURL: environment staging: "fn.example.com": give the http:// or https:// URL`,
+		`environments[2].kube.gateway: environment staging: "infra": give the Gateway as NAMESPACE/NAME`,
+		`environments[2].kube.ingressClass: environment staging: give gateway (HTTPRoutes) or ingressClass (Ingresses), not both`,
+		`environments[2].kube.image: environment staging: "ferry:latest": give ferry's image pinned by digest`,
 		`previews.target: unknown target "k8s" (use embedded or kube)`,
 	} {
 		if !strings.Contains(err.Error(), want) {
