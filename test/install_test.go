@@ -74,6 +74,8 @@ func versions(t *testing.T, c *kubetest.Cluster, manifests string) []string {
 // prints, a real API server accepts through kubectl, every object is
 // there after, and applying it again changes nothing.
 func TestInstallDryRunApplies(t *testing.T) {
+	// why: its own API server (or node) and ports; it overlaps the others.
+	t.Parallel()
 	c := kubetest.Start(t)
 	r := ferry(t, "install", "--dry-run", "-o", "yaml", "--image", pinned)
 	if r.code != 0 {
@@ -106,6 +108,8 @@ func TestInstallDryRunApplies(t *testing.T) {
 // context, then asks the API server what the controller's ServiceAccount
 // may do: what it needs, and nothing else.
 func TestInstallLeastPrivilege(t *testing.T) {
+	// why: its own API server (or node) and ports; it overlaps the others.
+	t.Parallel()
 	c := kubetest.Start(t)
 	args := []string{"install", "--kubeconfig", c.Kubeconfig, "--context", "envtest", "--image", pinned}
 	r := ferry(t, args...)
@@ -209,6 +213,8 @@ func TestInstallRefuses(t *testing.T) {
 // TestKubectlPrinterColumns: kubectl shows a Function's and an
 // HTTPTrigger's printer columns, by name and by short name.
 func TestKubectlPrinterColumns(t *testing.T) {
+	// why: its own API server (or node) and ports; it overlaps the others.
+	t.Parallel()
 	c := kubetest.Start(t)
 	const digest = "sha256:4f2a9c8e1b7d0a3c5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d"
 	image := "registry.example.com/team/hello@" + digest
@@ -304,6 +310,8 @@ func staticFerry(t *testing.T) string {
 // digest twice, and the image pulled back by it holds /ferry, which
 // runs; the tests' own ferry, built with -race, is refused.
 func TestImagePush(t *testing.T) {
+	// why: its own API server (or node) and ports; it overlaps the others.
+	t.Parallel()
 	reg := testreg.Embedded(t, "").Addr
 	repo := reg + "/ferry"
 	dyn := ferry(t, "image", "push", repo)

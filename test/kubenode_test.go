@@ -54,6 +54,8 @@ const stagingNS = "ferry-staging"
 // With FERRY_BENCH_KUBE_NODE set it prints the figure test/bench/kube-node.sh
 // reports.
 func TestKubeNodeCommitToPod(t *testing.T) {
+	// why: its own API server (or node) and ports; it overlaps the others.
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("the kube node needs root (a kubelet)")
 	}
