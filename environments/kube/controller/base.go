@@ -19,6 +19,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -386,6 +387,28 @@ func markStalled(obj conditioned, reason, msg string) {
 	setCondition(obj, v1alpha1.ConditionStalled, metav1.ConditionTrue, reason, msg)
 	setCondition(obj, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
 	removeCondition(obj, v1alpha1.ConditionReconciling)
+}
+
+// reconcileWith is the frame of each reconciler of one kind: read obj
+// (gone: nothing to do); leave one being deleted to the garbage
+// collector, which takes its children; run reconcile; mark a failure
+// Ready=False with its message; write the status only if it changed.
+func reconcileWith[T conditioned](ctx context.Context, b *base, req ctrl.Request, obj T, reconcile func(context.Context, T) error) (ctrl.Result, error) {
+	if err := b.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !obj.GetDeletionTimestamp().IsZero() {
+		return ctrl.Result{}, nil
+	}
+	old := obj.DeepCopyObject().(conditioned)
+	err := reconcile(ctx, obj)
+	if err != nil {
+		markFailed(obj, v1alpha1.ReasonFailed, err.Error())
+	}
+	if serr := b.writeStatus(ctx, obj, old); serr != nil && err == nil {
+		err = serr
+	}
+	return ctrl.Result{}, err
 }
 
 // writeStatus writes obj's status when the reconcile changed it from

@@ -44,22 +44,7 @@ func (r *cronReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *cronReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	t := &v1alpha1.CronTrigger{}
-	if err := r.Get(ctx, req.NamespacedName, t); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !t.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
-	}
-	old := t.DeepCopy()
-	err := r.reconcile(ctx, t)
-	if err != nil {
-		markFailed(t, v1alpha1.ReasonFailed, err.Error())
-	}
-	if serr := r.writeStatus(ctx, t, old); serr != nil && err == nil {
-		err = serr
-	}
-	return ctrl.Result{}, err
+	return reconcileWith(ctx, &r.base, req, &v1alpha1.CronTrigger{}, r.reconcile)
 }
 
 func (r *cronReconciler) reconcile(ctx context.Context, t *v1alpha1.CronTrigger) error {

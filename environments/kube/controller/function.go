@@ -74,22 +74,7 @@ const (
 )
 
 func (r *functionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	fn := &v1alpha1.Function{}
-	if err := r.Get(ctx, req.NamespacedName, fn); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !fn.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil // the garbage collector takes the children
-	}
-	old := fn.DeepCopy()
-	err := r.reconcile(ctx, fn)
-	if err != nil {
-		markFailed(fn, v1alpha1.ReasonFailed, err.Error())
-	}
-	if serr := r.writeStatus(ctx, fn, old); serr != nil && err == nil {
-		err = serr
-	}
-	return ctrl.Result{}, err
+	return reconcileWith(ctx, &r.base, req, &v1alpha1.Function{}, r.reconcile)
 }
 
 func (r *functionReconciler) reconcile(ctx context.Context, fn *v1alpha1.Function) error {

@@ -41,22 +41,7 @@ func (r *httpReconciler) setup(mgr ctrl.Manager) error {
 }
 
 func (r *httpReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	t := &v1alpha1.HTTPTrigger{}
-	if err := r.Get(ctx, req.NamespacedName, t); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !t.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
-	}
-	old := t.DeepCopy()
-	err := r.reconcile(ctx, t)
-	if err != nil {
-		markFailed(t, v1alpha1.ReasonFailed, err.Error())
-	}
-	if serr := r.writeStatus(ctx, t, old); serr != nil && err == nil {
-		err = serr
-	}
-	return ctrl.Result{}, err
+	return reconcileWith(ctx, &r.base, req, &v1alpha1.HTTPTrigger{}, r.reconcile)
 }
 
 func (r *httpReconciler) reconcile(ctx context.Context, t *v1alpha1.HTTPTrigger) error {
