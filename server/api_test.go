@@ -28,11 +28,19 @@ const (
 	deployerSecret = "deployer-secret-0123456789"
 )
 
+// fixtureTokens are the API fixture's (and the dashboard fixture's) tokens.
+var fixtureTokens = []Token{
+	{Name: "root", Secret: adminSecret, Roles: []Role{RoleAdmin}},
+	{Name: "vera", Secret: viewerSecret, Roles: []Role{RoleViewer}},
+	{Name: "dan", Secret: deployerSecret, Roles: []Role{RoleDeployer}},
+}
+
 // apiFixture is the API over a real store and a real watcher.
 type apiFixture struct {
 	store store.Store
 	url   string
 	w     watcher.Watcher
+	api   http.Handler
 }
 
 func newAPIFixture(t *testing.T) *apiFixture {
@@ -64,11 +72,7 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	h, err := NewAPI(APIConfig{
 		LocalRoots: []string{root},
 		Store:      st,
-		Tokens: []Token{
-			{Name: "root", Secret: adminSecret, Roles: []Role{RoleAdmin}},
-			{Name: "vera", Secret: viewerSecret, Roles: []Role{RoleViewer}},
-			{Name: "dan", Secret: deployerSecret, Roles: []Role{RoleDeployer}},
-		},
+		Tokens:     fixtureTokens,
 		Sources: &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}},
 		Environments: func(ctx context.Context, env string) (*environments.Status, error) {
 			if env == "broken" {
@@ -83,7 +87,7 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &apiFixture{store: st, url: srv.URL, w: w}
+	return &apiFixture{store: st, url: srv.URL, w: w, api: h}
 }
 
 func (f *apiFixture) client(t *testing.T, secret string) *Client {

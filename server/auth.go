@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
@@ -85,20 +86,15 @@ func newTokens(list []Token) (*tokens, error) {
 // compared, in constant time, so the time taken says nothing of which
 // one nearly matched.
 func (t *tokens) identify(r *http.Request) (Identity, bool) {
+	if id, ok := r.Context().Value(identityKey{}).(Identity); ok {
+		return id, true
+	}
 	auth := r.Header.Get("Authorization")
 	secret, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok || secret == "" {
 		return Identity{}, false
 	}
-	sum := sha256.Sum256([]byte(secret))
-	var found Identity
-	match := 0
-	for _, h := range t.list {
-		if subtle.ConstantTimeCompare(sum[:], h.sum[:]) == 1 {
-			found, match = h.id, 1
-		}
-	}
-	return found, match == 1
+	return t.bySum(sha256.Sum256([]byte(secret)))
 }
 
 // authorize identifies r's token and checks that it holds role; when it
@@ -115,6 +111,29 @@ func (t *tokens) authorize(w http.ResponseWriter, r *http.Request, role Role) (I
 		return Identity{}, false
 	}
 	return id, true
+}
+
+// identityKey marks a request the dashboard makes in-process for a
+// signed-in identity (ui_client.go). why: a context value cannot come
+// from the network, so only ferry's own code can speak for someone.
+type identityKey struct{}
+
+// withIdentity returns ctx acting as id in the API.
+func withIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// bySum finds the identity of a token by its secret's hash, as a session
+// keeps it; ok is false once the token is gone from the configuration.
+func (t *tokens) bySum(sum [sha256.Size]byte) (Identity, bool) {
+	var found Identity
+	match := 0
+	for _, h := range t.list {
+		if subtle.ConstantTimeCompare(sum[:], h.sum[:]) == 1 {
+			found, match = h.id, 1
+		}
+	}
+	return found, match == 1
 }
 
 // withRole serves h to tokens holding role only.

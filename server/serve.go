@@ -495,8 +495,13 @@ func (s *serving) makeAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	dashboard, err := NewUI(UIConfig{API: apiHandler, Tokens: cfg.tokens(), Stopping: s.stopping, Log: s.logf})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
+	mux.Handle("/", dashboard)
 	mux.Handle("/hooks/", s.metrics.countWebhooks(s.webhooks(approvals)))
 	toks, err := newTokens(cfg.tokens())
 	if err != nil {

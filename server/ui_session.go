@@ -1,0 +1,226 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Sessions: signing in exchanges an API token for a random session id in
+// an HttpOnly, SameSite=Strict cookie (Secure over TLS). The browser never
+// keeps the token. A session holds the hash of the token it came from and
+// looks the identity up again on every request, so a token removed from
+// the configuration, or given other roles, changes its sessions at once.
+//
+// Decision: sessions live in memory. A restart of ferry serve signs
+// everyone out; a session is never written to disk, where a copy of the
+// data folder would carry it away.
+
+const sessionCookie = "ferry_session"
+
+// maxSessions bounds memory: past it, the oldest session ends.
+const maxSessions = 10000
+
+type sessions struct {
+	mu        sync.Mutex
+	m         map[[sha256.Size]byte]*uiSession
+	ttl, idle time.Duration
+	now       func() time.Time
+}
+
+// uiSession is one signed-in browser.
+type uiSession struct {
+	key             [sha256.Size]byte // the cookie's hash: the cookie itself is kept nowhere
+	token           [sha256.Size]byte
+	csrf            string
+	created, seen   time.Time
+	flash, flashBad string
+
+	id Identity // as of this request
+}
+
+func newSessions(ttl, idle time.Duration) *sessions {
+	if ttl == 0 {
+		ttl = 12 * time.Hour
+	}
+	if idle == 0 {
+		idle = 2 * time.Hour
+	}
+	return &sessions{m: map[[sha256.Size]byte]*uiSession{}, ttl: ttl, idle: idle, now: time.Now}
+}
+
+func randomString() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// start makes a session for the token hashed as token and returns the
+// cookie's value.
+func (ss *sessions) start(token [sha256.Size]byte) string {
+	value := randomString()
+	now := ss.now()
+	s := &uiSession{key: sha256.Sum256([]byte(value)), token: token, csrf: randomString(), created: now, seen: now}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if len(ss.m) >= maxSessions {
+		var oldest *uiSession
+		for _, o := range ss.m {
+			if oldest == nil || o.seen.Before(oldest.seen) {
+				oldest = o
+			}
+		}
+		delete(ss.m, oldest.key)
+	}
+	ss.m[s.key] = s
+	return value
+}
+
+// fromRequest returns r's session, with the identity its token has now,
+// or false (no cookie, unknown, expired, or its token gone).
+func (ss *sessions) fromRequest(r *http.Request, toks *tokens) (*uiSession, bool) {
+	if s, ok := r.Context().Value(sessionKey{}).(*uiSession); ok {
+		return s, true
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, false
+	}
+	return ss.get(sha256.Sum256([]byte(c.Value)), toks)
+}
+
+func (ss *sessions) get(key [sha256.Size]byte, toks *tokens) (*uiSession, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.m[key]
+	if !ok {
+		return nil, false
+	}
+	now := ss.now()
+	if now.Sub(s.created) > ss.ttl || now.Sub(s.seen) > ss.idle {
+		delete(ss.m, key)
+		return nil, false
+	}
+	id, ok := toks.bySum(s.token)
+	if !ok {
+		delete(ss.m, key)
+		return nil, false
+	}
+	s.seen = now
+	cp := *s
+	cp.id = id
+	return &cp, true
+}
+
+// end signs a session out.
+func (ss *sessions) end(s *uiSession) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.m, s.key)
+}
+
+// setFlash keeps a message for the session's next page.
+func (ss *sessions) setFlash(s *uiSession, ok, bad string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if live, found := ss.m[s.key]; found {
+		live.flash, live.flashBad = ok, bad
+	}
+}
+
+// popFlash takes the session's message, once.
+func (ss *sessions) popFlash(s *uiSession) (ok, bad string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if live, found := ss.m[s.key]; found {
+		ok, bad = live.flash, live.flashBad
+		live.flash, live.flashBad = "", ""
+	}
+	return ok, bad
+}
+
+// sessionKey carries a session in a request the dashboard makes itself
+// (a live update renders the page again as its session).
+type sessionKey struct{}
+
+// checkCSRF compares a form's token with the session's, in constant time.
+func (s *uiSession) checkCSRF(got string) bool {
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) == 1
+}
+
+// sameOrigin refuses a request another site's page made: browsers say so
+// in Sec-Fetch-Site and Origin. why: on top of the CSRF token, and the
+// only guard of the sign-in form, which has no session yet.
+func sameOrigin(r *http.Request) bool {
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" && sfs != "none" {
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return false
+		}
+	}
+	return true
+}
+
+// secure says whether the browser reached ferry over TLS (directly, or
+// through a proxy that says so); only then may a cookie be Secure.
+func secure(r *http.Request) bool {
+	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
+}
+
+func (u *uiServer) setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+}
+
+type signinData struct{ Next string }
+
+func (u *uiServer) signinPage(w http.ResponseWriter, r *http.Request) {
+	next := r.URL.Query().Get("next")
+	if !localPath(next) {
+		next = "/"
+	}
+	if s, ok := u.sessions.fromRequest(r, u.tokens); ok {
+		_ = s
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	u.render(w, r, nil, http.StatusOK, "signin", uiPage{Data: signinData{Next: next}})
+}
+
+func (u *uiServer) signin(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	next := r.PostFormValue("next")
+	if !localPath(next) {
+		next = "/"
+	}
+	if !sameOrigin(r) {
+		u.render(w, r, nil, http.StatusForbidden, "signin", uiPage{Data: signinData{Next: next},
+			Error: "This sign-in came from another site's page. Open ferry's own sign-in page and sign in there."})
+		return
+	}
+	sum := sha256.Sum256([]byte(r.PostFormValue("token")))
+	id, ok := u.tokens.bySum(sum)
+	if !ok {
+		u.render(w, r, nil, http.StatusUnauthorized, "signin", uiPage{Data: signinData{Next: next},
+			Error: "That is not one of ferry serve's API tokens. Use a token from its configuration (tokens:)."})
+		return
+	}
+	u.setCookie(w, r, u.sessions.start(sum), int(u.sessions.ttl/time.Second))
+	u.cfg.Log("dashboard: %s signed in", id.Name)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (u *uiServer) signout(w http.ResponseWriter, r *http.Request, s *uiSession) error {
+	u.sessions.end(s)
+	u.setCookie(w, r, "", -1)
+	http.Redirect(w, r, "/signin", http.StatusSeeOther)
+	return nil
+}

@@ -1,0 +1,262 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// uiFixture is the dashboard over the API fixture (a real store and
+// watcher), served by an httptest server.
+type uiFixture struct {
+	*apiFixture
+	ui string // the dashboard's URL
+}
+
+func newUIFixture(t *testing.T) *uiFixture {
+	t.Helper()
+	f := newAPIFixture(t)
+	stopping := make(chan struct{})
+	t.Cleanup(func() { close(stopping) })
+	h, err := NewUI(UIConfig{API: f.api, Tokens: fixtureTokens, Poll: 20 * time.Millisecond, Stopping: stopping})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &uiFixture{apiFixture: f, ui: srv.URL}
+}
+
+// browser is an HTTP client with a cookie jar that does not follow
+// redirects, so a test sees each page.
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func (f *uiFixture) browser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: f.ui, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+// signIn signs in with secret and returns the browser.
+func (f *uiFixture) signIn(t *testing.T, secret string) *browser {
+	t.Helper()
+	b := f.browser(t)
+	resp := b.post("/signin", url.Values{"token": {secret}, "next": {"/"}})
+	if resp.code != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d %s", resp.code, resp.body)
+	}
+	return b
+}
+
+type uiAnswer struct {
+	code   int
+	body   string
+	header http.Header
+}
+
+func (b *browser) do(req *http.Request) uiAnswer {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return uiAnswer{resp.StatusCode, string(body), resp.Header}
+}
+
+func (b *browser) get(path string) uiAnswer {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.base+path, nil)
+	return b.do(req)
+}
+
+// post sends a form as the browser's own page would (same origin).
+func (b *browser) post(path string, form url.Values) uiAnswer {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", b.base)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	return b.do(req)
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf" content="([^"]+)"`)
+
+// csrf reads the CSRF token a page carries.
+func (b *browser) csrf(path string) string {
+	b.t.Helper()
+	a := b.get(path)
+	m := csrfRe.FindStringSubmatch(a.body)
+	if m == nil || m[1] == "" {
+		b.t.Fatalf("%s carries no CSRF token:\n%s", path, a.body)
+	}
+	return m[1]
+}
+
+func TestUISignIn(t *testing.T) {
+	f := newUIFixture(t)
+	b := f.browser(t)
+
+	// Not signed in: a page sends the browser to sign in, and back after.
+	a := b.get("/?x=1")
+	if a.code != http.StatusSeeOther || a.header.Get("Location") != "/signin?next="+url.QueryEscape("/?x=1") {
+		t.Fatalf("unsigned page: %d %q", a.code, a.header.Get("Location"))
+	}
+	if a := b.get("/signin"); a.code != 200 || !strings.Contains(a.body, `<label for="token">API token</label>`) {
+		t.Fatalf("sign-in page: %d\n%s", a.code, a.body)
+	}
+
+	// A wrong token is refused with what to do.
+	a = b.post("/signin", url.Values{"token": {"not-a-token-at-all-000"}})
+	if a.code != http.StatusUnauthorized || !strings.Contains(a.body, "not one of ferry serve&#39;s API tokens") {
+		t.Fatalf("wrong token: %d\n%s", a.code, a.body)
+	}
+	// A sign-in posted from another site's page is refused.
+	req, _ := http.NewRequest(http.MethodPost, f.ui+"/signin", strings.NewReader(url.Values{"token": {viewerSecret}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	if a := b.do(req); a.code != http.StatusForbidden {
+		t.Fatalf("cross-site sign-in: %d", a.code)
+	}
+
+	// The right token: a session cookie, HttpOnly and SameSite=Strict, not
+	// Secure over plain HTTP, and never the token itself.
+	a = b.post("/signin", url.Values{"token": {viewerSecret}, "next": {"//evil.example/"}})
+	if a.code != http.StatusSeeOther || a.header.Get("Location") != "/" {
+		t.Fatalf("sign-in: %d %q (an off-site next must become /)", a.code, a.header.Get("Location"))
+	}
+	set := a.header.Get("Set-Cookie")
+	for _, want := range []string{sessionCookie + "=", "HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(set, want) {
+			t.Errorf("cookie %q lacks %s", set, want)
+		}
+	}
+	if strings.Contains(set, "Secure") || strings.Contains(set, viewerSecret) {
+		t.Errorf("cookie %q: Secure over HTTP, or the token in it", set)
+	}
+	a = b.get("/")
+	if a.code != 200 || !strings.Contains(a.body, "vera") || !strings.Contains(a.body, "<h1>Overview</h1>") {
+		t.Fatalf("overview: %d\n%s", a.code, a.body)
+	}
+	for h, want := range map[string]string{"Content-Security-Policy": "script-src 'self'", "X-Frame-Options": "DENY", "Cache-Control": "no-store"} {
+		if !strings.Contains(a.header.Get(h), want) {
+			t.Errorf("%s: %q, want %q", h, a.header.Get(h), want)
+		}
+	}
+
+	// Behind a TLS proxy the cookie is Secure.
+	req, _ = http.NewRequest(http.MethodPost, f.ui+"/signin", strings.NewReader(url.Values{"token": {viewerSecret}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	if a := f.browser(t).do(req); !strings.Contains(a.header.Get("Set-Cookie"), "Secure") {
+		t.Errorf("over TLS the cookie is not Secure: %q", a.header.Get("Set-Cookie"))
+	}
+
+	// Sign-out takes the CSRF token, ends the session, and the old cookie
+	// opens nothing.
+	if a := b.post("/signout", url.Values{}); a.code != http.StatusForbidden {
+		t.Fatalf("sign-out without CSRF: %d", a.code)
+	}
+	a = b.post("/signout", url.Values{"csrf": {b.csrf("/")}})
+	if a.code != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", a.code)
+	}
+	if a := b.get("/"); a.code != http.StatusSeeOther {
+		t.Fatalf("after sign-out: %d", a.code)
+	}
+}
+
+func TestUIForgedPostRefused(t *testing.T) {
+	f := newUIFixture(t)
+	b := f.signIn(t, adminSecret)
+	token := b.csrf("/")
+	// No token, a wrong token, and the right token from another site.
+	for name, form := range map[string]url.Values{
+		"none":  {},
+		"wrong": {"csrf": {token + "x"}},
+	} {
+		if a := b.post("/signout", form); a.code != http.StatusForbidden || !strings.Contains(a.body, "CSRF") {
+			t.Errorf("%s: %d\n%s", name, a.code, a.body)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.ui+"/signout", strings.NewReader(url.Values{"csrf": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if a := b.do(req); a.code != http.StatusForbidden {
+		t.Errorf("cross-site with the token: %d", a.code)
+	}
+	if a := b.get("/"); a.code != 200 {
+		t.Fatalf("the session should have survived the forgeries: %d", a.code)
+	}
+}
+
+func TestUILiveUpdates(t *testing.T) {
+	f := newUIFixture(t)
+	b := f.signIn(t, adminSecret)
+	page := b.get("/")
+	m := regexp.MustCompile(`data-live-hash="([0-9a-f]+)"`).FindStringSubmatch(page.body)
+	if m == nil {
+		t.Fatalf("the overview is not live:\n%s", page.body)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.ui+"/live?path=/&h="+m[1], nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("live: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// A source added through the API shows up on the open page.
+	if _, err := f.client(t, adminSecret).AddSource(ctx, SourceRequest{Name: "shop", URL: gitRepo(t)}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			all.Write(buf[:n])
+			if strings.Contains(all.String(), "event: live") && strings.Contains(all.String(), `data-source="shop"`) {
+				got <- all.String()
+				return
+			}
+			if err != nil {
+				got <- all.String()
+				return
+			}
+		}
+	}()
+	if s := <-got; !strings.Contains(s, `data-source="shop"`) {
+		t.Fatalf("no live update with the new source:\n%s", s)
+	}
+}
+
+func TestUILiveRefusesOtherPaths(t *testing.T) {
+	f := newUIFixture(t)
+	b := f.signIn(t, viewerSecret)
+	for _, p := range []string{"//evil.example/", "/live?path=/", "http://evil.example/"} {
+		if a := b.get("/live?path=" + url.QueryEscape(p)); a.code != http.StatusBadRequest {
+			t.Errorf("live %s: %d", p, a.code)
+		}
+	}
+	if a := f.browser(t).get("/live?path=/"); a.code != http.StatusUnauthorized {
+		t.Errorf("live without a session: %d", a.code)
+	}
+}
