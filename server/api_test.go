@@ -73,7 +73,7 @@ func newAPIFixture(t *testing.T) *apiFixture {
 		LocalRoots: []string{root},
 		Store:      st,
 		Tokens:     fixtureTokens,
-		Sources: &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}},
+		Sources:    &sourceManager{store: st, watcher: w, secrets: &secrets{box: box}},
 		Environments: func(ctx context.Context, env string) (*environments.Status, error) {
 			if env == "broken" {
 				return nil, errors.New("target unreachable")

@@ -23,15 +23,22 @@ type uiFixture struct {
 func newUIFixture(t *testing.T) *uiFixture {
 	t.Helper()
 	f := newAPIFixture(t)
+	return &uiFixture{apiFixture: f, ui: serveUI(t, f.api, fixtureTokens)}
+}
+
+// serveUI serves the dashboard over api (an API handler a test made, a
+// promoter's included) and returns its URL.
+func serveUI(t *testing.T, api http.Handler, toks []Token) string {
+	t.Helper()
 	stopping := make(chan struct{})
 	t.Cleanup(func() { close(stopping) })
-	h, err := NewUI(UIConfig{API: f.api, Tokens: fixtureTokens, Poll: 20 * time.Millisecond, Stopping: stopping})
+	h, err := NewUI(UIConfig{API: api, Tokens: toks, Poll: 20 * time.Millisecond, Stopping: stopping})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &uiFixture{apiFixture: f, ui: srv.URL}
+	return srv.URL
 }
 
 // browser is an HTTP client with a cookie jar that does not follow
@@ -42,9 +49,12 @@ type browser struct {
 	c    *http.Client
 }
 
-func (f *uiFixture) browser(t *testing.T) *browser {
+func (f *uiFixture) browser(t *testing.T) *browser { return newBrowser(t, f.ui) }
+
+// newBrowser is a cookie-keeping client of the dashboard at base.
+func newBrowser(t *testing.T, base string) *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, base: f.ui, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return &browser{t: t, base: base, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}}
 }
@@ -52,7 +62,13 @@ func (f *uiFixture) browser(t *testing.T) *browser {
 // signIn signs in with secret and returns the browser.
 func (f *uiFixture) signIn(t *testing.T, secret string) *browser {
 	t.Helper()
-	b := f.browser(t)
+	return signInAt(t, f.ui, secret)
+}
+
+// signInAt signs in to the dashboard at base.
+func signInAt(t *testing.T, base, secret string) *browser {
+	t.Helper()
+	b := newBrowser(t, base)
 	resp := b.post("/signin", url.Values{"token": {secret}, "next": {"/"}})
 	if resp.code != http.StatusSeeOther {
 		t.Fatalf("sign-in: %d %s", resp.code, resp.body)
