@@ -4,8 +4,10 @@
 # tests, and the interpreters of scratch images), bubblewrap and setpriv
 # (the sandbox repository code runs in), runc and the CNI plugins (the
 # single-node cluster of hack/node.sh: containerd runs pods with runc and
-# wires their network with the bridge plugin); with "bench", also nginx, the
-# gateway benchmark's peer. The sandbox looks interpreters up on a fixed
+# wires their network with the bridge plugin), chromium and a font (the
+# dashboard's tests drive a headless browser; without a font its
+# screenshots have no text); with "bench", also nginx, the gateway
+# benchmark's peer. The sandbox looks interpreters up on a fixed
 # system PATH, so python3 and node must be there, not only on this shell's
 # PATH (a pyenv or nvm shim is not enough).
 # Installs what is missing with apt-get on a Debian machine; does nothing
@@ -25,6 +27,11 @@ onsystem bwrap || missing="$missing bubblewrap"
 onsystem setpriv || missing="$missing util-linux"
 onsystem runc || missing="$missing runc"
 [ -x /usr/lib/cni/bridge ] || missing="$missing containernetworking-plugins"
+# why: FERRY_CHROMIUM names another browser, which the tests then use.
+if [ -z "${FERRY_CHROMIUM:-}" ]; then
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$missing chromium"
+fi
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
 if [ "${1:-}" = bench ]; then
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
 fi
