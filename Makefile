@@ -15,7 +15,7 @@ FUZZTIME ?= 20s
 export GIT_CONFIG_GLOBAL := /dev/null
 export GIT_CONFIG_NOSYSTEM := 1
 
-.PHONY: all build run test deps kube lint verify generate unit fuzz bench clean
+.PHONY: all build run test deps kube lint verify generate unit fuzz bench screenshots clean
 
 all: build
 
@@ -70,6 +70,12 @@ unit:
 
 fuzz:
 	GO=$(GO) hack/fuzz.sh $(FUZZTIME)
+
+# screenshots runs the dashboard's browser test (a real ferry serve and a
+# headless Chromium) and keeps its picture of the environments page, the
+# one the README shows, in docs/img/environments.png.
+screenshots: deps
+	FERRY_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run 'TestDashboard$$' ./test/
 
 # bench runs the Go benchmarks, then times ferry's builds against ko's
 # (test/bench/README.md); it is not part of `make test`.

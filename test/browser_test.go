@@ -86,7 +86,10 @@ func startBrowser(t *testing.T, within time.Duration) *browser {
 		cancelAlloc()
 		cancelBound()
 		if t.Failed() && out.String() != "" {
-			t.Logf("chromium said:\n%s", out)
+			// why: Chromium is chatty (D-Bus, GPU); its last lines are
+			// the ones that can explain a failure.
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			t.Logf("chromium's last lines:\n%s", strings.Join(lines[max(0, len(lines)-20):], "\n"))
 		}
 	})
 	// The first action starts the browser.

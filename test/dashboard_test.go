@@ -30,9 +30,9 @@ spec:
     approval: {required: 1}
 `
 
-// dashboardTestStep prints a numbered line every 0.3 s for 4.5 s, so a
+// dashboardTestStep prints a numbered line every 0.3 s for 7.5 s, so a
 // browser can watch the run's log grow.
-const dashboardTestStep = `command: [python3, -c, "import time\nfor i in range(15):\n  print('test line', i, flush=True)\n  time.sleep(0.3)\n"]`
+const dashboardTestStep = `command: [python3, -c, "import time\nfor i in range(25):\n  print('test line', i, flush=True)\n  time.sleep(0.3)\n"]`
 
 // TestDashboard drives the dashboard of a real ferry serve in a real
 // headless Chromium, as people would: sign in; watch a run's log grow and
@@ -82,7 +82,7 @@ func TestDashboard(t *testing.T) {
 	t.Run("SignIn", func(t *testing.T) {
 		// A page asked for without a session leads to the sign-in form,
 		// which refuses a token ferry does not have, saying so.
-		admin.open(t, base+"/environments", "#token")
+		admin.open(t, base+"/", "#token")
 		if loc := evalJS[string](t, admin, "location.pathname + location.search"); !strings.HasPrefix(loc, "/signin?next=") {
 			admin.fail(t, "an unsigned visitor is at %s, want the sign-in page", loc)
 		}
@@ -107,15 +107,28 @@ func TestDashboard(t *testing.T) {
 		admin.shot(t, "overview")
 	})
 
+	// prod runs the first release (bob approves through the API); the
+	// second commit's run is watched, then its release waits for approval
+	// before prod.
+	first := pendingProd(t, p, api, "")
+	bobAPI, err := server.NewClient(p.api, bobToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	approve(t, bobAPI, first.ID)
+	waitIn(t, p, "prod", "hello from python", 120*time.Second)
+	oldDigest := imageDigest(t, api, "prod", first.Release)
+	// A second commit: its run's page is opened as soon as the run is
+	// there; its test step takes about 7.5 s.
+	commitGreeting(t, work, "", "hello from the dashboard")
 	t.Run("RunLogsGrow", func(t *testing.T) {
-		// why: run 1 is the first commit's, started as ferry serve
-		// started; its test step takes about 4.5 s.
-		admin.open(t, base+"/runs/1", "#run-status")
+		run := waitRun(t, api, 2)
+		admin.open(t, fmt.Sprintf("%s/runs/%d", base, run), "#run-status")
 		if st := admin.text(t, "#run-status"); st != "queued" && st != "running" {
-			admin.fail(t, "run 1 is %s when its page opens; the test needs it running (make its test step slower?)", st)
+			admin.fail(t, "run %d is %s when its page opens; the test needs it running (make its test step slower?)", run, st)
 		}
 		evalJS[bool](t, admin, "window.ferryNotReloaded = true")
-		if ds := evalJS[string](t, admin, `document.querySelector('pre#log.log').dataset.stream`); ds != "/runs/1/logs" {
+		if ds := evalJS[string](t, admin, `document.querySelector('pre#log.log').dataset.stream`); ds != fmt.Sprintf("/runs/%d/logs", run) {
 			admin.fail(t, "pre#log's data-stream is %q", ds)
 		}
 		// The log shows line 3 of the test step while the run is still
@@ -144,17 +157,6 @@ func TestDashboard(t *testing.T) {
 		admin.shot(t, "succeeded")
 	})
 
-	// prod runs the first release (bob approves through the API), and a
-	// second commit waits for approval before prod.
-	first := pendingProd(t, p, api, "")
-	bobAPI, err := server.NewClient(p.api, bobToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	approve(t, bobAPI, first.ID)
-	waitIn(t, p, "prod", "hello from python", 120*time.Second)
-	oldDigest := imageDigest(t, api, "prod", first.Release)
-	commitGreeting(t, work, "", "hello from the dashboard")
 	second := pendingProd(t, p, api, first.Release)
 	newDigest := imageDigest(t, api, "staging", second.Release)
 	if oldDigest == newDigest {
@@ -312,6 +314,26 @@ func pollValue[T any](t *testing.T, tb *tab, what, js string) T {
 		tb.fail(t, "waiting for %s: %v", what, err)
 	}
 	return v
+}
+
+// waitRun waits for the run of the nth commit and returns its id.
+func waitRun(t *testing.T, c *server.Client, n int) int64 {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		runs, err := c.Runs(t.Context(), "", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs.Items) >= n {
+			// why: the newest run comes first.
+			return runs.Items[len(runs.Items)-n].ID
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no run for commit %d: %+v", n, runs.Items)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // imageDigest is the digest (sha256:…) of the image hello runs in env, once
