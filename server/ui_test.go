@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -274,5 +275,42 @@ func TestUILiveRefusesOtherPaths(t *testing.T) {
 	}
 	if a := f.browser(t).get("/live?path=/"); a.code != http.StatusUnauthorized {
 		t.Errorf("live without a session: %d", a.code)
+	}
+}
+
+func TestUISigninGuessesSlowed(t *testing.T) {
+	f := newUIFixture(t)
+	b := f.browser(t)
+	for i := range maxSigninFailures {
+		if a := b.post("/signin", url.Values{"token": {fmt.Sprintf("guess-%d-0123456789abcdef", i)}}); a.code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, a.code)
+		}
+	}
+	// Past the limit even the right token waits: the address is slowed,
+	// not the token.
+	a := b.post("/signin", url.Values{"token": {adminSecret}})
+	if a.code != http.StatusTooManyRequests || a.header.Get("Retry-After") == "" || !strings.Contains(a.body, "try again in") {
+		t.Fatalf("after %d wrong tokens: %d %q\n%s", maxSigninFailures, a.code, a.header.Get("Retry-After"), a.body)
+	}
+}
+
+func TestSigninFailuresForget(t *testing.T) {
+	now := time.Unix(1000, 0)
+	f := &signinFailures{m: map[string][]time.Time{}, now: func() time.Time { return now }}
+	r := httptest.NewRequest(http.MethodPost, "/signin", nil)
+	for range maxSigninFailures {
+		f.add(r)
+	}
+	if f.wait(r) != signinWindow {
+		t.Fatalf("wait %s, want %s", f.wait(r), signinWindow)
+	}
+	other := httptest.NewRequest(http.MethodPost, "/signin", nil)
+	other.RemoteAddr = "192.0.2.7:4000"
+	if f.wait(other) != 0 {
+		t.Fatal("another address waits too")
+	}
+	now = now.Add(signinWindow + time.Second)
+	if f.wait(r) != 0 || len(f.m) != 0 {
+		t.Fatalf("after the window: wait %s, %d addresses kept", f.wait(r), len(f.m))
 	}
 }
