@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -312,5 +313,54 @@ func TestSigninFailuresForget(t *testing.T) {
 	now = now.Add(signinWindow + time.Second)
 	if f.wait(r) != 0 || len(f.m) != 0 {
 		t.Fatalf("after the window: wait %s, %d addresses kept", f.wait(r), len(f.m))
+	}
+}
+
+func TestSessionsEnd(t *testing.T) {
+	toks, err := newTokens(fixtureTokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	ss := newSessions(time.Hour, 10*time.Minute)
+	ss.now = func() time.Time { return now }
+	key := func(cookie string) [32]byte { return sha256.Sum256([]byte(cookie)) }
+
+	c := ss.start(sha256.Sum256([]byte(viewerSecret)))
+	if s, ok := ss.get(key(c), toks); !ok || s.id.Name != "vera" || !s.id.Has(RoleViewer) || s.id.Has(RoleApprover) {
+		t.Fatalf("fresh session: %v %+v", ok, s)
+	}
+	// Used within the idle time, it lives until its TTL, not longer.
+	for range 7 {
+		now = now.Add(9 * time.Minute)
+		if _, ok := ss.get(key(c), toks); !ok {
+			t.Fatalf("ended at %s while in use", now)
+		}
+	}
+	now = now.Add(9 * time.Minute) // 72 min after sign-in
+	if _, ok := ss.get(key(c), toks); ok {
+		t.Fatal("outlived its TTL")
+	}
+	// Idle too long.
+	c = ss.start(sha256.Sum256([]byte(viewerSecret)))
+	now = now.Add(11 * time.Minute)
+	if _, ok := ss.get(key(c), toks); ok {
+		t.Fatal("outlived its idle time")
+	}
+	// A token no longer configured ends its sessions; the new roles of a
+	// token apply at once.
+	c = ss.start(sha256.Sum256([]byte(deployerSecret)))
+	fewer, _ := newTokens(fixtureTokens[:2])
+	if _, ok := ss.get(key(c), fewer); ok {
+		t.Fatal("a removed token's session lives on")
+	}
+	c = ss.start(sha256.Sum256([]byte(viewerSecret)))
+	promoted, _ := newTokens([]Token{{Name: "vera", Secret: viewerSecret, Roles: []Role{RoleApprover}}})
+	if s, ok := ss.get(key(c), promoted); !ok || !s.id.Has(RoleApprover) {
+		t.Fatalf("roles not read again: %v %+v", ok, s)
+	}
+	// An unknown cookie opens nothing.
+	if _, ok := ss.get(key("made-up"), toks); ok {
+		t.Fatal("a made-up cookie opened a session")
 	}
 }
