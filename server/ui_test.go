@@ -331,13 +331,13 @@ func TestSessionsEnd(t *testing.T) {
 		t.Fatalf("fresh session: %v %+v", ok, s)
 	}
 	// Used within the idle time, it lives until its TTL, not longer.
-	for range 7 {
+	for range 6 {
 		now = now.Add(9 * time.Minute)
 		if _, ok := ss.get(key(c), toks); !ok {
 			t.Fatalf("ended at %s while in use", now)
 		}
 	}
-	now = now.Add(9 * time.Minute) // 72 min after sign-in
+	now = now.Add(9 * time.Minute) // 63 min after sign-in
 	if _, ok := ss.get(key(c), toks); ok {
 		t.Fatal("outlived its TTL")
 	}
