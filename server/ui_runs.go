@@ -43,11 +43,12 @@ func (u *uiServer) routesRuns() {
 	u.mux.HandleFunc("GET /runs/{id}/logs", u.runLogsStream)
 }
 
-// uiRunID reads a run's number from the path.
+// uiRunID reads a run's number from the path; its error says how one
+// is written.
 func uiRunID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id < 1 {
-		return 0, &StatusError{Code: http.StatusBadRequest, Message: fmt.Sprintf("run %q: a run is named by its number, as in /runs/12", r.PathValue("id"))}
+		return 0, fmt.Errorf("run %q: a run is named by its number, as in /runs/12", r.PathValue("id"))
 	}
 	return id, nil
 }
@@ -82,7 +83,7 @@ func (u *uiServer) runsPage(w http.ResponseWriter, r *http.Request, s *uiSession
 func (u *uiServer) runPage(w http.ResponseWriter, r *http.Request, s *uiSession) error {
 	id, err := uiRunID(r)
 	if err != nil {
-		return err
+		return &StatusError{Code: http.StatusBadRequest, Message: err.Error()}
 	}
 	c := u.client(s)
 	// why: the run is read before its lines, so when it is seen done the
@@ -123,7 +124,7 @@ func (u *uiServer) runLogsStream(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := uiRunID(r)
 	if err != nil {
-		http.Error(w, err.(*StatusError).Message, http.StatusBadRequest)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	var after int64
