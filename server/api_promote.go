@@ -266,12 +266,33 @@ func promotionOpen(status string) bool {
 	return false
 }
 
+// openPromotions answers ?status=: every promotion still in an open
+// status (pending, approved, deploying, verifying), oldest first, in one
+// page. why: those are few (a newer pending promotion supersedes an
+// older one), and a paged list of all would bury an old pending one.
+func (a *api) openPromotions(ctx context.Context, env, status string, p store.Page) ([]store.Promotion, error) {
+	if !promotionOpen(status) {
+		return nil, badRequest("status %q: give one a promotion may wait in: %s, %s, %s or %s", status,
+			promote.StatusPending, promote.StatusApproved, promote.StatusDeploying, promote.StatusVerifying)
+	}
+	if p != (store.Page{}) {
+		return nil, badRequest("status lists every promotion in that status at once; leave out limit and before")
+	}
+	return a.cfg.Store.FindPromotions(ctx, store.PromotionQuery{Environment: env, Statuses: []string{status}})
+}
+
 func (a *api) listPromotions(w http.ResponseWriter, r *http.Request, _ Identity) error {
 	p, err := page(r)
 	if err != nil {
 		return err
 	}
-	list, err := a.cfg.Store.ListPromotions(r.Context(), r.URL.Query().Get("env"), p)
+	env, status := r.URL.Query().Get("env"), r.URL.Query().Get("status")
+	var list []store.Promotion
+	if status == "" {
+		list, err = a.cfg.Store.ListPromotions(r.Context(), env, p)
+	} else {
+		list, err = a.openPromotions(r.Context(), env, status, p)
+	}
 	if err != nil {
 		return err
 	}
@@ -292,7 +313,7 @@ func (a *api) listPromotions(w http.ResponseWriter, r *http.Request, _ Identity)
 		out = append(out, v)
 	}
 	var last int64
-	if len(list) > 0 {
+	if len(list) > 0 && status == "" {
 		last = list[len(list)-1].ID
 	}
 	writeJSON(w, http.StatusOK, ListPage[PromotionView]{Items: out, Next: next(p, len(list), last)})
