@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -56,16 +55,16 @@ func putUIRelease(t *testing.T, st store.Store, rel store.Release) store.Release
 	return got
 }
 
-// rowsOf returns the values of attr on the page's rows that carry it.
-func rowsOf(body, attr string) []string {
+// relUIRows returns the values of attr on the page's rows that carry it.
+func relUIRows(body, attr string) []string {
 	var out []string
-	for _, m := range regexp.MustCompile(`<tr ` + attr + `="([^"]*)"`).FindAllStringSubmatch(body, -1) {
+	for _, m := range regexp.MustCompile(`<tr `+attr+`="([^"]*)"`).FindAllStringSubmatch(body, -1) {
 		out = append(out, m[1])
 	}
 	return out
 }
 
-var relNextRe = regexp.MustCompile(`<a rel="next" href="([^"]+)"`)
+var relUINextRe = regexp.MustCompile(`<a rel="next" href="([^"]+)"`)
 
 func TestUIReleasesPaged(t *testing.T) {
 	f := newUIFixture(t)
@@ -82,7 +81,7 @@ func TestUIReleasesPaged(t *testing.T) {
 	if a.code != http.StatusOK {
 		t.Fatalf("releases: %d\n%s", a.code, a.body)
 	}
-	rows := rowsOf(a.body, "data-release")
+	rows := relUIRows(a.body, "data-release")
 	if len(rows) != releasesPerPage || rows[0] != fmt.Sprintf("sha256:%064x", 35) {
 		t.Fatalf("first page: %d rows, first %v", len(rows), rows[:min(1, len(rows))])
 	}
@@ -97,7 +96,7 @@ func TestUIReleasesPaged(t *testing.T) {
 			t.Errorf("the diff form lacks %s", want)
 		}
 	}
-	m := relNextRe.FindStringSubmatch(a.body)
+	m := relUINextRe.FindStringSubmatch(a.body)
 	if m == nil {
 		t.Fatalf("a full page has no next link:\n%s", a.body)
 	}
@@ -106,11 +105,11 @@ func TestUIReleasesPaged(t *testing.T) {
 		t.Errorf("the next page %s forgets the filter", next)
 	}
 	a = b.get(next)
-	rows2 := rowsOf(a.body, "data-release")
+	rows2 := relUIRows(a.body, "data-release")
 	if a.code != http.StatusOK || len(rows2) != 5 || rows2[4] != fmt.Sprintf("sha256:%064x", 1) {
 		t.Fatalf("second page %s: %d, rows %v", next, a.code, rows2)
 	}
-	if relNextRe.MatchString(a.body) {
+	if relUINextRe.MatchString(a.body) {
 		t.Errorf("the last page offers a next one")
 	}
 	for _, r := range rows2 {
@@ -119,7 +118,7 @@ func TestUIReleasesPaged(t *testing.T) {
 		}
 	}
 	// Without the filter the other source's release is listed first.
-	if rows := rowsOf(b.get("/releases").body, "data-release"); len(rows) == 0 || rows[0] != relUIID('e') {
+	if rows := relUIRows(b.get("/releases").body, "data-release"); len(rows) == 0 || rows[0] != relUIID('e') {
 		t.Errorf("unfiltered: %v", rows)
 	}
 	if a := b.get("/releases?before=x"); a.code != http.StatusBadRequest {
@@ -263,8 +262,6 @@ func TestUIPreviews(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(h)
-		t.Cleanup(srv.Close)
 		return signInAt(t, serveUI(t, h, fixtureTokens), viewerSecret)
 	}
 
@@ -278,7 +275,7 @@ func TestUIPreviews(t *testing.T) {
 	if a.code != http.StatusOK {
 		t.Fatalf("previews: %d\n%s", a.code, a.body)
 	}
-	if rows := rowsOf(a.body, "data-preview"); strings.Join(rows, " ") != "pr-3-demo pr-4-demo" {
+	if rows := relUIRows(a.body, "data-preview"); strings.Join(rows, " ") != "pr-3-demo pr-4-demo" {
 		t.Errorf("rows %v", rows)
 	}
 	for _, want := range []string{
