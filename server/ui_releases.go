@@ -411,8 +411,21 @@ func (u *uiServer) previews(w http.ResponseWriter, r *http.Request, s *uiSession
 	case err != nil:
 		return err
 	default:
-		d.Items = list
+		for _, pv := range list {
+			pv.PullURL, pv.URL = webLink(pv.PullURL), webLink(pv.URL)
+			d.Items = append(d.Items, pv)
+		}
 	}
 	u.render(w, r, s, http.StatusOK, "previews", uiPage{Nav: "previews", Live: r.URL.RequestURI(), Data: d})
 	return nil
+}
+
+// webLink keeps an http(s) URL and drops any other: a pull request's link
+// comes from a webhook's payload, and only a web page is worth a click.
+func webLink(s string) string {
+	l, err := url.Parse(s)
+	if err != nil || (l.Scheme != "http" && l.Scheme != "https") || l.Host == "" {
+		return ""
+	}
+	return s
 }
