@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/promote/preview"
 	"github.com/ferrycd/ferry/store"
 )
 
@@ -311,5 +312,46 @@ func TestUIPreviews(t *testing.T) {
 		if a.code != http.StatusOK || !strings.Contains(a.body, `id="no-previews"`) || !strings.Contains(a.body, "previews: {enabled: true") || !strings.Contains(a.body, "pull_request") {
 			t.Errorf("%s: %d\n%s", name, a.code, a.body)
 		}
+	}
+}
+
+// TestUIPreviewListerCarriesThePull: ferry serve's lister passes on what
+// the webhook told of the pull request, and the release the preview runs.
+func TestUIPreviewListerCarriesThePull(t *testing.T) {
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "ferry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m, err := preview.New(preview.Config{
+		Store:   st,
+		Enabled: func(context.Context, string) (bool, time.Duration, error) { return true, 0, nil },
+		Fetch:   func(context.Context, string, int) (string, bool, error) { return "", true, nil },
+		Enqueue: func(context.Context, string, int, string) error { return nil },
+		Make:    func(context.Context, string) error { return nil },
+		Remove:  func(context.Context, string, string) error { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+	if err := st.PutPreview(t.Context(), store.Preview{Source: "demo", Number: 3, Environment: "pr-3-demo", State: store.PreviewLive,
+		Head: "c0ffee", Author: "mona", Title: "Say hello", WebURL: "https://github.example/o/r/pull/3", Fork: true,
+		Release: relUIID('d'), Created: at, Activity: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := (&previews{m: m, tell: &notices{gatewayURL: "http://gw.example"}}).List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PreviewInfo{Source: "demo", Number: 3, Environment: "pr-3-demo", State: string(store.PreviewLive), Head: "c0ffee",
+		URL: "http://gw.example/pr-3-demo/", LastActivity: at.Add(time.Hour), Title: "Say hello", Author: "mona",
+		PullURL: "https://github.example/o/r/pull/3", Fork: true, Release: relUIID('d'), Created: at}
+	if len(got) != 1 || !got[0].Created.Equal(want.Created) || !got[0].LastActivity.Equal(want.LastActivity) {
+		t.Fatalf("previews %+v, want %+v", got, want)
+	}
+	got[0].Created, got[0].LastActivity = want.Created, want.LastActivity
+	if got[0] != want {
+		t.Errorf("preview %+v\nwant    %+v", got[0], want)
 	}
 }
