@@ -112,6 +112,7 @@ cat <<MSG
 ferry serve is starting, watching the repository $repo.
 
   functions   http://$addr/ENV/hello   (ENV: dev, staging, prod)
+  dashboard   http://$listen/   (sign in with a token below)
   API         http://$listen/api/v1/
   CLI         export FERRY_SERVER=http://$listen FERRY_TOKEN=$token
               (newcomer: deploys, approves, rolls back)
@@ -129,6 +130,9 @@ make run tour", has the rest):
   bin/ferry approve ID                                 # one approval of two
   FERRY_TOKEN=$reviewer bin/ferry approve ID   # two: prod deploys in a moment
   curl http://$addr/prod/hello
+
+Or in a browser: http://$listen/promotions, signed in as newcomer, then
+as reviewer (Sign out, sign in with the other token).
 
 MSG
 # why: after the first commit the sed below would change nothing, and

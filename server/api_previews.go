@@ -43,6 +43,16 @@ type PreviewInfo struct {
 	LastActivity time.Time `json:"lastActivity,omitzero"`
 	// Reason says why a failed preview failed, or why one was torn down.
 	Reason string `json:"reason,omitempty"`
+	// The pull request as its webhook described it: empty for one found
+	// by polling, which ferry knows only by number and head.
+	Title   string `json:"title,omitempty"`
+	Author  string `json:"author,omitempty"`
+	PullURL string `json:"pullURL,omitempty"`
+	// Fork: the head is in another repository (or ferry cannot tell).
+	Fork bool `json:"fork,omitempty"`
+	// Release is the release the preview runs, once deployed.
+	Release string    `json:"release,omitempty"`
+	Created time.Time `json:"created,omitzero"`
 }
 
 func (a *api) routesPreviews() {

@@ -49,7 +49,8 @@ func TestAPIPreviews(t *testing.T) {
 		t.Errorf("without a lister: %v", err)
 	}
 	at := time.Date(2026, 12, 7, 16, 0, 0, 0, time.UTC)
-	want := PreviewInfo{Source: "demo", Number: 3, Environment: "pr-3-demo", State: "live", Head: "c0ffee", URL: "http://gw/pr-3-demo/", LastActivity: at}
+	want := PreviewInfo{Source: "demo", Number: 3, Environment: "pr-3-demo", State: "live", Head: "c0ffee", URL: "http://gw/pr-3-demo/", LastActivity: at,
+		Title: "Say hello in French", Author: "mona", PullURL: "https://github.example/o/r/pull/3", Fork: true, Release: "sha256:" + strings.Repeat("d", 64), Created: at.Add(-time.Hour)}
 	got, err := serve(previewList{want}).Previews(t.Context())
 	if err != nil {
 		t.Fatal(err)

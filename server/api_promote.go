@@ -58,8 +58,12 @@ type PromotionView struct {
 	Approvals   []ApprovalView `json:"approvals,omitempty"`
 	// Required is how many approvals the stage requires (0: none).
 	Required int `json:"required,omitempty"`
-	// Next says what happens next (answers to promote, approve, reject).
+	// Next says what happens next: in answers to promote, approve and
+	// reject, to one promotion, and to each open one of a list.
 	Next string `json:"next,omitempty"`
+	// Commit is the commit the release was built from, when the store
+	// still holds the release.
+	Commit string `json:"commit,omitempty"`
 }
 
 // ApprovalView is one yes or no.
@@ -202,6 +206,7 @@ func (a *api) createPromotion(w http.ResponseWriter, r *http.Request, id Identit
 		return promoteError(err)
 	}
 	v := a.withRequired(r.Context(), promotionView(p, nil), p)
+	v.Commit = a.releaseCommit(r.Context(), p.Release, nil)
 	v.Next = a.next(r.Context(), p.Environment, p.ID)
 	writeJSON(w, http.StatusCreated, v)
 	return nil
@@ -229,8 +234,51 @@ func (a *api) getPromotion(w http.ResponseWriter, r *http.Request, _ Identity) e
 		return err
 	}
 	v := a.withRequired(r.Context(), promotionView(p, approvals), p)
+	v.Commit = a.releaseCommit(r.Context(), p.Release, nil)
+	v.Next = a.next(r.Context(), p.Environment, p.ID)
 	writeJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// releaseCommit is the commit release id was built from, or "" when the
+// store holds no such release; seen keeps those a list looked up already.
+func (a *api) releaseCommit(ctx context.Context, id string, seen map[string]string) string {
+	if c, ok := seen[id]; ok {
+		return c
+	}
+	rel, err := a.cfg.Store.GetRelease(ctx, id)
+	if err != nil {
+		return ""
+	}
+	if seen != nil {
+		seen[id] = rel.Commit
+	}
+	return rel.Commit
+}
+
+// promotionOpen says whether a promotion in status may still change on
+// its own, so that what happens next to it is worth saying in a list.
+func promotionOpen(status string) bool {
+	switch status {
+	case promote.StatusPending, promote.StatusApproved, promote.StatusDeploying, promote.StatusVerifying:
+		return true
+	}
+	return false
+}
+
+// openPromotions answers ?status=: every promotion still in an open
+// status (pending, approved, deploying, verifying), oldest first, in one
+// page. why: those are few (a newer pending promotion supersedes an
+// older one), and a paged list of all would bury an old pending one.
+func (a *api) openPromotions(ctx context.Context, env, status string, p store.Page) ([]store.Promotion, error) {
+	if !promotionOpen(status) {
+		return nil, badRequest("status %q: give one a promotion may wait in: %s, %s, %s or %s", status,
+			promote.StatusPending, promote.StatusApproved, promote.StatusDeploying, promote.StatusVerifying)
+	}
+	if p != (store.Page{}) {
+		return nil, badRequest("status lists every promotion in that status at once; leave out limit and before")
+	}
+	return a.cfg.Store.FindPromotions(ctx, store.PromotionQuery{Environment: env, Statuses: []string{status}})
 }
 
 func (a *api) listPromotions(w http.ResponseWriter, r *http.Request, _ Identity) error {
@@ -238,21 +286,34 @@ func (a *api) listPromotions(w http.ResponseWriter, r *http.Request, _ Identity)
 	if err != nil {
 		return err
 	}
-	list, err := a.cfg.Store.ListPromotions(r.Context(), r.URL.Query().Get("env"), p)
+	env, status := r.URL.Query().Get("env"), r.URL.Query().Get("status")
+	var list []store.Promotion
+	if status == "" {
+		list, err = a.cfg.Store.ListPromotions(r.Context(), env, p)
+	} else {
+		list, err = a.openPromotions(r.Context(), env, status, p)
+	}
 	if err != nil {
 		return err
 	}
 	out := []PromotionView{}
+	commits := map[string]string{}
 	for _, pr := range list {
 		approvals, err := a.cfg.Store.ListApprovals(r.Context(), pr.ID)
 		if err != nil {
 			return err
 		}
 		v := a.withRequired(r.Context(), promotionView(pr, approvals), pr)
+		v.Commit = a.releaseCommit(r.Context(), pr.Release, commits)
+		// why: only for those still open: a finished one's outlook says
+		// nothing its status does not, and costs a look at the promoter.
+		if promotionOpen(pr.Status) {
+			v.Next = a.next(r.Context(), pr.Environment, pr.ID)
+		}
 		out = append(out, v)
 	}
 	var last int64
-	if len(list) > 0 {
+	if len(list) > 0 && status == "" {
 		last = list[len(list)-1].ID
 	}
 	writeJSON(w, http.StatusOK, ListPage[PromotionView]{Items: out, Next: next(p, len(list), last)})
@@ -293,6 +354,7 @@ func (a *api) decide(w http.ResponseWriter, r *http.Request, id Identity, yes bo
 		return err
 	}
 	v := a.withRequired(r.Context(), promotionView(p, approvals), p)
+	v.Commit = a.releaseCommit(r.Context(), p.Release, nil)
 	v.Next = a.next(r.Context(), p.Environment, p.ID)
 	writeJSON(w, http.StatusOK, v)
 	return nil

@@ -288,6 +288,15 @@ func (c *Client) Promotions(ctx context.Context, env string, limit int, before i
 	return p, err
 }
 
+// OpenPromotions returns every promotion in env (all environments: "")
+// in status, one a promotion waits in (pending, approved, deploying,
+// verifying), oldest first.
+func (c *Client) OpenPromotions(ctx context.Context, env, status string) ([]PromotionView, error) {
+	var p ListPage[PromotionView]
+	err := c.do(ctx, "GET", "/api/v1/promotions"+query(map[string]string{"env": env, "status": status}, 0, 0), nil, &p)
+	return p.Items, err
+}
+
 // Rollback puts env back; see RollbackRequest.
 func (c *Client) Rollback(ctx context.Context, env string, req RollbackRequest) (DeploymentView, error) {
 	var v DeploymentView

@@ -620,7 +620,7 @@ func (s *serving) run(ctx context.Context) error {
 
 // sayWhere logs where the API, the environments and the webhooks answer.
 func (s *serving) sayWhere() {
-	s.logf("ferry serve: API and webhooks on http://%s, functions on %s/<env>/<path>", s.apiLn.Addr(), s.gateway)
+	s.logf("ferry serve: dashboard on http://%s/ (sign in with an API token), API and webhooks there too, functions on %s/<env>/<path>", s.apiLn.Addr(), s.gateway)
 	for _, e := range s.cfg.Environments {
 		if e.Target != TargetKube {
 			s.logf("environment %s: %s/%s/", e.Name, s.gateway, e.Name)

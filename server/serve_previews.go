@@ -336,7 +336,8 @@ func (p *previews) List(ctx context.Context) ([]PreviewInfo, error) {
 	out := make([]PreviewInfo, 0, len(list))
 	for _, pv := range list {
 		info := PreviewInfo{Source: pv.Source, Number: pv.Number, Environment: pv.Environment, State: string(pv.State),
-			Head: pv.Head, LastActivity: pv.Activity}
+			Head: pv.Head, LastActivity: pv.Activity, Title: pv.Title, Author: pv.Author, PullURL: pv.WebURL,
+			Fork: pv.Fork, Release: pv.Release, Created: pv.Created}
 		switch pv.State {
 		case store.PreviewTornDown:
 			info.Reason = removedWhy(pv.TornReason)

@@ -44,6 +44,7 @@ type uiServer struct {
 	cfg      UIConfig
 	tokens   *tokens
 	sessions *sessions
+	failures *signinFailures
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	version  string // of the static assets, for their URLs
@@ -64,7 +65,8 @@ func NewUI(cfg UIConfig) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &uiServer{cfg: cfg, tokens: toks, sessions: newSessions(cfg.SessionTTL, cfg.SessionIdle), mux: http.NewServeMux()}
+	u := &uiServer{cfg: cfg, tokens: toks, sessions: newSessions(cfg.SessionTTL, cfg.SessionIdle), mux: http.NewServeMux(),
+		failures: &signinFailures{m: map[string][]time.Time{}, now: time.Now}}
 	if err := u.parse(); err != nil {
 		return nil, err
 	}

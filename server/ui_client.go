@@ -56,6 +56,12 @@ func (r *recorder) Write(b []byte) (int, error) {
 // proxy hands r to the API as s's identity, at path (with its query):
 // for answers that stream, such as a run's log as server-sent events.
 func (u *uiServer) proxy(w http.ResponseWriter, r *http.Request, s *uiSession, pathAndQuery string) {
+	if r.Context().Value(fragmentKey{}) != nil {
+		// why: a live update renders pages; a stream rendered into memory
+		// would never end.
+		http.Error(w, "a stream is not a page", http.StatusBadRequest)
+		return
+	}
 	r2 := r.Clone(withIdentity(r.Context(), s.id))
 	r2.Method = http.MethodGet
 	r2.Body = http.NoBody

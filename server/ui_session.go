@@ -5,8 +5,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -182,6 +185,66 @@ func (u *uiServer) setCookie(w http.ResponseWriter, r *http.Request, value strin
 
 type signinData struct{ Next string }
 
+// signinFailures slows down guessing: past maxSigninFailures wrong tokens
+// from one address within signinWindow, that address waits out the window.
+// why: tokens are long enough that guessing is hopeless, but a flood of
+// guesses still costs CPU and fills logs.
+type signinFailures struct {
+	mu  sync.Mutex
+	m   map[string][]time.Time
+	now func() time.Time
+}
+
+const (
+	maxSigninFailures = 10
+	signinWindow      = time.Minute
+)
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// recent drops failures older than the window; mu held.
+func (f *signinFailures) recent(addr string) []time.Time {
+	now := f.now()
+	list := f.m[addr]
+	for len(list) > 0 && now.Sub(list[0]) > signinWindow {
+		list = list[1:]
+	}
+	if len(list) == 0 {
+		delete(f.m, addr)
+		return nil
+	}
+	f.m[addr] = list
+	return list
+}
+
+func (f *signinFailures) add(r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	addr := clientAddr(r)
+	list := f.recent(addr)
+	if len(f.m) >= maxSessions && list == nil {
+		clear(f.m) // why: bounded memory; a flood from many addresses only resets the count
+	}
+	f.m[addr] = append(list, f.now())
+}
+
+// wait is how long r's address must wait before it may try again.
+func (f *signinFailures) wait(r *http.Request) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	list := f.recent(clientAddr(r))
+	if len(list) < maxSigninFailures {
+		return 0
+	}
+	return signinWindow - f.now().Sub(list[len(list)-maxSigninFailures])
+}
+
 func (u *uiServer) signinPage(w http.ResponseWriter, r *http.Request) {
 	next := r.URL.Query().Get("next")
 	if !localPath(next) {
@@ -206,9 +269,16 @@ func (u *uiServer) signin(w http.ResponseWriter, r *http.Request) {
 			Error: "This sign-in came from another site's page. Open ferry's own sign-in page and sign in there."})
 		return
 	}
+	if wait := u.failures.wait(r); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		u.render(w, r, nil, http.StatusTooManyRequests, "signin", uiPage{Data: signinData{Next: next},
+			Error: fmt.Sprintf("Too many wrong tokens from your address; try again in %d s.", int(wait/time.Second)+1)})
+		return
+	}
 	sum := sha256.Sum256([]byte(r.PostFormValue("token")))
 	id, ok := u.tokens.bySum(sum)
 	if !ok {
+		u.failures.add(r)
 		u.render(w, r, nil, http.StatusUnauthorized, "signin", uiPage{Data: signinData{Next: next},
 			Error: "That is not one of ferry serve's API tokens. Use a token from its configuration (tokens:)."})
 		return

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -274,5 +276,91 @@ func TestUILiveRefusesOtherPaths(t *testing.T) {
 	}
 	if a := f.browser(t).get("/live?path=/"); a.code != http.StatusUnauthorized {
 		t.Errorf("live without a session: %d", a.code)
+	}
+}
+
+func TestUISigninGuessesSlowed(t *testing.T) {
+	f := newUIFixture(t)
+	b := f.browser(t)
+	for i := range maxSigninFailures {
+		if a := b.post("/signin", url.Values{"token": {fmt.Sprintf("guess-%d-0123456789abcdef", i)}}); a.code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, a.code)
+		}
+	}
+	// Past the limit even the right token waits: the address is slowed,
+	// not the token.
+	a := b.post("/signin", url.Values{"token": {adminSecret}})
+	if a.code != http.StatusTooManyRequests || a.header.Get("Retry-After") == "" || !strings.Contains(a.body, "try again in") {
+		t.Fatalf("after %d wrong tokens: %d %q\n%s", maxSigninFailures, a.code, a.header.Get("Retry-After"), a.body)
+	}
+}
+
+func TestSigninFailuresForget(t *testing.T) {
+	now := time.Unix(1000, 0)
+	f := &signinFailures{m: map[string][]time.Time{}, now: func() time.Time { return now }}
+	r := httptest.NewRequest(http.MethodPost, "/signin", nil)
+	for range maxSigninFailures {
+		f.add(r)
+	}
+	if f.wait(r) != signinWindow {
+		t.Fatalf("wait %s, want %s", f.wait(r), signinWindow)
+	}
+	other := httptest.NewRequest(http.MethodPost, "/signin", nil)
+	other.RemoteAddr = "192.0.2.7:4000"
+	if f.wait(other) != 0 {
+		t.Fatal("another address waits too")
+	}
+	now = now.Add(signinWindow + time.Second)
+	if f.wait(r) != 0 || len(f.m) != 0 {
+		t.Fatalf("after the window: wait %s, %d addresses kept", f.wait(r), len(f.m))
+	}
+}
+
+func TestSessionsEnd(t *testing.T) {
+	toks, err := newTokens(fixtureTokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	ss := newSessions(time.Hour, 10*time.Minute)
+	ss.now = func() time.Time { return now }
+	key := func(cookie string) [32]byte { return sha256.Sum256([]byte(cookie)) }
+
+	c := ss.start(sha256.Sum256([]byte(viewerSecret)))
+	if s, ok := ss.get(key(c), toks); !ok || s.id.Name != "vera" || !s.id.Has(RoleViewer) || s.id.Has(RoleApprover) {
+		t.Fatalf("fresh session: %v %+v", ok, s)
+	}
+	// Used within the idle time, it lives until its TTL, not longer.
+	for range 6 {
+		now = now.Add(9 * time.Minute)
+		if _, ok := ss.get(key(c), toks); !ok {
+			t.Fatalf("ended at %s while in use", now)
+		}
+	}
+	now = now.Add(9 * time.Minute) // 63 min after sign-in
+	if _, ok := ss.get(key(c), toks); ok {
+		t.Fatal("outlived its TTL")
+	}
+	// Idle too long.
+	c = ss.start(sha256.Sum256([]byte(viewerSecret)))
+	now = now.Add(11 * time.Minute)
+	if _, ok := ss.get(key(c), toks); ok {
+		t.Fatal("outlived its idle time")
+	}
+	// A token no longer configured ends its sessions; the new roles of a
+	// token apply at once.
+	c = ss.start(sha256.Sum256([]byte(deployerSecret)))
+	fewer, _ := newTokens(fixtureTokens[:2])
+	if _, ok := ss.get(key(c), fewer); ok {
+		t.Fatal("a removed token's session lives on")
+	}
+	c = ss.start(sha256.Sum256([]byte(viewerSecret)))
+	promoted, _ := newTokens([]Token{{Name: "vera", Secret: viewerSecret, Roles: []Role{RoleApprover}}})
+	if s, ok := ss.get(key(c), promoted); !ok || !s.id.Has(RoleApprover) {
+		t.Fatalf("roles not read again: %v %+v", ok, s)
+	}
+	// An unknown cookie opens nothing.
+	if _, ok := ss.get(key("made-up"), toks); ok {
+		t.Fatal("a made-up cookie opened a session")
 	}
 }

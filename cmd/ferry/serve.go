@@ -15,8 +15,8 @@ func newServeCommand() *cobra.Command {
 	var config, logFormat string
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
-		Short: "Run ferry: watch sources, run pipelines, serve the API, webhooks and environments",
-		Long: `Run ferry as one process: the API and webhooks on listen, every
+		Short: "Run ferry: watch sources, run pipelines, serve the dashboard, API, webhooks and environments",
+		Long: `Run ferry as one process: the dashboard, API and webhooks on listen, every
 environment's functions on gateway (http://GATEWAY/<env>/<path>), the
 watcher polling each source, the pipeline building each new commit into a
 release and deploying it to the first stage, an embedded registry, and
@@ -26,7 +26,7 @@ second one says which process holds it (dataDir/ferry.lock) and exits.
 
 The configuration (YAML):
 
-  listen: 127.0.0.1:8080          # API, webhooks
+  listen: 127.0.0.1:8080          # dashboard (/), API, webhooks
   gateway: 127.0.0.1:8081         # functions: http://GATEWAY/<env>/<path>
   dataDir: ./.ferry-data          # relative to the file
   registry: embedded              # or HOST/REPO (Docker config credentials)
