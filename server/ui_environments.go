@@ -59,6 +59,9 @@ type matrixRow struct {
 
 type matrixCell struct {
 	Env string
+	// Label names the environment with its held and frozen marks, for a
+	// phone, where the cells stack without the header row.
+	Label string
 	// Fn is nil when the environment does not run the function.
 	Fn   *FunctionStatusView
 	Last *DeploymentView
@@ -97,7 +100,13 @@ func (u *uiServer) environmentsMatrix(w http.ResponseWriter, r *http.Request, s 
 		row := matrixRow{Function: fn}
 		var before *FunctionStatusView
 		for i, e := range d.Envs {
-			cell := matrixCell{Env: e.Name, Last: e.Last}
+			cell := matrixCell{Env: e.Name, Label: e.Name, Last: e.Last}
+			if e.Held {
+				cell.Label += " · held"
+			}
+			if e.Frozen {
+				cell.Label += " · frozen"
+			}
 			for j := range e.Functions {
 				if e.Functions[j].Name == fn {
 					cell.Fn = &e.Functions[j]
