@@ -35,6 +35,8 @@ type envsUIFixture struct {
 	api      *httptest.Server
 	ui       string
 	one, two *build.Release
+	builder  build.Builder
+	dir      string
 }
 
 var envsUINames = []string{"dev", "staging", "prod"}
@@ -43,7 +45,7 @@ func newEnvsUIFixture(t *testing.T) *envsUIFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	f := &envsUIFixture{t: t}
+	f := &envsUIFixture{t: t, dir: dir}
 	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(dir, "registry")})
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +56,7 @@ func newEnvsUIFixture(t *testing.T) *envsUIFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.builder = b
 	f.one = envsUIBuild(t, b, filepath.Join(dir, "one"), "one", "c1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 	f.two = envsUIBuild(t, b, filepath.Join(dir, "two"), "two", "c2bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
 
@@ -365,10 +368,13 @@ func TestUIEnvironmentHistoryPages(t *testing.T) {
 
 func TestUIEnvironmentRollback(t *testing.T) {
 	f := newEnvsUIFixture(t)
+	three := envsUIBuild(t, f.builder, filepath.Join(f.dir, "three"), "three", "c3cccccccccccccccccccccccccccccccccccccc")
 	f.deploy("dev", f.one)
 	f.deploy("dev", f.two)
+	f.deploy("dev", three)
+	f.deploy("staging", f.one)
 	one, two := f.one.Digest.String(), f.two.Digest.String()
-	oneImg, twoImg := envsUIImage(t, f.one, "hello"), envsUIImage(t, f.two, "hello")
+	oneImg, twoImg, threeImg := envsUIImage(t, f.one, "hello"), envsUIImage(t, f.two, "hello"), envsUIImage(t, three, "hello")
 
 	dan := signInAt(t, f.ui, deployerSecret)
 	a := dan.get("/environments/dev")
@@ -382,16 +388,25 @@ func TestUIEnvironmentRollback(t *testing.T) {
 		t.Fatalf("rollback page: %d\n%s", a.code, a.body)
 	}
 	to := envsUIElement(a.body, `id="rollback-to"`)
-	if !strings.Contains(to, `title="`+one+`">`+shortHex(one)+`</code>`) || !strings.Contains(to, shortHex(f.one.Revision)) {
-		t.Errorf("#rollback-to does not name release %s at commit %s:\n%s", shortHex(one), shortHex(f.one.Revision), to)
+	if !strings.Contains(to, `title="`+two+`">`+shortHex(two)+`</code>`) || !strings.Contains(to, shortHex(f.two.Revision)) {
+		t.Errorf("#rollback-to does not name the release before, %s at commit %s:\n%s", shortHex(two), shortHex(f.two.Revision), to)
 	}
 	fn := envsUIElement(to, `data-fn="hello"`)
-	if !strings.Contains(fn, `<code class="digest" title="`+oneImg+`">`+shortHex(oneImg)+`</code>`) || !strings.Contains(fn, shortHex(twoImg)) {
-		t.Errorf("hello's line names neither the image it goes back to (%s) nor the one it runs (%s):\n%s", shortHex(oneImg), shortHex(twoImg), fn)
+	if !strings.Contains(fn, `<code class="digest" title="`+twoImg+`">`+shortHex(twoImg)+`</code>`) || !strings.Contains(fn, shortHex(threeImg)) {
+		t.Errorf("hello's line names neither the image it goes back to (%s) nor the one it runs (%s):\n%s", shortHex(twoImg), shortHex(threeImg), fn)
 	}
 	form := envsUIElement(a.body, `id="rollback-form"`)
-	if !strings.Contains(form, `name="release" value="`+one+`"`) || !strings.Contains(form, ">Roll back dev to "+shortHex(one)+"</button>") {
+	if !strings.Contains(form, `name="release" value="`+two+`"`) || !strings.Contains(form, ">Roll back dev to "+shortHex(two)+"</button>") {
 		t.Fatalf("the rollback form:\n%s", form)
+	}
+	// Further back, chosen by ?to=.
+	a = dan.get("/environments/dev/rollback?to=" + url.QueryEscape(one))
+	if fn := envsUIElement(envsUIElement(a.body, `id="rollback-to"`), `data-fn="hello"`); !strings.Contains(fn, `title="`+oneImg+`">`+shortHex(oneImg)+`</code>`) {
+		t.Errorf("?to=%s: hello's line:\n%s", shortHex(one), fn)
+	}
+	form = envsUIElement(a.body, `id="rollback-form"`)
+	if !strings.Contains(form, `name="release" value="`+one+`"`) || !strings.Contains(form, ">Roll back dev to "+shortHex(one)+"</button>") {
+		t.Fatalf("the rollback form to %s:\n%s", shortHex(one), form)
 	}
 
 	// Refused, changing nothing: no CSRF token; a viewer's POST with a
@@ -410,7 +425,7 @@ func TestUIEnvironmentRollback(t *testing.T) {
 	if a := vera.post("/environments/dev/rollback", url.Values{"release": {one}, "csrf": {vera.csrf("/environments/dev")}}); a.code != http.StatusForbidden {
 		t.Errorf("a viewer's rollback: %d\n%s", a.code, a.body)
 	}
-	if e := f.environment("dev"); e.Release != two || len(e.Functions) != 1 || e.Functions[0].Image != twoImg {
+	if e := f.environment("dev"); e.Release != three.Digest.String() || len(e.Functions) != 1 || e.Functions[0].Image != threeImg {
 		t.Fatalf("a refused rollback changed dev: %+v", e)
 	}
 
@@ -427,7 +442,7 @@ func TestUIEnvironmentRollback(t *testing.T) {
 		t.Errorf("dev's hello after the rollback answers %d %s", code, body)
 	}
 	h, err := f.client(viewerSecret).History(context.Background(), "dev", 1, 0)
-	if err != nil || len(h.Items) != 1 || h.Items[0].Kind != store.DeploymentRollback || h.Items[0].Actor != "dan" || h.Items[0].Release != one || h.Items[0].Previous != two {
+	if err != nil || len(h.Items) != 1 || h.Items[0].Kind != store.DeploymentRollback || h.Items[0].Actor != "dan" || h.Items[0].Release != one || h.Items[0].Previous != three.Digest.String() {
 		t.Errorf("dev's history after the rollback: %+v, %v", h.Items, err)
 	}
 	a = dan.get("/environments/dev")
@@ -438,12 +453,16 @@ func TestUIEnvironmentRollback(t *testing.T) {
 	if !strings.Contains(row, ">rollback</span>") || !strings.Contains(row, ">dan<") {
 		t.Errorf("the rollback's history row:\n%s", row)
 	}
-	// Back again by default goes nowhere: two was rolled back from.
+	// Back again goes to two, not forth to three, which was rolled back
+	// from: as the promoter chooses.
 	a = dan.get("/environments/dev/rollback")
-	if strings.Contains(a.body, `id="rollback-form"`) || !strings.Contains(a.body, "ran no other release before "+shortHex(one)) {
-		t.Errorf("the rollback page after the rollback:\n%s", a.body)
+	if form := envsUIElement(a.body, `id="rollback-form"`); !strings.Contains(form, `name="release" value="`+two+`"`) {
+		t.Errorf("the rollback form after the rollback:\n%s", form)
 	}
-	// prod runs nothing: nothing to roll back.
+	// Nothing to roll back to: staging ran one release only; prod none.
+	if a := dan.get("/environments/staging/rollback"); strings.Contains(a.body, `id="rollback-form"`) || !strings.Contains(a.body, "ran no other release before "+shortHex(one)) {
+		t.Errorf("staging's rollback page:\n%s", a.body)
+	}
 	if a := dan.get("/environments/prod/rollback"); strings.Contains(a.body, `id="rollback-form"`) || !strings.Contains(a.body, "prod runs no release yet") {
 		t.Errorf("prod's rollback page:\n%s", a.body)
 	}
