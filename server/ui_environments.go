@@ -47,9 +47,10 @@ type matrixData struct {
 
 type matrixEnv struct {
 	EnvironmentView
-	// Last is the newest deployment (nil: no history, or no promoter to
-	// keep one).
-	Last *DeploymentView
+	// Last is the deployment that made the live release live (nil: no
+	// history, or no promoter to keep one); Failed the newest deployment
+	// when it failed, so what runs is older than what was last tried.
+	Last, Failed *DeploymentView
 }
 
 type matrixRow struct {
@@ -84,7 +85,7 @@ func (u *uiServer) environmentsMatrix(w http.ResponseWriter, r *http.Request, s 
 			continue
 		}
 		me := matrixEnv{EnvironmentView: e}
-		me.Last, err = lastDeployment(r.Context(), c, e.Name)
+		me.Last, me.Failed, err = liveDeployment(r.Context(), c, e)
 		if err != nil {
 			return err
 		}
@@ -124,20 +125,32 @@ func (u *uiServer) environmentsMatrix(w http.ResponseWriter, r *http.Request, s 
 	return nil
 }
 
-// lastDeployment is env's newest deployment; nil when it has none, or
-// when the server keeps no history (no promoter: the API answers 404).
-func lastDeployment(ctx context.Context, c *Client, env string) (*DeploymentView, error) {
-	h, err := c.History(ctx, env, 1, 0)
+// matrixScan is how many of an environment's newest deployments the
+// matrix reads to find the one that made its release live: failed tries
+// after it are rare, and a longer streak only loses who and when.
+const matrixScan = 10
+
+// liveDeployment is the newest deployment that made env's live release
+// live, and the newest deployment when it failed; nil when there are
+// none, or when the server keeps no history (no promoter: the API
+// answers 404).
+func liveDeployment(ctx context.Context, c *Client, env EnvironmentView) (live, failed *DeploymentView, err error) {
+	h, err := c.History(ctx, env.Name, matrixScan, 0)
 	if uiNoHistory(err) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(h.Items) == 0 {
-		return nil, nil
+	if len(h.Items) > 0 && h.Items[0].Status == store.DeploymentFailed {
+		failed = &h.Items[0]
 	}
-	return &h.Items[0], nil
+	for i, d := range h.Items {
+		if d.Release == env.Release && d.Status != store.DeploymentFailed {
+			return &h.Items[i], failed, nil
+		}
+	}
+	return nil, failed, nil
 }
 
 // uiNoHistory: the API has no history endpoint (a server without a

@@ -252,6 +252,10 @@ func TestUIEnvironmentsMatrix(t *testing.T) {
 	f.deploy("dev", f.one)
 	f.deploy("dev", f.two)
 	f.deploy("staging", f.one)
+	// A later try that failed: dev still runs two, and says so.
+	if _, err := f.st.RecordDeployment(context.Background(), store.Deployment{Environment: "dev", Release: f.one.Digest.String(), Actor: "ivy", Status: store.DeploymentFailed, Reason: "the gateway refused"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.client(deployerSecret).Freeze(context.Background(), "prod", "release freeze for the audit"); err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +284,9 @@ func TestUIEnvironmentsMatrix(t *testing.T) {
 	dev := envsUIElement(matrix, `scope="col" data-env="dev"`)
 	if !strings.Contains(dev, shortHex(f.two.Digest.String())) || !strings.Contains(dev, shortHex(f.two.Revision)) {
 		t.Errorf("dev's header names neither its release %s nor its commit:\n%s", shortHex(f.two.Digest.String()), dev)
+	}
+	if !strings.Contains(dev, `<div class="s-error env-meta" title="the gateway refused">release <span class="mono">`+shortHex(f.one.Digest.String())+`</span> failed to deploy`) {
+		t.Errorf("dev's header does not say that its last deployment failed:\n%s", dev)
 	}
 
 	for _, c := range []struct {
