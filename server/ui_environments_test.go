@@ -436,6 +436,15 @@ func TestUIEnvironmentRollback(t *testing.T) {
 		t.Fatalf("a refused rollback changed dev: %+v", e)
 	}
 
+	// A rollback the promoter refuses comes back as the page's error.
+	a = dan.post("/environments/dev/rollback", url.Values{"release": {"sha256:" + strings.Repeat("e", 64)}, "csrf": {dan.csrf("/environments/dev/rollback")}})
+	if a.code != http.StatusSeeOther {
+		t.Fatalf("a refused rollback: %d\n%s", a.code, a.body)
+	}
+	if a := dan.get("/environments/dev"); !strings.Contains(a.body, `<p class="flash bad" role="alert">`) || !strings.Contains(a.body, "eeeeeeeeeeee") {
+		t.Errorf("a refused rollback shows no error:\n%s", a.body)
+	}
+
 	// The deployer's goes through: dev runs release one again.
 	a = dan.post("/environments/dev/rollback", url.Values{"release": {one}, "csrf": {dan.csrf("/environments/dev/rollback")}})
 	if a.code != http.StatusSeeOther || a.header.Get("Location") != "/environments/dev" {
