@@ -224,15 +224,14 @@ type rollbackData struct {
 	Functions []rollbackFunction
 }
 
-// rollbackFunction is one function: the image it goes back to ("" when
-// the target release has no such function: it is removed) and the image
-// it runs now ("" when it does not run yet: it is added).
+// rollbackFunction is one function: the image it goes back to and the
+// image it runs now. Same: the rollback leaves it as it is; Removed: the
+// target release has no such function (To is ""); Restored: the target
+// has it but the environment does not run it now (Now is "").
 type rollbackFunction struct {
-	Name     string
-	To, Now  string
-	Same     bool
-	Removed  bool
-	Restored bool
+	Name                    string
+	To, Now                 string
+	Same, Removed, Restored bool
 }
 
 func (u *uiServer) rollbackPage(w http.ResponseWriter, r *http.Request, s *uiSession) error {
