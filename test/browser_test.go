@@ -171,12 +171,28 @@ func evalJS[T any](t *testing.T, tb *tab, js string) T {
 // truthy in the page; what says what is awaited.
 func (tb *tab) until(t *testing.T, what, js string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, waitBound+10*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js,
-		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(waitBound)))
-	if err != nil {
-		tb.fail(t, "waiting until %s: %v", what, err)
+	pollValue[chromedp.Void](t, tb, what, js)
+}
+
+// pollValue waits until the JavaScript expression js is truthy in the page
+// and returns its value.
+func pollValue[T any](t *testing.T, tb *tab, what, js string) T {
+	t.Helper()
+	deadline := time.Now().Add(waitBound)
+	for {
+		ctx, cancel := context.WithDeadline(tb.ctx, deadline.Add(5*time.Second))
+		v, err := chromedp.Run(ctx, chromedp.Poll[T](js,
+			chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(time.Until(deadline))))
+		cancel()
+		if err == nil {
+			return v
+		}
+		if time.Now().After(deadline) || tb.ctx.Err() != nil {
+			tb.fail(t, "waiting until %s: %v", what, err)
+		}
+		// why: a page that goes elsewhere (a form's redirect) ends the
+		// poll; it starts again on the next page, once that has begun.
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
