@@ -196,17 +196,17 @@ func pollValue[T any](t *testing.T, tb *tab, what, js string) T {
 	}
 }
 
+// The live part of a page (#live) is replaced whenever what it shows
+// changes, so an element found a moment ago may be gone: the helpers
+// below read in one step, or try again on the new element.
+
 // text is the visible text of the first element sel matches (waiting
 // for it).
 func (tb *tab) text(t *testing.T, sel string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, waitBound)
-	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
-	if err != nil {
-		tb.fail(t, "reading %s: %v", sel, err)
-	}
-	return strings.TrimSpace(s)
+	v := pollValue[struct{ Text string }](t, tb, sel+" to be there",
+		fmt.Sprintf(`(e => e && e.getClientRects().length > 0 && {Text: e.innerText})(document.querySelector(%q))`, sel))
+	return strings.TrimSpace(v.Text)
 }
 
 // count is how many elements sel matches now.
@@ -218,7 +218,39 @@ func (tb *tab) count(t *testing.T, sel string) int {
 // open navigates to url and waits for sel to be visible.
 func (tb *tab) open(t *testing.T, url, sel string) {
 	t.Helper()
-	tb.do(t, "opening "+url, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(sel)))
+	tb.do(t, "opening "+url, chromedp.Navigate(url))
+	tb.text(t, sel)
+}
+
+// act runs an action on an element (a click, typing), again when the
+// element was replaced under it.
+func (tb *tab) act(t *testing.T, what string, a chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	deadline := time.Now().Add(waitBound)
+	for {
+		ctx, cancel := context.WithDeadline(tb.ctx, deadline)
+		err := chromedp.Do(ctx, a)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || tb.ctx.Err() != nil {
+			tb.fail(t, "%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// click clicks the first visible element sel matches, as a mouse would.
+func (tb *tab) click(t *testing.T, sel string) {
+	t.Helper()
+	tb.act(t, "clicking "+sel, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+}
+
+// typeInto types text into the element sel matches.
+func (tb *tab) typeInto(t *testing.T, sel, text string) {
+	t.Helper()
+	tb.act(t, "typing into "+sel, chromedp.SendKeys(chromedp.CSS(sel), text, chromedp.NodeVisible))
 }
 
 // signIn signs in through the sign-in form with token, and waits for the

@@ -241,12 +241,10 @@ func TestDashboard(t *testing.T) {
 			bob.fail(t, "the promotion's row says %q, want pending", st)
 		}
 		bob.shot(t, "promotions")
-		bob.do(t, "opening the promotion",
-			chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-promotion="%d"] a[href="/promotions/%d"]`, second.ID, second.ID))),
-			chromedp.WaitVisible(chromedp.CSS("form#approve")))
-		bob.do(t, "approving",
-			chromedp.SendKeys(chromedp.CSS("#approve-comment"), "ship it"),
-			chromedp.Click(chromedp.CSS("form#approve button[type=submit]")))
+		bob.click(t, fmt.Sprintf(`tr[data-promotion="%d"] a[href="/promotions/%d"]`, second.ID, second.ID))
+		bob.text(t, "form#approve")
+		bob.typeInto(t, "#approve-comment", "ship it")
+		bob.click(t, "form#approve button[type=submit]")
 		bob.until(t, "the promotion is no longer pending",
 			`document.querySelector('#promotion-status') !== null && document.querySelector('#promotion-status').textContent.trim() !== 'pending' && document.querySelector('li[data-approval]') !== null`)
 		if a := bob.text(t, "li[data-approval]"); !strings.Contains(a, "bob") || !strings.Contains(a, "ship it") {
@@ -271,9 +269,8 @@ func TestDashboard(t *testing.T) {
 		alice.signIn(t, base, aliceToken)
 		alice.open(t, base+"/environments/prod", "a#rollback")
 		alice.shot(t, "environment")
-		alice.do(t, "opening the rollback",
-			chromedp.Click(chromedp.CSS("a#rollback")),
-			chromedp.WaitVisible(chromedp.CSS("form#rollback-form")))
+		alice.click(t, "a#rollback")
+		alice.text(t, "form#rollback-form")
 		if to := alice.text(t, "#rollback-to"); !strings.Contains(to, shortDigest(first.Release)) {
 			alice.fail(t, "the confirmation %q does not name release %s", to, shortDigest(first.Release))
 		}
@@ -285,7 +282,7 @@ func TestDashboard(t *testing.T) {
 			alice.fail(t, "the button reads %q", b)
 		}
 		alice.shot(t, "confirm")
-		alice.do(t, "rolling back", chromedp.Click(chromedp.CSS(button)))
+		alice.click(t, button)
 		alice.until(t, "back at the environment", `location.pathname === '/environments/prod' && document.querySelector('table#history') !== null`)
 		alice.shot(t, "rolled-back")
 
@@ -301,8 +298,8 @@ func TestDashboard(t *testing.T) {
 		if dir := os.Getenv("FERRY_SCREENSHOTS"); dir != "" {
 			saveScreenshot(t, alice, dir, "environments.png")
 		}
-		alice.do(t, "a phone's screen", chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateMobile), chromedp.Reload(),
-			chromedp.WaitVisible(chromedp.CSS("table#matrix")))
+		alice.do(t, "a phone's screen", chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateMobile), chromedp.Reload())
+		alice.text(t, "table#matrix")
 		alice.shot(t, "matrix-phone")
 	})
 }
