@@ -379,17 +379,23 @@ func startAttacker(t *testing.T, action, csrf string) string {
 	return l.Addr().String()
 }
 
-// saveScreenshot writes the page's screenshot to dir/name too (a folder
-// relative to the repository's root).
+// saveScreenshot writes a screenshot of the page, 1280 wide and as tall
+// as its content, to dir/name (a folder relative to the repository's
+// root).
 func saveScreenshot(t *testing.T, tb *tab, dir, name string) {
 	t.Helper()
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(root, dir)
 	}
+	// why: the picture ends below the page's content, not at the
+	// bottom of a laptop's window.
+	bottom := evalJS[float64](t, tb, `document.querySelector('main').getBoundingClientRect().bottom`)
+	tb.do(t, "fitting the window to the page", chromedp.EmulateViewport(laptopWidth, int64(bottom)+24))
 	png, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
+	tb.do(t, "a laptop's window again", chromedp.EmulateViewport(laptopWidth, laptopHeight))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
