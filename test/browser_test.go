@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ferrycd/ferry/test/testreg"
 )
@@ -215,12 +216,37 @@ func (tb *tab) count(t *testing.T, sel string) int {
 	return evalJS[int](t, tb, fmt.Sprintf(`document.querySelectorAll(%q).length`, sel))
 }
 
-// open navigates to url and waits for sel to be visible.
+// open navigates to url, waits for sel to be visible, and checks the
+// page's controls and tables can be told apart without seeing them.
 func (tb *tab) open(t *testing.T, url, sel string) {
 	t.Helper()
 	tb.do(t, "opening "+url, chromedp.Navigate(url))
 	tb.text(t, sel)
+	if bad := evalJS[[]string](t, tb, unlabelledJS); len(bad) > 0 {
+		tb.fail(t, "%s has controls or tables without an accessible name:\n%s", url, strings.Join(bad, "\n"))
+	}
 }
+
+// unlabelledJS lists the page's controls with no accessible name (a
+// label, aria-label, aria-labelledby, a title, or a button's or link's
+// text), its tables with no caption or aria-labelledby, and header cells
+// without a scope.
+const unlabelledJS = `(() => {
+  const named = e => (e.getAttribute('aria-label') || '').trim() ||
+    (e.getAttribute('aria-labelledby') || '').split(/\s+/).map(id => document.getElementById(id)).filter(Boolean).map(l => l.textContent).join('').trim() ||
+    (e.labels ? Array.from(e.labels).map(l => l.textContent).join('').trim() : '') ||
+    ((e.tagName === 'BUTTON' || e.tagName === 'A') ? e.textContent.trim() : '') ||
+    (e.getAttribute('title') || '').trim();
+  const bad = [];
+  document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]').forEach(e => {
+    if (!named(e)) bad.push('unnamed control: ' + e.outerHTML.slice(0, 160));
+  });
+  document.querySelectorAll('table').forEach(e => {
+    if (!e.querySelector('caption') && !named(e)) bad.push('unnamed table: ' + e.outerHTML.slice(0, 160));
+  });
+  document.querySelectorAll('thead th:not([scope])').forEach(e => bad.push('header cell without scope: ' + e.outerHTML.slice(0, 160)));
+  return bad;
+})()`
 
 // act runs an action on an element (a click, typing), again when the
 // element was replaced under it.
@@ -253,15 +279,15 @@ func (tb *tab) typeInto(t *testing.T, sel, text string) {
 	tb.act(t, "typing into "+sel, chromedp.SendKeys(chromedp.CSS(sel), text, chromedp.NodeVisible))
 }
 
-// signIn signs in through the sign-in form with token, and waits for the
-// overview.
+// signIn signs in through the sign-in form with token, typed and sent
+// with Enter, and waits for a signed-in page.
 func (tb *tab) signIn(t *testing.T, base, token string) {
 	t.Helper()
 	tb.do(t, "signing in",
 		chromedp.Navigate(base+"/signin"),
 		chromedp.WaitVisible(chromedp.CSS("#token")),
-		chromedp.SendKeys(chromedp.CSS("#token"), token),
-		chromedp.Click(chromedp.CSS(`form[action="/signin"] button[type=submit]`)),
+		// why: with the keyboard only: the token, then Enter.
+		chromedp.SendKeys(chromedp.CSS("#token"), token+kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS("form.who")),
 	)
 }

@@ -40,7 +40,9 @@ const dashboardTestStep = `command: [python3, -c, "import time\nfor i in range(2
 // the environments matrix without reloading; roll prod back through the
 // confirmation page; and check that a viewer is offered no approve button
 // nor rollback link, and that forged posts (no CSRF token, another site's
-// form) are refused and change nothing. The subtests tell one story over
+// form) are refused and change nothing. Every page opened is checked for
+// controls and tables without an accessible name; signing in is done with
+// the keyboard. The subtests tell one story over
 // one ferry serve, in order. Each saves screenshots in its output folder
 // (go test -artifacts -outputdir DIR keeps them). With FERRY_SCREENSHOTS
 // set to a folder, the matrix is also saved there as environments.png
