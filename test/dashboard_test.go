@@ -42,11 +42,11 @@ const dashboardTestStep = `command: [python3, -c, "import time\nfor i in range(2
 // nor rollback link, and that forged posts (no CSRF token, another site's
 // form) are refused and change nothing. Every page opened is checked for
 // controls and tables without an accessible name; signing in is done with
-// the keyboard. The subtests tell one story over
-// one ferry serve, in order. Each saves screenshots in its output folder
-// (go test -artifacts -outputdir DIR keeps them). With FERRY_SCREENSHOTS
-// set to a folder, the matrix is also saved there as environments.png
-// (make screenshots: the README's picture).
+// the keyboard. The subtests tell one story over one ferry serve, in
+// order. Each saves screenshots in its output folder (go test -artifacts
+// -outputdir DIR keeps them). With FERRY_SCREENSHOTS set to a folder, the
+// matrix is also saved there as environments.png (make screenshots: the
+// README's picture).
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	srv := gitserver.Start(t, "", "")
