@@ -187,6 +187,11 @@ func TestDashboard(t *testing.T) {
 		if code := evalJS[int](t, vera, forge); code != http.StatusForbidden {
 			vera.fail(t, "a viewer's post without a CSRF token answered %d, want 403", code)
 		}
+		// With her page's token, the server still checks her role.
+		withToken := fmt.Sprintf(`fetch('/promotions/%d/approve', {method: 'POST', body: new URLSearchParams({comment: 'mine', csrf: document.querySelector('meta[name=csrf]').content})}).then(r => r.status)`, second.ID)
+		if code := evalJS[int](t, vera, withToken); code != http.StatusForbidden {
+			vera.fail(t, "a viewer's approval with the CSRF token answered %d, want 403", code)
+		}
 
 		// An approver is offered the form (so its absence above means
 		// something), but a post without the token is refused too.
@@ -261,9 +266,7 @@ func TestDashboard(t *testing.T) {
 		}
 		matrix.shot(t, "after")
 		waitIn(t, p, "prod", "hello from the dashboard", 60*time.Second)
-		if got := liveRelease(t, api, "prod"); got != second.Release {
-			t.Errorf("the API says prod runs %s, want %s", got, second.Release)
-		}
+		waitRelease(t, api, "prod", second.Release)
 	})
 
 	t.Run("RollBack", func(t *testing.T) {
@@ -292,10 +295,15 @@ func TestDashboard(t *testing.T) {
 		alice.open(t, base+"/environments", "table#matrix")
 		alice.until(t, "prod's cell shows the old digest", fmt.Sprintf(
 			`document.querySelector(%q) !== null && document.querySelector(%q).textContent.trim() === %q`, cell, cell, shortDigest(oldDigest)))
-		if got := liveRelease(t, api, "prod"); got != first.Release {
-			t.Errorf("the API says prod runs %s after the rollback, want %s", got, first.Release)
-		}
+		waitRelease(t, api, "prod", first.Release)
 		waitIn(t, p, "prod", "hello from python", 60*time.Second)
+		hist, err := api.History(ctx, "prod", 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist.Items) != 1 || hist.Items[0].Kind != "rollback" || hist.Items[0].Actor != "alice" || hist.Items[0].Release != first.Release {
+			t.Errorf("prod's history does not begin with alice's rollback to %s: %+v", first.Release, hist.Items)
+		}
 		alice.shot(t, "matrix")
 		if dir := os.Getenv("FERRY_SCREENSHOTS"); dir != "" {
 			saveScreenshot(t, alice, dir, "environments.png")
@@ -304,6 +312,25 @@ func TestDashboard(t *testing.T) {
 		alice.text(t, "table#matrix")
 		alice.shot(t, "matrix-phone")
 	})
+}
+
+// waitRelease waits until the API says env runs release.
+func waitRelease(t *testing.T, c *server.Client, env, release string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		e, err := c.Environment(t.Context(), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Release == release {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API says %s runs %s, want %s", env, e.Release, release)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitRun waits for the run of the nth commit and returns its id.
