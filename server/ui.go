@@ -309,7 +309,10 @@ func liveHash(b []byte) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// localPath: a path on this site, never another (//host, /\host).
+// localPath: a path on this site, never another (//host, /\host). No
+// control characters either: browsers drop tabs and newlines from a URL,
+// so "/<TAB>/host" is "//host" to them.
 func localPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") && !strings.ContainsAny(p, "\r\n")
+	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") &&
+		!strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }

@@ -71,7 +71,12 @@ func (u *uiServer) live(w http.ResponseWriter, r *http.Request) {
 		if !bytes.Equal(body, last) {
 			last = body
 			io.WriteString(w, "event: live\n")
-			for line := range strings.SplitSeq(string(body), "\n") {
+			// why: an EventSource ends a line at CR too, so a bare CR in
+			// what the page shows (a run's reason) would end the data
+			// line early and let the rest pose as fields and events. HTML
+			// reads CR as LF anyway.
+			text := strings.ReplaceAll(strings.ReplaceAll(string(body), "\r\n", "\n"), "\r", "\n")
+			for line := range strings.SplitSeq(text, "\n") {
 				io.WriteString(w, "data: "+line+"\n")
 			}
 			io.WriteString(w, "\n")
