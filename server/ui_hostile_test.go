@@ -182,3 +182,57 @@ func hostileLocal(t *testing.T, what string, a uiAnswer) {
 		t.Errorf("%s: Location %q leaves the site (a browser reads %q)", what, loc, seen)
 	}
 }
+
+// hostileOpenLive opens /live?path=/ as b and returns the answer, open;
+// cancel closes it.
+func hostileOpenLive(t *testing.T, b *browser) (*http.Response, context.CancelFunc) {
+	t.Helper()
+	// A bound against a hang only.
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.base+"/live?path=/", nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); resp.Body.Close() })
+	return resp, func() { cancel(); resp.Body.Close() }
+}
+
+// TestHostileLiveStreamsBounded: one session could open any number of
+// live streams, each rendering its page every Poll. Now past
+// maxLiveStreams it is told to close some; other sessions are not
+// affected, and a closed stream frees its place.
+func TestHostileLiveStreamsBounded(t *testing.T) {
+	f := newUIFixture(t)
+	b := f.signIn(t, viewerSecret)
+	var closers []context.CancelFunc
+	for i := range maxLiveStreams {
+		resp, cancel := hostileOpenLive(t, b)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", i, resp.StatusCode)
+		}
+		closers = append(closers, cancel)
+	}
+	resp, _ := hostileOpenLive(t, b)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("stream %d of one session: %d, want 429", maxLiveStreams+1, resp.StatusCode)
+	}
+	if resp, _ := hostileOpenLive(t, f.signIn(t, viewerSecret)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("another session's stream: %d", resp.StatusCode)
+	}
+	closers[0]()
+	// The server sees the close at its next poll; wait for that, bounded
+	// only against a hang.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, _ := hostileOpenLive(t, b)
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream never freed its place: %d", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

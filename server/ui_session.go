@@ -34,6 +34,7 @@ type sessions struct {
 	m         map[[sha256.Size]byte]*uiSession
 	ttl, idle time.Duration
 	now       func() time.Time
+	live      map[[sha256.Size]byte]int // open live streams by session (ui_live.go)
 }
 
 // uiSession is one signed-in browser.
