@@ -236,3 +236,136 @@ func TestHostileLiveStreamsBounded(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// hostileText is what an outsider writes into field: markup that would
+// run, and break out of a quoted attribute, if drawn as HTML. Each page
+// must show it as text.
+func hostileText(field string) string {
+	return `"'><b id=pwn-` + field + `>` + `<script>alert(1)</script><img src=x onerror=alert(2)>`
+}
+
+// hostileYAML quotes s for YAML.
+func hostileYAML(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// hostileMarkers are what the markup of hostileText looks like drawn
+// unescaped anywhere in a page.
+var hostileMarkers = []string{"<b id=pwn-", "<script>alert", "<img src=x", `href="javascript:`, `href="data:`}
+
+// hostileCheck fails when page drew an outsider's markup as markup, and
+// returns the fields it shows as text.
+func hostileCheck(t *testing.T, page string, a uiAnswer) []string {
+	t.Helper()
+	for _, m := range hostileMarkers {
+		if i := strings.Index(a.body, m); i >= 0 {
+			t.Errorf("%s drew %q as markup: …%s…", page, m, a.body[max(0, i-200):min(len(a.body), i+200)])
+		}
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options"} {
+		if a.header.Get(h) == "" {
+			t.Errorf("%s: no %s header", page, h)
+		}
+	}
+	var shown []string
+	for rest := a.body; ; {
+		i := strings.Index(rest, "&lt;b id=pwn-")
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len("&lt;b id=pwn-"):]
+		j := strings.Index(rest, "&gt;")
+		if j < 0 {
+			break
+		}
+		shown = append(shown, rest[:j])
+	}
+	return shown
+}
+
+// TestHostileStoredMarkup: every field an outsider controls (a commit; a run's reasons and log; a release's
+// manifest; hold and freeze reasons; who deployed and why; a promotion's
+// reason and its approvals' comments) is text on every page, and a
+// javascript: link is no link. This held: html/template escapes by
+// context; the test keeps it so.
+func TestHostileStoredMarkup(t *testing.T) {
+	f := newPromosFixture(t)
+	ctx := t.Context()
+	st := f.st
+	run, _, err := st.CreateRun(ctx, store.Run{Source: "demo", Branch: hostileText("run-branch"), Commit: hostileText("run-commit"), Status: store.StatusQueued, Created: time.Now()}, []string{"build"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Status, run.Reason = store.StatusFailed, hostileText("run-reason")
+	if err := st.UpdateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpdateStep(ctx, store.Step{RunID: run.ID, Name: "build", Index: 0, Status: store.StatusFailed, Reason: hostileText("step-reason")}); err != nil {
+		t.Fatal(err)
+	}
+	runsLog(t, st, run.ID, "build", hostileText("log-line"))
+
+	manifest := `apiVersion: ferry.dev/v1alpha1
+kind: Function
+metadata: {name: hello, labels: {app: ` + hostileYAML(hostileText("label")) + `}}
+spec: {runtime: python, handler: main.handle, image: 'reg.example/demo/hello@sha256:` + strings.Repeat("1", 64) + `'}
+---
+apiVersion: ferry.dev/v1alpha1
+kind: HTTPTrigger
+metadata: {name: hello}
+spec: {function: hello, path: ` + hostileYAML("/"+hostileText("trigger-path")) + `, methods: [GET]}
+`
+	good := putUIRelease(t, st, store.Release{ID: relUIID('a'), Source: hostileText("release-source"), Commit: hostileText("release-commit"),
+		Ref: "javascript:alert(1)//" + hostileText("release-ref"), RunID: run.ID, Manifest: []byte(manifest)})
+	bad := putUIRelease(t, st, store.Release{ID: relUIID('b'), Source: "demo", Commit: strings.Repeat("2", 40),
+		Manifest: []byte("kind: Function\nmetadata: {name: " + hostileYAML(hostileText("manifest-error")) + "}\n")})
+	if err := st.PutEnvironment(ctx, store.Environment{Name: "prod", Target: "embedded", Release: good.ID, Held: true, HoldReason: hostileText("hold-reason")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FreezeEnvironment(ctx, "prod", store.Freeze{Frozen: true, Reason: hostileText("freeze-reason"), Actor: hostileText("frozen-by"), At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{bad.ID, good.ID} {
+		if _, err := st.RecordDeployment(ctx, store.Deployment{Environment: "prod", Release: rel, Actor: hostileText("actor"), Status: store.DeploymentSucceeded,
+			Reason: hostileText("deploy-reason"), At: time.Now(), Source: hostileText("deploy-source"), Commit: hostileText("deploy-commit")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := st.CreatePromotion(ctx, store.Promotion{Release: good.ID, Environment: "prod", Status: "pending", Requester: hostileText("requester"), Reason: hostileText("promotion-reason")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AddApproval(ctx, store.Approval{Promotion: p.ID, Actor: hostileText("approver"), Approve: true, Comment: hostileText("comment"), At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
+	seen := map[string]bool{}
+	for _, secret := range []string{promosAnnSecret, promosDanSecret} {
+		b := signInAt(t, f.ui, secret)
+		for _, page := range []string{
+			"/", "/runs", fmt.Sprintf("/runs/%d", run.ID), "/environments", "/environments/prod",
+			"/environments/prod/rollback", "/environments/prod/rollback?to=" + url.QueryEscape(bad.ID),
+			"/releases", "/releases/" + good.ID, "/releases/" + bad.ID, "/diff?from=" + bad.ID + "&to=" + good.ID,
+			"/diff?from=dev&to=prod", "/promotions", fmt.Sprintf("/promotions/%d", p.ID),
+			// What a page echoes of its own URL.
+			"/" + url.PathEscape(hostileText("url-path")), "/runs?source=" + url.QueryEscape(hostileText("url-query")),
+			"/releases/" + url.PathEscape(hostileText("url-release")), "/environments/" + url.PathEscape(hostileText("url-env")),
+			"/diff?from=" + url.QueryEscape(hostileText("url-from")) + "&to=prod",
+		} {
+			a := b.get(page)
+			for _, field := range hostileCheck(t, page, a) {
+				seen[field] = true
+			}
+		}
+	}
+	// The test shows each field somewhere, or it tests nothing for it.
+	for _, field := range []string{"run-commit", "run-branch", "run-reason", "step-reason", "log-line",
+		"hold-reason", "freeze-reason", "actor", "promotion-reason", "comment", "approver", "release-ref", "release-source"} {
+		if !seen[field] {
+			t.Errorf("no page showed %s: this test no longer reaches it", field)
+		}
+	}
+	var all []string
+	for k := range seen {
+		all = append(all, k)
+	}
+	t.Logf("fields shown as text: %v", all)
+}
