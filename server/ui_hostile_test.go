@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/store"
 )
 
@@ -359,6 +361,73 @@ spec: {function: hello, path: ` + hostileYAML("/"+hostileText("trigger-path")) +
 	// The test shows each field somewhere, or it tests nothing for it.
 	for _, field := range []string{"run-commit", "run-branch", "run-reason", "step-reason", "log-line",
 		"hold-reason", "freeze-reason", "actor", "promotion-reason", "comment", "approver", "release-ref", "release-source"} {
+		if !seen[field] {
+			t.Errorf("no page showed %s: this test no longer reaches it", field)
+		}
+	}
+	var all []string
+	for k := range seen {
+		all = append(all, k)
+	}
+	t.Logf("fields shown as text: %v", all)
+}
+
+// hostileSources is a source manager whose watcher saw hostile things.
+type hostileSources struct{}
+
+func (hostileSources) Add(context.Context, store.Source) error { return nil }
+func (hostileSources) Remove(context.Context, string) error    { return nil }
+func (hostileSources) Sync(context.Context, string) error      { return nil }
+func (hostileSources) Status(name string) (store.SourceStatus, error) {
+	return store.SourceStatus{Source: name, LastCommit: hostileText("source-commit"), LastError: hostileText("source-error"), Failures: 3, LastFetch: time.Now()}, nil
+}
+
+// TestHostileTargetAndPullMarkup: what a target says of its functions
+// (name, image, URL, state, message), what the watcher says of a source,
+// and what a pull request's webhook said (title, author, link) are text;
+// a javascript: or data: link is no link. This held.
+func TestHostileTargetAndPullMarkup(t *testing.T) {
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "ferry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := t.Context()
+	if err := st.PutSource(ctx, store.Source{Name: "demo", URL: "https://git.example/" + hostileText("source-url"), Branch: hostileText("source-branch"), Interval: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	rel := putUIRelease(t, st, store.Release{ID: relUIID('a'), Source: "demo", Commit: strings.Repeat("1", 40), Manifest: []byte(relUIManifest('1', '2'))})
+	if _, err := st.RecordDeployment(ctx, store.Deployment{Environment: "prod", Release: rel.ID, Actor: "ci", Status: store.DeploymentSucceeded, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	api, err := NewAPI(APIConfig{
+		Store:   st,
+		Tokens:  fixtureTokens,
+		Sources: hostileSources{},
+		Environments: func(ctx context.Context, env string) (*environments.Status, error) {
+			return &environments.Status{Environment: env, Release: rel.ID, Functions: []environments.FunctionStatus{
+				{Name: "hello", Image: `reg.example/hello@sha256:` + strings.Repeat("1", 64) + hostileText("image"), URL: "javascript:alert(1)", State: hostileText("state"), Message: hostileText("fn-message")},
+				{Name: hostileText("fn-name"), Image: "data:text/html,<script>alert(1)</script>", URL: "data:text/html,x", State: "failed", Message: hostileText("fn-message2")},
+			}}, nil
+		},
+		Previews: previewList{{Source: "demo", Number: 7, Environment: "pr-7-demo", State: hostileText("preview-state"), URL: "javascript:alert(1)",
+			Reason: hostileText("preview-reason"), Title: hostileText("pull-title"), Author: hostileText("pull-author"), PullURL: "javascript:alert(1)", Head: hostileText("pull-head")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := signInAt(t, serveUI(t, api, fixtureTokens), adminSecret)
+	seen := map[string]bool{}
+	for _, page := range []string{"/", "/environments", "/environments/prod", "/previews"} {
+		a := b.get(page)
+		if a.code != http.StatusOK {
+			t.Errorf("%s: %d\n%s", page, a.code, a.body)
+		}
+		for _, field := range hostileCheck(t, page, a) {
+			seen[field] = true
+		}
+	}
+	for _, field := range []string{"source-error", "source-branch", "fn-message", "pull-title", "pull-author", "preview-reason"} {
 		if !seen[field] {
 			t.Errorf("no page showed %s: this test no longer reaches it", field)
 		}
