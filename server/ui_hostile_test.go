@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -437,4 +441,243 @@ func TestHostileTargetAndPullMarkup(t *testing.T) {
 		all = append(all, k)
 	}
 	t.Logf("fields shown as text: %v", all)
+}
+
+// hostileActions are the dashboard's form targets: every u.action route.
+// TestHostileForgedActions checks this list against the code.
+var hostileActions = []string{
+	"POST /signout",
+	"POST /environments/{name}/rollback",
+	"POST /promotions/{id}/approve",
+	"POST /promotions/{id}/reject",
+}
+
+// hostileFixture is the promotions fixture with a promotion into prod
+// pending, and two deployments in prod's history.
+type hostileFixture struct {
+	*promosFixture
+	promotion int64
+	paths     map[string]string // an action's pattern → a path of it here
+	form      map[string]url.Values
+}
+
+func newHostileFixture(t *testing.T) *hostileFixture {
+	t.Helper()
+	f := &hostileFixture{promosFixture: newPromosFixture(t)}
+	ctx := t.Context()
+	a := putUIRelease(t, f.st, store.Release{ID: relUIID('a'), Source: "demo", Commit: strings.Repeat("1", 40), Manifest: []byte(relUIManifest('1', '2'))})
+	b := putUIRelease(t, f.st, store.Release{ID: relUIID('b'), Source: "demo", Commit: strings.Repeat("2", 40), Manifest: []byte(relUIManifest('3', '2'))})
+	for _, rel := range []string{a.ID, b.ID} {
+		if _, err := f.st.RecordDeployment(ctx, store.Deployment{Environment: "prod", Release: rel, Actor: "ci", Status: store.DeploymentSucceeded, At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := f.st.CreatePromotion(ctx, store.Promotion{Release: b.ID, Environment: "prod", Status: "pending", Requester: "dan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.promotion = p.ID
+	f.paths = map[string]string{
+		"POST /signout":                      "/signout",
+		"POST /environments/{name}/rollback": "/environments/prod/rollback",
+		"POST /promotions/{id}/approve":      fmt.Sprintf("/promotions/%d/approve", p.ID),
+		"POST /promotions/{id}/reject":       fmt.Sprintf("/promotions/%d/reject", p.ID),
+	}
+	f.form = map[string]url.Values{
+		"POST /environments/{name}/rollback": {"release": {a.ID}},
+		"POST /promotions/{id}/approve":      {"comment": {"ok"}},
+		"POST /promotions/{id}/reject":       {"comment": {"no"}},
+	}
+	return f
+}
+
+// unchanged fails unless the promotion is still pending with no
+// decisions, and prod's history still holds its two deployments, as the
+// API tells it.
+func (f *hostileFixture) unchanged(t *testing.T, what string) {
+	t.Helper()
+	c := f.client(promosVeraSecret)
+	p, err := c.Promotion(t.Context(), f.promotion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != "pending" || len(p.Approvals) != 0 {
+		t.Errorf("%s: the promotion is %s with %d decisions", what, p.Status, len(p.Approvals))
+	}
+	h, err := c.History(t.Context(), "prod", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Items) != 2 {
+		t.Errorf("%s: prod's history has %d deployments, want 2", what, len(h.Items))
+	}
+}
+
+// hostileSend sends a request as b, made by mod from a same-origin form
+// post of form to path.
+func hostileSend(b *browser, method, path string, form url.Values, mod func(*http.Request)) uiAnswer {
+	b.t.Helper()
+	req, _ := http.NewRequest(method, b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", b.base)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if mod != nil {
+		mod(req)
+	}
+	return b.do(req)
+}
+
+// TestHostileForgedActions: no action is taken without the session's own
+// CSRF token in the form's body, from another site's page, by GET, or by
+// a method override; every refusal leaves the promotion and prod's
+// history as they were and the session signed in. This held.
+func TestHostileForgedActions(t *testing.T) {
+	// Every action route is in hostileActions.
+	var code []string
+	for _, file := range []string{"ui.go", "ui_environments.go", "ui_promotions.go", "ui_releases.go", "ui_runs.go", "ui_overview.go"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, m := range regexp.MustCompile(`u\.action\("([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
+			code = append(code, m[1])
+		}
+	}
+	slices.Sort(code)
+	listed := slices.Sorted(slices.Values(hostileActions))
+	if !slices.Equal(code, listed) {
+		t.Fatalf("the dashboard's actions %v; this test checks %v: add the new ones", code, listed)
+	}
+
+	f := newHostileFixture(t)
+	ann := signInAt(t, f.ui, promosAnnSecret)
+	other := signInAt(t, f.ui, promosAnnSecret)
+	token, otherToken := ann.csrf("/"), other.csrf("/")
+	if token == otherToken {
+		t.Fatal("two sessions share a CSRF token")
+	}
+	for _, action := range hostileActions {
+		path := f.paths[action]
+		with := func(csrf string) url.Values {
+			v := url.Values{}
+			for k, vs := range f.form[action] {
+				v[k] = vs
+			}
+			if csrf != "" {
+				v.Set("csrf", csrf)
+			}
+			return v
+		}
+		cases := []struct {
+			name   string
+			method string
+			form   url.Values
+			mod    func(*http.Request)
+		}{
+			{"no token", "POST", with(""), nil},
+			{"a wrong token", "POST", with(token + "x"), nil},
+			{"another session's token", "POST", with(otherToken), nil},
+			{"the token in the URL, not the form", "POST", with(""), func(r *http.Request) { r.URL.RawQuery = "csrf=" + url.QueryEscape(token) }},
+			{"a text/plain body", "POST", with(token), func(r *http.Request) { r.Header.Set("Content-Type", "text/plain") }},
+			{"another site's page", "POST", with(token), func(r *http.Request) { r.Header.Set("Origin", "https://evil.example"); r.Header.Del("Sec-Fetch-Site") }},
+			{"an opaque origin", "POST", with(token), func(r *http.Request) { r.Header.Set("Origin", "null") }},
+			{"a cross-site fetch", "POST", with(token), func(r *http.Request) { r.Header.Del("Origin"); r.Header.Set("Sec-Fetch-Site", "cross-site") }},
+			{"a same-site fetch", "POST", with(token), func(r *http.Request) { r.Header.Set("Sec-Fetch-Site", "same-site") }},
+			{"GET", "GET", nil, func(r *http.Request) { r.URL.RawQuery = with(token).Encode() }},
+			{"GET with a method override", "GET", nil, func(r *http.Request) {
+				r.URL.RawQuery = with(token).Encode() + "&_method=POST"
+				r.Header.Set("X-HTTP-Method-Override", "POST")
+			}},
+			{"PUT", "PUT", with(token), nil},
+		}
+		for _, c := range cases {
+			a := hostileSend(ann, c.method, path, c.form, c.mod)
+			// A GET may draw a page (the rollback's confirmation), never act:
+			// an action answers with a redirect.
+			if a.code < 400 && (c.method != "GET" || a.code == http.StatusSeeOther) {
+				t.Errorf("%s with %s: %d, want a refusal\n%s", action, c.name, a.code, a.body)
+			}
+			if strings.Contains(a.header.Get("Set-Cookie"), sessionCookie) {
+				t.Errorf("%s with %s touched the session cookie", action, c.name)
+			}
+			f.unchanged(t, action+" with "+c.name)
+		}
+	}
+	if a := ann.get("/"); a.code != http.StatusOK {
+		t.Fatalf("the session did not survive the forgeries: %d", a.code)
+	}
+	// The control: the same request, as the page sends it, is taken.
+	a := ann.post(f.paths["POST /promotions/{id}/approve"], url.Values{"csrf": {token}, "comment": {"fine"}})
+	if a.code != http.StatusSeeOther {
+		t.Fatalf("a real approval: %d\n%s", a.code, a.body)
+	}
+	p, err := f.client(promosVeraSecret).Promotion(t.Context(), f.promotion)
+	if err != nil || len(p.Approvals) != 1 || p.Approvals[0].Actor != "ann" {
+		t.Fatalf("a real approval was not recorded: %+v %v", p, err)
+	}
+}
+
+// TestHostileRolesRefused: a role posting an action it lacks, with a
+// valid CSRF token, is refused with 403 and nothing changes. This held.
+func TestHostileRolesRefused(t *testing.T) {
+	f := newHostileFixture(t)
+	for _, c := range []struct {
+		secret, action, role string
+	}{
+		{promosVeraSecret, "POST /promotions/{id}/approve", "approver"},
+		{promosVeraSecret, "POST /promotions/{id}/reject", "approver"},
+		{promosVeraSecret, "POST /environments/{name}/rollback", "deployer"},
+		{promosDanSecret, "POST /promotions/{id}/approve", "approver"},
+		{promosDanSecret, "POST /promotions/{id}/reject", "approver"},
+		{promosAnnSecret, "POST /environments/{name}/rollback", "deployer"},
+	} {
+		b := signInAt(t, f.ui, c.secret)
+		form := url.Values{"csrf": {b.csrf("/")}}
+		for k, vs := range f.form[c.action] {
+			form[k] = vs
+		}
+		a := b.post(f.paths[c.action], form)
+		if a.code != http.StatusForbidden || !strings.Contains(a.body, "lacks the "+c.role+" role") {
+			t.Errorf("%s by a token without %s: %d\n%s", c.action, c.role, a.code, a.body)
+		}
+		f.unchanged(t, c.action+" without "+c.role)
+		// Nor is it offered.
+		page := b.get(fmt.Sprintf("/promotions/%d", f.promotion)).body + b.get("/environments/prod").body
+		if c.role == "approver" && (strings.Contains(page, `id="approve"`) || strings.Contains(page, `id="reject"`)) {
+			t.Errorf("a token without approver is offered approve or reject")
+		}
+		if c.role == "deployer" && strings.Contains(page, `id="rollback"`) {
+			t.Errorf("a token without deployer is offered a rollback")
+		}
+	}
+}
+
+// TestHostileLinksEscapedOnce: a release id in a link's query was escaped
+// twice (the template's query func, then html/template's own escaping of
+// a URL's query), so "Full diff" and "Diff" asked for "sha256%3A…" and
+// found nothing. Every link on these pages now leads to a page that is
+// there.
+func TestHostileLinksEscapedOnce(t *testing.T) {
+	f := newHostileFixture(t)
+	b := signInAt(t, f.ui, promosDanSecret)
+	hrefRe := regexp.MustCompile(`href="(/[^"]*)"`)
+	for _, page := range []string{"/environments/prod", "/environments/prod/rollback", "/promotions", fmt.Sprintf("/promotions/%d", f.promotion)} {
+		a := b.get(page)
+		if a.code != http.StatusOK {
+			t.Fatalf("%s: %d", page, a.code)
+		}
+		for _, m := range hrefRe.FindAllStringSubmatch(a.body, -1) {
+			link := html.UnescapeString(m[1])
+			if strings.HasPrefix(link, "/assets/") || !strings.Contains(link, "?") {
+				continue
+			}
+			if strings.Contains(link, "%25") {
+				t.Errorf("%s links to %s: escaped twice", page, link)
+				continue
+			}
+			if got := b.get(link); got.code != http.StatusOK {
+				t.Errorf("%s links to %s: %d", page, link, got.code)
+			}
+		}
+	}
 }
