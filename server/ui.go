@@ -52,6 +52,14 @@ type uiServer struct {
 
 // NewUI returns the dashboard's handler, to serve at /.
 func NewUI(cfg UIConfig) (http.Handler, error) {
+	u, err := newUI(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return securityHeaders(u.mux), nil
+}
+
+func newUI(cfg UIConfig) (*uiServer, error) {
 	if cfg.API == nil {
 		return nil, errors.New("server: the dashboard needs the API")
 	}
@@ -88,7 +96,7 @@ func NewUI(cfg UIConfig) (http.Handler, error) {
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.renderError(w, r, http.StatusNotFound, "Not found", fmt.Sprintf("ferry has no page %s.", r.URL.Path))
 	})
-	return securityHeaders(u.mux), nil
+	return u, nil
 }
 
 // securityHeaders: the pages load only their own script and style, are

@@ -681,3 +681,140 @@ func TestHostileLinksEscapedOnce(t *testing.T) {
 		}
 	}
 }
+
+// hostileCookie is b's session cookie's value.
+func hostileCookie(t *testing.T, b *browser) string {
+	t.Helper()
+	u, _ := url.Parse(b.base)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			return c.Value
+		}
+	}
+	t.Fatal("no session cookie")
+	return ""
+}
+
+// hostileWithCookie is a browser that sends cookie as its session.
+func hostileWithCookie(t *testing.T, base, cookie string) *browser {
+	b := newBrowser(t, base)
+	u, _ := url.Parse(base)
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: cookie, Path: "/"}})
+	return b
+}
+
+// TestHostileSessions: a cookie planted before sign-in is replaced, not
+// adopted; signing in again ends the session the browser had (it stayed
+// valid, where no sign-out reached it: fixed); the token is in no cookie,
+// page, header or URL, and GET does not sign in; after sign-out the old
+// cookie opens no page, action or stream.
+func TestHostileSessions(t *testing.T) {
+	f := newUIFixture(t)
+
+	// Fixation: a planted value is never the session's.
+	b := hostileWithCookie(t, f.ui, "planted-by-someone-else")
+	if a := b.get("/"); a.code != http.StatusSeeOther {
+		t.Fatalf("a planted cookie opened a page: %d", a.code)
+	}
+	a := b.post("/signin", url.Values{"token": {adminSecret}, "next": {"/"}})
+	if a.code != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", a.code)
+	}
+	first := hostileCookie(t, b)
+	if first == "planted-by-someone-else" {
+		t.Fatal("sign-in adopted the planted cookie")
+	}
+	if a := hostileWithCookie(t, f.ui, "planted-by-someone-else").get("/"); a.code != http.StatusSeeOther {
+		t.Fatalf("the planted cookie opens a page after sign-in: %d", a.code)
+	}
+
+	// Signing in again (as someone else) ends the browser's old session.
+	if a := b.post("/signin", url.Values{"token": {viewerSecret}, "next": {"/"}}); a.code != http.StatusSeeOther {
+		t.Fatalf("second sign-in: %d", a.code)
+	}
+	second := hostileCookie(t, b)
+	if second == first {
+		t.Fatal("a second sign-in kept the cookie")
+	}
+	if a := hostileWithCookie(t, f.ui, first).get("/"); a.code != http.StatusSeeOther {
+		t.Errorf("the session a browser signed in over lives on: %d", a.code)
+	}
+
+	// The token is nowhere the browser keeps or shows.
+	for _, page := range []string{"/", "/runs", "/environments", "/releases", "/previews", "/signin", "/nope"} {
+		a := b.get(page)
+		for k, vs := range a.header {
+			if strings.Contains(strings.Join(vs, " "), viewerSecret) {
+				t.Errorf("%s: the token in header %s", page, k)
+			}
+		}
+		if strings.Contains(a.body, viewerSecret) {
+			t.Errorf("%s shows the token", page)
+		}
+		if a.code == http.StatusOK && a.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", page, a.header.Get("Cache-Control"))
+		}
+	}
+	if strings.Contains(second, viewerSecret) {
+		t.Error("the cookie holds the token")
+	}
+	// A token in a URL signs nobody in (it would sit in logs and history).
+	nb := newBrowser(t, f.ui)
+	if a := nb.get("/signin?token=" + url.QueryEscape(adminSecret)); strings.Contains(a.header.Get("Set-Cookie"), sessionCookie) {
+		t.Error("GET /signin?token= signed in")
+	}
+	if a := nb.post("/signin?token="+url.QueryEscape(adminSecret), url.Values{}); a.code != http.StatusUnauthorized {
+		t.Errorf("a token in the sign-in's URL, none in its form: %d", a.code)
+	}
+
+	// Sign-out ends the session on the server: the old cookie, replayed,
+	// opens no page, action or stream, and an open stream says so.
+	stream, _ := hostileOpenLive(t, b)
+	if stream.StatusCode != http.StatusOK {
+		t.Fatalf("live: %d", stream.StatusCode)
+	}
+	if a := b.post("/signout", url.Values{"csrf": {b.csrf("/")}}); a.code != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", a.code)
+	}
+	replay := hostileWithCookie(t, f.ui, second)
+	if a := replay.get("/"); a.code != http.StatusSeeOther {
+		t.Errorf("the signed-out cookie opens a page: %d", a.code)
+	}
+	if a := replay.get("/live?path=/"); a.code != http.StatusUnauthorized {
+		t.Errorf("the signed-out cookie opens a live stream: %d", a.code)
+	}
+	if a := replay.post("/signout", url.Values{}); a.code != http.StatusUnauthorized {
+		t.Errorf("the signed-out cookie reaches an action: %d", a.code)
+	}
+	var all []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(all, []byte("event: signedout")) {
+		n, err := stream.Body.Read(buf)
+		all = append(all, buf[:n]...)
+		if err != nil && !bytes.Contains(all, []byte("event: signedout")) {
+			t.Fatalf("the open stream ended without saying signedout: %v\n%s", err, all)
+		}
+	}
+}
+
+// TestHostileSigninLimiterKeysOnTheConnection: a spoofed X-Forwarded-For
+// does not reset the count of wrong tokens. This held.
+func TestHostileSigninLimiterKeysOnTheConnection(t *testing.T) {
+	f := newUIFixture(t)
+	b := f.browser(t)
+	send := func(token string, i int) uiAnswer {
+		return hostileSend(b, "POST", "/signin", url.Values{"token": {token}}, func(r *http.Request) {
+			r.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
+			r.Header.Set("X-Real-IP", fmt.Sprintf("198.51.100.%d", i))
+			r.Header.Set("Forwarded", fmt.Sprintf("for=198.51.100.%d", i))
+		})
+	}
+	for i := range maxSigninFailures {
+		if a := send(fmt.Sprintf("guess-%d-0123456789abcdef", i), i); a.code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, a.code)
+		}
+	}
+	if a := send(adminSecret, 200); a.code != http.StatusTooManyRequests {
+		t.Fatalf("another X-Forwarded-For after %d wrong tokens: %d, want 429", maxSigninFailures, a.code)
+	}
+}

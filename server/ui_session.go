@@ -284,6 +284,11 @@ func (u *uiServer) signin(w http.ResponseWriter, r *http.Request) {
 			Error: "That is not one of ferry serve's API tokens. Use a token from its configuration (tokens:)."})
 		return
 	}
+	if old, ok := u.sessions.fromRequest(r, u.tokens); ok {
+		// why: the browser takes the new cookie; the old session would
+		// live on where no sign-out reaches it, open to whoever has a copy.
+		u.sessions.end(old)
+	}
 	u.setCookie(w, r, u.sessions.start(sum), int(u.sessions.ttl/time.Second))
 	u.cfg.Log("dashboard: %s signed in", id.Name)
 	http.Redirect(w, r, next, http.StatusSeeOther)
