@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"html"
 	"io"
@@ -816,5 +817,61 @@ func TestHostileSigninLimiterKeysOnTheConnection(t *testing.T) {
 	}
 	if a := send(adminSecret, 200); a.code != http.StatusTooManyRequests {
 		t.Fatalf("another X-Forwarded-For after %d wrong tokens: %d, want 429", maxSigninFailures, a.code)
+	}
+}
+
+// TestHostileLiveReachesOnlyPages: what /live?path= renders goes through
+// the dashboard's own routes as the session: it reaches no API route, no
+// stream, no action, not sign-in or sign-out, and (fixed: it served them)
+// no asset; a page gives its live part only. And the API takes no
+// dashboard cookie for a token.
+func TestHostileLiveReachesOnlyPages(t *testing.T) {
+	f := newUIFixture(t)
+	run := runsMakeRun(t, f.store, "demo", "0123456789abcdef", store.StatusRunning, "build")
+	u, err := newUI(UIConfig{API: f.api, Tokens: fixtureTokens, Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie := u.sessions.start(sha256.Sum256([]byte(adminSecret)))
+	s, ok := u.sessions.get(sha256.Sum256([]byte(cookie)), u.tokens)
+	if !ok {
+		t.Fatal("no session")
+	}
+	// A bound against a hang only (a stream rendered into memory).
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for _, p := range []string{
+		"/api/v1/runs", "/api/v1/sources", fmt.Sprintf("/api/v1/runs/%d/logs?follow=true", run.ID),
+		fmt.Sprintf("/runs/%d/logs", run.ID), "/signout", "/signin", "/signin?next=/runs",
+		"/assets/ferry.js", "/assets/ferry.css", "/assets/favicon.svg", "/nope",
+		"/promotions/1/approve", "/environments/prod/rollback/../rollback",
+	} {
+		target, _ := url.Parse(p)
+		body, code := u.fragment(ctx, s, target)
+		if code == http.StatusOK {
+			t.Errorf("/live?path=%s renders %d bytes:\n%.300s", p, len(body), body)
+		}
+	}
+	target, _ := url.Parse(fmt.Sprintf("/runs/%d", run.ID))
+	body, code := u.fragment(ctx, s, target)
+	if code != http.StatusOK || !strings.Contains(string(body), `id="run-status"`) || strings.Contains(string(body), "<html") || strings.Contains(string(body), s.csrf) {
+		t.Errorf("a page's live part: %d\n%s", code, body)
+	}
+
+	// The API is the API's: a dashboard cookie is no token there.
+	b := f.signIn(t, adminSecret)
+	req, _ := http.NewRequest(http.MethodGet, f.url+"/api/v1/runs", nil)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: hostileCookie(t, b)})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the API with a dashboard cookie: %d", resp.StatusCode)
+	}
+	// Nor does the dashboard route to the API.
+	if a := b.get("/api/v1/runs"); a.code != http.StatusNotFound {
+		t.Errorf("the dashboard at /api/v1/runs: %d", a.code)
 	}
 }

@@ -106,6 +106,11 @@ func (u *uiServer) fragment(ctx context.Context, s *uiSession, target *url.URL) 
 	}
 	rec := newRecorder()
 	u.mux.ServeHTTP(rec, req)
+	if rec.code == http.StatusOK && !strings.HasPrefix(rec.header.Get("Content-Type"), "text/html") {
+		// why: only a page has a live part; an asset swapped into #live
+		// would replace the page with its text.
+		return nil, http.StatusUnsupportedMediaType
+	}
 	return rec.body.Bytes(), rec.code
 }
 
