@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/environments"
+	"github.com/ferrycd/ferry/server/ui"
 	"github.com/ferrycd/ferry/store"
 )
 
@@ -873,5 +875,73 @@ func TestHostileLiveReachesOnlyPages(t *testing.T) {
 	// Nor does the dashboard route to the API.
 	if a := b.get("/api/v1/runs"); a.code != http.StatusNotFound {
 		t.Errorf("the dashboard at /api/v1/runs: %d", a.code)
+	}
+}
+
+// TestHostileHeaders: every answer, error pages and sign-in included,
+// carries the CSP, no framing and nosniff; the templates hold nothing the
+// CSP would block (inline script, style or handlers), so the CSP can stay
+// strict. This held.
+func TestHostileHeaders(t *testing.T) {
+	f := newUIFixture(t)
+	anon := f.browser(t)
+	b := f.signIn(t, viewerSecret)
+	check := func(what string, a uiAnswer) {
+		t.Helper()
+		csp := a.header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s (%d): CSP %q lacks %s", what, a.code, csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+			t.Errorf("%s: CSP %q allows inline script or style", what, csp)
+		}
+		if a.header.Get("X-Frame-Options") != "DENY" || a.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s (%d): X-Frame-Options %q, X-Content-Type-Options %q", what, a.code, a.header.Get("X-Frame-Options"), a.header.Get("X-Content-Type-Options"))
+		}
+		if strings.HasPrefix(a.header.Get("Content-Type"), "text/html") && a.code != http.StatusSeeOther && a.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s (%d): a page with Cache-Control %q", what, a.code, a.header.Get("Cache-Control"))
+		}
+	}
+	check("sign-in page", anon.get("/signin"))
+	check("wrong token", anon.post("/signin", url.Values{"token": {"wrong-wrong-wrong-wrong"}}))
+	check("unsigned page", anon.get("/runs"))
+	check("unsigned action", anon.post("/signout", url.Values{}))
+	check("unsigned live", anon.get("/live?path=/"))
+	check("404", b.get("/nope"))
+	check("API error page", b.get("/runs/999"))
+	check("bad request page", b.get("/runs/abc"))
+	check("405", hostileSend(b, "DELETE", "/runs", nil, nil))
+	check("CSRF refusal", b.post("/signout", url.Values{}))
+	check("page", b.get("/"))
+	check("bad live path", b.get("/live?path=//evil.example"))
+	for _, asset := range []string{"/assets/ferry.js", "/assets/ferry.css", "/assets/favicon.svg", "/assets/nope.js"} {
+		check(asset, b.get(asset))
+	}
+	if ct := b.get("/assets/ferry.js").header.Get("Content-Type"); !strings.Contains(ct, "javascript") {
+		t.Errorf("ferry.js served as %q", ct)
+	}
+
+	// The templates: no inline script, style attribute or handler, no
+	// javascript: link; a <script> only with src.
+	bad := regexp.MustCompile(`(?i)\sstyle\s*=|\son[a-z]+\s*=|javascript:|<style`)
+	script := regexp.MustCompile(`(?i)<script[^>]*>`)
+	entries, err := fs.Glob(ui.Templates, "templates/*.html")
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("templates: %v", err)
+	}
+	for _, name := range entries {
+		b, _ := fs.ReadFile(ui.Templates, name)
+		for i, line := range strings.Split(string(b), "\n") {
+			if m := bad.FindString(line); m != "" {
+				t.Errorf("%s:%d holds %q, which the CSP blocks or which runs script: %s", name, i+1, m, strings.TrimSpace(line))
+			}
+			for _, loc := range script.FindAllStringIndex(line, -1) {
+				if !strings.Contains(line[loc[0]:loc[1]], " src=") || !strings.HasPrefix(line[loc[1]:], "</script>") {
+					t.Errorf("%s:%d: an inline script: %s", name, i+1, strings.TrimSpace(line))
+				}
+			}
+		}
 	}
 }
