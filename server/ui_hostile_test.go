@@ -945,3 +945,44 @@ func TestHostileHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileEchoedInput: what a form sends comes back as text: a
+// comment on the promotion's page, and an API refusal quoting the input
+// in the flash after the redirect. This held.
+func TestHostileEchoedInput(t *testing.T) {
+	f := newHostileFixture(t)
+	dan := signInAt(t, f.ui, promosDanSecret)
+	a := dan.post(f.paths["POST /environments/{name}/rollback"], url.Values{"csrf": {dan.csrf("/")}, "release": {hostileText("rollback-release")}})
+	if a.code != http.StatusSeeOther {
+		t.Fatalf("rollback to a made-up release: %d\n%s", a.code, a.body)
+	}
+	shown := hostileCheck(t, "the flash after a refused rollback", dan.get(a.header.Get("Location")))
+	ann := signInAt(t, f.ui, promosAnnSecret)
+	a = ann.post(f.paths["POST /promotions/{id}/approve"], url.Values{"csrf": {ann.csrf("/")}, "comment": {hostileText("approve-comment")}})
+	if a.code != http.StatusSeeOther {
+		t.Fatalf("approve: %d\n%s", a.code, a.body)
+	}
+	shown = append(shown, hostileCheck(t, "the promotion after an approval", ann.get(a.header.Get("Location")))...)
+	// The flash is shown once; the comment stays.
+	shown = append(shown, hostileCheck(t, "the promotion again", ann.get(a.header.Get("Location")))...)
+	t.Logf("shown as text: %v", shown)
+	if !slices.Contains(shown, "approve-comment") {
+		t.Errorf("the approval's comment was not shown: this test no longer reaches it")
+	}
+}
+
+// TestHostileLivePaths: /live?path= takes a path on this site only, with
+// no control characters, never /live itself. This held, save a tab or
+// other control character (fixed with localPath).
+func TestHostileLivePaths(t *testing.T) {
+	f := newUIFixture(t)
+	b := f.signIn(t, viewerSecret)
+	for _, p := range []string{
+		"", "runs", "//evil.example/", "/\\evil.example", "https://evil.example/", "javascript:alert(1)",
+		"/\r\nSet-Cookie: x=y", "/\t/evil.example", "/\x00", "/live", "/live?path=/", "/l%69ve?path=/", "/live/",
+	} {
+		if a := b.get("/live?path=" + url.QueryEscape(p)); a.code != http.StatusBadRequest {
+			t.Errorf("live %q: %d, want 400", p, a.code)
+		}
+	}
+}
