@@ -52,6 +52,14 @@ type uiServer struct {
 
 // NewUI returns the dashboard's handler, to serve at /.
 func NewUI(cfg UIConfig) (http.Handler, error) {
+	u, err := newUI(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return securityHeaders(u.mux), nil
+}
+
+func newUI(cfg UIConfig) (*uiServer, error) {
 	if cfg.API == nil {
 		return nil, errors.New("server: the dashboard needs the API")
 	}
@@ -88,7 +96,7 @@ func NewUI(cfg UIConfig) (http.Handler, error) {
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.renderError(w, r, http.StatusNotFound, "Not found", fmt.Sprintf("ferry has no page %s.", r.URL.Path))
 	})
-	return securityHeaders(u.mux), nil
+	return u, nil
 }
 
 // securityHeaders: the pages load only their own script and style, are
@@ -309,7 +317,10 @@ func liveHash(b []byte) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// localPath: a path on this site, never another (//host, /\host).
+// localPath: a path on this site, never another (//host, /\host). No
+// control characters either: browsers drop tabs and newlines from a URL,
+// so "/<TAB>/host" is "//host" to them.
 func localPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") && !strings.ContainsAny(p, "\r\n")
+	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") &&
+		!strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }

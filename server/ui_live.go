@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -29,6 +31,11 @@ func (u *uiServer) live(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "path: give a dashboard page's path, e.g. /environments", http.StatusBadRequest)
 		return
 	}
+	if !u.sessions.openLive(s) {
+		http.Error(w, fmt.Sprintf("this session has %d pages open with live updates already; close some, then reload this one", maxLiveStreams), http.StatusTooManyRequests)
+		return
+	}
+	defer u.sessions.closeLive(s)
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -71,7 +78,12 @@ func (u *uiServer) live(w http.ResponseWriter, r *http.Request) {
 		if !bytes.Equal(body, last) {
 			last = body
 			io.WriteString(w, "event: live\n")
-			for line := range strings.SplitSeq(string(body), "\n") {
+			// why: an EventSource ends a line at CR too, so a bare CR in
+			// what the page shows (a run's reason) would end the data
+			// line early and let the rest pose as fields and events. HTML
+			// reads CR as LF anyway.
+			text := strings.ReplaceAll(strings.ReplaceAll(string(body), "\r\n", "\n"), "\r", "\n")
+			for line := range strings.SplitSeq(text, "\n") {
 				io.WriteString(w, "data: "+line+"\n")
 			}
 			io.WriteString(w, "\n")
@@ -94,5 +106,39 @@ func (u *uiServer) fragment(ctx context.Context, s *uiSession, target *url.URL) 
 	}
 	rec := newRecorder()
 	u.mux.ServeHTTP(rec, req)
+	if rec.code == http.StatusOK && !strings.HasPrefix(rec.header.Get("Content-Type"), "text/html") {
+		// why: only a page has a live part; an asset swapped into #live
+		// would replace the page with its text.
+		return nil, http.StatusUnsupportedMediaType
+	}
 	return rec.body.Bytes(), rec.code
+}
+
+// maxLiveStreams bounds the live streams one session holds open. why:
+// each renders its page every Poll; a script opening thousands would
+// have ferry render thousands of pages a second. A person's open tabs
+// stay well below it.
+const maxLiveStreams = 32
+
+// openLive counts a live stream of s, or says false when s has
+// maxLiveStreams open already.
+func (ss *sessions) openLive(s *uiSession) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.live == nil {
+		ss.live = map[[sha256.Size]byte]int{}
+	}
+	if ss.live[s.key] >= maxLiveStreams {
+		return false
+	}
+	ss.live[s.key]++
+	return true
+}
+
+func (ss *sessions) closeLive(s *uiSession) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.live[s.key]--; ss.live[s.key] <= 0 {
+		delete(ss.live, s.key)
+	}
 }

@@ -34,6 +34,7 @@ type sessions struct {
 	m         map[[sha256.Size]byte]*uiSession
 	ttl, idle time.Duration
 	now       func() time.Time
+	live      map[[sha256.Size]byte]int // open live streams by session (ui_live.go)
 }
 
 // uiSession is one signed-in browser.
@@ -282,6 +283,11 @@ func (u *uiServer) signin(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, nil, http.StatusUnauthorized, "signin", uiPage{Data: signinData{Next: next},
 			Error: "That is not one of ferry serve's API tokens. Use a token from its configuration (tokens:)."})
 		return
+	}
+	if old, ok := u.sessions.fromRequest(r, u.tokens); ok {
+		// why: the browser takes the new cookie; the old session would
+		// live on where no sign-out reaches it, open to whoever has a copy.
+		u.sessions.end(old)
 	}
 	u.setCookie(w, r, u.sessions.start(sum), int(u.sessions.ttl/time.Second))
 	u.cfg.Log("dashboard: %s signed in", id.Name)
