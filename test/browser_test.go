@@ -273,6 +273,13 @@ func (tb *tab) click(t *testing.T, sel string) {
 	tb.act(t, "clicking "+sel, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }
 
+// press focuses the element sel matches and presses Enter on it, as
+// someone using the keyboard only would.
+func (tb *tab) press(t *testing.T, sel string) {
+	t.Helper()
+	tb.act(t, "pressing Enter on "+sel, chromedp.Steps(chromedp.Focus(chromedp.CSS(sel), chromedp.NodeVisible), chromedp.KeyEvent(kb.Enter)))
+}
+
 // typeInto types text into the element sel matches.
 func (tb *tab) typeInto(t *testing.T, sel, text string) {
 	t.Helper()

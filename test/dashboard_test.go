@@ -41,9 +41,9 @@ const dashboardTestStep = `command: [python3, -c, "import time\nfor i in range(2
 // confirmation page; and check that a viewer is offered no approve button
 // nor rollback link, and that forged posts (no CSRF token, another site's
 // form) are refused and change nothing. Every page opened is checked for
-// controls and tables without an accessible name; signing in is done with
-// the keyboard. The subtests tell one story over one ferry serve, in
-// order. Each saves screenshots in its output folder (go test -artifacts
+// controls and tables without an accessible name; signing in and the
+// rollback use the keyboard only. The subtests tell one story over one
+// ferry serve, in order. Each saves screenshots in its output folder (go test -artifacts
 // -outputdir DIR keeps them). With FERRY_SCREENSHOTS set to a folder, the
 // matrix is also saved there as environments.png (make screenshots: the
 // README's picture).
@@ -270,11 +270,12 @@ func TestDashboard(t *testing.T) {
 	})
 
 	t.Run("RollBack", func(t *testing.T) {
+		// alice rolls back with the keyboard only.
 		alice := br.tab(t, "alice")
 		alice.signIn(t, base, aliceToken)
 		alice.open(t, base+"/environments/prod", "a#rollback")
 		alice.shot(t, "environment")
-		alice.click(t, "a#rollback")
+		alice.press(t, "a#rollback")
 		alice.text(t, "form#rollback-form")
 		if to := alice.text(t, "#rollback-to"); !strings.Contains(to, shortDigest(first.Release)) {
 			alice.fail(t, "the confirmation %q does not name release %s", to, shortDigest(first.Release))
@@ -287,7 +288,7 @@ func TestDashboard(t *testing.T) {
 			alice.fail(t, "the button reads %q", b)
 		}
 		alice.shot(t, "confirm")
-		alice.click(t, button)
+		alice.press(t, button)
 		alice.until(t, "back at the environment", `location.pathname === '/environments/prod' && document.querySelector('table#history') !== null`)
 		alice.shot(t, "rolled-back")
 
