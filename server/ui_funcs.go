@@ -33,8 +33,8 @@ var uiFuncs = template.FuncMap{
 	},
 	// hex says whether s is a commit id, the only thing a copied shell
 	// command may carry from the data.
-	"hex": isHexID,
-	"path":  url.PathEscape,
+	"hex":  isHexID,
+	"path": url.PathEscape,
 }
 
 // shortHex shortens a digest ("sha256:…", "…@sha256:…") or a release id to
