@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/build"
-	"github.com/ferrycd/ferry/build/registry"
 	"github.com/ferrycd/ferry/manifests"
 	"github.com/ferrycd/ferry/store"
 )
@@ -36,23 +35,14 @@ func newEnvsUIFixture(t *testing.T) *envsUIFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(dir, "registry")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go reg.Serve()
-	t.Cleanup(func() { reg.Shutdown(context.Background()) })
-	b, err := build.New(reg.Addr()+"/test", build.WithCacheDir(filepath.Join(dir, "cache")), build.WithBase("python", build.Scratch))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, repo := exampleBuilder(t)
 	f := &envsUIFixture{dir: dir, builder: b}
 	f.one = envsUIBuild(t, b, filepath.Join(dir, "one"), "one", "c1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 	f.two = envsUIBuild(t, b, filepath.Join(dir, "two"), "two", "c2bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
 	f.uiStack = newUIStack(t, uiStackConfig{
 		config: "environments:\n- {name: dev}\n- {name: staging}\n- {name: prod}\n",
 		tokens: fixtureTokens,
-		repo:   reg.Addr() + "/test",
+		repo:   repo,
 	})
 	for _, e := range envsUINames {
 		if err := f.st.PutEnvironment(ctx, store.Environment{Name: e, Target: "embedded", Updated: time.Now()}); err != nil {
