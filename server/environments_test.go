@@ -39,13 +39,12 @@ type envFixture struct {
 	api      *httptest.Server
 }
 
-// buildExample builds and pushes examples/python to a registry of its
-// own, and returns the release and the registry's repository.
-func buildExample(t *testing.T) *build.Release {
+// exampleBuilder is a builder pushing to a registry of its own, and that
+// registry's repository.
+func exampleBuilder(t *testing.T) (build.Builder, string) {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(dir, "registry")})
+	reg, err := registry.New(context.Background(), registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(dir, "registry")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +54,15 @@ func buildExample(t *testing.T) *build.Release {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b, reg.Addr() + "/test"
+}
+
+// buildExample builds and pushes examples/python to a registry of its
+// own, and returns the release.
+func buildExample(t *testing.T) *build.Release {
+	t.Helper()
+	ctx := context.Background()
+	b, _ := exampleBuilder(t)
 	src, err := build.LocalSource(ctx, "../examples/python")
 	if err != nil {
 		t.Fatal(err)

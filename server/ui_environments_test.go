@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,25 +14,16 @@ import (
 	"time"
 
 	"github.com/ferrycd/ferry/build"
-	"github.com/ferrycd/ferry/build/registry"
-	"github.com/ferrycd/ferry/environments"
 	"github.com/ferrycd/ferry/manifests"
-	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
-	"github.com/ferrycd/ferry/test/testenv"
 )
 
-// envsUIFixture is the dashboard over an API with a real promoter, a
-// store, and dev, staging and prod on an embedded host behind its
-// gateway; one and two are two releases of examples/python whose hello
-// answers "one" and "two", so their images differ.
+// envsUIFixture is the dashboard over the stack (ui_stack_test.go) with
+// dev, staging and prod and no gates; one and two are two releases of
+// examples/python whose hello answers "one" and "two", so their images
+// differ.
 type envsUIFixture struct {
-	t        *testing.T
-	st       *store.SQLite
-	host     *testenv.Host
-	promoter promote.Promoter
-	api      *httptest.Server
-	ui       string
+	*uiStack
 	one, two *build.Release
 	builder  build.Builder
 	dir      string
@@ -45,75 +35,20 @@ func newEnvsUIFixture(t *testing.T) *envsUIFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	f := &envsUIFixture{t: t, dir: dir}
-	reg, err := registry.New(ctx, registry.Config{Addr: "127.0.0.1:0", Dir: filepath.Join(dir, "registry")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go reg.Serve()
-	t.Cleanup(func() { reg.Shutdown(context.Background()) })
-	b, err := build.New(reg.Addr()+"/test", build.WithCacheDir(filepath.Join(dir, "cache")), build.WithBase("python", build.Scratch))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.builder = b
+	b, repo := exampleBuilder(t)
+	f := &envsUIFixture{dir: dir, builder: b}
 	f.one = envsUIBuild(t, b, filepath.Join(dir, "one"), "one", "c1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 	f.two = envsUIBuild(t, b, filepath.Join(dir, "two"), "two", "c2bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
-
-	if f.st, err = store.Open(ctx, filepath.Join(dir, "ferry.db")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.st.Close() })
-	if f.host, err = testenv.StartEmbedded(filepath.Join(dir, "data"), envsUINames...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		f.host.Stop(ctx)
+	f.uiStack = newUIStack(t, uiStackConfig{
+		config: "environments:\n- {name: dev}\n- {name: staging}\n- {name: prod}\n",
+		tokens: fixtureTokens,
+		repo:   repo,
 	})
-	var envs []promote.Environment
 	for _, e := range envsUINames {
-		envs = append(envs, promote.Environment{Name: e})
 		if err := f.st.PutEnvironment(ctx, store.Environment{Name: e, Target: "embedded", Updated: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.promoter, err = promote.New(promote.Config{
-		Store:        f.st,
-		Target:       f.host.Target,
-		Repo:         reg.Addr() + "/test",
-		Environments: envs,
-		Log:          t.Logf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(ctx)
-	ran := make(chan struct{})
-	go func() { f.promoter.Run(rctx); close(ran) }()
-	t.Cleanup(func() { stop(); <-ran })
-
-	api, err := NewAPI(APIConfig{
-		Store:   f.st,
-		Tokens:  fixtureTokens,
-		Sources: &sourceManager{store: f.st},
-		Environments: func(ctx context.Context, env string) (*environments.Status, error) {
-			tg, err := f.host.Target(env)
-			if err != nil {
-				return nil, err
-			}
-			return tg.Status(ctx)
-		},
-		EnvironmentOrder: envsUINames,
-		Promoter:         f.promoter,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.api = httptest.NewServer(api)
-	t.Cleanup(f.api.Close)
-	f.ui = serveUI(t, api, fixtureTokens)
 	return f
 }
 
@@ -153,7 +88,7 @@ func envsUIBuild(t *testing.T, b build.Builder, dir, message, commit string) *bu
 func (f *envsUIFixture) deploy(env string, rel *build.Release) {
 	f.t.Helper()
 	ctx := context.Background()
-	tg, err := f.host.Target(env)
+	tg, err := f.envs.target(env)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -183,15 +118,6 @@ func (f *envsUIFixture) record(env string, rel *build.Release) store.Deployment 
 		f.t.Fatal(err)
 	}
 	return d
-}
-
-func (f *envsUIFixture) client(secret string) *Client {
-	f.t.Helper()
-	c, err := NewClient(f.api.URL, secret)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return c
 }
 
 // environment is env as the API tells it.
@@ -454,7 +380,7 @@ func TestUIEnvironmentRollback(t *testing.T) {
 	if e.Release != one || len(e.Functions) != 1 || e.Functions[0].Image != oneImg || !e.Held {
 		t.Errorf("dev after the rollback: %+v", e)
 	}
-	if code, body := envsUICall(t, f.host.Gateway+"/dev/hello"); code != 200 || !strings.Contains(body, `"one"`) {
+	if code, body := envsUICall(t, f.gateway+"/dev/hello"); code != 200 || !strings.Contains(body, `"one"`) {
 		t.Errorf("dev's hello after the rollback answers %d %s", code, body)
 	}
 	h, err := f.client(viewerSecret).History(context.Background(), "dev", 1, 0)

@@ -31,8 +31,10 @@ var uiFuncs = template.FuncMap{
 	"state": func(s string) string {
 		return "s-" + strings.ReplaceAll(strings.ToLower(s), " ", "-")
 	},
-	"query": urlQueryEscape,
-	"path":  url.PathEscape,
+	// hex says whether s is a commit id, the only thing a copied shell
+	// command may carry from the data.
+	"hex":  isHexID,
+	"path": url.PathEscape,
 }
 
 // shortHex shortens a digest ("sha256:…", "…@sha256:…") or a release id to
@@ -47,4 +49,14 @@ func shortHex(s string) string {
 	return s
 }
 
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+func isHexID(s string) bool {
+	if len(s) < 7 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

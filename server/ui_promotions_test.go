@@ -1,26 +1,18 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferrycd/ferry/build"
-	"github.com/ferrycd/ferry/environments"
-	"github.com/ferrycd/ferry/environments/embedded"
-	"github.com/ferrycd/ferry/internal/seal"
 	"github.com/ferrycd/ferry/promote"
 	"github.com/ferrycd/ferry/store"
 )
@@ -46,111 +38,28 @@ var promosTokens = []Token{
 	{Name: "vera", Secret: promosVeraSecret, Roles: []Role{RoleViewer}},
 }
 
-type promosFixture struct {
-	t        *testing.T
-	st       *store.SQLite
-	gateway  string
-	promoter promote.Promoter
-	api      string // the API's URL
-	ui       string // the dashboard's URL
-}
+// promosFixture is the stack with prod waiting for two approvals; cara
+// wrote every commit, so her approval is a self-approval.
+type promosFixture = uiStack
 
 func newPromosFixture(t *testing.T) *promosFixture {
 	t.Helper()
-	ctx := context.Background()
-	cfg, err := ParseConfig([]byte(`
+	return newUIStack(t, uiStackConfig{
+		config: `
 environments:
 - {name: dev}
 - {name: staging}
 - name: prod
   approval: {required: 2}
-`), t.TempDir(), "ferry-serve.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dataDir := t.TempDir()
-	f := &promosFixture{t: t}
-	if f.st, err = store.Open(ctx, filepath.Join(dataDir, "ferry.db")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.st.Close() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.gateway = "http://" + ln.Addr().String()
-	host, err := embedded.NewHost(embedded.HostConfig{DataDir: dataDir, GatewayURL: f.gateway, Environments: cfg.environmentNames(), Log: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := &http.Server{Handler: host.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go gw.Serve(ln)
-	t.Cleanup(func() { gw.Close() })
-	box, err := seal.New(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pull := func(ctx context.Context, ref string) (*build.Release, error) { return build.PullRelease(ctx, ref) }
-	settings := &envSettings{cfg: cfg, store: f.st, box: box}
-	envs := newEnvSet(cfg, newTargets(host, settings, t.Logf), f.st, f.st, settings, pull, &restoreErrors{}, f.gateway, t.Logf)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		envs.stopAll(ctx)
-	})
-	f.promoter, err = promote.New(promote.Config{
-		Store:        f.st,
-		Target:       func(env string) (environments.Target, error) { return envs.target(env) },
-		Pull:         pull,
-		Environments: cfg.gatedEnvironments(),
-		// why: cara wrote every commit, so her approval is a self-approval.
-		CommitAuthor: func(context.Context, string, string) (string, string, error) {
+`,
+		tokens: promosTokens,
+		author: func(context.Context, string, string) (string, string, error) {
 			return "Cara Author", "cara@example.com", nil
 		},
-		Log: t.Logf,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	envs.promoter = f.promoter.(promote.Environments)
-	runCtx, stopRun := context.WithCancel(context.Background())
-	var running sync.WaitGroup
-	running.Add(1)
-	go func() {
-		defer running.Done()
-		if err := f.promoter.Run(runCtx); err != nil {
-			t.Errorf("the promoter stopped: %v", err)
-		}
-	}()
-	// why: the promoter stops before the targets and the store it uses.
-	t.Cleanup(func() { stopRun(); running.Wait() })
-	api, err := NewAPI(APIConfig{
-		Store:   f.st,
-		Tokens:  promosTokens,
-		Sources: &sourceManager{store: f.st},
-		Environments: func(ctx context.Context, env string) (*environments.Status, error) {
-			t, err := envs.target(env)
-			if err != nil {
-				return nil, err
-			}
-			return t.Status(ctx)
-		},
-		Promoter:         f.promoter,
-		EnvironmentOrder: cfg.environmentNames(),
-		EnvironmentSet:   envs,
-		Log:              t.Logf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	f.api = srv.URL
-	f.ui = serveUI(t, api, promosTokens)
-	return f
 }
 
-func (f *promosFixture) client(secret string) *Client {
+func (f *uiStack) client(secret string) *Client {
 	f.t.Helper()
 	c, err := NewClient(f.api, secret)
 	if err != nil {

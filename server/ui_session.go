@@ -26,6 +26,19 @@ import (
 
 const sessionCookie = "ferry_session"
 
+// secureSessionCookie is the cookie's name over TLS. why: a browser keeps
+// a __Host- cookie only when it is Secure, for this host and path /, so
+// a sibling subdomain cannot plant one.
+const secureSessionCookie = "__Host-" + sessionCookie
+
+// cookieName is the session cookie's name for r's scheme.
+func cookieName(r *http.Request) string {
+	if secure(r) {
+		return secureSessionCookie
+	}
+	return sessionCookie
+}
+
 // maxSessions bounds memory: past it, the oldest session ends.
 const maxSessions = 10000
 
@@ -91,7 +104,7 @@ func (ss *sessions) fromRequest(r *http.Request, toks *tokens) (*uiSession, bool
 	if s, ok := r.Context().Value(sessionKey{}).(*uiSession); ok {
 		return s, true
 	}
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(cookieName(r))
 	if err != nil || c.Value == "" {
 		return nil, false
 	}
@@ -180,7 +193,7 @@ func secure(r *http.Request) bool {
 }
 
 func (u *uiServer) setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: value, Path: "/", MaxAge: maxAge,
+	http.SetCookie(w, &http.Cookie{Name: cookieName(r), Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
 }
 

@@ -179,8 +179,20 @@ func TestUISignIn(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodPost, f.ui+"/signin", strings.NewReader(url.Values{"token": {viewerSecret}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Forwarded-Proto", "https")
-	if a := f.browser(t).do(req); !strings.Contains(a.header.Get("Set-Cookie"), "Secure") {
-		t.Errorf("over TLS the cookie is not Secure: %q", a.header.Get("Set-Cookie"))
+	tls := f.browser(t).do(req)
+	set = tls.header.Get("Set-Cookie")
+	if !strings.HasPrefix(set, secureSessionCookie+"=") || !strings.Contains(set, "; Secure") || strings.Contains(set, "Domain=") {
+		t.Errorf("over TLS the cookie is not a Secure __Host- cookie: %q", set)
+	}
+	// It opens pages over TLS; the plain name does not.
+	value := strings.TrimPrefix(strings.SplitN(set, ";", 2)[0], secureSessionCookie+"=")
+	for name, want := range map[string]int{secureSessionCookie: http.StatusOK, sessionCookie: http.StatusSeeOther} {
+		req, _ = http.NewRequest(http.MethodGet, f.ui+"/", nil)
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.AddCookie(&http.Cookie{Name: name, Value: value})
+		if a := f.browser(t).do(req); a.code != want {
+			t.Errorf("over TLS with cookie %s: %d, want %d", name, a.code, want)
+		}
 	}
 
 	// Sign-out takes the CSRF token, ends the session, and the old cookie
