@@ -112,7 +112,7 @@ cat <<MSG
 ferry serve is starting, watching the repository $repo.
 
   functions   http://$addr/ENV/hello   (ENV: dev, staging, prod)
-  dashboard   http://$listen/   (sign in with a token below)
+  dashboard   http://$listen/   (sign in with a FERRY_TOKEN value below)
   API         http://$listen/api/v1/
   CLI         export FERRY_SERVER=http://$listen FERRY_TOKEN=$token
               (newcomer: deploys, approves, rolls back)
@@ -131,8 +131,9 @@ make run tour", has the rest):
   FERRY_TOKEN=$reviewer bin/ferry approve ID   # two: prod deploys in a moment
   curl http://$addr/prod/hello
 
-Or in a browser: http://$listen/promotions, signed in as newcomer, then
-as reviewer (Sign out, sign in with the other token).
+Or in a browser: sign in at http://$listen/ with newcomer's token, open
+Promotions and Approve; Sign out (top right), sign in with reviewer's
+token and Approve again; Environments shows prod change.
 
 MSG
 # why: after the first commit the sed below would change nothing, and
