@@ -34,6 +34,17 @@ type uiPromotion struct {
 	Given int
 }
 
+// DecidedBy says whether name has approved or rejected p already: ferry
+// counts one decision per person, so the page offers no second one.
+func (p uiPromotion) DecidedBy(name string) bool {
+	for _, a := range p.Approvals {
+		if a.Actor == name {
+			return true
+		}
+	}
+	return false
+}
+
 func uiPromotions(ps []PromotionView) []uiPromotion {
 	out := make([]uiPromotion, 0, len(ps))
 	for _, p := range ps {

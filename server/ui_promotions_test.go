@@ -215,6 +215,17 @@ func TestUIPromotionsApproveAndReject(t *testing.T) {
 		!strings.Contains(after.body, "looks good &lt;b&gt;") {
 		t.Errorf("the page after ann's approval:\n%s", after.body)
 	}
+	// Having decided, ann is offered no second decision, here or in the
+	// list; another approver still is.
+	if strings.Contains(after.body, `<form id="approve"`) || !strings.Contains(after.body, `id="decided"`) {
+		t.Errorf("ann is offered a second decision:\n%s", after.body)
+	}
+	if l := ann.get("/promotions"); strings.Contains(l.body, fmt.Sprintf(`action="/promotions/%d/approve"`, p.ID)) || !strings.Contains(l.body, "you decided") {
+		t.Errorf("the list offers ann a second approval:\n%s", l.body)
+	}
+	if bp := signInAt(t, f.ui, promosBobSecret).get(detail); !strings.Contains(bp.body, `<form id="approve"`) {
+		t.Errorf("bob is offered no approval:\n%s", bp.body)
+	}
 	got, err := viewerAPI.Promotion(ctx, p.ID)
 	if err != nil {
 		t.Fatal(err)

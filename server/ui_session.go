@@ -269,7 +269,11 @@ func (u *uiServer) signinPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	u.render(w, r, nil, http.StatusOK, "signin", uiPage{Data: signinData{Next: next}})
+	p := uiPage{Data: signinData{Next: next}}
+	if r.URL.Query().Has("out") {
+		p.Flash = "Signed out. Sign in again with a token." // a fixed text: the query only picks it
+	}
+	u.render(w, r, nil, http.StatusOK, "signin", p)
 }
 
 func (u *uiServer) signin(w http.ResponseWriter, r *http.Request) {
@@ -310,6 +314,6 @@ func (u *uiServer) signin(w http.ResponseWriter, r *http.Request) {
 func (u *uiServer) signout(w http.ResponseWriter, r *http.Request, s *uiSession) error {
 	u.sessions.end(s)
 	u.setCookie(w, r, "", -1)
-	http.Redirect(w, r, "/signin", http.StatusSeeOther)
+	http.Redirect(w, r, "/signin?out", http.StatusSeeOther)
 	return nil
 }

@@ -204,6 +204,9 @@ func TestUISignIn(t *testing.T) {
 	if a.code != http.StatusSeeOther {
 		t.Fatalf("sign-out: %d", a.code)
 	}
+	if p := b.get(a.header.Get("Location")); !strings.Contains(p.body, "Signed out.") || !strings.Contains(p.body, `id="token"`) {
+		t.Fatalf("after sign-out, %s:\n%s", a.header.Get("Location"), p.body)
+	}
 	if a := b.get("/"); a.code != http.StatusSeeOther {
 		t.Fatalf("after sign-out: %d", a.code)
 	}
