@@ -117,7 +117,7 @@ func axString(v *accessibility.Value) string {
 }
 
 // a11yStructureJS lists what the document lacks: a language, a title,
-// exactly one h1, and in every table column headers.
+// exactly one h1, and in every table header cells with a scope.
 const a11yStructureJS = `(() => {
   const bad = [];
   if (!(document.documentElement.getAttribute('lang') || '').trim()) bad.push('<html> has no lang');
@@ -125,7 +125,8 @@ const a11yStructureJS = `(() => {
   const h1 = document.querySelectorAll('h1').length;
   if (h1 !== 1) bad.push(h1 + ' <h1> elements, want 1');
   document.querySelectorAll('table').forEach(e => {
-    if (!e.querySelector('th[scope=col]')) bad.push('table without column headers (th scope=col): ' + e.outerHTML.slice(0, 160));
+    // why: a two-column table of facts is headed by its rows.
+    if (!e.querySelector('th[scope=col], th[scope=row]')) bad.push('table without headers (th scope=col, or scope=row for a table of facts): ' + e.outerHTML.slice(0, 160));
   });
   return bad;
 })()`
@@ -151,7 +152,10 @@ func a11yFits(t *testing.T, tb *tab, path string, width, height int64, mobile bo
   document.querySelectorAll('body *').forEach(e => {
     if (e.closest('.scroll, pre') && !e.matches('.scroll, pre')) return;
     const r = e.getBoundingClientRect();
-    if (r.width > 0 && r.right > w + 1 && out.length < 8) out.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + String(e.className).split(' ').join('.') : '') + ' ends at ' + Math.round(r.right));
+    // why: text that does not wrap spills out of a box that fits.
+    const spill = getComputedStyle(e).overflowX === 'visible' ? e.scrollWidth - e.clientWidth : 0;
+    const right = Math.max(r.right, r.left + e.clientWidth + spill);
+    if (r.width > 0 && right > w + 1 && out.length < 8) out.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + String(e.className).split(' ').join('.') : '') + ' ends at ' + Math.round(right));
   });
   ok({Scroll: document.documentElement.scrollWidth, Inner: window.innerWidth, Out: out});
 })))`, width))
