@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/dom"
@@ -50,8 +52,14 @@ func a11ySweep(t *testing.T, tb *tab, base string, pages []a11yPage) {
 		if bad := evalJS[[]string](t, tb, a11yStructureJS); len(bad) > 0 {
 			tb.fail(t, "%s:\n%s", p.path, strings.Join(bad, "\n"))
 		}
-		a11yFits(t, tb, p.path, laptopWidth, a11yLaptopHeight, false)
-		a11yFits(t, tb, p.path, phoneWidth, phoneHeight, true)
+		for _, w := range []struct {
+			width, height int64
+			mobile        bool
+		}{{laptopWidth, a11yLaptopHeight, false}, {phoneWidth, phoneHeight, true}} {
+			if msg := a11yFits(t, tb, w.width, w.height, w.mobile); msg != "" {
+				tb.fail(t, "%s %s", p.path, msg)
+			}
+		}
 		if p.shot != "" {
 			tb.shot(t, p.shot+"-phone")
 		}
@@ -132,9 +140,9 @@ const a11yStructureJS = `(() => {
 })()`
 
 // a11yFits sets the window to width×height (a phone's when mobile) and
-// fails when the page scrolls sideways, naming what sticks out (outside
-// the elements meant to scroll: .scroll, pre).
-func a11yFits(t *testing.T, tb *tab, path string, width, height int64, mobile bool) {
+// says so when the page scrolls sideways, naming what sticks out
+// (outside the elements meant to scroll: .scroll, pre); "" when it fits.
+func a11yFits(t *testing.T, tb *tab, width, height int64, mobile bool) string {
 	t.Helper()
 	var opts []chromedp.EmulateViewportOption
 	if mobile {
@@ -160,9 +168,10 @@ func a11yFits(t *testing.T, tb *tab, path string, width, height int64, mobile bo
   ok({Scroll: document.documentElement.scrollWidth, Inner: window.innerWidth, Out: out});
 })))`, width))
 	if f.Scroll > width+1 || f.Inner > width+1 {
-		tb.fail(t, "%s scrolls sideways at %dx%d: the page is %d wide (window %d); sticking out:\n%s",
-			path, width, height, f.Scroll, f.Inner, strings.Join(f.Out, "\n"))
+		return fmt.Sprintf("scrolls sideways at %dx%d: the page is %d wide (window %d); sticking out:\n%s",
+			width, height, f.Scroll, f.Inner, strings.Join(f.Out, "\n"))
 	}
+	return ""
 }
 
 // a11yFocus is the focused element and how it shows it has the focus.
@@ -248,4 +257,57 @@ func (tb *tab) keyboardSignIn(t *testing.T, token string) {
 	tb.until(t, "the token field has the focus", `document.activeElement && document.activeElement.id === 'token'`)
 	tb.key(t, "typing the token and Enter", token+kb.Enter)
 	tb.until(t, "signed in", `document.querySelector('form.who') !== null`)
+}
+
+// a11yFaultyPage has one of each fault the checks above look for.
+const a11yFaultyPage = `<!doctype html><html><head><title>faulty</title></head><body>
+<a href="#named">a named link</a>
+<button id="unnamed-button"></button>
+<input id="unnamed-input">
+<table id="unnamed-table"><thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td><td>2</td></tr></tbody></table>
+<div id="too-wide" style="width: 2000px">wide</div>
+<button id="no-ring" style="outline: none">no focus ring</button>
+</body></html>`
+
+// TestDashboardA11yChecks shows that the accessibility checks find what
+// they look for: a page with an unnamed button, input and table, no lang
+// and no h1, too wide for any window, and a button that hides its focus.
+// Without it, TestDashboard's sweep passing could mean checks that see
+// nothing.
+func TestDashboardA11yChecks(t *testing.T) {
+	t.Parallel()
+	br := startBrowser(t, 3*time.Minute)
+	tb := br.tab(t, "faulty")
+	tb.do(t, "opening the faulty page", chromedp.Navigate("data:text/html,"+url.PathEscape(a11yFaultyPage)))
+	tb.text(t, "#no-ring")
+
+	unnamed := strings.Join(a11yUnnamed(t, tb), "\n")
+	for _, want := range []string{"button: <button id=\"unnamed-button\"", "textbox: <input id=\"unnamed-input\"", "table: <table id=\"unnamed-table\""} {
+		if !strings.Contains(unnamed, want) {
+			t.Errorf("the accessibility tree check missed %q; it found:\n%s", want, unnamed)
+		}
+	}
+	if strings.Contains(unnamed, "a named link") {
+		t.Errorf("the check finds the named link unnamed:\n%s", unnamed)
+	}
+	structure := strings.Join(evalJS[[]string](t, tb, a11yStructureJS), "\n")
+	for _, want := range []string{"no lang", "0 <h1>", "table without headers"} {
+		if !strings.Contains(structure, want) {
+			t.Errorf("the structure check missed %q; it found:\n%s", want, structure)
+		}
+	}
+	if msg := a11yFits(t, tb, phoneWidth, phoneHeight, true); !strings.Contains(msg, "div#too-wide") {
+		t.Errorf("the width check says %q, want it to name div#too-wide", msg)
+	}
+	tb.do(t, "a laptop's window again", chromedp.EmulateViewport(laptopWidth, laptopHeight))
+	tb.key(t, "the first Tab", kb.Tab)
+	if f := tb.focused(t, "a"); !f.Matches || !f.Indicated {
+		t.Errorf("the first Tab is on %s, indicated %v (%s): want the link, with Chromium's own focus ring", f.What, f.Indicated, f.Style)
+	}
+	for range 3 {
+		tb.key(t, "Tab", kb.Tab)
+	}
+	if f := tb.focused(t, "#no-ring"); !f.Matches || f.Indicated {
+		t.Errorf("the fourth Tab is on %s, indicated %v (%s): want the button with no focus ring, seen as such", f.What, f.Indicated, f.Style)
+	}
 }

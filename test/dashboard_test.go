@@ -42,8 +42,10 @@ const dashboardTestStep = `command: [python3, -c, "import time\nfor i in range(2
 // confirmation page; and check that a viewer is offered no approve button
 // nor rollback link, and that forged posts (no CSRF token, another site's
 // form) are refused and change nothing. Every page opened is checked for
-// controls and tables without an accessible name; signing in and the
-// rollback use the keyboard only. The subtests tell one story over one
+// controls and tables without an accessible name; the approval, the
+// rollback and the last sign-in use the keyboard only; and at the end
+// every page is checked once in Chromium's accessibility tree and at a
+// laptop's and a phone's width (dashboard_a11y_test.go). The subtests tell one story over one
 // ferry serve, in order. Each saves screenshots in its output folder (go test -artifacts
 // -outputdir DIR keeps them). With FERRY_SCREENSHOTS set to a folder, the
 // matrix is also saved there as environments.png (make screenshots: the
