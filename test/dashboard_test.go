@@ -244,6 +244,11 @@ func TestDashboard(t *testing.T) {
 			matrix.fail(t, "prod's copy button copies %q, want the image at %s", ref, oldDigest)
 		}
 		evalJS[bool](t, matrix, "window.ferryNotReloaded = true")
+		// Someone on the keyboard is on prod's copy button when the
+		// matrix changes: they stay there.
+		copyButton := `td[data-env="prod"][data-fn="hello"] button.copy`
+		matrix.skipToContent(t)
+		matrix.tabTo(t, copyButton, 30)
 		matrix.shot(t, "before")
 
 		bob.open(t, base+"/promotions", fmt.Sprintf(`tr[data-promotion="%d"]`, second.ID))
@@ -281,6 +286,9 @@ func TestDashboard(t *testing.T) {
 			`document.querySelector(%q) !== null && document.querySelector(%q).textContent.trim() === %q`, cell, cell, shortDigest(newDigest)))
 		if !evalJS[bool](t, matrix, "window.ferryNotReloaded === true") {
 			matrix.fail(t, "the matrix was reloaded: it must change by itself")
+		}
+		if f := matrix.focused(t, copyButton); !f.Matches {
+			matrix.fail(t, "after the matrix changed the focus is on %s, want still prod's copy button", f.What)
 		}
 		matrix.shot(t, "after")
 		waitIn(t, p, "prod", "hello from the dashboard", 60*time.Second)

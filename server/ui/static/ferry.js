@@ -78,14 +78,20 @@
     }
     pending = null;
     var a = document.activeElement;
-    var focusID = a && live.contains(a) ? a.id : "";
+    var inLive = a && a !== live && live.contains(a);
+    var focusID = inLive ? a.id : "";
+    // why: most links and buttons have no id; someone on the keyboard
+    // keeps their place by its position among the live part's controls,
+    // rather than being sent back to the top of the page.
+    var focusAt = inLive ? Array.prototype.indexOf.call(live.querySelectorAll(focusable), a) : -1;
     live.innerHTML = html;
     times(live);
-    if (focusID) {
-      var again = document.getElementById(focusID);
-      if (again) again.focus();
-    }
+    if (!inLive) return;
+    var again = focusID ? document.getElementById(focusID) : live.querySelectorAll(focusable)[focusAt];
+    if (again) again.focus();
+    else main.focus();
   }
+  var focusable = "a[href], button, input, select, textarea, [tabindex]";
 
   live && live.addEventListener("focusout", function () {
     setTimeout(function () { if (pending !== null) swap(pending); }, 0);
