@@ -369,6 +369,18 @@ func TestDashboard(t *testing.T) {
 		keys.open(t, base+"/environments/prod/rollback?to="+second.Release, "form#rollback-form")
 		keys.skipToContent(t)
 		keys.tabTo(t, "form#rollback-form button[type=submit]", 30)
+		// Space presses a button: a copy button says what it did, and
+		// the focus stays on it.
+		copyButton := `td[data-env="staging"][data-fn="hello"] button.copy`
+		keys.open(t, base+"/environments", "table#matrix")
+		keys.skipToContent(t)
+		keys.tabTo(t, copyButton, 30)
+		keys.key(t, "Space on the copy button", " ")
+		said := pollValue[string](t, keys, "the copy button says it copied", `(s => s.startsWith('Cop') && s)(document.querySelector('#conn').textContent)`)
+		t.Logf("Space on the copy button: %q", said)
+		if f := keys.focused(t, copyButton); !f.Matches {
+			keys.fail(t, "after Space on the copy button the focus is on %s", f.What)
+		}
 	})
 }
 

@@ -57,6 +57,9 @@
     ta.select();
     try { document.execCommand("copy"); done(); } catch (e) { say("Copy failed; select the text instead"); }
     document.body.removeChild(ta);
+    // why: selecting the textarea took the focus; give it back, so the
+    // keyboard stays on the button.
+    b.focus();
   });
 
   // Live updates: the server renders the page's live part again whenever
