@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ferrycd/ferry/server"
 	"github.com/ferrycd/ferry/test/gitserver"
@@ -41,8 +42,10 @@ const dashboardTestStep = `command: [python3, -c, "import time\nfor i in range(2
 // confirmation page; and check that a viewer is offered no approve button
 // nor rollback link, and that forged posts (no CSRF token, another site's
 // form) are refused and change nothing. Every page opened is checked for
-// controls and tables without an accessible name; signing in and the
-// rollback use the keyboard only. The subtests tell one story over one
+// controls and tables without an accessible name; the approval, the
+// rollback and the last sign-in use the keyboard only; and at the end
+// every page is checked once in Chromium's accessibility tree and at a
+// laptop's and a phone's width (dashboard_a11y_test.go). The subtests tell one story over one
 // ferry serve, in order. Each saves screenshots in its output folder (go test -artifacts
 // -outputdir DIR keeps them). With FERRY_SCREENSHOTS set to a folder, the
 // matrix is also saved there as environments.png (make screenshots: the
@@ -241,6 +244,11 @@ func TestDashboard(t *testing.T) {
 			matrix.fail(t, "prod's copy button copies %q, want the image at %s", ref, oldDigest)
 		}
 		evalJS[bool](t, matrix, "window.ferryNotReloaded = true")
+		// Someone on the keyboard is on prod's copy button when the
+		// matrix changes: they stay there.
+		copyButton := `td[data-env="prod"][data-fn="hello"] button.copy`
+		matrix.skipToContent(t)
+		matrix.tabTo(t, copyButton, 30)
 		matrix.shot(t, "before")
 
 		bob.open(t, base+"/promotions", fmt.Sprintf(`tr[data-promotion="%d"]`, second.ID))
@@ -248,14 +256,29 @@ func TestDashboard(t *testing.T) {
 			bob.fail(t, "the promotion's row says %q, want pending", st)
 		}
 		bob.shot(t, "promotions")
-		bob.click(t, fmt.Sprintf(`tr[data-promotion="%d"] a[href="/promotions/%d"]`, second.ID, second.ID))
-		bob.text(t, "form#approve")
-		bob.typeInto(t, "#approve-comment", "ship it")
-		bob.click(t, "form#approve button[type=submit]")
+		// The approval with the keyboard only, from the page just
+		// opened: skip to the content, Tab to the comment, type it, Tab
+		// to Approve, Enter.
+		bob.open(t, fmt.Sprintf("%s/promotions/%d", base, second.ID), "form#approve")
+		bob.skipToContent(t)
+		bob.tabTo(t, "#approve-comment", 30)
+		bob.key(t, "typing the comment", "ship it")
+		bob.tabTo(t, "form#approve button[type=submit]", 1)
+		if b := bob.text(t, "form#approve button[type=submit]"); b != "Approve" {
+			bob.fail(t, "the approve button reads %q", b)
+		}
+		bob.key(t, "Enter on Approve", kb.Enter)
 		bob.until(t, "the promotion is no longer pending",
 			`document.querySelector('#promotion-status') !== null && document.querySelector('#promotion-status').textContent.trim() !== 'pending' && document.querySelector('li[data-approval]') !== null`)
 		if a := bob.text(t, "li[data-approval]"); !strings.Contains(a, "bob") || !strings.Contains(a, "ship it") {
 			bob.fail(t, "the approval reads %q, want bob's with his comment", a)
+		}
+		got, err := api.Promotion(ctx, second.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Approvals) != 1 || got.Approvals[0].Actor != "bob" || !got.Approvals[0].Approve || got.Approvals[0].Comment != "ship it" {
+			t.Fatalf("the API records the approvals %+v, want bob's with the comment \"ship it\"", got.Approvals)
 		}
 		bob.shot(t, "approved")
 
@@ -263,6 +286,9 @@ func TestDashboard(t *testing.T) {
 			`document.querySelector(%q) !== null && document.querySelector(%q).textContent.trim() === %q`, cell, cell, shortDigest(newDigest)))
 		if !evalJS[bool](t, matrix, "window.ferryNotReloaded === true") {
 			matrix.fail(t, "the matrix was reloaded: it must change by itself")
+		}
+		if f := matrix.focused(t, copyButton); !f.Matches {
+			matrix.fail(t, "after the matrix changed the focus is on %s, want still prod's copy button", f.What)
 		}
 		matrix.shot(t, "after")
 		waitIn(t, p, "prod", "hello from the dashboard", 60*time.Second)
@@ -312,6 +338,49 @@ func TestDashboard(t *testing.T) {
 		alice.do(t, "a phone's screen", chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateMobile), chromedp.Reload())
 		alice.text(t, "table#matrix")
 		alice.shot(t, "matrix-phone")
+	})
+
+	t.Run("Accessible", func(t *testing.T) {
+		// Every page, once each, in a tab that signs in with the keyboard
+		// only: names, structure, and the width of a laptop and a phone.
+		keys := br.tab(t, "keys")
+		a11ySweep(t, keys, base, []a11yPage{{path: "/signin", sel: "#token"}})
+		keys.keyboardSignIn(t, serveToken)
+		run := waitRun(t, api, 1)
+		a11ySweep(t, keys, base, []a11yPage{
+			{path: "/", sel: `tr[data-source="shop"]`},
+			{path: "/runs", sel: "main h1"},
+			{path: fmt.Sprintf("/runs/%d", run), sel: "#run-status"},
+			{path: "/environments", sel: "table#matrix", shot: "environments"},
+			{path: "/environments/prod", sel: "table#history"},
+			{path: "/environments/prod/rollback?to=" + second.Release, sel: "form#rollback-form"},
+			{path: "/releases", sel: fmt.Sprintf(`tr[data-release="%s"]`, second.Release)},
+			{path: "/releases/" + second.Release, sel: "main h1"},
+			{path: fmt.Sprintf("/diff?from=%s&to=%s", first.Release, second.Release), sel: "table#diff"},
+			{path: "/promotions", sel: fmt.Sprintf(`tr[data-promotion="%d"]`, second.ID)},
+			{path: fmt.Sprintf("/promotions/%d", second.ID), sel: "#promotion-status", shot: "promotion"},
+			{path: "/previews", sel: "main h1"},
+			{path: "/no-such-page", sel: "main h1"},
+		})
+		if code := evalJS[int](t, keys, `fetch('/no-such-page').then(r => r.status)`); code != http.StatusNotFound {
+			keys.fail(t, "/no-such-page answers %d, want 404", code)
+		}
+		// The focus is shown on a page with forms, links and buttons.
+		keys.open(t, base+"/environments/prod/rollback?to="+second.Release, "form#rollback-form")
+		keys.skipToContent(t)
+		keys.tabTo(t, "form#rollback-form button[type=submit]", 30)
+		// Space presses a button: a copy button says what it did, and
+		// the focus stays on it.
+		copyButton := `td[data-env="staging"][data-fn="hello"] button.copy`
+		keys.open(t, base+"/environments", "table#matrix")
+		keys.skipToContent(t)
+		keys.tabTo(t, copyButton, 30)
+		keys.key(t, "Space on the copy button", " ")
+		said := pollValue[string](t, keys, "the copy button says it copied", `(s => s.startsWith('Cop') && s)(document.querySelector('#conn').textContent)`)
+		t.Logf("Space on the copy button: %q", said)
+		if f := keys.focused(t, copyButton); !f.Matches {
+			keys.fail(t, "after Space on the copy button the focus is on %s", f.What)
+		}
 	})
 }
 

@@ -57,6 +57,9 @@
     ta.select();
     try { document.execCommand("copy"); done(); } catch (e) { say("Copy failed; select the text instead"); }
     document.body.removeChild(ta);
+    // why: selecting the textarea took the focus; give it back, so the
+    // keyboard stays on the button.
+    b.focus();
   });
 
   // Live updates: the server renders the page's live part again whenever
@@ -78,14 +81,20 @@
     }
     pending = null;
     var a = document.activeElement;
-    var focusID = a && live.contains(a) ? a.id : "";
+    var inLive = a && a !== live && live.contains(a);
+    var focusID = inLive ? a.id : "";
+    // why: most links and buttons have no id; someone on the keyboard
+    // keeps their place by its position among the live part's controls,
+    // rather than being sent back to the top of the page.
+    var focusAt = inLive ? Array.prototype.indexOf.call(live.querySelectorAll(focusable), a) : -1;
     live.innerHTML = html;
     times(live);
-    if (focusID) {
-      var again = document.getElementById(focusID);
-      if (again) again.focus();
-    }
+    if (!inLive) return;
+    var again = focusID ? document.getElementById(focusID) : live.querySelectorAll(focusable)[focusAt];
+    if (again) again.focus();
+    else main.focus();
   }
+  var focusable = "a[href], button, input, select, textarea, [tabindex]";
 
   live && live.addEventListener("focusout", function () {
     setTimeout(function () { if (pending !== null) swap(pending); }, 0);
