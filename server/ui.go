@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -316,6 +317,19 @@ func (u *uiServer) back(w http.ResponseWriter, r *http.Request, s *uiSession, pa
 func liveHash(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
+}
+
+// pageBefore reads a list page's ?before=: 0 for the newest page.
+func pageBefore(r *http.Request) (int64, error) {
+	b := r.URL.Query().Get("before")
+	if b == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(b, 10, 64)
+	if err != nil || n < 1 {
+		return 0, &StatusError{Code: http.StatusBadRequest, Message: fmt.Sprintf("before=%q is not a page of this list: follow its Older link, or leave before out for the newest", b)}
+	}
+	return n, nil
 }
 
 // localPath: a path on this site, never another (//host, /\host). No

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/ferrycd/ferry/manifests"
@@ -184,13 +183,9 @@ type environmentData struct {
 func (u *uiServer) environmentPage(w http.ResponseWriter, r *http.Request, s *uiSession) error {
 	c := u.client(s)
 	name := r.PathValue("name")
-	var before int64
-	if b := r.URL.Query().Get("before"); b != "" {
-		n, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || n < 1 {
-			return &StatusError{Code: http.StatusBadRequest, Message: "before=" + b + " is not a page of this history; follow the Older link instead"}
-		}
-		before = n
+	before, err := pageBefore(r)
+	if err != nil {
+		return err
 	}
 	env, err := c.Environment(r.Context(), name)
 	if err != nil {

@@ -73,12 +73,9 @@ func (u *uiServer) routesPromotions() {
 func (u *uiServer) promotions(w http.ResponseWriter, r *http.Request, s *uiSession) error {
 	q := r.URL.Query()
 	d := promotionsData{Env: q.Get("env")}
-	if b := q.Get("before"); b != "" {
-		n, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || n < 1 {
-			return &StatusError{Code: http.StatusBadRequest, Message: fmt.Sprintf("before %q: follow the Older link of the page before", b)}
-		}
-		d.Before = n
+	var err error
+	if d.Before, err = pageBefore(r); err != nil {
+		return err
 	}
 	c := u.client(s)
 	if d.Before == 0 {

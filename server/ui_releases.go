@@ -57,12 +57,9 @@ func (u *uiServer) releases(w http.ResponseWriter, r *http.Request, s *uiSession
 	c := u.client(s)
 	q := r.URL.Query()
 	d := releasesData{Source: q.Get("source")}
-	if b := q.Get("before"); b != "" {
-		n, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || n <= 0 {
-			return &StatusError{Code: http.StatusBadRequest, Message: fmt.Sprintf("before=%q: give the number a page's Older link carries, or leave it out for the newest releases", b)}
-		}
-		d.Before = n
+	var err error
+	if d.Before, err = pageBefore(r); err != nil {
+		return err
 	}
 	page, err := c.Releases(r.Context(), d.Source, releasesPerPage, d.Before)
 	if err != nil {

@@ -56,12 +56,9 @@ func uiRunID(r *http.Request) (int64, error) {
 func (u *uiServer) runsPage(w http.ResponseWriter, r *http.Request, s *uiSession) error {
 	q := r.URL.Query()
 	d := runsData{Source: q.Get("source")}
-	if b := q.Get("before"); b != "" {
-		n, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || n < 1 {
-			return &StatusError{Code: http.StatusBadRequest, Message: fmt.Sprintf("before %q: follow the page's \"Older runs\" link, or open /runs for the newest", b)}
-		}
-		d.Before = n
+	var err error
+	if d.Before, err = pageBefore(r); err != nil {
+		return err
 	}
 	c := u.client(s)
 	srcs, err := c.Sources(r.Context())
