@@ -264,8 +264,7 @@ func (u *uiServer) signinPage(w http.ResponseWriter, r *http.Request) {
 	if !localPath(next) {
 		next = "/"
 	}
-	if s, ok := u.sessions.fromRequest(r, u.tokens); ok {
-		_ = s
+	if _, ok := u.sessions.fromRequest(r, u.tokens); ok {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
